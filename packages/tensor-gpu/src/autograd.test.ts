@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { applyFunction, noGrad, enableGrad, tensor, scope, memory, type CustomFunction, type Tensor, cpu, TensorError } from './index.js';
+
+const backend = cpu();
+const t = (d: Parameters<typeof tensor>[0], requiresGrad = false) => tensor(d, { backend, requiresGrad });
+const arr = async (x: Tensor | null) => Array.from(await x!.data());
+
+describe('autograd', () => {
+  it('fills .grad on leaves and accumulates across backward calls', async () => {
+    const x = t([1, 2, 3], true);
+    x.mul(x).sum().backward();
+    expect(await arr(x.grad)).toEqual([2, 4, 6]);
+    x.mulScalar(3).sum().backward();
+    expect(await arr(x.grad)).toEqual([5, 7, 9]);
+    x.zeroGrad();
+    expect(x.grad).toBeNull();
+  });
+
+  it('sums gradients over every path through the graph', async () => {
+    const x = t([2], true);
+    const y = x.mul(x); // x^2
+    const z = y.mul(x).add(y); // x^3 + x^2
+    z.sum().backward();
+    expect(await arr(x.grad)).toEqual([3 * 4 + 2 * 2]);
+  });
+
+  it('noGrad records nothing; detach cuts the graph; enableGrad turns it back on', () => {
+    const x = t([1, 2], true);
+    const y = noGrad(() => x.mul(x));
+    expect(y.requiresGrad).toBe(false);
+    expect(x.detach().mulScalar(2).requiresGrad).toBe(false);
+    const z = noGrad(() => enableGrad(() => x.mulScalar(2)));
+    expect(z.requiresGrad).toBe(true);
+  });
+
+  it('refuses a second backward through a freed graph unless retainGraph', async () => {
+    const x = t([1, 2], true);
+    const y = x.exp().sum();
+    y.backward(undefined, { retainGraph: true });
+    y.backward();
+    const g = await arr(x.grad);
+    expect(g[0]).toBeCloseTo(2 * Math.E, 5);
+    expect(g[1]).toBeCloseTo(2 * Math.exp(2), 4);
+    expect(() => y.backward()).toThrow(/already freed/);
+  });
+
+  it('requires a scalar or an explicit gradient', async () => {
+    const x = t([1, 2], true);
+    const y = x.mulScalar(2);
+    expect(() => y.backward()).toThrow(TensorError);
+    y.backward(t([1, 10]));
+    expect(await arr(x.grad)).toEqual([2, 20]);
+  });
+
+  it('custom functions supply their own backward (straight-through clamp)', async () => {
+    const straightThrough: CustomFunction<[Tensor]> = {
+      name: 'straightThroughClamp',
+      forward: (_ctx, x) => x.clamp(-1, 1),
+      backward: (_ctx, g) => [g],
+    };
+    const x = t([-3, 0.5, 2], true);
+    const y = applyFunction(straightThrough, x) as Tensor;
+    expect(await arr(y)).toEqual([-1, 0.5, 1]);
+    y.sum().backward();
+    expect(await arr(x.grad)).toEqual([1, 1, 1]);
+  });
+
+  it('custom functions can recompute in backward (gradient checkpointing)', async () => {
+    const block = (x: Tensor, w: Tensor) => x.mul(w).tanh().mul(w);
+    const checkpoint: CustomFunction<[Tensor, Tensor]> = {
+      name: 'checkpoint',
+      forward: (ctx, x, w) => {
+        ctx.saveForBackward(x, w);
+        return block(x, w);
+      },
+      backward: (ctx, g) => {
+        const [x, w] = ctx.saved;
+        const xr = x.detach().requiresGrad_();
+        const wr = w.detach().requiresGrad_();
+        enableGrad(() => block(xr, wr)).backward(g!);
+        return [xr.grad, wr.grad];
+      },
+    };
+    const x1 = t([0.3, -0.7], true);
+    const w1 = t([1.5, 0.5], true);
+    block(x1, w1).sum().backward();
+    const x2 = t([0.3, -0.7], true);
+    const w2 = t([1.5, 0.5], true);
+    (applyFunction(checkpoint, x2, w2) as Tensor).sum().backward();
+    expect(await arr(x2.grad)).toEqual(await arr(x1.grad));
+    expect(await arr(w2.grad)).toEqual(await arr(w1.grad));
+  });
+
+  it('multi-output custom functions route each output gradient', async () => {
+    const splitScale: CustomFunction<[Tensor]> = {
+      name: 'splitScale',
+      forward: (_ctx, x) => [x.mulScalar(2), x.mulScalar(3)],
+      backward: (_ctx, ga, gb) => [ga!.mulScalar(2).add(gb!.mulScalar(3))],
+    };
+    const x = t([1, 1], true);
+    const [a, b] = applyFunction(splitScale, x) as Tensor[];
+    a.add(b.mulScalar(10)).sum().backward();
+    expect(await arr(x.grad)).toEqual([32, 32]);
+  });
+
+  it('a scope around forward+backward frees the graph and intermediates', () => {
+    const w = t([[0.1, 0.2], [0.3, 0.4]], true);
+    const before = memory().tensors;
+    for (let i = 0; i < 5; i++) {
+      scope(() => {
+        const x = t([[1, 2]]);
+        const loss = x.matmul(w).relu().square().mean();
+        loss.backward();
+      });
+    }
+    // only w.grad survives
+    expect(memory().tensors).toBe(before + 1);
+  });
+});

@@ -1,0 +1,122 @@
+// The backend contract: storage plus a small table of kernels. A backend knows nothing about
+// autograd, scopes or user-facing validation; the ops layer (src/ops) checks shapes and dtypes once,
+// allocates outputs and calls these kernels. Every kernel writes into `out`, a view over storage the
+// ops layer allocated (contiguous unless the kernel says otherwise).
+
+import type { AnyHostArray, DType } from './dtype.js';
+import type { Shape } from './layout.js';
+import type { BinaryOpName, UnaryOpName } from './ops/elementwise-table.js';
+
+export type BackendName = 'cpu' | 'webgpu';
+
+/** A backend-owned block of elements of one dtype. Reference-counted by the tensors viewing it. */
+export interface Storage {
+  readonly backend: Backend;
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly size: number;
+  /** Bytes the backend holds for it. */
+  readonly byteLength: number;
+  /** Tensor handles (and saved autograd references) sharing it; freed at 0. */
+  refs: number;
+}
+
+/** A strided window onto a storage: what kernels read and write. Offsets and strides are in elements. */
+export interface View {
+  readonly storage: Storage;
+  readonly dtype: DType;
+  readonly shape: Shape;
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+export type ReduceOpName = 'sum' | 'prod' | 'max' | 'min' | 'argmax' | 'argmin';
+export type RandomKind = 'uniform' | 'normal' | 'bernoulli';
+
+export interface MemoryInfo {
+  /** Live storages and the bytes they hold. */
+  storages: number;
+  bytes: number;
+  /** Bytes kept in the backend's reuse pool (not counted in `bytes`). */
+  pooledBytes: number;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  /** Human-readable adapter description: `cpu (wasm-simd128, 2 threads)`, `webgpu: google swiftshader`. */
+  readonly adapterInfo: string;
+  /** True for software GPU adapters (SwiftShader): correct but slow. */
+  readonly isSoftware: boolean;
+  readonly supportsFloat16: boolean;
+  /** Largest storage, in bytes, one kernel binding can address. */
+  readonly maxBindingBytes: number;
+
+  // ---- storage -------------------------------------------------------------------------------
+  /** Uninitialised storage for `size` elements of `dtype`, with refs = 1 (the tensor about to wrap it). */
+  alloc(dtype: DType, size: number): Storage;
+  /** Storage (refs = 1) holding a copy of host data (float16 is given widened to Float32Array). */
+  upload(data: AnyHostArray, dtype: DType): Storage;
+  /** A contiguous host copy of a view, in row-major order of its shape. */
+  read(view: View): Promise<AnyHostArray>;
+  /** Synchronous read; only backends whose data lives on the host implement it. */
+  readSync?(view: View): AnyHostArray;
+  /** Releases storage (called when its refs reach 0). */
+  free(storage: Storage): void;
+  /** Submits queued work. Compute ops only encode; this and `read` make it run. */
+  flush(): void;
+  /** Resolves when all submitted work has finished. */
+  sync(): Promise<void>;
+  memory(): MemoryInfo;
+  /** Frees pooled memory and releases the device. The backend is unusable afterwards. */
+  destroy(): void;
+
+  // ---- kernels -------------------------------------------------------------------------------
+  fill(out: View, value: number): void;
+  /** out[i] = start + i * step (out contiguous). */
+  arange(out: View, start: number, step: number): void;
+  /**
+   * Counter-based random numbers (Philox4x32-10, see random.ts for the exact mapping) so both backends
+   * give the same values: element i uses counter (offset + i). uniform in [p0, p1); normal with mean p0,
+   * std p1; bernoulli(p0) gives 1 with probability p0.
+   */
+  random(out: View, kind: RandomKind, seed: number, offset: number, p0: number, p1: number): void;
+  /** Strided copy with dtype conversion: dst[i] = cast(src[i]). Both views have the same shape. */
+  copy(src: View, dst: View): void;
+  /** out = op(x, p0, p1), elementwise; x may be strided/broadcast, out contiguous of x's shape. */
+  unary(op: UnaryOpName, x: View, out: View, p0: number, p1: number): void;
+  /** out = op(a, b); a and b are views already broadcast to out's shape (0 strides where expanded). */
+  binary(op: BinaryOpName, a: View, b: View, out: View): void;
+  /** out = cond ? a : b; all three broadcast to out's shape. */
+  where(cond: View, a: View, b: View, out: View): void;
+  /** Reduces the last dim of a contiguous [outer, inner] view into out [outer]. argmax/argmin give int32. */
+  reduce(op: ReduceOpName, x: View, out: View): void;
+  /** Softmax (or log-softmax) over the last dim of contiguous [outer, inner]. */
+  softmax(x: View, out: View, log: boolean): void;
+  /**
+   * Layer norm over the last dim of contiguous [outer, inner]: (x - mean) / sqrt(var + eps) * w + b,
+   * or with `rms`, x / sqrt(mean(x^2) + eps) * w. weight/bias are [inner] or null.
+   */
+  layerNorm(x: View, weight: View | null, bias: View | null, out: View, eps: number, rms: boolean): void;
+  /**
+   * Batched matmul: a [batch, M, K] @ b [batch, K, N] -> out [batch, M, N] (contiguous). a and b may have
+   * any strides (a transposed operand is a stride swap; a broadcast batch has stride 0).
+   */
+  matmul(a: View, b: View, out: View): void;
+  /**
+   * out[..., j, ...] = x[..., index[..., j, ...], ...] along `axis`; index (int32) has out's shape and may be
+   * a broadcast view. Indices out of [0, x.shape[axis]) are an IndexError (on GPU, raised at the next read).
+   */
+  gather(x: View, index: View, axis: number, out: View, opName: string): void;
+  /** out[..., index[..., j, ...], ...] += src[..., j, ...] along `axis`; out already holds the base values. */
+  scatterAdd(out: View, index: View, src: View, axis: number, opName: string): void;
+  /** Inclusive cumulative sum along the middle dim of contiguous [outer, n, inner]. */
+  cumsum(x: View, out: View): void;
+  /** Stable sort of each row of contiguous [outer, n]: values and int32 source indices. */
+  sort(x: View, values: View, indices: View, descending: boolean): void;
+  /**
+   * Fused scaled-dot-product attention: q [B, Lq, D], k [B, Lk, D], v [B, Lk, Dv] (any strides) ->
+   * out [B, Lq, Dv]. mask is null or a float (additive) / bool (true = keep) view broadcast to [B, Lq, Lk].
+   * causal masks keys j > i + (Lk - Lq).
+   */
+  attention(q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean): void;
+}

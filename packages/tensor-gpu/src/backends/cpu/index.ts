@@ -1,0 +1,449 @@
+// The cpu backend: typed arrays on the host, strided JS loops for the memory-bound kernels, and a
+// WebAssembly SIMD + threads GEMM for matmul. It is also the numerical reference in tests.
+// float16 tensors are stored widened in Float32Array and rounded to half precision on every write.
+
+import type { Backend, MemoryInfo, RandomKind, ReduceOpName, Storage, View } from '../../backend.js';
+import { hostArrayFor, roundToFloat16, type AnyHostArray, type DType } from '../../dtype.js';
+import { IndexError } from '../../errors.js';
+import { BINARY, UNARY, type BinaryOpName, type UnaryOpName } from '../../ops/elementwise-table.js';
+import { philoxFill } from '../../random.js';
+import { forEachRow, offsetsOf } from './strided.js';
+import { matmulKernel } from './matmul.js';
+
+export interface CpuStorage extends Storage {
+  data: AnyHostArray;
+}
+
+function arr(v: View): AnyHostArray {
+  return (v.storage as CpuStorage).data;
+}
+
+/** Converts a float result to what a dtype stores. */
+function converter(dtype: DType): ((v: number) => number) | null {
+  switch (dtype) {
+    case 'int32':
+      return (v) => (Number.isFinite(v) ? Math.trunc(v) : 0);
+    case 'bool':
+      return (v) => (v !== 0 ? 1 : 0);
+    case 'float16':
+      return roundToFloat16;
+    default:
+      return null;
+  }
+}
+
+function contiguousRows(v: View): { rows: number; inner: number; base: number } {
+  const inner = v.shape[v.shape.length - 1] ?? 1;
+  const rows = v.shape.length > 1 ? v.shape[0] : 1;
+  return { rows, inner, base: v.offset };
+}
+
+class CpuBackend implements Backend {
+  readonly name = 'cpu' as const;
+  readonly isSoftware = false;
+  readonly supportsFloat16 = true;
+  readonly maxBindingBytes = 2 ** 31 - 1;
+  private live = 0;
+  private liveBytes = 0;
+
+  get adapterInfo(): string {
+    return `cpu (${matmulKernel.describe()})`;
+  }
+
+  alloc(dtype: DType, size: number): CpuStorage {
+    const data = hostArrayFor(dtype, size);
+    this.live++;
+    this.liveBytes += data.byteLength;
+    return { backend: this, dtype, size, byteLength: data.byteLength, refs: 1, data };
+  }
+
+  upload(data: AnyHostArray, dtype: DType): CpuStorage {
+    const s = this.alloc(dtype, data.length);
+    const conv = converter(dtype);
+    if (conv && dtype !== 'int32' && !(dtype === 'bool' && data instanceof Uint8Array)) {
+      for (let i = 0; i < data.length; i++) s.data[i] = conv(data[i]);
+    } else if (dtype === 'bool') {
+      for (let i = 0; i < data.length; i++) s.data[i] = data[i] !== 0 ? 1 : 0;
+    } else s.data.set(data);
+    return s;
+  }
+
+  readSync(view: View): AnyHostArray {
+    const out = hostArrayFor(view.dtype, view.shape.reduce((n, d) => n * d, 1));
+    const src = arr(view);
+    let i = 0;
+    forEachRow(view.shape, [view], ([base], n, [s]) => {
+      if (s === 1) {
+        out.set(src.subarray(base, base + n), i);
+        i += n;
+      } else for (let j = 0; j < n; j++) out[i++] = src[base + j * s];
+    });
+    return out;
+  }
+
+  async read(view: View): Promise<AnyHostArray> {
+    return this.readSync(view);
+  }
+
+  free(storage: Storage): void {
+    this.live--;
+    this.liveBytes -= storage.byteLength;
+    (storage as CpuStorage).data = new Float32Array(0);
+  }
+
+  flush(): void {}
+  async sync(): Promise<void> {}
+
+  memory(): MemoryInfo {
+    return { storages: this.live, bytes: this.liveBytes, pooledBytes: 0 };
+  }
+
+  destroy(): void {
+    matmulKernel.dispose();
+  }
+
+  fill(out: View, value: number): void {
+    const conv = converter(out.dtype);
+    const v = conv ? conv(value) : value;
+    const o = arr(out);
+    forEachRow(out.shape, [out], ([base], n, [s]) => {
+      if (s === 1) o.fill(v, base, base + n);
+      else for (let j = 0; j < n; j++) o[base + j * s] = v;
+    });
+  }
+
+  arange(out: View, start: number, step: number): void {
+    const o = arr(out);
+    const conv = converter(out.dtype);
+    const n = out.shape.reduce((a, d) => a * d, 1);
+    for (let i = 0; i < n; i++) {
+      const v = start + i * step;
+      o[out.offset + i] = conv ? conv(v) : v;
+    }
+  }
+
+  random(out: View, kind: RandomKind, seed: number, offset: number, p0: number, p1: number): void {
+    const n = out.shape.reduce((a, d) => a * d, 1);
+    const tmp = new Float32Array(n);
+    philoxFill(tmp, kind, seed, offset, p0, p1);
+    const o = arr(out);
+    const conv = converter(out.dtype);
+    for (let i = 0; i < n; i++) o[out.offset + i] = conv ? conv(tmp[i]) : tmp[i];
+  }
+
+  copy(src: View, dst: View): void {
+    const s = arr(src);
+    const d = arr(dst);
+    const conv = src.dtype === dst.dtype ? null : converter(dst.dtype);
+    forEachRow(dst.shape, [src, dst], ([bs, bd], n, [ss, sd]) => {
+      if (!conv && ss === 1 && sd === 1) d.set(s.subarray(bs, bs + n), bd);
+      else if (conv) for (let j = 0; j < n; j++) d[bd + j * sd] = conv(s[bs + j * ss]);
+      else for (let j = 0; j < n; j++) d[bd + j * sd] = s[bs + j * ss];
+    });
+  }
+
+  unary(op: UnaryOpName, x: View, out: View, p0: number, p1: number): void {
+    const f = UNARY[op].cpu;
+    const xs = arr(x);
+    const o = arr(out);
+    const conv = converter(out.dtype);
+    forEachRow(out.shape, [x, out], ([bx, bo], n, [sx, so]) => {
+      if (conv) for (let j = 0; j < n; j++) o[bo + j * so] = conv(f(xs[bx + j * sx], p0, p1));
+      else for (let j = 0; j < n; j++) o[bo + j * so] = f(xs[bx + j * sx], p0, p1);
+    });
+  }
+
+  binary(op: BinaryOpName, a: View, b: View, out: View): void {
+    const f = BINARY[op].cpu;
+    const as = arr(a);
+    const bs = arr(b);
+    const o = arr(out);
+    const conv = converter(out.dtype);
+    forEachRow(out.shape, [a, b, out], ([ba, bb, bo], n, [sa, sb, so]) => {
+      if (conv) for (let j = 0; j < n; j++) o[bo + j * so] = conv(f(as[ba + j * sa], bs[bb + j * sb]));
+      else for (let j = 0; j < n; j++) o[bo + j * so] = f(as[ba + j * sa], bs[bb + j * sb]);
+    });
+  }
+
+  where(cond: View, a: View, b: View, out: View): void {
+    const cs = arr(cond);
+    const as = arr(a);
+    const bs = arr(b);
+    const o = arr(out);
+    const conv = converter(out.dtype);
+    forEachRow(out.shape, [cond, a, b, out], ([bc, ba, bb, bo], n, [sc, sa, sb, so]) => {
+      for (let j = 0; j < n; j++) {
+        const v = cs[bc + j * sc] !== 0 ? as[ba + j * sa] : bs[bb + j * sb];
+        o[bo + j * so] = conv ? conv(v) : v;
+      }
+    });
+  }
+
+  reduce(op: ReduceOpName, x: View, out: View): void {
+    const { rows, inner, base } = contiguousRows(x);
+    const xs = arr(x);
+    const o = arr(out);
+    const conv = converter(out.dtype);
+    for (let r = 0; r < rows; r++) {
+      const start = base + r * inner;
+      let acc: number;
+      switch (op) {
+        case 'sum': {
+          acc = 0;
+          for (let j = 0; j < inner; j++) acc += xs[start + j];
+          break;
+        }
+        case 'prod': {
+          acc = 1;
+          for (let j = 0; j < inner; j++) acc *= xs[start + j];
+          break;
+        }
+        case 'max':
+        case 'min': {
+          acc = xs[start];
+          const isMax = op === 'max';
+          for (let j = 1; j < inner && !Number.isNaN(acc); j++) {
+            const v = xs[start + j];
+            if (Number.isNaN(v) || (isMax ? v > acc : v < acc)) acc = v;
+          }
+          break;
+        }
+        case 'argmax':
+        case 'argmin': {
+          let best = xs[start];
+          let bi = 0;
+          const isMax = op === 'argmax';
+          for (let j = 1; j < inner && !Number.isNaN(best); j++) {
+            const v = xs[start + j];
+            if (Number.isNaN(v) || (isMax ? v > best : v < best)) {
+              best = v;
+              bi = j;
+            }
+          }
+          acc = bi;
+          break;
+        }
+      }
+      o[out.offset + r] = conv ? conv(acc) : acc;
+    }
+  }
+
+  softmax(x: View, out: View, log: boolean): void {
+    const { rows, inner, base } = contiguousRows(x);
+    const xs = arr(x);
+    const o = arr(out);
+    const conv = converter(out.dtype);
+    for (let r = 0; r < rows; r++) {
+      const s = base + r * inner;
+      const d = out.offset + r * inner;
+      let m = -Infinity;
+      for (let j = 0; j < inner; j++) if (xs[s + j] > m) m = xs[s + j];
+      if (m === -Infinity) m = 0; // fully -inf row: exp gives 0s, sum 0 -> NaN like PyTorch
+      let sum = 0;
+      for (let j = 0; j < inner; j++) sum += Math.exp(xs[s + j] - m);
+      if (log) {
+        const lse = Math.log(sum);
+        for (let j = 0; j < inner; j++) o[d + j] = xs[s + j] - m - lse;
+      } else {
+        const inv = 1 / sum;
+        for (let j = 0; j < inner; j++) o[d + j] = Math.exp(xs[s + j] - m) * inv;
+      }
+      if (conv) for (let j = 0; j < inner; j++) o[d + j] = conv(o[d + j]);
+    }
+  }
+
+  layerNorm(x: View, weight: View | null, bias: View | null, out: View, eps: number, rms: boolean): void {
+    const { rows, inner, base } = contiguousRows(x);
+    const xs = arr(x);
+    const o = arr(out);
+    const w = weight ? arr(weight) : null;
+    const b = bias ? arr(bias) : null;
+    const wo = weight?.offset ?? 0;
+    const bo = bias?.offset ?? 0;
+    const conv = converter(out.dtype);
+    for (let r = 0; r < rows; r++) {
+      const s = base + r * inner;
+      const d = out.offset + r * inner;
+      let mean = 0;
+      if (!rms) {
+        for (let j = 0; j < inner; j++) mean += xs[s + j];
+        mean /= inner;
+      }
+      let v = 0;
+      for (let j = 0; j < inner; j++) {
+        const c = xs[s + j] - mean;
+        v += c * c;
+      }
+      const rstd = 1 / Math.sqrt(v / inner + eps);
+      for (let j = 0; j < inner; j++) {
+        let y = (xs[s + j] - mean) * rstd;
+        if (w) y *= w[wo + j];
+        if (b) y += b[bo + j];
+        o[d + j] = conv ? conv(y) : y;
+      }
+    }
+  }
+
+  matmul(a: View, b: View, out: View): void {
+    matmulKernel.run(a, arr(a) as Float32Array, b, arr(b) as Float32Array, arr(out) as Float32Array, out.offset);
+    if (out.dtype === 'float16') {
+      const o = arr(out);
+      const n = out.shape.reduce((p, d) => p * d, 1);
+      for (let i = 0; i < n; i++) o[out.offset + i] = roundToFloat16(o[out.offset + i]);
+    }
+  }
+
+  gather(x: View, index: View, axis: number, out: View, opName: string): void {
+    const xs = arr(x);
+    const idx = arr(index);
+    const o = arr(out);
+    const size = x.shape[axis];
+    const idxOffsets = offsetsOf(out.shape, index);
+    // Walk out in row-major order; track the coordinate along `axis` to swap in the index.
+    const shape = out.shape;
+    const rank = shape.length;
+    const coord = new Array<number>(rank).fill(0);
+    const n = idxOffsets.length;
+    let xBase = x.offset;
+    for (let i = 0; i < n; i++) {
+      const k = idx[idxOffsets[i]];
+      if (k < 0 || k >= size) throw new IndexError(`${opName}: index ${k} is out of range for dimension ${axis} of size ${size}`);
+      o[out.offset + i] = xs[xBase - coord[axis] * x.strides[axis] + k * x.strides[axis]];
+      for (let d = rank - 1; d >= 0; d--) {
+        coord[d]++;
+        xBase += x.strides[d];
+        if (coord[d] < shape[d]) break;
+        xBase -= x.strides[d] * shape[d];
+        coord[d] = 0;
+      }
+    }
+  }
+
+  scatterAdd(out: View, index: View, src: View, axis: number, opName: string): void {
+    const o = arr(out);
+    const idx = arr(index);
+    const ss = arr(src);
+    const size = out.shape[axis];
+    const shape = index.shape;
+    const rank = shape.length;
+    const idxOffsets = offsetsOf(shape, index);
+    const srcOffsets = offsetsOf(shape, src);
+    const coord = new Array<number>(rank).fill(0);
+    let oBase = out.offset;
+    const conv = converter(out.dtype);
+    for (let i = 0; i < idxOffsets.length; i++) {
+      const k = idx[idxOffsets[i]];
+      if (k < 0 || k >= size) throw new IndexError(`${opName}: index ${k} is out of range for dimension ${axis} of size ${size}`);
+      const at = oBase - coord[axis] * out.strides[axis] + k * out.strides[axis];
+      const v = o[at] + ss[srcOffsets[i]];
+      o[at] = conv ? conv(v) : v;
+      for (let d = rank - 1; d >= 0; d--) {
+        coord[d]++;
+        oBase += out.strides[d];
+        if (coord[d] < shape[d]) break;
+        oBase -= out.strides[d] * shape[d];
+        coord[d] = 0;
+      }
+    }
+  }
+
+  cumsum(x: View, out: View): void {
+    const [outer, n, inner] = x.shape;
+    const xs = arr(x);
+    const o = arr(out);
+    const conv = converter(out.dtype);
+    for (let a = 0; a < outer; a++) {
+      for (let c = 0; c < inner; c++) {
+        let acc = 0;
+        for (let j = 0; j < n; j++) {
+          const at = a * n * inner + j * inner + c;
+          acc += xs[x.offset + at];
+          o[out.offset + at] = conv ? conv(acc) : acc;
+        }
+      }
+    }
+  }
+
+  sort(x: View, values: View, indices: View, descending: boolean): void {
+    const { rows, inner, base } = contiguousRows(x);
+    const xs = arr(x);
+    const vs = arr(values);
+    const is = arr(indices);
+    const order = new Array<number>(inner);
+    for (let r = 0; r < rows; r++) {
+      const s = base + r * inner;
+      for (let j = 0; j < inner; j++) order[j] = j;
+      // NaN sorts last ascending and first descending, as in PyTorch; Array.prototype.sort is stable.
+      order.sort((i, j) => {
+        const a = xs[s + i];
+        const b = xs[s + j];
+        const an = Number.isNaN(a);
+        const bn = Number.isNaN(b);
+        if (an || bn) return an === bn ? 0 : (an ? 1 : -1) * (descending ? -1 : 1);
+        return descending ? b - a : a - b;
+      });
+      for (let j = 0; j < inner; j++) {
+        vs[values.offset + r * inner + j] = xs[s + order[j]];
+        is[indices.offset + r * inner + j] = order[j];
+      }
+    }
+  }
+
+  attention(q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean): void {
+    const [B, Lq, D] = q.shape;
+    const Lk = k.shape[1];
+    const Dv = v.shape[2];
+    const qs = arr(q);
+    const ks = arr(k);
+    const vs = arr(v);
+    const ms = mask ? arr(mask) : null;
+    const o = arr(out);
+    const boolMask = mask?.dtype === 'bool';
+    const scores = new Float64Array(Lk);
+    const acc = new Float64Array(Dv);
+    const conv = converter(out.dtype);
+    const shift = Lk - Lq;
+    for (let bt = 0; bt < B; bt++) {
+      for (let i = 0; i < Lq; i++) {
+        const qb = q.offset + bt * q.strides[0] + i * q.strides[1];
+        let m = -Infinity;
+        for (let j = 0; j < Lk; j++) {
+          const kb = k.offset + bt * k.strides[0] + j * k.strides[1];
+          let s = 0;
+          for (let d = 0; d < D; d++) s += qs[qb + d * q.strides[2]] * ks[kb + d * k.strides[2]];
+          s *= scale;
+          if (ms) {
+            const mv = ms[mask!.offset + bt * mask!.strides[0] + i * mask!.strides[1] + j * mask!.strides[2]];
+            if (boolMask) {
+              if (mv === 0) s = -3.4028234663852886e38;
+            } else s += mv;
+          }
+          if (causal && j > i + shift) s = -3.4028234663852886e38;
+          // Scores are float32 in the reference; keep the masked fill finite like it.
+          s = Math.fround(s);
+          scores[j] = s;
+          if (s > m) m = s;
+        }
+        let sum = 0;
+        for (let j = 0; j < Lk; j++) {
+          scores[j] = Math.exp(scores[j] - m);
+          sum += scores[j];
+        }
+        acc.fill(0);
+        for (let j = 0; j < Lk; j++) {
+          const p = scores[j] / sum;
+          const vb = v.offset + bt * v.strides[0] + j * v.strides[1];
+          for (let d = 0; d < Dv; d++) acc[d] += p * vs[vb + d * v.strides[2]];
+        }
+        const ob = out.offset + (bt * Lq + i) * Dv;
+        for (let d = 0; d < Dv; d++) o[ob + d] = conv ? conv(acc[d]) : acc[d];
+      }
+    }
+  }
+}
+
+export type { CpuBackend };
+
+export function createCpuBackend(): Backend {
+  return new CpuBackend();
+}

@@ -1,0 +1,41 @@
+// @lm/tensor-gpu: tensors, WGSL kernels, a fast cpu backend, autograd and memory management.
+
+export { Tensor, type NestedArray } from './tensor.js';
+export type { Backend, BackendName, Storage, View, MemoryInfo, ReduceOpName, RandomKind } from './backend.js';
+export type { DType, AnyHostArray } from './dtype.js';
+export { DTYPES, isFloat, promoteTypes, numberToFloat16Bits, float16BitsToNumber, bfloat16BitsToNumber, roundToFloat16 } from './dtype.js';
+export * from './errors.js';
+export { init, cpu, getBackend, setBackend, autoFallbackReason, type BackendChoice, type InitOptions } from './runtime.js';
+export { probeWebGPU } from './probe.js';
+export { scope, keep, memory, type MemoryReport } from './memory.js';
+export {
+  noGrad,
+  enableGrad,
+  isGradEnabled,
+  backward,
+  applyFunction,
+  type CustomFunction,
+  type FunctionContext,
+  type BackwardOptions,
+} from './autograd.js';
+export { Generator, manualSeed, defaultGenerator, philox, philoxFill } from './random.js';
+export { tensor, fromHost, zeros, ones, full, arange, eye, rand, randn, bernoulli, type CreateOptions, type RandomOptions } from './ops/creation.js';
+export { unary, binary, add, sub, mul, div, pow, maximum, minimum, where, maskedFill, cast, sumToShape, broadcastTo } from './ops/elementwise.js';
+export { UNARY, BINARY, erf, type UnaryOpName, type BinaryOpName, type UnaryRow, type BinaryRow } from './ops/elementwise-table.js';
+export { reshape, view, permute, transpose, unsqueeze, squeeze, expand, flatten, slice, select, contiguous, alias } from './ops/views.js';
+export { sum, mean, prod, max, min, argmax, argmin, variance, logsumexp } from './ops/reduce.js';
+export { matmul } from './ops/linalg.js';
+export {
+  softmax,
+  logSoftmax,
+  layerNorm,
+  rmsNorm,
+  dropout,
+  crossEntropy,
+  scaledDotProductAttention,
+  causalKeep,
+  type CrossEntropyOptions,
+  type AttentionOptions,
+} from './ops/nn.js';
+export { gather, indexSelect, scatterAdd, embedding, cumsum, sort, argsort, topk, oneHot, type SortResult } from './ops/indexing.js';
+export { concat, stack, split, chunk, pad, tril, triu } from './ops/shape.js';

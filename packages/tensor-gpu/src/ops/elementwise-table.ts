@@ -1,0 +1,202 @@
+// The elementwise op table: one row per op with its math for the CPU backend, its WGSL expression for
+// the WebGPU backend, and its gradient. Adding an elementwise op is one row here plus one method on
+// Tensor (ops/elementwise.ts exposes it). WGSL expressions see `x` (or `a`, `b`) as f32 and params
+// `p0`, `p1`; helper functions they call (erf_f32, ...) live in backends/webgpu/kernels/wgsl-math.ts.
+
+import type { Tensor } from '../tensor.js';
+
+const SQRT_2_OVER_PI = 0.7978845608028654;
+const INV_SQRT_2 = 0.7071067811865476;
+
+/** erf via Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); the WGSL side uses the same formula. */
+export function erf(x: number): number {
+  const sign = x < 0 ? -1 : 1;
+  const ax = Math.abs(x);
+  const t = 1 / (1 + 0.3275911 * ax);
+  const y =
+    1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-ax * ax);
+  return sign * y;
+}
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+export type OutKind = 'same' | 'bool' | 'float';
+
+export interface UnaryRow {
+  cpu: (x: number, p0: number, p1: number) => number;
+  wgsl: string;
+  /** Output dtype: same as input, bool, or float (ints are promoted to float32). */
+  out: OutKind;
+  /** d(loss)/dx given g = d(loss)/dy; null for non-differentiable ops. */
+  grad: ((g: Tensor, x: Tensor, y: Tensor, p0: number, p1: number) => Tensor) | null;
+}
+
+export const UNARY = {
+  neg: { cpu: (x) => -x, wgsl: '-x', out: 'same', grad: (g) => g.neg() },
+  abs: { cpu: Math.abs, wgsl: 'abs(x)', out: 'same', grad: (g, x) => g.mul(x.sign()) },
+  sign: { cpu: Math.sign, wgsl: 'sign(x)', out: 'same', grad: null },
+  exp: { cpu: Math.exp, wgsl: 'exp(x)', out: 'float', grad: (g, _x, y) => g.mul(y) },
+  log: { cpu: Math.log, wgsl: 'log(x)', out: 'float', grad: (g, x) => g.div(x) },
+  log1p: { cpu: Math.log1p, wgsl: 'log1p_f32(x)', out: 'float', grad: (g, x) => g.div(x.addScalar(1)) },
+  expm1: { cpu: Math.expm1, wgsl: 'expm1_f32(x)', out: 'float', grad: (g, _x, y) => g.mul(y.addScalar(1)) },
+  sqrt: { cpu: Math.sqrt, wgsl: 'sqrt(x)', out: 'float', grad: (g, _x, y) => g.div(y.mulScalar(2)) },
+  rsqrt: { cpu: (x) => 1 / Math.sqrt(x), wgsl: 'inverseSqrt(x)', out: 'float', grad: (g, _x, y) => g.mul(y.pow(3)).mulScalar(-0.5) },
+  square: { cpu: (x) => x * x, wgsl: 'x * x', out: 'same', grad: (g, x) => g.mul(x).mulScalar(2) },
+  reciprocal: { cpu: (x) => 1 / x, wgsl: '1.0 / x', out: 'float', grad: (g, _x, y) => g.mul(y.square()).neg() },
+  sin: { cpu: Math.sin, wgsl: 'sin(x)', out: 'float', grad: (g, x) => g.mul(x.cos()) },
+  cos: { cpu: Math.cos, wgsl: 'cos(x)', out: 'float', grad: (g, x) => g.mul(x.sin()).neg() },
+  tanh: { cpu: Math.tanh, wgsl: 'tanh_f32(x)', out: 'float', grad: (g, _x, y) => g.mul(y.square().neg().addScalar(1)) },
+  sigmoid: { cpu: sigmoid, wgsl: 'sigmoid_f32(x)', out: 'float', grad: (g, _x, y) => g.mul(y.mul(y.neg().addScalar(1))) },
+  relu: { cpu: (x) => (x > 0 ? x : 0), wgsl: 'max(x, 0.0)', out: 'same', grad: (g, x) => g.mul(x.gtScalar(0)) },
+  erf: {
+    cpu: erf,
+    wgsl: 'erf_f32(x)',
+    out: 'float',
+    grad: (g, x) => g.mul(x.square().neg().exp().mulScalar(2 / Math.sqrt(Math.PI))),
+  },
+  /** Exact GELU: x * Phi(x) (Hugging Face `gelu`). */
+  gelu: {
+    cpu: (x) => 0.5 * x * (1 + erf(x * INV_SQRT_2)),
+    wgsl: '0.5 * x * (1.0 + erf_f32(x * 0.7071067811865476))',
+    out: 'float',
+    grad: (g, x) => {
+      const cdf = x.mulScalar(INV_SQRT_2).erf().addScalar(1).mulScalar(0.5);
+      const pdf = x.square().mulScalar(-0.5).exp().mulScalar(1 / Math.sqrt(2 * Math.PI));
+      return g.mul(cdf.add(x.mul(pdf)));
+    },
+  },
+  /** Tanh-approximated GELU (`gelu_new`, `gelu_fast`, `gelu_pytorch_tanh`, ChatGLM's gelu). */
+  geluTanh: {
+    cpu: (x) => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))),
+    wgsl: '0.5 * x * (1.0 + tanh_f32(0.7978845608028654 * (x + 0.044715 * x * x * x)))',
+    out: 'float',
+    grad: (g, x) => {
+      const inner = x.add(x.pow(3).mulScalar(0.044715)).mulScalar(SQRT_2_OVER_PI);
+      const t = inner.tanh();
+      const dInner = x.square().mulScalar(3 * 0.044715).addScalar(1).mulScalar(SQRT_2_OVER_PI);
+      const left = t.addScalar(1).mulScalar(0.5);
+      const right = x.mul(t.square().neg().addScalar(1)).mul(dInner).mulScalar(0.5);
+      return g.mul(left.add(right));
+    },
+  },
+  silu: {
+    cpu: (x) => x * sigmoid(x),
+    wgsl: 'x * sigmoid_f32(x)',
+    out: 'float',
+    grad: (g, x) => {
+      const s = x.sigmoid();
+      return g.mul(s.mul(x.mul(s.neg().addScalar(1)).addScalar(1)));
+    },
+  },
+  softplus: {
+    cpu: (x) => (x > 20 ? x : Math.log1p(Math.exp(x))),
+    wgsl: 'select(log1p_f32(exp(x)), x, x > 20.0)',
+    out: 'float',
+    grad: (g, x) => g.mul(x.sigmoid()),
+  },
+  floor: { cpu: Math.floor, wgsl: 'floor(x)', out: 'same', grad: null },
+  ceil: { cpu: Math.ceil, wgsl: 'ceil(x)', out: 'same', grad: null },
+  /** Round half to even, as torch.round. */
+  round: {
+    cpu: (x) => {
+      const r = Math.round(x);
+      return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+    },
+    wgsl: 'round(x)',
+    out: 'same',
+    grad: null,
+  },
+  /** x * p0 + p1 (scalar add/mul/affine). */
+  affine: { cpu: (x, p0, p1) => x * p0 + p1, wgsl: 'x * p0 + p1', out: 'same', grad: (g, _x, _y, p0) => g.mulScalar(p0) },
+  /** x ** p0 with a scalar exponent. */
+  powScalar: {
+    cpu: (x, p0) => Math.pow(x, p0),
+    wgsl: 'pow_f32(x, p0)',
+    out: 'float',
+    grad: (g, x, _y, p0) => g.mul(x.pow(p0 - 1)).mulScalar(p0),
+  },
+  /** p0 ** x with a scalar base. */
+  rpowScalar: {
+    cpu: (x, p0) => Math.pow(p0, x),
+    wgsl: 'pow_f32(p0, x)',
+    out: 'float',
+    grad: (g, _x, y, p0) => g.mul(y).mulScalar(Math.log(p0)),
+  },
+  clamp: {
+    cpu: (x, p0, p1) => Math.min(Math.max(x, p0), p1),
+    wgsl: 'min(max(x, p0), p1)',
+    out: 'same',
+    grad: (g, x, _y, p0, p1) => g.mul(x.geScalar(p0).logicalAnd(x.leScalar(p1))),
+  },
+  leakyRelu: {
+    cpu: (x, p0) => (x > 0 ? x : x * p0),
+    wgsl: 'select(x * p0, x, x > 0.0)',
+    out: 'same',
+    grad: (g, x, _y, p0) => g.mul(x.gtScalar(0).toFloat().mulScalar(1 - p0).addScalar(p0)),
+  },
+  eqScalar: { cpu: (x, p0) => +(x === p0), wgsl: 'f32(x == p0)', out: 'bool', grad: null },
+  neScalar: { cpu: (x, p0) => +(x !== p0), wgsl: 'f32(x != p0)', out: 'bool', grad: null },
+  ltScalar: { cpu: (x, p0) => +(x < p0), wgsl: 'f32(x < p0)', out: 'bool', grad: null },
+  leScalar: { cpu: (x, p0) => +(x <= p0), wgsl: 'f32(x <= p0)', out: 'bool', grad: null },
+  gtScalar: { cpu: (x, p0) => +(x > p0), wgsl: 'f32(x > p0)', out: 'bool', grad: null },
+  geScalar: { cpu: (x, p0) => +(x >= p0), wgsl: 'f32(x >= p0)', out: 'bool', grad: null },
+  logicalNot: { cpu: (x) => +(x === 0), wgsl: 'f32(x == 0.0)', out: 'bool', grad: null },
+  isNan: { cpu: (x) => +Number.isNaN(x), wgsl: 'f32(x != x)', out: 'bool', grad: null },
+} satisfies Record<string, UnaryRow>;
+
+export type UnaryOpName = keyof typeof UNARY;
+
+export interface BinaryRow {
+  cpu: (a: number, b: number) => number;
+  wgsl: string;
+  /** Output dtype: the promoted input type, bool, or float. */
+  out: 'promote' | 'bool' | 'float';
+  /** Gradients w.r.t. a and b at the broadcast shape; the ops layer sums them back to each input's shape. */
+  grad: ((g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor | null, Tensor | null]) | null;
+}
+
+export const BINARY = {
+  add: { cpu: (a, b) => a + b, wgsl: 'a + b', out: 'promote', grad: (g) => [g, g] },
+  sub: { cpu: (a, b) => a - b, wgsl: 'a - b', out: 'promote', grad: (g) => [g, g.neg()] },
+  mul: { cpu: (a, b) => a * b, wgsl: 'a * b', out: 'promote', grad: (g, a, b) => [g.mul(b), g.mul(a)] },
+  div: {
+    cpu: (a, b) => a / b,
+    wgsl: 'a / b',
+    out: 'float',
+    grad: (g, a, b) => [g.div(b), g.mul(a).div(b.square()).neg()],
+  },
+  pow: {
+    cpu: Math.pow,
+    wgsl: 'pow_f32(a, b)',
+    out: 'float',
+    grad: (g, a, b, y) => [g.mul(b).mul(a.pow(b.subScalar(1))), g.mul(y).mul(a.log())],
+  },
+  maximum: {
+    cpu: Math.max,
+    wgsl: 'max(a, b)',
+    out: 'promote',
+    grad: (g, a, b) => {
+      const pick = a.ge(b);
+      return [g.mul(pick), g.mul(pick.logicalNot())];
+    },
+  },
+  minimum: {
+    cpu: Math.min,
+    wgsl: 'min(a, b)',
+    out: 'promote',
+    grad: (g, a, b) => {
+      const pick = a.le(b);
+      return [g.mul(pick), g.mul(pick.logicalNot())];
+    },
+  },
+  eq: { cpu: (a, b) => +(a === b), wgsl: 'f32(a == b)', out: 'bool', grad: null },
+  ne: { cpu: (a, b) => +(a !== b), wgsl: 'f32(a != b)', out: 'bool', grad: null },
+  lt: { cpu: (a, b) => +(a < b), wgsl: 'f32(a < b)', out: 'bool', grad: null },
+  le: { cpu: (a, b) => +(a <= b), wgsl: 'f32(a <= b)', out: 'bool', grad: null },
+  gt: { cpu: (a, b) => +(a > b), wgsl: 'f32(a > b)', out: 'bool', grad: null },
+  ge: { cpu: (a, b) => +(a >= b), wgsl: 'f32(a >= b)', out: 'bool', grad: null },
+  logicalAnd: { cpu: (a, b) => +(a !== 0 && b !== 0), wgsl: 'f32(a != 0.0 && b != 0.0)', out: 'bool', grad: null },
+  logicalOr: { cpu: (a, b) => +(a !== 0 || b !== 0), wgsl: 'f32(a != 0.0 || b != 0.0)', out: 'bool', grad: null },
+} satisfies Record<string, BinaryRow>;
+
+export type BinaryOpName = keyof typeof BINARY;

@@ -1,0 +1,170 @@
+// Elementwise ops: the UNARY/BINARY table rows exposed as functions, with broadcasting, dtype
+// promotion, scalar operands and gradients (summed back over broadcast dims).
+
+import { autoDType, promoteTypes, type DType } from '../dtype.js';
+import { record } from '../autograd.js';
+import { broadcastShapes, broadcastStrides, shapesEqual } from '../layout.js';
+import { Tensor } from '../tensor.js';
+import { BINARY, UNARY, type BinaryOpName, type UnaryOpName } from './elementwise-table.js';
+import { backendOf, empty } from './util.js';
+import { full } from './creation.js';
+import { alias } from './views.js';
+
+function unaryOutDType(kind: 'same' | 'bool' | 'float', input: DType): DType {
+  if (kind === 'bool') return 'bool';
+  if (kind === 'float') return input === 'float16' ? 'float16' : 'float32';
+  return input;
+}
+
+/** Applies a UNARY table row. */
+export function unary(op: UnaryOpName, x: Tensor, p0 = 0, p1 = 0): Tensor {
+  const backend = backendOf(op, x);
+  const row = UNARY[op];
+  const out = empty(backend, unaryOutDType(row.out, x.dtype), x.shape);
+  backend.unary(op, x, out, p0, p1);
+  const grad = row.grad;
+  if (!grad) return out;
+  return record(op, out, [x], [x, out], ([g], [xs, ys]) => [grad(g!, xs, ys, p0, p1)]);
+}
+
+/** Sums a broadcast gradient back to `shape` (over leading dims and dims that were 1). */
+export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
+  if (shapesEqual(g.shape, shape)) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  const summed = g.sum(axes, true);
+  return lead > 0 ? summed.reshape([...shape]) : summed;
+}
+
+/** Views `t` broadcast to `shape` (0 strides on expanded dims), no copy. */
+export function broadcastTo(t: Tensor, shape: readonly number[]): Tensor {
+  if (shapesEqual(t.shape, shape)) return t;
+  return t.viewOf(shape, broadcastStrides(t.shape, t.strides, shape), t.offset);
+}
+
+/** Applies a BINARY table row to two tensors with broadcasting. */
+export function binary(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
+  const backend = backendOf(op, a, b);
+  const row = BINARY[op];
+  const shape = broadcastShapes(op, a.shape, b.shape);
+  const promoted = promoteTypes(a.dtype, b.dtype);
+  const dtype = row.out === 'bool' ? 'bool' : row.out === 'float' ? (promoted === 'float16' ? 'float16' : 'float32') : promoted;
+  const out = empty(backend, dtype, shape);
+  const av = broadcastTo(a, shape);
+  const bv = broadcastTo(b, shape);
+  backend.binary(op, av, bv, out);
+  if (av !== a) av.dispose();
+  if (bv !== b) bv.dispose();
+  const grad = row.grad;
+  if (!grad) return out;
+  const aShape = a.shape;
+  const bShape = b.shape;
+  return record(op, out, [a, b], [a, b, out], ([g], [as, bs, ys]) => {
+    const [ga, gb] = grad(g!, as, bs, ys);
+    return [ga && sumToShape(ga, aShape), gb && sumToShape(gb, bShape)];
+  });
+}
+
+function scalarLike(x: Tensor, value: number): Tensor {
+  return full([], value, { backend: x.backend, dtype: autoDType(value, x.dtype) });
+}
+
+type Operand = Tensor | number;
+
+export function add(a: Operand, b: Operand): Tensor {
+  if (typeof b === 'number' && a instanceof Tensor) return unary('affine', a, 1, b);
+  if (typeof a === 'number' && b instanceof Tensor) return unary('affine', b, 1, a);
+  return binary('add', a as Tensor, b as Tensor);
+}
+
+export function sub(a: Operand, b: Operand): Tensor {
+  if (typeof b === 'number' && a instanceof Tensor) return unary('affine', a, 1, -b);
+  if (typeof a === 'number' && b instanceof Tensor) return unary('affine', b, -1, a);
+  return binary('sub', a as Tensor, b as Tensor);
+}
+
+export function mul(a: Operand, b: Operand): Tensor {
+  if (typeof b === 'number' && a instanceof Tensor) return unary('affine', a, b, 0);
+  if (typeof a === 'number' && b instanceof Tensor) return unary('affine', b, a, 0);
+  return binary('mul', a as Tensor, b as Tensor);
+}
+
+export function div(a: Operand, b: Operand): Tensor {
+  if (typeof b === 'number' && a instanceof Tensor && a.dtype !== 'int32') return unary('affine', a, 1 / b, 0);
+  return binary('div', toTensor(a, b), toTensor(b, a));
+}
+
+export function pow(a: Operand, b: Operand): Tensor {
+  if (typeof b === 'number' && a instanceof Tensor) {
+    if (b === 2) return unary('square', a);
+    if (b === 1) return unary('affine', a, 1, 0);
+    return unary('powScalar', a, b);
+  }
+  if (typeof a === 'number' && b instanceof Tensor) return unary('rpowScalar', b, a);
+  return binary('pow', a as Tensor, b as Tensor);
+}
+
+export function maximum(a: Operand, b: Operand): Tensor {
+  return binary('maximum', toTensor(a, b), toTensor(b, a));
+}
+
+export function minimum(a: Operand, b: Operand): Tensor {
+  return binary('minimum', toTensor(a, b), toTensor(b, a));
+}
+
+const SCALAR_COMPARE = { eq: 'eqScalar', ne: 'neScalar', lt: 'ltScalar', le: 'leScalar', gt: 'gtScalar', ge: 'geScalar' } as const;
+
+export function compare(op: 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge', a: Tensor, b: Operand): Tensor {
+  if (typeof b === 'number') return unary(SCALAR_COMPARE[op], a, b);
+  return binary(op, a, b);
+}
+
+function toTensor(x: Operand, other: Operand): Tensor {
+  if (x instanceof Tensor) return x;
+  return scalarLike(other as Tensor, x);
+}
+
+/** Converts to another dtype (float -> int truncates toward zero; nonzero -> true for bool). */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  const backend = backendOf('cast', x);
+  if (x.dtype === dtype) return alias(x);
+  const out = empty(backend, dtype, x.shape);
+  backend.copy(x, out);
+  if (dtype !== 'float32' && dtype !== 'float16') return out;
+  const from = x.dtype;
+  if (from !== 'float32' && from !== 'float16') return out;
+  return record('cast', out, [x], [], ([g]) => [cast(g!, from)]);
+}
+
+/** out = cond ? a : b with broadcasting; a/b may be scalars. */
+export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
+  const ref = a instanceof Tensor ? a : b instanceof Tensor ? b : cond;
+  const at = a instanceof Tensor ? a : full([], a, { backend: ref.backend, dtype: ref === cond ? 'float32' : ref.dtype });
+  const bt = b instanceof Tensor ? b : full([], b, { backend: ref.backend, dtype: at.dtype });
+  const backend = backendOf('where', cond, at, bt);
+  const shape = broadcastShapes('where', cond.shape, at.shape, bt.shape);
+  const out = empty(backend, promoteTypes(at.dtype, bt.dtype), shape);
+  const views = [broadcastTo(cond, shape), broadcastTo(at, shape), broadcastTo(bt, shape)];
+  backend.where(views[0], views[1], views[2], out);
+  views.forEach((v, i) => {
+    if (v !== [cond, at, bt][i]) v.dispose();
+  });
+  const aShape = at.shape;
+  const bShape = bt.shape;
+  const result = record('where', out, [null, at, bt], [cond], ([g], [c]) => [
+    null,
+    at.requiresGrad ? sumToShape(where(c, g!, 0), aShape) : null,
+    bt.requiresGrad ? sumToShape(where(c, 0, g!), bShape) : null,
+  ]);
+  if (!(a instanceof Tensor)) at.dispose();
+  if (!(b instanceof Tensor)) bt.dispose();
+  return result;
+}
+
+/** Where mask is true, value; elsewhere x. */
+export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
+  return where(mask, value, x);
+}

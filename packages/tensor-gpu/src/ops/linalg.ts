@@ -1,0 +1,66 @@
+// Matrix multiply with PyTorch's matmul semantics: 1-D operands are promoted and squeezed back,
+// batch dims broadcast, and transposed operands are stride swaps the kernels read directly.
+
+import { record } from '../autograd.js';
+import { ShapeError, fmtShape } from '../errors.js';
+import { broadcastShapes, broadcastStrides, contiguousStrides, viewStrides } from '../layout.js';
+import type { Tensor } from '../tensor.js';
+import { sumToShape } from './elementwise.js';
+import { backendOf, empty, requireFloat } from './util.js';
+import { contiguous, reshape, transpose } from './views.js';
+import { noGrad } from '../autograd.js';
+
+/** Views t (shape [...batch, r, c]) as [B, r, c] broadcast to batchShape, copying only if strides cannot merge. */
+function as3d(t: Tensor, batchShape: number[]): Tensor {
+  const [r, c] = t.shape.slice(-2);
+  const full = [...batchShape, r, c];
+  const strides = broadcastStrides(t.shape, t.strides, full);
+  const B = batchShape.reduce((n, d) => n * d, 1);
+  const merged = viewStrides(full, strides, [B, r, c]);
+  if (merged) return t.viewOf([B, r, c], merged, t.offset);
+  const expanded = t.viewOf(full, strides, t.offset);
+  const copy = noGrad(() => contiguous(expanded));
+  expanded.dispose();
+  const out = copy.viewOf([B, r, c], [r * c, c, 1], copy.offset);
+  copy.dispose();
+  return out;
+}
+
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  const backend = backendOf('matmul', a, b);
+  requireFloat('matmul', a, 'a');
+  requireFloat('matmul', b, 'b');
+  if (a.rank === 0 || b.rank === 0) throw new ShapeError(`matmul: both arguments need at least 1 dim, got a${fmtShape(a.shape)} @ b${fmtShape(b.shape)}`);
+  // 1-D operands: a [K] -> [1, K]; b [K] -> [K, 1]; the added dims are squeezed from the result.
+  const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]]) : a;
+  const b2 = b.rank === 1 ? reshape(b, [b.shape[0], 1]) : b;
+  const [M, K] = a2.shape.slice(-2);
+  const [K2, N] = b2.shape.slice(-2);
+  if (K !== K2) throw new ShapeError(`matmul: a${fmtShape(a.shape)} @ b${fmtShape(b.shape)}: inner dims ${K} != ${K2}`);
+  const batchShape = broadcastShapes('matmul', a2.shape.slice(0, -2), b2.shape.slice(0, -2));
+  const a3 = as3d(a2, batchShape);
+  const b3 = as3d(b2, batchShape);
+  const B = a3.shape[0];
+  const out3 = empty(backend, a.dtype === 'float16' && b.dtype === 'float16' ? 'float16' : 'float32', [B, M, N]);
+  backend.matmul(a3, b3, out3);
+  a3.dispose();
+  b3.dispose();
+  let shape = [...batchShape, M, N];
+  if (a.rank === 1) shape = shape.filter((_, i) => i !== shape.length - 2);
+  if (b.rank === 1) shape = shape.slice(0, -1);
+  const out = out3.viewOf(shape, contiguousStrides(shape), 0);
+  out3.dispose();
+  if (a2 !== a) a2.dispose();
+  if (b2 !== b) b2.dispose();
+  const aShape = a.shape;
+  const bShape = b.shape;
+  return record('matmul', out, [a, b], [a, b], ([g], [as, bs]) => {
+    // Restore the squeezed dims so the gradient matmuls line up.
+    const g2 = reshape(g!, [...batchShape, M, N]);
+    const aMat = as.rank === 1 ? reshape(as, [1, K]) : as;
+    const bMat = bs.rank === 1 ? reshape(bs, [K, 1]) : bs;
+    const ga = a.requiresGrad ? reshape(sumToShape(matmul(g2, transpose(bMat, -1, -2)), aMat.shape), aShape) : null;
+    const gb = b.requiresGrad ? reshape(sumToShape(matmul(transpose(aMat, -1, -2), g2), bMat.shape), bShape) : null;
+    return [ga, gb];
+  });
+}

@@ -1,0 +1,250 @@
+// Neural-network ops: softmax, normalisation, dropout, losses and fused attention. Fused kernels run
+// the forward; backward rules are composed from simpler ops (they double as the test oracle).
+
+import { noGrad, record } from '../autograd.js';
+import { DTypeError, ShapeError, fmtShape } from '../errors.js';
+import { broadcastShapes, normAxis, sizeOf } from '../layout.js';
+import { defaultGenerator, type Generator } from '../random.js';
+import type { Tensor } from '../tensor.js';
+import { bernoulli, full } from './creation.js';
+import { broadcastTo, sumToShape, where } from './elementwise.js';
+import { gather } from './indexing.js';
+import { backendOf, describe, empty, requireFloat } from './util.js';
+import { contiguous, reshape, transpose } from './views.js';
+import { matmul } from './linalg.js';
+
+/** Runs a last-dim row kernel on x along `axis` (moving it last and back when needed). */
+function alongLastAxis(x: Tensor, axis: number, kernel: (rows: Tensor, out: Tensor) => void): Tensor {
+  const a = normAxis('softmax', axis, x.rank, x.shape);
+  const moved = a === x.rank - 1 ? x : noGrad(() => transpose(x, a, -1));
+  const c = noGrad(() => contiguous(moved));
+  const inner = x.rank === 0 ? 1 : c.shape[c.rank - 1];
+  const rows = c.viewOf([sizeOf(c.shape) / Math.max(inner, 1), inner], [inner, 1], c.offset);
+  const out = empty(x.backend, x.dtype, c.shape);
+  const outRows = out.viewOf(rows.shape, rows.strides, 0);
+  if (rows.size > 0) kernel(rows, outRows);
+  [rows, outRows, c].forEach((t) => t.dispose());
+  if (moved !== x) moved.dispose();
+  if (moved === x) return out;
+  const back = noGrad(() => transpose(out, a, -1));
+  out.dispose();
+  return back;
+}
+
+export function softmax(x: Tensor, axis = -1): Tensor {
+  const backend = backendOf('softmax', x);
+  requireFloat('softmax', x);
+  const y = alongLastAxis(x, axis, (rows, out) => backend.softmax(rows, out, false));
+  return record('softmax', y, [x], [y], ([g], [ys]) => {
+    const gy = g!.mul(ys);
+    return [gy.sub(ys.mul(gy.sum(axis, true)))];
+  });
+}
+
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  const backend = backendOf('logSoftmax', x);
+  requireFloat('logSoftmax', x);
+  const y = alongLastAxis(x, axis, (rows, out) => backend.softmax(rows, out, true));
+  return record('logSoftmax', y, [x], [y], ([g], [ys]) => [g!.sub(ys.exp().mul(g!.sum(axis, true)))]);
+}
+
+function normRows(op: string, x: Tensor, normalized: number, weight: Tensor | null, bias: Tensor | null): { inner: number } {
+  requireFloat(op, x);
+  if (normalized < 1 || normalized > x.rank) throw new ShapeError(`${op}: normalizedShape of ${normalized} dims does not fit input ${describe(x)}`);
+  const inner = x.shape.slice(x.rank - normalized).reduce((n, d) => n * d, 1);
+  for (const [name, t] of [['weight', weight], ['bias', bias]] as const) {
+    if (t && t.size !== inner) {
+      throw new ShapeError(`${op}: ${name} ${fmtShape(t.shape)} does not match normalized shape ${fmtShape(x.shape.slice(x.rank - normalized))}`);
+    }
+  }
+  return { inner };
+}
+
+function runNorm(x: Tensor, inner: number, weight: Tensor | null, bias: Tensor | null, eps: number, rms: boolean): Tensor {
+  const backend = x.backend;
+  const c = noGrad(() => contiguous(x));
+  const rows = c.viewOf([x.size / Math.max(inner, 1), inner], [inner, 1], c.offset);
+  const out = empty(backend, x.dtype, x.shape);
+  const outRows = out.viewOf(rows.shape, rows.strides, 0);
+  const w = weight && noGrad(() => contiguous(weight));
+  const b = bias && noGrad(() => contiguous(bias));
+  if (rows.size > 0) backend.layerNorm(rows, w, b, outRows, eps, rms);
+  [rows, outRows, c, w, b].forEach((t) => t?.dispose());
+  return out;
+}
+
+/**
+ * Layer norm over the last `normalizedShape` dims (torch.nn.functional.layer_norm).
+ * weight/bias have the normalized shape (or are omitted).
+ */
+export function layerNorm(x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  backendOf('layerNorm', x, weight, bias);
+  const k = typeof normalizedShape === 'number' ? 1 : normalizedShape.length;
+  const { inner } = normRows('layerNorm', x, k, weight ?? null, bias ?? null);
+  const y = runNorm(x, inner, weight ?? null, bias ?? null, eps, false);
+  const axes = Array.from({ length: k }, (_, i) => x.rank - k + i);
+  return record('layerNorm', y, [x, weight, bias], [x, ...(weight ? [weight] : [])], ([g], [xs, ws]) => {
+    const mean = xs.mean(axes, true);
+    const centered = xs.sub(mean);
+    const rstd = centered.square().mean(axes, true).addScalar(eps).rsqrt();
+    const xhat = centered.mul(rstd);
+    const gw = ws ? g!.mul(ws) : g!;
+    const dx = rstd.mul(gw.sub(gw.mean(axes, true)).sub(xhat.mul(gw.mul(xhat).mean(axes, true))));
+    const outer = Array.from({ length: x.rank - k }, (_, i) => i);
+    const dw = weight?.requiresGrad ? reshape(g!.mul(xhat).sum(outer), weight.shape) : null;
+    const db = bias?.requiresGrad ? reshape(g!.sum(outer), bias.shape) : null;
+    return [x.requiresGrad ? dx : null, dw, db];
+  });
+}
+
+/** RMS norm (T5's variance-only LayerNorm): x / sqrt(mean(x^2) + eps) * weight, over the last dim. */
+export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
+  backendOf('rmsNorm', x, weight);
+  const { inner } = normRows('rmsNorm', x, 1, weight ?? null, null);
+  const y = runNorm(x, inner, weight ?? null, null, eps, true);
+  return record('rmsNorm', y, [x, weight], [x, ...(weight ? [weight] : [])], ([g], [xs, ws]) => {
+    const rstd = xs.square().mean(-1, true).addScalar(eps).rsqrt();
+    const xhat = xs.mul(rstd);
+    const gw = ws ? g!.mul(ws) : g!;
+    const dx = rstd.mul(gw.sub(xhat.mul(gw.mul(xhat).mean(-1, true))));
+    const outer = Array.from({ length: x.rank - 1 }, (_, i) => i);
+    const dw = weight?.requiresGrad ? reshape(g!.mul(xhat).sum(outer), weight.shape) : null;
+    return [x.requiresGrad ? dx : null, dw];
+  });
+}
+
+/** Inverted dropout: zeroes elements with probability p and scales the rest by 1/(1-p) when training. */
+export function dropout(x: Tensor, p: number, training = true, generator: Generator = defaultGenerator): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`dropout: p must be in [0, 1], got ${p}`);
+  if (!training || p === 0) return x.mulScalar(1);
+  if (p === 1) return x.mulScalar(0);
+  const keepMask = bernoulli(x.shape, 1 - p, { backend: x.backend, generator, dtype: x.dtype === 'float16' ? 'float16' : 'float32' });
+  const scaled = keepMask.mulScalar(1 / (1 - p));
+  keepMask.dispose();
+  const out = x.mul(scaled);
+  scaled.dispose();
+  return out;
+}
+
+export interface CrossEntropyOptions {
+  ignoreIndex?: number;
+  reduction?: 'mean' | 'sum' | 'none';
+  labelSmoothing?: number;
+}
+
+/**
+ * Cross-entropy of logits [N, C] (or [N, C, ...]) against int32 class targets [N] (or [N, ...]),
+ * as torch.nn.functional.cross_entropy: targets equal to ignoreIndex (-100) add nothing and the mean
+ * is over the others.
+ */
+export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
+  backendOf('crossEntropy', logits, targets);
+  requireFloat('crossEntropy', logits, 'logits');
+  if (targets.dtype !== 'int32') throw new DTypeError(`crossEntropy: targets must be int32 class indices, got ${describe(targets)}`);
+  const expected = [logits.shape[0], ...logits.shape.slice(2)];
+  if (logits.rank < 2 || targets.rank !== expected.length || targets.shape.some((d, i) => d !== expected[i])) {
+    throw new ShapeError(`crossEntropy: logits ${fmtShape(logits.shape)} need targets of shape ${fmtShape(expected)}, got ${fmtShape(targets.shape)}`);
+  }
+  const ignoreIndex = options.ignoreIndex ?? -100;
+  const reduction = options.reduction ?? 'mean';
+  const smoothing = options.labelSmoothing ?? 0;
+  const logp = logSoftmax(logits, 1);
+  const valid = targets.ne(ignoreIndex);
+  const safeTargets = where(valid, targets, 0);
+  const picked = gather(logp, 1, safeTargets.unsqueeze(1)).squeeze(1);
+  let perItem = picked.neg();
+  if (smoothing > 0) {
+    const uniform = logp.mean(1).neg();
+    perItem = perItem.mulScalar(1 - smoothing).add(uniform.mulScalar(smoothing));
+  }
+  const masked = where(valid, perItem, 0);
+  if (reduction === 'none') return masked;
+  const total = masked.sum();
+  if (reduction === 'sum') return total;
+  const count = valid.toFloat().sum();
+  return total.div(count);
+}
+
+export interface AttentionOptions {
+  /** Float (added to the scores) or bool (true = attend) mask broadcastable to [..., Lq, Lk]. */
+  mask?: Tensor | null;
+  /** Mask keys after each query (aligned to the end when Lk > Lq, as with a KV cache). */
+  causal?: boolean;
+  /** Score scale; default 1/sqrt(headDim). */
+  scale?: number;
+}
+
+const FLOAT32_MIN = -3.4028234663852886e38;
+
+/**
+ * softmax(q k^T * scale + mask) v for q [..., Lq, D], k [..., Lk, D], v [..., Lk, Dv]. The forward is a
+ * fused kernel that never materialises the score matrix; backward recomputes the scores.
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
+  const mask = options.mask ?? null;
+  const backend = backendOf('attention', q, k, v, mask);
+  for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) requireFloat('attention', t, n);
+  if (q.rank < 2 || k.rank !== q.rank || v.rank !== q.rank) {
+    throw new ShapeError(`attention: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} must have the same rank >= 2`);
+  }
+  const [Lq, D] = q.shape.slice(-2);
+  const [Lk, Dk] = k.shape.slice(-2);
+  const [Lv, Dv] = v.shape.slice(-2);
+  if (D !== Dk || Lk !== Lv) {
+    throw new ShapeError(`attention: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}: need q/k head dims equal and k/v lengths equal`);
+  }
+  const batch = broadcastShapes('attention', q.shape.slice(0, -2), k.shape.slice(0, -2), v.shape.slice(0, -2));
+  const B = batch.reduce((n, d) => n * d, 1);
+  const scale = options.scale ?? 1 / Math.sqrt(D);
+  const causal = options.causal ?? false;
+  if (mask) broadcastShapes('attention mask', mask.shape, [...batch, Lq, Lk]);
+  const flat = (t: Tensor, r: number, c: number) =>
+    noGrad(() => {
+      const e = broadcastTo(t, [...batch, r, c]);
+      const out = reshape(e, [B, r, c]);
+      if (e !== t) e.dispose();
+      return out;
+    });
+  const q3 = flat(q, Lq, D);
+  const k3 = flat(k, Lk, D);
+  const v3 = flat(v, Lk, Dv);
+  const m3 = mask ? flat(mask, Lq, Lk) : null;
+  const out3 = empty(backend, q.dtype, [B, Lq, Dv]);
+  backend.attention(q3, k3, v3, m3, out3, scale, causal);
+  [q3, k3, v3, m3].forEach((t) => t?.dispose());
+  const out = reshape(out3, [...batch, Lq, Dv]);
+  out3.dispose();
+  const saved = mask ? [q, k, v, mask] : [q, k, v];
+  return record('attention', out, [q, k, v, mask], saved, ([g], [qs, ks, vs, ms]) => {
+    const scores = matmul(qs, transpose(ks, -1, -2)).mulScalar(scale);
+    let masked = scores;
+    if (ms) masked = ms.dtype === 'bool' ? where(ms, masked, FLOAT32_MIN) : masked.add(ms);
+    if (causal) masked = where(causalKeep(backend, Lq, Lk), masked, FLOAT32_MIN);
+    const p = softmax(masked, -1);
+    const dv = matmul(transpose(p, -1, -2), g!);
+    const dp = matmul(g!, transpose(vs, -1, -2));
+    let ds = p.mul(dp.sub(dp.mul(p).sum(-1, true)));
+    // Scores replaced by a constant (bool mask, causal) get no gradient; additive masks pass it on.
+    if (ms && ms.dtype === 'bool') ds = where(ms, ds, 0);
+    if (causal) ds = where(causalKeep(backend, Lq, Lk), ds, 0);
+    const dq = matmul(ds, ks).mulScalar(scale);
+    const dk = matmul(transpose(ds, -1, -2), qs).mulScalar(scale);
+    const dmask = mask?.requiresGrad && mask.dtype !== 'bool' ? sumToShape(ds, mask.shape) : null;
+    return [
+      q.requiresGrad ? sumToShape(dq, q.shape) : null,
+      k.requiresGrad ? sumToShape(dk, k.shape) : null,
+      v.requiresGrad ? sumToShape(dv, v.shape) : null,
+      dmask,
+    ];
+  });
+}
+
+/** [Lq, Lk] bool: key j is visible to query i when j <= i + (Lk - Lq). */
+export function causalKeep(backend: Tensor['backend'], Lq: number, Lk: number): Tensor {
+  return noGrad(() => {
+    const ones = full([Lq, Lk], 1, { backend, dtype: 'bool' });
+    const keep = ones.tril(Lk - Lq);
+    ones.dispose();
+    return keep;
+  });
+}
