@@ -389,55 +389,64 @@ class CpuBackend implements Backend {
     }
   }
 
+  /**
+   * Attention in query blocks: S = Q_blk K^T and O_blk = P V run on the GEMM engine; masking and the
+   * softmax run per row in between. Memory beyond the inputs is one [block, Lk] score tile.
+   */
   attention(q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean): void {
     const [B, Lq, D] = q.shape;
     const Lk = k.shape[1];
     const Dv = v.shape[2];
-    const qs = arr(q);
-    const ks = arr(k);
-    const vs = arr(v);
     const ms = mask ? arr(mask) : null;
-    const o = arr(out);
+    const o = arr(out) as Float32Array;
     const boolMask = mask?.dtype === 'bool';
-    const scores = new Float64Array(Lk);
-    const acc = new Float64Array(Dv);
-    const conv = converter(out.dtype);
+    const block = Math.max(1, Math.min(Lq, Math.floor((1 << 20) / Math.max(Lk, 1))));
+    const scores = new Float32Array(block * Lk);
     const shift = Lk - Lq;
+    const NEG = -3.4028234663852886e38;
+    const view = (base: View, shape: number[], strides: number[], offset: number): View => ({ storage: base.storage, dtype: 'float32', shape, strides, offset });
     for (let bt = 0; bt < B; bt++) {
-      for (let i = 0; i < Lq; i++) {
-        const qb = q.offset + bt * q.strides[0] + i * q.strides[1];
-        let m = -Infinity;
-        for (let j = 0; j < Lk; j++) {
-          const kb = k.offset + bt * k.strides[0] + j * k.strides[1];
-          let s = 0;
-          for (let d = 0; d < D; d++) s += qs[qb + d * q.strides[2]] * ks[kb + d * k.strides[2]];
-          s *= scale;
-          if (ms) {
-            const mv = ms[mask!.offset + bt * mask!.strides[0] + i * mask!.strides[1] + j * mask!.strides[2]];
-            if (boolMask) {
-              if (mv === 0) s = -3.4028234663852886e38;
-            } else s += mv;
+      // K^T for this batch: [1, D, Lk] by swapping k's strides.
+      const kT = view(k, [1, D, Lk], [0, k.strides[2], k.strides[1]], k.offset + bt * k.strides[0]);
+      const vb = view(v, [1, Lk, Dv], [0, v.strides[1], v.strides[2]], v.offset + bt * v.strides[0]);
+      for (let i0 = 0; i0 < Lq; i0 += block) {
+        const rows = Math.min(block, Lq - i0);
+        const qBlk = view(q, [1, rows, D], [0, q.strides[1], q.strides[2]], q.offset + bt * q.strides[0] + i0 * q.strides[1]);
+        matmulKernel.run(qBlk, arr(q) as Float32Array, kT, arr(k) as Float32Array, scores, 0);
+        for (let r = 0; r < rows; r++) {
+          const i = i0 + r;
+          const srow = r * Lk;
+          let m = -Infinity;
+          const mBase = mask ? mask.offset + bt * mask.strides[0] + i * mask.strides[1] : 0;
+          for (let j = 0; j < Lk; j++) {
+            let s = scores[srow + j] * scale;
+            if (ms) {
+              const mv = ms[mBase + j * mask!.strides[2]];
+              if (boolMask) {
+                if (mv === 0) s = NEG;
+              } else s += mv;
+            }
+            if (causal && j > i + shift) s = NEG;
+            s = Math.fround(s);
+            scores[srow + j] = s;
+            if (s > m) m = s;
           }
-          if (causal && j > i + shift) s = -3.4028234663852886e38;
-          // Scores are float32 in the reference; keep the masked fill finite like it.
-          s = Math.fround(s);
-          scores[j] = s;
-          if (s > m) m = s;
+          let sum = 0;
+          for (let j = 0; j < Lk; j++) {
+            const e = Math.exp(scores[srow + j] - m);
+            scores[srow + j] = e;
+            sum += e;
+          }
+          const inv = 1 / sum;
+          for (let j = 0; j < Lk; j++) scores[srow + j] *= inv;
         }
-        let sum = 0;
-        for (let j = 0; j < Lk; j++) {
-          scores[j] = Math.exp(scores[j] - m);
-          sum += scores[j];
-        }
-        acc.fill(0);
-        for (let j = 0; j < Lk; j++) {
-          const p = scores[j] / sum;
-          const vb = v.offset + bt * v.strides[0] + j * v.strides[1];
-          for (let d = 0; d < Dv; d++) acc[d] += p * vs[vb + d * v.strides[2]];
-        }
-        const ob = out.offset + (bt * Lq + i) * Dv;
-        for (let d = 0; d < Dv; d++) o[ob + d] = conv ? conv(acc[d]) : acc[d];
+        const p = { storage: out.storage, dtype: 'float32' as const, shape: [1, rows, Lk], strides: [0, Lk, 1], offset: 0 };
+        matmulKernel.run(p, scores, vb, arr(v) as Float32Array, o, out.offset + (bt * Lq + i0) * Dv);
       }
+    }
+    if (out.dtype === 'float16') {
+      const n = B * Lq * Dv;
+      for (let i = 0; i < n; i++) o[out.offset + i] = roundToFloat16(o[out.offset + i]);
     }
   }
 }
