@@ -155,7 +155,7 @@ export interface BinaryRow {
   grad: ((g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor | null, Tensor | null]) | null;
 }
 
-export const BINARY = {
+const BASE_BINARY = {
   add: { cpu: (a, b) => a + b, wgsl: 'a + b', out: 'promote', grad: (g) => [g, g] },
   sub: { cpu: (a, b) => a - b, wgsl: 'a - b', out: 'promote', grad: (g) => [g, g.neg()] },
   mul: { cpu: (a, b) => a * b, wgsl: 'a * b', out: 'promote', grad: (g, a, b) => [g.mul(b), g.mul(a)] },
@@ -198,5 +198,33 @@ export const BINARY = {
   logicalAnd: { cpu: (a, b) => +(a !== 0 && b !== 0), wgsl: 'f32(a != 0.0 && b != 0.0)', out: 'bool', grad: null },
   logicalOr: { cpu: (a, b) => +(a !== 0 || b !== 0), wgsl: 'f32(a != 0.0 || b != 0.0)', out: 'bool', grad: null },
 } satisfies Record<string, BinaryRow>;
+
+/** Activations fused with a bias add (`addGelu` = gelu(a + b)): one kernel for Linear + activation. */
+export const FUSED_BIAS_ACTIVATIONS = ['gelu', 'geluTanh', 'relu', 'silu', 'tanh', 'sigmoid'] as const;
+export type FusedBiasActivation = (typeof FUSED_BIAS_ACTIVATIONS)[number];
+type FusedName = `add${Capitalize<FusedBiasActivation>}`;
+
+function fusedBiasRow(act: FusedBiasActivation): BinaryRow {
+  const row: UnaryRow = UNARY[act];
+  const grad = row.grad!;
+  return {
+    cpu: (a, b) => row.cpu(a + b, 0, 0),
+    // The activation's expression with its input x replaced by (a + b).
+    wgsl: row.wgsl.replace(/\bx\b/g, '(a + b)'),
+    out: 'float',
+    grad: (g, a, b, y) => {
+      const z = a.add(b);
+      const gz = grad(g, z, y, 0, 0);
+      return [gz, gz];
+    },
+  };
+}
+
+export const BINARY = {
+  ...BASE_BINARY,
+  ...(Object.fromEntries(
+    FUSED_BIAS_ACTIVATIONS.map((act) => [`add${act[0].toUpperCase()}${act.slice(1)}`, fusedBiasRow(act)]),
+  ) as Record<FusedName, BinaryRow>),
+};
 
 export type BinaryOpName = keyof typeof BINARY;

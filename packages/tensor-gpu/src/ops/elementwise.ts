@@ -5,7 +5,7 @@ import { autoDType, promoteTypes, type DType } from '../dtype.js';
 import { record } from '../autograd.js';
 import { broadcastShapes, broadcastStrides, shapesEqual } from '../layout.js';
 import { Tensor } from '../tensor.js';
-import { BINARY, UNARY, type BinaryOpName, type UnaryOpName } from './elementwise-table.js';
+import { BINARY, FUSED_BIAS_ACTIVATIONS, UNARY, type BinaryOpName, type FusedBiasActivation, type UnaryOpName } from './elementwise-table.js';
 import { backendOf, empty } from './util.js';
 import { full } from './creation.js';
 import { alias } from './views.js';
@@ -162,6 +162,15 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   if (!(a instanceof Tensor)) at.dispose();
   if (!(b instanceof Tensor)) bt.dispose();
   return result;
+}
+
+/**
+ * act(x + bias) in one kernel (bias broadcast over the last dim): the fused epilogue of Linear layers.
+ */
+export function biasActivation(x: Tensor, bias: Tensor, activation: FusedBiasActivation): Tensor {
+  const op = `add${activation[0].toUpperCase()}${activation.slice(1)}` as BinaryOpName;
+  if (!(op in BINARY)) throw new TypeError(`biasActivation: unknown activation '${activation}'; known: ${FUSED_BIAS_ACTIVATIONS.join(', ')}`);
+  return binary(op, x, bias);
 }
 
 /** Where mask is true, value; elsewhere x. */

@@ -67,6 +67,10 @@ const BINARY_DOMAIN: Partial<Record<BinaryOpName, [InputSpec['kind'], InputSpec[
 };
 
 const binaryCases: OpCase[] = (Object.keys(BINARY) as BinaryOpName[]).flatMap((op) => {
+  if (op.startsWith('add') && op !== 'add') {
+    // fused bias + activation: bias broadcast over rows
+    return [{ name: `fused ${op}`, inputs: [f([3, 5]), f([5])], run: (a: Tensor, b: Tensor) => binary(op, a, b), grad: op !== 'addRelu' }];
+  }
   const [ka, kb] = BINARY_DOMAIN[op] ?? ['normal', 'normal'];
   const differentiable = BINARY[op].grad !== null && op !== 'maximum' && op !== 'minimum';
   return [
