@@ -103,6 +103,16 @@ describe('autograd', () => {
     expect(await arr(x.grad)).toEqual([32, 32]);
   });
 
+  it('copy_ updates a parameter in place under noGrad only', async () => {
+    const p = t([1, 2], true);
+    expect(() => p.copy_(t([0, 0]))).toThrow(/wrap it in noGrad/);
+    const view = p.detach();
+    noGrad(() => p.copy_(t([5])));
+    expect(await arr(p)).toEqual([5, 5]);
+    expect(await arr(view)).toEqual([5, 5]);
+    expect(() => noGrad(() => p.copy_(t([1, 2, 3])))).toThrow(/does not broadcast|cannot be broadcast/);
+  });
+
   it('a scope around forward+backward frees the graph and intermediates', () => {
     const w = t([[0.1, 0.2], [0.3, 0.4]], true);
     const before = memory().tensors;

@@ -1,11 +1,11 @@
 // The Tensor: a strided view onto backend storage, plus autograd bookkeeping. Ops live in src/ops;
 // the methods here are thin, PyTorch-named doors into them.
 
-import { backward as runBackward, type BackwardOptions, type GradNode } from './autograd.js';
+import { backward as runBackward, isGradEnabled, type BackwardOptions, type GradNode } from './autograd.js';
 import type { Backend, Storage, View } from './backend.js';
 import type { AnyHostArray, DType } from './dtype.js';
 import { DisposedError, TensorError } from './errors.js';
-import { contiguousStrides, isContiguous, sizeOf } from './layout.js';
+import { broadcastShapes, contiguousStrides, isContiguous, shapesEqual, sizeOf } from './layout.js';
 import { keep, setTensorCheck, trackTensor, untrackTensor } from './memory.js';
 import * as elementwise from './ops/elementwise.js';
 import * as creation from './ops/creation.js';
@@ -169,6 +169,33 @@ export class Tensor implements View {
   zeroGrad(): void {
     this.grad?.dispose();
     this.grad = null;
+  }
+
+  /**
+   * Overwrites this tensor's values with src (broadcast, cast), in place: how optimizers update
+   * parameters without changing their identity. Every view of the same storage sees the change.
+   * Allowed under noGrad() on tensors that require grad (as torch's p.copy_ in no_grad).
+   */
+  copy_(src: Tensor): this {
+    this.assertAlive('copy_');
+    src.assertAlive('copy_');
+    if (this.requiresGrad && isGradEnabled()) {
+      throw new TensorError('copy_: in-place update of a tensor that requires grad; wrap it in noGrad()');
+    }
+    if (this.strides.some((st, i) => st === 0 && this.shape[i] > 1)) {
+      throw new TensorError(`copy_: destination [${this.shape.join(',')}] is an expanded view whose elements overlap`);
+    }
+    if (src.backend !== this.backend) {
+      throw new TensorError(`copy_: source lives on ${src.backend.name}, destination on ${this.backend.name}`);
+    }
+    const b = elementwise.broadcastTo(src, broadcastShapes('copy_', this.shape, src.shape));
+    if (!shapesEqual(b.shape, this.shape)) {
+      if (b !== src) b.dispose();
+      throw new TensorError(`copy_: source [${src.shape.join(',')}] does not broadcast to destination [${this.shape.join(',')}]`);
+    }
+    this.backend.copy(b, this);
+    if (b !== src) b.dispose();
+    return this;
   }
 
   // ---- creation helpers -------------------------------------------------------------------------
