@@ -41,6 +41,11 @@ export interface MemoryInfo {
   pooledBytes: number;
 }
 
+/**
+ * Numeric contract: float kernels compute in f32 (f64 accumulation is allowed on cpu). int32 stays
+ * exact for copy, gather/scatter, where, sort, sum/cumsum, add/sub/mul, max/min, comparisons and
+ * neg/abs/sign/square; other generic kernels compute int32 inputs in f32 (exact below 2^24).
+ */
 export interface Backend {
   readonly name: BackendName;
   /** Human-readable adapter description: `cpu (wasm-simd128, 2 threads)`, `webgpu: google swiftshader`. */
@@ -116,7 +121,9 @@ export interface Backend {
   /**
    * Fused scaled-dot-product attention: q [B, Lq, D], k [B, Lk, D], v [B, Lk, Dv] (any strides) ->
    * out [B, Lq, Dv]. mask is null or a float (additive) / bool (true = keep) view broadcast to [B, Lq, Lk].
-   * causal masks keys j > i + (Lk - Lq).
+   * causal masks keys j > i + (Lk - Lq). Masked scores (bool false, causal) become float32 min
+   * (-3.4028235e38), not -inf, so a fully masked row averages v uniformly (as the references do with
+   * finfo.min); an additive mask is simply added, so a row that is all -inf gives NaN.
    */
   attention(q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean): void;
 }

@@ -6,7 +6,8 @@ export type { DType, AnyHostArray } from './dtype.js';
 export { DTYPES, isFloat, promoteTypes, numberToFloat16Bits, float16BitsToNumber, bfloat16BitsToNumber, roundToFloat16 } from './dtype.js';
 export * from './errors.js';
 export { init, cpu, getBackend, setBackend, autoFallbackReason, type BackendChoice, type InitOptions } from './runtime.js';
-export { probeWebGPU } from './probe.js';
+export { probeWebGPU, type WebGPUProbe } from './probe.js';
+export { createWebGPUBackend, WebGPUBackend, type WebGPUBackendOptions } from './backends/webgpu/index.js';
 export { scope, keep, memory, type MemoryReport } from './memory.js';
 export {
   noGrad,

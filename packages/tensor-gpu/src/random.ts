@@ -76,16 +76,20 @@ export function philoxFill(
   const [k0, k1] = seedKey(seed);
   const words = new Uint32Array(4);
   const pf = Math.fround(p0);
+  const p0f = Math.fround(p0);
+  const spanF = Math.fround(Math.fround(p1) - p0f);
   for (let i = 0; i < out.length; i++) {
     const n = offset + i;
     philox(n >>> 0, Math.floor(n / 4294967296) >>> 0, k0, k1, words);
     const u = (words[0] >>> 8) * TWO_NEG_24;
-    if (kind === 'uniform') out[i] = p0 + u * (p1 - p0);
+    // The affine steps are float32 (fround), as on the GPU, so uniform draws match bit for bit.
+    if (kind === 'uniform') out[i] = Math.fround(p0f + Math.fround(u * spanF));
     else if (kind === 'bernoulli') out[i] = u < pf ? 1 : 0;
     else {
       const u1 = ((words[0] >>> 8) + 1) * TWO_NEG_24;
       const u2 = (words[1] >>> 8) * TWO_NEG_24;
-      out[i] = p0 + p1 * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+      const z = Math.fround(Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2));
+      out[i] = Math.fround(p0f + Math.fround(Math.fround(p1) * z));
     }
   }
 }

@@ -141,7 +141,8 @@ export const UNARY = {
   gtScalar: { cpu: (x, p0) => +(x > p0), wgsl: 'f32(x > p0)', out: 'bool', grad: null },
   geScalar: { cpu: (x, p0) => +(x >= p0), wgsl: 'f32(x >= p0)', out: 'bool', grad: null },
   logicalNot: { cpu: (x) => +(x === 0), wgsl: 'f32(x == 0.0)', out: 'bool', grad: null },
-  isNan: { cpu: (x) => +Number.isNaN(x), wgsl: 'f32(x != x)', out: 'bool', grad: null },
+  // `x != x` is folded to false by some shader compilers (SwiftShader): test the bits instead.
+  isNan: { cpu: (x) => +Number.isNaN(x), wgsl: 'f32(is_nan_f32(x))', out: 'bool', grad: null },
 } satisfies Record<string, UnaryRow>;
 
 export type UnaryOpName = keyof typeof UNARY;

@@ -9,6 +9,7 @@ import { BINARY, UNARY, type BinaryOpName, type UnaryOpName } from '../../ops/el
 import { philoxFill } from '../../random.js';
 import { forEachRow, offsetsOf } from './strided.js';
 import { matmulKernel } from './matmul.js';
+import { binaryLoop, unaryLoop } from './loops.js';
 
 export interface CpuStorage extends Storage {
   data: AnyHostArray;
@@ -18,13 +19,20 @@ function arr(v: View): AnyHostArray {
   return (v.storage as CpuStorage).data;
 }
 
+const toInt32 = function toInt32(v: number) {
+  return Number.isFinite(v) ? Math.trunc(v) : 0;
+};
+const toBool = function toBool(v: number) {
+  return v !== 0 ? 1 : 0;
+};
+
 /** Converts a float result to what a dtype stores. */
 function converter(dtype: DType): ((v: number) => number) | null {
   switch (dtype) {
     case 'int32':
-      return (v) => (Number.isFinite(v) ? Math.trunc(v) : 0);
+      return toInt32;
     case 'bool':
-      return (v) => (v !== 0 ? 1 : 0);
+      return toBool;
     case 'float16':
       return roundToFloat16;
     default:
@@ -143,26 +151,18 @@ class CpuBackend implements Backend {
   }
 
   unary(op: UnaryOpName, x: View, out: View, p0: number, p1: number): void {
-    const f = UNARY[op].cpu;
+    const loop = unaryLoop(op, UNARY[op].cpu, converter(out.dtype));
     const xs = arr(x);
     const o = arr(out);
-    const conv = converter(out.dtype);
-    forEachRow(out.shape, [x, out], ([bx, bo], n, [sx, so]) => {
-      if (conv) for (let j = 0; j < n; j++) o[bo + j * so] = conv(f(xs[bx + j * sx], p0, p1));
-      else for (let j = 0; j < n; j++) o[bo + j * so] = f(xs[bx + j * sx], p0, p1);
-    });
+    forEachRow(out.shape, [x, out], ([bx, bo], n, [sx, so]) => loop(xs, bx, sx, o, bo, so, n, p0, p1));
   }
 
   binary(op: BinaryOpName, a: View, b: View, out: View): void {
-    const f = BINARY[op].cpu;
+    const loop = binaryLoop(op, BINARY[op].cpu, converter(out.dtype));
     const as = arr(a);
     const bs = arr(b);
     const o = arr(out);
-    const conv = converter(out.dtype);
-    forEachRow(out.shape, [a, b, out], ([ba, bb, bo], n, [sa, sb, so]) => {
-      if (conv) for (let j = 0; j < n; j++) o[bo + j * so] = conv(f(as[ba + j * sa], bs[bb + j * sb]));
-      else for (let j = 0; j < n; j++) o[bo + j * so] = f(as[ba + j * sa], bs[bb + j * sb]);
-    });
+    forEachRow(out.shape, [a, b, out], ([ba, bb, bo], n, [sa, sb, so]) => loop(as, ba, sa, bs, bb, sb, o, bo, so, n));
   }
 
   where(cond: View, a: View, b: View, out: View): void {
@@ -240,13 +240,18 @@ class CpuBackend implements Backend {
       for (let j = 0; j < inner; j++) if (xs[s + j] > m) m = xs[s + j];
       if (m === -Infinity) m = 0; // fully -inf row: exp gives 0s, sum 0 -> NaN like PyTorch
       let sum = 0;
-      for (let j = 0; j < inner; j++) sum += Math.exp(xs[s + j] - m);
       if (log) {
+        for (let j = 0; j < inner; j++) sum += Math.exp(xs[s + j] - m);
         const lse = Math.log(sum);
         for (let j = 0; j < inner; j++) o[d + j] = xs[s + j] - m - lse;
       } else {
+        for (let j = 0; j < inner; j++) {
+          const e = Math.exp(xs[s + j] - m);
+          o[d + j] = e;
+          sum += e;
+        }
         const inv = 1 / sum;
-        for (let j = 0; j < inner; j++) o[d + j] = Math.exp(xs[s + j] - m) * inv;
+        for (let j = 0; j < inner; j++) o[d + j] *= inv;
       }
       if (conv) for (let j = 0; j < inner; j++) o[d + j] = conv(o[d + j]);
     }

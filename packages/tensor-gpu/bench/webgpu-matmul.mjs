@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+/**
+ * WebGPU matmul benchmark: prints one JSON line per shape,
+ *   {"op":"matmul","backend":"webgpu","adapter":...,"kernel":...,"M":..,"N":..,"K":..,"median_ms":..,"gflops":..}
+ * timing encode + dispatch + `await backend.sync()` (no read-back), float32, median of the repetitions.
+ *
+ *   node bench/webgpu-matmul.mjs                 # 256/512/1024 cubes + transformer-ish shapes
+ *   node bench/webgpu-matmul.mjs --big           # also 2048^3 (minutes on SwiftShader)
+ *   node bench/webgpu-matmul.mjs --kernel=tiled  # force a kernel family (default: chosen by adapter)
+ *   node bench/webgpu-matmul.mjs --quick         # fewer repetitions
+ *
+ * Loads the TypeScript sources through tsx's ESM loader (a devDependency), so no build step is needed.
+ * With no GPU, Dawn runs on SwiftShader (found automatically; see /work/shared/WEBGPU.md).
+ */
+import { register } from 'tsx/esm/api';
+
+register();
+const { createWebGPUBackend } = await import('../src/backends/webgpu/index.ts');
+const { matmulVariant } = await import('../src/backends/webgpu/kernels/matmul.ts');
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const big = args.includes('--big');
+const kernelArg = args.find((a) => a.startsWith('--kernel='))?.slice('--kernel='.length);
+
+const backend = await createWebGPUBackend(kernelArg ? { matmulKernel: kernelArg } : {});
+
+/** [M, K, N, bLayout] ; bLayout 'row' = b [K, N] row-major, 'trans' = b stored [N, K] (x @ W^T). */
+const SHAPES = [
+  [256, 256, 256, 'row'],
+  [512, 512, 512, 'row'],
+  [1024, 1024, 1024, 'row'],
+  [512, 768, 768, 'trans'],
+  [1, 768, 3072, 'row'],
+  [1, 768, 3072, 'trans'],
+];
+if (big) SHAPES.push([2048, 2048, 2048, 'row']);
+
+function contiguous(shape) {
+  const s = new Array(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+for (const [M, K, N, bLayout] of SHAPES) {
+  const a = backend.upload(Float32Array.from({ length: M * K }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5), 'float32');
+  const b = backend.upload(Float32Array.from({ length: K * N }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5), 'float32');
+  const o = backend.alloc('float32', M * N);
+  const av = { storage: a, dtype: 'float32', shape: [1, M, K], strides: contiguous([1, M, K]), offset: 0 };
+  const bv =
+    bLayout === 'row'
+      ? { storage: b, dtype: 'float32', shape: [1, K, N], strides: contiguous([1, K, N]), offset: 0 }
+      : { storage: b, dtype: 'float32', shape: [1, K, N], strides: [K * N, 1, K], offset: 0 };
+  const ov = { storage: o, dtype: 'float32', shape: [1, M, N], strides: contiguous([1, M, N]), offset: 0 };
+  const flops = 2 * M * N * K;
+  // Warm-up (pipeline compile) then enough repetitions for ~2 s, at least 3.
+  backend.matmul(av, bv, ov);
+  await backend.sync();
+  const t0 = performance.now();
+  backend.matmul(av, bv, ov);
+  await backend.sync();
+  const once = performance.now() - t0;
+  const reps = quick ? 3 : Math.max(3, Math.min(50, Math.ceil(2000 / Math.max(once, 1))));
+  const times = [once];
+  for (let r = 1; r < reps; r++) {
+    const t = performance.now();
+    backend.matmul(av, bv, ov);
+    await backend.sync();
+    times.push(performance.now() - t);
+  }
+  times.sort((x, y) => x - y);
+  const median = times[Math.floor(times.length / 2)];
+  console.log(
+    JSON.stringify({
+      op: 'matmul',
+      backend: 'webgpu',
+      adapter: backend.adapterInfo,
+      kernel: matmulVariant(av, bv, backend.matmulKernel),
+      M,
+      N,
+      K,
+      b: bLayout,
+      median_ms: Number(median.toFixed(3)),
+      gflops: Number((flops / median / 1e6).toFixed(3)),
+    }),
+  );
+  for (const s of [a, b, o]) backend.free(s);
+}
+backend.destroy();

@@ -1,0 +1,42 @@
+// The WebGPU backend: `createWebGPUBackend()` finds an adapter by itself (hardware first, then
+// SwiftShader in Node), requests a device with the adapter's large limits and returns a WebGPUBackend.
+
+import { BackendError } from '../../errors.js';
+import { describeAdapter, findAdapter, isSoftwareAdapter, requestDevice, type DeviceOptions } from './device.js';
+import type { MatmulKernel } from './kernels/matmul.js';
+import { WebGPUBackend } from './webgpu-backend.js';
+
+export { WebGPUBackend } from './webgpu-backend.js';
+export type { MatmulKernel } from './kernels/matmul.js';
+
+export interface WebGPUBackendOptions {
+  /** Use this adapter instead of discovering one. */
+  adapter?: GPUAdapter;
+  powerPreference?: GPUPowerPreference;
+  /** Throw instead of running on a software adapter (SwiftShader). */
+  requireHardware?: boolean;
+  /** Force a matmul kernel family (tests use this to exercise 'tiled' on SwiftShader). */
+  matmulKernel?: MatmulKernel | 'auto';
+  /** Request lower limits than the adapter offers (tests use this to hit limit errors cheaply). */
+  limits?: DeviceOptions['limits'];
+}
+
+export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
+  const adapter = options.adapter ?? (await findAdapter(options.powerPreference));
+  const isSoftware = isSoftwareAdapter(adapter);
+  const adapterInfo = describeAdapter(adapter);
+  if (options.requireHardware && isSoftware) {
+    throw new BackendError(`webgpu: only a software adapter is available (${adapterInfo}) and requireHardware is set`);
+  }
+  const device = await requestDevice(adapter, { limits: options.limits });
+  return new WebGPUBackend(device, { adapterInfo, isSoftware, matmulKernel: options.matmulKernel });
+}
+
+export async function probeWebGPU(): Promise<{ available: boolean; isSoftware: boolean; adapterInfo: string; reason?: string }> {
+  try {
+    const adapter = await findAdapter();
+    return { available: true, isSoftware: isSoftwareAdapter(adapter), adapterInfo: describeAdapter(adapter) };
+  } catch (e) {
+    return { available: false, isSoftware: false, adapterInfo: '', reason: (e as Error).message };
+  }
+}

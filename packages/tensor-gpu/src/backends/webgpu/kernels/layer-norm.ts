@@ -1,0 +1,110 @@
+// layerNorm over the last dim of a contiguous [outer, inner] view: (x - mean) / sqrt(var + eps) * w + b,
+// or the RMS variant x / sqrt(mean(x^2) + eps) * w. f32 accumulation: each thread runs Welford over its
+// strided slice of the row, the (count, mean, M2) triples merge in one shared-memory tree (Chan et al.),
+// so a row costs one reduction and no cancellation-prone sum-of-squares. One workgroup per row (64
+// threads, 256 from 2048 elements). weight/bias are strided [inner] views or absent.
+
+import type { View } from '../../../backend.js';
+import { Params, storageRef, type BufferRef, type Runtime } from '../runtime.js';
+import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
+
+export function runLayerNorm(
+  rt: Runtime,
+  x: View,
+  weight: View | null,
+  bias: View | null,
+  out: View,
+  eps: number,
+  rms: boolean,
+): void {
+  const inner = x.shape[x.shape.length - 1] ?? 1;
+  const outer = inner === 0 ? 0 : prod(x.shape) / inner;
+  if (outer === 0) return;
+  const wg = inner >= 2048 ? 256 : 64;
+  const hasW = !!weight;
+  const hasB = !!bias && !rms;
+  const wd = weight?.dtype ?? 'float32';
+  const bd = bias?.dtype ?? 'float32';
+  const code = (): string => `${enables([x.dtype, out.dtype, wd, bd])}${PARAMS_WGSL}
+@group(0) @binding(1) var<storage, read> X: array<${wtype(x.dtype)}>;
+@group(0) @binding(2) var<storage, read> W: array<${hasW ? wtype(wd) : 'f32'}>;
+@group(0) @binding(3) var<storage, read> B: array<${hasB ? wtype(bd) : 'f32'}>;
+@group(0) @binding(4) var<storage, read_write> Y: array<${wtype(out.dtype)}>;
+struct Wf { n: f32, mean: f32, m2: f32 }
+fn merge(a: Wf, b: Wf) -> Wf {
+  let n = a.n + b.n;
+  if (n == 0.0) { return a; }
+  let d = b.mean - a.mean;
+  return Wf(n, a.mean + d * (b.n / n), a.m2 + b.m2 + d * d * (a.n * b.n / n));
+}
+var<workgroup> sn: array<f32, ${wg}>;
+var<workgroup> smean: array<f32, ${wg}>;
+var<workgroup> sm2: array<f32, ${wg}>;
+@compute @workgroup_size(${wg})
+fn main(${MAIN_ARGS}) {
+  ${GROUP_ID_WGSL}
+  let row = gidx;
+  if (row >= pu(0u)) { return; }
+  let n = pu(1u);
+  let xo = pu(2u) + row * n;
+  let yo = pu(3u) + row * n;
+  var acc = Wf(0.0, 0.0, 0.0);
+  for (var j = lid; j < n; j += ${wg}u) {
+    let v = ${toF32(x.dtype, 'X[xo + j]')};
+    ${
+      rms
+        ? 'acc.m2 += v * v;'
+        : `acc.n += 1.0;
+    let d = v - acc.mean;
+    acc.mean += d / acc.n;
+    acc.m2 += d * (v - acc.mean);`
+    }
+  }
+  sn[lid] = acc.n; smean[lid] = acc.mean; sm2[lid] = acc.m2;
+  workgroupBarrier();
+  for (var h = ${wg / 2}u; h > 0u; h = h >> 1u) {
+    if (lid < h) {
+      ${
+        rms
+          ? 'sm2[lid] = sm2[lid] + sm2[lid + h];'
+          : `let c = merge(Wf(sn[lid], smean[lid], sm2[lid]), Wf(sn[lid + h], smean[lid + h], sm2[lid + h]));
+      sn[lid] = c.n; smean[lid] = c.mean; sm2[lid] = c.m2;`
+      }
+    }
+    workgroupBarrier();
+  }
+  let mean = ${rms ? '0.0' : 'smean[0]'};
+  let rstd = inverseSqrt(sm2[0] / f32(n) + pf(8u));
+  for (var j = lid; j < n; j += ${wg}u) {
+    var v = (${toF32(x.dtype, 'X[xo + j]')} - mean) * rstd;
+    ${hasW ? `v = v * ${toF32(wd, 'W[pu(4u) + j * pu(5u)]')};` : ''}
+    ${hasB ? `v = v + ${toF32(bd, 'B[pu(6u) + j * pu(7u)]')};` : ''}
+    Y[yo + j] = ${fromF32(out.dtype, 'v')};
+  }
+}`;
+  const p = new Params()
+    .pushU(outer)
+    .pushU(inner)
+    .pushU(x.offset)
+    .pushU(out.offset)
+    .pushU(weight?.offset ?? 0)
+    .pushI(weight?.strides[weight.strides.length - 1] ?? 0)
+    .pushU(bias?.offset ?? 0)
+    .pushI(bias?.strides[bias.strides.length - 1] ?? 0)
+    .pushF(eps);
+  const op = rms ? 'rmsNorm' : 'layerNorm';
+  const dummy: BufferRef = { pb: rt.dummy, size: 16 };
+  const key = `layerNorm:${rms}:${hasW}:${hasB}:${x.dtype}:${wd}:${bd}:${out.dtype}:${wg}`;
+  rt.dispatch(
+    op,
+    { key, bindings: ['uniform', 'read', 'read', 'read', 'rw'], code },
+    p,
+    [
+      storageRef(x.storage, op, 'x'),
+      weight ? storageRef(weight.storage, op, 'weight') : dummy,
+      hasB && bias ? storageRef(bias.storage, op, 'bias') : dummy,
+      storageRef(out.storage, op, 'out'),
+    ],
+    grid(outer),
+  );
+}
