@@ -1,0 +1,55 @@
+// LayerNorm (torch.nn.LayerNorm) and RMSNorm (T5's variance-only LayerNorm, no mean, no bias).
+
+import { layerNorm, ones, rmsNorm, zeros, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { Module } from '../module.js';
+
+export interface LayerNormOptions {
+  eps?: number;
+  elementwiseAffine?: boolean;
+  bias?: boolean;
+  backend?: Backend;
+}
+
+export class LayerNorm extends Module {
+  readonly normalizedShape: number[];
+  readonly eps: number;
+  weight: Tensor | null;
+  bias: Tensor | null;
+
+  constructor(normalizedShape: number | number[], options: LayerNormOptions = {}) {
+    super();
+    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
+    this.eps = options.eps ?? 1e-5;
+    const affine = options.elementwiseAffine ?? true;
+    this.weight = this.registerParameter('weight', affine ? ones(this.normalizedShape, { backend: options.backend }) : null);
+    this.bias = this.registerParameter('bias', affine && options.bias !== false ? zeros(this.normalizedShape, { backend: options.backend }) : null);
+  }
+
+  protected override onParametersChanged(): void {
+    this.weight = this.getParameter('weight');
+    this.bias = this.getParameter('bias');
+  }
+
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.normalizedShape, this.weight, this.bias, this.eps);
+  }
+}
+
+export class RMSNorm extends Module {
+  readonly eps: number;
+  weight: Tensor;
+
+  constructor(dim: number, options: { eps?: number; backend?: Backend } = {}) {
+    super();
+    this.eps = options.eps ?? 1e-6;
+    this.weight = this.registerParameter('weight', ones([dim], { backend: options.backend }));
+  }
+
+  protected override onParametersChanged(): void {
+    this.weight = this.getParameter('weight')!;
+  }
+
+  forward(x: Tensor): Tensor {
+    return rmsNorm(x, this.weight, this.eps);
+  }
+}
