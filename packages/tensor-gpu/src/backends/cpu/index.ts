@@ -46,6 +46,32 @@ function contiguousRows(v: View): { rows: number; inner: number; base: number } 
   return { rows, inner, base: v.offset };
 }
 
+/**
+ * True when the index varies only along `axis` (stride 0 elsewhere, as indexSelect and embedding
+ * build it) and both data views are contiguous: then whole slices move at once.
+ */
+function selectsWholeSlices(index: View, axis: number, data: View, other: View): boolean {
+  if (!index.strides.every((st, d) => d === axis || st === 0 || index.shape[d] === 1)) return false;
+  const contiguous = (v: View) => {
+    let expect = 1;
+    for (let d = v.shape.length - 1; d >= 0; d--) {
+      if (v.shape[d] !== 1 && v.strides[d] !== expect) return false;
+      expect *= v.shape[d];
+    }
+    return true;
+  };
+  // the non-axis dims of data and other must agree (gather may read a prefix of x otherwise)
+  return contiguous(data) && contiguous(other) && data.shape.every((d, i) => i === axis || d === other.shape[i]);
+}
+
+function sliceGeometry(shape: readonly number[], axis: number): { outer: number; inner: number; n: number } {
+  let outer = 1;
+  let inner = 1;
+  for (let d = 0; d < axis; d++) outer *= shape[d];
+  for (let d = axis + 1; d < shape.length; d++) inner *= shape[d];
+  return { outer, inner, n: shape[axis] };
+}
+
 class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
   readonly isSoftware = false;
@@ -303,6 +329,23 @@ class CpuBackend implements Backend {
     const idx = arr(index);
     const o = arr(out);
     const size = x.shape[axis];
+    if (selectsWholeSlices(index, axis, x, out)) {
+      // indexSelect / embedding: copy contiguous runs of `inner` elements.
+      const { outer, inner, n } = sliceGeometry(out.shape, axis);
+      const xn = x.shape[axis];
+      for (let j = 0; j < n; j++) {
+        const k = idx[index.offset + j * index.strides[axis]];
+        if (k < 0 || k >= size) throw new IndexError(`${opName}: index ${k} is out of range for dimension ${axis} of size ${size}`);
+      }
+      for (let a = 0; a < outer; a++) {
+        for (let j = 0; j < n; j++) {
+          const k = idx[index.offset + j * index.strides[axis]];
+          const src = x.offset + (a * xn + k) * inner;
+          o.set(xs.subarray(src, src + inner), out.offset + (a * n + j) * inner);
+        }
+      }
+      return;
+    }
     const idxOffsets = offsetsOf(out.shape, index);
     // Walk out in row-major order; track the coordinate along `axis` to swap in the index.
     const shape = out.shape;
@@ -329,6 +372,23 @@ class CpuBackend implements Backend {
     const idx = arr(index);
     const ss = arr(src);
     const size = out.shape[axis];
+    if (out.dtype === 'float32' && selectsWholeSlices(index, axis, out, src)) {
+      // embedding backward: add contiguous runs of `inner` elements.
+      const { outer, inner, n } = sliceGeometry(src.shape, axis);
+      for (let j = 0; j < n; j++) {
+        const k = idx[index.offset + j * index.strides[axis]];
+        if (k < 0 || k >= size) throw new IndexError(`${opName}: index ${k} is out of range for dimension ${axis} of size ${size}`);
+      }
+      for (let a = 0; a < outer; a++) {
+        for (let j = 0; j < n; j++) {
+          const k = idx[index.offset + j * index.strides[axis]];
+          const d = out.offset + (a * size + k) * inner;
+          const sBase = src.offset + (a * n + j) * inner;
+          for (let i = 0; i < inner; i++) o[d + i] += ss[sBase + i];
+        }
+      }
+      return;
+    }
     const shape = index.shape;
     const rank = shape.length;
     const idxOffsets = offsetsOf(shape, index);
@@ -405,48 +465,62 @@ class CpuBackend implements Backend {
     const ms = mask ? arr(mask) : null;
     const o = arr(out) as Float32Array;
     const boolMask = mask?.dtype === 'bool';
-    const block = Math.max(1, Math.min(Lq, Math.floor((1 << 20) / Math.max(Lk, 1))));
-    const scores = new Float32Array(block * Lk);
+    // Work in tiles of (batch group) x (query block) whose scores fit a fixed budget: short sequences
+    // batch many heads into one GEMM call, long ones split the queries.
+    const budget = 1 << 22;
+    const block = Math.max(1, Math.min(Lq, Math.floor(budget / Math.max(Lk, 1))));
+    const group = block === Lq ? Math.max(1, Math.min(B, Math.floor(budget / Math.max(Lq * Lk, 1)))) : 1;
+    const scores = new Float32Array(group * block * Lk);
     const shift = Lk - Lq;
     const NEG = -3.4028234663852886e38;
     const view = (base: View, shape: number[], strides: number[], offset: number): View => ({ storage: base.storage, dtype: 'float32', shape, strides, offset });
-    for (let bt = 0; bt < B; bt++) {
-      // K^T for this batch: [1, D, Lk] by swapping k's strides.
-      const kT = view(k, [1, D, Lk], [0, k.strides[2], k.strides[1]], k.offset + bt * k.strides[0]);
-      const vb = view(v, [1, Lk, Dv], [0, v.strides[1], v.strides[2]], v.offset + bt * v.strides[0]);
+    for (let b0 = 0; b0 < B; b0 += group) {
+      const g = Math.min(group, B - b0);
+      // K^T: [g, D, Lk] by swapping k's strides.
+      const kT = view(k, [g, D, Lk], [k.strides[0], k.strides[2], k.strides[1]], k.offset + b0 * k.strides[0]);
+      const vb = view(v, [g, Lk, Dv], [v.strides[0], v.strides[1], v.strides[2]], v.offset + b0 * v.strides[0]);
       for (let i0 = 0; i0 < Lq; i0 += block) {
         const rows = Math.min(block, Lq - i0);
-        const qBlk = view(q, [1, rows, D], [0, q.strides[1], q.strides[2]], q.offset + bt * q.strides[0] + i0 * q.strides[1]);
+        const qBlk = view(q, [g, rows, D], [q.strides[0], q.strides[1], q.strides[2]], q.offset + b0 * q.strides[0] + i0 * q.strides[1]);
         matmulKernel.run(qBlk, arr(q) as Float32Array, kT, arr(k) as Float32Array, scores, 0);
-        for (let r = 0; r < rows; r++) {
-          const i = i0 + r;
-          const srow = r * Lk;
-          let m = -Infinity;
-          const mBase = mask ? mask.offset + bt * mask.strides[0] + i * mask.strides[1] : 0;
-          for (let j = 0; j < Lk; j++) {
-            let s = scores[srow + j] * scale;
-            if (ms) {
-              const mv = ms[mBase + j * mask!.strides[2]];
-              if (boolMask) {
-                if (mv === 0) s = NEG;
-              } else s += mv;
+        for (let bi = 0; bi < g; bi++) {
+          const bt = b0 + bi;
+          for (let r = 0; r < rows; r++) {
+            const i = i0 + r;
+            const srow = (bi * rows + r) * Lk;
+            let m = -Infinity;
+            const mBase = mask ? mask.offset + bt * mask.strides[0] + i * mask.strides[1] : 0;
+            const ms2 = mask ? mask.strides[2] : 0;
+            for (let j = 0; j < Lk; j++) {
+              let sc = scores[srow + j] * scale;
+              if (ms) {
+                const mv = ms[mBase + j * ms2];
+                if (boolMask) {
+                  if (mv === 0) sc = NEG;
+                } else sc += mv;
+              }
+              if (causal && j > i + shift) sc = NEG;
+              sc = Math.fround(sc);
+              scores[srow + j] = sc;
+              if (sc > m) m = sc;
             }
-            if (causal && j > i + shift) s = NEG;
-            s = Math.fround(s);
-            scores[srow + j] = s;
-            if (s > m) m = s;
+            let sum = 0;
+            for (let j = 0; j < Lk; j++) {
+              const e = Math.exp(scores[srow + j] - m);
+              scores[srow + j] = e;
+              sum += e;
+            }
+            const inv = 1 / sum;
+            for (let j = 0; j < Lk; j++) scores[srow + j] *= inv;
           }
-          let sum = 0;
-          for (let j = 0; j < Lk; j++) {
-            const e = Math.exp(scores[srow + j] - m);
-            scores[srow + j] = e;
-            sum += e;
-          }
-          const inv = 1 / sum;
-          for (let j = 0; j < Lk; j++) scores[srow + j] *= inv;
         }
-        const p = { storage: out.storage, dtype: 'float32' as const, shape: [1, rows, Lk], strides: [0, Lk, 1], offset: 0 };
-        matmulKernel.run(p, scores, vb, arr(v) as Float32Array, o, out.offset + (bt * Lq + i0) * Dv);
+        const p = { storage: out.storage, dtype: 'float32' as const, shape: [g, rows, Lk], strides: [rows * Lk, Lk, 1], offset: 0 };
+        if (rows === Lq) {
+          matmulKernel.run(p, scores, vb, arr(v) as Float32Array, o, out.offset + b0 * Lq * Dv);
+        } else {
+          // g is 1 when queries are split; the output rows of this block are contiguous.
+          matmulKernel.run(p, scores, vb, arr(v) as Float32Array, o, out.offset + (b0 * Lq + i0) * Dv);
+        }
       }
     }
     if (out.dtype === 'float16') {

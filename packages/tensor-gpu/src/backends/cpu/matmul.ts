@@ -2,6 +2,7 @@
 // engine (WebAssembly SIMD + worker threads, see gemm/), created lazily on first use.
 
 import type { View } from '../../backend.js';
+import { createGemm, type Gemm, type GemmOperand } from './gemm/index.js';
 
 interface Engine {
   describe(): string;
@@ -41,11 +42,35 @@ const jsEngine: Engine = {
   dispose: () => {},
 };
 
-let engine: Engine = jsEngine;
+/** The wasm GEMM, created on first use (compiles the module and starts the worker threads). */
+function gemmEngine(): Engine {
+  let gemm: Gemm | null = null;
+  const get = () => (gemm ??= createGemm());
+  return {
+    describe: () => {
+      const g = get();
+      return g.simd === 'scalar' ? 'js' : `wasm ${g.simd}, ${g.threads} thread${g.threads === 1 ? '' : 's'}`;
+    },
+    run: (a, aData, b, bData, out, outOffset) => {
+      const [batch, M, K] = a.shape;
+      const N = b.shape[2];
+      const operand = (v: View, data: Float32Array): GemmOperand => ({ data, offset: v.offset, strides: [v.strides[0], v.strides[1], v.strides[2]] });
+      get().matmul(operand(a, aData), operand(b, bData), out.subarray(outOffset, outOffset + batch * M * N), batch, M, N, K);
+    },
+    dispose: () => {
+      gemm?.dispose();
+      gemm = null;
+    },
+  };
+}
 
-/** Swaps in a faster engine (the wasm GEMM registers itself here). */
-export function setMatmulEngine(next: Engine): void {
-  engine = next;
+let engine: Engine = gemmEngine();
+
+/** Swaps the engine (tests compare the wasm GEMM with the plain JS loop). Returns the previous one. */
+export function setMatmulEngine(next: Engine | 'js' | 'gemm'): Engine {
+  const prev = engine;
+  engine = next === 'js' ? jsEngine : next === 'gemm' ? gemmEngine() : next;
+  return prev;
 }
 
 export const matmulKernel: Engine = {

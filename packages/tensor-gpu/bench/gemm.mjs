@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+/**
+ * CPU GEMM benchmark: prints one JSON line per measurement.
+ *
+ *   node bench/gemm.mjs                 # all shapes, ours (threads 1 and max) + tfjs-wasm
+ *   node bench/gemm.mjs --quick         # fewer shapes / repetitions
+ *   node bench/gemm.mjs --no-tfjs       # skip the tfjs-backend-wasm comparison
+ *
+ * Shapes are named M x K x N: out[M, N] = A[M, K] * B[K, N] (batch > 1: B per batch item).
+ * Loads the TypeScript sources directly through tsx's ESM loader (devDependency), so it
+ * needs no build step and can be spawned from bench/run.mjs.
+ */
+import { register } from 'tsx/esm/api';
+
+register();
+const { createGemm, gemmReadyWorkers } = await import('../src/backends/cpu/gemm/index.ts');
+const { hardwareConcurrency } = await import('../src/backends/cpu/thread-pool.ts');
+
+const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick');
+const withTfjs = !args.has('--no-tfjs');
+
+/** [batch, M, K, N, label] */
+const SHAPES = [
+  [1, 256, 256, 256, 'cube'],
+  [1, 512, 512, 512, 'cube'],
+  [1, 1024, 1024, 1024, 'cube'],
+  [1, 2048, 2048, 2048, 'cube'],
+  [1, 1024, 768, 3072, 'mlp-up'],
+  [1, 1024, 3072, 768, 'mlp-down'],
+  [12, 128, 64, 128, 'attn-scores'],
+  [12, 128, 128, 64, 'attn-values'],
+  [12, 512, 64, 512, 'attn-scores'],
+  [12, 512, 512, 64, 'attn-values'],
+  [1, 1, 768, 768, 'gemv'],
+  [1, 64, 64, 64, 'cube'],
+].filter((s) => !quick || s[1] * s[2] * s[3] * s[0] <= 1024 ** 3);
+
+const minTimeMs = quick ? 300 : 1000;
+
+function measure(fn, flops) {
+  for (let i = 0; i < 2; i++) fn();
+  const times = [];
+  const start = performance.now();
+  while (times.length < 5 || (performance.now() - start < minTimeMs && times.length < 200)) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  const median = times[times.length >> 1];
+  return { median_ms: +median.toFixed(4), gflops: +(flops / median / 1e6).toFixed(2), reps: times.length };
+}
+
+function randomArray(n) {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = Math.random() * 2 - 1;
+  return a;
+}
+
+function emit(obj) {
+  console.log(JSON.stringify(obj));
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const inputs = SHAPES.map(([batch, M, K, N]) => ({ A: randomArray(batch * M * K), B: randomArray(batch * K * N) }));
+
+const maxThreads = hardwareConcurrency();
+const threadCounts = [...new Set([1, maxThreads])];
+for (const threads of threadCounts) {
+  const g = createGemm({ threads });
+  for (let i = 0; i < 500 && gemmReadyWorkers(g) < g.threads - 1; i++) await sleep(10);
+  SHAPES.forEach(([batch, M, K, N, label], s) => {
+    const { A, B } = inputs[s];
+    const a = { data: A, offset: 0, strides: [M * K, K, 1] };
+    const b = { data: B, offset: 0, strides: [K * N, N, 1] };
+    const out = new Float32Array(batch * M * N);
+    const r = measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K);
+    emit({ op: 'matmul', backend: 'cpu', impl: `wasm-${g.simd}`, threads: g.threads, shape: `${M}x${K}x${N}`, label, batch, M, K, N, ...r });
+  });
+  g.dispose();
+}
+
+// Plain JS scalar reference on the small shapes only (it is ~1 GFLOPS).
+{
+  const g = createGemm({ simd: 'scalar' });
+  SHAPES.forEach(([batch, M, K, N, label], s) => {
+    if (batch * M * K * N > 256 ** 3) return;
+    const { A, B } = inputs[s];
+    const out = new Float32Array(batch * M * N);
+    const r = measure(
+      () => g.matmul({ data: A, offset: 0, strides: [M * K, K, 1] }, { data: B, offset: 0, strides: [K * N, N, 1] }, out, batch, M, N, K),
+      2 * batch * M * N * K,
+    );
+    emit({ op: 'matmul', backend: 'cpu', impl: 'js-scalar', threads: 1, shape: `${M}x${K}x${N}`, label, batch, M, K, N, ...r });
+  });
+}
+
+if (withTfjs) {
+  try {
+    const tf = await import('@tensorflow/tfjs-core');
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    await tf.setBackend('wasm');
+    await tf.ready();
+    let tfThreads = 1;
+    try {
+      tfThreads = wasm.getThreadsCount?.() ?? 1;
+    } catch {
+      tfThreads = 1;
+    }
+    SHAPES.forEach(([batch, M, K, N, label], s) => {
+      const { A, B } = inputs[s];
+      const a = tf.tensor3d(A, [batch, M, K]);
+      const b = tf.tensor3d(B, [batch, K, N]);
+      const r = measure(() => {
+        const c = tf.matMul(a, b);
+        c.dataSync();
+        c.dispose();
+      }, 2 * batch * M * N * K);
+      a.dispose();
+      b.dispose();
+      emit({ op: 'matmul', backend: 'cpu', impl: `tfjs-wasm-${tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'scalar'}`, threads: tfThreads, shape: `${M}x${K}x${N}`, label, batch, M, K, N, ...r });
+    });
+  } catch (e) {
+    emit({ op: 'matmul', backend: 'cpu', impl: 'tfjs-wasm', error: String(e && e.message ? e.message : e) });
+  }
+}

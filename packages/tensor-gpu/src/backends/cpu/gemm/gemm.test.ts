@@ -1,0 +1,235 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateWasmBytesSource, WASM_BYTES_PATH } from './gen-wasm.js';
+import { createGemm, gemmReadyWorkers, type Gemm, type GemmOperand } from './index.js';
+
+/** Deterministic PRNG (mulberry32). */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Case {
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+  bcastA?: boolean;
+  bcastB?: boolean;
+  /** extra elements before the data and extra leading-dimension padding */
+  pad?: number;
+}
+
+/** Builds an operand for logical [batch, R, C] with the requested layout, filled randomly. */
+function makeOperand(rand: () => number, batch: number, R: number, C: number, trans: boolean, bcast: boolean, pad: number) {
+  const nb = bcast ? 1 : batch;
+  // stored as [nb][R][C] (row stride ld >= C) or transposed [nb][C][R] (ld >= R)
+  const ld = (trans ? R : C) + pad;
+  const mat = (trans ? C : R) * ld;
+  const bstride = mat + pad;
+  const offset = 3 * pad;
+  const data = new Float32Array(offset + nb * bstride + 1);
+  for (let i = 0; i < data.length; i++) data[i] = rand() * 2 - 1;
+  const strides: [number, number, number] = trans ? [bcast ? 0 : bstride, 1, ld] : [bcast ? 0 : bstride, ld, 1];
+  return { data, offset, strides } satisfies GemmOperand;
+}
+
+function check(g: Gemm, c: Case, seed: number) {
+  const rand = rng(seed);
+  const { batch, M, N, K } = c;
+  const pad = c.pad ?? 0;
+  const a = makeOperand(rand, batch, M, K, !!c.transA, !!c.bcastA, pad);
+  const b = makeOperand(rand, batch, K, N, !!c.transB, !!c.bcastB, pad);
+  const out = new Float32Array(batch * M * N + 5).fill(Number.NaN);
+  g.matmul(a, b, out, batch, M, N, K);
+  let worst = 0;
+  let worstAt = -1;
+  for (let bt = 0; bt < batch; bt++) {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        let sa = 0;
+        for (let k = 0; k < K; k++) {
+          const x = a.data[a.offset + bt * a.strides[0] + i * a.strides[1] + k * a.strides[2]];
+          const y = b.data[b.offset + bt * b.strides[0] + k * b.strides[1] + j * b.strides[2]];
+          s += x * y;
+          sa += Math.abs(x * y);
+        }
+        const got = out[bt * M * N + i * N + j];
+        const err = Math.abs(got - s) / (sa + 1e-30);
+        if (!(err <= worst)) {
+          worst = Number.isNaN(err) ? Infinity : err;
+          worstAt = bt * M * N + i * N + j;
+        }
+      }
+    }
+  }
+  expect(worst, `${JSON.stringify(c)} worst rel err at ${worstAt}`).toBeLessThanOrEqual(1e-5);
+  // elements past batch*M*N are untouched
+  for (let i = batch * M * N; i < out.length; i++) expect(out[i]).toBeNaN();
+}
+
+const CASES: Case[] = [
+  { batch: 1, M: 1, N: 1, K: 1 },
+  { batch: 1, M: 1, N: 5, K: 1 },
+  { batch: 1, M: 3, N: 1, K: 7 },
+  { batch: 2, M: 3, N: 4, K: 0 },
+  { batch: 1, M: 7, N: 13, K: 11 },
+  { batch: 1, M: 17, N: 19, K: 23 },
+  { batch: 1, M: 37, N: 41, K: 43, transA: true },
+  { batch: 1, M: 4, N: 12, K: 256 },
+  { batch: 1, M: 5, N: 13, K: 257 },
+  { batch: 1, M: 1, N: 300, K: 129 },
+  { batch: 1, M: 300, N: 1, K: 129 },
+  { batch: 1, M: 64, N: 64, K: 64, transB: true },
+  { batch: 1, M: 67, N: 71, K: 73, transA: true, transB: true, pad: 3 },
+  { batch: 1, M: 300, N: 257, K: 301 },
+  { batch: 1, M: 129, N: 300, K: 65, transB: true, pad: 5 },
+  { batch: 1, M: 301, N: 299, K: 520, transA: true, pad: 2 },
+  { batch: 3, M: 31, N: 29, K: 37, bcastB: true },
+  { batch: 3, M: 31, N: 29, K: 37, bcastA: true, transA: true },
+  { batch: 2, M: 45, N: 50, K: 300, bcastA: true, bcastB: true, pad: 1 },
+  { batch: 12, M: 128, N: 128, K: 64 },
+  { batch: 12, M: 33, N: 64, K: 17, transB: true, pad: 4 },
+  { batch: 5, M: 200, N: 100, K: 60, bcastB: true, transB: true },
+  { batch: 2, M: 100, N: 1100, K: 40 },
+  { batch: 1, M: 530, N: 70, K: 90 },
+];
+
+/** Shapes crossing the MC/NC/KC block limits (multiple rounds per C block). */
+const BIG_CASES: Case[] = [
+  { batch: 1, M: 531, N: 1045, K: 300, pad: 1 },
+  { batch: 2, M: 520, N: 40, K: 530, transA: true, bcastB: true },
+];
+
+describe('gemm wasm bytes', () => {
+  it('wasm-bytes.ts matches the generator output (drift check)', async () => {
+    const committed = readFileSync(WASM_BYTES_PATH, 'utf8');
+    expect(await generateWasmBytesSource()).toBe(committed);
+  });
+});
+
+const ENGINES: { name: string; opts: Parameters<typeof createGemm>[0]; big: boolean }[] = [
+  { name: 'threads=1', opts: { threads: 1 }, big: true },
+  { name: 'threads=2', opts: { threads: 2 }, big: true },
+  { name: 'simd128 threads=2', opts: { threads: 2, simd: 'simd128' }, big: true },
+  { name: 'scalar', opts: { simd: 'scalar' }, big: false },
+];
+
+for (const eng of ENGINES) {
+  describe(`gemm ${eng.name}`, () => {
+    let g: Gemm;
+    beforeAll(async () => {
+      g = createGemm(eng.opts);
+      // Workers start asynchronously; wait so the multi-threaded path really is exercised.
+      for (let i = 0; i < 6000 && gemmReadyWorkers(g) < g.threads - 1; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    });
+    afterAll(() => g.dispose());
+
+    it('reports its configuration', () => {
+      if (eng.opts?.simd === 'scalar') {
+        expect(g.simd).toBe('scalar');
+        expect(g.threads).toBe(1);
+      } else {
+        expect(['relaxed-simd', 'simd128']).toContain(g.simd);
+        if (eng.opts?.simd === 'simd128') expect(g.simd).toBe('simd128');
+        expect(g.threads).toBe(eng.opts?.threads);
+        expect(gemmReadyWorkers(g)).toBe(g.threads - 1);
+      }
+    });
+
+    it('matches a float64 reference on many shapes', () => {
+      CASES.forEach((c, i) => check(g, c, 1000 + i));
+    });
+
+    it.runIf(eng.big)('matches on shapes spanning several blocks', () => {
+      BIG_CASES.forEach((c, i) => check(g, c, 2000 + i));
+    });
+
+    it('random shapes', () => {
+      const r = rng(42);
+      for (let t = 0; t < 30; t++) {
+        const pick = (max: number) => 1 + Math.floor(r() * r() * max);
+        check(
+          g,
+          {
+            batch: pick(4),
+            M: pick(140),
+            N: pick(140),
+            K: pick(140),
+            transA: r() < 0.3,
+            transB: r() < 0.3,
+            bcastA: r() < 0.2,
+            bcastB: r() < 0.2,
+            pad: r() < 0.3 ? 2 : 0,
+          },
+          3000 + t,
+        );
+      }
+    });
+
+    it('K = 0 writes zeros, empty outputs are fine', () => {
+      const a: GemmOperand = { data: new Float32Array(1), offset: 0, strides: [0, 0, 0] };
+      const out = new Float32Array(6).fill(7);
+      g.matmul(a, a, out, 2, 1, 3, 0);
+      expect(Array.from(out)).toEqual([0, 0, 0, 0, 0, 0]);
+      g.matmul(a, a, out, 0, 4, 4, 4);
+      g.matmul(a, a, out, 1, 0, 4, 4);
+    });
+
+    it('rejects out-of-bounds operands and short outputs', () => {
+      const a: GemmOperand = { data: new Float32Array(4), offset: 0, strides: [0, 2, 1] };
+      expect(() => g.matmul(a, a, new Float32Array(4), 1, 2, 2, 2)).not.toThrow();
+      expect(() => g.matmul(a, a, new Float32Array(3), 1, 2, 2, 2)).toThrow(RangeError);
+      expect(() => g.matmul({ ...a, offset: 1 }, a, new Float32Array(4), 1, 2, 2, 2)).toThrow(RangeError);
+    });
+  });
+}
+
+describe('gemm process lifetime', () => {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const run = (dispose: boolean) => {
+    const dir = mkdtempSync(join(tmpdir(), 'gemm-exit-'));
+    const script = join(dir, 'exit.mts');
+    writeFileSync(
+      script,
+      `import { createGemm } from ${JSON.stringify(join(here, 'index.ts'))};
+const g = createGemm({ threads: 2 });
+const n = 200;
+const a = { data: new Float32Array(n * n).fill(1), offset: 0, strides: [0, n, 1] };
+const out = new Float32Array(n * n);
+await new Promise((r) => setTimeout(r, 200));
+g.matmul(a, a, out, 1, n, n, n);
+if (out[0] !== n) throw new Error('bad result ' + out[0]);
+${dispose ? 'g.dispose();' : ''}
+console.log('ok', g.threads);
+`,
+    );
+    // The process must exit on its own; the timeout only guards against a hang.
+    return execFileSync(process.execPath, ['--import', 'tsx', script], {
+      cwd: here,
+      timeout: 60_000,
+      encoding: 'utf8',
+    });
+  };
+  it('exits after dispose()', () => {
+    expect(run(true).trim()).toBe('ok 2');
+  });
+  it('exits without dispose() (idle workers are unref-ed)', () => {
+    expect(run(false).trim()).toBe('ok 2');
+  });
+});

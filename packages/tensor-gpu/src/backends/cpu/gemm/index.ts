@@ -1,0 +1,573 @@
+/**
+ * Synchronous float32 GEMM for the CPU backend: WebAssembly SIMD micro-kernel
+ * (relaxed-simd FMA when available, else simd128, else plain JS) + shared-memory
+ * worker threads driven with Atomics.
+ *
+ * Design (see tooling-notes/gemm.md):
+ *  - One shared WebAssembly.Memory of FIXED size (~7 MiB) holds a control block, two
+ *    packed-A buffers, two packed-B buffers and two C buffers. The problem is blocked
+ *    over M (MC_MAX), N (NC_MAX) and K (KC_MAX) so this scratch never grows.
+ *  - The calling thread packs A/B blocks from the caller's (strided) arrays into the
+ *    shared memory and publishes a "round" (one MC x NC x KC block, or a group of whole
+ *    small batch items); all threads, the caller included, claim column strips of the
+ *    round with a compare-exchange on a counter and run the wasm micro-kernel on them.
+ *    While the workers compute round r, the caller packs round r+1 (double buffering)
+ *    and copies the previous finished C block to `out`, then joins the computation.
+ *  - The caller blocks with Atomics.wait until the round is complete, so `matmul` is
+ *    synchronous. Where blocking is not allowed (browser main thread) or shared memory
+ *    is unavailable, it runs single-threaded wasm on the calling thread.
+ *  - Tiny problems use a plain JS loop (no packing at all).
+ */
+import {
+  canBlockHere,
+  hardwareConcurrency,
+  nodeBuiltin,
+  sharedMemoryAvailable,
+  spawnInlineWorker,
+  type InlineWorker,
+} from '../thread-pool.js';
+import {
+  GEMM_WASM_RELAXED_B64,
+  GEMM_WASM_RELAXED_SHARED_B64,
+  GEMM_WASM_SIMD_B64,
+  GEMM_WASM_SIMD_SHARED_B64,
+  KERNEL_MR,
+  KERNEL_NR,
+} from './wasm-bytes.js';
+import { claimAndRun, gemmWorkerSource, type ControlLayout, type StripFn, type WorkerInit } from './worker-body.js';
+
+export interface GemmOperand {
+  /** The whole backing array (may be large); elements read at offset + strides. */
+  data: Float32Array;
+  /** Element offset of [0,0,0]. */
+  offset: number;
+  /** Element strides for [batch, rows, cols]; batch stride may be 0 (broadcast). */
+  strides: [number, number, number];
+}
+
+export type GemmSimd = 'relaxed-simd' | 'simd128' | 'scalar';
+
+export interface Gemm {
+  /**
+   * out[bt, m, n] = sum_k a[bt, m, k] * b[bt, k, n]; out is a contiguous Float32Array of
+   * batch*M*N (overwritten). `out` must not alias the inputs.
+   */
+  matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number): void;
+  /** Threads actually used (calling thread included). */
+  readonly threads: number;
+  readonly simd: GemmSimd;
+  /** Terminates the workers. The engine cannot be used afterwards. */
+  dispose(): void;
+}
+
+export interface GemmOptions {
+  /** Total threads including the calling one. Default: hardware concurrency. */
+  threads?: number;
+  /** Force a kernel (tests / benchmarks). Falls back further down if unsupported. */
+  simd?: GemmSimd;
+}
+
+const MR = KERNEL_MR;
+const NR = KERNEL_NR;
+/** Blocking: K per packed panel (B micro-panel KC*NR*4 = 12 KiB stays in L1). */
+export const KC_MAX = 256;
+/** Rows per block (packed A block MC*KC*4 = 512 KiB stays in L2). */
+export const MC_MAX = 512;
+/** Columns per block (multiple of NR). */
+export const NC_MAX = 86 * NR;
+/** Below this many multiply-adds (batch*M*N*K) a plain JS loop is used (measured: wasm wins from ~6^3). */
+export const JS_MAX_WORK = 256;
+/** Below this many multiply-adds the worker threads are not woken. */
+export const PARALLEL_MIN_WORK = 64 * 64 * 64;
+
+const LAYOUT: ControlLayout = {
+  CTL_INTS: 64,
+  SEQ: 0,
+  CMD: 1,
+  NEXT: 2,
+  DONE: 3,
+  BASE: 4,
+  NTASKS: 5,
+  ABASE: 6,
+  BBASE: 7,
+  CBASE: 8,
+  NP: 9,
+  KC: 10,
+  LDC: 11,
+  ACC: 12,
+  STRIPS: 13,
+  AGS: 14,
+  BGS: 15,
+  CGS: 16,
+  LDA: 17,
+  LDB: 18,
+  SS: 20,
+  READY: 19,
+};
+const CMD_RUN = 1;
+const CMD_EXIT = 2;
+/** Iterations of the worker's polling loop before it sleeps in Atomics.wait. */
+const WORKER_SPIN = 20_000;
+/** Iterations of the caller's polling loop before it sleeps in Atomics.wait. */
+const MAIN_SPIN = 20_000;
+
+/** Extra floats per row of the A/B copies (keeps B's row stride off powers of two). */
+const LD_PAD = 4;
+const CAP_A = MC_MAX * (KC_MAX + LD_PAD); // floats per A buffer
+const CAP_B = KC_MAX * (NC_MAX + LD_PAD);
+const CAP_C = MC_MAX * NC_MAX;
+const align = (x: number, a: number) => Math.ceil(x / a) * a;
+const OFF_A = [256, 256 + CAP_A * 4];
+const OFF_B = [OFF_A[1] + CAP_A * 4, OFF_A[1] + CAP_A * 4 + CAP_B * 4];
+const OFF_C = [OFF_B[1] + CAP_B * 4, OFF_B[1] + CAP_B * 4 + CAP_C * 4];
+const MEMORY_BYTES = align(OFF_C[1] + CAP_C * 4, 65536);
+const MEMORY_PAGES = MEMORY_BYTES / 65536;
+
+function base64ToBytes(b64: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+let relaxedFlagTried = false;
+/** Validates a module, enabling V8's relaxed-SIMD flag in Node 20 if that is what is missing. */
+function validateRelaxed(bytes: Uint8Array<ArrayBuffer>): boolean {
+  if (WebAssembly.validate(bytes)) return true;
+  if (!relaxedFlagTried) {
+    relaxedFlagTried = true;
+    const v8 = nodeBuiltin<{ setFlagsFromString(flags: string): void }>('node:v8');
+    if (v8) {
+      try {
+        v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+      } catch {
+        // ignore
+      }
+    }
+  }
+  return WebAssembly.validate(bytes);
+}
+
+interface Round {
+  b0: number; // first batch item
+  g: number; // batch items in this round (>1 only when each fits one block)
+  i0: number;
+  mc: number;
+  mcPad: number;
+  j0: number;
+  nc: number;
+  ncPad: number;
+  p0: number;
+  kc: number;
+  first: boolean; // first K block of its C block (overwrite C)
+  last: boolean; // last K block of its C block (copy C out afterwards)
+  cBuf: number;
+}
+
+/** Below this row length a plain loop beats `set(subarray())`. */
+const MEMCPY_MIN = 16;
+
+/**
+ * Copies a rows x cols block (element (i, j) at s0 + i*rs + j*cs) into the shared
+ * memory as a row-major block with leading dimension ld. Rows are memcpy'd when the
+ * source rows are contiguous; otherwise it is a (transposing) gather.
+ */
+function copyBlock(
+  src: Float32Array,
+  s0: number,
+  rs: number,
+  cs: number,
+  rows: number,
+  cols: number,
+  dst: Float32Array,
+  d0: number,
+  ld: number,
+): void {
+  if (cs === 1) {
+    if (cols >= MEMCPY_MIN) {
+      for (let i = 0; i < rows; i++) {
+        const s = s0 + i * rs;
+        dst.set(src.subarray(s, s + cols), d0 + i * ld);
+      }
+    } else {
+      for (let i = 0; i < rows; i++) {
+        const s = s0 + i * rs;
+        const d = d0 + i * ld;
+        for (let j = 0; j < cols; j++) dst[d + j] = src[s + j];
+      }
+    }
+  } else {
+    // Walk the source along its (likely contiguous) row index; tile columns for locality.
+    for (let j0 = 0; j0 < cols; j0 += 64) {
+      const j1 = Math.min(cols, j0 + 64);
+      for (let i = 0; i < rows; i++) {
+        const s = s0 + i * rs;
+        const d = d0 + i * ld;
+        for (let j = j0; j < j1; j++) dst[d + j] = src[s + j * cs];
+      }
+    }
+  }
+}
+
+/** Plain JS matmul for tiny problems and the no-SIMD fallback (f32 accumulation). */
+function matmulJs(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number) {
+  const A = a.data;
+  const B = b.data;
+  const [as0, as1, as2] = a.strides;
+  const [bs0, bs1, bs2] = b.strides;
+  for (let bt = 0; bt < batch; bt++) {
+    const aB = a.offset + bt * as0;
+    const bB = b.offset + bt * bs0;
+    const oB = bt * M * N;
+    for (let i = 0; i < M; i++) {
+      const o = oB + i * N;
+      out.fill(0, o, o + N);
+      const ai = aB + i * as1;
+      for (let k = 0; k < K; k++) {
+        const av = A[ai + k * as2];
+        const bo = bB + k * bs1;
+        if (bs2 === 1) {
+          for (let j = 0; j < N; j++) out[o + j] += av * B[bo + j];
+        } else {
+          for (let j = 0; j < N; j++) out[o + j] += av * B[bo + j * bs2];
+        }
+      }
+    }
+  }
+}
+
+function checkDim(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0) throw new RangeError(`gemm: ${name} must be a non-negative integer, got ${v}`);
+}
+
+function checkOperand(name: string, op: GemmOperand, batch: number, rows: number, cols: number): void {
+  const s = op.strides;
+  let lo = op.offset;
+  let hi = op.offset;
+  const d0 = s[0] * (batch - 1);
+  const d1 = s[1] * (rows - 1);
+  const d2 = s[2] * (cols - 1);
+  if (d0 < 0) lo += d0;
+  else hi += d0;
+  if (d1 < 0) lo += d1;
+  else hi += d1;
+  if (d2 < 0) lo += d2;
+  else hi += d2;
+  if (!(lo >= 0 && hi < op.data.length) || !Number.isInteger(lo) || !Number.isInteger(hi)) {
+    throw new RangeError(`gemm: operand ${name} reads elements [${lo}, ${hi}] outside its array of ${op.data.length}`);
+  }
+}
+
+function checkArgs(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number) {
+  checkDim('batch', batch);
+  checkDim('M', M);
+  checkDim('N', N);
+  checkDim('K', K);
+  if (out.length < batch * M * N) throw new RangeError(`gemm: out has ${out.length} elements, need ${batch * M * N}`);
+  if (batch * M * N * K === 0) return;
+  checkOperand('a', a, batch, M, K);
+  checkOperand('b', b, batch, K, N);
+}
+
+class ScalarGemm implements Gemm {
+  readonly threads = 1;
+  readonly simd = 'scalar' as const;
+  matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number): void {
+    checkArgs(a, b, out, batch, M, N, K);
+    if (batch * M * N === 0) return;
+    matmulJs(a, b, out, batch, M, N, K);
+  }
+  dispose(): void {}
+}
+
+class WasmGemm implements Gemm {
+  readonly threads: number;
+  readonly simd: GemmSimd;
+  private readonly f32: Float32Array;
+  private readonly ctl: Int32Array;
+  private readonly strip: StripFn;
+  private readonly workers: InlineWorker[];
+  private disposed = false;
+
+  constructor(simd: GemmSimd, module: WebAssembly.Module, memory: WebAssembly.Memory, workers: InlineWorker[]) {
+    this.simd = simd;
+    this.workers = workers;
+    this.threads = workers.length + 1;
+    this.f32 = new Float32Array(memory.buffer);
+    this.ctl = new Int32Array(memory.buffer, 0, LAYOUT.CTL_INTS);
+    this.strip = new WebAssembly.Instance(module, { env: { memory } }).exports.strip as StripFn;
+  }
+
+  matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number): void {
+    if (this.disposed) throw new Error('gemm: engine was disposed');
+    checkArgs(a, b, out, batch, M, N, K);
+    if (batch * M * N === 0) return;
+    if (K === 0) {
+      out.fill(0, 0, batch * M * N);
+      return;
+    }
+    const work = batch * M * N * K;
+    if (work <= JS_MAX_WORK) {
+      matmulJs(a, b, out, batch, M, N, K);
+      return;
+    }
+    this.run(a, b, out, batch, M, N, K, this.workers.length > 0 && work >= PARALLEL_MIN_WORK);
+  }
+
+  private rounds(batch: number, M: number, N: number, K: number): Round[] {
+    const nM = Math.ceil(M / MC_MAX);
+    const nN = Math.ceil(N / NC_MAX);
+    const nK = Math.ceil(K / KC_MAX);
+    const mStep = align(Math.ceil(M / nM), MR);
+    const nStep = align(Math.ceil(N / nN), NR);
+    const kStep = Math.ceil(K / nK);
+    let G = 1;
+    if (nM === 1 && nN === 1 && nK === 1) {
+      const mcPad = align(M, MR);
+      const ncPad = align(N, NR);
+      G = Math.max(
+        1,
+        Math.min(
+          batch,
+          Math.floor(CAP_A / (mcPad * (K + LD_PAD))),
+          Math.floor(CAP_B / (K * (ncPad + LD_PAD))),
+          Math.floor(CAP_C / (mcPad * ncPad)),
+        ),
+      );
+    }
+    const rounds: Round[] = [];
+    let blk = 0;
+    for (let b0 = 0; b0 < batch; b0 += G) {
+      const g = Math.min(G, batch - b0);
+      for (let i0 = 0; i0 < M; i0 += mStep) {
+        const mc = Math.min(mStep, M - i0);
+        for (let j0 = 0; j0 < N; j0 += nStep) {
+          const nc = Math.min(nStep, N - j0);
+          for (let p0 = 0; p0 < K; p0 += kStep) {
+            const kc = Math.min(kStep, K - p0);
+            rounds.push({
+              b0,
+              g,
+              i0,
+              mc,
+              mcPad: align(mc, MR),
+              j0,
+              nc,
+              ncPad: align(nc, NR),
+              p0,
+              kc,
+              first: p0 === 0,
+              last: p0 + kc === K,
+              cBuf: blk & 1,
+            });
+          }
+          blk++;
+        }
+      }
+    }
+    return rounds;
+  }
+
+  /** Copies the round's A block (mc x kc, ld kc+LD_PAD) and B block (kc x nc, ld ncPad+LD_PAD). */
+  private pack(r: Round, buf: number, a: GemmOperand, b: GemmOperand): void {
+    const f32 = this.f32;
+    const aBcast = a.strides[0] === 0;
+    const bBcast = b.strides[0] === 0;
+    const lda = r.kc + LD_PAD;
+    const ldb = r.ncPad + LD_PAD;
+    for (let gi = 0; gi < r.g; gi++) {
+      const bt = r.b0 + gi;
+      if (gi === 0 || !aBcast) {
+        copyBlock(
+          a.data,
+          a.offset + bt * a.strides[0] + r.i0 * a.strides[1] + r.p0 * a.strides[2],
+          a.strides[1],
+          a.strides[2],
+          r.mc,
+          r.kc,
+          f32,
+          OFF_A[buf] / 4 + gi * r.mcPad * lda,
+          lda,
+        );
+      }
+      if (gi === 0 || !bBcast) {
+        copyBlock(
+          b.data,
+          b.offset + bt * b.strides[0] + r.p0 * b.strides[1] + r.j0 * b.strides[2],
+          b.strides[1],
+          b.strides[2],
+          r.kc,
+          r.nc,
+          f32,
+          OFF_B[buf] / 4 + gi * r.kc * ldb,
+          ldb,
+        );
+      }
+    }
+  }
+
+  /** Writes the round descriptor; returns the task-counter value at which the round ends. */
+  private describe(r: Round, buf: number, aBcast: boolean, bBcast: boolean): number {
+    const ctl = this.ctl;
+    const L = LAYOUT;
+    const base = Atomics.load(ctl, L.NEXT);
+    const strips = r.ncPad / NR;
+    const n = r.g * strips;
+    ctl[L.BASE] = base;
+    ctl[L.NTASKS] = n;
+    ctl[L.ABASE] = OFF_A[buf];
+    ctl[L.BBASE] = OFF_B[buf];
+    ctl[L.CBASE] = OFF_C[r.cBuf];
+    const lda = r.kc + LD_PAD;
+    const ldb = r.ncPad + LD_PAD;
+    ctl[L.NP] = r.mcPad / MR;
+    ctl[L.KC] = r.kc;
+    ctl[L.LDA] = lda * 4;
+    ctl[L.LDB] = ldb * 4;
+    ctl[L.LDC] = r.ncPad * 4;
+    ctl[L.ACC] = r.first ? 0 : 1;
+    ctl[L.STRIPS] = strips;
+    ctl[L.AGS] = aBcast ? 0 : r.mcPad * lda * 4;
+    ctl[L.BGS] = bBcast ? 0 : r.kc * ldb * 4;
+    ctl[L.CGS] = r.mcPad * r.ncPad * 4;
+    ctl[L.SS] = NR * 4;
+    ctl[L.CMD] = CMD_RUN;
+    Atomics.add(ctl, L.SEQ, 1); // publish (seq-cst store after the plain writes above)
+    return (base + n) | 0;
+  }
+
+  private copyOut(r: Round, out: Float32Array, M: number, N: number): void {
+    const f32 = this.f32;
+    const cBase = OFF_C[r.cBuf] / 4;
+    const nc = r.nc;
+    for (let gi = 0; gi < r.g; gi++) {
+      const c0 = cBase + gi * r.mcPad * r.ncPad;
+      const o0 = (r.b0 + gi) * M * N + r.i0 * N + r.j0;
+      for (let i = 0; i < r.mc; i++) {
+        const c = c0 + i * r.ncPad;
+        const o = o0 + i * N;
+        if (nc >= 32) out.set(f32.subarray(c, c + nc), o);
+        else for (let j = 0; j < nc; j++) out[o + j] = f32[c + j];
+      }
+    }
+  }
+
+  private waitDone(end: number): void {
+    const ctl = this.ctl;
+    const L = LAYOUT;
+    let d = Atomics.load(ctl, L.DONE);
+    for (let i = 0; ((d - end) | 0) < 0 && i < MAIN_SPIN; i++) d = Atomics.load(ctl, L.DONE);
+    while (((d - end) | 0) < 0) {
+      Atomics.wait(ctl, L.DONE, d);
+      d = Atomics.load(ctl, L.DONE);
+    }
+  }
+
+  private run(
+    a: GemmOperand,
+    b: GemmOperand,
+    out: Float32Array,
+    batch: number,
+    M: number,
+    N: number,
+    K: number,
+    parallel: boolean,
+  ): void {
+    const rounds = this.rounds(batch, M, N, K);
+    const aBcast = a.strides[0] === 0;
+    const bBcast = b.strides[0] === 0;
+    const ctl = this.ctl;
+    if (!parallel) {
+      for (let i = 0; i < rounds.length; i++) {
+        const r = rounds[i];
+        this.pack(r, 0, a, b);
+        this.describe(r, 0, aBcast, bBcast);
+        claimAndRun(ctl, this.strip, LAYOUT);
+        if (r.last) this.copyOut(r, out, M, N);
+      }
+      return;
+    }
+    let pending: Round | null = null;
+    this.pack(rounds[0], 0, a, b);
+    for (let i = 0; i < rounds.length; i++) {
+      const r = rounds[i];
+      const end = this.describe(r, i & 1, aBcast, bBcast);
+      Atomics.notify(ctl, LAYOUT.SEQ);
+      // Overlap: pack the next round and copy out the previous block while workers compute.
+      if (i + 1 < rounds.length) this.pack(rounds[i + 1], (i + 1) & 1, a, b);
+      if (pending) {
+        this.copyOut(pending, out, M, N);
+        pending = null;
+      }
+      claimAndRun(ctl, this.strip, LAYOUT);
+      this.waitDone(end);
+      if (r.last) pending = r;
+    }
+    if (pending) this.copyOut(pending, out, M, N);
+  }
+
+  /** Workers that have started and instantiated the kernel (diagnostics / tests). */
+  readyWorkers(): number {
+    return Atomics.load(this.ctl, LAYOUT.READY);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.workers.length > 0) {
+      Atomics.store(this.ctl, LAYOUT.CMD, CMD_EXIT);
+      Atomics.add(this.ctl, LAYOUT.SEQ, 1);
+      Atomics.notify(this.ctl, LAYOUT.SEQ);
+      for (const w of this.workers) w.terminate();
+      this.workers.length = 0;
+    }
+  }
+}
+
+/**
+ * Number of worker threads that have started and are serving rounds (workers start
+ * asynchronously; until then the calling thread simply computes every task itself).
+ */
+export function gemmReadyWorkers(g: Gemm): number {
+  return g instanceof WasmGemm ? g.readyWorkers() : 0;
+}
+
+/** Creates the engine once (compiles the wasm, starts workers). Synchronous. */
+export function createGemm(options: GemmOptions = {}): Gemm {
+  const want = options.simd ?? 'relaxed-simd';
+  if (want === 'scalar') return new ScalarGemm();
+  const shared = sharedMemoryAvailable();
+  let simd: GemmSimd = 'scalar';
+  let bytes: Uint8Array<ArrayBuffer> | null = null;
+  if (want === 'relaxed-simd') {
+    const rb = base64ToBytes(shared ? GEMM_WASM_RELAXED_SHARED_B64 : GEMM_WASM_RELAXED_B64);
+    if (validateRelaxed(rb)) {
+      simd = 'relaxed-simd';
+      bytes = rb;
+    }
+  }
+  if (!bytes) {
+    const sb = base64ToBytes(shared ? GEMM_WASM_SIMD_SHARED_B64 : GEMM_WASM_SIMD_B64);
+    if (WebAssembly.validate(sb)) {
+      simd = 'simd128';
+      bytes = sb;
+    }
+  }
+  if (!bytes) return new ScalarGemm();
+  const module = new WebAssembly.Module(bytes);
+  const memory = new WebAssembly.Memory({ initial: MEMORY_PAGES, maximum: MEMORY_PAGES, shared });
+  let threads = Math.max(1, Math.floor(options.threads ?? hardwareConcurrency()));
+  if (!shared || !canBlockHere()) threads = 1;
+  const workers: InlineWorker[] = [];
+  if (threads > 1) {
+    const src = gemmWorkerSource();
+    const init: WorkerInit = { module, memory, layout: LAYOUT, spin: WORKER_SPIN };
+    for (let i = 1; i < threads; i++) {
+      const w = spawnInlineWorker(src);
+      if (!w) break;
+      w.postMessage(init);
+      workers.push(w);
+    }
+  }
+  return new WasmGemm(simd, module, memory, workers);
+}

@@ -1,0 +1,157 @@
+/**
+ * Worker side of the GEMM thread pool.
+ *
+ * Both functions here are SELF-CONTAINED: they are turned into source text with
+ * `Function.prototype.toString` and evaluated inside an inline worker, so they must
+ * not reference anything from module scope (no imports, no module constants).
+ * Everything they need arrives as arguments / in the init message.
+ */
+
+/** Indices into the Int32 control block at byte 0 of the shared memory. */
+export interface ControlLayout {
+  readonly CTL_INTS: number;
+  readonly SEQ: number; // round sequence number (bumped by the main thread to publish a round)
+  readonly CMD: number; // 1 = run, 2 = exit
+  readonly NEXT: number; // monotonically increasing task-claim counter
+  readonly DONE: number; // monotonically increasing completed-task counter
+  readonly BASE: number; // value of NEXT/DONE at the start of the current round
+  readonly NTASKS: number;
+  readonly ABASE: number;
+  readonly BBASE: number;
+  readonly CBASE: number;
+  readonly NP: number;
+  readonly KC: number;
+  readonly LDC: number;
+  readonly ACC: number;
+  readonly STRIPS: number;
+  readonly AGS: number;
+  readonly BGS: number;
+  readonly CGS: number;
+  readonly LDA: number; // row stride of the A copy, bytes
+  readonly LDB: number; // row stride of the B copy, bytes
+  readonly SS: number; // byte step between strips in B and C (NR * 4)
+  readonly READY: number; // number of workers that have instantiated the module
+}
+
+/** The wasm micro-kernel driver: C[np*MR x NR] (+)= A[np*MR x kc] * B[kc x NR], row-major blocks. */
+export type StripFn = (
+  a: number,
+  lda: number,
+  b: number,
+  ldb: number,
+  c: number,
+  ldc: number,
+  np: number,
+  kc: number,
+  acc: number,
+) => void;
+
+/**
+ * Claims tasks of the currently published round (lock-free, compare-exchange on a
+ * monotonic counter, so a thread holding a stale round can never run a task of a newer
+ * one) and runs them. Returns the number of tasks this thread completed.
+ * Self-contained (serialized into the worker).
+ */
+export function claimAndRun(ctl: Int32Array, strip: StripFn, L: ControlLayout): number {
+  let seq: number;
+  let base: number, n: number, aBase: number, bBase: number, cBase: number, np: number, kc: number;
+  let lda: number, ldb: number, ldc: number, acc: number, strips: number, ags: number, bgs: number, cgs: number;
+  let ss: number;
+  // consistent snapshot of the round descriptor
+  for (;;) {
+    seq = Atomics.load(ctl, L.SEQ);
+    base = ctl[L.BASE];
+    n = ctl[L.NTASKS];
+    aBase = ctl[L.ABASE];
+    bBase = ctl[L.BBASE];
+    cBase = ctl[L.CBASE];
+    np = ctl[L.NP];
+    kc = ctl[L.KC];
+    lda = ctl[L.LDA];
+    ldb = ctl[L.LDB];
+    ldc = ctl[L.LDC];
+    acc = ctl[L.ACC];
+    strips = ctl[L.STRIPS];
+    ags = ctl[L.AGS];
+    bgs = ctl[L.BGS];
+    cgs = ctl[L.CGS];
+    ss = ctl[L.SS];
+    if (Atomics.load(ctl, L.SEQ) === seq) break;
+  }
+  let done = 0;
+  for (;;) {
+    const cur = Atomics.load(ctl, L.NEXT);
+    const t = (cur - base) | 0;
+    if (t < 0 || t >= n) break;
+    if (Atomics.compareExchange(ctl, L.NEXT, cur, (cur + 1) | 0) !== cur) continue;
+    const g = (t / strips) | 0;
+    const s = t - g * strips;
+    strip(aBase + g * ags, lda, bBase + g * bgs + s * ss, ldb, cBase + g * cgs + s * ss, ldc, np, kc, acc);
+    done++;
+  }
+  if (done > 0) {
+    const prev = Atomics.add(ctl, L.DONE, done);
+    if (((prev + done - base) | 0) >= n) Atomics.notify(ctl, L.DONE);
+  }
+  return done;
+}
+
+export interface WorkerInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  layout: ControlLayout;
+  spin: number;
+}
+
+/**
+ * Worker entry point. Self-contained (serialized into the worker); receives
+ * `claimAndRun` as an argument. Waits for the init message, then loops forever:
+ * wait for a new round (short spin, then Atomics.wait), run tasks, repeat; exits on CMD 2.
+ */
+export function gemmWorkerMain(
+  run: typeof claimAndRun,
+  nodePort: { once(ev: 'message', fn: (msg: WorkerInit) => void): void } | null,
+): void {
+  const start = (msg: WorkerInit) => {
+    const L = msg.layout;
+    const inst = new WebAssembly.Instance(msg.module, { env: { memory: msg.memory } });
+    const strip = inst.exports.strip as StripFn;
+    const ctl = new Int32Array(msg.memory.buffer, 0, L.CTL_INTS);
+    Atomics.add(ctl, L.READY, 1);
+    let seen = -1;
+    for (;;) {
+      let s = Atomics.load(ctl, L.SEQ);
+      for (let i = 0; s === seen && i < msg.spin; i++) s = Atomics.load(ctl, L.SEQ);
+      if (s === seen) {
+        Atomics.wait(ctl, L.SEQ, seen);
+        continue;
+      }
+      seen = s;
+      if (Atomics.load(ctl, L.CMD) === 2) break;
+      run(ctl, strip, L);
+    }
+    const g = globalThis as { close?: () => void };
+    if (!nodePort && typeof g.close === 'function') g.close();
+  };
+  // Node eval worker (parentPort) or a browser worker (onmessage).
+  if (nodePort) {
+    nodePort.once('message', start);
+  } else {
+    (globalThis as unknown as { onmessage: ((e: MessageEvent<WorkerInit>) => void) | null }).onmessage = (e) =>
+      start(e.data);
+  }
+}
+
+/**
+ * Source text of the inline worker. The `require` call lives in this string literal on
+ * purpose: bundlers rewrite `require` inside real code, but never inside strings.
+ */
+export function gemmWorkerSource(): string {
+  // `__name` shim: esbuild with keepNames (tsx, some bundler configs) wraps functions
+  // in __name(fn, "name"), a helper that does not exist inside the worker.
+  return (
+    'var __name = function (f) { return f; };\n' +
+    `(${gemmWorkerMain.toString()})(${claimAndRun.toString()}, ` +
+    `typeof require === 'function' ? require('node:worker_threads').parentPort : null);\n`
+  );
+}
