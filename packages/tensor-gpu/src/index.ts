@@ -20,7 +20,7 @@ export {
   type BackwardOptions,
 } from './autograd.js';
 export { Generator, manualSeed, defaultGenerator, philox, philoxFill } from './random.js';
-export { tensor, fromHost, zeros, ones, full, arange, eye, rand, randn, bernoulli, type CreateOptions, type RandomOptions } from './ops/creation.js';
+export { tensor, fromHost, emptyTensor as empty, zeros, ones, full, arange, eye, rand, randn, bernoulli, type CreateOptions, type RandomOptions } from './ops/creation.js';
 export { unary, binary, biasActivation, add, sub, mul, div, pow, maximum, minimum, where, maskedFill, cast, sumToShape, broadcastTo } from './ops/elementwise.js';
 export { UNARY, BINARY, FUSED_BIAS_ACTIVATIONS, erf, type UnaryOpName, type BinaryOpName, type UnaryRow, type BinaryRow, type FusedBiasActivation } from './ops/elementwise-table.js';
 export { reshape, view, permute, transpose, unsqueeze, squeeze, expand, flatten, slice, select, contiguous, alias } from './ops/views.js';

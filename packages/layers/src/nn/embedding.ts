@@ -1,6 +1,7 @@
 // Embedding: rows of a [numEmbeddings, embeddingDim] table; the padding row gets no gradient.
 
-import { embedding, noGrad, randn, zeros, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { embedding, noGrad, zeros, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { initTensor, isInitSkipped } from '../init.js';
 import { Module } from '../module.js';
 
 export interface EmbeddingOptions {
@@ -24,8 +25,8 @@ export class Embedding extends Module {
     }
     this.paddingIdx = pad === null ? null : pad < 0 ? pad + numEmbeddings : pad;
     // torch's default: N(0, 1) with the padding row zeroed.
-    const w = randn([numEmbeddings, embeddingDim], { backend: options.backend });
-    if (this.paddingIdx !== null) {
+    const w = initTensor([numEmbeddings, embeddingDim], { kind: 'normal', std: 1 }, options.backend);
+    if (this.paddingIdx !== null && !isInitSkipped()) {
       const row = w.narrow(0, this.paddingIdx, 1);
       const zero = zeros([1, embeddingDim], { backend: w.backend });
       noGrad(() => row.copy_(zero));

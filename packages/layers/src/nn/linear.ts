@@ -1,6 +1,7 @@
 // Linear: y = x W^T + b, with W [outFeatures, inFeatures] as torch.nn.Linear stores it.
 
-import { biasActivation, matmul, rand, type Backend, type FusedBiasActivation, type Tensor } from '@lm/tensor-gpu';
+import { biasActivation, matmul, type Backend, type FusedBiasActivation, type Tensor } from '@lm/tensor-gpu';
+import { initTensor } from '../init.js';
 import { Module } from '../module.js';
 
 export interface LinearOptions {
@@ -20,8 +21,9 @@ export class Linear extends Module {
     this.outFeatures = outFeatures;
     // torch's default: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
     const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
-    this.weight = this.registerParameter('weight', rand([outFeatures, inFeatures], { low: -bound, high: bound, backend: options.backend }));
-    this.bias = options.bias === false ? this.registerParameter('bias', null) : this.registerParameter('bias', rand([outFeatures], { low: -bound, high: bound, backend: options.backend }));
+    const init = { kind: 'uniform', low: -bound, high: bound } as const;
+    this.weight = this.registerParameter('weight', initTensor([outFeatures, inFeatures], init, options.backend));
+    this.bias = this.registerParameter('bias', options.bias === false ? null : initTensor([outFeatures], init, options.backend));
   }
 
   protected override onParametersChanged(): void {

@@ -1,6 +1,7 @@
 // LayerNorm (torch.nn.LayerNorm) and RMSNorm (T5's variance-only LayerNorm, no mean, no bias).
 
-import { layerNorm, ones, rmsNorm, zeros, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { layerNorm, rmsNorm, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { initTensor } from '../init.js';
 import { Module } from '../module.js';
 
 export interface LayerNormOptions {
@@ -21,8 +22,8 @@ export class LayerNorm extends Module {
     this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
     this.eps = options.eps ?? 1e-5;
     const affine = options.elementwiseAffine ?? true;
-    this.weight = this.registerParameter('weight', affine ? ones(this.normalizedShape, { backend: options.backend }) : null);
-    this.bias = this.registerParameter('bias', affine && options.bias !== false ? zeros(this.normalizedShape, { backend: options.backend }) : null);
+    this.weight = this.registerParameter('weight', affine ? initTensor(this.normalizedShape, { kind: 'constant', value: 1 }, options.backend) : null);
+    this.bias = this.registerParameter('bias', affine && options.bias !== false ? initTensor(this.normalizedShape, { kind: 'constant', value: 0 }, options.backend) : null);
   }
 
   protected override onParametersChanged(): void {
@@ -42,7 +43,7 @@ export class RMSNorm extends Module {
   constructor(dim: number, options: { eps?: number; backend?: Backend } = {}) {
     super();
     this.eps = options.eps ?? 1e-6;
-    this.weight = this.registerParameter('weight', ones([dim], { backend: options.backend }));
+    this.weight = this.registerParameter('weight', initTensor([dim], { kind: 'constant', value: 1 }, options.backend));
   }
 
   protected override onParametersChanged(): void {

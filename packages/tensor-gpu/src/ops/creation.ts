@@ -95,6 +95,12 @@ function firstLeaf(d: NestedArray): number | boolean | undefined {
   return d;
 }
 
+/** A tensor with unspecified contents (torch.empty): for buffers that are about to be overwritten. */
+export function emptyTensor(shape: readonly number[], options: CreateOptions = {}): Tensor {
+  checkShape('empty', shape);
+  return finish(empty(options.backend ?? getBackend(), options.dtype ?? 'float32', shape), options);
+}
+
 export function full(shape: readonly number[], value: number, options: CreateOptions = {}): Tensor {
   checkShape('full', shape);
   const t = empty(options.backend ?? getBackend(), options.dtype ?? 'float32', shape);

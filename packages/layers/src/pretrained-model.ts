@@ -1,0 +1,372 @@
+// PreTrainedModel: the surface Hugging Face users expect from a model class — fromPretrained /
+// savePretrained, parameter counts, FLOPs, memory footprint, embedding access and resizing, weight
+// tying, head pruning and gradient checkpointing — on top of Module. File formats live in
+// @lm/dist-ckpt; this file only decides what to read and write.
+
+import { openCheckpoint, writeShardedSafetensors, type Checkpoint } from '@lm/dist-ckpt';
+import { fromHost, noGrad, type Backend, type DType, type Tensor, getBackend, cast } from '@lm/tensor-gpu';
+import { withoutInit, initInPlace } from './init.js';
+import { Module } from './module.js';
+import { Embedding, Linear } from './nn/index.js';
+import type { PretrainedConfig, JsonObject } from './pretrained-config.js';
+
+/** Where a pretrained model lives: a directory path (Node), or files (browser File/Blob objects with names). */
+export type PretrainedSource = string | readonly (Blob & { name?: string })[];
+
+export interface FromPretrainedOptions {
+  backend?: Backend;
+  /** Parameter dtype after loading (checkpoints in f16/bf16/f32 are converted). Default float32. */
+  dtype?: Extract<DType, 'float32' | 'float16'>;
+  /** Throw on missing/unexpected/mismatched weights (default true; tied and non-persistent keys excused). */
+  strict?: boolean;
+  /** Constructor options beyond the config (e.g. `{ addPoolingLayer: false }`). */
+  modelOptions?: Record<string, unknown>;
+}
+
+export interface SavePretrainedOptions {
+  /** Largest shard, as bytes or "5GB"-style strings (default "5GB"). */
+  maxShardSize?: number | string;
+  /** true (default): safetensors. PyTorch .bin writing is not supported. */
+  safeSerialization?: boolean;
+}
+
+export class PretrainedLoadError extends Error {
+  override name = 'PretrainedLoadError';
+}
+
+/** What a model class provides so the static loaders can build it. */
+export interface PreTrainedModelClass<M extends PreTrainedModel, C extends PretrainedConfig> {
+  new (config: C, options?: Record<string, unknown>): M;
+  /** Parses config.json. */
+  configFromJSON(json: JsonObject): C;
+  /** The attribute name of the base model in heads ('bert' for MegatronBERT); '' for base models. */
+  baseModelPrefix: string;
+}
+
+async function readSourceText(source: PretrainedSource, name: string): Promise<string | null> {
+  if (typeof source === 'string') {
+    const fs = await import(/* @vite-ignore */ 'node:fs/promises');
+    const path = await import(/* @vite-ignore */ 'node:path');
+    try {
+      return await fs.readFile(path.join(source, name), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+  const file = source.find((f) => f.name === name || f.name?.endsWith(`/${name}`));
+  return file ? file.text() : null;
+}
+
+export abstract class PreTrainedModel<C extends PretrainedConfig = PretrainedConfig> extends Module {
+  static baseModelPrefix = '';
+  readonly config: C;
+  /** Names of state-dict keys that are tied to others and may be absent from checkpoints. */
+  protected tiedWeightsKeys: string[] = [];
+
+  constructor(config: C) {
+    super();
+    this.config = config;
+  }
+
+  // ---- loading and saving ---------------------------------------------------------------------
+  /**
+   * Builds the model from config.json and its weights (safetensors or PyTorch .bin, sharded or not).
+   * Parameters are allocated uninitialised and filled tensor by tensor from the files, so loading needs
+   * the model's size plus one tensor of headroom.
+   */
+  static async fromPretrained<M extends PreTrainedModel, C extends PretrainedConfig>(
+    this: PreTrainedModelClass<M, C>,
+    source: PretrainedSource,
+    options: FromPretrainedOptions = {},
+  ): Promise<M> {
+    const configText = await readSourceText(source, 'config.json');
+    if (configText === null) throw new PretrainedLoadError(`fromPretrained: no config.json in ${describeSource(source)}`);
+    let json: JsonObject;
+    try {
+      json = JSON.parse(configText) as JsonObject;
+    } catch (e) {
+      throw new PretrainedLoadError(`fromPretrained: config.json in ${describeSource(source)} is not valid JSON: ${(e as Error).message}`);
+    }
+    const config = this.configFromJSON(json);
+    const backend = options.backend ?? getBackend();
+    const model = withoutInit(() => new this(config, { ...options.modelOptions, backend }));
+    const weightFiles = typeof source === 'string' ? source : source.filter((f) => !/\.json$/.test(f.name ?? '') || /index\.json$/.test(f.name ?? ''));
+    const ckpt = await openCheckpoint(weightFiles as Parameters<typeof openCheckpoint>[0]);
+    try {
+      await model.loadWeights(ckpt, { strict: options.strict ?? true, prefix: this.baseModelPrefix });
+    } catch (e) {
+      model.dispose();
+      throw e;
+    } finally {
+      await ckpt.close();
+    }
+    if ((options.dtype ?? 'float32') !== 'float32') model.castParameters(options.dtype!);
+    model.eval();
+    return model;
+  }
+
+  /**
+   * Fills this model's parameters and buffers from an opened checkpoint, adding or stripping the base
+   * model prefix as Hugging Face does (a base checkpoint loads into a head model and back).
+   */
+  async loadWeights(ckpt: Checkpoint, options: { strict?: boolean; prefix?: string } = {}): Promise<{ missingKeys: string[]; unexpectedKeys: string[] }> {
+    const own = this.stateDict();
+    const prefix = options.prefix ?? '';
+    const fileKeys = new Set(ckpt.tensors.map((t) => t.name));
+    const ownHasPrefix = prefix !== '' && [...own.keys()].some((k) => k.startsWith(`${prefix}.`));
+    const fileHasPrefix = prefix !== '' && [...fileKeys].some((k) => k.startsWith(`${prefix}.`));
+    const toFile = (key: string): string => {
+      if (ownHasPrefix && !fileHasPrefix && key.startsWith(`${prefix}.`)) return key.slice(prefix.length + 1);
+      if (!ownHasPrefix && fileHasPrefix) return `${prefix}.${key}`;
+      return key;
+    };
+    const tied = new Set(this.tiedWeightsKeys);
+    const seen = new Set<Tensor>();
+    const missingKeys: string[] = [];
+    const used = new Set<string>();
+    const mismatched: string[] = [];
+    for (const [key, t] of own) {
+      const fileKey = toFile(key);
+      if (!fileKeys.has(fileKey)) {
+        if (!seen.has(t) && !tied.has(key)) missingKeys.push(key);
+        continue;
+      }
+      used.add(fileKey);
+      const info = ckpt.info(fileKey);
+      if (info.shape.length !== t.shape.length || info.shape.some((d, i) => d !== t.shape[i])) {
+        mismatched.push(`${key}: checkpoint [${info.shape.join(',')}], model [${t.shape.join(',')}]`);
+        continue;
+      }
+      if (seen.has(t)) continue; // tied: filled once
+      seen.add(t);
+      const { data } = await ckpt.readTensor(fileKey);
+      const hostDtype: DType = data instanceof Int32Array ? 'int32' : data instanceof Uint8Array ? 'bool' : 'float32';
+      const tmp = fromHost(data, t.shape, hostDtype, t.backend);
+      noGrad(() => t.copy_(tmp));
+      tmp.dispose();
+    }
+    const unexpectedKeys = [...fileKeys].filter((k) => !used.has(k));
+    // Tied parameters that the file held under only one name are filled already; re-tie to be sure.
+    this.tieWeights();
+    if (options.strict !== false && (missingKeys.length || mismatched.length)) {
+      const parts = [];
+      if (missingKeys.length) parts.push(`missing weights: ${missingKeys.join(', ')}`);
+      if (mismatched.length) parts.push(`shape mismatches: ${mismatched.join('; ')}`);
+      throw new PretrainedLoadError(`${this.constructor.name}.fromPretrained (${ckpt.name}): ${parts.join('; ')}`);
+    }
+    return { missingKeys, unexpectedKeys };
+  }
+
+  /**
+   * Writes config.json and the weights (safetensors, sharded by maxShardSize with an index) into dir.
+   * Tied tensors are written once, under their first name.
+   */
+  async savePretrained(dir: string, options: SavePretrainedOptions = {}): Promise<void> {
+    if (options.safeSerialization === false) {
+      throw new PretrainedLoadError('savePretrained: writing PyTorch .bin files is not supported; use safetensors (safeSerialization: true)');
+    }
+    const fs = await import(/* @vite-ignore */ 'node:fs/promises');
+    const path = await import(/* @vite-ignore */ 'node:path');
+    await fs.mkdir(dir, { recursive: true });
+    const seen = new Set<Tensor>();
+    const entries: [string, { dtype: 'F32' | 'F16' | 'I32' | 'BOOL'; shape: number[]; data: () => Promise<Float32Array | Int32Array | Uint8Array | Uint16Array> }][] = [];
+    for (const [name, t] of this.stateDict()) {
+      if (seen.has(t)) continue;
+      seen.add(t);
+      const dtype = t.dtype === 'float32' ? 'F32' : t.dtype === 'float16' ? 'F16' : t.dtype === 'int32' ? 'I32' : 'BOOL';
+      entries.push([name, { dtype, shape: [...t.shape], data: () => t.data() }]);
+    }
+    await writeShardedSafetensors(dir, entries, { maxShardSize: options.maxShardSize ?? '5GB', metadata: { format: 'pt' } });
+    const configJson = (this.config as unknown as { toJSON(): JsonObject }).toJSON();
+    const tmp = path.join(dir, `.config.json.${process.pid}.tmp`);
+    await fs.writeFile(tmp, `${JSON.stringify(configJson, null, 2)}\n`);
+    await fs.rename(tmp, path.join(dir, 'config.json'));
+  }
+
+  /** Converts every floating parameter and buffer to dtype (e.g. float16 for inference). */
+  castParameters(dtype: Extract<DType, 'float32' | 'float16'>): void {
+    const done = new Map<Tensor, Tensor>();
+    for (const [, mod] of this.namedModules()) {
+      for (const [name, t] of [...mod.namedParameters('', { recurse: false })]) {
+        if (t.dtype === dtype || (t.dtype !== 'float32' && t.dtype !== 'float16')) continue;
+        let c = done.get(t);
+        if (!c) {
+          c = noGrad(() => cast(t, dtype));
+          done.set(t, c);
+        }
+        mod.setParameter(name, c, { disposeOld: false });
+      }
+    }
+    for (const old of done.keys()) old.dispose();
+  }
+
+  // ---- sizes ----------------------------------------------------------------------------------
+  /** Number of parameters (tied ones once); optionally only trainable ones, or without embeddings. */
+  numParameters(options: { onlyTrainable?: boolean; excludeEmbeddings?: boolean } = {}): number {
+    const embeddingTensors = new Set<Tensor>();
+    if (options.excludeEmbeddings) {
+      for (const [, m] of this.namedModules()) if (m instanceof Embedding) embeddingTensors.add(m.weight);
+    }
+    let n = 0;
+    for (const p of this.parameters()) {
+      if (options.onlyTrainable && !p.requiresGrad) continue;
+      if (embeddingTensors.has(p)) continue;
+      n += p.size;
+    }
+    return n;
+  }
+
+  /** Bytes held by parameters (and buffers, by default). */
+  getMemoryFootprint(options: { returnBuffers?: boolean } = {}): number {
+    let bytes = 0;
+    const seen = new Set<Tensor>();
+    const count = (t: Tensor) => {
+      if (seen.has(t)) return;
+      seen.add(t);
+      bytes += t.size * (t.dtype === 'float16' ? 2 : t.dtype === 'bool' ? 1 : 4);
+    };
+    for (const p of this.parameters()) count(p);
+    if (options.returnBuffers ?? true) for (const [, b] of this.namedBuffers()) count(b);
+    return bytes;
+  }
+
+  /** Tokens in a batch of inputs: the element count of inputIds (HF estimate_tokens). */
+  estimateTokens(inputs: { inputIds?: Tensor | null }): number {
+    return inputs.inputIds ? inputs.inputIds.size : 0;
+  }
+
+  /** 6 * tokens * parameters: the forward+backward FLOPs of one batch (HF floating_point_ops). */
+  floatingPointOps(inputs: { inputIds?: Tensor | null }, options: { excludeEmbeddings?: boolean } = {}): number {
+    return 6 * this.estimateTokens(inputs) * this.numParameters({ excludeEmbeddings: options.excludeEmbeddings ?? true });
+  }
+
+  // ---- embeddings -----------------------------------------------------------------------------
+  /** The input token embedding table. */
+  abstract getInputEmbeddings(): Embedding;
+  abstract setInputEmbeddings(embeddings: Embedding): void;
+  /** The output projection tied to the input embeddings, if the model has one. */
+  getOutputEmbeddings(): Linear | null {
+    return null;
+  }
+  setOutputEmbeddings(_linear: Linear): void {
+    throw new TypeError(`${this.constructor.name} has no output embeddings to set`);
+  }
+
+  /** Ties the output projection's weight to the input embeddings when config.tieWordEmbeddings. */
+  tieWeights(): void {
+    const out = this.getOutputEmbeddings();
+    if (!out || !this.config.tieWordEmbeddings) return;
+    const input = this.getInputEmbeddings();
+    if (out.weight !== input.weight) out.setParameter('weight', input.weight);
+  }
+
+  /** The model's own weight init for new rows (HF _init_weights); default normal(0, 0.02). */
+  protected initWeights(t: Tensor): void {
+    const std = (this.config as unknown as { initializerRange?: number }).initializerRange ?? 0.02;
+    initInPlace(t, { kind: 'normal', std });
+  }
+
+  /**
+   * Resizes the token embeddings (and a tied or separate output projection) to `newNumTokens`,
+   * rounded up to a multiple of `padToMultipleOf`. Existing rows are kept; new rows are initialised
+   * like the model's weights. Returns the new embedding module.
+   */
+  resizeTokenEmbeddings(newNumTokens?: number, options: { padToMultipleOf?: number } = {}): Embedding {
+    const old = this.getInputEmbeddings();
+    let n = newNumTokens ?? old.numEmbeddings;
+    if (options.padToMultipleOf) n = Math.ceil(n / options.padToMultipleOf) * options.padToMultipleOf;
+    if (n === old.numEmbeddings) return old;
+    const keep = Math.min(n, old.numEmbeddings);
+    const backend = old.weight.backend;
+    const emb = new Embedding(n, old.embeddingDim, { paddingIdx: old.paddingIdx !== null && old.paddingIdx < n ? old.paddingIdx : null, backend });
+    this.initWeights(emb.weight);
+    noGrad(() => {
+      const dst = emb.weight.narrow(0, 0, keep);
+      const src = old.weight.narrow(0, 0, keep);
+      dst.copy_(src);
+      dst.dispose();
+      src.dispose();
+    });
+    const outLinear = this.getOutputEmbeddings();
+    const tied = outLinear !== null && outLinear.weight === old.weight;
+    this.setInputEmbeddings(emb);
+    if (outLinear) {
+      if (tied) outLinear.setParameter('weight', emb.weight, { disposeOld: false });
+      else this.resizeLinearRows(outLinear, n, keep, 'weight');
+      if (outLinear.bias) this.resizeLinearRows(outLinear, n, keep, 'bias');
+    }
+    old.dispose();
+    const cfg = this.config as unknown as { vocabSize?: number };
+    if ('vocabSize' in cfg) cfg.vocabSize = n;
+    this.tieWeights();
+    return emb;
+  }
+
+  private resizeLinearRows(linear: Linear, n: number, keepRows: number, name: 'weight' | 'bias'): void {
+    const old = linear.getParameter(name)!;
+    const shape = [n, ...old.shape.slice(1)];
+    const fresh = fromHost(new Float32Array(shape.reduce((a, d) => a * d, 1)), shape, 'float32', old.backend);
+    if (name === 'weight') this.initWeights(fresh);
+    noGrad(() => {
+      const dst = fresh.narrow(0, 0, keepRows);
+      const src = old.narrow(0, 0, keepRows);
+      dst.copy_(src);
+      dst.dispose();
+      src.dispose();
+    });
+    linear.setParameter(name, fresh);
+  }
+
+  // ---- heads and checkpointing --------------------------------------------------------------
+  /** Removes attention heads: `{ layerIndex: [heads] }` (merged into config.prunedHeads). */
+  pruneHeads(headsToPrune: Record<number, number[]>): void {
+    const cfg = this.config as unknown as { prunedHeads?: Record<string, number[]> };
+    const merged: Record<number, number[]> = {};
+    for (const [layer, heads] of Object.entries(headsToPrune)) {
+      const before = new Set(cfg.prunedHeads?.[layer] ?? []);
+      const fresh = heads.filter((h) => !before.has(h));
+      merged[Number(layer)] = fresh;
+      if (cfg.prunedHeads) cfg.prunedHeads[layer] = [...before, ...fresh];
+    }
+    this.pruneHeadsImpl(merged);
+  }
+
+  /** Model-specific head removal; models that support pruning override it. */
+  protected pruneHeadsImpl(_heads: Record<number, number[]>): void {
+    throw new TypeError(`${this.constructor.name} does not support head pruning`);
+  }
+
+  /** Recompute each block's activations in backward instead of storing them. */
+  gradientCheckpointingEnable(): void {
+    this.setGradientCheckpointing(true);
+  }
+
+  gradientCheckpointingDisable(): void {
+    this.setGradientCheckpointing(false);
+  }
+
+  get isGradientCheckpointing(): boolean {
+    return [...this.namedModules()].some(([, m]) => (m as Partial<GradientCheckpointable>).gradientCheckpointing === true);
+  }
+
+  private setGradientCheckpointing(on: boolean): void {
+    let any = false;
+    for (const [, m] of this.namedModules()) {
+      if ('gradientCheckpointing' in m) {
+        (m as unknown as GradientCheckpointable).gradientCheckpointing = on;
+        any = true;
+      }
+    }
+    if (on && !any) throw new TypeError(`${this.constructor.name} does not support gradient checkpointing`);
+  }
+}
+
+/** Modules (usually a model's encoder) that can recompute their layers in backward. */
+export interface GradientCheckpointable {
+  gradientCheckpointing: boolean;
+}
+
+function describeSource(source: PretrainedSource): string {
+  return typeof source === 'string' ? source : `[${source.map((f) => f.name ?? 'blob').join(', ')}]`;
+}
