@@ -131,7 +131,8 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
     throw new TensorError(`backward: a leaf tensor of shape [${leaf.shape.join(',')}] that requires grad was disposed before backward`);
   }
   if (leaf.grad === null) {
-    leaf.grad = keep(g.detach());
+    // .grad owns its storage (a rule may hand the same tensor to several inputs), contiguous.
+    leaf.grad = keep(g.storage.refs > 1 || !g.isContiguous ? g.clone() : g.detach());
   } else {
     const old = leaf.grad;
     leaf.grad = keep(old.add(g));

@@ -23,7 +23,7 @@ export { Generator, manualSeed, defaultGenerator, philox, philoxFill } from './r
 export { tensor, fromHost, emptyTensor as empty, zeros, ones, full, arange, eye, rand, randn, bernoulli, type CreateOptions, type RandomOptions } from './ops/creation.js';
 export { unary, binary, biasActivation, add, sub, mul, div, pow, maximum, minimum, where, maskedFill, cast, sumToShape, broadcastTo } from './ops/elementwise.js';
 export { UNARY, BINARY, FUSED_BIAS_ACTIVATIONS, erf, type UnaryOpName, type BinaryOpName, type UnaryRow, type BinaryRow, type FusedBiasActivation } from './ops/elementwise-table.js';
-export { reshape, view, permute, transpose, unsqueeze, squeeze, expand, flatten, slice, select, contiguous, alias } from './ops/views.js';
+export { clone, reshape, view, permute, transpose, unsqueeze, squeeze, expand, flatten, slice, select, contiguous, alias } from './ops/views.js';
 export { sum, mean, prod, max, min, argmax, argmin, variance, logsumexp } from './ops/reduce.js';
 export { matmul } from './ops/linalg.js';
 export {

@@ -464,6 +464,10 @@ export class Tensor implements View {
   select(axis: number, index: number): Tensor {
     return views.select(this, axis, index);
   }
+  /** A copy with its own storage. */
+  clone(): Tensor {
+    return views.clone(this);
+  }
   /** A contiguous copy, or a new handle on the same storage when already contiguous. */
   contiguous(): Tensor {
     return views.contiguous(this);

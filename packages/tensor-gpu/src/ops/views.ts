@@ -22,6 +22,14 @@ export function contiguous(x: Tensor): Tensor {
   return record('contiguous', out, [x], [], ([g]) => [g]);
 }
 
+/** A copy with its own storage (torch.clone); gradients pass through. */
+export function clone(x: Tensor): Tensor {
+  const backend = backendOf('clone', x);
+  const out = empty(backend, x.dtype, x.shape);
+  backend.copy(x, out);
+  return record('clone', out, [x], [], ([g]) => [g]);
+}
+
 export function view(x: Tensor, shape: readonly number[]): Tensor {
   backendOf('view', x);
   const to = resolveShape('view', x.shape, shape);
