@@ -1,0 +1,574 @@
+// BertTokenizer: BERT's WordPiece tokenizer with the call semantics of the slow (pure Python)
+// Hugging Face `BertTokenizer` (transformers 4.37, `models/bert/tokenization_bert.py` plus the
+// `PreTrainedTokenizer` / `PreTrainedTokenizerBase` machinery it inherits: special tokens, text
+// pairs, truncation, padding, decode). MegatronBERT and REALM checkpoints use it as is.
+//
+// The tokenizing itself (lowercase + accent stripping, punctuation splitting, greedy WordPiece) is
+// done by `@huggingface/tokenizers`, run on a tokenizer.json built from vocab.txt. Around it sits a
+// thin layer for what the library does differently from the slow tokenizer (see README-notes.md):
+// special tokens are split out first, lowercasing is one character at a time (Σ -> σ, never ς),
+// cleaning / CJK padding / NFC / whitespace splitting follow Python exactly, and everything after
+// tokenize (ids, [CLS]/[SEP], token types, truncation, padding, decode) is written here.
+
+import { Tokenizer } from '@huggingface/tokenizers';
+import { TokenizerError } from './errors.js';
+import { cleanText, lowercaseOutsideTokens, padChineseChars, pySplit, pyStrip, splitOnTokens } from './text.js';
+import { bertTokenizerConfigFromJSON, LARGE_INTEGER, resolveBertTokenizerConfig } from './tokenizer-config.js';
+import type { BertTokenizerConfig, ResolvedBertTokenizerConfig } from './tokenizer-config.js';
+import { bertPartsFromTokenizerJSON, buildBertTokenizerJSON } from './tokenizer-json.js';
+import type { TokenizerJSON } from './tokenizer-json.js';
+import { readTokenizerFiles } from './pretrained-files.js';
+import type { LoadedTokenizerFiles, TokenizerFiles } from './pretrained-files.js';
+import { invertVocab, parseVocab } from './vocab.js';
+
+/** `padding`: true = 'longest' (pad to the longest in the batch), 'max_length' = to `maxLength`. */
+export type Padding = boolean | 'longest' | 'max_length' | 'do_not_pad';
+/** `truncation`: true = 'longest_first'. */
+export type Truncation = boolean | 'longest_first' | 'only_first' | 'only_second' | 'do_not_truncate';
+
+export interface EncodeOptions {
+  /** Add [CLS] / [SEP]. Default true. */
+  addSpecialTokens?: boolean;
+  /** Default false. */
+  padding?: Padding;
+  /** Default: none, except 'longest_first' when `maxLength` is given without padding (as the reference). */
+  truncation?: Truncation;
+  /** Truncate / pad to this length; default `modelMaxLength` when truncation or 'max_length' padding asks for one. */
+  maxLength?: number | null;
+  /** Round the padded length up to a multiple of this. */
+  padToMultipleOf?: number | null;
+  /** Default true (true with `addSpecialTokens: false` is an error, as in the reference). */
+  returnTokenTypeIds?: boolean;
+  /** Default true. */
+  returnAttentionMask?: boolean;
+  /** Default false. */
+  returnSpecialTokensMask?: boolean;
+  /** Default false. The length of input_ids: padded for `encode`, unpadded for `encodeBatch` (as the reference). */
+  returnLength?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Drop the special tokens ([CLS], [SEP], [PAD], [UNK], [MASK], additional ones). Default false. */
+  skipSpecialTokens?: boolean;
+  /** Remove the spaces before punctuation and around contractions. Default: the tokenizer's setting (true). */
+  cleanUpTokenizationSpaces?: boolean;
+}
+
+/** One encoded text or text pair; optional fields are present exactly when asked for. */
+export interface Encoding {
+  inputIds: number[];
+  tokenTypeIds?: number[];
+  attentionMask?: number[];
+  specialTokensMask?: number[];
+  length?: number;
+}
+
+/** A batch of encodings, field by field: `inputIds[b]` is row b. */
+export interface BatchEncoding {
+  inputIds: number[][];
+  tokenTypeIds?: number[][];
+  attentionMask?: number[][];
+  specialTokensMask?: number[][];
+  length?: number[];
+}
+
+/** A single text, or a (text, textPair) pair. */
+export type TextInput = string | readonly [string, string];
+
+type PaddingStrategy = 'do_not_pad' | 'longest' | 'max_length';
+type TruncationStrategy = 'do_not_truncate' | 'longest_first' | 'only_first' | 'only_second';
+
+interface Strategies {
+  padding: PaddingStrategy;
+  truncation: TruncationStrategy;
+  maxLength: number | null;
+  padToMultipleOf: number | null;
+  addSpecialTokens: boolean;
+  returnTokenTypeIds: boolean;
+  returnAttentionMask: boolean;
+  returnSpecialTokensMask: boolean;
+  returnLength: boolean;
+}
+
+/** A token outside the vocab file (a special token it lacks, or a tokenizer.json added token), with its id. */
+export interface AddedToken {
+  content: string;
+  id: number;
+}
+
+type Ctor<T> = new (vocab: ReadonlyMap<string, number>, config?: BertTokenizerConfig, added?: readonly AddedToken[]) => T;
+
+export class BertTokenizer {
+  /** token -> id, as read from vocab.txt (without tokens added past it). */
+  readonly vocab: ReadonlyMap<string, number>;
+  readonly config: ResolvedBertTokenizerConfig;
+
+  private readonly idsToTokens: Map<number, string>;
+  /** `_added_tokens_encoder`: every special token (vocab id or an id past the vocab) plus added tokens. */
+  private readonly addedEncoder = new Map<string, number>();
+  private readonly addedDecoder = new Map<number, string>();
+  /** `all_special_tokens`: unk, sep, pad, cls, mask, then the additional ones; no duplicates. */
+  readonly allSpecialTokens: readonly string[];
+  private readonly allSpecialIdSet: Set<number>;
+  /** Tokens cut out of the text before anything else (the reference's added-token trie). */
+  private readonly noSplitTokens: string[];
+  /** `basic_tokenizer.never_split` (the init argument, not the special tokens). */
+  private readonly neverSplit: Set<string>;
+  /** The library pipeline: BertNormalizer + BertPreTokenizer + WordPiece. */
+  private readonly basic: Tokenizer;
+  /** The library pipeline with WordPiece alone. */
+  private readonly wordpiece: Tokenizer;
+
+  constructor(vocab: ReadonlyMap<string, number>, config: BertTokenizerConfig = {}, added: readonly AddedToken[] = []) {
+    this.vocab = vocab;
+    this.config = resolveBertTokenizerConfig(config);
+    const c = this.config;
+    this.idsToTokens = invertVocab(vocab);
+    this.neverSplit = new Set(c.neverSplit ?? []);
+
+    // Special tokens first (`SpecialTokensMixin` order), then tokenizer.json added tokens; a token the
+    // vocab lacks gets the next id past everything so far, like `_add_tokens`.
+    const specials: string[] = [];
+    for (const token of [c.unkToken, c.sepToken, c.padToken, c.clsToken, c.maskToken, ...c.additionalSpecialTokens]) {
+      if (token !== null && !specials.includes(token)) specials.push(token);
+    }
+    this.allSpecialTokens = specials;
+    for (const { content, id } of added) {
+      this.addedEncoder.set(content, id);
+      this.addedDecoder.set(id, content);
+    }
+    let nextId = Math.max(vocab.size, ...[...this.addedDecoder.keys()].map((id) => id + 1));
+    for (const token of specials) {
+      if (this.addedEncoder.has(token)) continue;
+      const id = vocab.get(token) ?? nextId++;
+      this.addedEncoder.set(token, id);
+      this.addedDecoder.set(id, token);
+    }
+    this.noSplitTokens = [...this.addedEncoder.keys()];
+    this.allSpecialIdSet = new Set(specials.map((token) => this.addedEncoder.get(token)!));
+
+    this.basic = new Tokenizer(buildBertTokenizerJSON(vocab, c, [], 'basic'), {});
+    this.wordpiece = new Tokenizer(buildBertTokenizerJSON(vocab, c, [], 'wordpiece'), {});
+  }
+
+  /** From the text of a vocab.txt and the init arguments (tokenizer_config.json's, camelCase). */
+  static fromVocab<T extends BertTokenizer>(this: Ctor<T>, vocabText: string, config: BertTokenizerConfig = {}): T {
+    return new this(parseVocab(vocabText), config);
+  }
+
+  /** From a WordPiece tokenizer.json object; `config` (tokenizer_config.json's values) takes precedence. */
+  static fromTokenizerJSON<T extends BertTokenizer>(this: Ctor<T>, json: unknown, config: BertTokenizerConfig = {}): T {
+    const parts = bertPartsFromTokenizerJSON(json, config);
+    return new this(parts.vocab, parts.config, parts.added);
+  }
+
+  /**
+   * Loads vocab.txt (preferred: the slow tokenizer's own file) or tokenizer.json, with
+   * tokenizer_config.json and special_tokens_map.json when present (the map overrides the config,
+   * as in `from_pretrained`). `source`: a directory path (Node), File objects, or a name -> content map.
+   */
+  static async fromPretrained<T extends BertTokenizer>(this: Ctor<T>, source: TokenizerFiles): Promise<T> {
+    const files: LoadedTokenizerFiles = await readTokenizerFiles(source);
+    const config = bertTokenizerConfigFromJSON({ ...(files.tokenizerConfig ?? {}), ...(files.specialTokensMap ?? {}) });
+    if (files.vocabTxt !== undefined) return new this(parseVocab(files.vocabTxt), config);
+    const parts = bertPartsFromTokenizerJSON(files.tokenizerJson, config);
+    return new this(parts.vocab, parts.config, parts.added);
+  }
+
+  /** The equivalent tokenizer.json (fast-tokenizer format), e.g. to save next to the weights. */
+  toTokenizerJSON(): TokenizerJSON {
+    const added = this.allSpecialTokens.map((content) => ({ content, id: this.addedEncoder.get(content)! }));
+    return buildBertTokenizerJSON(this.vocab, this.config, added, 'full');
+  }
+
+  // ---- vocabulary --------------------------------------------------------------------------
+
+  /** Size of the vocab file (`vocab_size`; tokens added past it are not counted). */
+  get vocabSize(): number {
+    return this.vocab.size;
+  }
+
+  /** The vocab plus the tokens added past it (`get_vocab()`). */
+  getVocab(): Map<string, number> {
+    return new Map([...this.vocab, ...this.addedEncoder]);
+  }
+
+  get unkTokenId(): number | null {
+    return this.specialId(this.config.unkToken);
+  }
+  get sepTokenId(): number | null {
+    return this.specialId(this.config.sepToken);
+  }
+  get padTokenId(): number | null {
+    return this.specialId(this.config.padToken);
+  }
+  get clsTokenId(): number | null {
+    return this.specialId(this.config.clsToken);
+  }
+  get maskTokenId(): number | null {
+    return this.specialId(this.config.maskToken);
+  }
+  /** `all_special_ids`, in `allSpecialTokens` order. */
+  get allSpecialIds(): number[] {
+    return this.allSpecialTokens.map((token) => this.addedEncoder.get(token)!);
+  }
+
+  private specialId(token: string | null): number | null {
+    return token === null ? null : (this.addedEncoder.get(token) ?? null);
+  }
+
+  /** Token -> id; a token outside the vocab maps to the unknown token's id. */
+  convertTokensToIds(tokens: string): number;
+  convertTokensToIds(tokens: readonly string[]): number[];
+  convertTokensToIds(tokens: string | readonly string[]): number | number[] {
+    if (typeof tokens === 'string') return this.tokenToId(tokens);
+    return tokens.map((token) => this.tokenToId(token));
+  }
+
+  private tokenToId(token: string): number {
+    const id = this.addedEncoder.get(token) ?? this.vocab.get(token) ?? this.unkTokenId;
+    if (id === null) throw new TokenizerError(`convertTokensToIds: "${token}" is not in the vocab and there is no unknown token`);
+    return id;
+  }
+
+  /** Id -> token; an id outside the vocab maps to the unknown token. */
+  convertIdsToTokens(ids: number, skipSpecialTokens?: boolean): string;
+  convertIdsToTokens(ids: Iterable<number> | ArrayLike<number>, skipSpecialTokens?: boolean): string[];
+  convertIdsToTokens(ids: number | Iterable<number> | ArrayLike<number>, skipSpecialTokens = false): string | string[] {
+    if (typeof ids === 'number') return this.idToToken(ids);
+    const out: string[] = [];
+    for (const id of Array.from(ids)) {
+      if (skipSpecialTokens && this.allSpecialIdSet.has(id)) continue;
+      out.push(this.idToToken(id));
+    }
+    return out;
+  }
+
+  private idToToken(id: number): string {
+    const token = this.addedDecoder.get(id) ?? this.idsToTokens.get(id) ?? this.config.unkToken;
+    if (token === null) throw new TokenizerError(`convertIdsToTokens: id ${id} is not in the vocab and there is no unknown token`);
+    return token;
+  }
+
+  // ---- tokenize ----------------------------------------------------------------------------
+
+  /** Text -> WordPiece tokens, no [CLS]/[SEP] (`tokenizer.tokenize(text)`). */
+  tokenize(text: string): string[] {
+    const c = this.config;
+    // PreTrainedTokenizer.tokenize: lowercase outside special tokens, then cut the special tokens out.
+    const lowered = c.doLowerCase ? lowercaseOutsideTokens(text, [...this.allSpecialTokens, ...this.noSplitTokens]) : text;
+    const out: string[] = [];
+    for (const piece of splitOnTokens(lowered, this.noSplitTokens)) {
+      if (piece.isToken) out.push(piece.text);
+      else out.push(...this.tokenizeWords(piece.text));
+    }
+    return out;
+  }
+
+  /** BertTokenizer._tokenize on text free of special tokens. */
+  private tokenizeWords(text: string): string[] {
+    const c = this.config;
+    const out: string[] = [];
+    if (!c.doBasicTokenize) {
+      for (const word of pySplit(text)) out.push(...this.runLibrary(this.wordpiece, word));
+      return out;
+    }
+    // BasicTokenizer up to the whitespace split, written to the Python semantics: _clean_text,
+    // _tokenize_chinese_chars, NFC (the library has no NFC step and pads only BMP ideographs).
+    let cleaned = cleanText(text);
+    if (c.tokenizeChineseChars) cleaned = padChineseChars(cleaned);
+    const words = pySplit(cleaned.normalize('NFC'));
+    // Runs of ordinary words go to the library (lowercase, strip accents, punctuation, WordPiece);
+    // never-split words skip the basic steps, as `BasicTokenizer.tokenize(never_split=...)` does.
+    let run: string[] = [];
+    const flush = () => {
+      if (run.length > 0) out.push(...this.runLibrary(this.basic, run.join(' ')));
+      run = [];
+    };
+    for (const word of words) {
+      if (this.neverSplit.has(word)) {
+        flush();
+        out.push(word);
+      } else if (this.allSpecialTokens.includes(word)) {
+        flush();
+        out.push(...this.runLibrary(this.wordpiece, word));
+      } else run.push(word);
+    }
+    flush();
+    return out;
+  }
+
+  private runLibrary(tokenizer: Tokenizer, text: string): string[] {
+    if (text.length === 0) return [];
+    const tokens = tokenizer.tokenize(text, { add_special_tokens: false });
+    if (tokens.some((token) => typeof token !== 'string')) {
+      throw new TokenizerError(`tokenize: a word of ${JSON.stringify(text)} is unknown and the tokenizer has no unknown token`);
+    }
+    return tokens;
+  }
+
+  // ---- special tokens ----------------------------------------------------------------------
+
+  /** `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`. */
+  buildInputsWithSpecialTokens(ids: readonly number[], pairIds: readonly number[] | null = null): number[] {
+    const cls = this.requireId('clsToken');
+    const sep = this.requireId('sepToken');
+    return pairIds === null ? [cls, ...ids, sep] : [cls, ...ids, sep, ...pairIds, sep];
+  }
+
+  /** 0 over `[CLS] A [SEP]`, 1 over `B [SEP]`. */
+  createTokenTypeIdsFromSequences(ids: readonly number[], pairIds: readonly number[] | null = null): number[] {
+    const first = new Array<number>(ids.length + 2).fill(0);
+    return pairIds === null ? first : first.concat(new Array<number>(pairIds.length + 1).fill(1));
+  }
+
+  /** 1 where `buildInputsWithSpecialTokens` puts a special token (or, if already added, where ids are special). */
+  getSpecialTokensMask(ids: readonly number[], pairIds: readonly number[] | null = null, alreadyHasSpecialTokens = false): number[] {
+    if (alreadyHasSpecialTokens) {
+      if (pairIds !== null) throw new TokenizerError('getSpecialTokensMask: pairIds must be null when alreadyHasSpecialTokens');
+      return ids.map((id) => (this.allSpecialIdSet.has(id) ? 1 : 0));
+    }
+    const mask = [1, ...new Array<number>(ids.length).fill(0), 1];
+    return pairIds === null ? mask : mask.concat(new Array<number>(pairIds.length).fill(0), [1]);
+  }
+
+  /** How many special tokens `buildInputsWithSpecialTokens` adds. */
+  numSpecialTokensToAdd(pair = false): number {
+    return pair ? 3 : 2;
+  }
+
+  private requireId(field: 'clsToken' | 'sepToken' | 'padToken'): number {
+    const token = this.config[field];
+    const id = token === null ? undefined : this.addedEncoder.get(token);
+    if (id === undefined) throw new TokenizerError(`BertTokenizer: ${field} is not set`);
+    return id;
+  }
+
+  // ---- encode ------------------------------------------------------------------------------
+
+  /** One text or text pair, as `tokenizer(text, textPair, **options)` (`encode_plus`). */
+  encode(text: string, pair: string | null = null, options: EncodeOptions = {}): Encoding {
+    const s = this.strategies(options);
+    const ids = this.convertTokensToIds(this.tokenize(text));
+    const pairIds = pair === null ? null : this.convertTokensToIds(this.tokenize(pair));
+    let encoding = this.prepareForModel(ids, pairIds, s);
+    if (s.padding !== 'do_not_pad' || s.returnAttentionMask) {
+      // PreTrainedTokenizerBase.pad on a single encoding: an empty one is left as is.
+      if (encoding.inputIds.length === 0) {
+        if (s.returnAttentionMask) encoding.attentionMask = [];
+      } else encoding = this.padEncoding(encoding, s.maxLength, s.padding, s.padToMultipleOf, s.returnAttentionMask);
+    }
+    if (s.returnLength) encoding.length = encoding.inputIds.length;
+    return encoding;
+  }
+
+  /** Texts and/or text pairs, as `tokenizer(batch, **options)`: each encoded, then padded together. */
+  encodeBatch(inputs: readonly TextInput[], options: EncodeOptions = {}): BatchEncoding {
+    const s = this.strategies(options);
+    const encodings = inputs.map((input) => {
+      const [text, pair] = typeof input === 'string' ? [input, null] : input;
+      const ids = this.convertTokensToIds(this.tokenize(text));
+      const pairIds = pair === null ? null : this.convertTokensToIds(this.tokenize(pair));
+      return this.prepareForModel(ids, pairIds, { ...s, padding: 'do_not_pad', returnAttentionMask: false });
+    });
+    let padding = s.padding;
+    let maxLength = s.maxLength;
+    if (padding === 'longest') {
+      maxLength = Math.max(0, ...encodings.map((e) => e.inputIds.length));
+      padding = 'max_length';
+    }
+    const padded = encodings.map((e) => this.padEncoding(e, maxLength, padding, s.padToMultipleOf, s.returnAttentionMask));
+    const batch: BatchEncoding = { inputIds: padded.map((e) => e.inputIds) };
+    if (s.returnTokenTypeIds) batch.tokenTypeIds = padded.map((e) => e.tokenTypeIds!);
+    if (s.returnSpecialTokensMask) batch.specialTokensMask = padded.map((e) => e.specialTokensMask!);
+    if (s.returnAttentionMask) batch.attentionMask = padded.map((e) => e.attentionMask!);
+    if (s.returnLength) batch.length = encodings.map((e) => e.inputIds.length);
+    return batch;
+  }
+
+  /** `_get_padding_truncation_strategies`, with the reference's defaults and checks. */
+  private strategies(options: EncodeOptions): Strategies {
+    const { padding = false, padToMultipleOf = null } = options;
+    let { truncation, maxLength = null } = options;
+    // "If you only set max_length, it activates truncation for max_length."
+    if (maxLength !== null && padding === false && truncation === undefined) truncation = 'longest_first';
+
+    let paddingStrategy: PaddingStrategy;
+    if (padding === true) paddingStrategy = 'longest';
+    else if (padding === false) paddingStrategy = 'do_not_pad';
+    else if (padding === 'longest' || padding === 'max_length' || padding === 'do_not_pad') paddingStrategy = padding;
+    else throw new TokenizerError(`encode: padding ${JSON.stringify(padding)} is not one of true, false, 'longest', 'max_length', 'do_not_pad'`);
+
+    let truncationStrategy: TruncationStrategy;
+    if (truncation === true) truncationStrategy = 'longest_first';
+    else if (truncation === false || truncation === undefined) truncationStrategy = 'do_not_truncate';
+    else if (['longest_first', 'only_first', 'only_second', 'do_not_truncate'].includes(truncation)) truncationStrategy = truncation;
+    else throw new TokenizerError(`encode: truncation ${JSON.stringify(truncation)} is not one of true, false, 'longest_first', 'only_first', 'only_second', 'do_not_truncate'`);
+
+    if (maxLength === null) {
+      const modelMax = this.config.modelMaxLength;
+      if (paddingStrategy === 'max_length') {
+        if (modelMax > LARGE_INTEGER) paddingStrategy = 'do_not_pad';
+        else maxLength = modelMax;
+      }
+      if (truncationStrategy !== 'do_not_truncate') {
+        if (modelMax > LARGE_INTEGER) truncationStrategy = 'do_not_truncate';
+        else maxLength = modelMax;
+      }
+    }
+    if (paddingStrategy !== 'do_not_pad' && this.padTokenId === null) {
+      throw new TokenizerError('encode: asked to pad but the tokenizer has no padding token');
+    }
+    if (padToMultipleOf !== null && !(Number.isInteger(padToMultipleOf) && padToMultipleOf > 0)) {
+      throw new TokenizerError(`encode: padToMultipleOf must be a positive integer, got ${padToMultipleOf}`);
+    }
+    if (
+      truncationStrategy !== 'do_not_truncate' &&
+      paddingStrategy !== 'do_not_pad' &&
+      padToMultipleOf !== null &&
+      maxLength !== null &&
+      maxLength % padToMultipleOf !== 0
+    ) {
+      throw new TokenizerError(
+        `encode: truncation and padding are both on, but maxLength ${maxLength} is not a multiple of padToMultipleOf ${padToMultipleOf}`,
+      );
+    }
+    const addSpecialTokens = options.addSpecialTokens ?? true;
+    if (options.returnTokenTypeIds === true && !addSpecialTokens) {
+      throw new TokenizerError('encode: returnTokenTypeIds with addSpecialTokens false is undefined behaviour in the reference; leave returnTokenTypeIds unset');
+    }
+    return {
+      padding: paddingStrategy,
+      truncation: truncationStrategy,
+      maxLength,
+      padToMultipleOf,
+      addSpecialTokens,
+      returnTokenTypeIds: options.returnTokenTypeIds ?? true,
+      returnAttentionMask: options.returnAttentionMask ?? true,
+      returnSpecialTokensMask: options.returnSpecialTokensMask ?? false,
+      returnLength: options.returnLength ?? false,
+    };
+  }
+
+  /** `prepare_for_model` without the padding step: truncate, add special tokens, type ids, masks. */
+  private prepareForModel(ids: number[], pairIds: number[] | null, s: Strategies): Encoding {
+    const total = ids.length + (pairIds?.length ?? 0) + (s.addSpecialTokens ? this.numSpecialTokensToAdd(pairIds !== null) : 0);
+    if (s.truncation !== 'do_not_truncate' && s.maxLength && total > s.maxLength) {
+      [ids, pairIds] = this.truncateSequences(ids, pairIds, total - s.maxLength, s.truncation);
+    }
+    const encoding: Encoding = s.addSpecialTokens
+      ? { inputIds: this.buildInputsWithSpecialTokens(ids, pairIds) }
+      : { inputIds: pairIds === null ? [...ids] : [...ids, ...pairIds] };
+    if (s.returnTokenTypeIds) {
+      encoding.tokenTypeIds = s.addSpecialTokens
+        ? this.createTokenTypeIdsFromSequences(ids, pairIds)
+        : new Array<number>(encoding.inputIds.length).fill(0);
+    }
+    if (s.returnSpecialTokensMask) {
+      encoding.specialTokensMask = s.addSpecialTokens
+        ? this.getSpecialTokensMask(ids, pairIds)
+        : new Array<number>(encoding.inputIds.length).fill(0);
+    }
+    return encoding;
+  }
+
+  /**
+   * `truncate_sequences`. 'longest_first' removes one token at a time from the longer sequence (from
+   * the pair on ties). As in the reference, a strategy that cannot remove enough from the sequence it
+   * may cut (only_first / only_second, or a single text) leaves both untouched.
+   */
+  private truncateSequences(ids: number[], pairIds: number[] | null, numToRemove: number, strategy: TruncationStrategy): [number[], number[] | null] {
+    const left = this.config.truncationSide === 'left';
+    const cut = (seq: number[], n: number) => (left ? seq.slice(n) : seq.slice(0, seq.length - n));
+    if (numToRemove <= 0) return [ids, pairIds];
+    if (strategy === 'only_first' || (strategy === 'longest_first' && pairIds === null)) {
+      if (ids.length > numToRemove) ids = cut(ids, numToRemove);
+    } else if (strategy === 'longest_first' && pairIds !== null) {
+      for (let i = 0; i < numToRemove; i++) {
+        if (ids.length > pairIds.length) ids = cut(ids, 1);
+        else pairIds = cut(pairIds, 1);
+      }
+    } else if (strategy === 'only_second' && pairIds !== null) {
+      if (pairIds.length > numToRemove) pairIds = cut(pairIds, numToRemove);
+    }
+    return [ids, pairIds];
+  }
+
+  /** `_pad`: pad one encoding to `maxLength` (or to its own length for 'longest'), rounded up to `padToMultipleOf`. */
+  private padEncoding(
+    encoding: Encoding,
+    maxLength: number | null,
+    strategy: PaddingStrategy,
+    padToMultipleOf: number | null,
+    returnAttentionMask: boolean,
+  ): Encoding {
+    const length = encoding.inputIds.length;
+    if (strategy === 'longest') maxLength = length;
+    if (maxLength !== null && padToMultipleOf !== null && maxLength % padToMultipleOf !== 0) {
+      maxLength = (Math.floor(maxLength / padToMultipleOf) + 1) * padToMultipleOf;
+    }
+    const out: Encoding = { ...encoding };
+    if (returnAttentionMask && out.attentionMask === undefined) out.attentionMask = new Array<number>(length).fill(1);
+    const difference = strategy !== 'do_not_pad' && maxLength !== null ? maxLength - length : 0;
+    if (difference <= 0) return out;
+    const pad = (seq: number[], value: number) => {
+      const fill = new Array<number>(difference).fill(value);
+      return this.config.paddingSide === 'left' ? fill.concat(seq) : seq.concat(fill);
+    };
+    if (out.attentionMask !== undefined) out.attentionMask = pad(out.attentionMask, 0);
+    if (out.tokenTypeIds !== undefined) out.tokenTypeIds = pad(out.tokenTypeIds, 0);
+    if (out.specialTokensMask !== undefined) out.specialTokensMask = pad(out.specialTokensMask, 1);
+    out.inputIds = pad(out.inputIds, this.requireId('padToken'));
+    return out;
+  }
+
+  // ---- decode ------------------------------------------------------------------------------
+
+  /**
+   * Ids -> text, as the slow tokenizer's `decode`: tokens joined by spaces, " ##" removed, stripped;
+   * then (by default) no space before . ? ! , and around ' in contractions.
+   */
+  decode(ids: Iterable<number> | ArrayLike<number>, options: DecodeOptions = {}): string {
+    const skip = options.skipSpecialTokens ?? false;
+    const tokens = this.convertIdsToTokens(ids, skip);
+    // Additional special tokens past the vocab are decoded as separate pieces (`legacy_added_tokens`).
+    const pieces: string[] = [];
+    let current: string[] = [];
+    for (const token of tokens) {
+      const id = this.addedEncoder.get(token);
+      if (id !== undefined && id >= this.vocabSize && this.config.additionalSpecialTokens.includes(token)) {
+        if (current.length > 0) pieces.push(this.convertTokensToString(current));
+        current = [];
+        pieces.push(token);
+      } else current.push(token);
+    }
+    if (current.length > 0) pieces.push(this.convertTokensToString(current));
+    const text = pieces.join(' ');
+    return (options.cleanUpTokenizationSpaces ?? this.config.cleanUpTokenizationSpaces) ? cleanUpTokenization(text) : text;
+  }
+
+  /** `decode` of each row. */
+  batchDecode(batch: readonly (Iterable<number> | ArrayLike<number>)[], options: DecodeOptions = {}): string[] {
+    return batch.map((ids) => this.decode(ids, options));
+  }
+
+  /** Tokens -> text: joined by spaces, continuation pieces glued back (`" ##"` removed). */
+  convertTokensToString(tokens: readonly string[]): string {
+    return pyStrip(tokens.join(' ').replaceAll(' ##', ''));
+  }
+}
+
+/** `clean_up_tokenization`: the reference's fixed list of replacements, in its order. */
+export function cleanUpTokenization(text: string): string {
+  return text
+    .replaceAll(' .', '.')
+    .replaceAll(' ?', '?')
+    .replaceAll(' !', '!')
+    .replaceAll(' ,', ',')
+    .replaceAll(" ' ", "'")
+    .replaceAll(" n't", "n't")
+    .replaceAll(" 'm", "'m")
+    .replaceAll(" 's", "'s")
+    .replaceAll(" 've", "'ve")
+    .replaceAll(" 're", "'re");
+}

@@ -1,0 +1,21 @@
+export { BertTokenizer, cleanUpTokenization } from './bert-tokenizer.js';
+export type {
+  AddedToken,
+  BatchEncoding,
+  DecodeOptions,
+  EncodeOptions,
+  Encoding,
+  Padding,
+  TextInput,
+  Truncation,
+} from './bert-tokenizer.js';
+export { RealmTokenizer } from './realm-tokenizer.js';
+export type { CandidatesEncodeOptions, CandidatesEncoding } from './realm-tokenizer.js';
+export { TokenizerError } from './errors.js';
+export { BERT_TOKENIZER_DEFAULTS, bertTokenizerConfigFromJSON } from './tokenizer-config.js';
+export type { BertTokenizerConfig } from './tokenizer-config.js';
+export { bertPartsFromTokenizerJSON, buildBertTokenizerJSON } from './tokenizer-json.js';
+export type { TokenizerJSON } from './tokenizer-json.js';
+export { readTokenizerFiles } from './pretrained-files.js';
+export type { LoadedTokenizerFiles, TokenizerFiles } from './pretrained-files.js';
+export { parseVocab } from './vocab.js';

@@ -1,0 +1,98 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BertTokenizer } from './bert-tokenizer.js';
+import { TokenizerError } from './errors.js';
+import { RealmTokenizer } from './realm-tokenizer.js';
+import { bertTokenizerConfigFromJSON } from './tokenizer-config.js';
+import { parseVocab } from './vocab.js';
+
+const VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'Hello', 'hello', 'world', '<m>', '!'].join('\n') + '\n';
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+function checkpoint(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'lm-tok-'));
+  dirs.push(dir);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+describe('parseVocab', () => {
+  it('reads \\n, \\r\\n and \\r line breaks, keeps empty lines, and a repeated token keeps its last id', () => {
+    expect([...parseVocab('a\r\nb\rc\n\nd')]).toEqual([['a', 0], ['b', 1], ['c', 2], ['', 3], ['d', 4]]);
+    expect([...parseVocab('a\nb\na\n')]).toEqual([['a', 2], ['b', 1]]);
+    expect(parseVocab('').size).toBe(0);
+  });
+});
+
+describe('bertTokenizerConfigFromJSON', () => {
+  it('maps snake_case keys, AddedToken objects and ignores unknown keys', () => {
+    expect(
+      bertTokenizerConfigFromJSON({
+        do_lower_case: false,
+        mask_token: { content: '<m>', lstrip: false, __type: 'AddedToken' },
+        model_max_length: 512,
+        tokenizer_class: 'BertTokenizer',
+        strip_accents: null,
+      }),
+    ).toEqual({ doLowerCase: false, maskToken: '<m>', modelMaxLength: 512, stripAccents: null });
+    expect(() => bertTokenizerConfigFromJSON({ unk_token: 3 })).toThrow(TokenizerError);
+  });
+});
+
+describe('fromPretrained', () => {
+  it('reads vocab.txt + tokenizer_config.json + special_tokens_map.json from a directory (the map wins)', async () => {
+    const dir = checkpoint({
+      'vocab.txt': VOCAB,
+      'tokenizer_config.json': JSON.stringify({ do_lower_case: false, mask_token: '[MASK]', model_max_length: 4 }),
+      'special_tokens_map.json': JSON.stringify({ mask_token: { content: '<m>' } }),
+    });
+    const tok = await RealmTokenizer.fromPretrained(dir);
+    expect(tok).toBeInstanceOf(RealmTokenizer);
+    expect(tok.maskTokenId).toBe(8);
+    expect(tok.tokenize('Hello <m>')).toEqual(['Hello', '<m>']);
+    expect(tok.encode('Hello world hello', null, { truncation: true }).inputIds).toEqual([2, 5, 7, 3]);
+  });
+
+  it('reads a name -> content map with strings, Blobs and parsed JSON, and File arrays', async () => {
+    const fromMap = await BertTokenizer.fromPretrained({
+      'vocab.txt': new Blob([VOCAB]),
+      'tokenizer_config.json': { do_lower_case: true },
+      'unrelated.bin': 'ignored',
+    });
+    expect(fromMap.tokenize('HELLO world!')).toEqual(['hello', 'world', '!']);
+    const files = [new File([VOCAB], 'vocab.txt'), new File(['{"do_lower_case": false}'], 'tokenizer_config.json')];
+    const fromFiles = await BertTokenizer.fromPretrained(files);
+    expect(fromFiles.tokenize('Hello')).toEqual(['Hello']);
+  });
+
+  it('falls back to tokenizer.json, which round-trips through toTokenizerJSON', async () => {
+    const original = BertTokenizer.fromVocab(VOCAB, { doLowerCase: false, maskToken: '<m>' });
+    const json = original.toTokenizerJSON();
+    expect(json.model.type).toBe('WordPiece');
+    expect(json.added_tokens.map((t) => t.content)).toEqual(['[UNK]', '[SEP]', '[PAD]', '[CLS]', '<m>']);
+    const dir = checkpoint({ 'tokenizer.json': JSON.stringify(json), 'tokenizer_config.json': JSON.stringify({ mask_token: '<m>' }) });
+    const loaded = await BertTokenizer.fromPretrained(dir);
+    expect(loaded.vocabSize).toBe(original.vocabSize);
+    expect(loaded.config.doLowerCase).toBe(false);
+    expect(loaded.tokenize('Hello <m> world!')).toEqual(original.tokenize('Hello <m> world!'));
+    expect(loaded.encode('Hello', 'world')).toEqual(original.encode('Hello', 'world'));
+  });
+
+  it('round-trips doBasicTokenize: false (with and without lowercasing) through tokenizer.json', () => {
+    for (const doLowerCase of [true, false]) {
+      const original = BertTokenizer.fromVocab(VOCAB, { doBasicTokenize: false, doLowerCase });
+      const loaded = BertTokenizer.fromTokenizerJSON(original.toTokenizerJSON());
+      expect([loaded.config.doBasicTokenize, loaded.config.doLowerCase]).toEqual([false, doLowerCase]);
+      expect(loaded.tokenize('Hello world!')).toEqual(original.tokenize('Hello world!'));
+    }
+  });
+
+  it('rejects a tokenizer.json that is not WordPiece, and a folder without tokenizer files', async () => {
+    expect(() => BertTokenizer.fromTokenizerJSON({ model: { type: 'BPE', vocab: {}, merges: [] } })).toThrow(/WordPiece/);
+    await expect(BertTokenizer.fromPretrained(checkpoint({ 'config.json': '{}' }))).rejects.toThrow(TokenizerError);
+    await expect(BertTokenizer.fromPretrained({ 'tokenizer_config.json': '{}' })).rejects.toThrow(/vocab.txt or tokenizer.json/);
+  });
+});
