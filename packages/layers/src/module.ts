@@ -145,13 +145,11 @@ export class Module {
   /** The submodule at a dotted path ('' is this module). */
   getSubmodule(path: string): Module {
     if (!path) return this;
-    let m: Module = this;
-    for (const part of path.split('.')) {
+    return path.split('.').reduce<Module>((m, part) => {
       const next = m.#modules.get(part);
       if (!next) throw new TypeError(`getSubmodule: '${path}': ${m.constructor.name} has no submodule '${part}'`);
-      m = next;
-    }
-    return m;
+      return next;
+    }, this);
   }
 
   /** Calls fn on every module (children first, like torch's apply). */

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '@lm/dist-ckpt';
 import { cpu, manualSeed, memory, noGrad, scope, tensor, zeros, type Tensor, type Backend } from '@lm/tensor-gpu';
 import { Module } from './module.js';
-import { Embedding, LayerNorm, Linear } from './nn/index.js';
+import { Embedding, Linear } from './nn/index.js';
 import { PreTrainedModel, PretrainedLoadError } from './pretrained-model.js';
 import { PretrainedConfig, type JsonObject } from './pretrained-config.js';
 import { withoutInit } from './init.js';

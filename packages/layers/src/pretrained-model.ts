@@ -7,7 +7,7 @@ import { openCheckpoint, writeShardedSafetensors, type Checkpoint } from '@lm/di
 import { fromHost, noGrad, type Backend, type DType, type Tensor, getBackend, cast } from '@lm/tensor-gpu';
 import { withoutInit, initInPlace } from './init.js';
 import { Module } from './module.js';
-import { Embedding, Linear } from './nn/index.js';
+import { Embedding, type Linear } from './nn/index.js';
 import type { PretrainedConfig, JsonObject } from './pretrained-config.js';
 
 /** Where a pretrained model lives: a directory path (Node), or files (browser File/Blob objects with names). */

@@ -1,0 +1,2 @@
+export { ChatGLMConfig } from './config.js';
+export type { ChatGLMConfigFields } from './config.js';

@@ -1,0 +1,2 @@
+export { MegatronBertConfig } from './config.js';
+export type { MegatronBertConfigFields } from './config.js';

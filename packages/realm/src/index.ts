@@ -1,0 +1,2 @@
+export { RealmConfig } from './config.js';
+export type { RealmConfigFields } from './config.js';

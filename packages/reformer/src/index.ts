@@ -1,0 +1,2 @@
+export { ReformerConfig } from './config.js';
+export type { ReformerAttentionType, ReformerConfigFields } from './config.js';

@@ -1,0 +1,4 @@
+export { T5Config } from './config.js';
+export type { T5ConfigFields } from './config.js';
+export { MegatronT5Config } from './megatron-config.js';
+export type { MegatronT5ConfigFields } from './megatron-config.js';
