@@ -177,6 +177,38 @@ describe('savePretrained / fromPretrained', () => {
     model.dispose();
   });
 
+  it('loads from a URL: file: in Node, and http(s) through fetch (index, shards, config)', async () => {
+    const { pathToFileURL } = await import('node:url');
+    const { createServer } = await import('node:http');
+    manualSeed(4);
+    const model = new TinyModel(new TinyConfig());
+    model.tieWeights();
+    const dir = await mkdtemp(join(tmpdir(), 'lm-pretrained-'));
+    const server = createServer(async (req, res) => {
+      try {
+        const body = await readFile(join(dir, decodeURIComponent(req.url!.split('/').pop()!)));
+        res.writeHead(200).end(body);
+      } catch {
+        res.writeHead(404).end();
+      }
+    });
+    try {
+      await model.savePretrained(dir, { maxShardSize: 300 });
+      const fromFileUrl = await TinyModel.fromPretrained(pathToFileURL(dir));
+      expect(await values(fromFileUrl)).toEqual(await values(model));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as { port: number }).port;
+      const fromHttp = await TinyModel.fromPretrained(new URL(`http://127.0.0.1:${port}/tiny`));
+      expect(await values(fromHttp)).toEqual(await values(model));
+      fromFileUrl.dispose();
+      fromHttp.dispose();
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+    model.dispose();
+  });
+
   it('a missing config.json or weight is a clear error', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lm-pretrained-'));
     try {

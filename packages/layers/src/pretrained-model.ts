@@ -5,13 +5,58 @@
 
 import { openCheckpoint, writeShardedSafetensors, type Checkpoint } from '@lm/dist-ckpt';
 import { fromHost, noGrad, type Backend, type DType, type Tensor, getBackend, cast } from '@lm/tensor-gpu';
+import { getExtendedAttentionMask, getHeadMask, invertAttentionMask } from './attention/masks.js';
 import { withoutInit, initInPlace } from './init.js';
 import { Module } from './module.js';
 import { Embedding, type Linear } from './nn/index.js';
 import type { PretrainedConfig, JsonObject } from './pretrained-config.js';
 
-/** Where a pretrained model lives: a directory path (Node), or files (browser File/Blob objects with names). */
-export type PretrainedSource = string | readonly (Blob & { name?: string })[];
+/**
+ * Where a pretrained model lives: a directory path (Node), a URL of a directory (http(s), or file: in
+ * Node), or files (browser File objects, or Blobs with a `name`).
+ */
+export type PretrainedSource = string | URL | readonly (Blob & { name?: string })[];
+
+/** Weight files looked for under a URL, in Hugging Face's order of preference. */
+const WEIGHT_FILES = ['model.safetensors.index.json', 'model.safetensors', 'pytorch_model.bin.index.json', 'pytorch_model.bin'];
+
+async function fetchOptional(url: URL): Promise<Response | null> {
+  const res = await fetch(url);
+  if (res.status === 404) return null;
+  if (!res.ok) throw new PretrainedLoadError(`fromPretrained: GET ${url.href} failed: ${res.status} ${res.statusText}`);
+  return res;
+}
+
+async function namedBlob(url: URL, name: string): Promise<Blob & { name: string }> {
+  const res = await fetchOptional(new URL(name, url));
+  if (!res) throw new PretrainedLoadError(`fromPretrained: ${new URL(name, url).href} not found`);
+  return Object.assign(await res.blob(), { name });
+}
+
+/**
+ * Resolves a URL source to a local path (file: URLs in Node) or to the named Blobs of config.json and
+ * the weight files (with every shard an index names).
+ */
+async function resolveUrl(source: URL): Promise<string | (Blob & { name: string })[]> {
+  if (source.protocol === 'file:') {
+    const { fileURLToPath } = await import(/* @vite-ignore */ 'node:url');
+    return fileURLToPath(source);
+  }
+  const base = source.href.endsWith('/') ? source : new URL(`${source.href}/`);
+  const files: (Blob & { name: string })[] = [await namedBlob(base, 'config.json')];
+  for (const name of WEIGHT_FILES) {
+    const res = await fetchOptional(new URL(name, base));
+    if (!res) continue;
+    const blob = Object.assign(await res.blob(), { name });
+    files.push(blob);
+    if (name.endsWith('.index.json')) {
+      const index = JSON.parse(await blob.text()) as { weight_map?: Record<string, string> };
+      for (const shard of new Set(Object.values(index.weight_map ?? {}))) files.push(await namedBlob(base, shard));
+    }
+    return files;
+  }
+  throw new PretrainedLoadError(`fromPretrained: no weights under ${base.href} (looked for ${WEIGHT_FILES.join(', ')})`);
+}
 
 export interface FromPretrainedOptions {
   backend?: Backend;
@@ -43,7 +88,7 @@ export interface PreTrainedModelClass<M extends PreTrainedModel, C extends Pretr
   baseModelPrefix: string;
 }
 
-async function readSourceText(source: PretrainedSource, name: string): Promise<string | null> {
+async function readSourceText(source: string | readonly (Blob & { name?: string })[], name: string): Promise<string | null> {
   if (typeof source === 'string') {
     const fs = await import(/* @vite-ignore */ 'node:fs/promises');
     const path = await import(/* @vite-ignore */ 'node:path');
@@ -77,9 +122,10 @@ export abstract class PreTrainedModel<C extends PretrainedConfig = PretrainedCon
    */
   static async fromPretrained<M extends PreTrainedModel, C extends PretrainedConfig>(
     this: PreTrainedModelClass<M, C>,
-    source: PretrainedSource,
+    from: PretrainedSource,
     options: FromPretrainedOptions = {},
   ): Promise<M> {
+    const source = from instanceof URL ? await resolveUrl(from) : from;
     const configText = await readSourceText(source, 'config.json');
     if (configText === null) throw new PretrainedLoadError(`fromPretrained: no config.json in ${describeSource(source)}`);
     let json: JsonObject;
@@ -318,6 +364,22 @@ export abstract class PreTrainedModel<C extends PretrainedConfig = PretrainedCon
     linear.setParameter(name, fresh);
   }
 
+  // ---- masks ----------------------------------------------------------------------------------
+  /** [b, k] or [b, q, k] 1/0 mask -> additive [b, 1, 1|q, k] (causal-combined for decoders). */
+  getExtendedAttentionMask(attentionMask: Tensor, inputShape: readonly number[], options: { isDecoder?: boolean } = {}): Tensor {
+    return getExtendedAttentionMask(attentionMask, inputShape, { isDecoder: options.isDecoder ?? this.config.isDecoder });
+  }
+
+  /** An encoder's 1/0 mask -> additive mask for cross-attention. */
+  invertAttentionMask(encoderAttentionMask: Tensor): Tensor {
+    return invertAttentionMask(encoderAttentionMask);
+  }
+
+  /** A [heads] or [layers, heads] head mask -> one mask per layer (null where none). */
+  getHeadMask(headMask: Tensor | null | undefined, numLayers: number): (Tensor | null)[] {
+    return getHeadMask(headMask, numLayers);
+  }
+
   // ---- heads and checkpointing --------------------------------------------------------------
   /** Removes attention heads: `{ layerIndex: [heads] }` (merged into config.prunedHeads). */
   pruneHeads(headsToPrune: Record<number, number[]>): void {
@@ -367,6 +429,6 @@ export interface GradientCheckpointable {
   gradientCheckpointing: boolean;
 }
 
-function describeSource(source: PretrainedSource): string {
+function describeSource(source: string | readonly (Blob & { name?: string })[]): string {
   return typeof source === 'string' ? source : `[${source.map((f) => f.name ?? 'blob').join(', ')}]`;
 }

@@ -156,9 +156,12 @@ for (const eng of ENGINES) {
       CASES.forEach((c, i) => check(g, c, 1000 + i));
     });
 
-    it.runIf(eng.big)('matches on shapes spanning several blocks', () => {
-      BIG_CASES.forEach((c, i) => check(g, c, 2000 + i));
-    });
+    // The scalar JS engine is too slow for multi-block shapes; it is covered by the cases above.
+    if (eng.big) {
+      it('matches on shapes spanning several blocks', () => {
+        BIG_CASES.forEach((c, i) => check(g, c, 2000 + i));
+      });
+    }
 
     it('random shapes', () => {
       const r = rng(42);
