@@ -1,7 +1,6 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { findSharedFixtures } from '@lm/tensor-gpu/testing';
+import { describeConfigSuite } from '@lm/layers/testing';
 import { MegatronBertConfig } from './config.js';
 
 // Hugging Face MegatronBertConfig() defaults, as config.json keys (the reference's own names and values).
@@ -45,62 +44,10 @@ const REFERENCE_DEFAULTS = {
   "use_cache": true
 };
 
-describe('MegatronBertConfig defaults', () => {
-  it('equal the reference', () => {
-    const json = new MegatronBertConfig().toJSON();
-    expect(json.model_type).toBe('megatron-bert');
-    for (const [key, value] of Object.entries(REFERENCE_DEFAULTS)) expect([key, json[key]]).toEqual([key, value]);
-    // Every typed field has a reference default listed above.
-    const written = Object.keys(json).filter((k) => k !== 'model_type');
-    expect(written.sort()).toEqual(Object.keys(REFERENCE_DEFAULTS).sort());
-  });
-});
-
-/** `shared/fixtures` beside the repository (or LM_FIXTURES), found by walking up from this package. */
-function findFixtures(): string | null {
-  if (process.env.LM_FIXTURES) return resolve(process.env.LM_FIXTURES);
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'shared', 'fixtures');
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) return null;
-    dir = parent;
-  }
-}
-
-const fixtures = findFixtures();
-const FAMILIES = ["megatron-bert"];
-const cases = fixtures
-  ? FAMILIES.flatMap((family) =>
-      existsSync(join(fixtures, family))
-        ? readdirSync(join(fixtures, family))
-            .filter((name) => existsSync(join(fixtures, family, name, 'config.json')))
-            .map((name) => ({ name: `${family}/${name}`, path: join(fixtures, family, name, 'config.json') }))
-        : [],
-    )
-  : [];
-if (!fixtures && process.env.CI) throw new Error('shared/fixtures not found above this package (CI needs it)');
-if (!fixtures) console.warn('[MegatronBertConfig] fixture round trips SKIPPED: no shared/fixtures found above this package');
-
-describe.skipIf(!fixtures)('MegatronBertConfig round trip of every shared fixture config.json', () => {
-  it('finds fixtures', () => expect(cases.length).toBeGreaterThan(0));
-
-  for (const { name, path } of cases) {
-    it(name, () => {
-      const json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-      const config = MegatronBertConfig.fromJSON(json);
-      const back = config.toJSON();
-      for (const [key, value] of Object.entries(json)) expect([key, back[key]]).toEqual([key, value]);
-      expect(MegatronBertConfig.fromJSON(back).toJSON()).toEqual(back);
-      // Every key the reference wrote is a typed field, read into its camelCase name.
-      const fields = MegatronBertConfig.fields as Record<string, string>;
-      const typed = new Set(Object.values(fields));
-      const untyped = Object.keys(json).filter((k) => !typed.has(k) && k !== 'model_type');
-      expect(untyped).toEqual([]);
-      for (const [field, key] of Object.entries(fields)) {
-        if (key in json) expect([key, (config as unknown as Record<string, unknown>)[field]]).toEqual([key, json[key]]);
-      }
-    });
-  }
+describeConfigSuite({ describe, it, expect }, {
+  ConfigClass: MegatronBertConfig,
+  modelType: 'megatron-bert',
+  defaults: REFERENCE_DEFAULTS,
+  families: ['megatron-bert'],
+  fixtures: findSharedFixtures(import.meta.url),
 });

@@ -1,0 +1,2 @@
+// Test helpers for packages built on @lm/layers (Node only).
+export { describeConfigSuite, fixtureConfigs, type ConfigSuiteSpec, type ConfigClassUnderTest, type TestApi } from './config-suite.js';
