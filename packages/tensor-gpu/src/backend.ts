@@ -72,6 +72,8 @@ export interface Backend {
   /** Resolves when all submitted work has finished. */
   sync(): Promise<void>;
   memory(): MemoryInfo;
+  /** Returns pooled (free, kept for reuse) memory to the system; optional. */
+  trim?(): void;
   /** Frees pooled memory and releases the device. The backend is unusable afterwards. */
   destroy(): void;
 

@@ -58,6 +58,21 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('memory on $name', ({ name 
       expect(() => a.addScalar(1)).toThrow(/affine: tensor #\d+ \[2,3\] float32 was used after dispose/);
     });
 
+    // Only backends with a buffer pool (webgpu) have trim().
+    const pooled = name === 'webgpu';
+    if (pooled) it('the buffer pool stays under its cap and trim() empties it', async () => {
+      const gpu = backend as Backend & { poolLimitBytes: number };
+      const before = gpu.poolLimitBytes;
+      gpu.poolLimitBytes = 1 << 20;
+      for (let n = 1000; n < 60000; n += 7000) zeros([n], { backend }).dispose();
+      await backend.sync();
+      expect(backend.memory().pooledBytes).toBeLessThanOrEqual(1 << 20);
+      backend.trim!();
+      expect(backend.memory().pooledBytes).toBe(0);
+      expect(Array.from(await zeros([3], { backend }).addScalar(2).data())).toEqual([2, 2, 2]);
+      gpu.poolLimitBytes = before;
+    });
+
     it('a training step in a loop does not grow memory', async () => {
       // A tiny MLP trained with SGD: forward, backward, update, all inside one scope per step.
       let w1 = noGrad(() => randn([8, 16], { backend, std: 0.3 })).requiresGrad_();

@@ -192,7 +192,19 @@ export class Runtime {
     this.deferred.push(pb);
   }
 
+  /**
+   * Most bytes the pool keeps for reuse; buffers released beyond it are destroyed once the work that
+   * may still use them has been submitted. A long run whose shapes vary cannot grow the pool forever.
+   */
+  poolLimitBytes = 512 * 1024 * 1024;
+  private toDestroy: PooledBuffer[] = [];
+
   release(pb: PooledBuffer): void {
+    if (this.pooledBytes + pb.bytes > this.poolLimitBytes) {
+      this.all.delete(pb);
+      this.toDestroy.push(pb);
+      return;
+    }
     let list = this.pool.get(pb.bytes);
     if (!list) this.pool.set(pb.bytes, (list = []));
     list.push(pb);
@@ -302,7 +314,12 @@ export class Runtime {
 
   /** Submits the open encoder (with this batch's params). */
   flush(): void {
-    if (!this.encoder) return;
+    if (!this.encoder) {
+      // Nothing unsubmitted can reference these.
+      for (const pb of this.toDestroy) pb.buffer.destroy();
+      this.toDestroy = [];
+      return;
+    }
     const enc = this.endPass();
     if (this.arenaSlots > 0) {
       this.queue.writeBuffer(this.arena, 0, this.arenaData.buffer, 0, this.arenaSlots * SLOT_BYTES);
@@ -312,6 +329,24 @@ export class Runtime {
     this.dispatches = 0;
     this.arenaSlots = 0;
     this.batch++;
+    // Work already submitted may still read these; destroy() lets it finish.
+    for (const pb of this.toDestroy) pb.buffer.destroy();
+    this.toDestroy = [];
+  }
+
+  /** Destroys every pooled buffer (after submitting pending work that might use them). */
+  trim(): void {
+    this.flush();
+    for (const list of this.pool.values()) {
+      for (const pb of list) {
+        this.all.delete(pb);
+        pb.buffer.destroy();
+      }
+    }
+    this.pool.clear();
+    this.pooledBytes = 0;
+    for (const pb of this.toDestroy) pb.buffer.destroy();
+    this.toDestroy = [];
   }
 
   // ---- index errors ------------------------------------------------------------------------

@@ -152,6 +152,19 @@ export class WebGPUBackend implements Backend {
     await this.rt.settle('sync');
   }
 
+  /** Releases every pooled (free) buffer back to the device. */
+  trim(): void {
+    this.rt.trim();
+  }
+
+  /** Caps the bytes the buffer pool keeps for reuse (default 512 MiB). */
+  set poolLimitBytes(bytes: number) {
+    this.rt.poolLimitBytes = bytes;
+  }
+  get poolLimitBytes(): number {
+    return this.rt.poolLimitBytes;
+  }
+
   memory(): MemoryInfo {
     return { storages: this.liveStorages, bytes: this.liveBytes, pooledBytes: this.rt.pooledBytes };
   }
