@@ -1,3 +1,4 @@
-// @lm/dist-ckpt: checkpoint formats (./format) and, later, sharded distributed checkpoints on top.
+// @lm/dist-ckpt: checkpoint formats (./format) and sharded distributed checkpoints on top (./distributed).
 
 export * from './format/index.js';
+export * from './distributed/index.js';

@@ -55,6 +55,16 @@ export {
   type ShardedWriteResult,
 } from './sharded.js';
 export { TORCH_STORAGE_DTYPES, TorchCheckpoint, torchFindClass } from './torch.js';
+export {
+  DTYPE_TORCH_STORAGE,
+  PyFloat,
+  pyFloat,
+  serializeTorchCheckpoint,
+  torchArchiveName,
+  writeTorchCheckpoint,
+  type TorchSaveValue,
+  type TorchWriteOptions,
+} from './torch-writer.js';
 export { unpickle, PyCallable, PyClassRef, PyDict, PySet, PyTuple, type PyValue, type UnpickleOptions } from './pickle.js';
 export { ZipReader, type ZipEntry } from './zip.js';
 export {

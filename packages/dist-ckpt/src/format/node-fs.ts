@@ -42,7 +42,7 @@ export async function writeFileAtomic(path: string, produce: (write: WriteChunk)
 }
 
 /** fsyncs a directory so a rename in it survives a crash; not possible on every platform (Windows). */
-async function syncDirectory(dir: string): Promise<void> {
+export async function syncDirectory(dir: string): Promise<void> {
   const fs = await import('node:fs/promises');
   let handle;
   try {
