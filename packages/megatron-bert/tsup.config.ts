@@ -7,5 +7,5 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'es2022',
-  external: ['@lm/tensor-gpu', '@lm/layers'],
+  external: ['@lm/tensor-gpu', '@lm/layers', '@lm/dist-ckpt'],
 });
