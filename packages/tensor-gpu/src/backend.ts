@@ -33,6 +33,21 @@ export interface View {
 export type ReduceOpName = 'sum' | 'prod' | 'max' | 'min' | 'argmax' | 'argmin';
 export type RandomKind = 'uniform' | 'normal' | 'bernoulli';
 
+/** Hyperparameters of one fused Adam/AdamW step (see Backend.adamStep). */
+export interface AdamStepParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** true: AdamW (p *= 1 - lr * weightDecay); false: Adam (g += weightDecay * p). */
+  decoupled: boolean;
+  maximize: boolean;
+  /** 1 - beta1^step and 1 - beta2^step. */
+  biasCorrection1: number;
+  biasCorrection2: number;
+}
+
 export interface MemoryInfo {
   /** Live storages and the bytes they hold. */
   storages: number;
@@ -120,6 +135,14 @@ export interface Backend {
   cumsum(x: View, out: View): void;
   /** Stable sort of each row of contiguous [outer, n]: values and int32 source indices. */
   sort(x: View, values: View, indices: View, descending: boolean): void;
+  /**
+   * One Adam/AdamW step, in place, over contiguous float32 views of one size (torch's single-tensor
+   * algorithm, each step rounded to float32):
+   *   g = maximize ? -grad : grad;  Adam: g += wd * p;  AdamW: base = p * (1 - lr * wd)
+   *   m = b1 * m + (1 - b1) * g;  v = b2 * v + (1 - b2) * g * g;  amsgrad: vmax = max(vmax, v)
+   *   p = base - (m / (sqrt(v or vmax) / sqrt(bc2) + eps)) * (lr / bc1)
+   */
+  adamStep(param: View, grad: View, expAvg: View, expAvgSq: View, maxExpAvgSq: View | null, h: AdamStepParams): void;
   /**
    * Fused scaled-dot-product attention: q [B, Lq, D], k [B, Lk, D], v [B, Lk, Dv] (any strides) ->
    * out [B, Lq, Dv]. mask is null or a float (additive) / bool (true = keep) view broadcast to [B, Lq, Lk].

@@ -1,7 +1,7 @@
 // @lm/tensor-gpu: tensors, WGSL kernels, a fast cpu backend, autograd and memory management.
 
 export { Tensor, type NestedArray } from './tensor.js';
-export type { Backend, BackendName, Storage, View, MemoryInfo, ReduceOpName, RandomKind } from './backend.js';
+export type { AdamStepParams, Backend, BackendName, Storage, View, MemoryInfo, ReduceOpName, RandomKind } from './backend.js';
 export type { DType, AnyHostArray } from './dtype.js';
 export { DTYPES, isFloat, promoteTypes, numberToFloat16Bits, float16BitsToNumber, bfloat16BitsToNumber, roundToFloat16 } from './dtype.js';
 export * from './errors.js';
@@ -40,3 +40,4 @@ export {
 } from './ops/nn.js';
 export { gather, indexSelect, scatterAdd, embedding, cumsum, sort, argsort, topk, oneHot, type SortResult } from './ops/indexing.js';
 export { concat, stack, split, chunk, pad, tril, triu } from './ops/shape.js';
+export { adamStep_ } from './ops/optim.js';

@@ -4,7 +4,7 @@
 // operations of the bias correction; state keys match torch's (`step`, `exp_avg`, `exp_avg_sq`,
 // `max_exp_avg_sq`).
 
-import { full, unary, type Tensor } from '@lm/tensor-gpu';
+import { adamStep_, full, unary, type Tensor } from '@lm/tensor-gpu';
 import { Optimizer, checkRange, type OptimizerState, type ParamGroup, type ParamsInput } from './optimizer.js';
 
 /** Adam/AdamW hyperparameters (torch names in camelCase). */
@@ -81,6 +81,26 @@ export class Adam extends Optimizer<AdamHyperparams> {
     state.step = step;
     const expAvg = state.exp_avg as Tensor;
     const expAvgSq = state.exp_avg_sq as Tensor;
+    if (amsgrad) state.max_exp_avg_sq ??= full(param.shape, 0, { dtype: param.dtype, backend: param.backend });
+
+    // One fused kernel per parameter when the layouts allow (the composite below is its oracle).
+    const fusable = [param, grad, expAvg, expAvgSq, ...(amsgrad ? [state.max_exp_avg_sq as Tensor] : [])].every(
+      (t) => t.dtype === 'float32' && t.isContiguous,
+    );
+    if (fusable) {
+      adamStep_(param, grad, expAvg, expAvgSq, amsgrad ? (state.max_exp_avg_sq as Tensor) : null, {
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weightDecay,
+        decoupled: this.decoupledWeightDecay,
+        maximize,
+        biasCorrection1: 1 - beta1 ** step,
+        biasCorrection2: 1 - beta2 ** step,
+      });
+      return;
+    }
 
     let g = maximize ? grad.neg() : grad;
     let base = param; // the parameter value the update starts from
@@ -98,8 +118,6 @@ export class Adam extends Optimizer<AdamHyperparams> {
     const biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
     let second = expAvgSq;
     if (amsgrad) {
-      // Created here too when amsgrad is switched on mid-run (max(0, v) = v, as a fresh start).
-      state.max_exp_avg_sq ??= full(param.shape, 0, { dtype: param.dtype, backend: param.backend });
       const maxSq = state.max_exp_avg_sq as Tensor;
       maxSq.copy_(maxSq.maximum(expAvgSq));
       second = maxSq;

@@ -10,7 +10,7 @@ import { bernoulli, full } from './creation.js';
 import { broadcastTo, sumToShape, where } from './elementwise.js';
 import { gather } from './indexing.js';
 import { backendOf, describe, empty, requireFloat } from './util.js';
-import { contiguous, reshape, transpose } from './views.js';
+import { alias, contiguous, reshape, transpose } from './views.js';
 import { matmul } from './linalg.js';
 
 /** Runs a last-dim row kernel on x along `axis` (moving it last and back when needed). */
@@ -116,7 +116,8 @@ export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
 /** Inverted dropout: zeroes elements with probability p and scales the rest by 1/(1-p) when training. */
 export function dropout(x: Tensor, p: number, training = true, generator: Generator = defaultGenerator): Tensor {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`dropout: p must be in [0, 1], got ${p}`);
-  if (!training || p === 0) return x.mulScalar(1);
+  // The identity costs a view, not a copy.
+  if (!training || p === 0) return alias(x);
   if (p === 1) return x.mulScalar(0);
   const keepMask = bernoulli(x.shape, 1 - p, { backend: x.backend, generator, dtype: x.dtype === 'float16' ? 'float16' : 'float32' });
   const scaled = keepMask.mulScalar(1 / (1 - p));

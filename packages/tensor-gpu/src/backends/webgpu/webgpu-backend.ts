@@ -3,13 +3,14 @@
 // pooled GPU buffers: float32 -> f32, int32 -> i32, bool -> u32 (0/1), float16 -> f16 (needs the
 // adapter's shader-f16 feature).
 
-import type { Backend, MemoryInfo, RandomKind, ReduceOpName, Storage, View } from '../../backend.js';
+import type { AdamStepParams, Backend, MemoryInfo, RandomKind, ReduceOpName, Storage, View } from '../../backend.js';
 import { numberToFloat16Bits, storageBytesPerElement, type AnyHostArray, type DType } from '../../dtype.js';
 import { BackendError } from '../../errors.js';
 import { contiguousStrides, isContiguous } from '../../layout.js';
 import type { BinaryOpName, UnaryOpName } from '../../ops/elementwise-table.js';
 import { GPUStorage, Runtime, storageRef } from './runtime.js';
 import { prod } from './kernels/common.js';
+import { runAdamStep } from './kernels/adam.js';
 import { runArange } from './kernels/arange.js';
 import { runAttention } from './kernels/attention.js';
 import { runBinary } from './kernels/binary.js';
@@ -180,6 +181,11 @@ export class WebGPUBackend implements Backend {
   fill(out: View, value: number): void {
     this.rt.check('fill');
     runFill(this.rt, out, value);
+  }
+
+  adamStep(param: View, grad: View, expAvg: View, expAvgSq: View, maxExpAvgSq: View | null, h: AdamStepParams): void {
+    this.rt.check('adamStep');
+    runAdamStep(this.rt, param, grad, expAvg, expAvgSq, maxExpAvgSq, h);
   }
 
   arange(out: View, start: number, step: number): void {
