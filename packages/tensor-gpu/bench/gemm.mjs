@@ -5,8 +5,13 @@
  *   node bench/gemm.mjs                 # all shapes, ours (threads 1 and max) + tfjs-wasm
  *   node bench/gemm.mjs --quick         # fewer shapes / repetitions
  *   node bench/gemm.mjs --no-tfjs       # skip the tfjs-backend-wasm comparison
+ *   node bench/gemm.mjs --filter=bert   # only shapes whose label contains the string
+ *   node bench/gemm.mjs --threads=1     # only this thread count (default: 1 and max)
  *
  * Shapes are named M x K x N: out[M, N] = A[M, K] * B[K, N] (batch > 1: B per batch item).
+ * `layout`: nn = both row-major; nt = B transposed (B = W^T with W stored [N, K], i.e.
+ * b.strides = [0, 1, K]: the `Linear` layer x @ W^T); tn = A transposed (A stored
+ * [K, M], a.strides = [0, 1, M]: the weight gradient g^T @ x).
  * Loads the TypeScript sources directly through tsx's ESM loader (devDependency), so it
  * needs no build step and can be spawned from bench/run.mjs.
  */
@@ -19,8 +24,11 @@ const { hardwareConcurrency } = await import('../src/backends/cpu/thread-pool.ts
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
 const withTfjs = !args.has('--no-tfjs');
+const argValue = (name) => process.argv.slice(2).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const filter = argValue('filter');
+const onlyThreads = argValue('threads');
 
-/** [batch, M, K, N, label] */
+/** [batch, M, K, N, label, layout = 'nn'] */
 const SHAPES = [
   [1, 256, 256, 256, 'cube'],
   [1, 512, 512, 512, 'cube'],
@@ -31,10 +39,34 @@ const SHAPES = [
   [12, 128, 64, 128, 'attn-scores'],
   [12, 128, 128, 64, 'attn-values'],
   [12, 512, 64, 512, 'attn-scores'],
+  [12, 128, 64, 128, 'attn-scores', 'nt'], // q @ k^T as models write it
   [12, 512, 512, 64, 'attn-values'],
   [1, 1, 768, 768, 'gemv'],
   [1, 64, 64, 64, 'cube'],
-].filter((s) => !quick || s[1] * s[2] * s[3] * s[0] <= 1024 ** 3);
+  // BERT-base Linear layers at batch 1, seq 128: forward x @ W^T (nt), weight gradient g^T @ x (tn)
+  [1, 128, 768, 3072, 'bert-up', 'nn'],
+  [1, 128, 768, 3072, 'bert-up', 'nt'],
+  [1, 128, 768, 3072, 'bert-up', 'tn'],
+  [1, 128, 3072, 768, 'bert-down', 'nn'],
+  [1, 128, 3072, 768, 'bert-down', 'nt'],
+  [1, 128, 3072, 768, 'bert-down', 'tn'],
+  [1, 128, 768, 768, 'bert-qkv', 'nt'],
+  // decoding: a few rows against a transposed weight
+  [1, 1, 768, 768, 'gemv', 'nt'],
+  [1, 1, 768, 3072, 'gemv', 'nt'],
+  [1, 4, 768, 3072, 'decode', 'nt'],
+  [1, 8, 3072, 768, 'decode', 'nt'],
+]
+  .map(([batch, M, K, N, label, layout = 'nn']) => [batch, M, K, N, label, layout])
+  .filter((s) => !quick || s[1] * s[2] * s[3] * s[0] <= 1024 ** 3)
+  .filter((s) => !filter || s[4].includes(filter) || s[5] === filter);
+
+/** Operands for a layout; data arrays hold the logical [batch, R, C] matrix (transposed when asked). */
+function operands(layout, A, B, batch, M, K, N) {
+  const a = layout === 'tn' ? { data: A, offset: 0, strides: [M * K, 1, M] } : { data: A, offset: 0, strides: [M * K, K, 1] };
+  const b = layout === 'nt' ? { data: B, offset: 0, strides: [K * N, 1, K] } : { data: B, offset: 0, strides: [K * N, N, 1] };
+  return { a, b };
+}
 
 const minTimeMs = quick ? 300 : 1000;
 
@@ -67,17 +99,16 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const inputs = SHAPES.map(([batch, M, K, N]) => ({ A: randomArray(batch * M * K), B: randomArray(batch * K * N) }));
 
 const maxThreads = hardwareConcurrency();
-const threadCounts = [...new Set([1, maxThreads])];
+const threadCounts = onlyThreads ? [Number(onlyThreads)] : [...new Set([1, maxThreads])];
 for (const threads of threadCounts) {
   const g = createGemm({ threads });
   for (let i = 0; i < 500 && gemmReadyWorkers(g) < g.threads - 1; i++) await sleep(10);
-  SHAPES.forEach(([batch, M, K, N, label], s) => {
+  SHAPES.forEach(([batch, M, K, N, label, layout], s) => {
     const { A, B } = inputs[s];
-    const a = { data: A, offset: 0, strides: [M * K, K, 1] };
-    const b = { data: B, offset: 0, strides: [K * N, N, 1] };
+    const { a, b } = operands(layout, A, B, batch, M, K, N);
     const out = new Float32Array(batch * M * N);
     const r = measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K);
-    emit({ op: 'matmul', backend: 'cpu', impl: `wasm-${g.simd}`, threads: g.threads, shape: `${M}x${K}x${N}`, label, batch, M, K, N, ...r });
+    emit({ op: 'matmul', backend: 'cpu', impl: `wasm-${g.simd}`, threads: g.threads, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r });
   });
   g.dispose();
 }
@@ -85,15 +116,13 @@ for (const threads of threadCounts) {
 // Plain JS scalar reference on the small shapes only (it is ~1 GFLOPS).
 {
   const g = createGemm({ simd: 'scalar' });
-  SHAPES.forEach(([batch, M, K, N, label], s) => {
+  SHAPES.forEach(([batch, M, K, N, label, layout], s) => {
     if (batch * M * K * N > 256 ** 3) return;
     const { A, B } = inputs[s];
+    const { a, b } = operands(layout, A, B, batch, M, K, N);
     const out = new Float32Array(batch * M * N);
-    const r = measure(
-      () => g.matmul({ data: A, offset: 0, strides: [M * K, K, 1] }, { data: B, offset: 0, strides: [K * N, N, 1] }, out, batch, M, N, K),
-      2 * batch * M * N * K,
-    );
-    emit({ op: 'matmul', backend: 'cpu', impl: 'js-scalar', threads: 1, shape: `${M}x${K}x${N}`, label, batch, M, K, N, ...r });
+    const r = measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K);
+    emit({ op: 'matmul', backend: 'cpu', impl: 'js-scalar', threads: 1, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r });
   });
 }
 
@@ -109,18 +138,20 @@ if (withTfjs) {
     } catch {
       tfThreads = 1;
     }
-    SHAPES.forEach(([batch, M, K, N, label], s) => {
+    SHAPES.forEach(([batch, M, K, N, label, layout], s) => {
       const { A, B } = inputs[s];
-      const a = tf.tensor3d(A, [batch, M, K]);
-      const b = tf.tensor3d(B, [batch, K, N]);
+      const transA = layout === 'tn';
+      const transB = layout === 'nt';
+      const a = tf.tensor3d(A, transA ? [batch, K, M] : [batch, M, K]);
+      const b = tf.tensor3d(B, transB ? [batch, N, K] : [batch, K, N]);
       const r = measure(() => {
-        const c = tf.matMul(a, b);
+        const c = tf.matMul(a, b, transA, transB);
         c.dataSync();
         c.dispose();
       }, 2 * batch * M * N * K);
       a.dispose();
       b.dispose();
-      emit({ op: 'matmul', backend: 'cpu', impl: `tfjs-wasm-${tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'scalar'}`, threads: tfThreads, shape: `${M}x${K}x${N}`, label, batch, M, K, N, ...r });
+      emit({ op: 'matmul', backend: 'cpu', impl: `tfjs-wasm-${tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'scalar'}`, threads: tfThreads, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r });
     });
   } catch (e) {
     emit({ op: 'matmul', backend: 'cpu', impl: 'tfjs-wasm', error: String(e && e.message ? e.message : e) });

@@ -108,10 +108,56 @@ const CASES: Case[] = [
   { batch: 1, M: 530, N: 70, K: 90 },
 ];
 
+/**
+ * Transposed operands. B^T (b.strides = [.., 1, ld]: `x @ W^T`) runs the `dots` kernel on
+ * memcpy'd rows of W (one memcpy per block when W is dense); A^T is memcpy'd line by line
+ * and transposed by the wasm `transpose` (4x4 tiles + scalar edges) when its lines have
+ * >= 16 elements, else gathered in JS. These cover K % 4 tails, M / N not multiples of the
+ * padding units, the 16-row threshold, dense vs padded W, offsets and broadcast batches.
+ */
+const TRANS_CASES: Case[] = [
+  // decoding-style x @ W^T
+  { batch: 1, M: 1, N: 37, K: 19, transB: true },
+  { batch: 1, M: 1, N: 64, K: 16, transB: true },
+  { batch: 1, M: 2, N: 33, K: 130, transB: true },
+  { batch: 1, M: 3, N: 17, K: 77, transB: true, pad: 3 },
+  { batch: 1, M: 5, N: 100, K: 3, transB: true },
+  { batch: 1, M: 8, N: 48, K: 64, transB: true },
+  { batch: 2, M: 1, N: 50, K: 33, transB: true, bcastB: true },
+  { batch: 3, M: 4, N: 21, K: 65, transB: true, pad: 1 },
+  // Linear-layer shapes (small)
+  { batch: 1, M: 33, N: 70, K: 96, transB: true },
+  { batch: 1, M: 16, N: 16, K: 17, transB: true },
+  { batch: 1, M: 15, N: 15, K: 15, transB: true },
+  { batch: 4, M: 19, N: 23, K: 29, transB: true, bcastB: true, pad: 2 },
+  { batch: 4, M: 19, N: 23, K: 29, transB: true, bcastA: true },
+  { batch: 12, M: 20, N: 20, K: 16, transB: true, pad: 1 },
+  // transposed A (g^T @ x), with and without transposed B
+  { batch: 1, M: 16, N: 16, K: 16, transA: true },
+  { batch: 1, M: 17, N: 13, K: 18, transA: true },
+  { batch: 1, M: 15, N: 40, K: 40, transA: true },
+  { batch: 1, M: 61, N: 29, K: 31, transA: true, pad: 3 },
+  { batch: 3, M: 35, N: 26, K: 21, transA: true, bcastA: true, pad: 1 },
+  { batch: 3, M: 35, N: 26, K: 21, transA: true, bcastB: true },
+  { batch: 2, M: 41, N: 39, K: 37, transA: true, transB: true },
+  { batch: 2, M: 18, N: 7, K: 90, transA: true, transB: true, bcastB: true, pad: 2 },
+];
+
 /** Shapes crossing the MC/NC/KC block limits (multiple rounds per C block). */
 const BIG_CASES: Case[] = [
   { batch: 1, M: 531, N: 1045, K: 300, pad: 1 },
   { batch: 2, M: 520, N: 40, K: 530, transA: true, bcastB: true },
+  // dots: K split because the A block would not fit (M = 300 -> kc <= 439)
+  { batch: 1, M: 300, N: 70, K: 530, transB: true },
+  // dots: K > DOTS_KC_MAX (4096) -> two K blocks, W not dense in the copy
+  { batch: 1, M: 3, N: 40, K: 4101, transB: true },
+  // dots: several W blocks along N (M = 1: 265 rows of K = 1000 per block), dense W
+  { batch: 1, M: 1, N: 600, K: 1000, transB: true },
+  { batch: 2, M: 2, N: 530, K: 1001, transB: true, bcastB: true, pad: 1 },
+  // dots: several blocks along M (> MC_MAX) with transposed A
+  { batch: 1, M: 530, N: 50, K: 200, transA: true, transB: true, pad: 2 },
+  // transposed A spanning several K blocks and M blocks, row-major B
+  { batch: 1, M: 600, N: 30, K: 700, transA: true, pad: 1 },
 ];
 
 describe('gemm wasm bytes', () => {
@@ -124,6 +170,7 @@ describe('gemm wasm bytes', () => {
 const ENGINES: { name: string; opts: Parameters<typeof createGemm>[0]; big: boolean }[] = [
   { name: 'threads=1', opts: { threads: 1 }, big: true },
   { name: 'threads=2', opts: { threads: 2 }, big: true },
+  { name: 'simd128 threads=1', opts: { threads: 1, simd: 'simd128' }, big: true },
   { name: 'simd128 threads=2', opts: { threads: 2, simd: 'simd128' }, big: true },
   { name: 'scalar', opts: { simd: 'scalar' }, big: false },
 ];
@@ -154,6 +201,10 @@ for (const eng of ENGINES) {
 
     it('matches a float64 reference on many shapes', () => {
       CASES.forEach((c, i) => check(g, c, 1000 + i));
+    });
+
+    it('transposed A / B (dots kernel, wasm transpose)', () => {
+      TRANS_CASES.forEach((c, i) => check(g, c, 4000 + i));
     });
 
     // The scalar JS engine is too slow for multi-block shapes; it is covered by the cases above.

@@ -16,6 +16,9 @@
  *  - The caller blocks with Atomics.wait until the round is complete, so `matmul` is
  *    synchronous. Where blocking is not allowed (browser main thread) or shared memory
  *    is unavailable, it runs single-threaded wasm on the calling thread.
+ *  - `x @ W^T` (B's rows contiguous along k, e.g. W stored [N, K]) runs the `dots`
+ *    kernel on memcpy'd rows of W (no transpose; one memcpy per block when W is dense).
+ *    A transposed A is memcpy'd line by line and transposed by the wasm `transpose`.
  *  - Tiny problems use a plain JS loop (no packing at all).
  */
 import {
@@ -27,6 +30,7 @@ import {
   type InlineWorker,
 } from '../thread-pool.js';
 import {
+  DOTS_MB,
   GEMM_WASM_RELAXED_B64,
   GEMM_WASM_RELAXED_SHARED_B64,
   GEMM_WASM_SIMD_B64,
@@ -34,7 +38,14 @@ import {
   KERNEL_MR,
   KERNEL_NR,
 } from './wasm-bytes.js';
-import { claimAndRun, gemmWorkerSource, type ControlLayout, type StripFn, type WorkerInit } from './worker-body.js';
+import {
+  claimAndRun,
+  gemmWorkerSource,
+  type ControlLayout,
+  type DotsFn,
+  type StripFn,
+  type WorkerInit,
+} from './worker-body.js';
 
 export interface GemmOperand {
   /** The whole backing array (may be large); elements read at offset + strides. */
@@ -79,6 +90,10 @@ export const NC_MAX = 86 * NR;
 export const JS_MAX_WORK = 256;
 /** Below this many multiply-adds the worker threads are not woken. */
 export const PARALLEL_MIN_WORK = 64 * 64 * 64;
+/** Rows of W (columns of C) per task of a `dots` round. */
+export const DOTS_NRT = 16;
+/** Largest K block of a `dots` round (K is not split below this when the A block fits). */
+export const DOTS_KC_MAX = 4096;
 
 const LAYOUT: ControlLayout = {
   CTL_INTS: 64,
@@ -103,6 +118,9 @@ const LAYOUT: ControlLayout = {
   LDB: 18,
   SS: 20,
   READY: 19,
+  KIND: 21,
+  CSS: 22,
+  NRT: 23,
 };
 const CMD_RUN = 1;
 const CMD_EXIT = 2;
@@ -117,10 +135,19 @@ const CAP_A = MC_MAX * (KC_MAX + LD_PAD); // floats per A buffer
 const CAP_B = KC_MAX * (NC_MAX + LD_PAD);
 const CAP_C = MC_MAX * NC_MAX;
 const align = (x: number, a: number) => Math.ceil(x / a) * a;
+/**
+ * Staging area for transposed operands (used by the calling thread only): the lines of
+ * the block that are contiguous in the source are memcpy'd here, then the wasm
+ * `transpose` writes the row-major A/B block. A^T block: align4(kc) lines of mcPad
+ * (+pad); a B^T block would be ncPad lines of kc (+pad), but transposed B normally runs
+ * the `dots` kernel on rows of W instead (no transpose needed).
+ */
+const CAP_S = Math.max(NC_MAX * (KC_MAX + 2 * LD_PAD), KC_MAX * (MC_MAX + 2 * LD_PAD));
 const OFF_A = [256, 256 + CAP_A * 4];
 const OFF_B = [OFF_A[1] + CAP_A * 4, OFF_A[1] + CAP_A * 4 + CAP_B * 4];
 const OFF_C = [OFF_B[1] + CAP_B * 4, OFF_B[1] + CAP_B * 4 + CAP_C * 4];
-const MEMORY_BYTES = align(OFF_C[1] + CAP_C * 4, 65536);
+const OFF_S = OFF_C[1] + CAP_C * 4;
+const MEMORY_BYTES = align(OFF_S + CAP_S * 4, 65536);
 const MEMORY_PAGES = MEMORY_BYTES / 65536;
 
 function base64ToBytes(b64: string): Uint8Array<ArrayBuffer> {
@@ -149,6 +176,10 @@ function validateRelaxed(bytes: Uint8Array<ArrayBuffer>): boolean {
 }
 
 interface Round {
+  dots: boolean; // dots kernel (B copied as rows of W = B^T) instead of the strip kernel
+  lda: number; // floats per row of the A copy
+  ldb: number; // floats per row of the B copy (strip: a k row; dots: a row of W)
+  unit: number; // columns of C per task (NR or DOTS_NRT); ncPad is a multiple
   b0: number; // first batch item
   g: number; // batch items in this round (>1 only when each fits one block)
   i0: number;
@@ -167,10 +198,17 @@ interface Round {
 /** Below this row length a plain loop beats `set(subarray())`. */
 const MEMCPY_MIN = 16;
 
+/** The wasm `transpose(s, lds, d, ldd, rows, cols)`: D[c, r] = S[r, c], byte addresses/strides. */
+type TransposeFn = (s: number, lds: number, d: number, ldd: number, rows: number, cols: number) => void;
+
 /**
  * Copies a rows x cols block (element (i, j) at s0 + i*rs + j*cs) into the shared
  * memory as a row-major block with leading dimension ld. Rows are memcpy'd when the
- * source rows are contiguous; otherwise it is a (transposing) gather.
+ * source rows are contiguous. A transposed source (rs === 1: its columns are contiguous)
+ * is memcpy'd column by column into the staging area and transposed there by the wasm
+ * `transpose` (`tr`); `padRows` / `padCols` (>= rows / cols) are how many rows / columns
+ * the transpose may write (the padding then holds stale staging data, which is harmless
+ * exactly where the kernel's padding already is). Anything else is a strided JS gather.
  */
 function copyBlock(
   src: Float32Array,
@@ -182,7 +220,21 @@ function copyBlock(
   dst: Float32Array,
   d0: number,
   ld: number,
+  tr: TransposeFn | null,
+  padRows: number,
+  padCols: number,
 ): void {
+  const ls = align(rows, 4) + LD_PAD;
+  if (tr && rs === 1 && cs !== 1 && rows >= MEMCPY_MIN && padRows <= ls && padCols * ls <= CAP_S) {
+    // Staging: line j (column j of the block, contiguous in the source) at S + j*ls.
+    const sBase = OFF_S / 4;
+    for (let j = 0; j < cols; j++) {
+      const s = s0 + j * cs;
+      dst.set(src.subarray(s, s + rows), sBase + j * ls);
+    }
+    tr(OFF_S, ls * 4, d0 * 4, ld * 4, padCols, padRows);
+    return;
+  }
   if (cs === 1) {
     if (cols >= MEMCPY_MIN) {
       for (let i = 0; i < rows; i++) {
@@ -205,6 +257,27 @@ function copyBlock(
         const d = d0 + i * ld;
         for (let j = j0; j < j1; j++) dst[d + j] = src[s + j * cs];
       }
+    }
+  }
+}
+
+/**
+ * Copies `lines` lines of `len` elements (line i at s0 + i*stride, contiguous) into the
+ * shared memory at d0 + i*ld: one memcpy when source and destination are both dense.
+ */
+function copyLines(src: Float32Array, s0: number, stride: number, len: number, lines: number, dst: Float32Array, d0: number, ld: number): void {
+  if (stride === len && ld === len) {
+    dst.set(src.subarray(s0, s0 + lines * len), d0);
+  } else if (len >= MEMCPY_MIN) {
+    for (let i = 0; i < lines; i++) {
+      const s = s0 + i * stride;
+      dst.set(src.subarray(s, s + len), d0 + i * ld);
+    }
+  } else {
+    for (let i = 0; i < lines; i++) {
+      const s = s0 + i * stride;
+      const d = d0 + i * ld;
+      for (let j = 0; j < len; j++) dst[d + j] = src[s + j];
     }
   }
 }
@@ -286,6 +359,8 @@ class WasmGemm implements Gemm {
   private readonly f32: Float32Array;
   private readonly ctl: Int32Array;
   private readonly strip: StripFn;
+  private readonly transpose: TransposeFn;
+  private readonly dots: DotsFn;
   private readonly workers: InlineWorker[];
   private disposed = false;
 
@@ -295,7 +370,10 @@ class WasmGemm implements Gemm {
     this.threads = workers.length + 1;
     this.f32 = new Float32Array(memory.buffer);
     this.ctl = new Int32Array(memory.buffer, 0, LAYOUT.CTL_INTS);
-    this.strip = new WebAssembly.Instance(module, { env: { memory } }).exports.strip as StripFn;
+    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    this.strip = exports.strip as StripFn;
+    this.transpose = exports.transpose as TransposeFn;
+    this.dots = exports.dots as DotsFn;
   }
 
   matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number): void {
@@ -314,23 +392,51 @@ class WasmGemm implements Gemm {
     this.run(a, b, out, batch, M, N, K, this.workers.length > 0 && work >= PARALLEL_MIN_WORK);
   }
 
-  private rounds(batch: number, M: number, N: number, K: number): Round[] {
-    const nM = Math.ceil(M / MC_MAX);
-    const nN = Math.ceil(N / NC_MAX);
-    const nK = Math.ceil(K / KC_MAX);
-    const mStep = align(Math.ceil(M / nM), MR);
-    const nStep = align(Math.ceil(N / nN), NR);
-    const kStep = Math.ceil(K / nK);
+  /**
+   * Blocks the problem into rounds. Strip mode: MC_MAX x NC_MAX x KC_MAX blocks, A rows
+   * padded to MR, B columns to NR. Dots mode (`dots`: B[k, n] = W[n, k] with W's rows
+   * contiguous along k, i.e. `x @ W^T`): K is kept whole up to DOTS_KC_MAX or as far as
+   * the A block (mc x kc) fits its buffer, W is copied as nc rows of kc (one memcpy per
+   * block when `wContig`: W's rows are adjacent and K is not split), A rows are padded
+   * to DOTS_MB and C columns to DOTS_NRT.
+   */
+  private rounds(batch: number, M: number, N: number, K: number, dots: boolean, wStride: number): Round[] {
+    let mAlign: number, unit: number, mStep: number, nStep: number, kStep: number, nM: number, nN: number, nK: number;
+    let ldbOf = (kc: number) => kc + LD_PAD; // dots mode: floats per copied row of W
+    if (!dots) {
+      mAlign = MR;
+      unit = NR;
+      nM = Math.ceil(M / MC_MAX);
+      nN = Math.ceil(N / NC_MAX);
+      nK = Math.ceil(K / KC_MAX);
+      mStep = align(Math.ceil(M / nM), MR);
+      nStep = align(Math.ceil(N / nN), NR);
+      kStep = Math.ceil(K / nK);
+    } else {
+      mAlign = DOTS_MB;
+      unit = DOTS_NRT;
+      nM = Math.ceil(M / MC_MAX);
+      mStep = align(Math.ceil(M / nM), DOTS_MB);
+      const kcMax = Math.min(DOTS_KC_MAX, Math.floor(CAP_A / mStep) - LD_PAD);
+      nK = Math.ceil(K / kcMax);
+      kStep = Math.ceil(K / nK);
+      if (nK === 1 && wStride === K) ldbOf = (kc) => kc; // dense W block: a single memcpy
+      const ldbMax = ldbOf(kStep);
+      const ncMax = Math.floor(Math.min(CAP_B / ldbMax, CAP_C / mStep) / DOTS_NRT) * DOTS_NRT;
+      nN = Math.ceil(N / ncMax);
+      nStep = align(Math.ceil(N / nN), DOTS_NRT);
+    }
     let G = 1;
     if (nM === 1 && nN === 1 && nK === 1) {
-      const mcPad = align(M, MR);
-      const ncPad = align(N, NR);
+      const mcPad = align(M, mAlign);
+      const ncPad = align(N, unit);
+      const bFloats = dots ? ncPad * ldbOf(K) : K * (ncPad + LD_PAD);
       G = Math.max(
         1,
         Math.min(
           batch,
           Math.floor(CAP_A / (mcPad * (K + LD_PAD))),
-          Math.floor(CAP_B / (K * (ncPad + LD_PAD))),
+          Math.floor(CAP_B / bFloats),
           Math.floor(CAP_C / (mcPad * ncPad)),
         ),
       );
@@ -343,17 +449,22 @@ class WasmGemm implements Gemm {
         const mc = Math.min(mStep, M - i0);
         for (let j0 = 0; j0 < N; j0 += nStep) {
           const nc = Math.min(nStep, N - j0);
+          const ncPad = align(nc, unit);
           for (let p0 = 0; p0 < K; p0 += kStep) {
             const kc = Math.min(kStep, K - p0);
             rounds.push({
+              dots,
+              lda: kc + LD_PAD,
+              ldb: dots ? ldbOf(kc) : ncPad + LD_PAD,
+              unit,
               b0,
               g,
               i0,
               mc,
-              mcPad: align(mc, MR),
+              mcPad: align(mc, mAlign),
               j0,
               nc,
-              ncPad: align(nc, NR),
+              ncPad,
               p0,
               kc,
               first: p0 === 0,
@@ -368,13 +479,20 @@ class WasmGemm implements Gemm {
     return rounds;
   }
 
-  /** Copies the round's A block (mc x kc, ld kc+LD_PAD) and B block (kc x nc, ld ncPad+LD_PAD). */
+  /**
+   * Copies the round's A block (mc x kc, ld kc+LD_PAD) and B block: strip mode kc x nc
+   * (ld ncPad+LD_PAD); dots mode the rows of W = B^T, nc x kc (ld r.ldb).
+   * Transposed operands may write padding: A rows up to mcPad and columns up to
+   * align4(kc) <= kc+LD_PAD (never read: the kernels stop at kc); B columns up to ncPad,
+   * but exactly kc rows (the next batch item's block follows).
+   */
   private pack(r: Round, buf: number, a: GemmOperand, b: GemmOperand): void {
     const f32 = this.f32;
+    const tr = this.transpose;
     const aBcast = a.strides[0] === 0;
     const bBcast = b.strides[0] === 0;
-    const lda = r.kc + LD_PAD;
-    const ldb = r.ncPad + LD_PAD;
+    const lda = r.lda;
+    const ldb = r.ldb;
     for (let gi = 0; gi < r.g; gi++) {
       const bt = r.b0 + gi;
       if (gi === 0 || !aBcast) {
@@ -388,20 +506,32 @@ class WasmGemm implements Gemm {
           f32,
           OFF_A[buf] / 4 + gi * r.mcPad * lda,
           lda,
+          tr,
+          r.mcPad,
+          align(r.kc, 4),
         );
       }
       if (gi === 0 || !bBcast) {
-        copyBlock(
-          b.data,
-          b.offset + bt * b.strides[0] + r.p0 * b.strides[1] + r.j0 * b.strides[2],
-          b.strides[1],
-          b.strides[2],
-          r.kc,
-          r.nc,
-          f32,
-          OFF_B[buf] / 4 + gi * r.kc * ldb,
-          ldb,
-        );
+        const s0 = b.offset + bt * b.strides[0] + r.p0 * b.strides[1] + r.j0 * b.strides[2];
+        if (r.dots) {
+          // W[n, k] = B[k, n]: nc rows of kc, contiguous in the source (b.strides[1] === 1)
+          copyLines(b.data, s0, b.strides[2], r.kc, r.nc, f32, OFF_B[buf] / 4 + gi * r.ncPad * ldb, ldb);
+        } else {
+          copyBlock(
+            b.data,
+            s0,
+            b.strides[1],
+            b.strides[2],
+            r.kc,
+            r.nc,
+            f32,
+            OFF_B[buf] / 4 + gi * r.kc * ldb,
+            ldb,
+            tr,
+            r.kc,
+            r.ncPad,
+          );
+        }
       }
     }
   }
@@ -411,26 +541,27 @@ class WasmGemm implements Gemm {
     const ctl = this.ctl;
     const L = LAYOUT;
     const base = Atomics.load(ctl, L.NEXT);
-    const strips = r.ncPad / NR;
+    const strips = r.ncPad / r.unit;
     const n = r.g * strips;
     ctl[L.BASE] = base;
     ctl[L.NTASKS] = n;
     ctl[L.ABASE] = OFF_A[buf];
     ctl[L.BBASE] = OFF_B[buf];
     ctl[L.CBASE] = OFF_C[r.cBuf];
-    const lda = r.kc + LD_PAD;
-    const ldb = r.ncPad + LD_PAD;
-    ctl[L.NP] = r.mcPad / MR;
+    ctl[L.NP] = r.dots ? r.mcPad : r.mcPad / MR;
     ctl[L.KC] = r.kc;
-    ctl[L.LDA] = lda * 4;
-    ctl[L.LDB] = ldb * 4;
+    ctl[L.LDA] = r.lda * 4;
+    ctl[L.LDB] = r.ldb * 4;
     ctl[L.LDC] = r.ncPad * 4;
     ctl[L.ACC] = r.first ? 0 : 1;
     ctl[L.STRIPS] = strips;
-    ctl[L.AGS] = aBcast ? 0 : r.mcPad * lda * 4;
-    ctl[L.BGS] = bBcast ? 0 : r.kc * ldb * 4;
+    ctl[L.AGS] = aBcast ? 0 : r.mcPad * r.lda * 4;
+    ctl[L.BGS] = bBcast ? 0 : (r.dots ? r.ncPad : r.kc) * r.ldb * 4;
     ctl[L.CGS] = r.mcPad * r.ncPad * 4;
-    ctl[L.SS] = NR * 4;
+    ctl[L.SS] = r.dots ? r.unit * r.ldb * 4 : r.unit * 4;
+    ctl[L.CSS] = r.unit * 4;
+    ctl[L.NRT] = r.unit;
+    ctl[L.KIND] = r.dots ? 1 : 0;
     ctl[L.CMD] = CMD_RUN;
     Atomics.add(ctl, L.SEQ, 1); // publish (seq-cst store after the plain writes above)
     return (base + n) | 0;
@@ -473,7 +604,9 @@ class WasmGemm implements Gemm {
     K: number,
     parallel: boolean,
   ): void {
-    const rounds = this.rounds(batch, M, N, K);
+    // x @ W^T (B's rows are contiguous along k): dots kernel on rows of W, no transpose.
+    const dots = b.strides[1] === 1 && b.strides[2] !== 1;
+    const rounds = this.rounds(batch, M, N, K, dots, b.strides[2]);
     const aBcast = a.strides[0] === 0;
     const bBcast = b.strides[0] === 0;
     const ctl = this.ctl;
@@ -482,7 +615,7 @@ class WasmGemm implements Gemm {
         const r = rounds[i];
         this.pack(r, 0, a, b);
         this.describe(r, 0, aBcast, bBcast);
-        claimAndRun(ctl, this.strip, LAYOUT);
+        claimAndRun(ctl, this.strip, this.dots, LAYOUT);
         if (r.last) this.copyOut(r, out, M, N);
       }
       return;
@@ -499,7 +632,7 @@ class WasmGemm implements Gemm {
         this.copyOut(pending, out, M, N);
         pending = null;
       }
-      claimAndRun(ctl, this.strip, LAYOUT);
+      claimAndRun(ctl, this.strip, this.dots, LAYOUT);
       this.waitDone(end);
       if (r.last) pending = r;
     }

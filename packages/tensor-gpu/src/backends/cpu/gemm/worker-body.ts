@@ -29,8 +29,11 @@ export interface ControlLayout {
   readonly CGS: number;
   readonly LDA: number; // row stride of the A copy, bytes
   readonly LDB: number; // row stride of the B copy, bytes
-  readonly SS: number; // byte step between strips in B and C (NR * 4)
+  readonly SS: number; // byte step between tasks in B (strip: NR * 4; dots: NRT * LDB)
   readonly READY: number; // number of workers that have instantiated the module
+  readonly KIND: number; // 0 = strip kernel (B row-major), 1 = dots kernel (B given as rows of W = B^T)
+  readonly CSS: number; // byte step between tasks in C (NR * 4 or NRT * 4)
+  readonly NRT: number; // dots: rows of W (columns of C) per task
 }
 
 /** The wasm micro-kernel driver: C[np*MR x NR] (+)= A[np*MR x kc] * B[kc x NR], row-major blocks. */
@@ -46,17 +49,31 @@ export type StripFn = (
   acc: number,
 ) => void;
 
+/** The wasm `dots` kernel: C[mrows x nrows] (+)= X[mrows x k] * W[nrows x k]^T, row-major blocks. */
+export type DotsFn = (
+  x: number,
+  ldx: number,
+  mrows: number,
+  w: number,
+  ldw: number,
+  nrows: number,
+  k: number,
+  c: number,
+  ldc: number,
+  acc: number,
+) => void;
+
 /**
  * Claims tasks of the currently published round (lock-free, compare-exchange on a
  * monotonic counter, so a thread holding a stale round can never run a task of a newer
  * one) and runs them. Returns the number of tasks this thread completed.
  * Self-contained (serialized into the worker).
  */
-export function claimAndRun(ctl: Int32Array, strip: StripFn, L: ControlLayout): number {
+export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: ControlLayout): number {
   let seq: number;
   let base: number, n: number, aBase: number, bBase: number, cBase: number, np: number, kc: number;
   let lda: number, ldb: number, ldc: number, acc: number, strips: number, ags: number, bgs: number, cgs: number;
-  let ss: number;
+  let ss: number, kind: number, css: number, nrt: number;
   // consistent snapshot of the round descriptor
   for (;;) {
     seq = Atomics.load(ctl, L.SEQ);
@@ -76,6 +93,9 @@ export function claimAndRun(ctl: Int32Array, strip: StripFn, L: ControlLayout): 
     bgs = ctl[L.BGS];
     cgs = ctl[L.CGS];
     ss = ctl[L.SS];
+    kind = ctl[L.KIND];
+    css = ctl[L.CSS];
+    nrt = ctl[L.NRT];
     if (Atomics.load(ctl, L.SEQ) === seq) break;
   }
   let done = 0;
@@ -86,7 +106,8 @@ export function claimAndRun(ctl: Int32Array, strip: StripFn, L: ControlLayout): 
     if (Atomics.compareExchange(ctl, L.NEXT, cur, (cur + 1) | 0) !== cur) continue;
     const g = (t / strips) | 0;
     const s = t - g * strips;
-    strip(aBase + g * ags, lda, bBase + g * bgs + s * ss, ldb, cBase + g * cgs + s * ss, ldc, np, kc, acc);
+    if (kind === 1) dots(aBase + g * ags, lda, np, bBase + g * bgs + s * ss, ldb, nrt, kc, cBase + g * cgs + s * css, ldc, acc);
+    else strip(aBase + g * ags, lda, bBase + g * bgs + s * ss, ldb, cBase + g * cgs + s * css, ldc, np, kc, acc);
     done++;
   }
   if (done > 0) {
@@ -116,6 +137,7 @@ export function gemmWorkerMain(
     const L = msg.layout;
     const inst = new WebAssembly.Instance(msg.module, { env: { memory: msg.memory } });
     const strip = inst.exports.strip as StripFn;
+    const dots = inst.exports.dots as DotsFn;
     const ctl = new Int32Array(msg.memory.buffer, 0, L.CTL_INTS);
     Atomics.add(ctl, L.READY, 1);
     let seen = -1;
@@ -128,7 +150,7 @@ export function gemmWorkerMain(
       }
       seen = s;
       if (Atomics.load(ctl, L.CMD) === 2) break;
-      run(ctl, strip, L);
+      run(ctl, strip, dots, L);
     }
     const g = globalThis as { close?: () => void };
     if (!nodePort && typeof g.close === 'function') g.close();
