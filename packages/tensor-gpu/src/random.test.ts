@@ -16,12 +16,16 @@ describe('Philox4x32-10', () => {
     expect(kat([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0])).toEqual(['d16cfe09', '94fdcceb', '5001e420', '24126ea1']);
   });
 
-  it('draws are a function of (seed, counter) only', () => {
-    const a = new Float32Array(10);
-    const b = new Float32Array(4);
-    philoxFill(a, 'uniform', 42, 0, 0, 1);
-    philoxFill(b, 'uniform', 42, 6, 0, 1);
-    expect(Array.from(b)).toEqual(Array.from(a.subarray(6)));
+  it('draws are a function of (seed, element) only, whatever the offset', () => {
+    for (const kind of ['uniform', 'normal', 'bernoulli'] as const) {
+      const a = new Float32Array(13);
+      philoxFill(a, kind, 42, 0, 0.3, 1);
+      for (const start of [1, 2, 3, 5, 6]) {
+        const b = new Float32Array(13 - start);
+        philoxFill(b, kind, 42, start, 0.3, 1);
+        expect(Array.from(b), `${kind} from ${start}`).toEqual(Array.from(a.subarray(start)));
+      }
+    }
   });
 
   it('has sensible statistics', async () => {

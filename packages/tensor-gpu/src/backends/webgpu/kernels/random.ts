@@ -1,6 +1,7 @@
 // random: Philox4x32-10 counter-based draws, the WGSL twin of src/random.ts (keep them in step).
-// Element i (row-major over out's shape) uses the 64-bit counter offset + i as (lo, hi) words with carry
-// and key (seed_lo, seed_hi). WGSL has no mulhi, so the 32x32->64 product is built from 16-bit halves
+// Element i (row-major over out's shape) is n = offset + i (64-bit, (lo, hi) words with carry); it uses
+// word n mod 4 of Philox at counter n / 4 under key (seed_lo, seed_hi) (normal: Box-Muller on the word
+// pair (w0, w1) or (w2, w3), cos for even n, sin for odd). WGSL has no mulhi, so the 32x32->64 product is built from 16-bit halves
 // exactly like `mulhi32`. The integer part is bit-identical to `philoxFill`; uniform/bernoulli values
 // are bit-identical whenever p1 - p0 is a power of two (the affine step runs in f32 here, float64 on the
 // CPU); normal draws agree within ~1e-6 (f32 log/cos). One thread per element via the map kernel.
@@ -36,7 +37,7 @@ const KIND_EXPR: Record<RandomKind, string> = {
   uniform: 'pf(SC + 4u) + u * pf(SC + 5u)',
   bernoulli: 'select(0.0, 1.0, u < pf(SC + 4u))',
   normal:
-    'pf(SC + 4u) + pf(SC + 5u) * (sqrt(-2.0 * log_f32(f32((w.x >> 8u) + 1u) * 5.9604644775390625e-8)) * cos_turns(f32(w.y >> 8u) * 5.9604644775390625e-8))',
+    'pf(SC + 4u) + pf(SC + 5u) * (sqrt(-2.0 * log_f32(f32((wa >> 8u) + 1u) * 5.9604644775390625e-8)) * cos_turns(f32(wb >> 8u) * 5.9604644775390625e-8 - select(0.0, 0.25, (r & 1u) == 1u)))',
 };
 
 export function runRandom(rt: Runtime, out: View, kind: RandomKind, seed: number, offset: number, p0: number, p1: number): void {
@@ -44,8 +45,12 @@ export function runRandom(rt: Runtime, out: View, kind: RandomKind, seed: number
   const body = `
   let lo = pu(SC) + idx;
   let hi = pu(SC + 1u) + select(0u, 1u, lo < idx);
-  let w = philox(lo, hi, pu(SC + 2u), pu(SC + 3u));
-  let u = f32(w.x >> 8u) * 5.9604644775390625e-8;
+  let r = lo & 3u;
+  let w = philox((lo >> 2u) | (hi << 30u), hi >> 2u, pu(SC + 2u), pu(SC + 3u));
+  let words = array<u32, 4>(w.x, w.y, w.z, w.w);
+  let u = f32(words[r] >> 8u) * 5.9604644775390625e-8;
+  let wa = words[r & 2u];
+  let wb = words[(r & 2u) + 1u];
   Y[oy] = ${fromF32(out.dtype, `(${KIND_EXPR[kind]})`)};`;
   runMap(
     rt,
