@@ -158,9 +158,13 @@ class CpuBackend implements Backend {
 
   random(out: View, kind: RandomKind, seed: number, offset: number, p0: number, p1: number): void {
     const n = out.shape.reduce((a, d) => a * d, 1);
+    const o = arr(out);
+    if (out.dtype === 'float32') {
+      philoxFill((o as Float32Array).subarray(out.offset, out.offset + n), kind, seed, offset, p0, p1);
+      return;
+    }
     const tmp = new Float32Array(n);
     philoxFill(tmp, kind, seed, offset, p0, p1);
-    const o = arr(out);
     const conv = converter(out.dtype);
     for (let i = 0; i < n; i++) o[out.offset + i] = conv ? conv(tmp[i]) : tmp[i];
   }
