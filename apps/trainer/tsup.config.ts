@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/cli.ts'],
+  entry: { cli: 'src/cli.ts', bench: 'bench/bench.ts' },
   format: ['esm'],
   dts: false,
   sourcemap: true,
@@ -9,5 +9,5 @@ export default defineConfig({
   target: 'node20',
   platform: 'node',
   // Resolved at run time from node_modules, never bundled.
-  external: ['@lm/tensor-gpu', 'commander', 'webgpu'],
+  external: [/^@lm\//, 'commander', 'webgpu', 'zod', 'yaml', 'cli-progress', 'vega', 'vega-lite', '@resvg/resvg-js'],
 });

@@ -1,0 +1,119 @@
+// lm-train benchmarks: one JSON line per measurement.
+//   default-run   training steps of the embedded default config (model, data, batch) on each backend
+//   bert-base     one MLM training step (forward, backward, AdamW) of a BERT-base-sized MegatronBERT
+//                 (hidden 768, 12 layers, 12 heads, vocab 30522), seq 128
+// with tokens/s, ms per step, and peak memory (process RSS and the backend's live bytes).
+//
+//   pnpm --filter trainer bench            (builds first; LM_BENCH_BERT_BATCH sets the bert-base batch, default 2)
+
+import { AdamW } from '@lm/layers';
+import { MegatronBertConfig, MegatronBertForPreTraining } from '@lm/megatron-bert';
+import { init, manualSeed, memory, probeWebGPU, scope, type Backend } from '@lm/tensor-gpu';
+import { DEFAULT_CONFIG_PATH } from '../src/default-config.js';
+import { loadConfig } from '../src/config.js';
+import { PretrainingData, type Batch } from '../src/data/pretraining.js';
+import { loadTokenizer } from '../src/data/tokenizer.js';
+import { MaskedLMObjective } from '../src/objectives/mlm-nsp.js';
+
+let peakRss = 0;
+let peakBackend = 0;
+function sample(): void {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  const m = memory();
+  peakBackend = Math.max(peakBackend, ...Object.values(m.backends).map((b) => b.bytes));
+}
+
+function emit(record: Record<string, unknown>): void {
+  console.log(JSON.stringify({ ...record, peakRssMB: Math.round(peakRss / 2 ** 20), peakBackendMB: Math.round(peakBackend / 2 ** 20) }));
+}
+
+function syntheticBatch(batchSize: number, seqLength: number, vocab: number): Batch {
+  const n = batchSize * seqLength;
+  const inputIds = new Int32Array(n).map((_, i) => 5 + ((i * 7919) % (vocab - 5)));
+  const labels = new Int32Array(n).map((v, i) => (i % 7 === 3 ? inputIds[i] : -100));
+  return {
+    batchSize,
+    seqLength,
+    inputIds,
+    tokenTypeIds: new Int32Array(n),
+    attentionMask: new Int32Array(n).fill(1),
+    labels,
+    nextSentenceLabel: new Int32Array(batchSize),
+    tokens: n,
+    maskedTokens: labels.filter((l) => l !== -100).length,
+  };
+}
+
+async function timeSteps(model: MegatronBertForPreTraining, backend: Backend, batches: () => Promise<Batch>, steps: number, warmup: number) {
+  const objective = new MaskedLMObjective(true, backend);
+  const optimizer = new AdamW(model.parameters(), { lr: 1e-4 });
+  const fwd = { forward: (x: Parameters<MegatronBertForPreTraining['forward']>[0]) => model.forward(x) };
+  let tokens = 0;
+  let seconds = 0;
+  for (let s = 0; s < warmup + steps; s++) {
+    const batch = await batches();
+    const t0 = performance.now();
+    const loss = scope(() => {
+      const out = objective.compute(fwd, batch);
+      out.loss.backward();
+      optimizer.step();
+      optimizer.zeroGrad();
+      return out.loss;
+    });
+    await loss.item();
+    loss.dispose();
+    sample();
+    if (s >= warmup) {
+      seconds += (performance.now() - t0) / 1000;
+      tokens += batch.tokens;
+    }
+  }
+  optimizer.dispose();
+  return { tokensPerSecond: Math.round(tokens / seconds), msPerStep: Math.round((1000 * seconds) / steps) };
+}
+
+async function defaultRun(backend: Backend, steps = 10, warmup = 2): Promise<void> {
+  const cfg = loadConfig({ file: DEFAULT_CONFIG_PATH });
+  const tokenizer = await loadTokenizer(cfg.data.tokenizer!, { lowercase: true });
+  const data = await PretrainingData.open(tokenizer, { ...cfg.data, seed: cfg.seed, nextSentencePrediction: true });
+  const stream = data.trainBatches(cfg.training.batchSize);
+  manualSeed(cfg.seed);
+  const model = new MegatronBertForPreTraining(new MegatronBertConfig({ ...(cfg.model.config as object), vocabSize: tokenizer.vocabSize }), { backend });
+  const r = await timeSteps(model, backend, () => stream.next(), steps, warmup);
+  await stream.close();
+  model.dispose();
+  emit({ bench: 'default-run', backend: backend.name, adapter: backend.adapterInfo, batch: cfg.training.batchSize, seq: cfg.data.seqLength, params: model.numParameters(), ...r });
+}
+
+async function bertBase(backend: Backend, batchSize: number): Promise<void> {
+  manualSeed(0);
+  const config = new MegatronBertConfig({ vocabSize: 30522, hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 3072, maxPositionEmbeddings: 512 });
+  const model = new MegatronBertForPreTraining(config, { backend });
+  const batch = syntheticBatch(batchSize, 128, config.vocabSize);
+  const r = await timeSteps(model, backend, async () => batch, 1, 1);
+  emit({ bench: 'bert-base-mlm-step', backend: backend.name, adapter: backend.adapterInfo, batch: batchSize, seq: 128, params: model.numParameters(), ...r });
+  model.dispose();
+}
+
+const bertBatch = Number(process.env.LM_BENCH_BERT_BATCH ?? 2);
+const cpu = await init('cpu');
+await defaultRun(cpu);
+await bertBase(cpu, bertBatch);
+
+const probe = await probeWebGPU();
+if (!probe.available) {
+  console.log(JSON.stringify({ bench: 'webgpu', skipped: true, reason: `no WebGPU adapter: ${probe.reason ?? 'unavailable'}` }));
+} else {
+  const gpu = await init('webgpu');
+  peakBackend = 0;
+  // SwiftShader is ~100x slower than the cpu backend: a couple of steps tell the rate.
+  if (probe.isSoftware) await defaultRun(gpu, 2, 1);
+  else await defaultRun(gpu);
+  if (probe.isSoftware) {
+    console.log(JSON.stringify({ bench: 'bert-base-mlm-step', backend: 'webgpu', skipped: true, reason: `software adapter (${probe.adapterInfo}): a BERT-base step would take many minutes; measured the default-run model instead` }));
+  } else {
+    await bertBase(gpu, bertBatch);
+  }
+  gpu.destroy?.();
+}
+process.exit(0);
