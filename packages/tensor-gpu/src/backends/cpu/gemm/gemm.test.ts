@@ -287,3 +287,42 @@ console.log('ok', g.threads);
     expect(run(false).trim()).toBe('ok 2');
   });
 });
+
+describe('gemm threads', () => {
+  // Regression: a small (single-threaded) call right after a parallel one used to read C while a
+  // worker still spinning from the parallel call was computing one of its tasks.
+  it('small calls after parallel calls match the single-threaded engine exactly', () => {
+    const two = createGemm({ threads: 2 });
+    const one = createGemm({ threads: 1 });
+    try {
+      const r = rng(7);
+      const fill = (n: number) => Float32Array.from({ length: n }, () => r() - 0.5);
+      const shapes: [number, number, number, number, boolean, boolean][] = [];
+      for (const B of [1, 4]) {
+        for (const M of [1, 8, 9, 17, 64]) {
+          for (const [K, N] of [[64, 64], [64, 256], [256, 64], [64, 298], [16, 9]]) {
+            for (const ta of [false, true]) for (const tb of [false, true]) shapes.push([B, M, K, N, ta, tb]);
+          }
+        }
+      }
+      let mismatches = 0;
+      for (let rep = 0; rep < 8; rep++) {
+        for (const [B, M, K, N, ta, tb] of shapes) {
+          const a = fill(B * M * K);
+          const b = fill(B * K * N);
+          const sa: [number, number, number] = ta ? [M * K, 1, M] : [M * K, K, 1];
+          const sb: [number, number, number] = tb ? [K * N, 1, K] : [K * N, N, 1];
+          const o2 = new Float32Array(B * M * N);
+          const o1 = new Float32Array(B * M * N);
+          two.matmul({ data: a, offset: 0, strides: sa }, { data: b, offset: 0, strides: sb }, o2, B, M, N, K);
+          one.matmul({ data: a, offset: 0, strides: sa }, { data: b, offset: 0, strides: sb }, o1, B, M, N, K);
+          if (o2.some((v, i) => v !== o1[i])) mismatches++;
+        }
+      }
+      expect(mismatches).toBe(0);
+    } finally {
+      two.dispose();
+      one.dispose();
+    }
+  });
+});

@@ -614,8 +614,11 @@ class WasmGemm implements Gemm {
       for (let i = 0; i < rounds.length; i++) {
         const r = rounds[i];
         this.pack(r, 0, a, b);
-        this.describe(r, 0, aBcast, bBcast);
+        const end = this.describe(r, 0, aBcast, bBcast);
         claimAndRun(ctl, this.strip, this.dots, LAYOUT);
+        // Workers still spinning from an earlier parallel call see the new round and may claim
+        // tasks of it too: wait for every task before reading C.
+        this.waitDone(end);
         if (r.last) this.copyOut(r, out, M, N);
       }
       return;
