@@ -209,6 +209,27 @@ describe('savePretrained / fromPretrained', () => {
     model.dispose();
   });
 
+  it('loads from a list of files holding more than weights (vocab.txt, tokenizer files)', async () => {
+    const { readFile: read } = await import('node:fs/promises');
+    manualSeed(6);
+    const model = new TinyModel(new TinyConfig());
+    model.tieWeights();
+    const dir = await mkdtemp(join(tmpdir(), 'lm-pretrained-'));
+    try {
+      await model.savePretrained(dir);
+      const files = await Promise.all(
+        ['config.json', 'model.safetensors'].map(async (name) => Object.assign(new Blob([await read(join(dir, name))]), { name })),
+      );
+      files.push(Object.assign(new Blob(['[PAD]\n[UNK]\n']), { name: 'vocab.txt' }), Object.assign(new Blob(['{}']), { name: 'tokenizer_config.json' }));
+      const loaded = await TinyModel.fromPretrained(files);
+      expect(await values(loaded)).toEqual(await values(model));
+      loaded.dispose();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    model.dispose();
+  });
+
   it('a missing config.json or weight is a clear error', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lm-pretrained-'));
     try {

@@ -137,7 +137,10 @@ export abstract class PreTrainedModel<C extends PretrainedConfig = PretrainedCon
     const config = this.configFromJSON(json);
     const backend = options.backend ?? getBackend();
     const model = withoutInit(() => new this(config, { ...options.modelOptions, backend }));
-    const weightFiles = typeof source === 'string' ? source : source.filter((f) => !/\.json$/.test(f.name ?? '') || /index\.json$/.test(f.name ?? ''));
+    // Only weight files (and their index) go to the checkpoint reader: a folder's files also hold
+    // config.json, vocab.txt, tokenizer files, ...
+    const weightFiles =
+      typeof source === 'string' ? source : source.filter((f) => /\.(safetensors|bin|pt)$|\.index\.json$/.test(f.name ?? ''));
     const ckpt = await openCheckpoint(weightFiles as Parameters<typeof openCheckpoint>[0]);
     try {
       await model.loadWeights(ckpt, { strict: options.strict ?? true, prefix: this.baseModelPrefix });
