@@ -15,6 +15,8 @@ const TYPES: Record<string, string> = {
   '.wasm': 'application/wasm',
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
+  '.txt': 'text/plain; charset=utf-8',
+  '.safetensors': 'application/octet-stream',
 };
 
 export async function serveStatic(root: string): Promise<{ url: string; server: Server }> {

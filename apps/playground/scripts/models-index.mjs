@@ -1,0 +1,29 @@
+// Writes public/models/index.json: the models bundled with the app (today one, `default`), the files
+// of each with their sizes (the page fetches exactly these, with download progress), where the model
+// came from, and example inputs whose words are all in its vocabulary.
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Keeps the examples whose words (lowercased, [MASK] aside) are all vocabulary entries. */
+export function examplesInVocab(dir, candidates) {
+  const vocab = new Set(readFileSync(join(dir, 'vocab.txt'), 'utf8').split(/\r?\n/).filter(Boolean));
+  return candidates.filter((text) =>
+    text
+      .toLowerCase()
+      .replace(/\[mask\]/g, ' ')
+      .split(/\s+|(?=[.,!?])|(?<=[.,!?])/)
+      .filter(Boolean)
+      .every((word) => vocab.has(word)),
+  );
+}
+
+export function writeModelsIndex(modelsDir, entry) {
+  const dir = join(modelsDir, entry.id);
+  const files = readdirSync(dir)
+    .filter((name) => statSync(join(dir, name)).isFile())
+    .sort()
+    .map((name) => ({ name, size: statSync(join(dir, name)).size }));
+  const index = { models: [{ ...entry, files }] };
+  writeFileSync(join(modelsDir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
+  return files;
+}

@@ -1,0 +1,11 @@
+// Page side: model_type -> the family's panel, loaded on demand (each is its own chunk).
+import type { FamilyPanel } from './types.js';
+
+const PANELS: Record<string, () => Promise<FamilyPanel>> = {
+  'megatron-bert': async () => (await import('./megatron-bert/panel.js')).megatronBertPanel,
+};
+
+export async function panelFor(modelType: string): Promise<FamilyPanel | null> {
+  const load = PANELS[modelType];
+  return load ? load() : null;
+}
