@@ -293,7 +293,9 @@ async function removeStale(dir: string, current: string): Promise<void> {
   const { fs, path } = await nodeFs();
   for (const entry of await fs.readdir(dir)) {
     if (entry === current) continue;
-    if (/^\.ckpt-[\w-]+\.tmp$/.test(entry) || /^ckpt-[\w-]+$/.test(entry)) {
+    // Staging folders, superseded versions, and temp files of an interrupted latest.json update.
+    const pointerTemp = entry.startsWith(`.${POINTER_FILE}.`) && entry.endsWith('.tmp');
+    if (/^\.ckpt-[\w-]+\.tmp$/.test(entry) || /^ckpt-[\w-]+$/.test(entry) || pointerTemp) {
       await fs.rm(path.join(dir, entry), { recursive: true, force: true }).catch(() => undefined);
     }
   }
