@@ -540,6 +540,9 @@ class WasmGemm implements Gemm {
   private describe(r: Round, buf: number, aBcast: boolean, bBcast: boolean): number {
     const ctl = this.ctl;
     const L = LAYOUT;
+    // Seqlock write: SEQ goes odd before the fields change and even after, so a worker can never take
+    // a descriptor that mixes two rounds.
+    Atomics.add(ctl, L.SEQ, 1);
     const base = Atomics.load(ctl, L.NEXT);
     const strips = r.ncPad / r.unit;
     const n = r.g * strips;
@@ -563,7 +566,7 @@ class WasmGemm implements Gemm {
     ctl[L.NRT] = r.unit;
     ctl[L.KIND] = r.dots ? 1 : 0;
     ctl[L.CMD] = CMD_RUN;
-    Atomics.add(ctl, L.SEQ, 1); // publish (seq-cst store after the plain writes above)
+    Atomics.add(ctl, L.SEQ, 1); // publish: even again (seq-cst, after the plain writes above)
     return (base + n) | 0;
   }
 
@@ -651,6 +654,7 @@ class WasmGemm implements Gemm {
     if (this.disposed) return;
     this.disposed = true;
     if (this.workers.length > 0) {
+      Atomics.add(this.ctl, LAYOUT.SEQ, 1);
       Atomics.store(this.ctl, LAYOUT.CMD, CMD_EXIT);
       Atomics.add(this.ctl, LAYOUT.SEQ, 1);
       Atomics.notify(this.ctl, LAYOUT.SEQ);

@@ -10,7 +10,7 @@
 /** Indices into the Int32 control block at byte 0 of the shared memory. */
 export interface ControlLayout {
   readonly CTL_INTS: number;
-  readonly SEQ: number; // round sequence number (bumped by the main thread to publish a round)
+  readonly SEQ: number; // seqlock over the round descriptor: odd while the main thread writes it, even once published
   readonly CMD: number; // 1 = run, 2 = exit
   readonly NEXT: number; // monotonically increasing task-claim counter
   readonly DONE: number; // monotonically increasing completed-task counter
@@ -75,8 +75,10 @@ export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: Co
   let lda: number, ldb: number, ldc: number, acc: number, strips: number, ags: number, bgs: number, cgs: number;
   let ss: number, kind: number, css: number, nrt: number;
   // consistent snapshot of the round descriptor
+  // Seqlock read: an odd SEQ means the main thread is rewriting the descriptor.
   for (;;) {
     seq = Atomics.load(ctl, L.SEQ);
+    if (seq & 1) continue;
     base = ctl[L.BASE];
     n = ctl[L.NTASKS];
     aBase = ctl[L.ABASE];
@@ -148,6 +150,7 @@ export function gemmWorkerMain(
         Atomics.wait(ctl, L.SEQ, seen);
         continue;
       }
+      if (s & 1) continue; // a descriptor is being written: look again
       seen = s;
       if (Atomics.load(ctl, L.CMD) === 2) break;
       run(ctl, strip, dots, L);
