@@ -130,7 +130,6 @@ export function viewStrides(shape: Shape, strides: readonly number[], to: Shape)
     // Collect a chunk of source dims that is contiguous and whose product matches a chunk of target dims.
     let srcProd = dims[di].size;
     let tgtProd = to[ti];
-    const srcStart = di;
     const tgtStart = ti;
     while (srcProd !== tgtProd) {
       if (srcProd < tgtProd) {
@@ -153,7 +152,6 @@ export function viewStrides(shape: Shape, strides: readonly number[], to: Shape)
       out[t] = s;
       s *= to[t];
     }
-    void srcStart;
     di++;
     ti++;
   }

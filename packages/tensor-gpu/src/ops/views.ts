@@ -5,6 +5,8 @@ import { ShapeError, fmtShape } from '../errors.js';
 import { checkIndex, isContiguous, normAxis, resolveShape, shapesEqual, viewStrides } from '../layout.js';
 import type { Tensor } from '../tensor.js';
 import { backendOf, empty } from './util.js';
+// elementwise imports alias from here; the cycle is safe because both are only called at run time.
+import { sumToShape } from './elementwise.js';
 
 /** A new handle on the same values that passes gradients through unchanged. */
 export function alias(x: Tensor): Tensor {
@@ -109,15 +111,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   });
   const from = x.shape;
   if (shapesEqual(from, target)) return alias(x);
-  return record('expand', x.viewOf(target, strides, x.offset), [x], [], ([g]) => [sumTo(g!, from)]);
-}
-
-function sumTo(g: Tensor, shape: readonly number[]): Tensor {
-  const lead = g.rank - shape.length;
-  const axes: number[] = [];
-  for (let i = 0; i < g.rank; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
-  const s = g.sum(axes, true);
-  return lead > 0 ? reshape(s, shape) : s;
+  return record('expand', x.viewOf(target, strides, x.offset), [x], [], ([g]) => [sumToShape(g!, from)]);
 }
 
 export function flatten(x: Tensor, startAxis = 0, endAxis = -1): Tensor {
