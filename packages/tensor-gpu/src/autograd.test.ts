@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyFunction, noGrad, enableGrad, tensor, scope, memory, type CustomFunction, type Tensor, cpu, TensorError } from './index.js';
+import { applyFunction, noGrad, enableGrad, tensor, scope, memory, type CustomFunction, type Tensor, cpu, TensorError, roundToFloat16 } from './index.js';
 
 const backend = cpu();
 const t = (d: Parameters<typeof tensor>[0], requiresGrad = false) => tensor(d, { backend, requiresGrad });
@@ -125,5 +125,22 @@ describe('autograd', () => {
     }
     // only w.grad survives
     expect(memory().tensors).toBe(before + 1);
+  });
+
+  it('gives each input a gradient of its own dtype (float16 leaves get float16 grads, as torch)', async () => {
+    const h = tensor([0.1, 2049, -3], { backend, dtype: 'float16', requiresGrad: true });
+    const w = t([1, 1 / 3, 2], true);
+    // float16 * float32 promotes to float32; the float32 gradient flowing back to h is rounded to float16.
+    const y = h.mul(w);
+    expect(y.dtype).toBe('float32');
+    y.mulScalar(0.7).sum().backward();
+    expect(h.grad!.dtype).toBe('float16');
+    expect(await arr(h.grad)).toEqual([0.7, 0.7 / 3, 1.4].map(roundToFloat16));
+    expect(w.grad!.dtype).toBe('float32');
+    // A float16 intermediate through a float32 op: the grad reaching the intermediate's node is float16 too.
+    const g = tensor([1, 2], { backend, dtype: 'float16', requiresGrad: true });
+    g.mulScalar(3).cast('float32').mul(t([0.1, 0.1])).sum().backward();
+    expect(g.grad!.dtype).toBe('float16');
+    expect(await arr(g.grad)).toEqual([roundToFloat16(roundToFloat16(0.1) * 3), roundToFloat16(roundToFloat16(0.1) * 3)]);
   });
 });

@@ -140,6 +140,18 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
   }
 }
 
+/**
+ * A gradient has the dtype of the tensor it is the gradient of, as in torch: an op that promoted a
+ * float16 input to float32 (a float16 model plus a float32 mask) hands that input a float16 gradient,
+ * so float16 parameters get float16 `.grad`s.
+ */
+function asInputDType(g: Tensor, dtype: Tensor['dtype']): Tensor {
+  if (g.dtype === dtype || (dtype !== 'float16' && dtype !== 'float32') || (g.dtype !== 'float16' && g.dtype !== 'float32')) return g;
+  const cast = g.cast(dtype);
+  g.dispose();
+  return cast;
+}
+
 /** Computes gradients of `root` w.r.t. every leaf that requires grad, accumulating into `.grad`. */
 export function backward(root: Tensor, gradOutput?: Tensor, options: BackwardOptions = {}): void {
   if (!root.requiresGrad) {
@@ -196,11 +208,12 @@ export function backward(root: Tensor, gradOutput?: Tensor, options: BackwardOpt
         for (const g of grads) if (g && g !== seed) g.dispose();
         if (!options.retainGraph) node.releaseSaved();
         node.edges.forEach((e, i) => {
-          const g = inputGrads[i];
-          if (!e || !g) {
-            if (g) g.dispose();
+          const returnedGrad = inputGrads[i];
+          if (!e || !returnedGrad) {
+            if (returnedGrad) returnedGrad.dispose();
             return;
           }
+          const g = asInputDType(returnedGrad, 'leaf' in e ? e.leaf.dtype : e.node.outputMeta[e.output].like.dtype);
           if ('leaf' in e) {
             accumulateLeaf(e.leaf, g);
             g.dispose();
