@@ -243,6 +243,44 @@ export class Module {
     return this;
   }
 
+  /**
+   * Casts every floating-point parameter and buffer to `dtype` (torch's `.half()` / `.float()`):
+   * integer and bool buffers are left alone, tied tensors stay tied, gradients are dropped, and the
+   * old tensors are freed. Mixed-precision training keeps float32 main weights beside a float16
+   * model (see `Float16MainParams`).
+   */
+  cast(dtype: 'float32' | 'float16'): this {
+    // Every cast is made before any is installed, so a failure (no float16 on this backend) leaves the
+    // module as it was.
+    const cast = new Map<Tensor, Tensor>();
+    try {
+      noGrad(() => {
+        for (const [, mod] of this.namedModules()) {
+          for (const t of [...mod.#parameters.values(), ...mod.#buffers.values()]) {
+            if (!t || cast.has(t) || t.dtype === dtype || (t.dtype !== 'float32' && t.dtype !== 'float16')) continue;
+            const c = keep(t.cast(dtype));
+            c.requiresGrad = t.requiresGrad;
+            cast.set(t, c);
+          }
+        }
+      });
+    } catch (e) {
+      for (const c of cast.values()) c.dispose();
+      throw e;
+    }
+    for (const [, mod] of this.namedModules()) {
+      for (const [name, t] of mod.#parameters) if (t && cast.has(t)) mod.#parameters.set(name, cast.get(t)!);
+      for (const [name, t] of mod.#buffers) if (t && cast.has(t)) mod.#buffers.set(name, cast.get(t)!);
+      mod.onParametersChanged();
+    }
+    for (const old of cast.keys()) {
+      old.grad?.dispose();
+      old.grad = null;
+      old.dispose();
+    }
+    return this;
+  }
+
   /** Frees every parameter, buffer and gradient of the tree. */
   dispose(): void {
     for (const [, mod] of this.namedModules()) {

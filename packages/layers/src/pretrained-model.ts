@@ -370,12 +370,21 @@ export abstract class PreTrainedModel<C extends PretrainedConfig = PretrainedCon
   // ---- masks ----------------------------------------------------------------------------------
   /** [b, k] or [b, q, k] 1/0 mask -> additive [b, 1, 1|q, k] (causal-combined for decoders). */
   getExtendedAttentionMask(attentionMask: Tensor, inputShape: readonly number[], options: { isDecoder?: boolean } = {}): Tensor {
-    return getExtendedAttentionMask(attentionMask, inputShape, { isDecoder: options.isDecoder ?? this.config.isDecoder });
+    return getExtendedAttentionMask(attentionMask, inputShape, { isDecoder: options.isDecoder ?? this.config.isDecoder, dtype: this.dtype });
   }
 
   /** An encoder's 1/0 mask -> additive mask for cross-attention. */
   invertAttentionMask(encoderAttentionMask: Tensor): Tensor {
-    return invertAttentionMask(encoderAttentionMask);
+    return invertAttentionMask(encoderAttentionMask, { dtype: this.dtype });
+  }
+
+  /**
+   * The floating-point dtype of the weights (HF's `model.dtype`): float16 after `cast('float16')`.
+   * Additive masks are made in it, so a float16 model computes attention in float16 throughout.
+   */
+  get dtype(): 'float32' | 'float16' {
+    for (const p of this.parameters()) if (p.dtype === 'float16' || p.dtype === 'float32') return p.dtype;
+    return 'float32';
   }
 
   /** A [heads] or [layers, heads] head mask -> one mask per layer (null where none). */

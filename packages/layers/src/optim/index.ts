@@ -21,3 +21,4 @@ export {
   type LrLambda,
   type LRSchedulerStateDict,
 } from './lr-scheduler.js';
+export { DynamicLossScaler, Float16MainParams, type LossScalerOptions, type LossScalerState } from './mixed-precision.js';
