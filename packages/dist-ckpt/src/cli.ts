@@ -34,9 +34,13 @@ program
   .argument('<dst>', 'output folder')
   .option('--max-shard-size <size>', 'shard size of the Hugging Face output ("5GB", "500MB", bytes)', '5GB')
   .option('--tp <n>', 'tensor-parallel size of the distributed output (Megatron BERT rules)', '1')
-  .action(async (src: string, dst: string, opts: { maxShardSize: string; tp: string }) => {
+  .option('--prefix <prefix>', "distributed -> HF: only keys starting with this, written without it ('model.' for lm-train checkpoints)")
+  .action(async (src: string, dst: string, opts: { maxShardSize: string; tp: string; prefix?: string }) => {
     if (await isDistCheckpoint(src)) {
-      const result = await consolidateToHuggingFace(src, dst, { maxShardSize: /^\d+$/.test(opts.maxShardSize) ? Number(opts.maxShardSize) : opts.maxShardSize });
+      const result = await consolidateToHuggingFace(src, dst, {
+        maxShardSize: /^\d+$/.test(opts.maxShardSize) ? Number(opts.maxShardSize) : opts.maxShardSize,
+        prefix: opts.prefix,
+      });
       process.stdout.write(`wrote ${result.files.length} safetensors file(s)${result.indexFile ? ` and ${result.indexFile}` : ''} to ${dst}\n`);
     } else {
       const tp = Number(opts.tp);

@@ -12,7 +12,8 @@ import { loadStateDict } from '../format/checkpoint.js';
 import { writeSafetensors } from '../format/safetensors.js';
 import { findIoFixtures } from '../format/test-utils.js';
 import { consolidateToHuggingFace, inspectCheckpoint, splitFromHuggingFace } from './convert.js';
-import { DistCheckpoint } from './serialization.js';
+import { shardedTensorFromLocal } from './mapping.js';
+import { DistCheckpoint, save } from './serialization.js';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -63,6 +64,27 @@ describe('Hugging Face conversion', () => {
       expect(back.get(k)!.dtype, k).toBe(v.dtype);
       expect(Array.from(back.get(k)!.data as ArrayLike<unknown>), k).toEqual(Array.from(v.data as ArrayLike<unknown>));
     }
+  });
+});
+
+describe('consolidating part of a checkpoint', () => {
+  it("prefix 'model.' writes only the weights of a training checkpoint, under their own names", async () => {
+    const dir = join(root, 'train-ckpt');
+    const w = new Float32Array([1, 2, 3, 4]);
+    await save(
+      {
+        model: { 'model.ln.weight': shardedTensorFromLocal('model.ln.weight', w, null, [0, 0, 0]) },
+        optimizer: { 'optimizer.exp_avg.ln.weight': shardedTensorFromLocal('optimizer.exp_avg.ln.weight', new Float32Array(4), null, [0, 0, 0]) },
+        trainer: { step: 3 },
+      },
+      dir,
+    );
+    const out = join(root, 'train-hf');
+    await consolidateToHuggingFace(dir, out, { prefix: 'model.' });
+    const back = await loadStateDict(out, { as: 'native' });
+    expect([...back.keys()]).toEqual(['ln.weight']);
+    expect(Array.from(back.get('ln.weight')!.data as Float32Array)).toEqual([1, 2, 3, 4]);
+    await expect(consolidateToHuggingFace(dir, join(root, 'none'), { prefix: 'encoder.' })).rejects.toThrow(/no tensor key starts with 'encoder\.' \(keys: model\.ln\.weight, optimizer\.exp_avg\.ln\.weight\)/);
   });
 });
 

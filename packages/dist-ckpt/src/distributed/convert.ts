@@ -5,6 +5,7 @@ import { openCheckpoint } from '../format/checkpoint.js';
 import { DTYPE_SIZE, numel } from '../format/dtypes.js';
 import type { TensorToWrite } from '../format/safetensors.js';
 import { writeShardedSafetensors, type ShardedWriteResult } from '../format/sharded.js';
+import { DistCheckpointError } from './errors.js';
 import { localProcessGroups } from './group.js';
 import { shardedTensorFromLocal, type ShardedTensor } from './mapping.js';
 import { MEGATRON_BERT_RULES, PARALLEL_AXIS, parallelKind, tpSlice, type ShardingRule } from './model.js';
@@ -13,6 +14,11 @@ import { DistCheckpoint, METADATA_FILE, POINTER_FILE, save } from './serializati
 export interface ConsolidateOptions {
   /** Shard size of the Hugging Face folder: bytes or "5GB" / "500MB" (default "5GB"). */
   maxShardSize?: number | string;
+  /**
+   * Only the tensors whose key starts with this, written without it: `'model.'` takes the weights out
+   * of a training checkpoint that also holds optimizer state (`optimizer.*`), as lm-train's do.
+   */
+  prefix?: string;
 }
 
 /**
@@ -25,9 +31,14 @@ export async function consolidateToHuggingFace(distDir: string, outDir: string, 
   try {
     await fs.mkdir(outDir, { recursive: true });
     const dict = new Map<string, TensorToWrite>();
+    const prefix = options.prefix ?? '';
     for (const key of ckpt.tensorKeys) {
+      if (!key.startsWith(prefix)) continue;
       const meta = ckpt.tensor(key);
-      dict.set(key, { dtype: meta.dtype, shape: meta.shape, data: async () => (await ckpt.readTensor(key)).data });
+      dict.set(key.slice(prefix.length), { dtype: meta.dtype, shape: meta.shape, data: async () => (await ckpt.readTensor(key)).data });
+    }
+    if (dict.size === 0) {
+      throw new DistCheckpointError(`${ckpt.path}: no tensor key starts with '${prefix}' (keys: ${ckpt.tensorKeys.slice(0, 5).join(', ')}${ckpt.tensorKeys.length > 5 ? ', ...' : ''})`);
     }
     return await writeShardedSafetensors(outDir, dict, { maxShardSize: options.maxShardSize ?? '5GB', metadata: { format: 'pt' } });
   } finally {
