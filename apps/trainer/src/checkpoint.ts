@@ -1,22 +1,27 @@
 // Training checkpoints: the model's weights, the optimizer's state, and the trainer's state (step,
 // data position, RNG, scheduler, loss scale) — everything `--resume` needs to continue exactly.
 //
-// Behind a small CheckpointStore interface. The store here writes with @lm/dist-ckpt's format layer
-// (atomic `writeSafetensors`, `openCheckpoint`); the distributed `save`/`load` of @lm/dist-ckpt can
-// replace it without touching the loop. Layout of one checkpoint:
+// Each checkpoint is an @lm/dist-ckpt distributed checkpoint (Megatron-core's dist_checkpointing
+// layout), so it reshards: `lm-ckpt inspect` lists it, `load` reads it under another tensor-parallel
+// layout, `consolidateToHuggingFace({ prefix: 'model.' })` turns it into a Hugging Face folder.
 //
-//   <dir>/step-00000100/model.safetensors       weights (tied tensors once, as savePretrained)
-//                       optimizer.safetensors   optimizer state tensors, `state.<param>.<key>`
-//                       trainer_state.json      step, data position, RNG, scheduler, optimizer numbers
+//   <dir>/step-00000100/latest.json                      pointer, written last (atomic rename)
+//                       ckpt-<id>/metadata.json          every tensor's shards + the trainer state
+//                       ckpt-<id>/rank0.safetensors      the data
 //
-// A checkpoint is written into `<dir>/.tmp-step-00000100-<pid>/` and renamed into place when
-// complete (a directory rename is atomic), so a crash never leaves a half checkpoint under a real
-// name, and no existing checkpoint is ever written over: a name that exists is an error. Old ones
-// are removed only after the new one is in place.
+// Keys: `model.<parameter name>` (float32 weights; tied tensors once, the others as replicas, as
+// Megatron does), `optimizer.<state key>.<parameter name>` (AdamW's exp_avg / exp_avg_sq, sharded
+// like their parameter), and the trainer state as common (plain) state under `trainer`.
+//
+// dist-ckpt writes into a temporary folder, renames it and then publishes `latest.json`, so a crash
+// or SIGKILL at any moment never leaves a checkpoint that looks complete but is not; a step folder
+// without `latest.json` is a leftover, ignored by `list()` and removed by the next save. No complete
+// checkpoint is ever written over: a step that exists is an error. Old ones are removed only after
+// the new one is published.
 
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile, open } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openCheckpoint, writeSafetensors, type TensorToWrite } from '@lm/dist-ckpt';
+import { DistCheckpoint, load, moduleShardedStateDict, resolveCheckpoint, save, type StateDictEntry } from '@lm/dist-ckpt';
 import type { Tensor } from '@lm/tensor-gpu';
 import { CheckpointError } from './errors.js';
 
@@ -28,77 +33,47 @@ export interface CheckpointRef {
 /** Tensors in host memory, as read back from a checkpoint. */
 export interface HostTensor {
   shape: number[];
-  data: Float32Array | Int32Array;
+  data: Float32Array;
 }
 
 export interface CheckpointPayload<S> {
-  /** name -> tensor; the same tensor under several names (tied) is written once. */
-  model: Map<string, Tensor>;
-  optimizer: Map<string, Tensor>;
+  /** Parameter name -> float32 weight; the same tensor under several names (tied) is saved once. */
+  model: ReadonlyMap<string, Tensor>;
+  /** `<state key>.<parameter name>` -> optimizer state tensor. */
+  optimizer: ReadonlyMap<string, Tensor>;
   state: S;
 }
 
 export interface LoadedCheckpoint<S> {
   ref: CheckpointRef;
-  /** Path of the model weights, to open with @lm/dist-ckpt `openCheckpoint` (PreTrainedModel.loadWeights). */
-  modelFile: string;
+  /** `<state key>.<parameter name>` -> host data. */
   optimizer: Map<string, HostTensor>;
   state: S;
 }
 
-export interface CheckpointStore<S> {
-  readonly dir: string;
-  /** Complete checkpoints, oldest first. */
-  list(): Promise<CheckpointRef[]>;
-  save(step: number, payload: CheckpointPayload<S>): Promise<CheckpointRef>;
-  load(ref: CheckpointRef): Promise<LoadedCheckpoint<S>>;
-  /** Removes all but the newest `keepLast` checkpoints. */
-  prune(keepLast: number): Promise<void>;
-  /** Removes every checkpoint (and leftover temporary folders). */
-  clear(): Promise<void>;
-}
-
 const NAME = /^step-(\d{8,})$/;
-const STATE_FILE = 'trainer_state.json';
+const MODEL_PREFIX = 'model.';
+const OPTIMIZER_PREFIX = 'optimizer.';
+/** A single process: tensor-parallel rank 0 of 1 (the keys and boxes are the global ones). */
+const LAYOUT = { tpRank: 0, tpSize: 1 };
 
 function stepName(step: number): string {
   return `step-${String(step).padStart(8, '0')}`;
 }
 
-function dtypeOf(t: Tensor): TensorToWrite['dtype'] {
-  if (t.dtype === 'float32') return 'F32';
-  if (t.dtype === 'float16') return 'F16';
-  if (t.dtype === 'int32') return 'I32';
-  return 'BOOL';
-}
-
-function entries(map: Map<string, Tensor>): [string, TensorToWrite][] {
-  const seen = new Set<Tensor>();
-  const out: [string, TensorToWrite][] = [];
-  for (const [name, t] of map) {
-    if (seen.has(t)) continue;
-    seen.add(t);
-    out.push([name, { dtype: dtypeOf(t), shape: [...t.shape], data: () => t.data() as Promise<Float32Array> }]);
-  }
-  return out;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
+async function isComplete(path: string): Promise<boolean> {
   try {
-    const h = await open(dir, 'r');
-    try {
-      await h.sync();
-    } finally {
-      await h.close();
-    }
+    await resolveCheckpoint(path);
+    return true;
   } catch {
-    // Some filesystems refuse to fsync a directory; the rename is still atomic.
+    return false;
   }
 }
 
-export class SafetensorsCheckpointStore<S> implements CheckpointStore<S> {
+export class DistCheckpointStore<S> {
   constructor(readonly dir: string) {}
 
+  /** Complete checkpoints (published `latest.json`), oldest first. */
   async list(): Promise<CheckpointRef[]> {
     let names: string[];
     try {
@@ -110,68 +85,87 @@ export class SafetensorsCheckpointStore<S> implements CheckpointStore<S> {
     const refs: CheckpointRef[] = [];
     for (const n of names) {
       const m = NAME.exec(n);
-      if (!m) continue;
-      const path = join(this.dir, n);
-      if (await stat(join(path, STATE_FILE)).then(() => true, () => false)) refs.push({ step: Number(m[1]), path });
+      if (m && (await isComplete(join(this.dir, n)))) refs.push({ step: Number(m[1]), path: join(this.dir, n) });
     }
     return refs.sort((a, b) => a.step - b.step);
   }
 
   async save(step: number, payload: CheckpointPayload<S>): Promise<CheckpointRef> {
-    await mkdir(this.dir, { recursive: true });
-    const final = join(this.dir, stepName(step));
-    if (await stat(final).then(() => true, () => false)) {
-      throw new CheckpointError(`checkpoint ${final} already exists; refusing to write over it`);
-    }
-    const tmp = join(this.dir, `.tmp-${stepName(step)}-${process.pid}`);
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp);
+    const path = join(this.dir, stepName(step));
+    if (await isComplete(path)) throw new CheckpointError(`checkpoint ${path} already exists; refusing to write over it`);
+    // A folder without latest.json is what a killed save leaves behind.
+    await rm(path, { recursive: true, force: true });
+    const sharded = {
+      model: moduleShardedStateDict(payload.model as ReadonlyMap<string, StateDictEntry>, LAYOUT, { keyPrefix: MODEL_PREFIX }),
+      optimizer: moduleShardedStateDict(payload.optimizer as ReadonlyMap<string, StateDictEntry>, LAYOUT, { keyPrefix: OPTIMIZER_PREFIX }),
+      trainer: payload.state,
+    };
     try {
-      await writeSafetensors(join(tmp, 'model.safetensors'), entries(payload.model), { metadata: { format: 'pt' } });
-      await writeSafetensors(join(tmp, 'optimizer.safetensors'), entries(payload.optimizer));
-      const stateFile = join(tmp, STATE_FILE);
-      const h = await open(stateFile, 'w');
-      try {
-        await h.writeFile(`${JSON.stringify(payload.state, null, 2)}\n`);
-        await h.sync();
-      } finally {
-        await h.close();
-      }
-      await fsyncDir(tmp);
-      await rename(tmp, final);
-      await fsyncDir(this.dir);
+      await save(sharded, path);
     } catch (e) {
-      await rm(tmp, { recursive: true, force: true });
-      throw e;
+      await rm(path, { recursive: true, force: true });
+      throw new CheckpointError(`checkpoint ${path}: ${(e as Error).message}`);
     }
-    return { step, path: final };
+    return { step, path };
   }
 
-  async load(ref: CheckpointRef): Promise<LoadedCheckpoint<S>> {
-    let state: S;
+  /**
+   * Fills `model` (parameter name -> tensor, e.g. the model's stateDict()) in place from the
+   * checkpoint and returns the optimizer tensors and the trainer state. Everything is read and
+   * checked before anything is copied: a missing or extra weight, a shape that differs, a missing or
+   * truncated shard file is an error naming it, and the model is left as it was.
+   */
+  async load(ref: CheckpointRef, model: ReadonlyMap<string, Tensor>): Promise<LoadedCheckpoint<S>> {
+    let ckpt: DistCheckpoint;
     try {
-      state = JSON.parse(await readFile(join(ref.path, STATE_FILE), 'utf8')) as S;
+      ckpt = await DistCheckpoint.open(ref.path);
     } catch (e) {
-      throw new CheckpointError(`checkpoint ${ref.path}: cannot read ${STATE_FILE}: ${(e as Error).message}`);
+      throw new CheckpointError(`checkpoint ${ref.path}: ${(e as Error).message}`);
     }
     const optimizer = new Map<string, HostTensor>();
-    const ckpt = await openCheckpoint(join(ref.path, 'optimizer.safetensors'));
+    const problems: string[] = [];
     try {
-      for (const info of ckpt.tensors) {
-        const { data } = await ckpt.readTensor(info.name);
-        optimizer.set(info.name, { shape: [...info.shape], data: data as Float32Array | Int32Array });
+      const common = ckpt.common as { trainer?: S } | null;
+      if (!common?.trainer) throw new CheckpointError(`checkpoint ${ref.path}: no trainer state in its metadata (not written by lm-train)`);
+      const wanted = new Set([...model.keys()].map((k) => MODEL_PREFIX + k));
+      for (const key of ckpt.tensorKeys) {
+        if (key.startsWith(MODEL_PREFIX) && !wanted.has(key)) problems.push(`'${key.slice(MODEL_PREFIX.length)}' is in the checkpoint but not in the model`);
       }
+      const optimizerEntries = new Map<string, StateDictEntry>();
+      for (const key of ckpt.tensorKeys) {
+        if (!key.startsWith(OPTIMIZER_PREFIX)) continue;
+        const meta = ckpt.tensor(key);
+        const name = key.slice(OPTIMIZER_PREFIX.length);
+        const data = new Float32Array(meta.shape.reduce((a, b) => a * b, 1));
+        optimizerEntries.set(name, { dtype: 'F32', shape: meta.shape, data });
+        optimizer.set(name, { shape: [...meta.shape], data });
+      }
+      if (problems.length) throw new CheckpointError(`checkpoint ${ref.path} does not fit the model: ${problems.join('; ')}`);
+      const sharded = {
+        model: moduleShardedStateDict(model as ReadonlyMap<string, StateDictEntry>, LAYOUT, { keyPrefix: MODEL_PREFIX }),
+        optimizer: moduleShardedStateDict(optimizerEntries, LAYOUT, { keyPrefix: OPTIMIZER_PREFIX }),
+      };
+      const result = await load(sharded, ref.path, { strict: 'return_unexpected' });
+      if (result.unexpectedKeys.length) {
+        const names = result.unexpectedKeys.map((k) => (k.startsWith(MODEL_PREFIX) ? k.slice(MODEL_PREFIX.length) : k));
+        throw new CheckpointError(`checkpoint ${ref.path} does not fit the model: not in the checkpoint: ${names.join(', ')}`);
+      }
+      return { ref, optimizer, state: common.trainer };
+    } catch (e) {
+      if (e instanceof CheckpointError) throw e;
+      throw new CheckpointError(`checkpoint ${ref.path}: ${(e as Error).message}`);
     } finally {
       await ckpt.close();
     }
-    return { ref, modelFile: join(ref.path, 'model.safetensors'), optimizer, state };
   }
 
+  /** Removes all but the newest `keepLast` checkpoints. */
   async prune(keepLast: number): Promise<void> {
     const refs = await this.list();
     for (const r of refs.slice(0, Math.max(0, refs.length - keepLast))) await rm(r.path, { recursive: true, force: true });
   }
 
+  /** Removes every checkpoint, complete or not. */
   async clear(): Promise<void> {
     let names: string[];
     try {
@@ -179,27 +173,20 @@ export class SafetensorsCheckpointStore<S> implements CheckpointStore<S> {
     } catch {
       return;
     }
-    for (const n of names) if (NAME.test(n) || n.startsWith('.tmp-step-')) await rm(join(this.dir, n), { recursive: true, force: true });
+    for (const n of names) if (NAME.test(n)) await rm(join(this.dir, n), { recursive: true, force: true });
   }
 }
 
 /** Resolves `--resume` (true: the newest in the store; a path: that checkpoint folder). */
-export async function findResume<S>(store: CheckpointStore<S>, resume: string | true): Promise<CheckpointRef> {
+export async function findResume<S>(store: DistCheckpointStore<S>, resume: string | true): Promise<CheckpointRef> {
   if (resume === true) {
     const refs = await store.list();
-    if (refs.length === 0) throw new CheckpointError(`--resume: no checkpoint in ${store.dir}`);
+    if (refs.length === 0) throw new CheckpointError(`--resume: no complete checkpoint in ${store.dir}`);
     return refs[refs.length - 1];
   }
   const m = NAME.exec(resume.split(/[\\/]/).filter(Boolean).pop() ?? '');
-  if (!m || !(await stat(join(resume, STATE_FILE)).then(() => true, () => false))) {
-    throw new CheckpointError(`--resume ${resume}: not a checkpoint folder (expected step-NNNNNNNN with ${STATE_FILE})`);
+  if (!m || !(await stat(resume).then((s) => s.isDirectory(), () => false)) || !(await isComplete(resume))) {
+    throw new CheckpointError(`--resume ${resume}: not a complete checkpoint folder (expected step-NNNNNNNN holding a published latest.json)`);
   }
   return { step: Number(m[1]), path: resume };
-}
-
-/** Writes a small text file atomically (temp + rename). */
-export async function writeFileAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
 }

@@ -47,7 +47,7 @@ describe('lm-train (built CLI)', () => {
     const m = /interrupted at step (\d+): checkpoint saved to (\S+); continue with --resume/.exec(out);
     expect(m).not.toBeNull();
     const step = Number(m![1]);
-    expect(existsSync(join(m![2], 'model.safetensors'))).toBe(true);
+    expect(existsSync(join(m![2], 'latest.json'))).toBe(true);
     expect(existsSync(join(dir, 'out', 'loss.png'))).toBe(true);
 
     const resumed = spawnSync(process.execPath, [cli, '-c', file, '--resume', '--steps', String(step + 2)], { encoding: 'utf8' });

@@ -80,10 +80,12 @@ const TrainingSchema = z
     clipNorm: z.number().min(0, 'expected a number >= 0 (0 = no clipping)').default(1),
     /** float16 compute with float32 master weights and dynamic loss scaling (needs shader-f16 on WebGPU). */
     float16: z.boolean().default(false),
+    /** Dynamic loss scaling with float16 (torch GradScaler / Megatron): halve on overflow, double after growthInterval clean steps. */
     lossScale: z
       .object({
-        initial: z.number().gt(0).default(65536),
+        initial: z.number().gt(0, 'expected a number > 0').default(65536),
         growthInterval: int(1).default(2000),
+        minimum: z.number().gt(0, 'expected a number > 0').default(1),
       })
       .strict()
       .prefault({}),

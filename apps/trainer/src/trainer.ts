@@ -5,7 +5,9 @@
 //
 // Then, per optimizer step: `gradAccumulation` micro-batches, each forward + backward inside its own
 // memory scope (gradients accumulate on the parameters); global-norm clipping, AdamW, the LR schedule,
-// in another scope. Only scalars are read back. Periodic evaluation on a fixed held-out set, a metrics
+// in another scope. Only scalars are read back. With `training.float16` the model computes in float16,
+// AdamW updates float32 main weights, and the loss is scaled dynamically (a step whose gradients
+// overflow is skipped and the scale halved, as Megatron's fp16 optimizer does). Periodic evaluation on a fixed held-out set, a metrics
 // line per step, checkpoints every N steps and when asked to stop (SIGINT/SIGTERM), a plot and a
 // Hugging Face export at the end. The objective is pluggable (objectives/objective.ts).
 
@@ -14,6 +16,8 @@ import { constants } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   AdamW,
+  DynamicLossScaler,
+  Float16MainParams,
   LRScheduler,
   clipGradNorm,
   linearWarmupConstant,
@@ -24,10 +28,10 @@ import {
   type OptimizerState,
   type OptimizerStateDict,
   type AdamHyperparams,
+  type LossScalerState,
 } from '@lm/layers';
-import { openCheckpoint } from '@lm/dist-ckpt';
 import { defaultGenerator, fromHost, init, memory, noGrad, scope, stack, type Backend, type Tensor } from '@lm/tensor-gpu';
-import { SafetensorsCheckpointStore, findResume, type CheckpointRef, type CheckpointStore } from './checkpoint.js';
+import { DistCheckpointStore, findResume, type CheckpointRef, type HostTensor } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { PretrainingData, type Batch, type DataPosition, type TrainBatches } from './data/pretraining.js';
 import { loadTokenizer, type PretrainingTokenizer } from './data/tokenizer.js';
@@ -39,14 +43,19 @@ import { addSums, type Objective } from './objectives/objective.js';
 import { renderPlot } from './plot.js';
 import { Progress } from './progress.js';
 
-/** What trainer_state.json holds. */
+/** The trainer's own state, saved as the checkpoint's common state (`trainer`). */
 export interface TrainerState {
-  version: 1;
+  version: 2;
   step: number;
   data: DataPosition;
   generator: { seed: number; offset: number };
   scheduler: LRSchedulerStateDict;
+  /** Parameter groups (parameters by index) and per-parameter numbers (AdamW's `step`) by parameter name. */
   optimizer: { paramGroups: OptimizerStateDict<AdamHyperparams>['paramGroups']; numbers: Record<string, Record<string, number>> };
+  /** Dynamic loss scaling (float16 runs). */
+  lossScale: LossScalerState | null;
+  /** Steps skipped because float16 gradients overflowed. */
+  skippedSteps: number;
   tokensSeen: number;
   elapsedSeconds: number;
   /** The parts of the config that must match for an exact resume. */
@@ -100,7 +109,7 @@ export interface Prepared {
   tokenizer: PretrainingTokenizer;
   data: PretrainingData;
   validation: Batch[];
-  store: CheckpointStore<TrainerState>;
+  store: DistCheckpointStore<TrainerState>;
   resumeFrom: CheckpointRef | null;
   modelConfig: unknown;
   fingerprint: string;
@@ -132,7 +141,7 @@ export async function prepare(config: TrainConfig, resume: string | true | null 
   if (config.output.plot) await checkWritableDir(dirname(config.output.plot), 'output.plot');
   if (config.output.export) await checkWritableDir(config.output.export, 'output.export');
 
-  const store = new SafetensorsCheckpointStore<TrainerState>(config.checkpointing.dir);
+  const store = new DistCheckpointStore<TrainerState>(config.checkpointing.dir);
   let resumeFrom: CheckpointRef | null = null;
   if (resume) {
     resumeFrom = await findResume(store, resume);
@@ -179,44 +188,52 @@ export async function prepare(config: TrainConfig, resume: string | true | null 
   }
 
   const backend = await init(config.backend);
-  if (config.training.float16) {
+  if (config.training.float16 && !backend.supportsFloat16) {
     throw new ConfigError(
-      backend.supportsFloat16
-        ? 'training.float16: mixed precision is not implemented yet in lm-train; train in float32 (training.float16: false)'
-        : `training.float16: the ${backend.name} backend (${backend.adapterInfo}) has no float16 support (WebGPU needs the shader-f16 feature)`,
+      `training.float16: the ${backend.name} backend (${backend.adapterInfo}) has no float16 support (WebGPU needs the adapter's shader-f16 feature); train in float32 (training.float16: false)`,
     );
   }
   const fingerprint = JSON.stringify({ model: config.model, data: config.data, seed: config.seed, objective: config.objective, batch: config.training.batchSize, accum: config.training.gradAccumulation });
   return { config, backend, tokenizer, data, validation, store, resumeFrom, modelConfig: resolved.config, fingerprint };
 }
 
-function optimizerPayload(optimizer: AdamW): { tensors: Map<string, Tensor>; json: TrainerState['optimizer'] } {
+/**
+ * The optimizer's state keyed by parameter name (`exp_avg.<name>`), so a checkpoint does not depend on
+ * parameter order and each state tensor is sharded like its parameter.
+ */
+function optimizerPayload(optimizer: AdamW, paramNames: readonly string[]): { tensors: Map<string, Tensor>; json: TrainerState['optimizer'] } {
   const sd = optimizer.stateDict();
   const tensors = new Map<string, Tensor>();
   const numbers: Record<string, Record<string, number>> = {};
   for (const [idx, rec] of sd.state) {
     for (const [key, v] of Object.entries(rec)) {
-      if (typeof v === 'number') (numbers[idx] ??= {})[key] = v;
-      else tensors.set(`state.${idx}.${key}`, v);
+      if (typeof v === 'number') (numbers[paramNames[idx]] ??= {})[key] = v;
+      else tensors.set(`${key}.${paramNames[idx]}`, v);
     }
   }
   return { tensors, json: { paramGroups: sd.paramGroups, numbers } };
 }
 
-async function restoreOptimizer(optimizer: AdamW, json: TrainerState['optimizer'], tensors: Map<string, { shape: number[]; data: Float32Array | Int32Array }>, backend: Backend): Promise<void> {
+async function restoreOptimizer(optimizer: AdamW, paramNames: readonly string[], json: TrainerState['optimizer'], tensors: Map<string, HostTensor>, backend: Backend): Promise<void> {
+  const index = new Map(paramNames.map((n, i) => [n, i]));
+  const indexOf = (name: string, what: string): number => {
+    const i = index.get(name);
+    if (i === undefined) throw new CheckpointError(`checkpoint: optimizer ${what} for '${name}', which the model does not have`);
+    return i;
+  };
   const state = new Map<number, OptimizerState>();
   const temps: Tensor[] = [];
-  for (const [idx, rec] of Object.entries(json.numbers)) state.set(Number(idx), { ...rec });
-  for (const [name, t] of tensors) {
-    const m = /^state\.(\d+)\.(.+)$/.exec(name);
-    if (!m) continue;
-    const rec = state.get(Number(m[1])) ?? {};
-    const tensor = fromHost(t.data, t.shape, t.data instanceof Int32Array ? 'int32' : 'float32', backend);
-    temps.push(tensor);
-    rec[m[2]] = tensor;
-    state.set(Number(m[1]), rec);
-  }
+  for (const [name, rec] of Object.entries(json.numbers)) state.set(indexOf(name, 'state'), { ...rec });
   try {
+    for (const [key, t] of tensors) {
+      const dot = key.indexOf('.');
+      const i = indexOf(key.slice(dot + 1), `'${key.slice(0, dot)}'`);
+      const rec = state.get(i) ?? {};
+      const tensor = fromHost(t.data, t.shape, 'float32', backend);
+      temps.push(tensor);
+      rec[key.slice(0, dot)] = tensor;
+      state.set(i, rec);
+    }
     optimizer.loadStateDict({ state, paramGroups: json.paramGroups });
   } finally {
     for (const t of temps) t.dispose();
@@ -266,9 +283,23 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   defaultGenerator.manualSeed(config.seed);
   const model = await family.create(prepared.modelConfig, { fromPretrained: config.model.fromPretrained, backend });
   const objective = new MaskedLMObjective(config.objective === 'mlm-nsp', backend);
-  const params = [...model.module.parameters()];
+  const paramNames = [...model.module.namedParameters()].map(([name]) => name);
+  let resumed: { state: TrainerState; optimizer: Map<string, HostTensor> } | null = null;
+  if (resumeFrom) {
+    // Weights go into the float32 model, before any cast, so the main weights are the saved ones exactly.
+    resumed = await store.load(resumeFrom, model.module.stateDict());
+  }
+  // float16: float32 main copies of the weights for AdamW, the model itself in float16.
+  const main = tc.float16 ? new Float16MainParams(model.module.parameters()) : null;
+  if (main) main.bindModel(model.module.cast('float16').parameters());
+  const scaler = main ? new DynamicLossScaler({ initScale: tc.lossScale.initial, growthInterval: tc.lossScale.growthInterval, minScale: tc.lossScale.minimum }) : null;
+  // What AdamW updates and clipping sees: the main weights (float16) or the model's own (float32).
+  const params = main ? main.params : [...model.module.parameters()];
   const decay = params.filter((p) => p.shape.length >= 2);
   const noDecay = params.filter((p) => p.shape.length < 2);
+  // The optimizer numbers its parameters group by group; these are their names in that order.
+  const nameOf = new Map(params.map((p, i) => [p, paramNames[i]]));
+  const optimizerParamNames = [...decay, ...noDecay].map((p) => nameOf.get(p)!);
   const optimizer = new AdamW(
     [
       { params: decay, weightDecay: tc.weightDecay },
@@ -283,24 +314,26 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let position: DataPosition = { epoch: 0, index: 0 };
   let tokensSeen = 0;
   let elapsedBefore = 0;
-  if (resumeFrom) {
-    const loaded = await store.load(resumeFrom);
-    const s = loaded.state;
+  let skippedSteps = 0;
+  if (resumeFrom && resumed) {
+    const s = resumed.state;
+    if (s.version !== 2) throw new CheckpointError(`--resume ${resumeFrom.path}: trainer state version ${String(s.version)}, this lm-train reads version 2`);
     if (s.fingerprint !== fingerprint) print(`warning: resuming ${resumeFrom.path} with a different model/data/batch config than it was saved with; the run will not continue exactly`);
-    const ckpt = await openCheckpoint(loaded.modelFile);
-    try {
-      await model.module.loadWeights(ckpt, { strict: true });
-    } finally {
-      await ckpt.close();
-    }
-    await restoreOptimizer(optimizer, s.optimizer, loaded.optimizer, backend);
+    await restoreOptimizer(optimizer, optimizerParamNames, s.optimizer, resumed.optimizer, backend);
     scheduler.loadStateDict(s.scheduler);
+    if (scaler && s.lossScale) scaler.loadStateDict(s.lossScale);
     defaultGenerator.setState(s.generator);
     step = s.step;
     position = s.data;
     tokensSeen = s.tokensSeen;
     elapsedBefore = s.elapsedSeconds;
+    skippedSteps = s.skippedSteps;
   }
+  // The weights a checkpoint holds: float32 (the main copies in a float16 run), under the model's names.
+  const checkpointWeights = (): Map<string, Tensor> => {
+    const mainOf = new Map(main ? main.modelParams.map((p, i) => [p, main.params[i]] as const) : []);
+    return new Map([...model.module.stateDict()].map(([name, t]) => [name, mainOf.get(t) ?? t]));
+  };
 
   const metrics = new MetricsLog(config.output.metrics);
   metrics.start(resumeFrom ? step : null);
@@ -310,23 +343,31 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       `${data.files.length} corpus file(s), vocab ${tokenizer.vocabSize}, seq ${config.data.seqLength}, batch ${tc.batchSize}x${tc.gradAccumulation}, ${tc.steps} steps` +
       (resumeFrom ? `; resumed from step ${step} (${resumeFrom.path})` : ''),
   );
+  if (main) {
+    print(
+      `float16: model in float16, float32 main weights, dynamic loss scale from ${scaler!.scale}` +
+        (backend.name === 'cpu' ? ' (the cpu backend emulates float16: float32 arithmetic rounded on every write, slower than float32; useful to check numerics)' : ''),
+    );
+  }
 
   let lastSaved: CheckpointRef | null = resumeFrom;
   const saveCheckpoint = async (): Promise<CheckpointRef> => {
     if (lastSaved && lastSaved.step === step) return lastSaved;
-    const opt = optimizerPayload(optimizer);
+    const opt = optimizerPayload(optimizer, optimizerParamNames);
     const state: TrainerState = {
-      version: 1,
+      version: 2,
       step,
       data: batches.position,
       generator: defaultGenerator.getState(),
       scheduler: scheduler.stateDict(),
       optimizer: opt.json,
+      lossScale: scaler ? scaler.stateDict() : null,
+      skippedSteps,
       tokensSeen,
       elapsedSeconds: elapsedBefore + (performance.now() - trainStart) / 1000,
       fingerprint,
     };
-    const ref = await store.save(step, { model: model.module.stateDict(), optimizer: opt.tensors, state });
+    const ref = await store.save(step, { model: checkpointWeights(), optimizer: opt.tensors, state });
     await store.prune(config.checkpointing.keepLast);
     lastSaved = ref;
     return ref;
@@ -364,7 +405,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const keys: string[] = [];
         const packed = scope(() => {
           const out = objective.compute(model, batch);
-          const scaled = tc.gradAccumulation > 1 ? out.loss.divScalar(tc.gradAccumulation) : out.loss;
+          const factor = (scaler ? scaler.scale : 1) / tc.gradAccumulation;
+          const scaled = factor !== 1 ? out.loss.mulScalar(factor) : out.loss;
           scaled.backward();
           keys.push('loss', ...Object.keys(out.sums));
           return noGrad(() => stack([out.loss.detach(), ...Object.values(out.sums)]));
@@ -375,15 +417,31 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         sums = addSums(sums, Object.fromEntries(keys.slice(1).map((k, i) => [k, values[i + 1]])));
       }
       const lr = scheduler.getLastLr()[0];
-      const gradNorm = scope(() => {
-        const norm = tc.clipNorm > 0 ? clipGradNorm(params, tc.clipNorm) : null;
-        optimizer.step();
+      const lossScale = scaler?.scale;
+      let skipped = false;
+      if (main && scaler) {
+        const foundInf = main.unscaleGrads(scaler.scale);
+        skipped = (await foundInf.item()) !== 0;
+        foundInf.dispose();
+        scaler.update(skipped);
+      }
+      let normValue: number | null = null;
+      if (skipped) {
+        // Megatron: an overflowed step changes nothing but the loss scale (no update, no LR step).
         optimizer.zeroGrad();
-        scheduler.step();
-        return norm;
-      });
-      const normValue = gradNorm ? await gradNorm.item() : null;
-      gradNorm?.dispose();
+        skippedSteps++;
+      } else {
+        const gradNorm = scope(() => {
+          const norm = tc.clipNorm > 0 ? clipGradNorm(params, tc.clipNorm) : null;
+          optimizer.step();
+          optimizer.zeroGrad();
+          scheduler.step();
+          return norm;
+        });
+        main?.copyToModel();
+        normValue = gradNorm ? await gradNorm.item() : null;
+        gradNorm?.dispose();
+      }
       step++;
       tokensSeen += stepTokens;
       const seconds = (performance.now() - stepStart) / 1000;
@@ -395,6 +453,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const rec: MetricsRecord = { type: 'train', step, loss: round(loss), lr: round(lr), tokens: stepTokens, tokensPerSecond: Math.round(tps), seconds: round(seconds, 4) };
       for (const [k, v] of Object.entries(summary)) if (k !== 'loss') rec[k] = round(v);
       if (normValue !== null) rec.gradNorm = round(normValue);
+      if (lossScale !== undefined) rec.lossScale = lossScale;
+      if (skipped) rec.skipped = 1;
       metrics.append(rec);
       options.onStep?.(rec);
       progress.update(step, { loss, tokensPerSecond: tpsAvg, lr });
@@ -426,6 +486,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     print(`plot: ${plotPath}`);
   }
   print(`metrics: ${config.output.metrics}`);
+  if (main) {
+    // Back to float32 with the main weights: the export holds what the optimizer trained, unrounded.
+    model.module.cast('float32');
+    noGrad(() => [...model.module.parameters()].forEach((p, i) => p.copy_(main.params[i])));
+    main.dispose();
+  }
   if (!interrupted && config.output.export) {
     await model.exportTo(config.output.export, tokenizer);
     exportDir = config.output.export;

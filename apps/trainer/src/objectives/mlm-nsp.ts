@@ -28,6 +28,10 @@ export function batchTensors(batch: Batch, backend?: Backend): Record<'inputIds'
   };
 }
 
+function asFloat32(t: Tensor): Tensor {
+  return t.dtype === 'float32' ? t : t.cast('float32');
+}
+
 export class MaskedLMObjective implements Objective<Batch, PretrainingModel> {
   readonly name: string;
   constructor(
@@ -41,8 +45,11 @@ export class MaskedLMObjective implements Objective<Batch, PretrainingModel> {
   compute(model: PretrainingModel, batch: Batch): ObjectiveOutput {
     const t = batchTensors(batch, this.backend);
     const out = model.forward({ inputIds: t.inputIds, tokenTypeIds: t.tokenTypeIds, attentionMask: t.attentionMask });
-    const logits = out.predictionLogits ?? out.logits;
-    if (!logits) throw new TypeError(`${this.name}: the model returned neither predictionLogits nor logits`);
+    const modelLogits = out.predictionLogits ?? out.logits;
+    if (!modelLogits) throw new TypeError(`${this.name}: the model returned neither predictionLogits nor logits`);
+    // The loss is always computed in float32 (a float16 model's logits are cast, as Megatron does
+    // unless fp16_lm_cross_entropy): a float16 log-sum-exp over the vocabulary loses too much.
+    const logits = asFloat32(modelLogits);
     const vocab = logits.shape[logits.shape.length - 1];
     const flat = logits.reshape(-1, vocab); // [batch * seq, vocab]
     const labels = t.labels.reshape(-1); // [batch * seq]
@@ -53,8 +60,9 @@ export class MaskedLMObjective implements Objective<Batch, PretrainingModel> {
     const correct = flat.argmax(-1).eq(labels).logicalAnd(valid).toFloat().sum();
     const sums: Record<string, Tensor> = { mlmLossSum: mlmSum, mlmCorrect: correct, mlmCount: valid.toFloat().sum() };
     if (this.nextSentencePrediction) {
-      const nsp = out.seqRelationshipLogits;
-      if (!nsp) throw new TypeError(`${this.name}: the model returned no seqRelationshipLogits (use a pretraining head, or objective: mlm)`);
+      const nspLogits = out.seqRelationshipLogits;
+      if (!nspLogits) throw new TypeError(`${this.name}: the model returned no seqRelationshipLogits (use a pretraining head, or objective: mlm)`);
+      const nsp = asFloat32(nspLogits);
       const nspSum = crossEntropy(nsp, t.nextSentenceLabel, { reduction: 'sum' });
       loss = loss.add(nspSum.divScalar(batch.batchSize));
       sums.nspLossSum = nspSum;
