@@ -2,11 +2,12 @@
 //   default-run   training steps of the embedded default config (model, data, batch) on each backend
 //   bert-base     one MLM training step (forward, backward, AdamW) of a BERT-base-sized MegatronBERT
 //                 (hidden 768, 12 layers, 12 heads, vocab 30522), seq 128
-// with tokens/s, ms per step, and peak memory (process RSS and the backend's live bytes).
+// with tokens/s, ms per step, and peak memory (process RSS and the backend's live bytes). On a WebGPU
+// adapter with shader-f16 each is measured again in float16 mixed precision (as training.float16).
 //
 //   pnpm --filter trainer bench            (builds first; LM_BENCH_BERT_BATCH sets the bert-base batch, default 2)
 
-import { AdamW } from '@lm/layers';
+import { AdamW, DynamicLossScaler, Float16MainParams } from '@lm/layers';
 import { MegatronBertConfig, MegatronBertForPreTraining } from '@lm/megatron-bert';
 import { init, manualSeed, memory, probeWebGPU, scope, type Backend } from '@lm/tensor-gpu';
 import { DEFAULT_CONFIG_PATH } from '../src/default-config.js';
@@ -44,9 +45,13 @@ function syntheticBatch(batchSize: number, seqLength: number, vocab: number): Ba
   };
 }
 
-async function timeSteps(model: MegatronBertForPreTraining, backend: Backend, batches: () => Promise<Batch>, steps: number, warmup: number) {
+/** Training steps as lm-train takes them (float16: main weights, loss scaling, one overflow read per step). */
+async function timeSteps(model: MegatronBertForPreTraining, backend: Backend, batches: () => Promise<Batch>, steps: number, warmup: number, float16 = false) {
   const objective = new MaskedLMObjective(true, backend);
-  const optimizer = new AdamW(model.parameters(), { lr: 1e-4 });
+  const main = float16 ? new Float16MainParams(model.parameters()) : null;
+  if (main) main.bindModel(model.cast('float16').parameters());
+  const scaler = new DynamicLossScaler();
+  const optimizer = new AdamW(main ? main.params : model.parameters(), { lr: 1e-4 });
   const fwd = { forward: (x: Parameters<MegatronBertForPreTraining['forward']>[0]) => model.forward(x) };
   let tokens = 0;
   let seconds = 0;
@@ -55,11 +60,24 @@ async function timeSteps(model: MegatronBertForPreTraining, backend: Backend, ba
     const t0 = performance.now();
     const loss = scope(() => {
       const out = objective.compute(fwd, batch);
-      out.loss.backward();
-      optimizer.step();
-      optimizer.zeroGrad();
+      (main ? out.loss.mulScalar(scaler.scale) : out.loss).backward();
+      if (!main) {
+        optimizer.step();
+        optimizer.zeroGrad();
+      }
       return out.loss;
     });
+    if (main) {
+      const foundInf = main.unscaleGrads(scaler.scale);
+      const overflow = (await foundInf.item()) !== 0;
+      foundInf.dispose();
+      if (!overflow) {
+        scope(() => optimizer.step());
+        main.copyToModel();
+      }
+      optimizer.zeroGrad();
+      scaler.update(overflow);
+    }
     await loss.item();
     loss.dispose();
     sample();
@@ -69,29 +87,30 @@ async function timeSteps(model: MegatronBertForPreTraining, backend: Backend, ba
     }
   }
   optimizer.dispose();
-  return { tokensPerSecond: Math.round(tokens / seconds), msPerStep: Math.round((1000 * seconds) / steps) };
+  main?.dispose();
+  return { ...(float16 ? { dtype: 'float16' } : {}), tokensPerSecond: Math.round(tokens / seconds), msPerStep: Math.round((1000 * seconds) / steps) };
 }
 
-async function defaultRun(backend: Backend, steps = 10, warmup = 2): Promise<void> {
+async function defaultRun(backend: Backend, steps = 10, warmup = 2, float16 = false): Promise<void> {
   const cfg = loadConfig({ file: DEFAULT_CONFIG_PATH });
   const tokenizer = await loadTokenizer(cfg.data.tokenizer!, { lowercase: true });
   const data = await PretrainingData.open(tokenizer, { ...cfg.data, seed: cfg.seed, nextSentencePrediction: true });
   const stream = data.trainBatches(cfg.training.batchSize);
   manualSeed(cfg.seed);
   const model = new MegatronBertForPreTraining(new MegatronBertConfig({ ...(cfg.model.config as object), vocabSize: tokenizer.vocabSize }), { backend });
-  const r = await timeSteps(model, backend, () => stream.next(), steps, warmup);
+  const r = await timeSteps(model, backend, () => stream.next(), steps, warmup, float16);
   await stream.close();
   model.dispose();
   emit({ bench: 'default-run', backend: backend.name, adapter: backend.adapterInfo, batch: cfg.training.batchSize, seq: cfg.data.seqLength, params: model.numParameters(), ...r });
 }
 
-async function bertBase(backend: Backend, batchSize: number): Promise<void> {
+async function bertBase(backend: Backend, batchSize: number, steps = 1, warmup = 1, float16 = false): Promise<void> {
   manualSeed(0);
   const config = new MegatronBertConfig({ vocabSize: 30522, hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 3072, maxPositionEmbeddings: 512 });
   const model = new MegatronBertForPreTraining(config, { backend });
   const batch = syntheticBatch(batchSize, 128, config.vocabSize);
-  const r = await timeSteps(model, backend, async () => batch, 1, 1);
-  emit({ bench: 'bert-base-mlm-step', backend: backend.name, adapter: backend.adapterInfo, batch: batchSize, seq: 128, params: model.numParameters(), ...r });
+  const r = await timeSteps(model, backend, async () => batch, steps, warmup, float16);
+  emit({ bench: 'bert-base-mlm-step', backend: backend.name, adapter: backend.adapterInfo, batch: batchSize, seq: 128, params: model.numParameters(), warmupSteps: warmup, ...r });
   model.dispose();
 }
 
@@ -106,13 +125,22 @@ if (!probe.available) {
 } else {
   const gpu = await init('webgpu');
   peakBackend = 0;
-  // SwiftShader is ~100x slower than the cpu backend: a couple of steps tell the rate.
-  if (probe.isSoftware) await defaultRun(gpu, 2, 1);
-  else await defaultRun(gpu);
+  // SwiftShader is far slower than the cpu backend: a couple of steps tell the rate, and the BERT-base
+  // step is a single batch-1 step including pipeline compilation (warmupSteps 0), about two minutes.
   if (probe.isSoftware) {
-    console.log(JSON.stringify({ bench: 'bert-base-mlm-step', backend: 'webgpu', skipped: true, reason: `software adapter (${probe.adapterInfo}): a BERT-base step would take many minutes; measured the default-run model instead` }));
+    await defaultRun(gpu, 2, 1);
+    peakBackend = 0;
+    await bertBase(gpu, 1, 1, 0);
   } else {
+    await defaultRun(gpu);
+    peakBackend = 0;
     await bertBase(gpu, bertBatch);
+    if (gpu.supportsFloat16) {
+      peakBackend = 0;
+      await defaultRun(gpu, 10, 2, true);
+      peakBackend = 0;
+      await bertBase(gpu, bertBatch, 1, 1, true);
+    }
   }
   gpu.destroy?.();
 }
