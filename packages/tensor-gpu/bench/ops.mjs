@@ -62,7 +62,41 @@ async function benchBackend(backend) {
     emit({ op: 'softmax', ...base, shape: [R, C], median_ms: +ms.toFixed(3), gbps: +((2 * R * C * 4) / ms / 1e6).toFixed(2) });
     ms = await time(backend, () => lm.layerNorm(x, C, w, b, 1e-12));
     emit({ op: 'layerNorm', ...base, shape: [R, C], median_ms: +ms.toFixed(3), gbps: +((2 * R * C * 4) / ms / 1e6).toFixed(2) });
-    [x, w, b].forEach((t) => t.dispose());
+    // forward + backward (the fused layerNormBackward kernel plus the weight/bias row sums)
+    const g = randn([R, C]);
+    const xg = x.detach().requiresGrad_();
+    const wg = w.detach().requiresGrad_();
+    const bg = b.detach().requiresGrad_();
+    const step = (f) => () => {
+      const y = f();
+      y.backward(g);
+      const grads = [xg, wg, bg].map((t) => t.grad).filter(Boolean);
+      [xg, wg, bg].forEach((t) => (t.grad = null));
+      return [y, ...grads];
+    };
+    ms = await time(backend, step(() => lm.layerNorm(xg, C, wg, bg, 1e-12)));
+    emit({ op: 'layerNorm-forward-backward', ...base, shape: [R, C], median_ms: +ms.toFixed(3) });
+    ms = await time(backend, step(() => xg.gelu()));
+    emit({ op: 'gelu-forward-backward', ...base, shape: [R, C], median_ms: +ms.toFixed(3) });
+    [x, w, b, g, xg, wg, bg].forEach((t) => t.dispose());
+  }
+
+  // Linear on [batch, seq, in]: x @ W^T forward + backward (batch folded into one GEMM each way)
+  {
+    const [Bt, L, I, O] = sw ? [2, 64, 256, 1024] : [8, 128, 768, 3072];
+    const x = randn([Bt, L, I]).requiresGrad_();
+    const W = randn([O, I]).requiresGrad_();
+    const g = randn([Bt, L, O]);
+    const ms = await time(backend, () => {
+      const y = x.matmul(W.transpose(0, 1));
+      y.backward(g);
+      const out = [y, x.grad, W.grad];
+      x.grad = null;
+      W.grad = null;
+      return out;
+    });
+    emit({ op: 'linear-forward-backward', ...base, batch: Bt, seq: L, in: I, out: O, median_ms: +ms.toFixed(3), gflops: +((6 * Bt * L * I * O) / ms / 1e6).toFixed(2) });
+    [x, W, g].forEach((t) => t.dispose());
   }
 
   // fused attention, batch 1, 12 heads, head dim 64 (BERT-base shapes)

@@ -120,6 +120,15 @@ export interface Backend {
    */
   layerNorm(x: View, weight: View | null, bias: View | null, out: View, eps: number, rms: boolean): void;
   /**
+   * The input gradient of layerNorm (rms: RMS norm) over the last dim of contiguous [outer, inner] rows,
+   * from the forward's x and weight ([inner] or null) and gradOut (contiguous [outer, inner]):
+   *   xhat = (x - mean) * rstd  (mean = 0 for rms);  gw = gradOut * w
+   *   gradIn = rstd * (gw - mean(gw) - xhat * mean(gw * xhat))  (rms: without the mean(gw) term)
+   * and, when gradOutXhat is given, gradOutXhat = gradOut * xhat (the caller sums its rows into the
+   * weight's gradient). gradIn and gradOutXhat are contiguous [outer, inner].
+   */
+  layerNormBackward(x: View, weight: View | null, gradOut: View, gradIn: View, gradOutXhat: View | null, eps: number, rms: boolean): void;
+  /**
    * Batched matmul: a [batch, M, K] @ b [batch, K, N] -> out [batch, M, N] (contiguous). a and b may have
    * any strides (a transposed operand is a stride swap; a broadcast batch has stride 0).
    */

@@ -4,9 +4,18 @@
 // `p0`, `p1`; helper functions they call (erf_f32, ...) live in backends/webgpu/kernels/wgsl-math.ts.
 
 import type { Tensor } from '../tensor.js';
+// Only called inside gradient rules (never while this module loads), so the import cycle is harmless.
+import { binary } from './elementwise.js';
+
+/** A fused gradient row applied to (incoming gradient, input); typed by name so the table's type does not refer to itself. */
+function fusedGrad(op: 'geluBackward' | 'geluTanhBackward', g: Tensor, x: Tensor): Tensor {
+  return binary(op, g, x);
+}
 
 const SQRT_2_OVER_PI = 0.7978845608028654;
 const INV_SQRT_2 = 0.7071067811865476;
+const INV_SQRT_2PI = 0.3989422804014327;
+const GELU_TANH_K = 0.044715;
 
 /** erf via Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); the WGSL side uses the same formula. */
 export function erf(x: number): number {
@@ -16,6 +25,18 @@ export function erf(x: number): number {
   const y =
     1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-ax * ax);
   return sign * y;
+}
+
+/**
+ * gelu'(x) = Phi(x) + x phi(x). The erf above evaluated at x / sqrt(2) needs exp(-x^2 / 2), which is
+ * phi(x) up to a constant, so one exp serves both (exp dominates the cost of this row).
+ */
+function geluGrad(x: number): number {
+  const ax = Math.abs(x) * INV_SQRT_2;
+  const t = 1 / (1 + 0.3275911 * ax);
+  const e = Math.exp(-ax * ax);
+  const erfAbs = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * e;
+  return 0.5 * (1 + (x < 0 ? -erfAbs : erfAbs)) + x * e * INV_SQRT_2PI;
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -54,30 +75,19 @@ export const UNARY = {
     out: 'float',
     grad: (g, x) => g.mul(x.square().neg().exp().mulScalar(2 / Math.sqrt(Math.PI))),
   },
-  /** Exact GELU: x * Phi(x) (Hugging Face `gelu`). */
+  /** Exact GELU: x * Phi(x) (Hugging Face `gelu`). Its gradient is one kernel (`geluBackward`). */
   gelu: {
     cpu: (x) => 0.5 * x * (1 + erf(x * INV_SQRT_2)),
     wgsl: '0.5 * x * (1.0 + erf_f32(x * 0.7071067811865476))',
     out: 'float',
-    grad: (g, x) => {
-      const cdf = x.mulScalar(INV_SQRT_2).erf().addScalar(1).mulScalar(0.5);
-      const pdf = x.square().mulScalar(-0.5).exp().mulScalar(1 / Math.sqrt(2 * Math.PI));
-      return g.mul(cdf.add(x.mul(pdf)));
-    },
+    grad: (g, x) => fusedGrad('geluBackward', g, x),
   },
   /** Tanh-approximated GELU (`gelu_new`, `gelu_fast`, `gelu_pytorch_tanh`, ChatGLM's gelu). */
   geluTanh: {
-    cpu: (x) => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))),
+    cpu: (x) => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_K * x * x * x))),
     wgsl: '0.5 * x * (1.0 + tanh_f32(0.7978845608028654 * (x + 0.044715 * x * x * x)))',
     out: 'float',
-    grad: (g, x) => {
-      const inner = x.add(x.pow(3).mulScalar(0.044715)).mulScalar(SQRT_2_OVER_PI);
-      const t = inner.tanh();
-      const dInner = x.square().mulScalar(3 * 0.044715).addScalar(1).mulScalar(SQRT_2_OVER_PI);
-      const left = t.addScalar(1).mulScalar(0.5);
-      const right = x.mul(t.square().neg().addScalar(1)).mul(dInner).mulScalar(0.5);
-      return g.mul(left.add(right));
-    },
+    grad: (g, x) => fusedGrad('geluTanhBackward', g, x),
   },
   silu: {
     cpu: (x) => x * sigmoid(x),
@@ -198,6 +208,35 @@ const BASE_BINARY = {
   ge: { cpu: (a, b) => +(a >= b), wgsl: 'f32(a >= b)', out: 'bool', grad: null },
   logicalAnd: { cpu: (a, b) => +(a !== 0 && b !== 0), wgsl: 'f32(a != 0.0 && b != 0.0)', out: 'bool', grad: null },
   logicalOr: { cpu: (a, b) => +(a !== 0 || b !== 0), wgsl: 'f32(a != 0.0 || b != 0.0)', out: 'bool', grad: null },
+  // The GELU gradients as one pass each (a = the incoming gradient, b = the activation's input): the
+  // composites they replace are 6-8 elementwise kernels over the [batch, seq, 4 * hidden] MLP activations.
+  // gelu'(x) = Phi(x) + x phi(x); gelu''(x) = phi(x) (2 - x^2).
+  geluBackward: {
+    cpu: (g, x) => g * geluGrad(x),
+    wgsl: 'a * gelu_grad_f32(b)',
+    out: 'float',
+    grad: (gg, g, x) => {
+      const pdf = x.square().mulScalar(-0.5).exp().mulScalar(INV_SQRT_2PI);
+      return [fusedGrad('geluBackward', gg, x), gg.mul(g).mul(pdf.mul(x.square().neg().addScalar(2)))];
+    },
+  },
+  // With u = c (x + k x^3), t = tanh(u): y' = (1 + t) / 2 + x (1 - t^2) u' / 2, u' = c (1 + 3k x^2).
+  geluTanhBackward: {
+    cpu: (g, x) => {
+      const t = Math.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_K * x * x * x));
+      return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_TANH_K * x * x));
+    },
+    wgsl: 'a * gelu_tanh_grad_f32(b)',
+    out: 'float',
+    grad: (gg, g, x) => {
+      // y'' = (1 - t^2) (u' - x t u'^2 + x u'' / 2), u'' = 6 c k x.
+      const t = x.add(x.pow(3).mulScalar(GELU_TANH_K)).mulScalar(SQRT_2_OVER_PI).tanh();
+      const du = x.square().mulScalar(3 * GELU_TANH_K).addScalar(1).mulScalar(SQRT_2_OVER_PI);
+      const sech2 = t.square().neg().addScalar(1);
+      const second = sech2.mul(du.sub(x.mul(t).mul(du.square())).add(x.square().mulScalar(3 * SQRT_2_OVER_PI * GELU_TANH_K)));
+      return [fusedGrad('geluTanhBackward', gg, x), gg.mul(g).mul(second)];
+    },
+  },
 } satisfies Record<string, BinaryRow>;
 
 /** Activations fused with a bias add (`addGelu` = gelu(a + b)): one kernel for Linear + activation. */

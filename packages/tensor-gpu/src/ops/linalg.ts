@@ -26,11 +26,32 @@ function as3d(t: Tensor, batchShape: number[]): Tensor {
   return out;
 }
 
+/**
+ * a [...batch, M, K] @ b [K, N] as one [batch*M, K] @ [K, N] product, as PyTorch folds it, when a's
+ * leading dims merge without a copy (a Linear on [batch, seq, in]). Its backward then gives b's
+ * gradient as one GEMM over every row, instead of a [batch, K, N] stack of products summed afterwards.
+ */
+function foldBatchIntoRows(a: Tensor, b: Tensor): Tensor | null {
+  if (a.rank < 3 || b.rank !== 2) return null;
+  const K = a.shape[a.rank - 1];
+  if (K !== b.shape[0]) return null; // the caller reports the mismatch with the original shapes
+  const rows = a.shape.slice(0, -1).reduce((n, d) => n * d, 1);
+  if (rows === 0 || !viewStrides(a.shape, a.strides, [rows, K])) return null;
+  const a2 = reshape(a, [rows, K]);
+  const y2 = matmul(a2, b);
+  const y = reshape(y2, [...a.shape.slice(0, -1), b.shape[1]]);
+  a2.dispose();
+  y2.dispose();
+  return y;
+}
+
 export function matmul(a: Tensor, b: Tensor): Tensor {
   const backend = backendOf('matmul', a, b);
   requireFloat('matmul', a, 'a');
   requireFloat('matmul', b, 'b');
   if (a.rank === 0 || b.rank === 0) throw new ShapeError(`matmul: both arguments need at least 1 dim, got a${fmtShape(a.shape)} @ b${fmtShape(b.shape)}`);
+  const folded = foldBatchIntoRows(a, b);
+  if (folded) return folded;
   // 1-D operands: a [K] -> [1, K]; b [K] -> [K, 1]; the added dims are squeezed from the result.
   const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]]) : a;
   const b2 = b.rank === 1 ? reshape(b, [b.shape[0], 1]) : b;

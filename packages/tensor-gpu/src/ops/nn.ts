@@ -74,26 +74,48 @@ function runNorm(x: Tensor, inner: number, weight: Tensor | null, bias: Tensor |
 }
 
 /**
+ * The gradients of a norm over rows of `inner` elements, from the fused backward kernel: the input's,
+ * and gradOut * xhat (for the weight's, when `wantGradOutXhat`), both of x's shape.
+ */
+function runNormBackward(
+  x: Tensor,
+  weight: Tensor | null,
+  gradOut: Tensor,
+  inner: number,
+  eps: number,
+  rms: boolean,
+  wantGradOutXhat: boolean,
+): { gradIn: Tensor; gradOutXhat: Tensor | null } {
+  const backend = x.backend;
+  const rowsOf = (t: Tensor) => t.viewOf([x.size / Math.max(inner, 1), inner], [inner, 1], t.offset);
+  const xc = contiguous(x);
+  const gc = contiguous(gradOut);
+  const w = weight && contiguous(weight);
+  const dtype = x.dtype === 'float16' && gradOut.dtype === 'float16' ? 'float16' : 'float32';
+  const gradIn = empty(backend, dtype, x.shape);
+  const gradOutXhat = wantGradOutXhat ? empty(backend, dtype, x.shape) : null;
+  const views = [rowsOf(xc), rowsOf(gc), rowsOf(gradIn), gradOutXhat && rowsOf(gradOutXhat)] as const;
+  if (x.size > 0) backend.layerNormBackward(views[0], w, views[1], views[2], views[3], eps, rms);
+  [...views, xc, gc, w].forEach((t) => t?.dispose());
+  return { gradIn, gradOutXhat };
+}
+
+/**
  * Layer norm over the last `normalizedShape` dims (torch.nn.functional.layer_norm).
- * weight/bias have the normalized shape (or are omitted).
+ * weight/bias have the normalized shape (or are omitted). The backward is one kernel
+ * (Backend.layerNormBackward) for the input, plus row sums for weight and bias.
  */
 export function layerNorm(x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   backendOf('layerNorm', x, weight, bias);
   const k = typeof normalizedShape === 'number' ? 1 : normalizedShape.length;
   const { inner } = normRows('layerNorm', x, k, weight ?? null, bias ?? null);
   const y = runNorm(x, inner, weight ?? null, bias ?? null, eps, false);
-  const axes = Array.from({ length: k }, (_, i) => x.rank - k + i);
   return record('layerNorm', y, [x, weight, bias], [x, ...(weight ? [weight] : [])], ([g], [xs, ws]) => {
-    const mean = xs.mean(axes, true);
-    const centered = xs.sub(mean);
-    const rstd = centered.square().mean(axes, true).addScalar(eps).rsqrt();
-    const xhat = centered.mul(rstd);
-    const gw = ws ? g!.mul(ws) : g!;
-    const dx = rstd.mul(gw.sub(gw.mean(axes, true)).sub(xhat.mul(gw.mul(xhat).mean(axes, true))));
+    const { gradIn, gradOutXhat } = runNormBackward(xs, ws ?? null, g!, inner, eps, false, !!weight?.requiresGrad);
     const outer = Array.from({ length: x.rank - k }, (_, i) => i);
-    const dw = weight?.requiresGrad ? reshape(g!.mul(xhat).sum(outer), weight.shape) : null;
+    const dw = gradOutXhat && weight ? reshape(gradOutXhat.sum(outer), weight.shape) : null;
     const db = bias?.requiresGrad ? reshape(g!.sum(outer), bias.shape) : null;
-    return [x.requiresGrad ? dx : null, dw, db];
+    return [x.requiresGrad ? gradIn : null, dw, db];
   });
 }
 
@@ -103,13 +125,10 @@ export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
   const { inner } = normRows('rmsNorm', x, 1, weight ?? null, null);
   const y = runNorm(x, inner, weight ?? null, null, eps, true);
   return record('rmsNorm', y, [x, weight], [x, ...(weight ? [weight] : [])], ([g], [xs, ws]) => {
-    const rstd = xs.square().mean(-1, true).addScalar(eps).rsqrt();
-    const xhat = xs.mul(rstd);
-    const gw = ws ? g!.mul(ws) : g!;
-    const dx = rstd.mul(gw.sub(xhat.mul(gw.mul(xhat).mean(-1, true))));
+    const { gradIn, gradOutXhat } = runNormBackward(xs, ws ?? null, g!, inner, eps, true, !!weight?.requiresGrad);
     const outer = Array.from({ length: x.rank - 1 }, (_, i) => i);
-    const dw = weight?.requiresGrad ? reshape(g!.mul(xhat).sum(outer), weight.shape) : null;
-    return [x.requiresGrad ? dx : null, dw];
+    const dw = gradOutXhat && weight ? reshape(gradOutXhat.sum(outer), weight.shape) : null;
+    return [x.requiresGrad ? gradIn : null, dw];
   });
 }
 

@@ -9,7 +9,7 @@ import { BINARY, UNARY, type BinaryOpName, type UnaryOpName } from '../../ops/el
 import { philoxFill } from '../../random.js';
 import { forEachRow, offsetsOf } from './strided.js';
 import { matmulKernel } from './matmul.js';
-import { binaryLoop, unaryLoop } from './loops.js';
+import { arrayKinds, binaryLoop, unaryLoop } from './loops.js';
 
 export interface CpuStorage extends Storage {
   data: AnyHostArray;
@@ -174,24 +174,25 @@ class CpuBackend implements Backend {
     const d = arr(dst);
     const conv = src.dtype === dst.dtype ? null : converter(dst.dtype);
     forEachRow(dst.shape, [src, dst], ([bs, bd], n, [ss, sd]) => {
-      if (!conv && ss === 1 && sd === 1) d.set(s.subarray(bs, bs + n), bd);
+      // set(subarray) allocates a view per row: worth it only for long rows (head splits copy rows of 16-64).
+      if (!conv && ss === 1 && sd === 1 && n >= 256) d.set(s.subarray(bs, bs + n), bd);
       else if (conv) for (let j = 0; j < n; j++) d[bd + j * sd] = conv(s[bs + j * ss]);
       else for (let j = 0; j < n; j++) d[bd + j * sd] = s[bs + j * ss];
     });
   }
 
   unary(op: UnaryOpName, x: View, out: View, p0: number, p1: number): void {
-    const loop = unaryLoop(op, UNARY[op].cpu, converter(out.dtype));
     const xs = arr(x);
     const o = arr(out);
+    const loop = unaryLoop(op, UNARY[op].cpu, converter(out.dtype), arrayKinds(xs, o));
     forEachRow(out.shape, [x, out], ([bx, bo], n, [sx, so]) => loop(xs, bx, sx, o, bo, so, n, p0, p1));
   }
 
   binary(op: BinaryOpName, a: View, b: View, out: View): void {
-    const loop = binaryLoop(op, BINARY[op].cpu, converter(out.dtype));
     const as = arr(a);
     const bs = arr(b);
     const o = arr(out);
+    const loop = binaryLoop(op, BINARY[op].cpu, converter(out.dtype), arrayKinds(as, bs, o));
     forEachRow(out.shape, [a, b, out], ([ba, bb, bo], n, [sa, sb, so]) => loop(as, ba, sa, bs, bb, sb, o, bo, so, n));
   }
 
@@ -315,6 +316,54 @@ class CpuBackend implements Backend {
         if (w) y *= w[wo + j];
         if (b) y += b[bo + j];
         o[d + j] = conv ? conv(y) : y;
+      }
+    }
+  }
+
+  layerNormBackward(x: View, weight: View | null, gradOut: View, gradIn: View, gradOutXhat: View | null, eps: number, rms: boolean): void {
+    const { rows, inner, base } = contiguousRows(x);
+    const xs = arr(x);
+    const gs = arr(gradOut);
+    const dx = arr(gradIn);
+    const gx = gradOutXhat ? arr(gradOutXhat) : null;
+    const w = weight ? arr(weight) : null;
+    const wo = weight?.offset ?? 0;
+    const ws = weight ? weight.strides[weight.strides.length - 1] : 0;
+    const conv = converter(gradIn.dtype);
+    const convX = gradOutXhat ? converter(gradOutXhat.dtype) : null;
+    for (let r = 0; r < rows; r++) {
+      const s = base + r * inner;
+      const gb = gradOut.offset + r * inner;
+      let mean = 0;
+      if (!rms) {
+        for (let j = 0; j < inner; j++) mean += xs[s + j];
+        mean /= inner;
+      }
+      let v = 0;
+      for (let j = 0; j < inner; j++) {
+        const c = xs[s + j] - mean;
+        v += c * c;
+      }
+      const rstd = 1 / Math.sqrt(v / inner + eps);
+      // mean(gw) and mean(gw * xhat) over the row
+      let sumGw = 0;
+      let sumGwXhat = 0;
+      for (let j = 0; j < inner; j++) {
+        const gw = w ? gs[gb + j] * w[wo + j * ws] : gs[gb + j];
+        sumGw += gw;
+        sumGwXhat += gw * (xs[s + j] - mean) * rstd;
+      }
+      const meanGw = rms ? 0 : sumGw / inner;
+      const meanGwXhat = sumGwXhat / inner;
+      const d = gradIn.offset + r * inner;
+      const e = gradOutXhat ? gradOutXhat.offset + r * inner : 0;
+      for (let j = 0; j < inner; j++) {
+        const xhat = (xs[s + j] - mean) * rstd;
+        const g = gs[gb + j];
+        const gw = w ? g * w[wo + j * ws] : g;
+        const y = rstd * (gw - meanGw - xhat * meanGwXhat);
+        dx[d + j] = conv ? conv(y) : y;
+        if (gx) gx[e + j] = convX ? convX(g * xhat) : g * xhat;
       }
     }
   }

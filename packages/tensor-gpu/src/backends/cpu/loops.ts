@@ -1,6 +1,9 @@
 // Per-op elementwise loops. A loop shared by every op calls its math through one megamorphic call
 // site (~10-20 ns per element); a loop compiled per op gets its own type feedback, so V8 inlines the
-// math. `new Function` is refused under a strict Content-Security-Policy: then the shared loop is used.
+// math. Loops are also compiled per combination of array types (Float32Array, Int32Array, Uint8Array):
+// one loop fed a bool mask once turns its element accesses polymorphic for every later call, which
+// cost 2-3x on float32 in a training step. `new Function` is refused under a strict
+// Content-Security-Policy: then the shared loop is used.
 
 import type { AnyHostArray } from '../../dtype.js';
 
@@ -35,9 +38,16 @@ const identity = (v: number) => v;
 const unaryCache = new Map<string, UnaryLoop>();
 const binaryCache = new Map<string, BinaryLoop>();
 
-/** A loop specialised for (op, output conversion). */
-export function unaryLoop(key: string, f: (x: number, p0: number, p1: number) => number, conv: ((v: number) => number) | null): UnaryLoop {
-  const k = `${key}|${conv ? conv.name || 'conv' : ''}`;
+/** The array types of a call, part of the loop cache key. */
+export function arrayKinds(...arrays: AnyHostArray[]): string {
+  let k = '';
+  for (const a of arrays) k += a instanceof Float32Array ? 'f' : a instanceof Int32Array ? 'i' : a instanceof Uint8Array ? 'u' : 'o';
+  return k;
+}
+
+/** A loop specialised for (op, output conversion, array types). */
+export function unaryLoop(key: string, f: (x: number, p0: number, p1: number) => number, conv: ((v: number) => number) | null, kinds = ''): UnaryLoop {
+  const k = `${key}|${conv ? conv.name || 'conv' : ''}|${kinds}`;
   let loop = unaryCache.get(k);
   if (!loop) {
     const c = conv ?? identity;
@@ -51,8 +61,8 @@ export function unaryLoop(key: string, f: (x: number, p0: number, p1: number) =>
   return loop;
 }
 
-export function binaryLoop(key: string, f: (a: number, b: number) => number, conv: ((v: number) => number) | null): BinaryLoop {
-  const k = `${key}|${conv ? conv.name || 'conv' : ''}`;
+export function binaryLoop(key: string, f: (a: number, b: number) => number, conv: ((v: number) => number) | null, kinds = ''): BinaryLoop {
+  const k = `${key}|${conv ? conv.name || 'conv' : ''}|${kinds}`;
   let loop = binaryCache.get(k);
   if (!loop) {
     const c = conv ?? identity;

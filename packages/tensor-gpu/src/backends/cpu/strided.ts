@@ -33,7 +33,8 @@ export function collapse(shape: readonly number[], operands: readonly Operand[])
 
 /**
  * Calls row(bases, n, innerStrides) for every innermost row; bases[k] is operand k's element offset
- * at the row start.
+ * at the row start. `bases` is one array updated in place between calls (no allocation per row): read
+ * it, do not keep it.
  */
 export function forEachRow(
   shape: readonly number[],
@@ -53,7 +54,7 @@ export function forEachRow(
   const counter = new Array<number>(rank - 1).fill(0);
   const outerShape = c.shape.slice(0, rank - 1);
   for (;;) {
-    row(bases.slice(), n, inner);
+    row(bases, n, inner);
     // Advance the odometer over the outer dims.
     let d = rank - 2;
     for (; d >= 0; d--) {

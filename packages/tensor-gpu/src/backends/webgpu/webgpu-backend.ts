@@ -19,6 +19,7 @@ import { runCumsum } from './kernels/cumsum.js';
 import { runFill } from './kernels/fill.js';
 import { runGather } from './kernels/gather.js';
 import { runLayerNorm } from './kernels/layer-norm.js';
+import { runLayerNormBackward } from './kernels/layer-norm-backward.js';
 import { runMatmul, type MatmulKernel } from './kernels/matmul.js';
 import { runRandom } from './kernels/random.js';
 import { runReduce } from './kernels/reduce.js';
@@ -231,6 +232,11 @@ export class WebGPUBackend implements Backend {
   layerNorm(x: View, weight: View | null, bias: View | null, out: View, eps: number, rms: boolean): void {
     this.rt.check('layerNorm');
     runLayerNorm(this.rt, x, weight, bias, out, eps, rms);
+  }
+
+  layerNormBackward(x: View, weight: View | null, gradOut: View, gradIn: View, gradOutXhat: View | null, eps: number, rms: boolean): void {
+    this.rt.check(rms ? 'rmsNorm backward' : 'layerNorm backward');
+    runLayerNormBackward(this.rt, x, weight, gradOut, gradIn, gradOutXhat, eps, rms);
   }
 
   matmul(a: View, b: View, out: View): void {

@@ -106,6 +106,21 @@ fn tanh_f32(x: f32) -> f32 {
   return select(t, -t, x < 0.0);
 }
 
+// d/dx of the exact GELU, Phi(x) + x phi(x), with one exp shared by erf and phi (as geluGrad on cpu).
+fn gelu_grad_f32(x: f32) -> f32 {
+  let ax = abs(x) * 0.7071067811865476;
+  let t = 1.0 / (1.0 + 0.3275911 * ax);
+  let e = exp(-ax * ax);
+  let erf_abs = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * e;
+  return 0.5 * (1.0 + select(erf_abs, -erf_abs, x < 0.0)) + x * e * 0.3989422804014327;
+}
+
+// d/dx of the tanh-approximated GELU (the table's geluTanhBackward, without the incoming gradient).
+fn gelu_tanh_grad_f32(x: f32) -> f32 {
+  let t = tanh_f32(0.7978845608028654 * (x + 0.044715 * x * x * x));
+  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 0.134145 * x * x);
+}
+
 fn sigmoid_f32(x: f32) -> f32 {
   if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
   let e = exp(x);

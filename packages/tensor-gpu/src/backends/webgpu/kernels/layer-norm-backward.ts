@@ -1,0 +1,137 @@
+// layerNormBackward: the input gradient of layerNorm / RMS norm over the last dim of contiguous
+// [outer, inner] rows (Backend.layerNormBackward), and optionally gradOut * xhat for the weight's
+// gradient. One workgroup per row (64 threads, 256 from 2048 elements), three passes over the row:
+// mean and variance (Welford, merged in a shared-memory tree as in the forward kernel), then the two
+// row sums mean(g * w) and mean(g * w * xhat) in one tree, then the writes. It replaces a ~12-kernel
+// composite (broadcast subs and muls, squares, three row means) that re-read the row each time.
+
+import type { View } from '../../../backend.js';
+import { Params, storageRef, type BufferRef, type Runtime } from '../runtime.js';
+import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
+
+export function runLayerNormBackward(
+  rt: Runtime,
+  x: View,
+  weight: View | null,
+  gradOut: View,
+  gradIn: View,
+  gradOutXhat: View | null,
+  eps: number,
+  rms: boolean,
+): void {
+  const inner = x.shape[x.shape.length - 1] ?? 1;
+  const outer = inner === 0 ? 0 : prod(x.shape) / inner;
+  if (outer === 0) return;
+  const wg = inner >= 2048 ? 256 : 64;
+  const hasW = !!weight;
+  const hasGx = !!gradOutXhat;
+  const wd = weight?.dtype ?? 'float32';
+  const gxd = gradOutXhat?.dtype ?? 'float32';
+  const gw = (j: string) => `${toF32(gradOut.dtype, `G[go + ${j}]`)}${hasW ? ` * ${toF32(wd, `W[pu(5u) + ${j} * pu(6u)]`)}` : ''}`;
+  const code = (): string => `${enables([x.dtype, wd, gradOut.dtype, gradIn.dtype, gxd])}${PARAMS_WGSL}
+@group(0) @binding(1) var<storage, read> X: array<${wtype(x.dtype)}>;
+@group(0) @binding(2) var<storage, read> W: array<${hasW ? wtype(wd) : 'f32'}>;
+@group(0) @binding(3) var<storage, read> G: array<${wtype(gradOut.dtype)}>;
+@group(0) @binding(4) var<storage, read_write> DX: array<${wtype(gradIn.dtype)}>;
+@group(0) @binding(5) var<storage, read_write> GX: array<${hasGx ? wtype(gxd) : 'f32'}>;
+struct Wf { n: f32, mean: f32, m2: f32 }
+fn merge(a: Wf, b: Wf) -> Wf {
+  let n = a.n + b.n;
+  if (n == 0.0) { return a; }
+  let d = b.mean - a.mean;
+  return Wf(n, a.mean + d * (b.n / n), a.m2 + b.m2 + d * d * (a.n * b.n / n));
+}
+var<workgroup> sn: array<f32, ${wg}>;
+var<workgroup> smean: array<f32, ${wg}>;
+var<workgroup> sm2: array<f32, ${wg}>;
+@compute @workgroup_size(${wg})
+fn main(${MAIN_ARGS}) {
+  ${GROUP_ID_WGSL}
+  let row = gidx;
+  if (row >= pu(0u)) { return; }
+  let n = pu(1u);
+  let xo = pu(2u) + row * n;
+  let go = pu(3u) + row * n;
+  let dxo = pu(4u) + row * n;
+  let gxo = pu(7u) + row * n;
+  var acc = Wf(0.0, 0.0, 0.0);
+  for (var j = lid; j < n; j += ${wg}u) {
+    let v = ${toF32(x.dtype, 'X[xo + j]')};
+    ${
+      rms
+        ? 'acc.m2 += v * v;'
+        : `acc.n += 1.0;
+    let d = v - acc.mean;
+    acc.mean += d / acc.n;
+    acc.m2 += d * (v - acc.mean);`
+    }
+  }
+  sn[lid] = acc.n; smean[lid] = acc.mean; sm2[lid] = acc.m2;
+  workgroupBarrier();
+  for (var h = ${wg / 2}u; h > 0u; h = h >> 1u) {
+    if (lid < h) {
+      ${
+        rms
+          ? 'sm2[lid] = sm2[lid] + sm2[lid + h];'
+          : `let c = merge(Wf(sn[lid], smean[lid], sm2[lid]), Wf(sn[lid + h], smean[lid + h], sm2[lid + h]));
+      sn[lid] = c.n; smean[lid] = c.mean; sm2[lid] = c.m2;`
+      }
+    }
+    workgroupBarrier();
+  }
+  let mean = ${rms ? '0.0' : 'smean[0]'};
+  let rstd = inverseSqrt(sm2[0] / f32(n) + pf(8u));
+  workgroupBarrier();
+  // Row sums of gw and gw * xhat, reusing the shared arrays.
+  var sumGw = 0.0;
+  var sumGwXhat = 0.0;
+  for (var j = lid; j < n; j += ${wg}u) {
+    let gw = ${gw('j')};
+    sumGw += gw;
+    sumGwXhat += gw * (${toF32(x.dtype, 'X[xo + j]')} - mean) * rstd;
+  }
+  smean[lid] = sumGw; sm2[lid] = sumGwXhat;
+  workgroupBarrier();
+  for (var h = ${wg / 2}u; h > 0u; h = h >> 1u) {
+    if (lid < h) {
+      smean[lid] = smean[lid] + smean[lid + h];
+      sm2[lid] = sm2[lid] + sm2[lid + h];
+    }
+    workgroupBarrier();
+  }
+  let meanGw = ${rms ? '0.0' : 'smean[0] / f32(n)'};
+  let meanGwXhat = sm2[0] / f32(n);
+  for (var j = lid; j < n; j += ${wg}u) {
+    let xhat = (${toF32(x.dtype, 'X[xo + j]')} - mean) * rstd;
+    let gw = ${gw('j')};
+    DX[dxo + j] = ${fromF32(gradIn.dtype, 'rstd * (gw - meanGw - xhat * meanGwXhat)')};
+    ${hasGx ? `GX[gxo + j] = ${fromF32(gxd, `${toF32(gradOut.dtype, 'G[go + j]')} * xhat`)};` : ''}
+  }
+}`;
+  const p = new Params()
+    .pushU(outer)
+    .pushU(inner)
+    .pushU(x.offset)
+    .pushU(gradOut.offset)
+    .pushU(gradIn.offset)
+    .pushU(weight?.offset ?? 0)
+    .pushI(weight?.strides[weight.strides.length - 1] ?? 0)
+    .pushU(gradOutXhat?.offset ?? 0)
+    .pushF(eps);
+  const op = rms ? 'rmsNorm backward' : 'layerNorm backward';
+  const dummy: BufferRef = { pb: rt.dummy, size: 16 };
+  const key = `layerNormBackward:${rms}:${hasW}:${hasGx}:${x.dtype}:${wd}:${gradOut.dtype}:${gradIn.dtype}:${gxd}:${wg}`;
+  rt.dispatch(
+    op,
+    { key, bindings: ['uniform', 'read', 'read', 'read', 'rw', 'rw'], code },
+    p,
+    [
+      storageRef(x.storage, op, 'x'),
+      weight ? storageRef(weight.storage, op, 'weight') : dummy,
+      storageRef(gradOut.storage, op, 'gradOut'),
+      storageRef(gradIn.storage, op, 'gradIn'),
+      gradOutXhat ? storageRef(gradOutXhat.storage, op, 'gradOutXhat') : { pb: rt.dummyRw, size: 16 },
+    ],
+    grid(outer),
+  );
+}
