@@ -115,6 +115,12 @@ export interface Backend {
   /** Softmax (or log-softmax) over the last dim of contiguous [outer, inner]. */
   softmax(x: View, out: View, log: boolean): void;
   /**
+   * The input gradient of softmax (log: log-softmax) over the last dim of contiguous [outer, inner]
+   * rows, from the forward's output y and gradOut (contiguous, same shape):
+   *   softmax: gradIn = y * (gradOut - sum(gradOut * y));  log-softmax: gradIn = gradOut - exp(y) * sum(gradOut)
+   */
+  softmaxBackward(y: View, gradOut: View, gradIn: View, log: boolean): void;
+  /**
    * Layer norm over the last dim of contiguous [outer, inner]: (x - mean) / sqrt(var + eps) * w + b,
    * or with `rms`, x / sqrt(mean(x^2) + eps) * w. weight/bias are [inner] or null.
    */

@@ -58,9 +58,7 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('memory on $name', ({ name 
       expect(() => a.addScalar(1)).toThrow(/affine: tensor #\d+ \[2,3\] float32 was used after dispose/);
     });
 
-    // Only backends with a buffer pool (webgpu) have trim().
-    const pooled = name === 'webgpu';
-    if (pooled) it('the buffer pool stays under its cap and trim() empties it', async () => {
+    it('the buffer pool stays under its cap and trim() empties it', async () => {
       const gpu = backend as Backend & { poolLimitBytes: number };
       const before = gpu.poolLimitBytes;
       gpu.poolLimitBytes = 1 << 20;
@@ -71,6 +69,21 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('memory on $name', ({ name 
       expect(backend.memory().pooledBytes).toBe(0);
       expect(Array.from(await zeros([3], { backend }).addScalar(2).data())).toEqual([2, 2, 2]);
       gpu.poolLimitBytes = before;
+    });
+
+    it('a freed buffer is reused with stale contents that no kernel reads', async () => {
+      backend.trim!();
+      const a = randn([64, 64], { backend });
+      const first = a.storage;
+      a.dispose();
+      expect(backend.memory().pooledBytes).toBe(64 * 64 * 4);
+      // The pooled storage comes back for the next tensor of that size; every kernel writes all of it.
+      const b = tensor(new Float32Array(4096).fill(1), [64, 64], { backend });
+      const c = b.matmul(b);
+      expect(backend.memory().pooledBytes).toBe(0);
+      expect(Array.from(new Set(await c.data()))).toEqual([64]);
+      expect(first.refs).toBe(0);
+      [b, c].forEach((t) => t.dispose());
     });
 
     it('a training step in a loop does not grow memory', async () => {

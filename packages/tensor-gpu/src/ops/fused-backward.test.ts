@@ -1,8 +1,8 @@
-// The fused backward kernels (GELU's gradient rows, Backend.layerNormBackward) against the composites
+// The fused backward kernels (GELU's gradient rows, Backend.layerNormBackward, Backend.softmaxBackward) against the composites
 // they replaced, which stay here as the oracle, on both backends; plus matmul's batch folding.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../backend.js';
-import { biasActivation, layerNorm, matmul, rmsNorm, tensor, type Tensor } from '../index.js';
+import { biasActivation, crossEntropy, layerNorm, logSoftmax, matmul, rmsNorm, scaledDotProductAttention, softmax, tensor, type Tensor } from '../index.js';
 import { compareArrays, hostInput, testCpuBackend, testWebGPUBackend } from '../testing/index.js';
 
 const webgpu = await testWebGPUBackend();
@@ -108,6 +108,59 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('fused backward kernels on 
       const want = normGradComposite(base.transpose(1, 2), w.detach(), g, 2, 1e-5, false);
       await expectClose(x.grad!, want.dx, 2e-5, 'dx');
       await expectClose(w.grad!, want.dw, 2e-5, 'dweight');
+    });
+
+    for (const [shape, axis] of [
+      [[6, 20], -1], // one thread per row on webgpu
+      [[5, 300], -1],
+      [[2, 2100], 1], // 256-thread workgroups
+      [[4, 7, 3], 1], // a middle axis: moved last and back
+    ] as const) {
+      it(`softmax and logSoftmax gradients on [${shape.join(',')}] along ${axis} equal the composites`, async () => {
+        const x = input([...shape], 20, 3).requiresGrad_();
+        const g = input([...shape], 21);
+        softmax(x, axis).backward(g);
+        const y = softmax(x.detach(), axis);
+        await expectClose(x.grad!, y.mul(g.sub(g.mul(y).sum(axis, true))), 2e-6, 'softmax dx');
+        x.grad = null;
+        logSoftmax(x, axis).backward(g);
+        const ly = logSoftmax(x.detach(), axis);
+        await expectClose(x.grad!, g.sub(ly.exp().mul(g.sum(axis, true))), 2e-6, 'logSoftmax dx');
+      });
+    }
+
+    it('cross-entropy (through log-softmax) gives softmax - onehot over the counted rows', async () => {
+      const logits = input([9, 37], 22, 2).requiresGrad_();
+      const targets = tensor(Int32Array.from([3, -100, 0, 36, 5, 5, -100, 20, 1]), [9], { dtype: 'int32', backend });
+      crossEntropy(logits, targets).backward();
+      const p = await softmax(logits.detach(), -1).data();
+      const t = await targets.data();
+      const want = new Float32Array(9 * 37);
+      for (let i = 0; i < 9; i++) {
+        if (t[i] === -100) continue;
+        for (let c = 0; c < 37; c++) want[i * 37 + c] = (p[i * 37 + c] - (c === t[i] ? 1 : 0)) / 7;
+      }
+      const r = compareArrays(await logits.grad!.data(), want, 1e-6, 1e-5);
+      expect(r.ok, `dlogits: max |difference| ${r.maxAbs} at ${r.at}`).toBe(true);
+    });
+
+    it('attention gradients equal attention composed from matmul, exp and sum, with a padding mask', async () => {
+      const [B, H, L, D] = [2, 3, 5, 4];
+      const q = input([B, H, L, D], 23).requiresGrad_();
+      const k = input([B, H, L, D], 24).requiresGrad_();
+      const v = input([B, H, L, D], 25).requiresGrad_();
+      const keep = tensor(Uint8Array.from({ length: B * L }, (_, i) => (i % L < L - 1 - (i >= L ? 1 : 0) ? 1 : 0)), [B, 1, 1, L], { dtype: 'bool', backend });
+      const g = input([B, H, L, D], 26);
+      scaledDotProductAttention(q, k, v, { mask: keep }).backward(g);
+      const [qd, kd, vd] = [q, k, v].map((t) => t.detach().requiresGrad_());
+      const scores = qd.matmul(kd.transpose(-1, -2)).mulScalar(1 / Math.sqrt(D));
+      const masked = scores.add(keep.logicalNot().toFloat().mulScalar(-1e30));
+      // softmax spelled out with exp and sum, so the oracle does not run the kernel under test
+      const e = masked.sub(masked.max(-1, true).detach()).exp();
+      e.div(e.sum(-1, true)).matmul(vd).backward(g);
+      await expectClose(q.grad!, qd.grad!, 2e-5, 'dq');
+      await expectClose(k.grad!, kd.grad!, 2e-5, 'dk');
+      await expectClose(v.grad!, vd.grad!, 2e-5, 'dv');
     });
 
     it('matmul folds [batch, seq, in] @ [in, out] into one product, forward and backward', async () => {

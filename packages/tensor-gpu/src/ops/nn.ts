@@ -13,39 +13,49 @@ import { backendOf, describe, empty, requireFloat } from './util.js';
 import { alias, contiguous, reshape, transpose } from './views.js';
 import { matmul } from './linalg.js';
 
-/** Runs a last-dim row kernel on x along `axis` (moving it last and back when needed). */
-function alongLastAxis(x: Tensor, axis: number, kernel: (rows: Tensor, out: Tensor) => void): Tensor {
-  const a = normAxis('softmax', axis, x.rank, x.shape);
-  const moved = a === x.rank - 1 ? x : noGrad(() => transpose(x, a, -1));
-  const c = noGrad(() => contiguous(moved));
-  const inner = x.rank === 0 ? 1 : c.shape[c.rank - 1];
-  const rows = c.viewOf([sizeOf(c.shape) / Math.max(inner, 1), inner], [inner, 1], c.offset);
-  const out = empty(x.backend, x.dtype, c.shape);
-  const outRows = out.viewOf(rows.shape, rows.strides, 0);
-  if (rows.size > 0) kernel(rows, outRows);
-  [rows, outRows, c].forEach((t) => t.dispose());
-  if (moved !== x) moved.dispose();
-  if (moved === x) return out;
+/**
+ * Runs a last-dim row kernel on tensors of one shape along `axis` (moving it last and back when needed):
+ * kernel(rows of each input, rows of the output), all contiguous [outer, inner].
+ */
+function alongLastAxis(op: string, inputs: readonly Tensor[], axis: number, dtype: Tensor['dtype'], kernel: (rows: Tensor[], out: Tensor) => void): Tensor {
+  const x = inputs[0];
+  const a = normAxis(op, axis, x.rank, x.shape);
+  const last = a === x.rank - 1;
+  const moved = inputs.map((t) => (last ? t : noGrad(() => transpose(t, a, -1))));
+  const flat = moved.map((t) => noGrad(() => contiguous(t)));
+  const shape = flat[0].shape;
+  const inner = x.rank === 0 ? 1 : shape[shape.length - 1];
+  const rowShape = [sizeOf(shape) / Math.max(inner, 1), inner];
+  const rows = flat.map((c) => c.viewOf(rowShape, [inner, 1], c.offset));
+  const out = empty(x.backend, dtype, shape);
+  const outRows = out.viewOf(rowShape, [inner, 1], 0);
+  if (outRows.size > 0) kernel(rows, outRows);
+  [...rows, outRows, ...flat].forEach((t) => t.dispose());
+  moved.forEach((t, i) => t !== inputs[i] && t.dispose());
+  if (last) return out;
   const back = noGrad(() => transpose(out, a, -1));
   out.dispose();
   return back;
 }
 
+/** The gradient of softmax (log: log-softmax) along `axis` from its output y, in one row kernel. */
+function softmaxGrad(y: Tensor, g: Tensor, axis: number, log: boolean): Tensor {
+  const dtype = y.dtype === 'float16' && g.dtype === 'float16' ? 'float16' : 'float32';
+  return alongLastAxis(log ? 'logSoftmax' : 'softmax', [y, g], axis, dtype, ([ys, gs], out) => y.backend.softmaxBackward(ys, gs, out, log));
+}
+
 export function softmax(x: Tensor, axis = -1): Tensor {
   const backend = backendOf('softmax', x);
   requireFloat('softmax', x);
-  const y = alongLastAxis(x, axis, (rows, out) => backend.softmax(rows, out, false));
-  return record('softmax', y, [x], [y], ([g], [ys]) => {
-    const gy = g!.mul(ys);
-    return [gy.sub(ys.mul(gy.sum(axis, true)))];
-  });
+  const y = alongLastAxis('softmax', [x], axis, x.dtype, ([rows], out) => backend.softmax(rows, out, false));
+  return record('softmax', y, [x], [y], ([g], [ys]) => [softmaxGrad(ys, g!, axis, false)]);
 }
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const backend = backendOf('logSoftmax', x);
   requireFloat('logSoftmax', x);
-  const y = alongLastAxis(x, axis, (rows, out) => backend.softmax(rows, out, true));
-  return record('logSoftmax', y, [x], [y], ([g], [ys]) => [g!.sub(ys.exp().mul(g!.sum(axis, true)))]);
+  const y = alongLastAxis('logSoftmax', [x], axis, x.dtype, ([rows], out) => backend.softmax(rows, out, true));
+  return record('logSoftmax', y, [x], [y], ([g], [ys]) => [softmaxGrad(ys, g!, axis, true)]);
 }
 
 function normRows(op: string, x: Tensor, normalized: number, weight: Tensor | null, bias: Tensor | null): { inner: number } {
@@ -243,7 +253,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
     const p = softmax(masked, -1);
     const dv = matmul(transpose(p, -1, -2), g!);
     const dp = matmul(g!, transpose(vs, -1, -2));
-    let ds = p.mul(dp.sub(dp.mul(p).sum(-1, true)));
+    let ds = softmaxGrad(p, dp, -1, false);
     // Scores replaced by a constant (bool mask, causal) get no gradient; additive masks pass it on.
     if (ms && ms.dtype === 'bool') ds = where(ms, ds, 0);
     if (causal) ds = where(causalKeep(backend, Lq, Lk), ds, 0);

@@ -79,13 +79,23 @@ class CpuBackend implements Backend {
   readonly maxBindingBytes = 2 ** 31 - 1;
   private live = 0;
   private liveBytes = 0;
+  /**
+   * Freed arrays kept for reuse, by dtype and length: a training step allocates the same shapes every
+   * time, and a fresh typed array costs zeroing plus garbage collection of the old one (about a tenth
+   * of a small model's step). Capped like the WebGPU buffer pool; `trim()` empties it.
+   */
+  private pool = new Map<string, AnyHostArray[]>();
+  private pooledBytes = 0;
+  poolLimitBytes = 256 * 1024 * 1024;
+  // Arrays below this size are cheap to allocate and not worth a pool lookup.
+  private static readonly POOL_MIN_BYTES = 4096;
 
   get adapterInfo(): string {
     return `cpu (${matmulKernel.describe()})`;
   }
 
   alloc(dtype: DType, size: number): CpuStorage {
-    const data = hostArrayFor(dtype, size);
+    const data = this.takePooled(dtype, size) ?? hostArrayFor(dtype, size);
     this.live++;
     this.liveBytes += data.byteLength;
     return { backend: this, dtype, size, byteLength: data.byteLength, refs: 1, data };
@@ -122,17 +132,38 @@ class CpuBackend implements Backend {
   free(storage: Storage): void {
     this.live--;
     this.liveBytes -= storage.byteLength;
+    const data = (storage as CpuStorage).data;
     (storage as CpuStorage).data = new Float32Array(0);
+    if (data.byteLength >= CpuBackend.POOL_MIN_BYTES && this.pooledBytes + data.byteLength <= this.poolLimitBytes) {
+      const key = `${storage.dtype}:${data.length}`;
+      let list = this.pool.get(key);
+      if (!list) this.pool.set(key, (list = []));
+      list.push(data);
+      this.pooledBytes += data.byteLength;
+    }
+  }
+
+  private takePooled(dtype: DType, size: number): AnyHostArray | null {
+    const data = this.pool.get(`${dtype}:${size}`)?.pop();
+    if (!data) return null;
+    this.pooledBytes -= data.byteLength;
+    return data;
+  }
+
+  trim(): void {
+    this.pool.clear();
+    this.pooledBytes = 0;
   }
 
   flush(): void {}
   async sync(): Promise<void> {}
 
   memory(): MemoryInfo {
-    return { storages: this.live, bytes: this.liveBytes, pooledBytes: 0 };
+    return { storages: this.live, bytes: this.liveBytes, pooledBytes: this.pooledBytes };
   }
 
   destroy(): void {
+    this.trim();
     matmulKernel.dispose();
   }
 
@@ -285,6 +316,26 @@ class CpuBackend implements Backend {
         for (let j = 0; j < inner; j++) o[d + j] *= inv;
       }
       if (conv) for (let j = 0; j < inner; j++) o[d + j] = conv(o[d + j]);
+    }
+  }
+
+  softmaxBackward(y: View, gradOut: View, gradIn: View, log: boolean): void {
+    const { rows, inner, base } = contiguousRows(y);
+    const ys = arr(y);
+    const gs = arr(gradOut);
+    const o = arr(gradIn);
+    const conv = converter(gradIn.dtype);
+    for (let r = 0; r < rows; r++) {
+      const s = base + r * inner;
+      const g = gradOut.offset + r * inner;
+      const d = gradIn.offset + r * inner;
+      let dot = 0;
+      if (log) for (let j = 0; j < inner; j++) dot += gs[g + j];
+      else for (let j = 0; j < inner; j++) dot += gs[g + j] * ys[s + j];
+      for (let j = 0; j < inner; j++) {
+        const v = log ? gs[g + j] - Math.exp(ys[s + j]) * dot : ys[s + j] * (gs[g + j] - dot);
+        o[d + j] = conv ? conv(v) : v;
+      }
     }
   }
 

@@ -25,6 +25,7 @@ import { runRandom } from './kernels/random.js';
 import { runReduce } from './kernels/reduce.js';
 import { runScatterAdd } from './kernels/scatter-add.js';
 import { runSoftmax } from './kernels/softmax.js';
+import { runSoftmaxBackward } from './kernels/softmax-backward.js';
 import { runSort } from './kernels/sort.js';
 import { runUnary } from './kernels/unary.js';
 import { runWhere } from './kernels/where.js';
@@ -227,6 +228,11 @@ export class WebGPUBackend implements Backend {
   softmax(x: View, out: View, log: boolean): void {
     this.rt.check('softmax');
     runSoftmax(this.rt, x, out, log);
+  }
+
+  softmaxBackward(y: View, gradOut: View, gradIn: View, log: boolean): void {
+    this.rt.check(log ? 'logSoftmax backward' : 'softmax backward');
+    runSoftmaxBackward(this.rt, y, gradOut, gradIn, log);
   }
 
   layerNorm(x: View, weight: View | null, bias: View | null, out: View, eps: number, rms: boolean): void {
