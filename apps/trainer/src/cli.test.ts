@@ -66,6 +66,10 @@ describe('lm-train (built CLI)', () => {
     expect(r2.status).toBe(2);
     expect(r2.stderr).toMatch(/data\.seqLength: 100 exceeds the model's maxPositionEmbeddings \(32\)/);
     expect(r2.stdout).not.toMatch(/step 1\//);
+    // top-level fields have flags too: --objective is validated like the file's field
+    const r3 = spawnSync(process.execPath, [cli, '-c', file, '--objective', 'span-corruption'], { encoding: 'utf8' });
+    expect(r3.status).toBe(2);
+    expect(r3.stderr).toMatch(/objective: expected one of "mlm-nsp", "mlm", got "span-corruption"/);
   });
 
   it('plot renders a metrics file on demand; demo still runs', () => {

@@ -33,6 +33,7 @@ interface TrainFlags {
   resume?: string | true;
   export?: string;
   backend?: BackendChoice;
+  objective?: string;
   seed?: number;
   steps?: number;
 }
@@ -40,6 +41,7 @@ interface TrainFlags {
 async function runTrain(flags: TrainFlags): Promise<number> {
   const all: [string, unknown][] = [...overrides];
   if (flags.backend) all.push(['backend', flags.backend]);
+  if (flags.objective) all.push(['objective', flags.objective]);
   if (flags.seed !== undefined) all.push(['seed', flags.seed]);
   if (flags.steps !== undefined) all.push(['training.steps', flags.steps]);
   if (flags.export) all.push(['output.export', flags.export]);
@@ -89,6 +91,7 @@ const program = new Command()
   .option('--resume [checkpoint]', 'continue from the newest checkpoint in checkpointing.dir, or from the given checkpoint folder')
   .option('--export <dir>', 'export a Hugging Face-format model folder at the end (output.export)')
   .addOption(new Option('-b, --backend <backend>', 'compute backend (backend)').choices(['auto', 'cpu', 'webgpu']))
+  .option('--objective <name>', 'training objective (objective): mlm-nsp or mlm for megatron-bert')
   .option('-s, --seed <n>', 'random seed (seed)', integer('--seed'))
   .option('--steps <n>', 'optimizer steps (training.steps)', integer('--steps'))
   .action(async (flags: TrainFlags) => {
