@@ -7,9 +7,9 @@ import { hostArrayFor, roundToFloat16, type AnyHostArray, type DType } from '../
 import { IndexError } from '../../errors.js';
 import { BINARY, UNARY, type BinaryOpName, type UnaryOpName } from '../../ops/elementwise-table.js';
 import { philoxFill } from '../../random.js';
-import { forEachRow, offsetsOf } from './strided.js';
+import { collapse, forEachRow, offsetsOf } from './strided.js';
 import { matmulKernel } from './matmul.js';
-import { arrayKinds, binaryLoop, unaryLoop } from './loops.js';
+import { arrayKinds, binaryLoop, copyLoop, unaryLoop } from './loops.js';
 
 export interface CpuStorage extends Storage {
   data: AnyHostArray;
@@ -204,12 +204,14 @@ class CpuBackend implements Backend {
     const s = arr(src);
     const d = arr(dst);
     const conv = src.dtype === dst.dtype ? null : converter(dst.dtype);
-    forEachRow(dst.shape, [src, dst], ([bs, bd], n, [ss, sd]) => {
-      // set(subarray) allocates a view per row: worth it only for long rows (head splits copy rows of 16-64).
-      if (!conv && ss === 1 && sd === 1 && n >= 256) d.set(s.subarray(bs, bs + n), bd);
-      else if (conv) for (let j = 0; j < n; j++) d[bd + j * sd] = conv(s[bs + j * ss]);
-      else for (let j = 0; j < n; j++) d[bd + j * sd] = s[bs + j * ss];
-    });
+    if (dst.shape.some((n) => n === 0)) return;
+    const c = collapse(dst.shape, [src, dst]);
+    const n = c.shape[c.shape.length - 1];
+    if (!conv && c.shape.length === 1 && c.strides[0][0] === 1 && c.strides[1][0] === 1) {
+      d.set(s.subarray(src.offset, src.offset + n), dst.offset);
+      return;
+    }
+    copyLoop(conv, arrayKinds(s, d))(s, src.offset, c.strides[0], d, dst.offset, c.strides[1], c.shape);
   }
 
   unary(op: UnaryOpName, x: View, out: View, p0: number, p1: number): void {
@@ -377,9 +379,14 @@ class CpuBackend implements Backend {
     const gs = arr(gradOut);
     const dx = arr(gradIn);
     const gx = gradOutXhat ? arr(gradOutXhat) : null;
-    const w = weight ? arr(weight) : null;
-    const wo = weight?.offset ?? 0;
-    const ws = weight ? weight.strides[weight.strides.length - 1] : 0;
+    // The weight as a contiguous [inner] array (ones when absent), so the row loops have no branches.
+    const w = new Float64Array(inner).fill(1);
+    if (weight) {
+      const wa = arr(weight);
+      const ws = weight.strides[weight.strides.length - 1];
+      for (let j = 0; j < inner; j++) w[j] = wa[weight.offset + j * ws];
+    }
+    const xhat = new Float64Array(inner);
     const conv = converter(gradIn.dtype);
     const convX = gradOutXhat ? converter(gradOutXhat.dtype) : null;
     for (let r = 0; r < rows; r++) {
@@ -400,21 +407,25 @@ class CpuBackend implements Backend {
       let sumGw = 0;
       let sumGwXhat = 0;
       for (let j = 0; j < inner; j++) {
-        const gw = w ? gs[gb + j] * w[wo + j * ws] : gs[gb + j];
+        const xh = (xs[s + j] - mean) * rstd;
+        xhat[j] = xh;
+        const gw = gs[gb + j] * w[j];
         sumGw += gw;
-        sumGwXhat += gw * (xs[s + j] - mean) * rstd;
+        sumGwXhat += gw * xh;
       }
       const meanGw = rms ? 0 : sumGw / inner;
       const meanGwXhat = sumGwXhat / inner;
       const d = gradIn.offset + r * inner;
-      const e = gradOutXhat ? gradOutXhat.offset + r * inner : 0;
       for (let j = 0; j < inner; j++) {
-        const xhat = (xs[s + j] - mean) * rstd;
-        const g = gs[gb + j];
-        const gw = w ? g * w[wo + j * ws] : g;
-        const y = rstd * (gw - meanGw - xhat * meanGwXhat);
+        const y = rstd * (gs[gb + j] * w[j] - meanGw - xhat[j] * meanGwXhat);
         dx[d + j] = conv ? conv(y) : y;
-        if (gx) gx[e + j] = convX ? convX(g * xhat) : g * xhat;
+      }
+      if (gx) {
+        const e = gradOutXhat!.offset + r * inner;
+        for (let j = 0; j < inner; j++) {
+          const y = gs[gb + j] * xhat[j];
+          gx[e + j] = convX ? convX(y) : y;
+        }
       }
     }
   }
