@@ -72,6 +72,23 @@ function sliceGeometry(shape: readonly number[], axis: number): { outer: number;
   return { outer, inner, n: shape[axis] };
 }
 
+/** Mean of xs[s .. s + n). */
+function rowMean(xs: AnyHostArray, s: number, n: number): number {
+  let sum = 0;
+  for (let j = 0; j < n; j++) sum += xs[s + j];
+  return sum / n;
+}
+
+/** 1 / sqrt(mean((x - mean)^2) + eps) over xs[s .. s + n): layer norm's (and, with mean 0, RMS norm's) scale. */
+function rowRstd(xs: AnyHostArray, s: number, n: number, mean: number, eps: number): number {
+  let v = 0;
+  for (let j = 0; j < n; j++) {
+    const c = xs[s + j] - mean;
+    v += c * c;
+  }
+  return 1 / Math.sqrt(v / n + eps);
+}
+
 class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
   readonly isSoftware = false;
@@ -353,17 +370,8 @@ class CpuBackend implements Backend {
     for (let r = 0; r < rows; r++) {
       const s = base + r * inner;
       const d = out.offset + r * inner;
-      let mean = 0;
-      if (!rms) {
-        for (let j = 0; j < inner; j++) mean += xs[s + j];
-        mean /= inner;
-      }
-      let v = 0;
-      for (let j = 0; j < inner; j++) {
-        const c = xs[s + j] - mean;
-        v += c * c;
-      }
-      const rstd = 1 / Math.sqrt(v / inner + eps);
+      const mean = rms ? 0 : rowMean(xs, s, inner);
+      const rstd = rowRstd(xs, s, inner, mean, eps);
       for (let j = 0; j < inner; j++) {
         let y = (xs[s + j] - mean) * rstd;
         if (w) y *= w[wo + j];
@@ -392,17 +400,8 @@ class CpuBackend implements Backend {
     for (let r = 0; r < rows; r++) {
       const s = base + r * inner;
       const gb = gradOut.offset + r * inner;
-      let mean = 0;
-      if (!rms) {
-        for (let j = 0; j < inner; j++) mean += xs[s + j];
-        mean /= inner;
-      }
-      let v = 0;
-      for (let j = 0; j < inner; j++) {
-        const c = xs[s + j] - mean;
-        v += c * c;
-      }
-      const rstd = 1 / Math.sqrt(v / inner + eps);
+      const mean = rms ? 0 : rowMean(xs, s, inner);
+      const rstd = rowRstd(xs, s, inner, mean, eps);
       // mean(gw) and mean(gw * xhat) over the row
       let sumGw = 0;
       let sumGwXhat = 0;

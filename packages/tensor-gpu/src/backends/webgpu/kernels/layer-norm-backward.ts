@@ -8,6 +8,7 @@
 import type { View } from '../../../backend.js';
 import { Params, storageRef, type BufferRef, type Runtime } from '../runtime.js';
 import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
+import { rowStats, rowStatsDecl } from './layer-norm.js';
 
 export function runLayerNormBackward(
   rt: Runtime,
@@ -34,16 +35,7 @@ export function runLayerNormBackward(
 @group(0) @binding(3) var<storage, read> G: array<${wtype(gradOut.dtype)}>;
 @group(0) @binding(4) var<storage, read_write> DX: array<${wtype(gradIn.dtype)}>;
 @group(0) @binding(5) var<storage, read_write> GX: array<${hasGx ? wtype(gxd) : 'f32'}>;
-struct Wf { n: f32, mean: f32, m2: f32 }
-fn merge(a: Wf, b: Wf) -> Wf {
-  let n = a.n + b.n;
-  if (n == 0.0) { return a; }
-  let d = b.mean - a.mean;
-  return Wf(n, a.mean + d * (b.n / n), a.m2 + b.m2 + d * d * (a.n * b.n / n));
-}
-var<workgroup> sn: array<f32, ${wg}>;
-var<workgroup> smean: array<f32, ${wg}>;
-var<workgroup> sm2: array<f32, ${wg}>;
+${rowStatsDecl(wg)}
 @compute @workgroup_size(${wg})
 fn main(${MAIN_ARGS}) {
   ${GROUP_ID_WGSL}
@@ -54,33 +46,7 @@ fn main(${MAIN_ARGS}) {
   let go = pu(3u) + row * n;
   let dxo = pu(4u) + row * n;
   let gxo = pu(7u) + row * n;
-  var acc = Wf(0.0, 0.0, 0.0);
-  for (var j = lid; j < n; j += ${wg}u) {
-    let v = ${toF32(x.dtype, 'X[xo + j]')};
-    ${
-      rms
-        ? 'acc.m2 += v * v;'
-        : `acc.n += 1.0;
-    let d = v - acc.mean;
-    acc.mean += d / acc.n;
-    acc.m2 += d * (v - acc.mean);`
-    }
-  }
-  sn[lid] = acc.n; smean[lid] = acc.mean; sm2[lid] = acc.m2;
-  workgroupBarrier();
-  for (var h = ${wg / 2}u; h > 0u; h = h >> 1u) {
-    if (lid < h) {
-      ${
-        rms
-          ? 'sm2[lid] = sm2[lid] + sm2[lid + h];'
-          : `let c = merge(Wf(sn[lid], smean[lid], sm2[lid]), Wf(sn[lid + h], smean[lid + h], sm2[lid + h]));
-      sn[lid] = c.n; smean[lid] = c.mean; sm2[lid] = c.m2;`
-      }
-    }
-    workgroupBarrier();
-  }
-  let mean = ${rms ? '0.0' : 'smean[0]'};
-  let rstd = inverseSqrt(sm2[0] / f32(n) + pf(8u));
+${rowStats(wg, rms, toF32(x.dtype, 'X[xo + j]'), 'pf(8u)')}
   workgroupBarrier();
   // Row sums of gw and gw * xhat, reusing the shared arrays.
   var sumGw = 0.0;

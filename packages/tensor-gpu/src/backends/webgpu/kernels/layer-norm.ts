@@ -8,29 +8,12 @@ import type { View } from '../../../backend.js';
 import { Params, storageRef, type BufferRef, type Runtime } from '../runtime.js';
 import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
 
-export function runLayerNorm(
-  rt: Runtime,
-  x: View,
-  weight: View | null,
-  bias: View | null,
-  out: View,
-  eps: number,
-  rms: boolean,
-): void {
-  const inner = x.shape[x.shape.length - 1] ?? 1;
-  const outer = inner === 0 ? 0 : prod(x.shape) / inner;
-  if (outer === 0) return;
-  const wg = inner >= 2048 ? 256 : 64;
-  const hasW = !!weight;
-  const hasB = !!bias && !rms;
-  const wd = weight?.dtype ?? 'float32';
-  const bd = bias?.dtype ?? 'float32';
-  const code = (): string => `${enables([x.dtype, out.dtype, wd, bd])}${PARAMS_WGSL}
-@group(0) @binding(1) var<storage, read> X: array<${wtype(x.dtype)}>;
-@group(0) @binding(2) var<storage, read> W: array<${hasW ? wtype(wd) : 'f32'}>;
-@group(0) @binding(3) var<storage, read> B: array<${hasB ? wtype(bd) : 'f32'}>;
-@group(0) @binding(4) var<storage, read_write> Y: array<${wtype(out.dtype)}>;
-struct Wf { n: f32, mean: f32, m2: f32 }
+/**
+ * WGSL declarations for `rowStats`: Welford triples merged pairwise (Chan et al.) and the workgroup
+ * arrays of the tree. Shared by the forward and backward kernels.
+ */
+export function rowStatsDecl(wg: number): string {
+  return `struct Wf { n: f32, mean: f32, m2: f32 }
 fn merge(a: Wf, b: Wf) -> Wf {
   let n = a.n + b.n;
   if (n == 0.0) { return a; }
@@ -39,18 +22,18 @@ fn merge(a: Wf, b: Wf) -> Wf {
 }
 var<workgroup> sn: array<f32, ${wg}>;
 var<workgroup> smean: array<f32, ${wg}>;
-var<workgroup> sm2: array<f32, ${wg}>;
-@compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}) {
-  ${GROUP_ID_WGSL}
-  let row = gidx;
-  if (row >= pu(0u)) { return; }
-  let n = pu(1u);
-  let xo = pu(2u) + row * n;
-  let yo = pu(3u) + row * n;
-  var acc = Wf(0.0, 0.0, 0.0);
+var<workgroup> sm2: array<f32, ${wg}>;`;
+}
+
+/**
+ * WGSL statements that leave `mean` (0 for rms) and `rstd` of the row in scope: each of the `wg`
+ * threads (`lid`) accumulates its strided slice of the n elements (`load` reads element j), then one
+ * shared-memory tree merges them. Needs `n`, `lid` and the declarations of `rowStatsDecl`.
+ */
+export function rowStats(wg: number, rms: boolean, load: string, eps: string): string {
+  return `var acc = Wf(0.0, 0.0, 0.0);
   for (var j = lid; j < n; j += ${wg}u) {
-    let v = ${toF32(x.dtype, 'X[xo + j]')};
+    let v = ${load};
     ${
       rms
         ? 'acc.m2 += v * v;'
@@ -74,7 +57,41 @@ fn main(${MAIN_ARGS}) {
     workgroupBarrier();
   }
   let mean = ${rms ? '0.0' : 'smean[0]'};
-  let rstd = inverseSqrt(sm2[0] / f32(n) + pf(8u));
+  let rstd = inverseSqrt(sm2[0] / f32(n) + ${eps});`;
+}
+
+export function runLayerNorm(
+  rt: Runtime,
+  x: View,
+  weight: View | null,
+  bias: View | null,
+  out: View,
+  eps: number,
+  rms: boolean,
+): void {
+  const inner = x.shape[x.shape.length - 1] ?? 1;
+  const outer = inner === 0 ? 0 : prod(x.shape) / inner;
+  if (outer === 0) return;
+  const wg = inner >= 2048 ? 256 : 64;
+  const hasW = !!weight;
+  const hasB = !!bias && !rms;
+  const wd = weight?.dtype ?? 'float32';
+  const bd = bias?.dtype ?? 'float32';
+  const code = (): string => `${enables([x.dtype, out.dtype, wd, bd])}${PARAMS_WGSL}
+@group(0) @binding(1) var<storage, read> X: array<${wtype(x.dtype)}>;
+@group(0) @binding(2) var<storage, read> W: array<${hasW ? wtype(wd) : 'f32'}>;
+@group(0) @binding(3) var<storage, read> B: array<${hasB ? wtype(bd) : 'f32'}>;
+@group(0) @binding(4) var<storage, read_write> Y: array<${wtype(out.dtype)}>;
+${rowStatsDecl(wg)}
+@compute @workgroup_size(${wg})
+fn main(${MAIN_ARGS}) {
+  ${GROUP_ID_WGSL}
+  let row = gidx;
+  if (row >= pu(0u)) { return; }
+  let n = pu(1u);
+  let xo = pu(2u) + row * n;
+  let yo = pu(3u) + row * n;
+${rowStats(wg, rms, toF32(x.dtype, 'X[xo + j]'), 'pf(8u)')}
   for (var j = lid; j < n; j += ${wg}u) {
     var v = (${toF32(x.dtype, 'X[xo + j]')} - mean) * rstd;
     ${hasW ? `v = v * ${toF32(wd, 'W[pu(4u) + j * pu(5u)]')};` : ''}
