@@ -17,14 +17,17 @@ const INV_SQRT_2 = 0.7071067811865476;
 const INV_SQRT_2PI = 0.3989422804014327;
 const GELU_TANH_K = 0.044715;
 
+/** Abramowitz & Stegun 7.1.26 for |x| = ax >= 0: erf(ax) = 1 - erfPoly(ax) * exp(-ax^2). */
+function erfPoly(ax: number): number {
+  const t = 1 / (1 + 0.3275911 * ax);
+  return ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+}
+
 /** erf via Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); the WGSL side uses the same formula. */
 export function erf(x: number): number {
-  const sign = x < 0 ? -1 : 1;
   const ax = Math.abs(x);
-  const t = 1 / (1 + 0.3275911 * ax);
-  const y =
-    1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-ax * ax);
-  return sign * y;
+  const y = 1 - erfPoly(ax) * Math.exp(-ax * ax);
+  return x < 0 ? -y : y;
 }
 
 /**
@@ -33,9 +36,8 @@ export function erf(x: number): number {
  */
 function geluGrad(x: number): number {
   const ax = Math.abs(x) * INV_SQRT_2;
-  const t = 1 / (1 + 0.3275911 * ax);
   const e = Math.exp(-ax * ax);
-  const erfAbs = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * e;
+  const erfAbs = 1 - erfPoly(ax) * e;
   return 0.5 * (1 + (x < 0 ? -erfAbs : erfAbs)) + x * e * INV_SQRT_2PI;
 }
 
@@ -216,8 +218,9 @@ const BASE_BINARY = {
     wgsl: 'a * gelu_grad_f32(b)',
     out: 'float',
     grad: (gg, g, x) => {
-      const pdf = x.square().mulScalar(-0.5).exp().mulScalar(INV_SQRT_2PI);
-      return [fusedGrad('geluBackward', gg, x), gg.mul(g).mul(pdf.mul(x.square().neg().addScalar(2)))];
+      const x2 = x.square();
+      const pdf = x2.mulScalar(-0.5).exp().mulScalar(INV_SQRT_2PI);
+      return [fusedGrad('geluBackward', gg, x), gg.mul(g).mul(pdf.mul(x2.neg().addScalar(2)))];
     },
   },
   // With u = c (x + k x^3), t = tanh(u): y' = (1 + t) / 2 + x (1 - t^2) u' / 2, u' = c (1 + 3k x^2).

@@ -1,9 +1,10 @@
 // Per-op elementwise loops. A loop shared by every op calls its math through one megamorphic call
-// site (~10-20 ns per element); a loop compiled per op gets its own type feedback, so V8 inlines the
-// math (each from its own source text, see `compile`). Loops are also compiled per combination of array types (Float32Array, Int32Array, Uint8Array):
-// one loop fed a bool mask once turns its element accesses polymorphic for every later call, which
-// cost 2-3x on float32 in a training step. `new Function` is refused under a strict
-// Content-Security-Policy: then the shared loop is used.
+// site (~10-20 ns per element); a loop compiled per op, each from its own source text (see
+// `compile`), gets its own type feedback, so V8 inlines the math. Loops are also compiled per
+// combination of array types (Float32Array, Int32Array, Uint8Array): one loop fed a bool mask once
+// turns its element accesses polymorphic for every later call, which cost 2-3x on float32 in a
+// training step. `new Function` is refused under a strict Content-Security-Policy: then the shared
+// loop is used.
 
 import type { AnyHostArray } from '../../dtype.js';
 

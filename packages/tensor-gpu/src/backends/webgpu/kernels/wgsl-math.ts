@@ -73,10 +73,15 @@ fn cos_turns(t: f32) -> f32 {
   return sincos_quadrant((r - k * 0.25) * 6.283185307179586, i32(k)).y;
 }
 
+// Abramowitz & Stegun 7.1.26 for ax >= 0: erf(ax) = 1 - erf_poly_f32(ax) * exp(-ax * ax).
+fn erf_poly_f32(ax: f32) -> f32 {
+  let t = 1.0 / (1.0 + 0.3275911 * ax);
+  return ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+}
+
 fn erf_f32(x: f32) -> f32 {
   let ax = abs(x);
-  let t = 1.0 / (1.0 + 0.3275911 * ax);
-  let y = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-ax * ax);
+  let y = 1.0 - erf_poly_f32(ax) * exp(-ax * ax);
   return select(y, -y, x < 0.0);
 }
 
@@ -109,9 +114,8 @@ fn tanh_f32(x: f32) -> f32 {
 // d/dx of the exact GELU, Phi(x) + x phi(x), with one exp shared by erf and phi (as geluGrad on cpu).
 fn gelu_grad_f32(x: f32) -> f32 {
   let ax = abs(x) * 0.7071067811865476;
-  let t = 1.0 / (1.0 + 0.3275911 * ax);
   let e = exp(-ax * ax);
-  let erf_abs = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * e;
+  let erf_abs = 1.0 - erf_poly_f32(ax) * e;
   return 0.5 * (1.0 + select(erf_abs, -erf_abs, x < 0.0)) + x * e * 0.3989422804014327;
 }
 
