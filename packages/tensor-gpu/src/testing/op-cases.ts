@@ -2,8 +2,9 @@
 // differentiable) gradient-checked by finite differences on cpu. One row per behaviour.
 
 import type { Tensor } from '../tensor.js';
-import { UNARY, BINARY, type UnaryOpName, type BinaryOpName } from '../ops/elementwise-table.js';
-import { unary, binary, where, maskedFill, pow, cast } from '../ops/elementwise.js';
+import { BINARY, FUSED_BIAS_ACTIVATIONS, UNARY, type BinaryOpName, type UnaryOpName } from '../elementwise-math.js';
+import { BINARY_GRAD, UNARY_GRAD } from '../ops/elementwise-grad.js';
+import { biasActivation, binary, cast, maskedFill, pow, unary, where } from '../ops/elementwise.js';
 import { logsumexp, variance } from '../ops/reduce.js';
 import { crossEntropy, layerNorm, logSoftmax, rmsNorm, scaledDotProductAttention, softmax } from '../ops/nn.js';
 import { cumsum, embedding, gather, indexSelect, oneHot, scatterAdd, sort, topk } from '../ops/indexing.js';
@@ -57,7 +58,7 @@ const unaryCases: OpCase[] = (Object.keys(UNARY) as UnaryOpName[]).map((op) => {
     name: `unary ${op}`,
     inputs: [f([3, 5], { kind: UNARY_DOMAIN[op] ?? 'normal' })],
     run: (x: Tensor) => unary(op, x, p0, p1),
-    grad: UNARY[op].grad !== null && !['abs', 'relu', 'clamp', 'leakyRelu'].includes(op),
+    grad: UNARY_GRAD[op] !== null && !['abs', 'relu', 'clamp', 'leakyRelu'].includes(op),
   };
 });
 
@@ -66,13 +67,17 @@ const BINARY_DOMAIN: Partial<Record<BinaryOpName, [InputSpec['kind'], InputSpec[
   pow: ['positive', 'normal'],
 };
 
+// bias + activation (a fused kernel where the backend has it): bias broadcast over rows
+const biasActivationCases: OpCase[] = FUSED_BIAS_ACTIVATIONS.map((act) => ({
+  name: `biasActivation ${act}`,
+  inputs: [f([3, 5]), f([5])],
+  run: (x: Tensor, b: Tensor) => biasActivation(x, b, act),
+  grad: act !== 'relu',
+}));
+
 const binaryCases: OpCase[] = (Object.keys(BINARY) as BinaryOpName[]).flatMap((op) => {
-  if (op.startsWith('add') && op !== 'add') {
-    // fused bias + activation: bias broadcast over rows
-    return [{ name: `fused ${op}`, inputs: [f([3, 5]), f([5])], run: (a: Tensor, b: Tensor) => binary(op, a, b), grad: op !== 'addRelu' }];
-  }
   const [ka, kb] = BINARY_DOMAIN[op] ?? ['normal', 'normal'];
-  const differentiable = BINARY[op].grad !== null && op !== 'maximum' && op !== 'minimum';
+  const differentiable = BINARY_GRAD[op] !== null && op !== 'maximum' && op !== 'minimum';
   return [
     { name: `binary ${op}`, inputs: [f([4, 3], { kind: ka }), f([4, 3], { kind: kb })], run: (a: Tensor, b: Tensor) => binary(op, a, b), grad: differentiable },
     {
@@ -87,6 +92,7 @@ const binaryCases: OpCase[] = (Object.keys(BINARY) as BinaryOpName[]).flatMap((o
 export const OP_CASES: OpCase[] = [
   ...unaryCases,
   ...binaryCases,
+  ...biasActivationCases,
   { name: 'binary on transposed views', inputs: [f([3, 4]), f([4, 3])], run: (a, b) => a.transpose(0, 1).mul(b) },
   { name: 'binary on sliced strided views', inputs: [f([6, 5]), f([3, 5])], run: (a, b) => a.slice(0, 0, 6, 2).add(b) },
   { name: 'maximum with ties', inputs: [f([4], { values: [1, 2, 3, 4] }), f([4], { values: [4, 2, 1, 5] })], run: (a, b) => binary('maximum', a, b), grad: false },
