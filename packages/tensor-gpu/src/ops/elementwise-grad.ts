@@ -1,6 +1,10 @@
 // The gradient rules of the elementwise math rows (../elementwise-math.ts), one per op, keyed by the
 // same names: the typed tables make a new math row without a rule here a compile error. They live in
 // the ops layer because they are written in ops; the backends never load them.
+// At a kink each rule takes PyTorch's value (tools/autograd/derivatives.yaml and its kernels):
+// abs'(0) = sgn(0) = 0; relu'(0) = 0 (threshold_backward); clamp passes the gradient on
+// min <= x <= max inclusive (clamp_backward); leaky_relu'(0) = slope (x > 0 ? g : g * slope);
+// maximum/minimum split a tie's gradient evenly between the two inputs.
 
 import { record } from '../autograd.js';
 import { GELU_TANH_K, INV_SQRT_2, INV_SQRT_2PI, SQRT_2_OVER_PI, type BinaryOpName, type UnaryOpName } from '../elementwise-math.js';
@@ -63,14 +67,8 @@ export const BINARY_GRAD: { readonly [K in BinaryOpName]: BinaryGrad | null } = 
   mul: (g, a, b) => [g.mul(b), g.mul(a)],
   div: (g, a, b) => [g.div(b), g.mul(a).div(b.square()).neg()],
   pow: (g, a, b, y) => [g.mul(b).mul(a.pow(b.subScalar(1))), g.mul(y).mul(a.log())],
-  maximum: (g, a, b) => {
-    const pick = a.ge(b);
-    return [g.mul(pick), g.mul(pick.logicalNot())];
-  },
-  minimum: (g, a, b) => {
-    const pick = a.le(b);
-    return [g.mul(pick), g.mul(pick.logicalNot())];
-  },
+  maximum: (g, a, b) => splitBetween(g, a.gt(b), a.eq(b)),
+  minimum: (g, a, b) => splitBetween(g, a.lt(b), a.eq(b)),
   eq: null,
   ne: null,
   lt: null,
@@ -80,6 +78,12 @@ export const BINARY_GRAD: { readonly [K in BinaryOpName]: BinaryGrad | null } = 
   logicalAnd: null,
   logicalOr: null,
 };
+
+/** g to the first input where it was picked, to the second where not, half to each on a tie. */
+function splitBetween(g: Tensor, firstPicked: Tensor, tie: Tensor): [Tensor, Tensor] {
+  const share = firstPicked.cast(g.dtype).add(tie.cast(g.dtype).mulScalar(0.5));
+  return [g.mul(share), g.mul(share.neg().addScalar(1))];
+}
 
 /** gelu'(x) for the exact GELU: Phi(x) + x phi(x), composed from ops (the oracle of the fused row). */
 function geluDerivative(x: Tensor): Tensor {
