@@ -128,22 +128,27 @@ function runNorm(x: Tensor, inner: number, weight: Tensor | null, bias: Tensor |
   return out;
 }
 
+/** A norm's backward: its input x and weight, the incoming gradient, over rows of `inner` elements. */
+interface NormBackward {
+  x: Tensor;
+  weight: Tensor | null;
+  gradOut: Tensor;
+  inner: number;
+  eps: number;
+  rms: boolean;
+  /** Also return gradOut * xhat, for the weight's gradient. */
+  wantGradOutXhat: boolean;
+}
+
 /**
- * The gradients of a norm over rows of `inner` elements, from the fused backward kernel or its
- * composite: the input's, and gradOut * xhat (for the weight's, when `wantGradOutXhat`), both of x's shape.
+ * The gradients of a norm, from the fused backward kernel or its composite: the input's, and
+ * gradOut * xhat (when asked), both of x's shape.
  */
-function runNormBackward(
-  x: Tensor,
-  weight: Tensor | null,
-  gradOut: Tensor,
-  inner: number,
-  eps: number,
-  rms: boolean,
-  wantGradOutXhat: boolean,
-): { gradIn: Tensor; gradOutXhat: Tensor | null } {
+function runNormBackward(args: NormBackward): { gradIn: Tensor; gradOutXhat: Tensor | null } {
+  const { x, weight, gradOut, inner, eps, rms, wantGradOutXhat } = args;
   const backend = x.backend;
   const kernel = backend.fused.layerNormBackward;
-  if (!kernel) return normBackwardComposite(x, weight, gradOut, inner, eps, rms, wantGradOutXhat);
+  if (!kernel) return normBackwardComposite(args);
   const rowsOf = (t: Tensor) => t.viewOf([x.size / Math.max(inner, 1), inner], [inner, 1], t.offset);
   const xc = contiguous(x);
   const gc = contiguous(gradOut);
@@ -157,16 +162,8 @@ function runNormBackward(
   return { gradIn, gradOutXhat };
 }
 
-/** FusedKernels.layerNormBackward from ops, on rows of `inner` elements. */
-function normBackwardComposite(
-  x: Tensor,
-  weight: Tensor | null,
-  gradOut: Tensor,
-  inner: number,
-  eps: number,
-  rms: boolean,
-  wantGradOutXhat: boolean,
-): { gradIn: Tensor; gradOutXhat: Tensor | null } {
+/** FusedKernels.layerNormBackward from ops. */
+function normBackwardComposite({ x, weight, gradOut, inner, eps, rms, wantGradOutXhat }: NormBackward): { gradIn: Tensor; gradOutXhat: Tensor | null } {
   return scope(() => {
     const rowShape = [x.size / Math.max(inner, 1), inner];
     const xr = reshape(x, rowShape); // [outer, inner]
@@ -196,7 +193,7 @@ export function layerNorm(x: Tensor, normalizedShape: number | readonly number[]
   if (!x.backend.fused.layerNorm) return normComposite(x, k, weight ?? null, bias ?? null, eps, false);
   const y = runNorm(x, inner, weight ?? null, bias ?? null, eps, false);
   return record('layerNorm', y, [x, weight, bias], [x, ...(weight ? [weight] : [])], ([g], [xs, ws]) => {
-    const { gradIn, gradOutXhat } = runNormBackward(xs, ws ?? null, g!, inner, eps, false, !!weight?.requiresGrad);
+    const { gradIn, gradOutXhat } = runNormBackward({ x: xs, weight: ws ?? null, gradOut: g!, inner, eps, rms: false, wantGradOutXhat: !!weight?.requiresGrad });
     const outer = Array.from({ length: x.rank - k }, (_, i) => i);
     const dw = gradOutXhat && weight ? reshape(gradOutXhat.sum(outer), weight.shape) : null;
     const db = bias?.requiresGrad ? reshape(g!.sum(outer), bias.shape) : null;
@@ -211,7 +208,7 @@ export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
   if (!x.backend.fused.layerNorm) return normComposite(x, 1, weight ?? null, null, eps, true);
   const y = runNorm(x, inner, weight ?? null, null, eps, true);
   return record('rmsNorm', y, [x, weight], [x, ...(weight ? [weight] : [])], ([g], [xs, ws]) => {
-    const { gradIn, gradOutXhat } = runNormBackward(xs, ws ?? null, g!, inner, eps, true, !!weight?.requiresGrad);
+    const { gradIn, gradOutXhat } = runNormBackward({ x: xs, weight: ws ?? null, gradOut: g!, inner, eps, rms: true, wantGradOutXhat: !!weight?.requiresGrad });
     const outer = Array.from({ length: x.rank - 1 }, (_, i) => i);
     const dw = gradOutXhat && weight ? reshape(gradOutXhat.sum(outer), weight.shape) : null;
     return [x.requiresGrad ? gradIn : null, dw];
