@@ -10,7 +10,7 @@ import type { Tensor } from '../tensor.js';
 import { backendOf, describe } from './util.js';
 
 /**
- * One Adam/AdamW step in place (see Backend.adamStep for the formula): updates param, expAvg,
+ * One Adam/AdamW step in place (see FusedKernels.adamStep for the formula): updates param, expAvg,
  * expAvgSq (and maxExpAvgSq for amsgrad). All float32, contiguous, of param's shape; call under noGrad.
  */
 export function adamStep_(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, maxExpAvgSq: Tensor | null, h: AdamStepParams): void {
