@@ -1,6 +1,7 @@
 // Module: the base of every layer and model. Registered parameters, buffers and submodules under the
 // reference's names, so `namedParameters()` and `stateDict()` produce the checkpoint keys
-// (`encoder.layer.0.attention.self.query.weight`) with no rename table.
+// (`encoder.layer.0.attention.self.query.weight`) with no rename table. The registry is the only holder
+// of a weight; fields are accessors onto it (docs/decisions/0004-registry-holds-every-weight.md).
 
 import { keep, noGrad, Tensor, type Backend } from '@lm/tensor-gpu';
 
@@ -58,7 +59,7 @@ export class Module {
   protected registerParameter<N extends string>(this: Declares<N>, name: N, tensor: Tensor | null): Tensor {
     const self = this as unknown as Module;
     self.#define('parameter', name);
-    self.#parameters.set(name, asParameter(self, name, tensor));
+    self.#store('parameter', name, tensor);
     return tensor as Tensor;
   }
 
@@ -66,7 +67,7 @@ export class Module {
   protected registerBuffer<N extends string>(this: Declares<N>, name: N, tensor: Tensor | null, options: { persistent?: boolean } = {}): Tensor {
     const self = this as unknown as Module;
     self.#define('buffer', name);
-    self.#buffers.set(name, asBuffer(self, name, tensor));
+    self.#store('buffer', name, tensor);
     if (options.persistent === false) self.#nonPersistent.add(name);
     else self.#nonPersistent.delete(name);
     return tensor as Tensor;
@@ -76,7 +77,7 @@ export class Module {
   protected registerModule<N extends string, M extends Module | null>(this: Declares<N>, name: N, module: M): M {
     const self = this as unknown as Module;
     self.#define('submodule', name);
-    self.#modules.set(name, asModule(self, name, module));
+    self.#store('submodule', name, module);
     return module;
   }
 
@@ -98,12 +99,15 @@ export class Module {
       enumerable: true,
       configurable: false,
       get: () => table.get(name) ?? null,
-      set: (value: unknown) => {
-        if (kind === 'parameter') this.#parameters.set(name, asParameter(this, name, value));
-        else if (kind === 'buffer') this.#buffers.set(name, asBuffer(this, name, value));
-        else this.#modules.set(name, asModule(this, name, value));
-      },
+      set: (value: unknown) => this.#store(kind, name, value),
     });
+  }
+
+  /** Puts `value` in the table of `kind` after that kind's checks (the one write path of the registry). */
+  #store(kind: Kind, name: string, value: unknown): void {
+    if (kind === 'parameter') this.#parameters.set(name, asParameter(this, name, value));
+    else if (kind === 'buffer') this.#buffers.set(name, asBuffer(this, name, value));
+    else this.#modules.set(name, asModule(this, name, value));
   }
 
   #kindOf(name: string): Kind | null {
@@ -133,7 +137,7 @@ export class Module {
   setParameter(name: string, tensor: Tensor | null, options: { disposeOld?: boolean } = {}): void {
     if (!this.#parameters.has(name)) throw new TypeError(`${this.constructor.name}: no parameter '${name}' to replace`);
     const old = this.#parameters.get(name);
-    this.#parameters.set(name, asParameter(this, name, tensor));
+    this.#store('parameter', name, tensor);
     if (old && old !== tensor && options.disposeOld !== false) old.dispose();
   }
 
@@ -141,14 +145,14 @@ export class Module {
   setBuffer(name: string, tensor: Tensor | null, options: { disposeOld?: boolean } = {}): void {
     if (!this.#buffers.has(name)) throw new TypeError(`${this.constructor.name}: no buffer '${name}' to replace`);
     const old = this.#buffers.get(name);
-    this.#buffers.set(name, asBuffer(this, name, tensor));
+    this.#store('buffer', name, tensor);
     if (old && old !== tensor && options.disposeOld !== false) old.dispose();
   }
 
   /** Replaces a registered submodule (the old one is left to the caller); the same as assigning `module[name]`. */
   setModule(name: string, module: Module | null): void {
     if (!this.#modules.has(name)) throw new TypeError(`${this.constructor.name}: no submodule '${name}' to replace`);
-    this.#modules.set(name, asModule(this, name, module));
+    this.#store('submodule', name, module);
   }
 
   // ---- traversal -------------------------------------------------------------------------------
