@@ -47,9 +47,13 @@ export {
   rmsNorm,
   dropout,
   crossEntropy,
+  mseLoss,
+  binaryCrossEntropyWithLogits,
   scaledDotProductAttention,
   causalKeep,
   type CrossEntropyOptions,
+  type MSELossOptions,
+  type BinaryCrossEntropyWithLogitsOptions,
   type AttentionOptions,
 } from './ops/nn.js';
 export { gather, indexSelect, scatterAdd, embedding, cumsum, sort, argsort, topk, oneHot, type SortResult } from './ops/indexing.js';

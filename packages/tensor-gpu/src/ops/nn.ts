@@ -268,6 +268,68 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   return total.div(count);
 }
 
+export interface MSELossOptions {
+  reduction?: 'mean' | 'sum' | 'none';
+}
+
+/**
+ * torch.nn.functional.mse_loss: (input - target)^2, averaged ('mean', default), summed or kept per
+ * element. The shapes must be equal (torch broadcasts with a warning that the result is likely wrong;
+ * this refuses instead).
+ */
+export function mseLoss(input: Tensor, target: Tensor, options: MSELossOptions = {}): Tensor {
+  backendOf('mseLoss', input, target);
+  requireFloat('mseLoss', input, 'input');
+  requireFloat('mseLoss', target, 'target');
+  requireSameShape('mseLoss', input, target);
+  const squared = input.sub(target).square();
+  return reduceLoss(squared, options.reduction ?? 'mean', 'mseLoss');
+}
+
+export interface BinaryCrossEntropyWithLogitsOptions {
+  /** Rescales each element's loss; broadcastable to the input's shape. */
+  weight?: Tensor | null;
+  /** Weight of the positive term per class (the last dim); broadcastable to the input's shape. */
+  posWeight?: Tensor | null;
+  reduction?: 'mean' | 'sum' | 'none';
+}
+
+/**
+ * torch.nn.functional.binary_cross_entropy_with_logits: -[p y log s(x) + (1 - y) log(1 - s(x))] with
+ * s the sigmoid and p the positive weight (1 by default), in torch's stable form
+ * (1 - y) x + (1 + (p - 1) y) (log(1 + exp(-|x|)) + max(-x, 0)), so large |x| neither overflows nor
+ * loses the loss to log(0). Targets are probabilities in [0, 1] of the input's shape.
+ */
+export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, options: BinaryCrossEntropyWithLogitsOptions = {}): Tensor {
+  const weight = options.weight ?? null;
+  const posWeight = options.posWeight ?? null;
+  backendOf('binaryCrossEntropyWithLogits', input, target, weight, posWeight);
+  requireFloat('binaryCrossEntropyWithLogits', input, 'input');
+  requireFloat('binaryCrossEntropyWithLogits', target, 'target');
+  requireSameShape('binaryCrossEntropyWithLogits', input, target);
+  if (weight) broadcastShapes('binaryCrossEntropyWithLogits weight', weight.shape, input.shape);
+  if (posWeight) broadcastShapes('binaryCrossEntropyWithLogits posWeight', posWeight.shape, input.shape);
+  // log(1 + exp(-|x|)) + max(-x, 0) = -log s(x), finite for every x.
+  const negLogSigmoid = input.abs().neg().exp().log1p().add(input.neg().relu());
+  const logWeight = posWeight ? posWeight.subScalar(1).mul(target).addScalar(1) : null; // 1 + (p - 1) y
+  let loss = target.neg().addScalar(1).mul(input).add(logWeight ? logWeight.mul(negLogSigmoid) : negLogSigmoid);
+  if (weight) loss = loss.mul(weight);
+  return reduceLoss(loss, options.reduction ?? 'mean', 'binaryCrossEntropyWithLogits');
+}
+
+function requireSameShape(op: string, input: Tensor, target: Tensor): void {
+  if (input.shape.length !== target.shape.length || input.shape.some((d, i) => d !== target.shape[i])) {
+    throw new ShapeError(`${op}: input ${fmtShape(input.shape)} and target ${fmtShape(target.shape)} must have the same shape`);
+  }
+}
+
+function reduceLoss(perElement: Tensor, reduction: 'mean' | 'sum' | 'none', op: string): Tensor {
+  if (reduction === 'none') return perElement;
+  if (reduction === 'sum') return perElement.sum();
+  if (reduction === 'mean') return perElement.mean();
+  throw new TypeError(`${op}: reduction must be 'mean', 'sum' or 'none', got '${String(reduction)}'`);
+}
+
 export interface AttentionOptions {
   /** Float (added to the scores) or bool (true = attend) mask broadcastable to [..., Lq, Lk]. */
   mask?: Tensor | null;
