@@ -1,3 +1,23 @@
 // Test helpers for packages built on @lm/layers (Node only).
 export { describeConfigSuite, fixtureConfigs, type ConfigSuiteSpec, type ConfigClassUnderTest, type TestApi } from './config-suite.js';
 export type { ConformanceCase, ConformanceClassRunner, ConformanceFamily } from './conformance.js';
+export type { ConformanceOutput, ConformanceOutputs, HostOutput } from './conformance.js';
+export { isExpectationField } from './conformance.js';
+export {
+  conformance,
+  runTokenizerCase,
+  bertCaseTokenizer,
+  bertCallOptions,
+  wordPieceCaseRunner,
+  wordPieceTokenizerForCase,
+  caseItems,
+  callOptions,
+  hostOutput,
+  numericOutputs,
+  readExpectedOutputs,
+  snakeKeys,
+  BERT_CALL_KWARGS,
+  TokenizerCaseError,
+  type CaseTokenizer,
+  type WordPieceClass,
+} from './tokenizer-cases.js';
