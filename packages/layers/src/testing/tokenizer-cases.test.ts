@@ -10,7 +10,18 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cpu } from '@lm/tensor-gpu';
 import { findSharedFixtures } from '@lm/tensor-gpu/testing';
 import type { ConformanceCase, HostOutput } from './conformance.js';
-import { callOptions, caseItems, conformance, hostOutput, numericOutputs, readExpectedOutputs, TokenizerCaseError } from './tokenizer-cases.js';
+import { BertTokenizer } from '../tokenizers/bert-tokenizer.js';
+import {
+  bertCaseTokenizer,
+  callOptions,
+  caseItems,
+  conformance,
+  hostOutput,
+  numericOutputs,
+  readExpectedOutputs,
+  runTokenizerCase,
+  TokenizerCaseError,
+} from './tokenizer-cases.js';
 
 function caseAt(dir: string): ConformanceCase {
   const read = (name: string) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as Record<string, unknown>;
@@ -33,8 +44,9 @@ describe('helpers', () => {
   });
 
   it('numericOutputs: numeric arrays by dotted path; strings and token lists left out', () => {
-    const names = numericOutputs([{ input_ids: [2, 5, 3], tokens: ['a'], decoded: 'a' }, { input_ids: [2, 3], tokens: [] }], '', new Map());
-    expect([...names.keys()]).toEqual(['0.input_ids', '1.input_ids']);
+    const names = numericOutputs([{ input_ids: [2, 5, 3], tokens: ['a'], decoded: 'a' }, { ids: [], tokens: ['b'] }], '', new Map());
+    expect([...names.keys()]).toEqual(['0.input_ids', '1.ids']);
+    expect(names.get('1.ids')).toEqual({ shape: [0], data: [] });
     const batch = numericOutputs({ batch: { input_ids: [[1, 2], [3, 4]] }, per_text_unpadded: [{ input_ids: [1, 2] }] });
     expect([...batch.keys()]).toEqual(['batch.input_ids', 'per_text_unpadded.0.input_ids']);
     expect(batch.get('batch.input_ids')).toEqual({ shape: [2, 2], data: [1, 2, 3, 4] });
@@ -117,6 +129,13 @@ describe('BertTokenizer case runner on a synthetic case', () => {
       { tokens: ['[CLS]', 'the', 'dog', '##s', '[PAD]', '[SEP]'], decoded: '[CLS] the dogs [PAD] [SEP]', decoded_skip_special: 'the dogs', reencoded_input_ids: [2, 2, 5, 8, 9, 0, 3, 3] },
     ]);
     expect([...outputs.keys()]).toEqual(['decode.0.reencoded_input_ids']);
+  });
+
+  it('outputOnlyFields go to the outputs and not into expected_ids (ChatGLM-style masks)', () => {
+    const tok = { ...bertCaseTokenizer(BertTokenizer.fromVocab(vocab.join('\n'))), outputOnlyFields: ['attention_mask'] };
+    const { values, outputs } = runTokenizerCase(tok, { class: 'X', outputs: [], inputs: { texts: ['cat'] }, expected_ids: [{}] }, {});
+    expect(values.expected_ids).toEqual([{ input_ids: [2, 6, 3], token_type_ids: [0, 0, 0] }]);
+    expect(outputs.get('0.attention_mask')).toEqual({ shape: [3], data: [1, 1, 1] });
   });
 
   it('names an expected field it cannot produce, and an unsupported kwarg', async () => {
