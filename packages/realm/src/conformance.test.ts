@@ -36,7 +36,7 @@ describe('RealmTokenizer runner on synthetic cases', () => {
 
   it('batch_encode_candidates with text_pair rows: padding forced to max_length, no special_tokens_mask', async () => {
     const { values, outputs } = await run(
-      kase({ inputs: { text: [['the cat', 'dog']], text_pair: [['sat', 'the dog']] }, kwargs: { max_length: 7, padding: true, return_special_tokens_mask: true }, expected_ids: {} }),
+      kase({ inputs: { text: [['the cat', 'dog']], text_pair: [['sat', 'the dog']] }, kwargs: { max_length: 7, padding: true, return_special_tokens_mask: true, return_tensors: 'np' }, expected_ids: {} }),
     );
     expect(values.expected_ids).toEqual({
       input_ids: [[[2, 5, 6, 3, 7, 3, 0], [2, 8, 3, 5, 8, 3, 0]]],

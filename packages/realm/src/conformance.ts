@@ -24,7 +24,8 @@ function candidatesCase(tok: RealmTokenizer, c: ConformanceCase) {
   const inputs = c.spec.inputs ?? {};
   const textPair = inputs.text_pair;
   if (textPair !== undefined && !isRows(textPair)) throw new TokenizerCaseError('case.json inputs.text_pair: expected rows of candidate texts');
-  const { padding: _forced, ...kwargs } = c.spec.kwargs ?? {};
+  // The method sets padding to max_length itself and pops return_tensors (the values are the same lists).
+  const { padding: _forced, return_tensors: _tensors, ...kwargs } = c.spec.kwargs ?? {};
   const options = callOptions(kwargs, BERT_CALL_KWARGS, 'RealmTokenizer.batch_encode_candidates') as CandidatesEncodeOptions;
   const encoded = snakeKeys(tok.batchEncodeCandidates(inputs.text as string[][], { ...options, textPair: textPair ?? null }));
   return { outputs: numericOutputs(encoded), values: { expected_ids: encoded } };
