@@ -47,6 +47,7 @@ describe('helpers', () => {
     const names = numericOutputs([{ input_ids: [2, 5, 3], tokens: ['a'], decoded: 'a' }, { ids: [], tokens: ['b'] }], '', new Map());
     expect([...names.keys()]).toEqual(['0.input_ids', '1.ids']);
     expect(names.get('1.ids')).toEqual({ shape: [0], data: [] });
+    expect(numericOutputs([{ length: 3 }]).get('0.length')).toEqual({ shape: [], data: [3] });
     const batch = numericOutputs({ batch: { input_ids: [[1, 2], [3, 4]] }, per_text_unpadded: [{ input_ids: [1, 2] }] });
     expect([...batch.keys()]).toEqual(['batch.input_ids', 'per_text_unpadded.0.input_ids']);
     expect(batch.get('batch.input_ids')).toEqual({ shape: [2, 2], data: [1, 2, 3, 4] });

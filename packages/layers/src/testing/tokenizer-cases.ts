@@ -48,14 +48,14 @@ export function hostOutput(value: unknown): HostOutput | null {
 }
 
 /**
- * Every rectangular numeric array in a JSON tree under its dotted path (`0.input_ids`,
- * `batch.attention_mask`): how the fixtures name the arrays of expected_ids in expected.safetensors.
+ * Every rectangular numeric array (or number: `0.length`) in a JSON tree under its dotted path
+ * (`0.input_ids`, `batch.attention_mask`): how the fixtures name the arrays of expected_ids in expected.safetensors.
  * Strings, token lists and ragged lists are left out (ragged lists are searched further).
  */
 export function numericOutputs(tree: unknown, prefix = '', out = new Map<string, HostOutput>()): Map<string, HostOutput> {
   // An empty list is an empty array (shape [0]: an empty text's ids); an empty token list becomes an
   // extra output nobody asks for, which the runner ignores.
-  const array = Array.isArray(tree) ? hostOutput(tree) : null;
+  const array = Array.isArray(tree) || typeof tree === 'number' ? hostOutput(tree) : null;
   if (array && prefix !== '') {
     out.set(prefix.slice(0, -1), array);
     return out;
