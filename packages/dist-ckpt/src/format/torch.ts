@@ -12,7 +12,7 @@
 // beside its tensors (Megatron-LM's `args` Namespace, `checkpoint_version`, rng states) is rebuilt as
 // plain data and kept in `TorchCheckpoint.root`.
 
-import type { ByteSource } from './byte-source.js';
+import { bytesSource, type ByteSource } from './byte-source.js';
 import { byteswapInPlace, convertBytes, DTYPE_SIZE, numel, type DType, type ReadAs } from './dtypes.js';
 import { TensorNotFoundError, TorchCheckpointError, UnsafePickleError } from './errors.js';
 import {
@@ -383,7 +383,7 @@ async function openZip(source: ByteSource, owned: boolean): Promise<TorchCheckpo
   const slash = first.indexOf('/');
   const prefix = slash >= 0 ? first.slice(0, slash + 1) : '';
   const pklEntry = zip.entry(`${prefix}data.pkl`);
-  if (!pklEntry) throw new TorchCheckpointError(file, `not a torch.save zip: no '${prefix}data.pkl' record`);
+  if (!pklEntry) return openWrapped(zip, source, owned, `not a torch.save zip: no '${prefix}data.pkl' record`);
   const byteorderEntry = zip.entry(`${prefix}byteorder`);
   let bigEndian = false;
   if (byteorderEntry) {
@@ -430,6 +430,27 @@ async function openZip(source: ByteSource, owned: boolean): Promise<TorchCheckpo
     return zip.read(s.entry, byteOffset, byteLength);
   };
   return TorchCheckpoint.create('torch-zip', source, value, refs, readStorage, bigEndian, owned);
+}
+
+/**
+ * A plain zip that wraps one torch.save file (NVIDIA's NGC downloads hold
+ * `release/mp_rank_00/model_optim_rng.pt`): that member is opened in its place. A stored member is read
+ * in place; a deflated one is inflated into memory.
+ */
+async function openWrapped(zip: ZipReader, source: ByteSource, owned: boolean, notTorch: string): Promise<TorchCheckpoint> {
+  const members = zip.names.filter((n) => /\.(pt|pth|bin|ckpt)$/.test(n));
+  if (members.length !== 1) {
+    const held = members.length > 1 ? `; it wraps ${members.length} checkpoint files (${members.join(', ')}): unzip it and open one` : '';
+    throw new TorchCheckpointError(source.name, `${notTorch}${held}`);
+  }
+  const entry = zip.entry(members[0]) as ZipEntry;
+  const name = `${source.name}!${entry.name}`;
+  const close = owned ? () => source.close?.() ?? Promise.resolve() : undefined;
+  const member: ByteSource =
+    entry.method === 0
+      ? { name, size: entry.uncompressedSize, read: (offset, length) => zip.read(entry, offset, length), close }
+      : { ...bytesSource(await zip.readChecked(entry), name), close };
+  return TorchCheckpoint.open(member, owned);
 }
 
 function unpickleWhole(
