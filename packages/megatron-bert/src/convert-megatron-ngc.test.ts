@@ -105,4 +105,11 @@ describe('convertMegatronCheckpoint errors', () => {
     const noHead = await serializeTorchCheckpoint(new Map([['model', new Map([['language_model', new Map([['embedding', new Map()]])]])]]), { archiveName: 'model_optim_rng' });
     await expect(convertMegatronCheckpoint(noHead)).rejects.toThrow(/no 'model\.lm_head' in the checkpoint/);
   });
+
+  it.skipIf(cases.length === 0)('says to pass a config when a checkpoint without args is not the 345M model', async () => {
+    const zip = join(ngcDir!, 'v0_ngc_no_args', 'input.zip');
+    await expect(convertMegatronCheckpoint(zip)).rejects.toThrow(
+      /input\.zip!release\/mp_rank_00\/model_optim_rng\.pt: position embeddings \[64, 32\] do not match MegatronBertConfig\(\) defaults, the 345M model \(the checkpoint stores no args: pass the model's config as \{ config \}, the reference's --config_file\) \(max_position_embeddings 512, hidden_size 1024\)$/,
+    );
+  });
 });

@@ -213,8 +213,8 @@ const LAYER_RE = /^layers\.(\d+)\.([a-z0-9_.]+)\.([a-z]+)/;
  * Converts an opened Megatron-LM checkpoint (`{ model: { language_model, lm_head, binary_head }, ... }`)
  * into `MegatronBertForPreTraining` weights, walking its dicts as the reference does.
  */
-export async function convertMegatronState(ckpt: TorchCheckpoint, options: { config: MegatronBertConfig; checkpointVersion: number }): Promise<Map<string, ConvertedTensor>> {
-  const { config, checkpointVersion } = options;
+export async function convertMegatronState(ckpt: TorchCheckpoint, options: { config: MegatronBertConfig; checkpointVersion: number; configOrigin?: string }): Promise<Map<string, ConvertedTensor>> {
+  const { config, checkpointVersion, configOrigin = 'the config' } = options;
   const file = ckpt.name;
   if (!(ckpt.root instanceof PyDict)) throw new MegatronConversionError(`${file}: the saved object is not a dict`);
   const out = new Map<string, ConvertedTensor>();
@@ -229,7 +229,7 @@ export async function convertMegatronState(ckpt: TorchCheckpoint, options: { con
   out.set('bert.embeddings.word_embeddings.weight', wordEmbeddings);
   const pos = await embeddings.child('position_embeddings').tensor('weight');
   if (pos.shape[0] !== config.maxPositionEmbeddings || pos.shape[1] !== config.hiddenSize) {
-    throw new MegatronConversionError(`${file}: position embeddings [${pos.shape.join(', ')}] do not match the config (max_position_embeddings ${config.maxPositionEmbeddings}, hidden_size ${config.hiddenSize})`);
+    throw new MegatronConversionError(`${file}: position embeddings [${pos.shape.join(', ')}] do not match ${configOrigin} (max_position_embeddings ${config.maxPositionEmbeddings}, hidden_size ${config.hiddenSize})`);
   }
   out.set('bert.embeddings.position_embeddings.weight', pos);
   out.set('bert.embeddings.token_type_embeddings.weight', await embeddings.child('tokentype_embeddings').tensor('weight'));
@@ -317,9 +317,15 @@ export async function convertMegatronCheckpoint(input: string | Blob | ArrayBuff
       const saved = new SavedDict(ckpt, ckpt.root, '');
       const lmHeadBias = saved.child('model').child('lm_head').value('bias');
       const lmHeadBiasNumel = isTorchTensorRef(lmHeadBias) ? lmHeadBias.shape.reduce((a, b) => a * b, 1) : 0;
-      const config = megatronBertConfigFrom({ lmHeadBiasNumel, args: argsOf(saved, ckpt.name) }, options.config, ckpt.name);
+      const args = argsOf(saved, ckpt.name);
+      const config = megatronBertConfigFrom({ lmHeadBiasNumel, args }, options.config, ckpt.name);
       const checkpointVersion = options.checkpointVersion ?? checkpointVersionOf(saved, ckpt.name);
-      const stateDict = await convertMegatronState(ckpt, { config, checkpointVersion });
+      const configOrigin = args
+        ? "the checkpoint's args"
+        : options.config
+          ? 'the given config'
+          : "MegatronBertConfig() defaults, the 345M model (the checkpoint stores no args: pass the model's config as { config }, the reference's --config_file)";
+      const stateDict = await convertMegatronState(ckpt, { config, checkpointVersion, configOrigin });
       return { config, stateDict, checkpointVersion };
     } finally {
       await ckpt.close();
