@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findSharedFixtures } from '@lm/tensor-gpu/testing';
+import { findSharedFixtures, webgpuRequired } from '@lm/tensor-gpu/testing';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const log = (msg) => console.log(`[conformance] ${msg}`);
@@ -37,7 +37,7 @@ for (const backend of backends) {
   log(`${families.join(', ')} on ${backend}`);
   const r = spawnSync(process.execPath, [cli, '--backend', backend, ...dirs], { stdio: 'inherit' });
   if (r.status === 0) continue;
-  if (r.status === EXIT_NO_BACKEND && backend === 'webgpu' && process.env.LM_REQUIRE_WEBGPU !== '1') {
+  if (r.status === EXIT_NO_BACKEND && backend === 'webgpu' && !webgpuRequired()) {
     log('skipped webgpu: no usable adapter (LM_REQUIRE_WEBGPU=1 makes this a failure)');
     continue;
   }

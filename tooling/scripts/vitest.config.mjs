@@ -1,11 +1,12 @@
-import { defineConfig } from 'vitest/config';
+import { defineConfig, mergeConfig } from 'vitest/config';
+import { sharedTestConfig } from '../vitest/shared.js';
 
-export default defineConfig({
-  test: {
-    include: ['test/**/*.test.mjs'],
-    testTimeout: 300_000,
-    hookTimeout: 120_000,
-    // Dawn is a native addon: run it in a child process, not a worker thread.
-    pool: 'forks',
-  },
-});
+export default mergeConfig(
+  sharedTestConfig,
+  defineConfig({
+    test: {
+      include: ['test/**/*.test.mjs'],
+      testTimeout: 300_000,
+    },
+  }),
+);

@@ -6,13 +6,12 @@
 // GPU object made here is kept in `keepAlive` for the life of the process.
 
 import { existsSync } from 'node:fs';
+import { webgpuRequired } from '@lm/tensor-gpu/testing';
 
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
-/** True when the caller (CI) wants WebGPU tests to fail rather than skip without an adapter. */
-export const requireWebGPU = ['1', 'true', 'yes'].includes(
-  String(process.env.LM_REQUIRE_WEBGPU ?? '').toLowerCase(),
-);
+/** True when the caller (CI) wants WebGPU tests to fail rather than skip without an adapter (LM_REQUIRE_WEBGPU=1). */
+export const requireWebGPU = webgpuRequired();
 
 const keepAlive = [];
 

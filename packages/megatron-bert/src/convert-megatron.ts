@@ -1,30 +1,28 @@
 // Converting an original Megatron-LM BERT checkpoint into the Hugging Face MegatronBERT layout, without
-// Python. Mirrors transformers `src/transformers/models/megatron_bert/convert_megatron_bert_checkpoint.py`:
-// the same name mapping, the same split of the fused query_key_value projection (with
-// `fix_query_key_value_ordering` for checkpoint versions 1.0 and >= 2.0), the same config handling
-// (MegatronBertConfig defaults, vocab size from the LM head bias, or the training `args` when the
-// checkpoint stores them).
+// Python. Mirrors transformers `src/transformers/models/megatron_bert/convert_megatron_bert_checkpoint.py`
+// (`convert_megatron_checkpoint` and `main`): the same walk over the saved dicts, name mapping, split of
+// the fused query_key_value projection (with `fix_query_key_value_ordering` for checkpoint versions 1.0
+// and >= 2.0) and config (a given config file, else MegatronBertConfig() with the vocab size of the LM
+// head; the training `args` override both when the checkpoint stores them).
 //
 // Accepted inputs: the NGC download (`megatron_bert_345m_v0_1_{cased,uncased}.zip`, which holds
 // `release/mp_rank_00/model_optim_rng.pt`), or the `.pt` itself (torch.save zip or legacy container), as
-// a path (Node), a Blob/File, bytes or a ByteSource. Tensors are read one at a time through
-// @lm/dist-ckpt's `openCheckpoint`; nested dicts come back with dotted names
-// (`model.language_model.embedding.word_embeddings.weight`).
+// a path (Node), a Blob/File, bytes or a ByteSource. @lm/dist-ckpt's restricted unpickler rebuilds the
+// saved dict as plain data (`args` as a record of its fields); tensors are read one at a time by their
+// dotted path (`model.language_model.embedding.word_embeddings.weight`).
 
 import {
   blobSource,
   bytesSource,
   openCheckpoint,
   openFileSource,
-  PyCallable,
-  PyClassRef,
   PyDict,
-  torchFindClass,
-  unpickle,
+  PyObject,
+  TorchCheckpoint,
+  isTorchTensorRef,
   writeSafetensors,
   ZipReader,
   type ByteSource,
-  type Checkpoint,
   type PyValue,
 } from '@lm/dist-ckpt';
 import { MegatronBertConfig } from './config.js';
@@ -43,9 +41,9 @@ export interface ConvertMegatronOptions {
   checkpointVersion?: number;
 }
 
-/** One converted tensor, ready for `writeSafetensors`. */
+/** One converted tensor, ready for `writeSafetensors`: its stored dtype (as the reference keeps it), values as float32 (exact). */
 export interface ConvertedTensor {
-  dtype: 'F32';
+  dtype: 'F32' | 'F16' | 'BF16';
   shape: number[];
   data: Float32Array;
 }
@@ -69,59 +67,112 @@ async function toSource(input: string | Blob | ArrayBuffer | ArrayBufferView | B
 const isZip = (head: Uint8Array) => head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
 
 /**
- * The `.pt` inside an NGC zip as a ByteSource (reads go straight to the outer file when the entry is
- * stored, or to its inflated bytes), or null when `source` is not such a zip (a torch.save zip holds
- * `<archive>/data.pkl` instead).
+ * The `.pt` inside an NGC zip, found by name as the reference opens it (model-parallel rank 0 of the
+ * `release` checkpoint), as a ByteSource: reads go straight to the outer file when the entry is stored,
+ * or to its inflated bytes. Null when `source` is not a zip or holds no such member (a torch.save zip,
+ * or a zip wrapping one checkpoint under another name, which `openCheckpoint` opens itself).
  */
 async function innerCheckpoint(source: ByteSource): Promise<ByteSource | null> {
   if (!isZip(await source.read(0, Math.min(4, source.size)))) return null;
   const zip = await ZipReader.open(source);
-  const name = zip.names.find((n) => n === MEGATRON_CHECKPOINT_ENTRY || n.endsWith(`/${MEGATRON_CHECKPOINT_ENTRY}`));
-  if (!name) return null;
-  const entry = zip.entry(name)!;
-  if (entry.method !== 0) return bytesSource(await zip.readChecked(entry), name);
-  return { name, size: entry.uncompressedSize, read: (offset, length) => zip.read(entry, offset, length) };
+  const entry = zip.entry(MEGATRON_CHECKPOINT_ENTRY);
+  if (!entry) return null;
+  const member = `${source.name}!${entry.name}`;
+  if (entry.method !== 0) return bytesSource(await zip.readChecked(entry), member);
+  return { name: member, size: entry.uncompressedSize, read: (offset, length) => zip.read(entry, offset, length) };
 }
 
-/**
- * The checkpoint's non-tensor top-level values (`checkpoint_version`, and `args` when present), which
- * `openCheckpoint` does not expose. The pickle is walked with inert stand-ins for every global: nothing
- * runs, tensors become null, an `argparse.Namespace` becomes a dict of its attributes.
- */
-async function readScalars(source: ByteSource): Promise<{ checkpointVersion: number | null; args: Map<string, PyValue> | null }> {
-  const inert = (module: string, name: string): PyValue => {
-    if (module === 'collections' && name === 'OrderedDict') return torchFindClass(source.name)(module, name);
-    if (module === 'torch' && name.endsWith('Storage')) return new PyClassRef(`${module}.${name}`);
-    return new PyCallable(`${module}.${name}`, () => new PyDict());
-  };
-  let value: PyValue;
-  const head = await source.read(0, Math.min(4, source.size));
-  if (isZip(head)) {
-    const zip = await ZipReader.open(source);
-    const pkl = zip.names.find((n) => n.endsWith('data.pkl'));
-    if (!pkl) throw new MegatronConversionError(`${source.name}: not a torch.save zip (no data.pkl)`);
-    value = unpickle(await zip.readChecked(zip.entry(pkl)!), 0, { file: source.name, findClass: inert, persistentLoad: () => null }).value;
-  } else {
-    // Legacy torch.save: magic number, protocol, sys info, then the object; read a growing prefix.
-    for (let window = Math.min(source.size, 1 << 20); ; window = Math.min(source.size, window * 4)) {
-      const bytes = await source.read(0, window);
-      try {
-        let pos = 0;
-        for (let i = 0; i < 3; i++) pos = unpickle(bytes, pos, { file: source.name }).end;
-        value = unpickle(bytes, pos, { file: source.name, findClass: inert, persistentLoad: () => null }).value;
-        break;
-      } catch (e) {
-        if (window >= source.size) throw e;
-      }
-    }
+// ---- reading the saved object -----------------------------------------------------------------------
+
+/** The saved dicts, walked by key as the reference indexes them; errors name the dotted path. */
+class SavedDict {
+  constructor(
+    private readonly ckpt: TorchCheckpoint,
+    readonly dict: PyDict,
+    readonly path: string,
+  ) {}
+
+  has(key: string): boolean {
+    return this.dict.map.has(key);
   }
-  if (!(value instanceof PyDict)) return { checkpointVersion: null, args: null };
-  const version = value.map.get('checkpoint_version');
-  const args = value.map.get('args');
-  return {
-    checkpointVersion: typeof version === 'number' ? version : null,
-    args: args instanceof PyDict ? new Map([...args.attrs, ...[...args.map].map(([k, v]) => [String(k), v] as [string, PyValue])]) : null,
+
+  private at(key: string): string {
+    return this.path ? `${this.path}.${key}` : key;
+  }
+
+  value(key: string): PyValue {
+    if (!this.dict.map.has(key)) {
+      throw new MegatronConversionError(`${this.ckpt.name}: no '${this.at(key)}' in the checkpoint (is this a Megatron-LM BERT checkpoint?)`);
+    }
+    return this.dict.map.get(key) as PyValue;
+  }
+
+  child(key: string): SavedDict {
+    const v = this.value(key);
+    if (!(v instanceof PyDict)) throw new MegatronConversionError(`${this.ckpt.name}: '${this.at(key)}' is not a dict`);
+    return new SavedDict(this.ckpt, v, this.at(key));
+  }
+
+  /** The tensor under `key`, as stored (F32, F16 or BF16 values in a Float32Array, exact). */
+  async tensor(key: string): Promise<ConvertedTensor> {
+    if (!isTorchTensorRef(this.value(key))) throw new MegatronConversionError(`${this.ckpt.name}: '${this.at(key)}' is not a tensor`);
+    const name = this.at(key);
+    const { dtype } = this.ckpt.info(name);
+    if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') {
+      throw new MegatronConversionError(`${this.ckpt.name}: '${name}' has dtype ${dtype}; Megatron-LM weights are F32, F16 or BF16`);
+    }
+    const t = await this.ckpt.readTensor(name, { as: 'float32' });
+    return { dtype, shape: t.shape, data: t.data };
+  }
+}
+
+/** `checkpoint_version` (0 when absent, as Megatron-LM and the reference read it). */
+function checkpointVersionOf(saved: SavedDict, file: string): number {
+  if (!saved.has('checkpoint_version')) return 0;
+  const v = saved.value('checkpoint_version');
+  if (typeof v !== 'number') throw new MegatronConversionError(`${file}: checkpoint_version is ${String(v)}, not a number`);
+  return v;
+}
+
+/** The training arguments (`args`, an argparse.Namespace) as a record of its fields, or null when absent. */
+function argsOf(saved: SavedDict, file: string): Map<string, PyValue> | null {
+  const args = saved.has('args') ? saved.value('args') : null;
+  if (args === null) return null;
+  if (!(args instanceof PyObject)) throw new MegatronConversionError(`${file}: 'args' is not an argparse.Namespace`);
+  return args.attrs;
+}
+
+// ---- the config ----------------------------------------------------------------------------------------
+
+/**
+ * The config the reference converter writes: the given one (its `--config_file`) as is, else
+ * MegatronBertConfig() defaults (the NGC 345M model) with `vocab_size` = numel of the LM head bias; then,
+ * when the checkpoint stores its training `args`, their sizes win.
+ */
+export function megatronBertConfigFrom(saved: { lmHeadBiasNumel: number; args: ReadonlyMap<string, PyValue> | null }, given?: MegatronBertConfig, file = 'checkpoint'): MegatronBertConfig {
+  const config = given ? MegatronBertConfig.fromJSON(given.toJSON()) : new MegatronBertConfig({ vocabSize: saved.lmHeadBiasNumel });
+  const { args } = saved;
+  if (!args) return config;
+  const field = (key: string): PyValue => {
+    if (!args.has(key)) throw new MegatronConversionError(`${file}: args has no '${key}' (Megatron-LM saves it with every BERT checkpoint)`);
+    return args.get(key) as PyValue;
   };
+  const int = (key: string): number => {
+    const v = field(key);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new MegatronConversionError(`${file}: args.${key} is ${String(v)}, not a positive integer`);
+    return v;
+  };
+  const tokenizerType = field('tokenizer_type');
+  if (tokenizerType !== null && typeof tokenizerType !== 'string') throw new MegatronConversionError(`${file}: args.tokenizer_type is not a string`);
+  config.extra.tokenizer_type = tokenizerType;
+  config.vocabSize = int('padded_vocab_size');
+  config.maxPositionEmbeddings = int('max_position_embeddings');
+  config.hiddenSize = int('hidden_size');
+  config.numHiddenLayers = int('num_layers');
+  config.numAttentionHeads = int('num_attention_heads');
+  // Megatron-LM added ffn_hidden_size in 2021; before, the MLP was always 4 * hidden.
+  config.intermediateSize = args.has('ffn_hidden_size') ? int('ffn_hidden_size') : 4 * config.hiddenSize;
+  return config;
 }
 
 // ---- the conversion ---------------------------------------------------------------------------------
@@ -129,14 +180,12 @@ async function readScalars(source: ByteSource): Promise<{ checkpointVersion: num
 /**
  * transformers `fix_query_key_value_ordering`: rows of the fused [3 * hidden, ...] projection reordered
  * to [3 (q, k, v), heads, headDim]. Version 1.0 stores [heads, headDim, 3]; versions >= 2.0 store
- * [heads, 3, headDim]; older versions are already in order.
+ * [heads, 3, headDim]; other versions (0) are already in order and come back as they are.
  */
 export function fixQueryKeyValueOrdering(param: Float32Array, rowLength: number, checkpointVersion: number, numSplits: number, numHeads: number, headDim: number): Float32Array {
-  const sourceRow = (split: number, head: number, d: number): number => {
-    if (checkpointVersion === 1.0) return (head * headDim + d) * numSplits + split;
-    if (checkpointVersion >= 2.0) return (head * numSplits + split) * headDim + d;
-    return (split * numHeads + head) * headDim + d;
-  };
+  if (checkpointVersion !== 1.0 && checkpointVersion < 2.0) return param;
+  const sourceRow = (split: number, head: number, d: number): number =>
+    checkpointVersion === 1.0 ? (head * headDim + d) * numSplits + split : (head * numSplits + split) * headDim + d;
   const out = new Float32Array(param.length);
   for (let s = 0; s < numSplits; s++) {
     for (let h = 0; h < numHeads; h++) {
@@ -157,97 +206,99 @@ const MEGATRON_TO_TRANSFORMERS: Readonly<Record<string, string>> = {
   'mlp.dense_4h_to_h': 'output.dense',
 };
 
-/** Converts an opened Megatron checkpoint (tensors under dotted names) into the HF layout. */
-export async function convertMegatronState(ckpt: Checkpoint, options: { config: MegatronBertConfig; checkpointVersion: number }): Promise<Map<string, ConvertedTensor>> {
-  const { config, checkpointVersion } = options;
-  const out = new Map<string, ConvertedTensor>();
-  const read = async (name: string): Promise<ConvertedTensor> => {
-    if (!ckpt.has(name)) throw new MegatronConversionError(`${ckpt.name}: no tensor '${name}' (is this a Megatron-LM BERT checkpoint?)`);
-    const t = await ckpt.readTensor(name, { as: 'float32' });
-    return { dtype: 'F32', shape: t.shape, data: t.data };
-  };
-  const lm = 'model.language_model';
+/** The reference's layer-name pattern, matched at the start of a key as Python's `re.match` does. */
+const LAYER_RE = /^layers\.(\d+)\.([a-z0-9_.]+)\.([a-z]+)/;
 
-  // Embeddings; the word table is truncated to vocab_size rows (Megatron pads it).
-  const word = await read(`${lm}.embedding.word_embeddings.weight`);
-  const hidden = word.shape[1];
-  const wordEmbeddings: ConvertedTensor = { dtype: 'F32', shape: [config.vocabSize, hidden], data: word.data.slice(0, config.vocabSize * hidden) };
+/**
+ * Converts an opened Megatron-LM checkpoint (`{ model: { language_model, lm_head, binary_head }, ... }`)
+ * into `MegatronBertForPreTraining` weights, walking its dicts as the reference does.
+ */
+export async function convertMegatronState(ckpt: TorchCheckpoint, options: { config: MegatronBertConfig; checkpointVersion: number; configOrigin?: string }): Promise<Map<string, ConvertedTensor>> {
+  const { config, checkpointVersion, configOrigin = 'the config' } = options;
+  const file = ckpt.name;
+  if (!(ckpt.root instanceof PyDict)) throw new MegatronConversionError(`${file}: the saved object is not a dict`);
+  const out = new Map<string, ConvertedTensor>();
+  const model = new SavedDict(ckpt, ckpt.root, '').child('model');
+  const lm = model.child('language_model');
+  const embeddings = lm.child('embedding');
+
+  // The word table is truncated to vocab_size rows (Megatron pads it; a Python slice never grows it).
+  const word = await embeddings.child('word_embeddings').tensor('weight');
+  const rows = Math.min(config.vocabSize, word.shape[0]);
+  const wordEmbeddings: ConvertedTensor = { dtype: word.dtype, shape: [rows, ...word.shape.slice(1)], data: word.data.slice(0, rows * (word.shape[1] ?? 1)) };
   out.set('bert.embeddings.word_embeddings.weight', wordEmbeddings);
-  const pos = await read(`${lm}.embedding.position_embeddings.weight`);
+  const pos = await embeddings.child('position_embeddings').tensor('weight');
   if (pos.shape[0] !== config.maxPositionEmbeddings || pos.shape[1] !== config.hiddenSize) {
-    throw new MegatronConversionError(`${ckpt.name}: position embeddings [${pos.shape.join(',')}] do not match the config (max_position_embeddings ${config.maxPositionEmbeddings}, hidden_size ${config.hiddenSize})`);
+    throw new MegatronConversionError(`${file}: position embeddings [${pos.shape.join(', ')}] do not match ${configOrigin} (max_position_embeddings ${config.maxPositionEmbeddings}, hidden_size ${config.hiddenSize})`);
   }
   out.set('bert.embeddings.position_embeddings.weight', pos);
-  out.set('bert.embeddings.token_type_embeddings.weight', await read(`${lm}.embedding.tokentype_embeddings.weight`));
+  out.set('bert.embeddings.token_type_embeddings.weight', await embeddings.child('tokentype_embeddings').tensor('weight'));
 
-  // The layers: "transformer" in older checkpoints, "encoder" in newer ones.
-  const transformer = ckpt.has(`${lm}.transformer.final_layernorm.weight`) ? `${lm}.transformer` : `${lm}.encoder`;
-  const layerRe = /^layers\.(\d+)\.([a-z0-9_.]+)\.([a-z]+)$/;
+  // The layers: "transformer" up to Megatron-LM v2.0, "encoder" from v2.5. As in the reference, the walk
+  // stops at the first key that is not a layer's (final_layernorm comes after every layer).
+  const transformer = lm.has('transformer') ? lm.child('transformer') : lm.child('encoder');
   const heads = config.numAttentionHeads;
-  const headDim = config.hiddenSize / heads;
-  for (const { name } of ckpt.tensors) {
-    if (!name.startsWith(`${transformer}.`)) continue;
-    const m = layerRe.exec(name.slice(transformer.length + 1));
-    if (!m) continue;
+  const headDim = Math.floor(config.hiddenSize / heads);
+  const hidden = config.hiddenSize;
+  let qkvWeight: ConvertedTensor | null = null;
+  for (const rawKey of transformer.dict.map.keys()) {
+    const key = typeof rawKey === 'string' ? rawKey : '';
+    const m = LAYER_RE.exec(key);
+    if (!m) break;
     const [, layerIdx, opName, weightOrBias] = m;
-    const layerName = `bert.encoder.layer.${layerIdx}`;
+    const layerName = `bert.encoder.layer.${Number(layerIdx)}`;
+    const isQkv = opName === 'attention.query_key_value' || opName === 'self_attention.query_key_value';
     if (opName.endsWith('layernorm')) {
       // input_layernorm precedes the attention; post_attention_layernorm the MLP.
       const lnName = opName.startsWith('input') ? 'attention.ln' : 'ln';
-      out.set(`${layerName}.${lnName}.${weightOrBias}`, await read(name));
-    } else if (opName === 'attention.query_key_value' || opName === 'self_attention.query_key_value') {
-      // The fused [3 * hidden, hidden] projection: reorder to q, k, v blocks, then split.
-      const fused = await read(name);
-      const rowLength = fused.shape.length > 1 ? fused.shape[1] : 1;
-      const ordered = fixQueryKeyValueOrdering(fused.data, rowLength, checkpointVersion, 3, heads, headDim);
-      const block = config.hiddenSize * rowLength;
+      out.set(`${layerName}.${lnName}.${weightOrBias}`, await transformer.tensor(key));
+    } else if (isQkv && (weightOrBias === 'weight' || weightOrBias === 'bias')) {
+      // The fused [3 * hidden, ...] projection: reorder to q, k, v blocks of `hidden` rows, then split.
+      // The weight comes first; the three parts are stored when its bias arrives.
+      const fused = await transformer.tensor(key);
+      const rowLength = fused.shape.slice(1).reduce((a, b) => a * b, 1);
+      if (fused.shape[0] !== 3 * heads * headDim || heads * headDim !== hidden) {
+        throw new MegatronConversionError(`${file}: '${transformer.path}.${key}' has ${fused.shape[0]} rows; ${heads} heads of hidden_size ${hidden} need 3 x ${hidden}`);
+      }
+      const ordered: ConvertedTensor = { dtype: fused.dtype, shape: fused.shape, data: fixQueryKeyValueOrdering(fused.data, rowLength, checkpointVersion, 3, heads, headDim) };
+      if (weightOrBias === 'weight') {
+        if (qkvWeight) throw new MegatronConversionError(`${file}: '${transformer.path}.${key}' follows a query_key_value weight that had no bias`);
+        qkvWeight = ordered;
+        continue;
+      }
+      if (!qkvWeight) throw new MegatronConversionError(`${file}: '${transformer.path}.${key}' comes before its query_key_value weight`);
+      const weight: ConvertedTensor = qkvWeight;
       ['query', 'key', 'value'].forEach((part, i) => {
-        out.set(`${layerName}.attention.self.${part}.${weightOrBias}`, { dtype: 'F32', shape: [config.hiddenSize, ...fused.shape.slice(1)], data: ordered.slice(i * block, (i + 1) * block) });
+        const w = hidden * (weight.data.length / weight.shape[0]);
+        out.set(`${layerName}.attention.self.${part}.weight`, { dtype: weight.dtype, shape: [hidden, ...weight.shape.slice(1)], data: weight.data.slice(i * w, (i + 1) * w) });
+        out.set(`${layerName}.attention.self.${part}.bias`, { dtype: ordered.dtype, shape: [hidden, ...ordered.shape.slice(1)], data: ordered.data.slice(i * hidden * rowLength, (i + 1) * hidden * rowLength) });
       });
+      qkvWeight = null;
     } else if (weightOrBias === 'weight' || weightOrBias === 'bias') {
       const target = MEGATRON_TO_TRANSFORMERS[opName];
-      if (!target) throw new MegatronConversionError(`${ckpt.name}: unknown Megatron layer tensor '${name}'`);
-      out.set(`${layerName}.${target}.${weightOrBias}`, await read(name));
+      if (!target) throw new MegatronConversionError(`${file}: unknown Megatron layer tensor '${transformer.path}.${key}'`);
+      out.set(`${layerName}.${target}.${weightOrBias}`, await transformer.tensor(key));
     }
   }
-  out.set('bert.encoder.ln.weight', await read(`${transformer}.final_layernorm.weight`));
-  out.set('bert.encoder.ln.bias', await read(`${transformer}.final_layernorm.bias`));
+  if (qkvWeight) throw new MegatronConversionError(`${file}: the last query_key_value weight in '${transformer.path}' has no bias`);
+  out.set('bert.encoder.ln.weight', await transformer.tensor('final_layernorm.weight'));
+  out.set('bert.encoder.ln.bias', await transformer.tensor('final_layernorm.bias'));
 
-  // The pooler, the LM head (its decoder is the word embeddings) and the binary (NSP) head.
-  out.set('bert.pooler.dense.weight', await read(`${lm}.pooler.dense.weight`));
-  out.set('bert.pooler.dense.bias', await read(`${lm}.pooler.dense.bias`));
-  out.set('cls.predictions.transform.dense.weight', await read('model.lm_head.dense.weight'));
-  out.set('cls.predictions.transform.dense.bias', await read('model.lm_head.dense.bias'));
-  out.set('cls.predictions.transform.LayerNorm.weight', await read('model.lm_head.layernorm.weight'));
-  out.set('cls.predictions.transform.LayerNorm.bias', await read('model.lm_head.layernorm.bias'));
+  // The pooler, the LM head (its decoder is a copy of the word embeddings) and the binary (NSP) head.
+  const pooler = lm.child('pooler');
+  out.set('bert.pooler.dense.weight', await pooler.tensor('dense.weight'));
+  out.set('bert.pooler.dense.bias', await pooler.tensor('dense.bias'));
+  const lmHead = model.child('lm_head');
+  out.set('cls.predictions.transform.dense.weight', await lmHead.tensor('dense.weight'));
+  out.set('cls.predictions.transform.dense.bias', await lmHead.tensor('dense.bias'));
+  out.set('cls.predictions.transform.LayerNorm.weight', await lmHead.tensor('layernorm.weight'));
+  out.set('cls.predictions.transform.LayerNorm.bias', await lmHead.tensor('layernorm.bias'));
   out.set('cls.predictions.decoder.weight', wordEmbeddings);
-  out.set('cls.predictions.bias', await read('model.lm_head.bias'));
-  out.set('cls.seq_relationship.weight', await read('model.binary_head.weight'));
-  out.set('cls.seq_relationship.bias', await read('model.binary_head.bias'));
+  out.set('cls.predictions.bias', await lmHead.tensor('bias'));
+  const binaryHead = model.child('binary_head');
+  out.set('cls.seq_relationship.weight', await binaryHead.tensor('weight'));
+  out.set('cls.seq_relationship.bias', await binaryHead.tensor('bias'));
   return out;
-}
-
-/** The config the reference converter builds: the given one, else defaults with the LM head's vocab size; `args` override it. */
-function resolveConfig(ckpt: Checkpoint, args: Map<string, PyValue> | null, given?: MegatronBertConfig): MegatronBertConfig {
-  const config = given ? MegatronBertConfig.fromJSON(given.toJSON()) : new MegatronBertConfig();
-  if (!given) {
-    const bias = ckpt.has('model.lm_head.bias') ? ckpt.info('model.lm_head.bias') : null;
-    if (!bias) throw new MegatronConversionError(`${ckpt.name}: no 'model.lm_head.bias' (is this a Megatron-LM BERT checkpoint?)`);
-    config.vocabSize = bias.shape.reduce((a, b) => a * b, 1);
-  }
-  if (args) {
-    // Checkpoints that store their training arguments give the exact sizes.
-    const num = (key: string): number | undefined => (typeof args.get(key) === 'number' ? (args.get(key) as number) : undefined);
-    const tokenizerType = args.get('tokenizer_type');
-    if (typeof tokenizerType === 'string') config.extra.tokenizer_type = tokenizerType;
-    config.vocabSize = num('padded_vocab_size') ?? config.vocabSize;
-    config.maxPositionEmbeddings = num('max_position_embeddings') ?? config.maxPositionEmbeddings;
-    config.hiddenSize = num('hidden_size') ?? config.hiddenSize;
-    config.numHiddenLayers = num('num_layers') ?? config.numHiddenLayers;
-    config.numAttentionHeads = num('num_attention_heads') ?? config.numAttentionHeads;
-    config.intermediateSize = num('ffn_hidden_size') ?? 4 * config.hiddenSize;
-  }
-  return config;
 }
 
 /**
@@ -258,12 +309,23 @@ export async function convertMegatronCheckpoint(input: string | Blob | ArrayBuff
   const outer = await toSource(input);
   try {
     const source = (await innerCheckpoint(outer)) ?? outer;
-    const scalars = await readScalars(source);
     const ckpt = await openCheckpoint(source);
     try {
-      const config = resolveConfig(ckpt, scalars.args, options.config);
-      const checkpointVersion = options.checkpointVersion ?? scalars.checkpointVersion ?? 0;
-      const stateDict = await convertMegatronState(ckpt, { config, checkpointVersion });
+      if (!(ckpt instanceof TorchCheckpoint) || !(ckpt.root instanceof PyDict)) {
+        throw new MegatronConversionError(`${ckpt.name}: not a Megatron-LM checkpoint (a torch.save'd dict holding 'model'), but a ${ckpt.format} file`);
+      }
+      const saved = new SavedDict(ckpt, ckpt.root, '');
+      const lmHeadBias = saved.child('model').child('lm_head').value('bias');
+      const lmHeadBiasNumel = isTorchTensorRef(lmHeadBias) ? lmHeadBias.shape.reduce((a, b) => a * b, 1) : 0;
+      const args = argsOf(saved, ckpt.name);
+      const config = megatronBertConfigFrom({ lmHeadBiasNumel, args }, options.config, ckpt.name);
+      const checkpointVersion = options.checkpointVersion ?? checkpointVersionOf(saved, ckpt.name);
+      const configOrigin = args
+        ? "the checkpoint's args"
+        : options.config
+          ? 'the given config'
+          : "MegatronBertConfig() defaults, the 345M model (the checkpoint stores no args: pass the model's config as { config }, the reference's --config_file)";
+      const stateDict = await convertMegatronState(ckpt, { config, checkpointVersion, configOrigin });
       return { config, stateDict, checkpointVersion };
     } finally {
       await ckpt.close();

@@ -106,7 +106,7 @@ describe('lm-ckpt CLI', () => {
     const merged = await cli('convert', dist, out, '--max-shard-size', '5GB');
     expect(merged.code).toBe(0);
     expect(readdirSync(out)).toEqual(['model.safetensors']);
-  }, 30_000);
+  });
 
   it('inspects every valid fixture and refuses every bad one with a one-line error and exit code 1', async () => {
     const fixtures = findIoFixtures();
@@ -135,5 +135,5 @@ describe('lm-ckpt CLI', () => {
     const missing = await cli('inspect', join(root, 'does-not-exist'));
     expect(missing.code).toBe(1);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
-  }, 40_000);
+  });
 });

@@ -54,7 +54,14 @@ export {
   type ShardedWriteOptions,
   type ShardedWriteResult,
 } from './sharded.js';
-export { TORCH_STORAGE_DTYPES, TorchCheckpoint, torchFindClass } from './torch.js';
+export {
+  TORCH_DTYPE_NAMES,
+  TORCH_STORAGE_DTYPES,
+  TorchCheckpoint,
+  isTorchTensorRef,
+  torchFindClass,
+  type TorchTensorRef,
+} from './torch.js';
 export {
   DTYPE_TORCH_STORAGE,
   PyFloat,
@@ -65,7 +72,7 @@ export {
   type TorchSaveValue,
   type TorchWriteOptions,
 } from './torch-writer.js';
-export { unpickle, PyCallable, PyClassRef, PyDict, PySet, PyTuple, type PyValue, type UnpickleOptions } from './pickle.js';
+export { unpickle, PyCallable, PyClassRef, PyDict, PyObject, PySet, PyTuple, type PyValue, type UnpickleOptions } from './pickle.js';
 export { ZipReader, type ZipEntry } from './zip.js';
 export {
   CHECKPOINT_FILE_NAMES,

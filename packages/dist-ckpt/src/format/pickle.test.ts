@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import { TorchCheckpointError, UnsafePickleError } from './errors.js';
-import { PickleTruncatedError, PyCallable, PyDict, PySet, PyTuple, unpickle, type PyValue, type UnpickleOptions } from './pickle.js';
+import { PickleTruncatedError, PyCallable, PyDict, PyObject, PySet, PyTuple, unpickle, type PyValue, type UnpickleOptions } from './pickle.js';
 import { hex, PickleWriter } from './test-utils.js';
 import { torchFindClass } from './torch.js';
 
@@ -19,9 +19,17 @@ const PICKLES: Record<number, string> = {
   5: '800595bb000000000000007d94288c0161944b018c0162944afeffffff8c0163944d2c018c0164944a701101008c0165948a060000000000ff8c0166948a090000000000000000408c016794473ff80000000000008c0168948c0668c3a96c6c6f948c016a945d94284b014b024b034b048694658c016b944e8c016c94888c016d94898c016e94298c016f944b0185948c017094284b014b024b034b0474948c0171947d948c0178948c017994738c0175948c0969742773202271220a948c017494680b752e',
 };
 
+// pickle.dumps(obj, protocol=2) from CPython 3.11 (torch.save's protocol), for a Megatron-LM-like checkpoint:
+// od = OrderedDict([('w', 1)]); od._metadata = OrderedDict([('', {'version': 1})])
+// obj = {'args': argparse.Namespace(num_layers=2, tokenizer_type='BertWordPieceLowerCase', lr=1.5e-4, fp16=True,
+//        ffn_hidden_size=None), 'sd': od, 'rng': (3, (2**31, 2**32-1, 5), None)}
+const MEGATRON_LIKE =
+  '80027d71002858040000006172677371016361726770617273650a4e616d6573706163650a7102298171037d710428580a0000006e756d5f6c617965727371054b02580e000000746f6b656e697a65725f747970657106581600000042657274576f726450696563654c6f77657243617365710758020000006c727108473f23a92a30553261580400000066703136710988580f00000066666e5f68696464656e5f73697a65710a4e756258020000007364710b63636f6c6c656374696f6e730a4f726465726564446963740a710c2952710d580100000077710e4b01737d710f58090000005f6d657461646174617110680c29527111580000000071127d7113580700000076657273696f6e71144b01737373625803000000726e6771154b038a0500000080008a05ffffffff004b058771164e877117752e';
+
 /** PyValue -> plain JSON-ish JS for comparisons (tuples tagged). */
 function plain(v: PyValue): unknown {
   if (v instanceof PyDict) return Object.fromEntries([...v.map].map(([k, x]) => [String(k), plain(x)]));
+  if (v instanceof PyObject) return { [v.qualname]: Object.fromEntries([...v.attrs].map(([k, x]) => [k, plain(x)])) };
   if (v instanceof PyTuple) return { tuple: v.items.map(plain) };
   if (v instanceof PySet) return { set: v.items.map(plain) };
   if (Array.isArray(v)) return v.map(plain);
@@ -112,6 +120,47 @@ describe('unpickler', () => {
     expect(() => load(stackGlobal, { findClass: torchFindClass('f') })).toThrow(/refused pickle global 'os\.system'/);
     const inst = new Uint8Array([0x28, ...new TextEncoder().encode('ios\nsystem\n'), 0x2e]);
     expect(() => load(inst, { findClass: torchFindClass('f') })).toThrow(/refused pickle global 'os\.system'/);
+    expect(existsSync('/tmp/lm-pwned')).toBe(false);
+  });
+
+  it("rebuilds a training checkpoint's plain data: Namespace fields, OrderedDict _metadata, ints >= 2^31", () => {
+    const value = load(hex(MEGATRON_LIKE), { findClass: torchFindClass('model_optim_rng.pt') }) as PyDict;
+    expect(plain(value)).toEqual({
+      args: {
+        'argparse.Namespace': { num_layers: 2, tokenizer_type: 'BertWordPieceLowerCase', lr: 1.5e-4, fp16: true, ffn_hidden_size: null },
+      },
+      sd: { w: 1 },
+      rng: { tuple: [3, { tuple: [2 ** 31, 2 ** 32 - 1, 5] }, null] },
+    });
+    expect(value.map.get('args')).toBeInstanceOf(PyObject);
+    const sd = value.map.get('sd') as PyDict;
+    expect(sd.ordered).toBe(true);
+    expect(plain(sd.attrs.get('_metadata') as PyValue)).toEqual({ '': { version: 1 } });
+  });
+
+  it('reads torch dtype globals as their names, and refuses other torch attributes', () => {
+    const dtype = (name: string): Uint8Array => new PickleWriter().proto().global('torch', name).stop().bytes();
+    expect(load(dtype('float16'), { findClass: torchFindClass('f') })).toBe('torch.float16');
+    expect(load(dtype('bfloat16'), { findClass: torchFindClass('f') })).toBe('torch.bfloat16');
+    for (const name of ['float', 'half', 'device', 'Tensor', 'float16.__class__', 'from_numpy']) {
+      expect(() => load(dtype(name), { findClass: torchFindClass('f') }), name).toThrow(/refused pickle global 'torch\./);
+    }
+  });
+
+  it('gives a Namespace no arguments and no behaviour: a record BUILD fills, nothing else', () => {
+    const namespace = () => new PickleWriter().proto().global('argparse', 'Namespace');
+    // Namespace('x') (REDUCE with arguments) is not how pickle rebuilds one; refused.
+    const withArgs = namespace().str('touch /tmp/lm-pwned').raw(0x85).reduce().stop().bytes();
+    expect(() => load(withArgs, { findClass: torchFindClass('f') })).toThrow(/argparse\.Namespace created with 1 arguments/);
+    // BUILD state must be a dict of string names.
+    const badState = namespace().raw(0x29, 0x81).ints([1]).build().stop().bytes();
+    expect(() => load(badState, { findClass: torchFindClass('f') })).toThrow(/BUILD state is not a dict/);
+    // A record is not callable: REDUCE on it is refused.
+    const callRecord = namespace().raw(0x29, 0x81).str('x').raw(0x85).reduce().stop().bytes();
+    expect(() => load(callRecord, { findClass: torchFindClass('f') })).toThrow(/REDUCE of a value that is not an allowed callable/);
+    for (const [module, name] of [['argparse', 'ArgumentParser'], ['argparse', '_sys'], ['copyreg', '_reconstructor'], ['builtins', 'object']]) {
+      expect(() => load(new PickleWriter().proto().global(module, name).stop().bytes(), { findClass: torchFindClass('f') })).toThrow(UnsafePickleError);
+    }
     expect(existsSync('/tmp/lm-pwned')).toBe(false);
   });
 

@@ -3,8 +3,8 @@
 // Nothing here can run code: the unpickler builds plain JS values, and every GLOBAL / STACK_GLOBAL /
 // INST is resolved through `findClass`, which the caller restricts to an allowlist and which refuses
 // everything else loudly (the default refuses every global). REDUCE / NEWOBJ / OBJ can only call the
-// `PyCallable`s that `findClass` handed out; BUILD only sets attributes on dicts. Extension codes and
-// out-of-band buffers are refused.
+// `PyCallable`s that `findClass` handed out; BUILD only sets attributes on dicts and on the plain records
+// (`PyObject`) those callables return. Extension codes and out-of-band buffers are refused.
 //
 // Opcode reference: CPython Lib/pickletools.py.
 
@@ -20,6 +20,15 @@ export class PyDict {
   readonly map = new Map<unknown, PyValue>();
   readonly attrs = new Map<string, PyValue>();
   constructor(readonly ordered = false) {}
+}
+
+/**
+ * An instance rebuilt as plain data: its class name and the fields BUILD set (e.g. an
+ * `argparse.Namespace`, which Megatron-LM saves as `args`). Nothing of the class runs.
+ */
+export class PyObject {
+  readonly attrs = new Map<string, PyValue>();
+  constructor(readonly qualname: string) {}
 }
 
 /** A Python set or frozenset. */
@@ -57,6 +66,7 @@ export type PyValue =
   | PyTuple
   | PyDict
   | PySet
+  | PyObject
   | PyCallable
   | PyClassRef
   | { readonly kind: string };
@@ -204,13 +214,15 @@ export function unpickle(bytes: Uint8Array, start: number, options: UnpickleOpti
     let dictState = state;
     let slotState: PyValue = null;
     if (state instanceof PyTuple && state.items.length === 2) [dictState, slotState] = state.items;
-    if (!(obj instanceof PyDict)) fail('BUILD is only allowed on dicts (OrderedDict attributes)');
+    if (!(obj instanceof PyDict) && !(obj instanceof PyObject)) {
+      fail('BUILD is only allowed on dicts (OrderedDict attributes) and plain records (argparse.Namespace fields)');
+    }
     for (const s of [dictState, slotState]) {
       if (s === null) continue;
       if (!(s instanceof PyDict)) fail('BUILD state is not a dict');
       for (const [k, v] of (s as PyDict).map) {
         if (typeof k !== 'string') fail('BUILD attribute name is not a string');
-        (obj as PyDict).attrs.set(k as string, v);
+        (obj as PyDict | PyObject).attrs.set(k as string, v);
       }
     }
   };

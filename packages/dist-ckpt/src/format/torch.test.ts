@@ -109,6 +109,27 @@ describe('torch.save zip format', () => {
     expect(Array.from((await cp.readTensor('list.0')).data)).toEqual([1, 2]);
   });
 
+  it('opens the one torch.save file a plain zip wraps (an NGC download), stored or deflated, legacy or zip', async () => {
+    const pkl = torchPickle([{ name: 'w', key: '0', storageNumel: 24, size: [4, 6], stride: [6, 1] }]);
+    const inner = { zip: torchZip(pkl, { '0': storage0 }), legacy: torchLegacy(pkl, [['0', 24, storage0]]) };
+    for (const [kind, data] of Object.entries(inner)) {
+      for (const method of [0, 8] as const) {
+        const tracker = { name: 'latest_checkpointed_iteration.txt', data: new TextEncoder().encode('release'), method };
+        const outer = makeZip([tracker, { name: 'release/', data: new Uint8Array(0) }, { name: 'release/mp_rank_00/model_optim_rng.pt', data, method }]);
+        const cp = (await openCheckpoint(outer, { name: 'ngc.zip' })) as TorchCheckpoint;
+        expect(cp.name, `${kind} ${method}`).toBe('ngc.zip!release/mp_rank_00/model_optim_rng.pt');
+        expect(cp.format).toBe(kind === 'zip' ? 'torch-zip' : 'torch-legacy');
+        expect(Array.from((await cp.readTensor('w')).data)).toEqual(range(24));
+        await cp.close();
+      }
+    }
+    // Two wrapped files: no guessing.
+    const two = makeZip([{ name: 'a/mp_rank_00/model_optim_rng.pt', data: inner.zip }, { name: 'a/mp_rank_01/model_optim_rng.pt', data: inner.zip }]);
+    await expect(openCheckpoint(two, { name: 'tp2.zip' })).rejects.toThrow(
+      /^tp2\.zip: not a torch\.save zip: no 'a\/data\.pkl' record; it wraps 2 checkpoint files \(a\/mp_rank_00\/model_optim_rng\.pt, a\/mp_rank_01\/model_optim_rng\.pt\): unzip it and open one$/,
+    );
+  });
+
   it('refuses malicious pickles inside an otherwise valid zip, and nothing runs', async () => {
     const evil = new PickleWriter().proto().emptyDict().str('w').global('posix', 'system').str('touch /tmp/lm-pwned').raw(0x85).reduce().raw(0x73).stop().bytes();
     const err = await openCheckpoint(torchZip(evil, {}), { name: 'evil.pt' }).catch((e: unknown) => e);

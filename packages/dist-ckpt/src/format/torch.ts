@@ -7,10 +7,12 @@
 //
 // In both, the object's tensors are `torch._utils._rebuild_tensor_v2(storage, offset, size, stride,
 // ...)` calls whose storage is a persistent id. We unpickle with an allowlist of exactly those globals
-// (see TORCH_GLOBALS), record each tensor as a view (storage, offset, size, stride), and read the
-// data later, gathering strided views into contiguous row-major bytes.
+// (see torchFindClass), record each tensor as a view (storage, offset, size, stride), and read the
+// data later, gathering strided views into contiguous row-major bytes. What a training checkpoint keeps
+// beside its tensors (Megatron-LM's `args` Namespace, `checkpoint_version`, rng states) is rebuilt as
+// plain data and kept in `TorchCheckpoint.root`.
 
-import type { ByteSource } from './byte-source.js';
+import { bytesSource, type ByteSource } from './byte-source.js';
 import { byteswapInPlace, convertBytes, DTYPE_SIZE, numel, type DType, type ReadAs } from './dtypes.js';
 import { TensorNotFoundError, TorchCheckpointError, UnsafePickleError } from './errors.js';
 import {
@@ -18,6 +20,7 @@ import {
   PyCallable,
   PyClassRef,
   PyDict,
+  PyObject,
   PyTuple,
   unpickle,
   type PyValue,
@@ -39,6 +42,16 @@ export const TORCH_STORAGE_DTYPES: Readonly<Record<string, DType>> = {
   BoolStorage: 'BOOL',
 };
 
+/**
+ * `torch.<name>` dtypes, which pickle as globals (`args.params_dtype` in a Megatron-LM checkpoint). Each
+ * comes back as its name, `'torch.float16'`, as `str(torch.float16)` prints it.
+ */
+export const TORCH_DTYPE_NAMES: ReadonlySet<string> = new Set([
+  'float16', 'float32', 'float64', 'bfloat16', 'complex32', 'complex64', 'complex128',
+  'uint8', 'uint16', 'uint32', 'uint64', 'int8', 'int16', 'int32', 'int64', 'bool',
+  'qint8', 'quint8', 'qint32', 'quint4x2', 'quint2x4', 'float8_e4m3fn', 'float8_e5m2', 'float8_e4m3fnuz', 'float8_e5m2fnuz',
+]);
+
 /** Magic number of the legacy format (torch/serialization.py MAGIC_NUMBER). */
 export const TORCH_LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const TORCH_LEGACY_PROTOCOL = 1001;
@@ -53,7 +66,8 @@ interface StorageRef {
   readonly viewOffset: number;
 }
 
-interface TensorRef {
+/** A tensor inside `TorchCheckpoint.root`: read it by its dotted path (see `isTorchTensorRef`). */
+export interface TorchTensorRef {
   readonly kind: 'torch-tensor';
   readonly storage: StorageRef;
   readonly offset: number;
@@ -65,7 +79,10 @@ function isStorage(v: PyValue): v is StorageRef {
   return typeof v === 'object' && v !== null && (v as { kind?: string }).kind === 'torch-storage';
 }
 
-function isTensor(v: PyValue): v is TensorRef {
+type TensorRef = TorchTensorRef;
+
+/** Whether a value of `TorchCheckpoint.root` is a tensor (read it with `readTensor(<dotted path>)`). */
+export function isTorchTensorRef(v: PyValue): v is TorchTensorRef {
   return typeof v === 'object' && v !== null && (v as { kind?: string }).kind === 'torch-tensor';
 }
 
@@ -93,9 +110,11 @@ function rebuildTensor(file: string, fn: string, args: PyValue[], minArgs: numbe
 }
 
 /**
- * The pickle globals a torch.save'd state dict needs, and nothing else. Every other global (os.system,
- * builtins.eval, posix.system, subprocess.*, numpy reconstructors, ...) is refused with an
- * UnsafePickleError naming the file and the global.
+ * The pickle globals a torch.save'd state dict or training checkpoint needs, and nothing else: the
+ * tensor rebuilders, storage types, `collections.OrderedDict`, torch dtypes (as their names) and
+ * `argparse.Namespace` (as a `PyObject` record of its fields; nothing of argparse runs). Every other
+ * global (os.system, builtins.eval, posix.system, subprocess.*, numpy reconstructors, ...) is refused
+ * with an UnsafePickleError naming the file and the global.
  */
 export function torchFindClass(file: string): (module: string, name: string) => PyValue {
   return (module, name) => {
@@ -126,13 +145,21 @@ export function torchFindClass(file: string): (module: string, name: string) => 
         case '_rebuild_parameter': // (data, requires_grad, backward_hooks)
         case '_rebuild_parameter_with_state': // (data, requires_grad, backward_hooks, state)
           return new PyCallable(qualname, (args) => {
-            if (!isTensor(args[0])) throw new TorchCheckpointError(file, `${name}: data is not a tensor`);
+            if (!isTorchTensorRef(args[0])) throw new TorchCheckpointError(file, `${name}: data is not a tensor`);
             return args[0];
           });
       }
     }
     if (module === 'torch' && Object.prototype.hasOwnProperty.call(TORCH_STORAGE_DTYPES, name)) {
       return new PyClassRef(qualname, TORCH_STORAGE_DTYPES[name]);
+    }
+    if (module === 'torch' && TORCH_DTYPE_NAMES.has(name)) return qualname;
+    if (module === 'argparse' && name === 'Namespace') {
+      // Pickled as NEWOBJ(Namespace, ()) then BUILD(fields): an empty record that BUILD fills.
+      return new PyCallable(qualname, (args) => {
+        if (args.length > 0) throw new TorchCheckpointError(file, `${qualname} created with ${args.length} arguments (expected none)`);
+        return new PyObject(qualname);
+      });
     }
     throw new UnsafePickleError(file, qualname);
   };
@@ -159,7 +186,7 @@ function collectTensors(file: string, root: PyValue): Map<string, TensorRef> {
   const out = new Map<string, TensorRef>();
   const visit = (value: PyValue, name: string, depth: number): void => {
     if (depth > 64) throw new TorchCheckpointError(file, 'objects nested more than 64 levels deep');
-    if (isTensor(value)) {
+    if (isTorchTensorRef(value)) {
       if (out.has(name)) throw new TorchCheckpointError(file, 'duplicate tensor name', name);
       out.set(name, value);
     } else if (value instanceof PyDict) {
@@ -243,6 +270,12 @@ export class TorchCheckpoint implements Checkpoint {
   private constructor(
     readonly format: 'torch-zip' | 'torch-legacy',
     readonly source: ByteSource,
+    /**
+     * The whole saved object as plain data: dicts as `PyDict` (key order kept, OrderedDict `_metadata`
+     * in `attrs`), `argparse.Namespace` as `PyObject`, dtypes as names, tensors as `TorchTensorRef`s
+     * whose dotted path (`model.lm_head.bias`) is their name in `tensors`.
+     */
+    readonly root: PyValue,
     refs: Map<string, TensorRef>,
     private readonly readStorage: StorageReader,
     private readonly bigEndian: boolean,
@@ -286,12 +319,13 @@ export class TorchCheckpoint implements Checkpoint {
   static create(
     format: 'torch-zip' | 'torch-legacy',
     source: ByteSource,
+    root: PyValue,
     refs: Map<string, TensorRef>,
     readStorage: StorageReader,
     bigEndian: boolean,
     owned: boolean,
   ): TorchCheckpoint {
-    return new TorchCheckpoint(format, source, refs, readStorage, bigEndian, owned);
+    return new TorchCheckpoint(format, source, root, refs, readStorage, bigEndian, owned);
   }
 
   has(name: string): boolean {
@@ -349,7 +383,7 @@ async function openZip(source: ByteSource, owned: boolean): Promise<TorchCheckpo
   const slash = first.indexOf('/');
   const prefix = slash >= 0 ? first.slice(0, slash + 1) : '';
   const pklEntry = zip.entry(`${prefix}data.pkl`);
-  if (!pklEntry) throw new TorchCheckpointError(file, `not a torch.save zip: no '${prefix}data.pkl' record`);
+  if (!pklEntry) return openWrapped(zip, source, owned, `not a torch.save zip: no '${prefix}data.pkl' record`);
   const byteorderEntry = zip.entry(`${prefix}byteorder`);
   let bigEndian = false;
   if (byteorderEntry) {
@@ -395,7 +429,28 @@ async function openZip(source: ByteSource, owned: boolean): Promise<TorchCheckpo
     if (!s) throw new TorchCheckpointError(file, `unknown storage '${storage.key}'`);
     return zip.read(s.entry, byteOffset, byteLength);
   };
-  return TorchCheckpoint.create('torch-zip', source, refs, readStorage, bigEndian, owned);
+  return TorchCheckpoint.create('torch-zip', source, value, refs, readStorage, bigEndian, owned);
+}
+
+/**
+ * A plain zip that wraps one torch.save file (NVIDIA's NGC downloads hold
+ * `release/mp_rank_00/model_optim_rng.pt`): that member is opened in its place. A stored member is read
+ * in place; a deflated one is inflated into memory.
+ */
+async function openWrapped(zip: ZipReader, source: ByteSource, owned: boolean, notTorch: string): Promise<TorchCheckpoint> {
+  const members = zip.names.filter((n) => /\.(pt|pth|bin|ckpt)$/.test(n));
+  if (members.length !== 1) {
+    const held = members.length > 1 ? `; it wraps ${members.length} checkpoint files (${members.join(', ')}): unzip it and open one` : '';
+    throw new TorchCheckpointError(source.name, `${notTorch}${held}`);
+  }
+  const entry = zip.entry(members[0]) as ZipEntry;
+  const name = `${source.name}!${entry.name}`;
+  const close = owned ? () => source.close?.() ?? Promise.resolve() : undefined;
+  const member: ByteSource =
+    entry.method === 0
+      ? { name, size: entry.uncompressedSize, read: (offset, length) => zip.read(entry, offset, length), close }
+      : { ...bytesSource(await zip.readChecked(entry), name), close };
+  return TorchCheckpoint.open(member, owned);
 }
 
 function unpickleWhole(
@@ -525,5 +580,5 @@ async function openLegacy(source: ByteSource, owned: boolean): Promise<TorchChec
     const start = dataStarts.get(storage.key) as number;
     return source.read(start + storage.viewOffset * DTYPE_SIZE[storage.dtype] + byteOffset, byteLength);
   };
-  return TorchCheckpoint.create('torch-legacy', source, refs, readStorage, bigEndian, owned);
+  return TorchCheckpoint.create('torch-legacy', source, main.value, refs, readStorage, bigEndian, owned);
 }

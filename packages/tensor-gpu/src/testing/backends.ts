@@ -4,8 +4,17 @@
 import type { Backend, FusedKernelName, FusedKernels } from '../backend.js';
 import { cpu } from '../runtime.js';
 
-export function webgpuRequired(): boolean {
-  return typeof process !== 'undefined' && process.env?.LM_REQUIRE_WEBGPU === '1';
+/**
+ * The one reading of `LM_REQUIRE_WEBGPU` (every test and script of the repository uses it): `1` makes a
+ * missing WebGPU adapter a failure (CI sets it); unset, empty or `0` lets WebGPU tests skip with their
+ * reason. Any other value (`true`, `yes`, ...) is refused, so a setting meant as "require" can never
+ * quietly skip.
+ */
+export function webgpuRequired(env: Record<string, string | undefined> | undefined = globalThis.process?.env): boolean {
+  const value = env?.LM_REQUIRE_WEBGPU ?? '';
+  if (value === '1') return true;
+  if (value === '' || value === '0') return false;
+  throw new Error(`LM_REQUIRE_WEBGPU=${JSON.stringify(value)}: use 1 to require WebGPU, or 0 / unset to let WebGPU tests skip`);
 }
 
 let webgpuPromise: Promise<Backend | null> | null = null;

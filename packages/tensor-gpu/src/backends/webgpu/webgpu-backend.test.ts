@@ -9,9 +9,10 @@ import { BINARY, FUSED_BIAS_ACTIVATIONS, FUSED_BINARY, UNARY, biasActivationOp, 
 import { philoxFill } from '../../random.js';
 import { createWebGPUBackend, probeWebGPU, type WebGPUBackend } from './index.js';
 import { at, coords, expectClose, gatherHost, rand, randInt, size, view } from './test-helpers.js';
+import { webgpuRequired } from '../../testing/backends.js';
 
 const backend = await createWebGPUBackend().catch((e) => {
-  if (process.env.LM_REQUIRE_WEBGPU === '1') throw e;
+  if (webgpuRequired()) throw e;
   return null;
 });
 
