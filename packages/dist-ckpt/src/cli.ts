@@ -6,8 +6,16 @@ import { Command, CommanderError } from 'commander';
 
 import { consolidateToHuggingFace, inspectCheckpoint, isDistCheckpoint, splitFromHuggingFace } from './distributed/convert.js';
 
+/** A file-system error as "<path>: does not exist" rather than libuv's "ENOENT: ..., open '<path>'". */
+function describe(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e instanceof Error && e.path && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) return `${e.path}: does not exist`;
+  if (e instanceof Error && e.path && e.code === 'EACCES') return `${e.path}: permission denied`;
+  return err instanceof Error ? err.message : String(err);
+}
+
 function fail(err: unknown): never {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = describe(err);
   process.stderr.write(`lm-ckpt: ${message.split('\n')[0]}\n`);
   process.exit(1);
 }

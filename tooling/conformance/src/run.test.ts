@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { writeSafetensors } from '@lm/dist-ckpt';
 import type { DType as FileDType } from '@lm/dist-ckpt';
 import { cpu, memory } from '@lm/tensor-gpu';
+import { webgpuRequired } from '@lm/tensor-gpu/testing';
 import type { ConformanceFamily } from '@lm/layers/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { conformance as fake } from '../test/fake-family.mjs';
@@ -392,7 +393,7 @@ describe('the CLI (built dist/cli.js, as a child process)', () => {
   it('--backend webgpu runs the cases on WebGPU, or exits 3 with a clear message without an adapter', async () => {
     const { code, stdout, stderr } = await cli('--backend', 'webgpu', '--register', './test/fake-family.mjs', join(root, 'pass/doubler'));
     if (code === 3) {
-      expect(process.env.LM_REQUIRE_WEBGPU, 'LM_REQUIRE_WEBGPU=1 but no WebGPU adapter').not.toBe('1');
+      expect(webgpuRequired(), 'LM_REQUIRE_WEBGPU=1 but no WebGPU adapter').toBe(false);
       expect(stderr).toMatch(/--backend webgpu is not available: /);
       return;
     }

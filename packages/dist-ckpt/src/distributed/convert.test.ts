@@ -135,5 +135,6 @@ describe('lm-ckpt CLI', () => {
     const missing = await cli('inspect', join(root, 'does-not-exist'));
     expect(missing.code).toBe(1);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr.trim()).toBe(`lm-ckpt: ${join(root, 'does-not-exist')}: does not exist`);
   });
 });
