@@ -8,7 +8,7 @@ import { memory } from '@lm/tensor-gpu';
 import { testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './config.js';
-import { CheckpointError, DataError } from './errors.js';
+import { CheckpointError, DataError } from './core/errors.js';
 import { fillMask } from './fill-mask.js';
 import { readMetrics, type MetricsRecord } from './metrics.js';
 import { makeTinyCorpus, tinyConfig } from './test-helpers.js';
