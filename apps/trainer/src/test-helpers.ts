@@ -70,6 +70,7 @@ export function tinyConfig(c: TinyCorpus, over: Record<string, Record<string, un
     backend: 'cpu',
     seed: typeof over.seed === 'number' ? over.seed : 7,
     ...(typeof over.objective === 'string' ? { objective: over.objective } : {}),
+    ...(over.objectives ? { objectives: over.objectives } : {}),
   };
   return validateConfig(raw, 'test config');
 }

@@ -7,11 +7,13 @@ import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JsonObject, PreTrainedModel, Tokenizer } from '@lm/layers';
 import { MegatronBertConfig, MegatronBertForCausalLM, MegatronBertForPreTraining, type MegatronBertConfigFields } from '@lm/megatron-bert';
+import type { Backend } from '@lm/tensor-gpu';
 import { ConfigError } from '../core/errors.js';
 import type { FamilyObjective, ModelFamily, ResolvedModelConfig, TrainableModel } from '../core/family.js';
 import { loadWordPieceTokenizer } from '../data/tokenizer.js';
 import { CausalLMObjective, type CausalLMModel } from '../objectives/causal-lm.js';
 import { MaskedLMObjective, type PretrainingModel } from '../objectives/mlm-nsp.js';
+import { PrefixLMObjective, PrefixTunedModel, prefixSettings, type PrefixableDecoder } from '../objectives/prefix-lm.js';
 
 const FIELDS = Object.keys(MegatronBertConfig.fields) as (keyof MegatronBertConfigFields)[];
 
@@ -48,6 +50,7 @@ async function exportFolder(model: PreTrainedModel & { config: MegatronBertConfi
 
 type PretrainingTrainable = TrainableModel & PretrainingModel & { readonly module: MegatronBertForPreTraining };
 type CausalTrainable = TrainableModel & CausalLMModel & { readonly module: MegatronBertForCausalLM };
+type PrefixTrainable = TrainableModel & CausalLMModel & { readonly module: PrefixTunedModel<MegatronBertConfig> };
 
 function maskedLM(nextSentencePrediction: boolean): FamilyObjective<MegatronBertConfig, PretrainingTrainable> {
   return {
@@ -84,9 +87,50 @@ const causalLM: FamilyObjective<MegatronBertConfig, CausalTrainable> = {
   },
 };
 
+/** A decoder MegatronBERT from `model.fromPretrained`, or a refusal naming the field. */
+async function loadDecoder(fromPretrained: string | null, objective: string, backend: Backend): Promise<MegatronBertForCausalLM> {
+  if (!fromPretrained) throw new ConfigError(`model.fromPretrained: ${objective} tunes a prefix for a trained decoder and keeps it frozen; set it to a MegatronBertForCausalLM export (e.g. a causal-lm run's output.export)`);
+  const model = await MegatronBertForCausalLM.fromPretrained<MegatronBertForCausalLM, MegatronBertConfig>(fromPretrained, { backend });
+  if (!model.config.isDecoder) {
+    model.dispose();
+    throw new ConfigError(`model.fromPretrained: ${fromPretrained}/config.json has is_decoder false; ${objective} needs a decoder (a MegatronBertForCausalLM export)`);
+  }
+  return model;
+}
+
+const prefixLM: FamilyObjective<MegatronBertConfig, PrefixTrainable> = {
+  description: 'prefix LM: P-tuning v2 of a frozen MegatronBertForCausalLM (only the prefix encoder is trained)',
+  objective: (ctx) => new PrefixLMObjective(ctx.tokenizer, { seqLength: ctx.seqLength, backend: ctx.backend }),
+  async createModel(_config, { fromPretrained, backend, settings }) {
+    const base = await loadDecoder(fromPretrained, 'prefix-lm', backend);
+    const c = base.config;
+    const prefix = prefixSettings(settings, c.hiddenSize);
+    if (prefix.preSeqLen + 2 > c.maxPositionEmbeddings) {
+      base.dispose();
+      throw new ConfigError(`objectives.prefix-lm.preSeqLen: ${prefix.preSeqLen} leaves no positions of the model's ${c.maxPositionEmbeddings} for the text (the prefix shifts positions, as in P-tuning v2)`);
+    }
+    // The export's config.json: the base model's, plus ChatGLM's P-tuning fields.
+    const config = new MegatronBertConfig({ ...c, architectures: ['MegatronBertForCausalLM'] }, { ...c.extra, pre_seq_len: prefix.preSeqLen, prefix_projection: prefix.prefixProjection });
+    const shape = { numLayers: c.numHiddenLayers, numHeads: c.numAttentionHeads, headDim: c.hiddenSize / c.numAttentionHeads };
+    const model = new PrefixTunedModel(config, base as unknown as PrefixableDecoder, shape, prefix, { backend });
+    model.train();
+    return { module: model, forward: (inputs) => model.forward(inputs) };
+  },
+  async exportTo(model, dir, tokenizer) {
+    // config.json (with pre_seq_len) and model.safetensors holding prefix_encoder.* only; the base model stays where fromPretrained read it.
+    await model.module.savePretrained(dir);
+    const files = tokenizer.save();
+    for (const [name, text] of Object.entries(files)) await writeAtomic(join(dir, name), text);
+    return ['config.json', 'model.safetensors', ...Object.keys(files)];
+  },
+  async showcase(model, tokenizer, prompts) {
+    return new PrefixLMObjective(tokenizer, { seqLength: model.module.config.maxPositionEmbeddings, backend: model.module.getInputEmbeddings().weight.backend }).continueGreedy(model, tokenizer, prompts);
+  },
+};
+
 export const megatronBert: ModelFamily<MegatronBertConfig> = {
   name: 'megatron-bert',
-  objectives: { 'mlm-nsp': maskedLM(true), mlm: maskedLM(false), 'causal-lm': causalLM },
+  objectives: { 'mlm-nsp': maskedLM(true), mlm: maskedLM(false), 'causal-lm': causalLM, 'prefix-lm': prefixLM },
   loadTokenizer: loadWordPieceTokenizer,
 
   async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<MegatronBertConfig>> {

@@ -36,6 +36,8 @@ export interface CausalLMBatch {
 
 export interface CausalLMOptions {
   seqLength: number;
+  /** The name it is registered under (default 'causal-lm'). */
+  name?: string;
   backend?: Backend;
 }
 
@@ -44,7 +46,7 @@ function asFloat32(t: Tensor): Tensor {
 }
 
 export class CausalLMObjective implements Objective<Int32Array, CausalLMBatch, CausalLMModel> {
-  readonly name = 'causal-lm';
+  readonly name: string;
   /** The first and last token of every document (null: none). */
   readonly bos: number | null;
   readonly eos: number | null;
@@ -54,13 +56,14 @@ export class CausalLMObjective implements Objective<Int32Array, CausalLMBatch, C
     tokenizer: Tokenizer,
     readonly options: CausalLMOptions,
   ) {
+    this.name = options.name ?? 'causal-lm';
     const ids = tokenizer.specialTokenIds;
     this.bos = ids.bos ?? ids.cls;
     this.eos = ids.eos ?? ids.sep;
     const pad = ids.pad ?? this.eos;
-    if (pad === null) throw new ConfigError('objective: causal-lm pads with the tokenizer\'s pad (or eos / [SEP]) token, and data.tokenizer has none');
+    if (pad === null) throw new ConfigError(`objective: ${this.name} pads with the tokenizer's pad (or eos / [SEP]) token, and data.tokenizer has none`);
     this.pad = pad;
-    if (options.seqLength < 2) throw new ConfigError(`data.seqLength: causal-lm needs at least 2 tokens per example, got ${options.seqLength}`);
+    if (options.seqLength < 2) throw new ConfigError(`data.seqLength: ${this.name} needs at least 2 tokens per example, got ${options.seqLength}`);
   }
 
   async *examples(documents: AsyncIterable<TokenizedDocument>): AsyncGenerator<Int32Array> {
