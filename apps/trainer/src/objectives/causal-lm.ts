@@ -11,9 +11,10 @@
 // padding and on the last position, so the loss needs no device-side slicing.
 
 import { generate, stepWithoutCache, type Tokenizer } from '@lm/layers';
-import { crossEntropy, fromHost, full, noGrad, scope, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { fromHost, full, noGrad, scope, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { ConfigError } from '../core/errors.js';
 import { IGNORE_INDEX, type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
+import { tokenCrossEntropy, tokenMetrics } from './token-loss.js';
 
 /** The forward contract: int32 [batch, seq] ids and mask -> [batch, seq, vocab] next-token logits. */
 export interface CausalLMModel {
@@ -39,10 +40,6 @@ export interface CausalLMOptions {
   /** The name it is registered under (default 'causal-lm'). */
   name?: string;
   backend?: Backend;
-}
-
-function asFloat32(t: Tensor): Tensor {
-  return t.dtype === 'float32' ? t : t.cast('float32');
 }
 
 export class CausalLMObjective implements Objective<Int32Array, CausalLMBatch, CausalLMModel> {
@@ -97,19 +94,11 @@ export class CausalLMObjective implements Objective<Int32Array, CausalLMBatch, C
     const shape = [batch.batchSize, batch.seqLength];
     const backend = this.options.backend;
     const out = model.forward({ inputIds: fromHost(batch.inputIds, shape, 'int32', backend), attentionMask: fromHost(batch.attentionMask, shape, 'int32', backend) });
-    const logits = asFloat32(out.logits); // float32 loss, as the masked-LM objective
-    const flat = logits.reshape(-1, logits.shape[logits.shape.length - 1]); // [batch * seq, vocab]
-    const labels = fromHost(batch.labels, [batch.batchSize * batch.seqLength], 'int32', backend);
-    const valid = labels.ne(IGNORE_INDEX);
-    const lossSum = crossEntropy(flat, labels, { reduction: 'sum' });
-    const correct = flat.argmax(-1).eq(labels).logicalAnd(valid).toFloat().sum();
-    const count = full([], batch.targets, { backend: lossSum.backend });
-    return { loss: lossSum.divScalar(Math.max(1, batch.targets)), sums: { lossSum, correct, count } };
+    return tokenCrossEntropy(out.logits, fromHost(batch.labels, [batch.batchSize * batch.seqLength], 'int32', backend), batch.targets);
   }
 
   summarize(s: Record<string, number>): ObjectiveMetrics {
-    const loss = s.lossSum / Math.max(1, s.count);
-    return { loss, perplexity: Math.exp(loss), nextTokenAccuracy: s.correct / Math.max(1, s.count) };
+    return tokenMetrics(s, 'nextTokenAccuracy');
   }
 
   describe(m: ObjectiveMetrics): string {

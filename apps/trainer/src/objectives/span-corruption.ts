@@ -12,10 +12,11 @@
 // dropped). The collator draws each row's noise mask from the row's seeded generator.
 
 import type { Tokenizer } from '@lm/layers';
-import { crossEntropy, fromHost, full, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { fromHost, full, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { ConfigError } from '../core/errors.js';
-import { IGNORE_INDEX, type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
+import { type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
 import type { Rng } from '../core/rng.js';
+import { tokenCrossEntropy, tokenMetrics } from './token-loss.js';
 
 /** The forward contract of an encoder-decoder: encoder ids and mask, decoder ids -> [batch, targetLength, vocab] logits. */
 export interface Seq2SeqModel {
@@ -207,17 +208,11 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
       attentionMask: full([B, inputLength], 1, { dtype: 'int32', backend }),
       decoderInputIds: fromHost(batch.decoderInputIds, [B, T], 'int32', backend),
     });
-    const logits = out.logits.dtype === 'float32' ? out.logits : out.logits.cast('float32');
-    const flat = logits.reshape(-1, logits.shape[logits.shape.length - 1]); // [batch * targets, vocab]
-    const labels = fromHost(batch.labels, [B * T], 'int32', backend);
-    const lossSum = crossEntropy(flat, labels, { reduction: 'sum' });
-    const correct = flat.argmax(-1).eq(labels).logicalAnd(labels.ne(IGNORE_INDEX)).toFloat().sum();
-    return { loss: lossSum.divScalar(batch.targets), sums: { lossSum, correct, count: full([], batch.targets, { backend: lossSum.backend }) } };
+    return tokenCrossEntropy(out.logits, fromHost(batch.labels, [B * T], 'int32', backend), batch.targets);
   }
 
   summarize(s: Record<string, number>): ObjectiveMetrics {
-    const loss = s.lossSum / Math.max(1, s.count);
-    return { loss, perplexity: Math.exp(loss), targetAccuracy: s.correct / Math.max(1, s.count) };
+    return tokenMetrics(s, 'targetAccuracy');
   }
 
   describe(m: ObjectiveMetrics): string {
