@@ -69,7 +69,7 @@ describe('lm-train (built CLI)', () => {
     // top-level fields have flags too: --objective is validated like the file's field
     const r3 = spawnSync(process.execPath, [cli, '-c', file, '--objective', 'span-corruption'], { encoding: 'utf8' });
     expect(r3.status).toBe(2);
-    expect(r3.stderr).toMatch(/objective: expected one of "mlm-nsp", "mlm", "causal-lm" \(the objectives megatron-bert registers\), got "span-corruption"/);
+    expect(r3.stderr).toMatch(/objective: expected one of "mlm-nsp", "mlm", "causal-lm", "prefix-lm" \(the objectives megatron-bert registers\), got "span-corruption"/);
   });
 
   it('a warmup longer than the run is accepted with a warning (--steps 5 on the default config, warmup 20)', () => {

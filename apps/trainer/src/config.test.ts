@@ -63,7 +63,7 @@ describe('config validation', () => {
     expect(validateConfig({ ...minimal, objective: 'causal-lm' }).objective).toBe('causal-lm');
     expect(validateConfig({ ...minimal, objective: 'mlm' }).objective).toBe('mlm');
     expect(issuesOf({ ...minimal, objective: 'span-corruption' })).toEqual([
-      'objective: expected one of "mlm-nsp", "mlm", "causal-lm" (the objectives megatron-bert registers), got "span-corruption"',
+      'objective: expected one of "mlm-nsp", "mlm", "causal-lm", "prefix-lm" (the objectives megatron-bert registers), got "span-corruption"',
     ]);
   });
 
