@@ -193,7 +193,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       store,
       resumeFrom,
       fingerprint,
-      seed: config.seed,
       metrics: new MetricsLog(config.output.metrics),
       progress: (total, start) => new Progress({ total, start, tty: options.tty, logEvery: tc.logEvery, print }),
       print,

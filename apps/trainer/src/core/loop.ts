@@ -86,7 +86,6 @@ export interface LoopOptions<M extends TrainableModel, B> {
   store: CheckpointStore<TrainerState, Tensor>;
   resumeFrom: CheckpointRef | null;
   fingerprint: string;
-  seed: number;
   metrics: MetricsSink;
   progress: (total: number, start: number) => ProgressSink;
   print: (line: string) => void;
