@@ -65,6 +65,9 @@ describe('config validation', () => {
     expect(issuesOf({ ...minimal, objective: 'span-corruption' })).toEqual([
       'objective: expected one of "mlm-nsp", "mlm", "causal-lm", "prefix-lm" (the objectives megatron-bert registers), got "span-corruption"',
     ]);
+    expect(issuesOf({ ...minimal, objectives: { 'span-corruption': { noiseDensity: 0.2 } } })).toEqual([
+      'objectives.span-corruption: not an objective megatron-bert registers (mlm-nsp, mlm, causal-lm, prefix-lm)',
+    ]);
   });
 
   it('the error message starts with the source and lists the issues', () => {

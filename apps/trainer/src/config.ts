@@ -196,6 +196,9 @@ export function validateConfig(raw: unknown, source = 'config'): TrainConfig {
   const issues: string[] = [];
   // A warmup longer than the run is accepted (as Hugging Face's Trainer does): the trainer warns that the peak is never reached.
   const objectives = objectiveNames(cfg.model.family);
+  for (const name of Object.keys(cfg.objectives)) {
+    if (objectives.length && !objectives.includes(name)) issues.push(`objectives.${name}: not an objective ${cfg.model.family} registers (${objectives.join(', ')})`);
+  }
   if (objectives.length && !objectives.includes(cfg.objective)) {
     issues.push(`objective: expected one of ${objectives.map((o) => JSON.stringify(o)).join(', ')} (the objectives ${cfg.model.family} registers), got ${JSON.stringify(cfg.objective)}`);
   }

@@ -175,10 +175,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     print(`warning: training.warmupSteps (${tc.warmupSteps}) exceeds training.steps (${tc.steps}): the learning rate never reaches its peak (${tc.lr}); it ends at ${((tc.steps / tc.warmupSteps) * tc.lr).toExponential(2)}`);
   }
 
-  if (config.checkpointing.overwrite && !resumeFrom) await store.clear();
-
   defaultGenerator.manualSeed(config.seed);
   const model: TrainableModel = await entry.createModel(prepared.modelConfig, { fromPretrained: config.model.fromPretrained, backend, settings: config.objectives[config.objective] ?? {} });
+  // Old checkpoints go only once the model exists (its loading can still refuse the config).
+  if (config.checkpointing.overwrite && !resumeFrom) await store.clear();
   try {
     const result = await runLoop({
       training: tc,

@@ -48,6 +48,12 @@ async function exportFolder(model: PreTrainedModel & { config: MegatronBertConfi
   return ['config.json', 'model.safetensors', ...Object.keys(files)];
 }
 
+/** The objectives without settings of their own refuse any under `objectives.<name>`, naming them. */
+function noSettings(objective: string, settings: Record<string, unknown>): void {
+  const keys = Object.keys(settings);
+  if (keys.length) throw new ConfigError(`objectives.${objective}.${keys[0]}: unknown field (${objective} takes no settings of its own)`);
+}
+
 type PretrainingTrainable = TrainableModel & PretrainingModel & { readonly module: MegatronBertForPreTraining };
 type CausalTrainable = TrainableModel & CausalLMModel & { readonly module: MegatronBertForCausalLM };
 type PrefixTrainable = TrainableModel & CausalLMModel & { readonly module: PrefixTunedModel<MegatronBertConfig> };
@@ -55,7 +61,11 @@ type PrefixTrainable = TrainableModel & CausalLMModel & { readonly module: Prefi
 function maskedLM(nextSentencePrediction: boolean): FamilyObjective<MegatronBertConfig, PretrainingTrainable> {
   return {
     description: nextSentencePrediction ? 'masked LM + next-sentence prediction (BERT pretraining)' : 'masked LM',
-    objective: (ctx) => new MaskedLMObjective(ctx.tokenizer, { nextSentencePrediction, seqLength: ctx.seqLength, maskProbability: ctx.maskProbability, shortSeqProbability: ctx.shortSeqProbability, backend: ctx.backend }),
+    objective: (ctx) => {
+      noSettings(nextSentencePrediction ? 'mlm-nsp' : 'mlm', ctx.settings);
+      const { seqLength, maskProbability, shortSeqProbability, backend } = ctx;
+      return new MaskedLMObjective(ctx.tokenizer, { nextSentencePrediction, seqLength, maskProbability, shortSeqProbability, backend });
+    },
     async createModel(config, { fromPretrained, backend }) {
       const model = fromPretrained
         ? await MegatronBertForPreTraining.fromPretrained<MegatronBertForPreTraining, MegatronBertConfig>(fromPretrained, { backend, strict: false })
@@ -69,7 +79,10 @@ function maskedLM(nextSentencePrediction: boolean): FamilyObjective<MegatronBert
 
 const causalLM: FamilyObjective<MegatronBertConfig, CausalTrainable> = {
   description: 'causal LM (MegatronBertForCausalLM: a decoder-only MegatronBERT, isDecoder)',
-  objective: (ctx) => new CausalLMObjective(ctx.tokenizer, { seqLength: ctx.seqLength, backend: ctx.backend }),
+  objective: (ctx) => {
+    noSettings('causal-lm', ctx.settings);
+    return new CausalLMObjective(ctx.tokenizer, { seqLength: ctx.seqLength, backend: ctx.backend });
+  },
   async createModel(config, { fromPretrained, backend }) {
     const model = fromPretrained
       ? await MegatronBertForCausalLM.fromPretrained<MegatronBertForCausalLM, MegatronBertConfig>(fromPretrained, { backend, strict: false })
@@ -100,7 +113,11 @@ async function loadDecoder(fromPretrained: string | null, objective: string, bac
 
 const prefixLM: FamilyObjective<MegatronBertConfig, PrefixTrainable> = {
   description: 'prefix LM: P-tuning v2 of a frozen MegatronBertForCausalLM (only the prefix encoder is trained)',
-  objective: (ctx) => new PrefixLMObjective(ctx.tokenizer, { seqLength: ctx.seqLength, backend: ctx.backend }),
+  objective: (ctx) => {
+    // Checked here, before anything is trained or cleared (the hidden-size default is filled in createModel).
+    prefixSettings(ctx.settings, 1);
+    return new PrefixLMObjective(ctx.tokenizer, { seqLength: ctx.seqLength, backend: ctx.backend });
+  },
   async createModel(_config, { fromPretrained, backend, settings }) {
     const base = await loadDecoder(fromPretrained, 'prefix-lm', backend);
     const c = base.config;
