@@ -1,2 +1,3 @@
 export { ChatGLMConfig } from './config.js';
 export type { ChatGLMConfigFields } from './config.js';
+export { ChatGLMRotaryEmbedding, applyChatGLMRotary2D, type ChatGLMRotaryEmbeddingOptions } from './rotary.js';

@@ -1,6 +1,6 @@
 // @lm/layers: what each model package is written with.
 
-export { Module, ModuleList, StateDictError, type StateDict, type LoadStateDictResult } from './module.js';
+export { Module, ModuleList, StateDictError, type StateDict, type LoadStateDictResult, type ModuleOptions } from './module.js';
 export * from './nn/index.js';
 export { withoutInit, isInitSkipped, initTensor, initInPlace, type Init } from './init.js';
 export { checkpoint } from './checkpoint.js';

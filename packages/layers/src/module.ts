@@ -1,8 +1,9 @@
 // Module: the base of every layer and model. Registered parameters, buffers and submodules under the
 // reference's names, so `namedParameters()` and `stateDict()` produce the checkpoint keys
-// (`encoder.layer.0.attention.self.query.weight`) with no rename table.
+// (`encoder.layer.0.attention.self.query.weight`) with no rename table. The registry is the only holder
+// of a weight; fields are accessors onto it (docs/decisions/0004-registry-holds-every-weight.md).
 
-import { keep, noGrad, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { keep, noGrad, Tensor, type Backend } from '@lm/tensor-gpu';
 
 export class StateDictError extends Error {
   constructor(
@@ -24,6 +25,24 @@ export interface LoadStateDictResult {
 
 export type StateDict = Map<string, Tensor>;
 
+/** The constructor options every module takes: where it allocates its parameters (default: the current backend). */
+export interface ModuleOptions {
+  backend?: Backend;
+}
+
+/** A registry name must be declared as a field (`declare name: T`) of the registering class. */
+type Declares<N extends string> = { [K in N]: unknown };
+
+type Kind = 'parameter' | 'buffer' | 'submodule';
+
+/**
+ * The base of every layer and model. The registry (parameters, buffers, submodules by name) is the only
+ * place a weight lives: registering `name` defines an accessor property `name` on the instance that
+ * reads and replaces the registry entry, so `module.weight`, `getParameter('weight')`, `stateDict()` and
+ * `getSubmodule()` can never disagree. Subclasses declare these fields with `declare` (a plain field
+ * would shadow the accessor); the name is the reference's state-dict name (`this.LayerNorm`,
+ * `this.word_embeddings`).
+ */
 export class Module {
   /** Dropout and similar layers behave differently in training; set with train()/eval(). */
   training = true;
@@ -33,37 +52,69 @@ export class Module {
   readonly #modules = new Map<string, Module | null>();
 
   // ---- registration ---------------------------------------------------------------------------
-  /** Registers a trainable parameter (requiresGrad, kept out of any open scope). */
-  protected registerParameter(name: string, tensor: Tensor | null): Tensor {
-    this.#checkName(name);
-    if (tensor) {
-      keep(tensor);
-      if (!tensor.isLeaf) throw new TypeError(`registerParameter: '${name}' must be a leaf tensor (detach() it first)`);
-      tensor.requiresGrad = true;
-    }
-    this.#parameters.set(name, tensor);
+  /**
+   * Registers a trainable parameter (requiresGrad, kept out of any open scope) under `name`, and the
+   * accessor `this[name]` that reads and replaces it (torch's `module.weight = nn.Parameter(...)`).
+   */
+  protected registerParameter<N extends string>(this: Declares<N>, name: N, tensor: Tensor | null): Tensor {
+    const self = this as unknown as Module;
+    self.#define('parameter', name);
+    self.#store('parameter', name, tensor);
     return tensor as Tensor;
   }
 
-  /** Registers a buffer (state that is not trained); non-persistent buffers stay out of stateDict(). */
-  protected registerBuffer(name: string, tensor: Tensor | null, options: { persistent?: boolean } = {}): Tensor {
-    this.#checkName(name);
-    if (tensor) keep(tensor);
-    this.#buffers.set(name, tensor);
-    if (options.persistent === false) this.#nonPersistent.add(name);
-    else this.#nonPersistent.delete(name);
+  /** Registers a buffer (state that is not trained) and its accessor; non-persistent buffers stay out of stateDict(). */
+  protected registerBuffer<N extends string>(this: Declares<N>, name: N, tensor: Tensor | null, options: { persistent?: boolean } = {}): Tensor {
+    const self = this as unknown as Module;
+    self.#define('buffer', name);
+    self.#store('buffer', name, tensor);
+    if (options.persistent === false) self.#nonPersistent.add(name);
+    else self.#nonPersistent.delete(name);
     return tensor as Tensor;
   }
 
-  /** Registers a submodule under `name`; returns it so constructors read `this.dense = this.registerModule('dense', ...)`. */
-  protected registerModule<M extends Module | null>(name: string, module: M): M {
-    this.#checkName(name);
-    this.#modules.set(name, module);
+  /** Registers a submodule (or null: declared but absent, like a model built without its pooler) and its accessor. */
+  protected registerModule<N extends string, M extends Module | null>(this: Declares<N>, name: N, module: M): M {
+    const self = this as unknown as Module;
+    self.#define('submodule', name);
+    self.#store('submodule', name, module);
     return module;
   }
 
-  #checkName(name: string): void {
-    if (!name || name.includes('.')) throw new TypeError(`Module: invalid name '${name}' (non-empty, no dots)`);
+  /**
+   * Checks `name` and defines its accessor once. A name already registered as the same kind is simply
+   * replaced; one of another kind, or one that would shadow a field or method, is refused.
+   */
+  #define(kind: Kind, name: string): void {
+    if (!name || name.includes('.')) throw new TypeError(`${this.constructor.name}: invalid name '${name}' (non-empty, no dots)`);
+    const registered = this.#kindOf(name);
+    if (registered === kind) return;
+    if (registered) throw new TypeError(`${this.constructor.name}: cannot register ${kind} '${name}': it is already a ${registered}`);
+    if (name in this) {
+      const where = Object.prototype.hasOwnProperty.call(this, name) ? 'a field (declare registered fields with `declare`)' : 'a method or accessor of the class';
+      throw new TypeError(`${this.constructor.name}: cannot register ${kind} '${name}': it would shadow ${where}`);
+    }
+    const table = kind === 'parameter' ? this.#parameters : kind === 'buffer' ? this.#buffers : this.#modules;
+    Object.defineProperty(this, name, {
+      enumerable: true,
+      configurable: false,
+      get: () => table.get(name) ?? null,
+      set: (value: unknown) => this.#store(kind, name, value),
+    });
+  }
+
+  /** Puts `value` in the table of `kind` after that kind's checks (the one write path of the registry). */
+  #store(kind: Kind, name: string, value: unknown): void {
+    if (kind === 'parameter') this.#parameters.set(name, asParameter(this, name, value));
+    else if (kind === 'buffer') this.#buffers.set(name, asBuffer(this, name, value));
+    else this.#modules.set(name, asModule(this, name, value));
+  }
+
+  #kindOf(name: string): Kind | null {
+    if (this.#parameters.has(name)) return 'parameter';
+    if (this.#buffers.has(name)) return 'buffer';
+    if (this.#modules.has(name)) return 'submodule';
+    return null;
   }
 
   /** The registered parameter `name` of this module (not of submodules). */
@@ -72,15 +123,21 @@ export class Module {
     return this.#parameters.get(name) ?? null;
   }
 
+  /** The registered buffer `name` of this module (not of submodules). */
+  getBuffer(name: string): Tensor | null {
+    if (!this.#buffers.has(name)) throw new TypeError(`${this.constructor.name}: no buffer '${name}'`);
+    return this.#buffers.get(name) ?? null;
+  }
+
   /**
    * Replaces a registered parameter, e.g. to tie an output projection to the input embeddings. The
    * replaced tensor is disposed unless `disposeOld` is false (keep it when something else holds it).
+   * Assigning `module[name] = tensor` replaces without disposing.
    */
   setParameter(name: string, tensor: Tensor | null, options: { disposeOld?: boolean } = {}): void {
     if (!this.#parameters.has(name)) throw new TypeError(`${this.constructor.name}: no parameter '${name}' to replace`);
     const old = this.#parameters.get(name);
-    this.registerParameter(name, tensor);
-    this.onParametersChanged();
+    this.#store('parameter', name, tensor);
     if (old && old !== tensor && options.disposeOld !== false) old.dispose();
   }
 
@@ -88,19 +145,15 @@ export class Module {
   setBuffer(name: string, tensor: Tensor | null, options: { disposeOld?: boolean } = {}): void {
     if (!this.#buffers.has(name)) throw new TypeError(`${this.constructor.name}: no buffer '${name}' to replace`);
     const old = this.#buffers.get(name);
-    this.registerBuffer(name, tensor, { persistent: !this.#nonPersistent.has(name) });
-    this.onParametersChanged();
+    this.#store('buffer', name, tensor);
     if (old && old !== tensor && options.disposeOld !== false) old.dispose();
   }
 
-  /** Replaces a registered submodule. */
+  /** Replaces a registered submodule (the old one is left to the caller); the same as assigning `module[name]`. */
   setModule(name: string, module: Module | null): void {
     if (!this.#modules.has(name)) throw new TypeError(`${this.constructor.name}: no submodule '${name}' to replace`);
-    this.#modules.set(name, module);
+    this.#store('submodule', name, module);
   }
-
-  /** Subclasses that cache registered tensors in fields refresh them here. */
-  protected onParametersChanged(): void {}
 
   // ---- traversal -------------------------------------------------------------------------------
   *namedChildren(): Generator<[string, Module]> {
@@ -237,7 +290,6 @@ export class Module {
     for (const [, mod] of this.namedModules()) {
       for (const [name, t] of mod.#parameters) if (t) mod.#parameters.set(name, await move(t));
       for (const [name, t] of mod.#buffers) if (t) mod.#buffers.set(name, await move(t));
-      mod.onParametersChanged();
     }
     for (const old of moved.keys()) old.dispose();
     return this;
@@ -271,7 +323,6 @@ export class Module {
     for (const [, mod] of this.namedModules()) {
       for (const [name, t] of mod.#parameters) if (t && cast.has(t)) mod.#parameters.set(name, cast.get(t)!);
       for (const [name, t] of mod.#buffers) if (t && cast.has(t)) mod.#buffers.set(name, cast.get(t)!);
-      mod.onParametersChanged();
     }
     for (const old of cast.keys()) {
       old.grad?.dispose();
@@ -298,6 +349,32 @@ export class Module {
   }
 }
 
+/** A tensor entering the registry as a parameter: a kept leaf that requires grad. */
+function asParameter(owner: Module, name: string, value: unknown): Tensor | null {
+  if (value === null) return null;
+  if (!(value instanceof Tensor)) throw new TypeError(`${owner.constructor.name}: parameter '${name}' must be a Tensor or null, got ${typeName(value)}`);
+  if (!value.isLeaf) throw new TypeError(`${owner.constructor.name}: parameter '${name}' must be a leaf tensor (detach() it first)`);
+  keep(value);
+  value.requiresGrad = true;
+  return value;
+}
+
+function asBuffer(owner: Module, name: string, value: unknown): Tensor | null {
+  if (value === null) return null;
+  if (!(value instanceof Tensor)) throw new TypeError(`${owner.constructor.name}: buffer '${name}' must be a Tensor or null, got ${typeName(value)}`);
+  return keep(value);
+}
+
+function asModule<M>(owner: Module, name: string, value: M): M & (Module | null) {
+  if (value !== null && !(value instanceof Module)) throw new TypeError(`${owner.constructor.name}: submodule '${name}' must be a Module or null, got ${typeName(value)}`);
+  return value as M & (Module | null);
+}
+
+function typeName(value: unknown): string {
+  if (value instanceof Tensor) return 'Tensor';
+  return value === undefined ? 'undefined' : ((value as object)?.constructor?.name ?? typeof value);
+}
+
 /** A Set that never reports membership: namedModules() without de-duplication. */
 class NoDedupSet<T> extends Set<T> {
   override has(): boolean {
@@ -305,23 +382,29 @@ class NoDedupSet<T> extends Set<T> {
   }
 }
 
-/** An indexable list of submodules registered as '0', '1', ... (torch's ModuleList). */
+/** An indexable list of submodules registered as '0', '1', ... (torch's ModuleList); `list[i]` reads the registry. */
 export class ModuleList<M extends Module = Module> extends Module implements Iterable<M> {
-  readonly items: M[] = [];
+  readonly [index: number]: M;
+  #length = 0;
   constructor(modules: Iterable<M> = []) {
     super();
     for (const m of modules) this.append(m);
   }
   append(m: M): this {
-    this.registerModule(String(this.items.length), m);
-    this.items.push(m);
+    // Indices are registry names; they have no declared field, hence the cast.
+    (this as ModuleList<M> & Record<string, unknown>).registerModule(String(this.#length), m);
+    this.#length++;
     return this;
   }
   get length(): number {
-    return this.items.length;
+    return this.#length;
   }
   at(i: number): M {
-    return this.items[i < 0 ? i + this.items.length : i];
+    return this[i < 0 ? i + this.#length : i];
+  }
+  /** The modules in order, as a new array. */
+  get items(): M[] {
+    return Array.from({ length: this.#length }, (_, i) => this[i]);
   }
   [Symbol.iterator](): Iterator<M> {
     return this.items[Symbol.iterator]();

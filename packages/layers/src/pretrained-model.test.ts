@@ -5,13 +5,14 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '@lm/dist-ckpt';
-import { cpu, manualSeed, memory, noGrad, scope, tensor, zeros, type Tensor, type Backend } from '@lm/tensor-gpu';
+import { cpu, defaultGenerator, manualSeed, memory, noGrad, scope, tensor, zeros, type Tensor, type Backend } from '@lm/tensor-gpu';
 import { Module } from './module.js';
-import { Embedding, Linear } from './nn/index.js';
+import { Dropout, Embedding, Linear } from './nn/index.js';
 import { PreTrainedModel, PretrainedLoadError } from './pretrained-model.js';
 import { PretrainedConfig, type JsonObject } from './pretrained-config.js';
 import { withoutInit } from './init.js';
 import { checkpoint } from './checkpoint.js';
+import { weightPathProblems } from './testing/weight-paths.js';
 
 function findFixtures(): string | null {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -27,9 +28,18 @@ if (!fixtures && process.env.CI) throw new Error('shared/fixtures not found');
 
 // ---- a tiny model whose names match the io fixture's state dict ---------------------------------
 class WeightOnly extends Module {
+  declare weight: Tensor;
   constructor(shape: number[], backend: Backend) {
     super();
     this.registerParameter('weight', zeros(shape, { backend }));
+  }
+}
+
+/** A container registering children under any name (the nested paths of the io fixture). */
+class Container extends Module {
+  add<M extends Module>(name: string, child: M): M {
+    (this as Container & Record<string, unknown>).registerModule(name, child);
+    return child;
   }
 }
 
@@ -51,65 +61,57 @@ class TinyConfig extends PretrainedConfig {
 }
 
 class Embeddings extends Module {
-  word: Embedding;
+  declare word_embeddings: Embedding;
   constructor(c: TinyConfig, backend: Backend) {
     super();
-    this.word = this.registerModule('word_embeddings', new Embedding(c.vocabSize, c.hiddenSize, { backend }));
+    this.registerModule('word_embeddings', new Embedding(c.vocabSize, c.hiddenSize, { backend }));
   }
 }
 
 class TinyModel extends PreTrainedModel<TinyConfig> {
-  embeddings: Embeddings;
-  query: Linear;
-  norm: WeightOnly;
-  pooler: Linear;
-  decoder: Linear;
+  declare embeddings: Embeddings;
+  declare encoder: Container;
+  declare pooler: Container;
+  declare position_ids: Tensor;
+  declare scalar: Tensor;
+  declare slice: WeightOnly;
+  declare transposed: WeightOnly;
+  declare decoder: Linear;
   constructor(config: TinyConfig, options: { backend?: Backend } = {}) {
     super(config);
     const backend = options.backend ?? cpu();
-    this.embeddings = this.registerModule('embeddings', new Embeddings(config, backend));
-    const encoder = this.registerModule('encoder', new Module());
-    this.query = new Linear(config.hiddenSize, config.hiddenSize, { backend });
-    this.norm = new WeightOnly([config.hiddenSize], backend);
+    const H = config.hiddenSize;
+    this.registerModule('embeddings', new Embeddings(config, backend));
     // encoder.layer.0.attention.self.query / encoder.layer.0.output.LayerNorm
-    const l0 = new Module();
-    const attention = new Module();
-    const self = new Module();
-    const output = new Module();
-    register(register(encoder, 'layer', new Module()), '0', l0);
-    register(l0, 'attention', attention);
-    register(attention, 'self', self);
-    register(self, 'query', this.query);
-    register(l0, 'output', output);
-    register(output, 'LayerNorm', this.norm);
-    const pooler = this.registerModule('pooler', new Module());
-    this.pooler = register(pooler, 'dense', new Linear(config.hiddenSize, config.hiddenSize, { bias: false, backend }));
+    const l0 = this.registerModule('encoder', new Container()).add('layer', new Container()).add('0', new Container());
+    l0.add('attention', new Container()).add('self', new Container()).add('query', new Linear(H, H, { backend }));
+    l0.add('output', new Container()).add('LayerNorm', new WeightOnly([H], backend));
+    this.registerModule('pooler', new Container()).add('dense', new Linear(H, H, { bias: false, backend }));
     this.registerBuffer('position_ids', zeros([1, 16], { backend, dtype: 'int32' }));
     this.registerParameter('scalar', zeros([], { backend }));
-    register(this, 'slice', new WeightOnly([2, 6], backend));
-    register(this, 'transposed', new WeightOnly([6, 4], backend));
-    this.decoder = this.registerModule('decoder', new Linear(config.hiddenSize, config.vocabSize, { bias: false, backend }));
+    this.registerModule('slice', new WeightOnly([2, 6], backend));
+    this.registerModule('transposed', new WeightOnly([6, 4], backend));
+    this.registerModule('decoder', new Linear(H, config.vocabSize, { bias: false, backend }));
     this.tiedWeightsKeys = ['decoder.weight'];
   }
   static configFromJSON(json: JsonObject): TinyConfig {
     return TinyConfig.fromJSON(json);
   }
   getInputEmbeddings(): Embedding {
-    return this.embeddings.word;
+    return this.embeddings.word_embeddings;
   }
   setInputEmbeddings(e: Embedding): void {
-    this.embeddings.setModule('word_embeddings', e);
-    this.embeddings.word = e;
+    this.embeddings.word_embeddings = e;
   }
   override getOutputEmbeddings(): Linear {
     return this.decoder;
   }
+  override setOutputEmbeddings(linear: Linear): void {
+    this.decoder = linear;
+  }
 }
 
-function register<M extends Module>(parent: Module, name: string, child: M): M {
-  (parent as unknown as { registerModule(n: string, m: Module): Module }).registerModule(name, child);
-  return child;
-}
+const TIED = [['decoder.weight', 'embeddings.word_embeddings.weight']];
 
 async function values(m: Module): Promise<Record<string, number[]>> {
   const out: Record<string, number[]> = {};
@@ -156,7 +158,7 @@ describe('savePretrained / fromPretrained', () => {
     manualSeed(3);
     const model = new TinyModel(new TinyConfig());
     model.tieWeights();
-    expect(model.decoder.weight).toBe(model.embeddings.word.weight);
+    expect(model.decoder.weight).toBe(model.embeddings.word_embeddings.weight);
     const dir = await mkdtemp(join(tmpdir(), 'lm-pretrained-'));
     try {
       await model.savePretrained(dir, { maxShardSize: 300 });
@@ -168,7 +170,7 @@ describe('savePretrained / fromPretrained', () => {
       expect(Object.keys(index.weight_map)).not.toContain('decoder.weight');
       const loaded = await TinyModel.fromPretrained(dir);
       expect(loaded.training).toBe(false);
-      expect(loaded.decoder.weight).toBe(loaded.embeddings.word.weight);
+      expect(loaded.decoder.weight).toBe(loaded.embeddings.word_embeddings.weight);
       expect(await values(loaded)).toEqual(await values(model));
       loaded.dispose();
     } finally {
@@ -260,7 +262,7 @@ describe('PreTrainedModel utilities', () => {
     manualSeed(5);
     const m = new TinyModel(new TinyConfig());
     m.tieWeights();
-    const before = Array.from(await m.embeddings.word.weight.data());
+    const before = Array.from(await m.embeddings.word_embeddings.weight.data());
     const emb = m.resizeTokenEmbeddings(13, { padToMultipleOf: 8 });
     expect(emb.numEmbeddings).toBe(16);
     expect(m.config.vocabSize).toBe(16);
@@ -268,6 +270,58 @@ describe('PreTrainedModel utilities', () => {
     const after = Array.from(await emb.weight.data());
     expect(after.slice(0, before.length)).toEqual(before);
     m.dispose();
+  });
+
+  it('every path sees the same tensor after loading, casting, resizing and tying', async () => {
+    manualSeed(7);
+    const source = new TinyModel(new TinyConfig());
+    source.tieWeights();
+    const dir = await mkdtemp(join(tmpdir(), 'lm-pretrained-'));
+    try {
+      await source.savePretrained(dir);
+      const m = await TinyModel.fromPretrained(dir);
+      expect(weightPathProblems(m, { tied: TIED })).toEqual([]);
+      m.cast('float16');
+      expect(m.dtype).toBe('float16');
+      expect(weightPathProblems(m, { tied: TIED })).toEqual([]);
+      m.cast('float32');
+      const emb = m.resizeTokenEmbeddings(20);
+      expect(m.embeddings.word_embeddings).toBe(emb);
+      expect(m.decoder.outFeatures).toBe(20);
+      expect(weightPathProblems(m, { tied: TIED })).toEqual([]);
+      // Untie, then tie again: the output projection takes the embedding tensor itself.
+      m.decoder.weight = zeros([20, 8]);
+      expect(weightPathProblems(m, { tied: TIED })).toEqual(['tied decoder.weight = embeddings.word_embeddings.weight: not one tensor']);
+      m.tieWeights();
+      expect(weightPathProblems(m, { tied: TIED })).toEqual([]);
+      expect(m.stateDict().get('decoder.weight')).toBe(emb.weight);
+      m.dispose();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    source.dispose();
+  });
+
+  it('gradient checkpointing with dropout replays the masks and leaves the generator where a plain run does', async () => {
+    const backend = cpu();
+    const lin = new Linear(6, 6, { backend });
+    const drop = new Dropout(0.5);
+    const block = (x: Tensor) => drop.forward(lin.forward(x, 'gelu'));
+    const x = tensor([[0.3, -0.7, 1.1, 0.2, -0.4, 0.9], [0.5, 0.1, -1.2, 0.8, 0.6, -0.3]], { backend, requiresGrad: true });
+    const run = async (wrap: (x: Tensor) => Tensor, seed: number) => {
+      lin.zeroGrad();
+      x.zeroGrad();
+      manualSeed(seed);
+      scope(() => wrap(x).sum().backward());
+      const grads = [await lin.weight.grad!.data(), await lin.bias!.grad!.data(), await x.grad!.data()].map((a) => Array.from(a));
+      return { grads, generator: defaultGenerator.getState() };
+    };
+    const plain = await run(block, 5);
+    expect((await run(block, 6)).grads).not.toEqual(plain.grads); // the masks matter
+    const checkpointed = await run((h) => checkpoint(block, h), 5);
+    expect(checkpointed.grads).toEqual(plain.grads);
+    expect(checkpointed.generator).toEqual(plain.generator);
+    lin.dispose();
   });
 
   it('gradient checkpointing gives the same gradients and frees activations', async () => {

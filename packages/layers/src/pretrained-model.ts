@@ -8,8 +8,19 @@ import { fromHost, noGrad, type Backend, type DType, type Tensor, getBackend, ca
 import { getExtendedAttentionMask, getHeadMask, invertAttentionMask } from './attention/masks.js';
 import { withoutInit, initInPlace } from './init.js';
 import { Module } from './module.js';
-import { Embedding, type Linear } from './nn/index.js';
+import { Embedding, Linear } from './nn/index.js';
 import type { PretrainedConfig, JsonObject } from './pretrained-config.js';
+
+/** Copies the first `rows` rows of `src` into `dst` (no gradient). */
+function copyRows(dst: Tensor, src: Tensor, rows: number): void {
+  noGrad(() => {
+    const to = dst.narrow(0, 0, rows);
+    const from = src.narrow(0, 0, rows);
+    to.copy_(from);
+    to.dispose();
+    from.dispose();
+  });
+}
 
 /**
  * Where a pretrained model lives: a directory path (Node), a URL of a directory (http(s), or file: in
@@ -319,52 +330,42 @@ export abstract class PreTrainedModel<C extends PretrainedConfig = PretrainedCon
   /**
    * Resizes the token embeddings (and a tied or separate output projection) to `newNumTokens`,
    * rounded up to a multiple of `padToMultipleOf`. Existing rows are kept; new rows are initialised
-   * like the model's weights. Returns the new embedding module.
+   * like the model's weights (new output-bias entries are 0). As in transformers, the model gets new
+   * modules through `setInputEmbeddings` / `setOutputEmbeddings` and is re-tied; the old ones are
+   * freed. Returns the new embedding module.
    */
   resizeTokenEmbeddings(newNumTokens?: number, options: { padToMultipleOf?: number } = {}): Embedding {
     const old = this.getInputEmbeddings();
     let n = newNumTokens ?? old.numEmbeddings;
     if (options.padToMultipleOf) n = Math.ceil(n / options.padToMultipleOf) * options.padToMultipleOf;
     if (n === old.numEmbeddings) return old;
-    const keep = Math.min(n, old.numEmbeddings);
+    const keepRows = Math.min(n, old.numEmbeddings);
     const backend = old.weight.backend;
     const emb = new Embedding(n, old.embeddingDim, { paddingIdx: old.paddingIdx !== null && old.paddingIdx < n ? old.paddingIdx : null, backend });
     this.initWeights(emb.weight);
-    noGrad(() => {
-      const dst = emb.weight.narrow(0, 0, keep);
-      const src = old.weight.narrow(0, 0, keep);
-      dst.copy_(src);
-      dst.dispose();
-      src.dispose();
-    });
-    const outLinear = this.getOutputEmbeddings();
-    const tied = outLinear !== null && outLinear.weight === old.weight;
+    copyRows(emb.weight, old.weight, keepRows);
+    const oldOutput = this.getOutputEmbeddings();
     this.setInputEmbeddings(emb);
-    if (outLinear) {
-      if (tied) outLinear.setParameter('weight', emb.weight, { disposeOld: false });
-      else this.resizeLinearRows(outLinear, n, keep, 'weight');
-      if (outLinear.bias) this.resizeLinearRows(outLinear, n, keep, 'bias');
+    if (oldOutput) {
+      const output = new Linear(oldOutput.inFeatures, n, { bias: oldOutput.bias !== null, backend });
+      if (oldOutput.weight === old.weight) {
+        output.setParameter('weight', emb.weight); // tied: tieWeights below keeps it so
+      } else {
+        this.initWeights(output.weight);
+        copyRows(output.weight, oldOutput.weight, keepRows);
+      }
+      if (output.bias && oldOutput.bias) {
+        initInPlace(output.bias, { kind: 'constant', value: 0 });
+        copyRows(output.bias, oldOutput.bias, keepRows);
+      }
+      this.setOutputEmbeddings(output);
+      oldOutput.dispose();
     }
     old.dispose();
     const cfg = this.config as unknown as { vocabSize?: number };
     if ('vocabSize' in cfg) cfg.vocabSize = n;
     this.tieWeights();
     return emb;
-  }
-
-  private resizeLinearRows(linear: Linear, n: number, keepRows: number, name: 'weight' | 'bias'): void {
-    const old = linear.getParameter(name)!;
-    const shape = [n, ...old.shape.slice(1)];
-    const fresh = fromHost(new Float32Array(shape.reduce((a, d) => a * d, 1)), shape, 'float32', old.backend);
-    if (name === 'weight') this.initWeights(fresh);
-    noGrad(() => {
-      const dst = fresh.narrow(0, 0, keepRows);
-      const src = old.narrow(0, 0, keepRows);
-      dst.copy_(src);
-      dst.dispose();
-      src.dispose();
-    });
-    linear.setParameter(name, fresh);
   }
 
   // ---- masks ----------------------------------------------------------------------------------

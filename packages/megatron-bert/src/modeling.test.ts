@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { concat, manualSeed, memory, noGrad, randn, scope, tensor, type Tensor } from '@lm/tensor-gpu';
 import { AdamW } from '@lm/layers';
 import { testCpuBackend } from '@lm/tensor-gpu/testing';
+import { weightPathProblems } from '@lm/layers/testing';
 import { MegatronBertConfig } from './config.js';
 import {
   MegatronBertForCausalLM,
@@ -94,6 +95,43 @@ describe('training', () => {
     b.dispose();
   });
 
+  it('with dropout, checkpointing replays the same masks: the same loss and gradients as without', async () => {
+    const config = tiny({ hiddenDropoutProb: 0.2, attentionProbsDropoutProb: 0.2 });
+    manualSeed(11);
+    const plain = new MegatronBertForPreTraining(config, { backend }).train();
+    const checkpointed = new MegatronBertForPreTraining(config, { backend }).train();
+    checkpointed.loadStateDict(plain.stateDict());
+    checkpointed.gradientCheckpointingEnable();
+    const inputs = { inputIds: ids([[2, 7, 9, 4, 3, 5]]), labels: ids([[-100, 7, -100, 4, -100, 5]]), nextSentenceLabel: ids([[1]]).reshape(1) };
+    const run = async (m: MegatronBertForPreTraining, seed: number) => {
+      m.zeroGrad();
+      manualSeed(seed);
+      const loss = scope(() => {
+        const l = m.forward(inputs).loss!;
+        l.backward();
+        return l;
+      });
+      const value = await loss.item();
+      loss.dispose();
+      return value;
+    };
+    const lossPlain = await run(plain, 21);
+    const gradsPlain = new Map<string, Float32Array>();
+    for (const [name, p] of plain.namedParameters()) gradsPlain.set(name, Float32Array.from(await p.grad!.data()));
+    // Dropout is on: another seed draws other masks and gives another loss.
+    expect(Math.abs((await run(plain, 22)) - lossPlain)).toBeGreaterThan(1e-4);
+    expect(await run(checkpointed, 21)).toBeCloseTo(lossPlain, 5);
+    for (const [name, p] of checkpointed.namedParameters()) {
+      const got = await p.grad!.data();
+      const want = gradsPlain.get(name)!;
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+      expect(worst, name).toBeLessThan(1e-5);
+    }
+    plain.dispose();
+    checkpointed.dispose();
+  });
+
   it('an MLM + NSP step with AdamW lowers the loss, inside one scope per step', async () => {
     manualSeed(3);
     const model = new MegatronBertForPreTraining(tiny(), { backend }).train();
@@ -135,13 +173,13 @@ describe('the model surface', () => {
   it('ties the decoder to the word embeddings and survives a save/load round trip', async () => {
     manualSeed(5);
     const model = new MegatronBertForMaskedLM(tiny(), { backend }).eval();
-    expect(model.cls.predictions.decoder.weight).toBe(model.bert.embeddings.wordEmbeddings.weight);
+    expect(model.cls.predictions.decoder.weight).toBe(model.bert.embeddings.word_embeddings.weight);
     expect(model.cls.predictions.decoder.bias).toBe(model.cls.predictions.bias);
     expect([...model.namedParameters()].map(([n]) => n)).not.toContain('cls.predictions.decoder.weight');
     const dir = join(work, 'mlm');
     await model.savePretrained(dir);
     const loaded = await MegatronBertForMaskedLM.fromPretrained(dir, { backend });
-    expect(loaded.cls.predictions.decoder.weight).toBe(loaded.bert.embeddings.wordEmbeddings.weight);
+    expect(loaded.cls.predictions.decoder.weight).toBe(loaded.bert.embeddings.word_embeddings.weight);
     const input = { inputIds: ids([[2, 7, 9, 4, 3]]) };
     expect(await maxDiff(noGrad(() => model.forward(input).logits), noGrad(() => loaded.forward(input).logits))).toBe(0);
     // A base checkpoint loads into a head (bert. prefix added), and the base model from a head checkpoint.
@@ -149,6 +187,43 @@ describe('the model surface', () => {
     expect(await maxDiff(noGrad(() => base.forward(input).lastHiddenState), noGrad(() => model.bert.forward(input).lastHiddenState))).toBe(0);
     for (const m of [model, loaded, base]) m.dispose();
   });
+
+  for (const Head of [MegatronBertForPreTraining, MegatronBertForMaskedLM]) {
+    it(`${Head.name}: every path sees the same tensor after loading, casting, resizing and tying`, async () => {
+      manualSeed(8);
+      const source = new Head(tiny(), { backend });
+      const dir = join(work, `paths-${Head.name}`);
+      await source.savePretrained(dir);
+      source.dispose();
+      const tied = [
+        ['cls.predictions.decoder.weight', 'bert.embeddings.word_embeddings.weight'],
+        ['cls.predictions.decoder.bias', 'cls.predictions.bias'],
+      ];
+      const model = await Head.fromPretrained(dir, { backend });
+      expect(weightPathProblems(model, { tied })).toEqual([]);
+      model.cast('float16');
+      expect(model.cls.predictions.bias.dtype).toBe('float16');
+      expect(weightPathProblems(model, { tied })).toEqual([]);
+      model.cast('float32');
+      const before = Array.from(await model.cls.predictions.bias.data());
+      const emb = model.resizeTokenEmbeddings(53, { padToMultipleOf: 8 });
+      expect(emb.numEmbeddings).toBe(56);
+      expect(model.bert.embeddings.word_embeddings).toBe(emb);
+      expect(weightPathProblems(model, { tied })).toEqual([]);
+      // The output bias was resized with the decoder: old entries kept, new ones 0.
+      expect(Array.from(await model.cls.predictions.bias.data())).toEqual([...before, 0, 0, 0, 0, 0, 0]);
+      const input = { inputIds: ids([[2, 55, 9, 4, 3]]) };
+      const head = model as unknown as { forward(i: typeof input): { logits?: Tensor; predictionLogits?: Tensor } };
+      const out = noGrad(() => head.forward(input));
+      expect((out.logits ?? out.predictionLogits)!.shape).toEqual([1, 5, 56]);
+      // Untied by hand, tied again by tieWeights.
+      model.cls.predictions.decoder.weight = randn([56, 16], { backend });
+      expect(weightPathProblems(model, { tied })).toEqual(['tied cls.predictions.decoder.weight = bert.embeddings.word_embeddings.weight: not one tensor']);
+      model.tieWeights();
+      expect(weightPathProblems(model, { tied })).toEqual([]);
+      model.dispose();
+    });
+  }
 
   it('infers the classification problem type from numLabels and the labels dtype', async () => {
     manualSeed(6);

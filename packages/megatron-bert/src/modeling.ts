@@ -15,13 +15,14 @@
 
 import {
   alias,
+  binaryCrossEntropyWithLogits,
   concat,
   crossEntropy,
   fromHost,
   full,
+  mseLoss,
   scope,
   ShapeError,
-  type Backend,
   type FusedBiasActivation,
   type Tensor,
 } from '@lm/tensor-gpu';
@@ -36,6 +37,7 @@ import {
   isInitSkipped,
   LayerNorm,
   Linear,
+  linearAct,
   Module,
   ModuleList,
   PreTrainedModel,
@@ -46,13 +48,9 @@ import {
   type Activation,
   type GradientCheckpointable,
   type JsonObject,
+  type ModuleOptions,
 } from '@lm/layers';
 import { MegatronBertConfig } from './config.js';
-
-/** Where a module allocates its parameters (default: the current backend). */
-export interface ModuleOptions {
-  backend?: Backend;
-}
 
 /**
  * One layer's cache, laid out as the reference's tuple: [selfKey, selfValue], plus [crossKey, crossValue]
@@ -62,38 +60,29 @@ export type LayerPastKeyValue = readonly Tensor[];
 /** One entry per layer. */
 export type PastKeyValues = readonly LayerPastKeyValue[];
 
-/** linear(x) followed by the activation (one fused kernel when the activation allows it). */
-function linearAct(linear: Linear, x: Tensor, act: { fn: Activation; fused: FusedBiasActivation | null }): Tensor {
-  return act.fused ? linear.forward(x, act.fused) : act.fn(linear.forward(x));
-}
-
 // ---- embeddings ------------------------------------------------------------------------------------
 
 /** Word + token type (+ absolute position) embeddings, then dropout. Megatron moves BERT's embedding LayerNorm into the layers. */
 export class MegatronBertEmbeddings extends Module {
   readonly positionEmbeddingType: MegatronBertConfig['positionEmbeddingType'];
-  wordEmbeddings: Embedding;
-  positionEmbeddings: Embedding;
-  tokenTypeEmbeddings: Embedding;
-  dropout: Dropout;
+  declare word_embeddings: Embedding;
+  declare position_embeddings: Embedding;
+  declare token_type_embeddings: Embedding;
+  declare dropout: Dropout;
   /** [1, maxPositionEmbeddings] int32: 0, 1, 2, ... (a non-persistent buffer, as the reference registers it). */
-  positionIds: Tensor;
+  declare position_ids: Tensor;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
     const { backend } = options;
-    this.wordEmbeddings = this.registerModule('word_embeddings', new Embedding(config.vocabSize, config.hiddenSize, { paddingIdx: config.padTokenId, backend }));
-    this.positionEmbeddings = this.registerModule('position_embeddings', new Embedding(config.maxPositionEmbeddings, config.hiddenSize, { backend }));
-    this.tokenTypeEmbeddings = this.registerModule('token_type_embeddings', new Embedding(config.typeVocabSize, config.hiddenSize, { backend }));
+    this.registerModule('word_embeddings', new Embedding(config.vocabSize, config.hiddenSize, { paddingIdx: config.padTokenId, backend }));
+    this.registerModule('position_embeddings', new Embedding(config.maxPositionEmbeddings, config.hiddenSize, { backend }));
+    this.registerModule('token_type_embeddings', new Embedding(config.typeVocabSize, config.hiddenSize, { backend }));
     // In Megatron the embedding LayerNorm is applied after the dropout, inside each layer: none here.
-    this.dropout = this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
+    this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
     const ids = Int32Array.from({ length: config.maxPositionEmbeddings }, (_, i) => i);
-    this.positionIds = this.registerBuffer('position_ids', fromHost(ids, [1, config.maxPositionEmbeddings], 'int32', backend), { persistent: false });
+    this.registerBuffer('position_ids', fromHost(ids, [1, config.maxPositionEmbeddings], 'int32', backend), { persistent: false });
     this.positionEmbeddingType = config.positionEmbeddingType;
-  }
-
-  protected override onParametersChanged(): void {
-    for (const [name, t] of this.namedBuffers('', { recurse: false })) if (name === 'position_ids') this.positionIds = t;
   }
 
   forward(options: { inputIds?: Tensor | null; tokenTypeIds?: Tensor | null; positionIds?: Tensor | null; inputsEmbeds?: Tensor | null; pastKeyValuesLength?: number }): Tensor {
@@ -101,13 +90,13 @@ export class MegatronBertEmbeddings extends Module {
     const inputShape = inputIds ? inputIds.shape : inputsEmbeds!.shape.slice(0, -1); // [batch, seq]
     const seqLength = inputShape[1];
     const past = options.pastKeyValuesLength ?? 0;
-    const positionIds = options.positionIds ?? this.positionIds.slice(1, past, past + seqLength); // [1, seq]
-    const tokenTypeIds = options.tokenTypeIds ?? full(inputShape, 0, { dtype: 'int32', backend: this.positionIds.backend }); // [batch, seq]
+    const positionIds = options.positionIds ?? this.position_ids.slice(1, past, past + seqLength); // [1, seq]
+    const tokenTypeIds = options.tokenTypeIds ?? full(inputShape, 0, { dtype: 'int32', backend: this.position_ids.backend }); // [batch, seq]
 
-    const wordEmbeds = inputsEmbeds ?? this.wordEmbeddings.forward(inputIds!); // [batch, seq, hidden]
-    let embeddings = wordEmbeds.add(this.tokenTypeEmbeddings.forward(tokenTypeIds)); // [batch, seq, hidden]
+    const wordEmbeds = inputsEmbeds ?? this.word_embeddings.forward(inputIds!); // [batch, seq, hidden]
+    let embeddings = wordEmbeds.add(this.token_type_embeddings.forward(tokenTypeIds)); // [batch, seq, hidden]
     if (this.positionEmbeddingType === 'absolute') {
-      embeddings = embeddings.add(this.positionEmbeddings.forward(positionIds)); // [batch, seq, hidden]
+      embeddings = embeddings.add(this.position_embeddings.forward(positionIds)); // [batch, seq, hidden]
     }
     return this.dropout.forward(embeddings);
   }
@@ -143,14 +132,14 @@ export class MegatronBertSelfAttention extends Module {
   numAttentionHeads: number;
   readonly attentionHeadSize: number;
   allHeadSize: number;
-  query: Linear;
-  key: Linear;
-  value: Linear;
+  declare query: Linear;
+  declare key: Linear;
+  declare value: Linear;
   readonly attentionProbsDropoutProb: number;
   readonly positionEmbeddingType: MegatronBertConfig['positionEmbeddingType'];
   readonly maxPositionEmbeddings: number;
   /** [2 * maxPositionEmbeddings - 1, headDim] for relative_key(_query); null for absolute positions. */
-  distanceEmbedding: Embedding | null;
+  declare distance_embedding: Embedding | null;
   readonly isDecoder: boolean;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
@@ -162,16 +151,14 @@ export class MegatronBertSelfAttention extends Module {
     this.numAttentionHeads = config.numAttentionHeads;
     this.attentionHeadSize = config.hiddenSize / config.numAttentionHeads;
     this.allHeadSize = this.numAttentionHeads * this.attentionHeadSize;
-    this.query = this.registerModule('query', new Linear(config.hiddenSize, this.allHeadSize, { backend }));
-    this.key = this.registerModule('key', new Linear(config.hiddenSize, this.allHeadSize, { backend }));
-    this.value = this.registerModule('value', new Linear(config.hiddenSize, this.allHeadSize, { backend }));
+    this.registerModule('query', new Linear(config.hiddenSize, this.allHeadSize, { backend }));
+    this.registerModule('key', new Linear(config.hiddenSize, this.allHeadSize, { backend }));
+    this.registerModule('value', new Linear(config.hiddenSize, this.allHeadSize, { backend }));
     this.attentionProbsDropoutProb = config.attentionProbsDropoutProb;
     this.positionEmbeddingType = config.positionEmbeddingType;
     this.maxPositionEmbeddings = config.maxPositionEmbeddings;
-    this.distanceEmbedding =
-      this.positionEmbeddingType === 'absolute'
-        ? null
-        : this.registerModule('distance_embedding', new Embedding(2 * config.maxPositionEmbeddings - 1, this.attentionHeadSize, { backend }));
+    const relative = this.positionEmbeddingType !== 'absolute';
+    this.registerModule('distance_embedding', relative ? new Embedding(2 * config.maxPositionEmbeddings - 1, this.attentionHeadSize, { backend }) : null);
     this.isDecoder = config.isDecoder;
   }
 
@@ -209,8 +196,8 @@ export class MegatronBertSelfAttention extends Module {
 
     // relative_key(_query): distance_embedding[l - r + max_pos - 1] scores join q.k^T before the
     // 1/sqrt(headDim) scaling. With a past the reference places the query at key_length - 1.
-    const relativeScores = this.distanceEmbedding
-      ? relativeKeyScores(queryLayer, keyLayer, this.distanceEmbedding.weight, {
+    const relativeScores = this.distance_embedding
+      ? relativeKeyScores(queryLayer, keyLayer, this.distance_embedding.weight, {
           type: this.positionEmbeddingType as 'relative_key' | 'relative_key_query',
           maxPositionEmbeddings: this.maxPositionEmbeddings,
           hasPast: past !== null,
@@ -239,13 +226,13 @@ export class MegatronBertSelfAttention extends Module {
 
 /** dense + dropout, added to the residual (BERT's SelfOutput without its LayerNorm, which moved before the attention). */
 export class MegatronBertSelfOutput extends Module {
-  dense: Linear;
-  dropout: Dropout;
+  declare dense: Linear;
+  declare dropout: Dropout;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
-    this.dense = this.registerModule('dense', new Linear(config.hiddenSize, config.hiddenSize, options));
-    this.dropout = this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
+    this.registerModule('dense', new Linear(config.hiddenSize, config.hiddenSize, options));
+    this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
   }
 
   forward(hiddenStates: Tensor, residual: Tensor): Tensor {
@@ -255,16 +242,16 @@ export class MegatronBertSelfOutput extends Module {
 
 /** The pre-LN attention block: h + SelfOutput(SelfAttention(LN(h))). */
 export class MegatronBertAttention extends Module {
-  ln: LayerNorm;
-  self: MegatronBertSelfAttention;
-  output: MegatronBertSelfOutput;
+  declare ln: LayerNorm;
+  declare self: MegatronBertSelfAttention;
+  declare output: MegatronBertSelfOutput;
   readonly prunedHeads = new Set<number>();
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
-    this.ln = this.registerModule('ln', new LayerNorm(config.hiddenSize, { eps: config.layerNormEps, backend: options.backend }));
-    this.self = this.registerModule('self', new MegatronBertSelfAttention(config, options));
-    this.output = this.registerModule('output', new MegatronBertSelfOutput(config, options));
+    this.registerModule('ln', new LayerNorm(config.hiddenSize, { eps: config.layerNormEps, backend: options.backend }));
+    this.registerModule('self', new MegatronBertSelfAttention(config, options));
+    this.registerModule('output', new MegatronBertSelfOutput(config, options));
   }
 
   /** Removes heads (original numbering) from query/key/value (rows) and output.dense (columns). */
@@ -272,16 +259,12 @@ export class MegatronBertAttention extends Module {
     const list = [...heads];
     if (list.length === 0) return;
     const found = findPruneableHeadsAndIndices(list, this.self.numAttentionHeads, this.self.attentionHeadSize, this.prunedHeads);
-    const replace = (owner: Module, name: string, old: Linear, dim: 0 | 1): Linear => {
-      const pruned = pruneLinearLayer(old, found.index, dim);
-      owner.setModule(name, pruned);
-      old.dispose();
-      return pruned;
-    };
-    this.self.query = replace(this.self, 'query', this.self.query, 0);
-    this.self.key = replace(this.self, 'key', this.self.key, 0);
-    this.self.value = replace(this.self, 'value', this.self.value, 0);
-    this.output.dense = replace(this.output, 'dense', this.output.dense, 1);
+    const old = [this.self.query, this.self.key, this.self.value, this.output.dense];
+    this.self.query = pruneLinearLayer(this.self.query, found.index, 0);
+    this.self.key = pruneLinearLayer(this.self.key, found.index, 0);
+    this.self.value = pruneLinearLayer(this.self.value, found.index, 0);
+    this.output.dense = pruneLinearLayer(this.output.dense, found.index, 1);
+    old.forEach((m) => m.dispose());
     this.self.numAttentionHeads -= found.heads.size;
     this.self.allHeadSize = this.self.attentionHeadSize * this.self.numAttentionHeads;
     for (const h of found.heads) this.prunedHeads.add(h);
@@ -298,12 +281,12 @@ export class MegatronBertAttention extends Module {
 
 /** dense + activation (hidden -> intermediate), fused into one kernel where the activation allows. */
 export class MegatronBertIntermediate extends Module {
-  dense: Linear;
+  declare dense: Linear;
   readonly intermediateActFn: { fn: Activation; fused: FusedBiasActivation | null };
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
-    this.dense = this.registerModule('dense', new Linear(config.hiddenSize, config.intermediateSize, options));
+    this.registerModule('dense', new Linear(config.hiddenSize, config.intermediateSize, options));
     this.intermediateActFn = resolveActivation(config.hiddenAct);
   }
 
@@ -314,13 +297,13 @@ export class MegatronBertIntermediate extends Module {
 
 /** dense (intermediate -> hidden) + dropout, added to the residual (BERT's Output without its LayerNorm). */
 export class MegatronBertOutput extends Module {
-  dense: Linear;
-  dropout: Dropout;
+  declare dense: Linear;
+  declare dropout: Dropout;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
-    this.dense = this.registerModule('dense', new Linear(config.intermediateSize, config.hiddenSize, options));
-    this.dropout = this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
+    this.registerModule('dense', new Linear(config.intermediateSize, config.hiddenSize, options));
+    this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
   }
 
   forward(hiddenStates: Tensor, inputTensor: Tensor): Tensor {
@@ -354,25 +337,25 @@ export class MegatronBertLayer extends Module {
   readonly seqLenDim = 1;
   readonly isDecoder: boolean;
   readonly addCrossAttention: boolean;
-  attention: MegatronBertAttention;
-  crossattention: MegatronBertAttention | null;
-  ln: LayerNorm;
-  intermediate: MegatronBertIntermediate;
-  output: MegatronBertOutput;
+  declare attention: MegatronBertAttention;
+  declare crossattention: MegatronBertAttention | null;
+  declare ln: LayerNorm;
+  declare intermediate: MegatronBertIntermediate;
+  declare output: MegatronBertOutput;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
     this.chunkSizeFeedForward = config.chunkSizeFeedForward;
     this.isDecoder = config.isDecoder;
     this.addCrossAttention = config.addCrossAttention;
-    this.attention = this.registerModule('attention', new MegatronBertAttention(config, options));
+    this.registerModule('attention', new MegatronBertAttention(config, options));
     if (this.addCrossAttention && !this.isDecoder) {
       throw new TypeError('MegatronBertLayer should be used as a decoder model if cross attention is added (set isDecoder)');
     }
-    this.crossattention = this.addCrossAttention ? this.registerModule('crossattention', new MegatronBertAttention(config, options)) : null;
-    this.ln = this.registerModule('ln', new LayerNorm(config.hiddenSize, { eps: config.layerNormEps, backend: options.backend }));
-    this.intermediate = this.registerModule('intermediate', new MegatronBertIntermediate(config, options));
-    this.output = this.registerModule('output', new MegatronBertOutput(config, options));
+    this.registerModule('crossattention', this.addCrossAttention ? new MegatronBertAttention(config, options) : null);
+    this.registerModule('ln', new LayerNorm(config.hiddenSize, { eps: config.layerNormEps, backend: options.backend }));
+    this.registerModule('intermediate', new MegatronBertIntermediate(config, options));
+    this.registerModule('output', new MegatronBertOutput(config, options));
   }
 
   forward(hiddenStates: Tensor, options: LayerOptions = {}): LayerOutput {
@@ -446,17 +429,17 @@ const CHECKPOINTED_INPUTS = ['attentionMask', 'headMask', 'encoderHiddenStates',
 
 /** The stack of layers and the final LayerNorm; optionally recomputes each layer in backward. */
 export class MegatronBertEncoder extends Module implements GradientCheckpointable {
-  layer: ModuleList<MegatronBertLayer>;
-  ln: LayerNorm;
+  declare layer: ModuleList<MegatronBertLayer>;
+  declare ln: LayerNorm;
   /** Recompute each layer's activations in backward instead of storing them (training only). */
   gradientCheckpointing = false;
   readonly addCrossAttention: boolean;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
-    this.layer = this.registerModule('layer', new ModuleList(Array.from({ length: config.numHiddenLayers }, () => new MegatronBertLayer(config, options))));
+    this.registerModule('layer', new ModuleList(Array.from({ length: config.numHiddenLayers }, () => new MegatronBertLayer(config, options))));
     // The final LayerNorm: BERT's per-layer post-LN moved to the start of each layer, plus this one.
-    this.ln = this.registerModule('ln', new LayerNorm(config.hiddenSize, { eps: config.layerNormEps, backend: options.backend }));
+    this.registerModule('ln', new LayerNorm(config.hiddenSize, { eps: config.layerNormEps, backend: options.backend }));
     this.addCrossAttention = config.addCrossAttention;
   }
 
@@ -518,11 +501,11 @@ export class MegatronBertEncoder extends Module implements GradientCheckpointabl
 
 /** tanh(dense(hidden state of the first token)). */
 export class MegatronBertPooler extends Module {
-  dense: Linear;
+  declare dense: Linear;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
-    this.dense = this.registerModule('dense', new Linear(config.hiddenSize, config.hiddenSize, options));
+    this.registerModule('dense', new Linear(config.hiddenSize, config.hiddenSize, options));
   }
 
   forward(hiddenStates: Tensor): Tensor {
@@ -533,15 +516,15 @@ export class MegatronBertPooler extends Module {
 
 /** dense + activation + LayerNorm, before the vocabulary projection. */
 export class MegatronBertPredictionHeadTransform extends Module {
-  dense: Linear;
+  declare dense: Linear;
   readonly transformActFn: { fn: Activation; fused: FusedBiasActivation | null };
-  LayerNorm: LayerNorm;
+  declare LayerNorm: LayerNorm;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
-    this.dense = this.registerModule('dense', new Linear(config.hiddenSize, config.hiddenSize, options));
+    this.registerModule('dense', new Linear(config.hiddenSize, config.hiddenSize, options));
     this.transformActFn = resolveActivation(config.hiddenAct);
-    this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(config.hiddenSize, { eps: config.layerNormEps, backend: options.backend }));
+    this.registerModule('LayerNorm', new LayerNorm(config.hiddenSize, { eps: config.layerNormEps, backend: options.backend }));
   }
 
   forward(hiddenStates: Tensor): Tensor {
@@ -551,22 +534,19 @@ export class MegatronBertPredictionHeadTransform extends Module {
 
 /** transform, then the vocabulary projection: `decoder` (weight tied to the word embeddings) + `bias`. */
 export class MegatronBertLMPredictionHead extends Module {
-  transform: MegatronBertPredictionHeadTransform;
-  decoder: Linear;
+  declare transform: MegatronBertPredictionHeadTransform;
+  declare decoder: Linear;
   /** [vocab]; also registered as `decoder.bias` (the same tensor), as the reference links them. */
-  bias: Tensor;
+  declare bias: Tensor;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
-    this.transform = this.registerModule('transform', new MegatronBertPredictionHeadTransform(config, options));
+    this.registerModule('transform', new MegatronBertPredictionHeadTransform(config, options));
     // The output weights are the input embeddings (tied by the model); the bias is output-only.
-    this.decoder = this.registerModule('decoder', new Linear(config.hiddenSize, config.vocabSize, { bias: false, backend: options.backend }));
-    this.bias = this.registerParameter('bias', full([config.vocabSize], 0, { backend: options.backend }));
-    this.decoder.setParameter('bias', this.bias, { disposeOld: false });
-  }
-
-  protected override onParametersChanged(): void {
-    this.bias = this.getParameter('bias')!;
+    this.registerModule('decoder', new Linear(config.hiddenSize, config.vocabSize, { bias: false, backend: options.backend }));
+    this.registerParameter('bias', full([config.vocabSize], 0, { backend: options.backend }));
+    // One tensor under both names, as the reference's `self.decoder.bias = self.bias`.
+    this.decoder.bias = this.bias;
   }
 
   forward(hiddenStates: Tensor): Tensor {
@@ -576,11 +556,11 @@ export class MegatronBertLMPredictionHead extends Module {
 
 /** The masked-LM head alone (MaskedLM, CausalLM). */
 export class MegatronBertOnlyMLMHead extends Module {
-  predictions: MegatronBertLMPredictionHead;
+  declare predictions: MegatronBertLMPredictionHead;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
-    this.predictions = this.registerModule('predictions', new MegatronBertLMPredictionHead(config, options));
+    this.registerModule('predictions', new MegatronBertLMPredictionHead(config, options));
   }
 
   forward(sequenceOutput: Tensor): Tensor {
@@ -590,31 +570,31 @@ export class MegatronBertOnlyMLMHead extends Module {
 
 /** The next-sentence head alone: pooled output -> 2 scores. */
 export class MegatronBertOnlyNSPHead extends Module {
-  seqRelationship: Linear;
+  declare seq_relationship: Linear;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
-    this.seqRelationship = this.registerModule('seq_relationship', new Linear(config.hiddenSize, 2, options));
+    this.registerModule('seq_relationship', new Linear(config.hiddenSize, 2, options));
   }
 
   forward(pooledOutput: Tensor): Tensor {
-    return this.seqRelationship.forward(pooledOutput);
+    return this.seq_relationship.forward(pooledOutput);
   }
 }
 
 /** Both pretraining heads: masked LM on the sequence, next sentence on the pooled output. */
 export class MegatronBertPreTrainingHeads extends Module {
-  predictions: MegatronBertLMPredictionHead;
-  seqRelationship: Linear;
+  declare predictions: MegatronBertLMPredictionHead;
+  declare seq_relationship: Linear;
 
   constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
     super();
-    this.predictions = this.registerModule('predictions', new MegatronBertLMPredictionHead(config, options));
-    this.seqRelationship = this.registerModule('seq_relationship', new Linear(config.hiddenSize, 2, options));
+    this.registerModule('predictions', new MegatronBertLMPredictionHead(config, options));
+    this.registerModule('seq_relationship', new Linear(config.hiddenSize, 2, options));
   }
 
   forward(sequenceOutput: Tensor, pooledOutput: Tensor): { predictionScores: Tensor; seqRelationshipScore: Tensor } {
-    return { predictionScores: this.predictions.forward(sequenceOutput), seqRelationshipScore: this.seqRelationship.forward(pooledOutput) };
+    return { predictionScores: this.predictions.forward(sequenceOutput), seqRelationshipScore: this.seq_relationship.forward(pooledOutput) };
   }
 }
 
@@ -710,25 +690,24 @@ export interface MegatronBertModelOutput extends MegatronBertOutputs {
  * to `encoderHiddenStates`), returning hidden states and the pooled first token.
  */
 export class MegatronBertModel extends MegatronBertPreTrainedModel {
-  embeddings: MegatronBertEmbeddings;
-  encoder: MegatronBertEncoder;
-  pooler: MegatronBertPooler | null;
+  declare embeddings: MegatronBertEmbeddings;
+  declare encoder: MegatronBertEncoder;
+  declare pooler: MegatronBertPooler | null;
 
   constructor(config: MegatronBertConfig, options: MegatronBertModelOptions = {}) {
     super(config);
-    this.embeddings = this.registerModule('embeddings', new MegatronBertEmbeddings(config, options));
-    this.encoder = this.registerModule('encoder', new MegatronBertEncoder(config, options));
-    this.pooler = options.addPoolingLayer === false ? null : this.registerModule('pooler', new MegatronBertPooler(config, options));
+    this.registerModule('embeddings', new MegatronBertEmbeddings(config, options));
+    this.registerModule('encoder', new MegatronBertEncoder(config, options));
+    this.registerModule('pooler', options.addPoolingLayer === false ? null : new MegatronBertPooler(config, options));
     this.postInit();
   }
 
   getInputEmbeddings(): Embedding {
-    return this.embeddings.wordEmbeddings;
+    return this.embeddings.word_embeddings;
   }
 
   setInputEmbeddings(value: Embedding): void {
-    this.embeddings.setModule('word_embeddings', value);
-    this.embeddings.wordEmbeddings = value;
+    this.embeddings.word_embeddings = value;
   }
 
   protected override pruneHeadsImpl(headsToPrune: Record<number, number[]>): void {
@@ -790,18 +769,6 @@ export class MegatronBertModel extends MegatronBertPreTrainedModel {
   }
 }
 
-// ---- losses the heads use ------------------------------------------------------------------------------
-
-/** torch.nn.MSELoss (mean). */
-function mseLoss(input: Tensor, target: Tensor): Tensor {
-  return input.sub(target).square().mean();
-}
-
-/** torch.nn.BCEWithLogitsLoss (mean), in its stable form max(x, 0) - x y + log(1 + exp(-|x|)). */
-function bceWithLogitsLoss(logits: Tensor, target: Tensor): Tensor {
-  return logits.relu().sub(logits.mul(target)).add(logits.abs().neg().exp().log1p()).mean();
-}
-
 // ---- heads with a tied decoder ---------------------------------------------------------------------------
 
 /** The heads whose `cls.predictions.decoder` shares the word embeddings (and `cls.predictions.bias`). */
@@ -823,10 +790,9 @@ abstract class MegatronBertWithLMHead extends MegatronBertPreTrainedModel {
   }
 
   override setOutputEmbeddings(newEmbeddings: Linear): void {
-    const predictions = this.cls.predictions;
-    predictions.setModule('decoder', newEmbeddings);
-    predictions.decoder = newEmbeddings;
-    if (newEmbeddings.bias) predictions.setParameter('bias', newEmbeddings.bias, { disposeOld: false });
+    // The head's `bias` stays the decoder's bias (the reference links them so resizing reaches both).
+    this.cls.predictions.decoder = newEmbeddings;
+    if (newEmbeddings.bias) this.cls.predictions.bias = newEmbeddings.bias;
   }
 
   protected override pruneHeadsImpl(headsToPrune: Record<number, number[]>): void {
@@ -852,13 +818,13 @@ export interface MegatronBertForPreTrainingOutput extends MegatronBertOutputs {
 
 /** Both pretraining heads: masked LM and next sentence prediction (total loss = MLM + NSP). */
 export class MegatronBertForPreTraining extends MegatronBertWithLMHead {
-  bert: MegatronBertModel;
-  cls: MegatronBertPreTrainingHeads;
+  declare bert: MegatronBertModel;
+  declare cls: MegatronBertPreTrainingHeads;
 
   constructor(config: MegatronBertConfig, options: MegatronBertModelOptions = {}) {
     super(config);
-    this.bert = this.registerModule('bert', baseModel(config, { backend: options.backend }));
-    this.cls = this.registerModule('cls', new MegatronBertPreTrainingHeads(config, options));
+    this.registerModule('bert', baseModel(config, { backend: options.backend }));
+    this.registerModule('cls', new MegatronBertPreTrainingHeads(config, options));
     this.postInit();
   }
 
@@ -896,13 +862,13 @@ export interface MegatronBertCausalLMOutput extends MegatronBertOutputs {
 
 /** Left-to-right language modelling (config.isDecoder), with a KV cache and optional cross-attention. */
 export class MegatronBertForCausalLM extends MegatronBertWithLMHead {
-  bert: MegatronBertModel;
-  cls: MegatronBertOnlyMLMHead;
+  declare bert: MegatronBertModel;
+  declare cls: MegatronBertOnlyMLMHead;
 
   constructor(config: MegatronBertConfig, options: MegatronBertModelOptions = {}) {
     super(config);
-    this.bert = this.registerModule('bert', baseModel(config, { backend: options.backend, addPoolingLayer: false }));
-    this.cls = this.registerModule('cls', new MegatronBertOnlyMLMHead(config, options));
+    this.registerModule('bert', baseModel(config, { backend: options.backend, addPoolingLayer: false }));
+    this.registerModule('cls', new MegatronBertOnlyMLMHead(config, options));
     this.postInit();
   }
 
@@ -940,13 +906,13 @@ export interface MegatronBertMaskedLMOutput extends MegatronBertOutputs {
 
 /** Masked language modelling: every position scored over the vocabulary. */
 export class MegatronBertForMaskedLM extends MegatronBertWithLMHead {
-  bert: MegatronBertModel;
-  cls: MegatronBertOnlyMLMHead;
+  declare bert: MegatronBertModel;
+  declare cls: MegatronBertOnlyMLMHead;
 
   constructor(config: MegatronBertConfig, options: MegatronBertModelOptions = {}) {
     super(config);
-    this.bert = this.registerModule('bert', baseModel(config, { backend: options.backend, addPoolingLayer: false }));
-    this.cls = this.registerModule('cls', new MegatronBertOnlyMLMHead(config, options));
+    this.registerModule('bert', baseModel(config, { backend: options.backend, addPoolingLayer: false }));
+    this.registerModule('cls', new MegatronBertOnlyMLMHead(config, options));
     this.postInit();
   }
 
@@ -992,13 +958,13 @@ export interface MegatronBertClassifierOutput extends MegatronBertOutputs {
 
 /** Next sentence prediction on the pooled output. `labels`: int32 [batch], 0 = continuation, 1 = random. */
 export class MegatronBertForNextSentencePrediction extends MegatronBertWithTaskHead {
-  bert: MegatronBertModel;
-  cls: MegatronBertOnlyNSPHead;
+  declare bert: MegatronBertModel;
+  declare cls: MegatronBertOnlyNSPHead;
 
   constructor(config: MegatronBertConfig, options: MegatronBertModelOptions = {}) {
     super(config);
-    this.bert = this.registerModule('bert', baseModel(config, { backend: options.backend }));
-    this.cls = this.registerModule('cls', new MegatronBertOnlyNSPHead(config, options));
+    this.registerModule('bert', baseModel(config, { backend: options.backend }));
+    this.registerModule('cls', new MegatronBertOnlyNSPHead(config, options));
     this.postInit();
   }
 
@@ -1022,16 +988,16 @@ export class MegatronBertForNextSentencePrediction extends MegatronBertWithTaskH
  */
 export class MegatronBertForSequenceClassification extends MegatronBertWithTaskHead {
   readonly numLabels: number;
-  bert: MegatronBertModel;
-  dropout: Dropout;
-  classifier: Linear;
+  declare bert: MegatronBertModel;
+  declare dropout: Dropout;
+  declare classifier: Linear;
 
   constructor(config: MegatronBertConfig, options: MegatronBertModelOptions = {}) {
     super(config);
     this.numLabels = config.numLabels;
-    this.bert = this.registerModule('bert', baseModel(config, { backend: options.backend }));
-    this.dropout = this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
-    this.classifier = this.registerModule('classifier', new Linear(config.hiddenSize, config.numLabels, options));
+    this.registerModule('bert', baseModel(config, { backend: options.backend }));
+    this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
+    this.registerModule('classifier', new Linear(config.hiddenSize, config.numLabels, options));
     this.postInit();
   }
 
@@ -1054,7 +1020,7 @@ export class MegatronBertForSequenceClassification extends MegatronBertWithTaskH
         } else if (this.config.problemType === 'single_label_classification') {
           out.loss = crossEntropy(logits.reshape(-1, this.numLabels), labels.reshape(-1));
         } else if (this.config.problemType === 'multi_label_classification') {
-          out.loss = bceWithLogitsLoss(logits, labels.toFloat());
+          out.loss = binaryCrossEntropyWithLogits(logits, labels.toFloat());
         }
       }
       return out;
@@ -1067,15 +1033,15 @@ export class MegatronBertForSequenceClassification extends MegatronBertWithTaskH
  * its pooled output, and the scores reshaped to [batch, choices]. `labels`: int32 [batch] choice index.
  */
 export class MegatronBertForMultipleChoice extends MegatronBertWithTaskHead {
-  bert: MegatronBertModel;
-  dropout: Dropout;
-  classifier: Linear;
+  declare bert: MegatronBertModel;
+  declare dropout: Dropout;
+  declare classifier: Linear;
 
   constructor(config: MegatronBertConfig, options: MegatronBertModelOptions = {}) {
     super(config);
-    this.bert = this.registerModule('bert', baseModel(config, { backend: options.backend }));
-    this.dropout = this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
-    this.classifier = this.registerModule('classifier', new Linear(config.hiddenSize, 1, options));
+    this.registerModule('bert', baseModel(config, { backend: options.backend }));
+    this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
+    this.registerModule('classifier', new Linear(config.hiddenSize, 1, options));
     this.postInit();
   }
 
@@ -1104,16 +1070,16 @@ export class MegatronBertForMultipleChoice extends MegatronBertWithTaskHead {
 /** Per-token classification (NER). `labels`: int32 [batch, seq] in [0, numLabels), -100 = ignored. */
 export class MegatronBertForTokenClassification extends MegatronBertWithTaskHead {
   readonly numLabels: number;
-  bert: MegatronBertModel;
-  dropout: Dropout;
-  classifier: Linear;
+  declare bert: MegatronBertModel;
+  declare dropout: Dropout;
+  declare classifier: Linear;
 
   constructor(config: MegatronBertConfig, options: MegatronBertModelOptions = {}) {
     super(config);
     this.numLabels = config.numLabels;
-    this.bert = this.registerModule('bert', baseModel(config, { backend: options.backend, addPoolingLayer: false }));
-    this.dropout = this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
-    this.classifier = this.registerModule('classifier', new Linear(config.hiddenSize, config.numLabels, options));
+    this.registerModule('bert', baseModel(config, { backend: options.backend, addPoolingLayer: false }));
+    this.registerModule('dropout', new Dropout(config.hiddenDropoutProb));
+    this.registerModule('classifier', new Linear(config.hiddenSize, config.numLabels, options));
     this.postInit();
   }
 
@@ -1148,21 +1114,21 @@ export interface MegatronBertQuestionAnsweringOutput extends MegatronBertOutputs
 /** Extractive QA: span start and end scores for every token. */
 export class MegatronBertForQuestionAnswering extends MegatronBertWithTaskHead {
   readonly numLabels: number;
-  bert: MegatronBertModel;
-  qaOutputs: Linear;
+  declare bert: MegatronBertModel;
+  declare qa_outputs: Linear;
 
   constructor(config: MegatronBertConfig, options: MegatronBertModelOptions = {}) {
     super(config);
     this.numLabels = config.numLabels;
-    this.bert = this.registerModule('bert', baseModel(config, { backend: options.backend, addPoolingLayer: false }));
-    this.qaOutputs = this.registerModule('qa_outputs', new Linear(config.hiddenSize, config.numLabels, options));
+    this.registerModule('bert', baseModel(config, { backend: options.backend, addPoolingLayer: false }));
+    this.registerModule('qa_outputs', new Linear(config.hiddenSize, config.numLabels, options));
     this.postInit();
   }
 
   forward(options: MegatronBertForQuestionAnsweringInputs): MegatronBertQuestionAnsweringOutput {
     return scope(() => {
       const outputs = this.bert.forward(options);
-      const logits = this.qaOutputs.forward(outputs.lastHiddenState); // [batch, seq, 2]
+      const logits = this.qa_outputs.forward(outputs.lastHiddenState); // [batch, seq, 2]
       const startLogits = logits.select(-1, 0).contiguous(); // [batch, seq]
       const endLogits = logits.select(-1, 1).contiguous(); // [batch, seq]
       const out: MegatronBertQuestionAnsweringOutput = { startLogits, endLogits, ...passThrough(outputs) };

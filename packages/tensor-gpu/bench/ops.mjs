@@ -39,6 +39,32 @@ async function benchBackend(backend) {
   const base = { backend: backend.name, adapter };
   const randn = (shape) => lm.randn(shape, { backend });
 
+  // dispatch overhead: small ops where validation, allocation and the backend call dominate (us per op)
+  {
+    const a = randn([64]);
+    const b = randn([64]);
+    const n = quick ? 2000 : 10000;
+    const perOp = (fn) => {
+      for (let i = 0; i < 200; i++) fn().dispose();
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) fn().dispose();
+      return ((performance.now() - t0) * 1000) / n;
+    };
+    const rows = [
+      ['add', () => a.add(b)],
+      ['gelu', () => a.gelu()],
+      ['softmax', () => a.softmax(-1)],
+      ['layerNorm', () => lm.layerNorm(a, 64)],
+    ];
+    for (const [name, fn] of rows) {
+      // the fastest of 7 runs: on a shared machine the figure least disturbed by other load
+      const samples = Array.from({ length: 7 }, () => perOp(fn));
+      emit({ op: `dispatch-${name}`, ...base, shape: [64], min_us: +Math.min(...samples).toFixed(2) });
+    }
+    await backend.sync();
+    [a, b].forEach((t) => t.dispose());
+  }
+
   // matmul
   const cubes = sw ? [256, 512] : quick ? [256, 512, 1024] : [256, 512, 1024, 2048];
   const shapes = cubes.map((n) => [1, n, n, n]);

@@ -1,11 +1,12 @@
-// The backend contract: storage plus a small table of kernels. A backend knows nothing about
-// autograd, scopes or user-facing validation; the ops layer (src/ops) checks shapes and dtypes once,
-// allocates outputs and calls these kernels. Every kernel writes into `out`, a view over storage the
-// ops layer allocated (contiguous unless the kernel says otherwise).
+// The backend contract: storage, the primitive kernels every backend has, and a table of optional
+// fused kernels (`fused`) that speed up an op the ops layer can also compose from primitives. A backend
+// knows nothing about autograd, scopes or user-facing validation; the ops layer (src/ops) checks shapes
+// and dtypes once, allocates outputs and calls these kernels. Every kernel writes into `out`, a view
+// over storage the ops layer allocated (contiguous unless the kernel says otherwise).
 
 import type { AnyHostArray, DType } from './dtype.js';
 import type { Shape } from './layout.js';
-import type { BinaryOpName, UnaryOpName } from './ops/elementwise-table.js';
+import type { BinaryOpName, FusedBiasActivation, UnaryOpName } from './elementwise-math.js';
 
 export type BackendName = 'cpu' | 'webgpu';
 
@@ -33,7 +34,7 @@ export interface View {
 export type ReduceOpName = 'sum' | 'prod' | 'max' | 'min' | 'argmax' | 'argmin';
 export type RandomKind = 'uniform' | 'normal' | 'bernoulli';
 
-/** Hyperparameters of one fused Adam/AdamW step (see Backend.adamStep). */
+/** Hyperparameters of one fused Adam/AdamW step (see FusedKernels.adamStep). */
 export interface AdamStepParams {
   lr: number;
   beta1: number;
@@ -92,6 +93,9 @@ export interface Backend {
   /** Frees pooled memory and releases the device. The backend is unusable afterwards. */
   destroy(): void;
 
+  /** Optional fused kernels; an op whose kernel is missing here runs its composite (see FusedKernels). */
+  readonly fused: FusedKernels;
+
   // ---- kernels -------------------------------------------------------------------------------
   fill(out: View, value: number): void;
   /** out[i] = start + i * step (out contiguous). */
@@ -112,28 +116,6 @@ export interface Backend {
   where(cond: View, a: View, b: View, out: View): void;
   /** Reduces the last dim of a contiguous [outer, inner] view into out [outer]. argmax/argmin give int32. */
   reduce(op: ReduceOpName, x: View, out: View): void;
-  /** Softmax (or log-softmax) over the last dim of contiguous [outer, inner]. */
-  softmax(x: View, out: View, log: boolean): void;
-  /**
-   * The input gradient of softmax (log: log-softmax) over the last dim of contiguous [outer, inner]
-   * rows, from the forward's output y and gradOut (contiguous, same shape):
-   *   softmax: gradIn = y * (gradOut - sum(gradOut * y));  log-softmax: gradIn = gradOut - exp(y) * sum(gradOut)
-   */
-  softmaxBackward(y: View, gradOut: View, gradIn: View, log: boolean): void;
-  /**
-   * Layer norm over the last dim of contiguous [outer, inner]: (x - mean) / sqrt(var + eps) * w + b,
-   * or with `rms`, x / sqrt(mean(x^2) + eps) * w. weight/bias are [inner] or null.
-   */
-  layerNorm(x: View, weight: View | null, bias: View | null, out: View, eps: number, rms: boolean): void;
-  /**
-   * The input gradient of layerNorm (rms: RMS norm) over the last dim of contiguous [outer, inner] rows,
-   * from the forward's x and weight ([inner] or null) and gradOut (contiguous [outer, inner]):
-   *   xhat = (x - mean) * rstd  (mean = 0 for rms);  gw = gradOut * w
-   *   gradIn = rstd * (gw - mean(gw) - xhat * mean(gw * xhat))  (rms: without the mean(gw) term)
-   * and, when gradOutXhat is given, gradOutXhat = gradOut * xhat (the caller sums its rows into the
-   * weight's gradient). gradIn and gradOutXhat are contiguous [outer, inner].
-   */
-  layerNormBackward(x: View, weight: View | null, gradOut: View, gradIn: View, gradOutXhat: View | null, eps: number, rms: boolean): void;
   /**
    * Batched matmul: a [batch, M, K] @ b [batch, K, N] -> out [batch, M, N] (contiguous). a and b may have
    * any strides (a transposed operand is a stride swap; a broadcast batch has stride 0).
@@ -150,6 +132,37 @@ export interface Backend {
   cumsum(x: View, out: View): void;
   /** Stable sort of each row of contiguous [outer, n]: values and int32 source indices. */
   sort(x: View, values: View, indices: View, descending: boolean): void;
+}
+
+/**
+ * Fused kernels a backend may provide. Each replaces a composite of primitive kernels that the ops
+ * layer runs when the entry is missing; the composite stays the reference the fused kernel is tested
+ * against (src/ops/op-table.test.ts runs the op table on a backend with none of these). A backend's
+ * table holds one line per kernel it has, pointing at that kernel's file.
+ */
+export interface FusedKernels {
+  /** Softmax (or log-softmax) over the last dim of contiguous [outer, inner]. */
+  softmax?: (x: View, out: View, log: boolean) => void;
+  /**
+   * The input gradient of softmax (log: log-softmax) over the last dim of contiguous [outer, inner]
+   * rows, from the forward's output y and gradOut (contiguous, same shape):
+   *   softmax: gradIn = y * (gradOut - sum(gradOut * y));  log-softmax: gradIn = gradOut - exp(y) * sum(gradOut)
+   */
+  softmaxBackward?: (y: View, gradOut: View, gradIn: View, log: boolean) => void;
+  /**
+   * Layer norm over the last dim of contiguous [outer, inner]: (x - mean) / sqrt(var + eps) * w + b,
+   * or with `rms`, x / sqrt(mean(x^2) + eps) * w. weight/bias are [inner] or null.
+   */
+  layerNorm?: (x: View, weight: View | null, bias: View | null, out: View, eps: number, rms: boolean) => void;
+  /**
+   * The input gradient of layerNorm (rms: RMS norm) over the last dim of contiguous [outer, inner] rows,
+   * from the forward's x and weight ([inner] or null) and gradOut (contiguous [outer, inner]):
+   *   xhat = (x - mean) * rstd  (mean = 0 for rms);  gw = gradOut * w
+   *   gradIn = rstd * (gw - mean(gw) - xhat * mean(gw * xhat))  (rms: without the mean(gw) term)
+   * and, when gradOutXhat is given, gradOutXhat = gradOut * xhat (the caller sums its rows into the
+   * weight's gradient). gradIn and gradOutXhat are contiguous [outer, inner].
+   */
+  layerNormBackward?: (x: View, weight: View | null, gradOut: View, gradIn: View, gradOutXhat: View | null, eps: number, rms: boolean) => void;
   /**
    * One Adam/AdamW step, in place, over contiguous float32 views of one size (torch's single-tensor
    * algorithm, each step rounded to float32):
@@ -157,7 +170,7 @@ export interface Backend {
    *   m = b1 * m + (1 - b1) * g;  v = b2 * v + (1 - b2) * g * g;  amsgrad: vmax = max(vmax, v)
    *   p = base - (m / (sqrt(v or vmax) / sqrt(bc2) + eps)) * (lr / bc1)
    */
-  adamStep(param: View, grad: View, expAvg: View, expAvgSq: View, maxExpAvgSq: View | null, h: AdamStepParams): void;
+  adamStep?: (param: View, grad: View, expAvg: View, expAvgSq: View, maxExpAvgSq: View | null, h: AdamStepParams) => void;
   /**
    * Fused scaled-dot-product attention: q [B, Lq, D], k [B, Lk, D], v [B, Lk, Dv] (any strides) ->
    * out [B, Lq, Dv]. mask is null or a float (additive) / bool (true = keep) view broadcast to [B, Lq, Lk].
@@ -165,5 +178,14 @@ export interface Backend {
    * (-3.4028235e38), not -inf, so a fully masked row averages v uniformly (as the references do with
    * finfo.min); an additive mask is simply added, so a row that is all -inf gives NaN.
    */
-  attention(q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean): void;
+  attention?: (q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean) => void;
+  /**
+   * gradIn = gradOut * gelu'(x) for the exact ('none') or tanh GELU, elementwise; gradOut and x have
+   * gradIn's shape (any strides), gradIn is contiguous.
+   */
+  geluBackward?: (gradOut: View, x: View, gradIn: View, approximate: 'none' | 'tanh') => void;
+  /** out = activation(x + bias); x and bias are views already broadcast to out's shape. */
+  biasActivation?: (activation: FusedBiasActivation, x: View, bias: View, out: View) => void;
 }
+
+export type FusedKernelName = keyof FusedKernels;

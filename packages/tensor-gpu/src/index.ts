@@ -1,7 +1,7 @@
 // @lm/tensor-gpu: tensors, WGSL kernels, a fast cpu backend, autograd and memory management.
 
 export { Tensor, type NestedArray } from './tensor.js';
-export type { AdamStepParams, Backend, BackendName, Storage, View, MemoryInfo, ReduceOpName, RandomKind } from './backend.js';
+export type { AdamStepParams, Backend, BackendName, FusedKernels, FusedKernelName, Storage, View, MemoryInfo, ReduceOpName, RandomKind } from './backend.js';
 export type { DType, AnyHostArray } from './dtype.js';
 export { DTYPES, isFloat, promoteTypes, numberToFloat16Bits, float16BitsToNumber, bfloat16BitsToNumber, roundToFloat16 } from './dtype.js';
 export * from './errors.js';
@@ -21,8 +21,22 @@ export {
 } from './autograd.js';
 export { Generator, manualSeed, defaultGenerator, philox, philoxFill } from './random.js';
 export { tensor, fromHost, emptyTensor as empty, zeros, ones, full, arange, eye, rand, randn, bernoulli, type CreateOptions, type RandomOptions } from './ops/creation.js';
-export { unary, binary, biasActivation, add, sub, mul, div, pow, maximum, minimum, where, maskedFill, cast, sumToShape, broadcastTo } from './ops/elementwise.js';
-export { UNARY, BINARY, FUSED_BIAS_ACTIVATIONS, erf, type UnaryOpName, type BinaryOpName, type UnaryRow, type BinaryRow, type FusedBiasActivation } from './ops/elementwise-table.js';
+export { unary, binary, biasActivation, add, sub, mul, div, pow, maximum, minimum, where, maskedFill, cast } from './ops/elementwise.js';
+export { sumToShape, broadcastTo } from './ops/broadcast.js';
+export {
+  UNARY,
+  BINARY,
+  FUSED_BINARY,
+  FUSED_BIAS_ACTIVATIONS,
+  erf,
+  type UnaryOpName,
+  type BinaryOpName,
+  type FusedBinaryOpName,
+  type UnaryRow,
+  type BinaryRow,
+  type FusedBiasActivation,
+} from './elementwise-math.js';
+export { UNARY_GRAD, BINARY_GRAD, type UnaryGrad, type BinaryGrad } from './ops/elementwise-grad.js';
 export { clone, reshape, view, permute, transpose, unsqueeze, squeeze, expand, flatten, slice, select, contiguous, alias } from './ops/views.js';
 export { sum, mean, prod, max, min, argmax, argmin, variance, logsumexp } from './ops/reduce.js';
 export { matmul } from './ops/linalg.js';
@@ -33,9 +47,13 @@ export {
   rmsNorm,
   dropout,
   crossEntropy,
+  mseLoss,
+  binaryCrossEntropyWithLogits,
   scaledDotProductAttention,
   causalKeep,
   type CrossEntropyOptions,
+  type MSELossOptions,
+  type BinaryCrossEntropyWithLogitsOptions,
   type AttentionOptions,
 } from './ops/nn.js';
 export { gather, indexSelect, scatterAdd, embedding, cumsum, sort, argsort, topk, oneHot, type SortResult } from './ops/indexing.js';

@@ -8,6 +8,7 @@ import { DisposedError, TensorError } from './errors.js';
 import { broadcastShapes, contiguousStrides, isContiguous, shapesEqual, sizeOf } from './layout.js';
 import { keep, setTensorCheck, trackTensor, untrackTensor } from './memory.js';
 import * as elementwise from './ops/elementwise.js';
+import { broadcastTo } from './ops/broadcast.js';
 import * as creation from './ops/creation.js';
 import * as views from './ops/views.js';
 import * as reduce from './ops/reduce.js';
@@ -188,7 +189,7 @@ export class Tensor implements View {
     if (src.backend !== this.backend) {
       throw new TensorError(`copy_: source lives on ${src.backend.name}, destination on ${this.backend.name}`);
     }
-    const b = elementwise.broadcastTo(src, broadcastShapes('copy_', this.shape, src.shape));
+    const b = broadcastTo(src, broadcastShapes('copy_', this.shape, src.shape));
     if (!shapesEqual(b.shape, this.shape)) {
       if (b !== src) b.dispose();
       throw new TensorError(`copy_: source [${src.shape.join(',')}] does not broadcast to destination [${this.shape.join(',')}]`);

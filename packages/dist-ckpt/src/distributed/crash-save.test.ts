@@ -22,8 +22,11 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const PER_RANK = 2_000_000; // 8 MB per rank, 16 MB per save
 
-/** Runs the child until `killAfterMs` past its start-up, then SIGKILLs it; returns the last step it reported saved. */
-function runAndKill(dir: string, firstStep: number, killAfterMs: number): Promise<number | undefined> {
+/**
+ * Runs the child until `killAfterMs` past its start-up (past its first completed save with `afterFirstSave`),
+ * then SIGKILLs it; returns the last step it reported saved.
+ */
+function runAndKill(dir: string, firstStep: number, killAfterMs: number, afterFirstSave = false): Promise<number | undefined> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', tsx, join(here, 'fixtures', 'crash-child.ts'), dir, String(firstStep), String(PER_RANK)], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -33,7 +36,7 @@ function runAndKill(dir: string, firstStep: number, killAfterMs: number): Promis
     let timer: ReturnType<typeof setTimeout> | undefined;
     child.stdout.on('data', (b: Buffer) => {
       out += b.toString();
-      if (!timer && out.includes('ready\n')) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+      if (!timer && out.includes(afterFirstSave ? 'saved ' : 'ready\n')) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
     });
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.on('exit', (code, signal) => {
@@ -65,7 +68,9 @@ describe('crash during save', () => {
     const started = Date.now();
     for (let round = 0; round < 8 && Date.now() - started < 25_000; round++) {
       const killAfter = Math.floor(random() * 900);
-      const lastSaved = await runAndKill(dir, step, killAfter);
+      // Until one save has completed, the kill waits for it: on a loaded machine a 16 MB save can take
+      // longer than the widest kill delay, and every round would then end before any checkpoint exists.
+      const lastSaved = await runAndKill(dir, step, killAfter, lastLoaded === undefined);
       if (process.env.CRASH_DEBUG) console.log(killAfter, lastSaved, readdirSync(dir));
       let loaded: number | undefined;
       try {

@@ -1,6 +1,7 @@
 // Attention building blocks shared by the model families: masks, position schemes (absolute,
-// relative_key(_query), T5 buckets), rotary embeddings, multi-head attention with KV caches and head
-// pruning, feed-forward blocks and chunked feed-forward.
+// relative_key(_query), relative buckets), rotary math, the attention core and head pruning,
+// feed-forward building blocks and chunked feed-forward. Each family writes its attention and MLP
+// modules on these, under its reference's names.
 
 export {
   FLOAT32_MIN,
@@ -21,7 +22,6 @@ export {
   relativePositionBuckets,
   relativePositionBucketTensor,
   t5PositionBias,
-  T5RelativePositionBias,
   relativeDistanceIds,
   relativeKeyScores,
   absolutePositionIds,
@@ -39,36 +39,24 @@ export {
   rotateInterleaved,
   applyRotaryPosEmb,
   RotaryEmbedding,
-  ChatGLMRotaryEmbedding,
   applyRotaryPosEmbIndex,
-  applyChatGLMRotary2D,
   type CosSin,
   type InvFreqOptions,
   type RotaryEmbeddingOptions,
-  type ChatGLMRotaryEmbeddingOptions,
 } from './rotary.js';
 export {
   attentionCore,
   findPruneableHeadsAndIndices,
   pruneLinearLayer,
-  MultiHeadAttention,
   type AttentionImplementation,
   type AttentionCoreOptions,
   type AttentionCoreResult,
-  type KeyValue,
-  type MultiHeadAttentionOptions,
-  type AttentionForwardOptions,
-  type AttentionOutput,
-  type ScoreHookContext,
 } from './attention.js';
 export {
-  MLP,
-  GatedMLP,
+  linearAct,
   geglu,
   resolveActivation,
   applyChunkingToForward,
   ChunkingError,
   type ActivationSpec,
-  type MLPOptions,
-  type GatedMLPOptions,
 } from './feed-forward.js';

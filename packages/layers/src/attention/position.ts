@@ -130,23 +130,6 @@ export function t5PositionBias(relativeAttentionBias: Tensor, queryLength: numbe
   return out;
 }
 
-/**
- * T5's `compute_bias` bound to a `relative_attention_bias` table: pass the Embedding [numBuckets, heads]
- * the attention module registers (its current `weight` is read on every call, so replaced or moved
- * weights are picked up).
- */
-export class T5RelativePositionBias {
-  constructor(
-    readonly relativeAttentionBias: { readonly weight: Tensor },
-    readonly options: Required<RelativePositionBucketOptions>,
-  ) {}
-
-  /** position_bias [1, heads, queryLength, keyLength]; with a cache, queries start at pastLength (T5 slices the last rows). */
-  compute(queryLength: number, keyLength: number, pastLength = 0): Tensor {
-    return t5PositionBias(this.relativeAttentionBias.weight, queryLength, keyLength, { ...this.options, pastLength });
-  }
-}
-
 // ---- MegatronBERT relative_key / relative_key_query ------------------------------------------------
 
 export type RelativeKeyType = 'relative_key' | 'relative_key_query';

@@ -2,11 +2,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { fromHost, roundToFloat16, type Tensor } from '@lm/tensor-gpu';
 import { gradcheck, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import {
-  ChatGLMRotaryEmbedding,
   RotaryEmbedding,
-  applyChatGLMRotary2D,
   applyRotaryPosEmb,
   applyRotaryPosEmbIndex,
+  cosSinTensors,
+  rotaryAngles,
   rotaryInvFreq,
   rotateHalf,
   rotateInterleaved,
@@ -82,13 +82,9 @@ describe.each(backends)('rotary on %s', (_name, backend) => {
     [x, y, cs.cos, cs.sin].forEach((t) => t.dispose());
   });
 
-  it("ChatGLM rotary: fp16 inv_freq buffer, [seq, 1, dim] caches, positions gathered per (seq, batch)", async () => {
-    const rope = new ChatGLMRotaryEmbedding(4, { backend });
-    expect([...rope.stateDict().keys()]).toEqual(['inv_freq']);
-    expect(Array.from(await rope.stateDict().get('inv_freq')!.data())).toEqual(Array.from(rotaryInvFreq(4, { halfPrecision: true })));
-    const { cos, sin } = rope.forward(6);
-    expect([...cos.shape]).toEqual([6, 1, 4]);
-    expect(cos.backend).toBe(backend);
+  it('applyRotaryPosEmbIndex: float16-rounded inv_freq, [maxPos, 1, dim] tables gathered per (seq, batch)', async () => {
+    const invFreq = rotaryInvFreq(4, { halfPrecision: true });
+    const { cos, sin } = cosSinTensors(rotaryAngles(Float32Array.from({ length: 6 }, (_, i) => i), invFreq), [6, 1, 4], backend);
     // q [seq 3, batch 2, heads 2, dim 4], 1-D positions [seq, batch].
     const [S, B, H, D] = [3, 2, 2, 4];
     const pos = [
@@ -99,56 +95,16 @@ describe.each(backends)('rotary on %s', (_name, backend) => {
     const ids = fromHost(Int32Array.from(pos.flat()), [S, B], 'int32', backend);
     const q = randomTensor([S, B, H, D], 5, backend);
     const y = applyRotaryPosEmbIndex(q, cos, sin, ids);
-    const theta = rope.invFreq;
     // rows = (s, b, h) flattened with seq 1 each.
     const position = (r: number) => pos[Math.floor(r / (B * H))][Math.floor(r / H) % B];
-    await expectClose(y, directRope(await q.data(), S * B * H, 1, D, D, position, { theta }), 2e-5, 2e-5, [S, B, H, D]);
+    await expectClose(y, directRope(await q.data(), S * B * H, 1, D, D, position, { theta: invFreq }), 2e-5, 2e-5, [S, B, H, D]);
     [cos, sin, ids, q, y].forEach((t) => t.dispose());
-    rope.dispose();
-  });
-
-  it('ChatGLM 2D rotary: first half by position ids, second half by block position ids', async () => {
-    const [S, B, H, D] = [4, 2, 2, 8];
-    const rope = new ChatGLMRotaryEmbedding(D / 2, { backend });
-    const posIds = [
-      [0, 1, 2, 2],
-      [0, 1, 1, 1],
-    ]; // [batch, seq]
-    const blockIds = [
-      [0, 0, 1, 2],
-      [0, 0, 1, 2],
-    ];
-    const toSeqFirst = (m: number[][]) => fromHost(Int32Array.from({ length: S * B }, (_, i) => m[i % B][Math.floor(i / B)]), [S, B], 'int32', backend);
-    const p = toSeqFirst(posIds);
-    const bp = toSeqFirst(blockIds);
-    const { cos, sin } = rope.forward(3);
-    const x = randomTensor([S, B, H, D], 9, backend);
-    const y = applyChatGLMRotary2D(x, cos, sin, p, bp);
-    // Expected: apply the direct formula to each half with its ids.
-    const xh = Array.from(await x.data());
-    const theta = rope.invFreq;
-    const half = D / 2;
-    const rows = S * B * H;
-    const firsts: number[] = [];
-    const seconds: number[] = [];
-    for (let r = 0; r < rows; r++) {
-      firsts.push(...xh.slice(r * D, r * D + half));
-      seconds.push(...xh.slice(r * D + half, (r + 1) * D));
-    }
-    const sb = (r: number) => [Math.floor(r / (B * H)), Math.floor(r / H) % B];
-    const e1 = directRope(firsts, rows, 1, half, half, (r) => posIds[sb(r)[1]][sb(r)[0]], { theta });
-    const e2 = directRope(seconds, rows, 1, half, half, (r) => blockIds[sb(r)[1]][sb(r)[0]], { theta });
-    const expected: number[] = [];
-    for (let r = 0; r < rows; r++) expected.push(...e1.slice(r * half, (r + 1) * half), ...e2.slice(r * half, (r + 1) * half));
-    await expectClose(y, expected, 2e-5, 2e-5, [S, B, H, D]);
-    [p, bp, cos, sin, x, y].forEach((t) => t.dispose());
-    rope.dispose();
   });
 });
 
 describe('rotary gradients (finite differences, cpu)', () => {
   const backend = testCpuBackend();
-  it('applyRotaryPosEmb (partial, interleaved) and the ChatGLM 2D variant', () => {
+  it('applyRotaryPosEmb (partial, interleaved)', () => {
     for (const interleaved of [false, true]) {
       const rope = new RotaryEmbedding(6, { rotaryPercent: 2 / 3, interleaved });
       const run = (x: Tensor) => {
@@ -158,14 +114,5 @@ describe('rotary gradients (finite differences, cpu)', () => {
       const r = gradcheck(run, [{ shape: [2, 3, 6] }], backend);
       expect(r.worst, r.detail).toBeLessThanOrEqual(1);
     }
-    const glm = new ChatGLMRotaryEmbedding(2, { backend });
-    const run2d = (x: Tensor) => {
-      const { cos, sin } = glm.forward(4);
-      const ids = fromHost(Int32Array.from([0, 3, 1, 2]), [2, 2], 'int32', backend);
-      const block = fromHost(Int32Array.from([1, 0, 2, 3]), [2, 2], 'int32', backend);
-      return applyChatGLMRotary2D(x, cos, sin, ids, block);
-    };
-    const r = gradcheck(run2d, [{ shape: [2, 2, 1, 4] }], backend);
-    expect(r.worst, r.detail).toBeLessThanOrEqual(1);
   });
 });

@@ -3,16 +3,14 @@
 //   interleaved (rotate-every-two) layout as an option: Megatron-core
 //   `models/common/embeddings/rotary_pos_embedding.py` (`RotaryEmbedding`, `_rotate_half`,
 //   `apply_rotary_pos_emb_bshd`), the same math as GPT-NeoX;
-// - ChatGLM-6B's rotary (modeling_chatglm.py: `RotaryEmbedding`, `rotate_half`,
-//   `apply_rotary_pos_emb_index`) with its fp16-rounded `inv_freq` and [seq, 1, dim] cos/sin caches
-//   gathered by position ids, and its 2D variant: the head is split in halves, the first rotated by
-//   `position_ids`, the second by `block_position_ids`.
+// - rotation by cos/sin tables gathered at position ids (ChatGLM-6B's `apply_rotary_pos_emb_index`)
+//   and `inv_freq` rounded to float16 (ChatGLM-6B's `inv_freq.half()`). ChatGLM's own rotary module
+//   and its 2D variant live in `@lm/chatglm`.
 //
 // Angles and cos/sin tables are computed on the host in float32 steps (as torch does on CPU) and
 // uploaded: GPU sin/cos of large angles is less accurate than the reference.
 
 import { concat, embedding, fromHost, roundToFloat16, stack, type Backend, type Tensor } from '@lm/tensor-gpu';
-import { Module } from '../module.js';
 
 const f32 = Math.fround;
 
@@ -174,51 +172,8 @@ export class RotaryEmbedding {
   }
 }
 
-// ---- ChatGLM-6B -------------------------------------------------------------------------------------
-
-export interface ChatGLMRotaryEmbeddingOptions {
-  base?: number;
-  /** Round inv_freq to float16 (upstream always calls `inv_freq.half()`); default true. */
-  halfInvFreq?: boolean;
-  backend?: Backend;
-}
-
 /**
- * ChatGLM-6B `RotaryEmbedding(dim)`: the persistent buffer `inv_freq` [dim/2] (fp16-rounded values,
- * float32 storage, as after model.float()); `forward(seqLen)` returns the caches cos/sin
- * [seqLen, 1, dim] built from emb = cat(freqs, freqs) with freqs = outer(arange(seqLen), inv_freq) in
- * float32. Like the reference (whose `_load_from_state_dict` is a no-op), the tables always come from
- * the recomputed inv_freq, never from a loaded one.
- */
-export class ChatGLMRotaryEmbedding extends Module {
-  readonly dim: number;
-  readonly invFreq: Float32Array;
-  #angles: Float32Array | null = null;
-  #cachedLen = 0;
-
-  constructor(dim: number, options: ChatGLMRotaryEmbeddingOptions = {}) {
-    super();
-    this.dim = dim;
-    this.invFreq = rotaryInvFreq(dim, { base: options.base, halfPrecision: options.halfInvFreq ?? true });
-    this.registerBuffer('inv_freq', fromHost(Float32Array.from(this.invFreq), [this.invFreq.length], 'float32', options.backend));
-  }
-
-  /** cos/sin caches [seqLen, 1, dim] (seqLen = max position id + 1 in the reference). */
-  forward(seqLen: number, options: { backend?: Backend } = {}): CosSin {
-    if (!this.#angles || seqLen > this.#cachedLen) {
-      const pos = Float32Array.from({ length: seqLen }, (_, i) => i);
-      this.#angles = rotaryAngles(pos, this.invFreq);
-      this.#cachedLen = seqLen;
-    }
-    const width = 2 * this.invFreq.length;
-    const angles = this.#angles.subarray(0, seqLen * width);
-    const backend = options.backend ?? this.namedBuffers('', { recurse: false }).next().value?.[1].backend;
-    return cosSinTensors(angles, [seqLen, 1, width], backend); // [seq, 1, dim]
-  }
-}
-
-/**
- * ChatGLM-6B `apply_rotary_pos_emb_index` for one tensor: cos/sin ([maxPos, 1, dim] or [maxPos, dim])
+ * Rotary with tables gathered by position ids (ChatGLM-6B `apply_rotary_pos_emb_index`) for one tensor: cos/sin ([maxPos, 1, dim] or [maxPos, dim])
  * gathered by int32 `positionIds` (F.embedding), a unit axis inserted after the position axes, then
  * x * cos + rotate_half(x) * sin. With positionIds [seq, batch] and x [seq, batch, heads, dim] (the
  * reference layout) the gathered tables are [seq, batch, 1, dim].
@@ -238,21 +193,5 @@ export function applyRotaryPosEmbIndex(x: Tensor, cos: Tensor, sin: Tensor, posi
   const out = applyRotaryPosEmb(x, c, s);
   c.dispose();
   s.dispose();
-  return out;
-}
-
-/**
- * ChatGLM-6B's 2D rotary (position_encoding_2d): q/k [seq, batch, heads, headDim] split in two halves
- * along headDim; the first rotated by positionIds, the second by blockPositionIds (both int32
- * [seq, batch]) with cos/sin caches of width headDim / 2; the halves joined again.
- */
-export function applyChatGLMRotary2D(x: Tensor, cos: Tensor, sin: Tensor, positionIds: Tensor, blockPositionIds: Tensor): Tensor {
-  const d = x.shape[x.rank - 1];
-  if (d % 2 !== 0) throw new RangeError(`applyChatGLMRotary2D: head dim ${d} must be even`);
-  const [x1, x2] = x.chunk(2, -1); // [..., d/2] each
-  const r1 = applyRotaryPosEmbIndex(x1, cos, sin, positionIds);
-  const r2 = applyRotaryPosEmbIndex(x2, cos, sin, blockPositionIds);
-  const out = concat([r1, r2], -1); // [..., d]
-  [x1, x2, r1, r2].forEach((t) => t.dispose());
   return out;
 }

@@ -13,7 +13,7 @@ export class Embedding extends Module {
   readonly numEmbeddings: number;
   readonly embeddingDim: number;
   readonly paddingIdx: number | null;
-  weight: Tensor;
+  declare weight: Tensor;
 
   constructor(numEmbeddings: number, embeddingDim: number, options: EmbeddingOptions = {}) {
     super();
@@ -33,11 +33,7 @@ export class Embedding extends Module {
       row.dispose();
       zero.dispose();
     }
-    this.weight = this.registerParameter('weight', w);
-  }
-
-  protected override onParametersChanged(): void {
-    this.weight = this.getParameter('weight')!;
+    this.registerParameter('weight', w);
   }
 
   /** int32 ids of any shape -> [...ids.shape, embeddingDim]. */

@@ -12,8 +12,8 @@ export interface LinearOptions {
 export class Linear extends Module {
   readonly inFeatures: number;
   readonly outFeatures: number;
-  weight: Tensor;
-  bias: Tensor | null;
+  declare weight: Tensor;
+  declare bias: Tensor | null;
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
@@ -22,13 +22,8 @@ export class Linear extends Module {
     // torch's default: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
     const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
     const init = { kind: 'uniform', low: -bound, high: bound } as const;
-    this.weight = this.registerParameter('weight', initTensor([outFeatures, inFeatures], init, options.backend));
-    this.bias = this.registerParameter('bias', options.bias === false ? null : initTensor([outFeatures], init, options.backend));
-  }
-
-  protected override onParametersChanged(): void {
-    this.weight = this.getParameter('weight')!;
-    this.bias = this.getParameter('bias');
+    this.registerParameter('weight', initTensor([outFeatures, inFeatures], init, options.backend));
+    this.registerParameter('bias', options.bias === false ? null : initTensor([outFeatures], init, options.backend));
   }
 
   /** [..., in] -> [..., out]; with `activation`, the bias add and activation run as one kernel. */

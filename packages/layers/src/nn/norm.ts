@@ -14,21 +14,16 @@ export interface LayerNormOptions {
 export class LayerNorm extends Module {
   readonly normalizedShape: number[];
   readonly eps: number;
-  weight: Tensor | null;
-  bias: Tensor | null;
+  declare weight: Tensor | null;
+  declare bias: Tensor | null;
 
   constructor(normalizedShape: number | number[], options: LayerNormOptions = {}) {
     super();
     this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
     this.eps = options.eps ?? 1e-5;
     const affine = options.elementwiseAffine ?? true;
-    this.weight = this.registerParameter('weight', affine ? initTensor(this.normalizedShape, { kind: 'constant', value: 1 }, options.backend) : null);
-    this.bias = this.registerParameter('bias', affine && options.bias !== false ? initTensor(this.normalizedShape, { kind: 'constant', value: 0 }, options.backend) : null);
-  }
-
-  protected override onParametersChanged(): void {
-    this.weight = this.getParameter('weight');
-    this.bias = this.getParameter('bias');
+    this.registerParameter('weight', affine ? initTensor(this.normalizedShape, { kind: 'constant', value: 1 }, options.backend) : null);
+    this.registerParameter('bias', affine && options.bias !== false ? initTensor(this.normalizedShape, { kind: 'constant', value: 0 }, options.backend) : null);
   }
 
   forward(x: Tensor): Tensor {
@@ -38,16 +33,12 @@ export class LayerNorm extends Module {
 
 export class RMSNorm extends Module {
   readonly eps: number;
-  weight: Tensor;
+  declare weight: Tensor;
 
   constructor(dim: number, options: { eps?: number; backend?: Backend } = {}) {
     super();
     this.eps = options.eps ?? 1e-6;
-    this.weight = this.registerParameter('weight', initTensor([dim], { kind: 'constant', value: 1 }, options.backend));
-  }
-
-  protected override onParametersChanged(): void {
-    this.weight = this.getParameter('weight')!;
+    this.registerParameter('weight', initTensor([dim], { kind: 'constant', value: 1 }, options.backend));
   }
 
   forward(x: Tensor): Tensor {

@@ -45,12 +45,12 @@ const gelu = getActivation('gelu');
 
 /** y = W2 gelu(W1 x + b1) + b2, tied nothing; small enough to check by hand. */
 class TinyMlp extends Module {
-  readonly fc1: Linear;
-  readonly fc2: Linear;
+  declare readonly fc1: Linear;
+  declare readonly fc2: Linear;
   constructor(backend: Backend) {
     super();
-    this.fc1 = this.registerModule('fc1', new Linear(4, 8, { backend }));
-    this.fc2 = this.registerModule('fc2', new Linear(8, 2, { backend }));
+    this.registerModule('fc1', new Linear(4, 8, { backend }));
+    this.registerModule('fc2', new Linear(8, 2, { backend }));
   }
   forward(x: Tensor): Tensor {
     return this.fc2.forward(gelu(this.fc1.forward(x)));
@@ -215,12 +215,13 @@ describe('Module.cast', () => {
 
   it('casts float parameters and buffers, keeps ties and integer buffers, frees the old tensors', () => {
     class Tied extends Module {
-      readonly a: Linear;
-      readonly b: Linear;
+      declare readonly a: Linear;
+      declare readonly b: Linear;
+      declare readonly positions: Tensor;
       constructor() {
         super();
-        this.a = this.registerModule('a', new Linear(3, 3, { backend }));
-        this.b = this.registerModule('b', new Linear(3, 3, { backend }));
+        this.registerModule('a', new Linear(3, 3, { backend }));
+        this.registerModule('b', new Linear(3, 3, { backend }));
         this.b.setParameter('weight', this.a.weight);
         this.registerBuffer('positions', fromHost(new Int32Array([0, 1, 2]), [3], 'int32', backend));
       }

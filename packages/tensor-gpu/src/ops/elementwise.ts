@@ -1,11 +1,14 @@
-// Elementwise ops: the UNARY/BINARY table rows exposed as functions, with broadcasting, dtype
-// promotion, scalar operands and gradients (summed back over broadcast dims).
+// Elementwise ops: the UNARY/BINARY math rows (../elementwise-math.ts) exposed as functions, with
+// broadcasting, dtype promotion, scalar operands and their gradient rules (./elementwise-grad.ts,
+// summed back over broadcast dims).
 
 import { autoDType, promoteTypes, type DType } from '../dtype.js';
 import { record } from '../autograd.js';
-import { broadcastShapes, broadcastStrides, shapesEqual } from '../layout.js';
+import { broadcastShapes } from '../layout.js';
 import { Tensor } from '../tensor.js';
-import { BINARY, FUSED_BIAS_ACTIVATIONS, UNARY, type BinaryOpName, type FusedBiasActivation, type UnaryOpName } from './elementwise-table.js';
+import { BINARY, FUSED_BIAS_ACTIVATIONS, UNARY, type BinaryOpName, type FusedBiasActivation, type UnaryOpName } from '../elementwise-math.js';
+import { BINARY_GRAD, UNARY_GRAD, type BinaryGrad } from './elementwise-grad.js';
+import { broadcastTo, sumToShape } from './broadcast.js';
 import { backendOf, empty } from './util.js';
 import { full } from './creation.js';
 import { alias } from './views.js';
@@ -22,43 +25,38 @@ export function unary(op: UnaryOpName, x: Tensor, p0 = 0, p1 = 0): Tensor {
   const row = UNARY[op];
   const out = empty(backend, unaryOutDType(row.out, x.dtype), x.shape);
   backend.unary(op, x, out, p0, p1);
-  const grad = row.grad;
+  const grad = UNARY_GRAD[op];
   if (!grad) return out;
   return record(op, out, [x], [x, out], ([g], [xs, ys]) => [grad(g!, xs, ys, p0, p1)]);
-}
-
-/** Sums a broadcast gradient back to `shape` (over leading dims and dims that were 1). */
-export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
-  if (shapesEqual(g.shape, shape)) return g;
-  const lead = g.rank - shape.length;
-  const axes: number[] = [];
-  for (let i = 0; i < g.rank; i++) {
-    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
-  }
-  const summed = g.sum(axes, true);
-  return lead > 0 ? summed.reshape([...shape]) : summed;
-}
-
-/** Views `t` broadcast to `shape` (0 strides on expanded dims), no copy. */
-export function broadcastTo(t: Tensor, shape: readonly number[]): Tensor {
-  if (shapesEqual(t.shape, shape)) return t;
-  return t.viewOf(shape, broadcastStrides(t.shape, t.strides, shape), t.offset);
 }
 
 /** Applies a BINARY table row to two tensors with broadcasting. */
 export function binary(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
   const backend = backendOf(op, a, b);
-  const row = BINARY[op];
+  return broadcastBinary(op, a, b, BINARY[op].out, (av, bv, out) => backend.binary(op, av, bv, out), BINARY_GRAD[op]);
+}
+
+/**
+ * out = kernel(a, b) over the broadcast shape (the kernel gets both inputs as views of that shape),
+ * recorded with `grad` whose results are summed back to each input's shape.
+ */
+function broadcastBinary(
+  op: string,
+  a: Tensor,
+  b: Tensor,
+  outKind: 'promote' | 'bool' | 'float',
+  kernel: (a: Tensor, b: Tensor, out: Tensor) => void,
+  grad: BinaryGrad | null,
+): Tensor {
   const shape = broadcastShapes(op, a.shape, b.shape);
   const promoted = promoteTypes(a.dtype, b.dtype);
-  const dtype = row.out === 'bool' ? 'bool' : row.out === 'float' ? (promoted === 'float16' ? 'float16' : 'float32') : promoted;
-  const out = empty(backend, dtype, shape);
+  const dtype = outKind === 'bool' ? 'bool' : outKind === 'float' ? (promoted === 'float16' ? 'float16' : 'float32') : promoted;
+  const out = empty(a.backend, dtype, shape);
   const av = broadcastTo(a, shape);
   const bv = broadcastTo(b, shape);
-  backend.binary(op, av, bv, out);
+  kernel(av, bv, out);
   if (av !== a) av.dispose();
   if (bv !== b) bv.dispose();
-  const grad = row.grad;
   if (!grad) return out;
   const aShape = a.shape;
   const bShape = b.shape;
@@ -165,12 +163,21 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
 }
 
 /**
- * act(x + bias) in one kernel (bias broadcast over the last dim): the fused epilogue of Linear layers.
+ * act(x + bias), bias broadcast over x: the epilogue of Linear layers. One kernel where the backend has
+ * the fused row (Backend.fused.biasActivation), else the add and the activation.
  */
 export function biasActivation(x: Tensor, bias: Tensor, activation: FusedBiasActivation): Tensor {
-  const op = `add${activation[0].toUpperCase()}${activation.slice(1)}` as BinaryOpName;
-  if (!(op in BINARY)) throw new TypeError(`biasActivation: unknown activation '${activation}'; known: ${FUSED_BIAS_ACTIVATIONS.join(', ')}`);
-  return binary(op, x, bias);
+  if (!FUSED_BIAS_ACTIVATIONS.includes(activation)) {
+    throw new TypeError(`biasActivation: unknown activation '${activation}'; known: ${FUSED_BIAS_ACTIVATIONS.join(', ')}`);
+  }
+  const backend = backendOf('biasActivation', x, bias);
+  const kernel = backend.fused.biasActivation;
+  if (!kernel) return unary(activation, binary('add', x, bias));
+  const rule = UNARY_GRAD[activation]!;
+  return broadcastBinary(`biasActivation(${activation})`, x, bias, 'float', (xv, bv, out) => kernel(activation, xv, bv, out), (g, xs, bs, y) => {
+    const gz = rule(g, xs.add(bs), y, 0, 0);
+    return [gz, gz];
+  });
 }
 
 /** Where mask is true, value; elsewhere x. */

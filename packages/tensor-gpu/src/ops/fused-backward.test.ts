@@ -1,4 +1,4 @@
-// The fused backward kernels (GELU's gradient rows, Backend.layerNormBackward, Backend.softmaxBackward) against the composites
+// The fused backward kernels (GELU's gradient rows, FusedKernels.layerNormBackward, FusedKernels.softmaxBackward) against the composites
 // they replaced, which stay here as the oracle, on both backends; plus matmul's batch folding.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../backend.js';

@@ -5,7 +5,7 @@ import { record } from '../autograd.js';
 import { ShapeError, fmtShape } from '../errors.js';
 import { broadcastShapes, broadcastStrides, contiguousStrides, viewStrides } from '../layout.js';
 import type { Tensor } from '../tensor.js';
-import { sumToShape } from './elementwise.js';
+import { sumToShape } from './broadcast.js';
 import { backendOf, empty, requireFloat } from './util.js';
 import { contiguous, reshape, transpose } from './views.js';
 import { noGrad } from '../autograd.js';

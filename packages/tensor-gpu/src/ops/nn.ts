@@ -1,13 +1,17 @@
-// Neural-network ops: softmax, normalisation, dropout, losses and fused attention. Fused kernels run
-// the forward; backward rules are composed from simpler ops (they double as the test oracle).
+// Neural-network ops: softmax, normalisation, dropout, losses and attention. Where the backend has a
+// fused kernel (Backend.fused) the op runs it; where it lacks one the op runs its composite of simpler
+// ops, which is also the reference the fused kernels are tested against (op-table.test.ts runs the op
+// table on a backend without any).
 
 import { noGrad, record } from '../autograd.js';
 import { DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { broadcastShapes, normAxis, sizeOf } from '../layout.js';
+import { scope } from '../memory.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import type { Tensor } from '../tensor.js';
 import { bernoulli, full } from './creation.js';
-import { broadcastTo, sumToShape, where } from './elementwise.js';
+import { broadcastTo, sumToShape } from './broadcast.js';
+import { where } from './elementwise.js';
 import { gather } from './indexing.js';
 import { backendOf, describe, empty, requireFloat } from './util.js';
 import { alias, contiguous, reshape, transpose } from './views.js';
@@ -38,24 +42,43 @@ function alongLastAxis(op: string, inputs: readonly Tensor[], axis: number, dtyp
   return back;
 }
 
-/** The gradient of softmax (log: log-softmax) along `axis` from its output y, in one row kernel. */
+/** The gradient of softmax (log: log-softmax) along `axis` from its output y: one row kernel, or the composite. */
 function softmaxGrad(y: Tensor, g: Tensor, axis: number, log: boolean): Tensor {
+  const kernel = y.backend.fused.softmaxBackward;
+  if (!kernel) {
+    // softmax: y (g - sum(g y));  log-softmax: g - exp(y) sum(g)
+    return scope(() => (log ? g.sub(y.exp().mul(g.sum(axis, true))) : y.mul(g.sub(g.mul(y).sum(axis, true)))));
+  }
   const dtype = y.dtype === 'float16' && g.dtype === 'float16' ? 'float16' : 'float32';
-  return alongLastAxis(log ? 'logSoftmax' : 'softmax', [y, g], axis, dtype, ([ys, gs], out) => y.backend.softmaxBackward(ys, gs, out, log));
+  return alongLastAxis(log ? 'logSoftmax' : 'softmax', [y, g], axis, dtype, ([ys, gs], out) => kernel(ys, gs, out, log));
+}
+
+/** softmax / log-softmax from ops: shift by the (constant) row max, exp, normalise. Autograd sees every step. */
+function softmaxComposite(x: Tensor, axis: number, log: boolean): Tensor {
+  return scope(() => {
+    const z = x.sub(noGrad(() => x.max(axis, true)));
+    if (log) return z.sub(z.exp().sum(axis, true).log());
+    const e = z.exp();
+    return e.div(e.sum(axis, true));
+  });
+}
+
+function softmaxOp(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Tensor {
+  const backend = backendOf(op, x);
+  requireFloat(op, x);
+  const log = op === 'logSoftmax';
+  const kernel = backend.fused.softmax;
+  if (!kernel) return softmaxComposite(x, axis, log);
+  const y = alongLastAxis(op, [x], axis, x.dtype, ([rows], out) => kernel(rows, out, log));
+  return record(op, y, [x], [y], ([g], [ys]) => [softmaxGrad(ys, g!, axis, log)]);
 }
 
 export function softmax(x: Tensor, axis = -1): Tensor {
-  const backend = backendOf('softmax', x);
-  requireFloat('softmax', x);
-  const y = alongLastAxis('softmax', [x], axis, x.dtype, ([rows], out) => backend.softmax(rows, out, false));
-  return record('softmax', y, [x], [y], ([g], [ys]) => [softmaxGrad(ys, g!, axis, false)]);
+  return softmaxOp('softmax', x, axis);
 }
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
-  const backend = backendOf('logSoftmax', x);
-  requireFloat('logSoftmax', x);
-  const y = alongLastAxis('logSoftmax', [x], axis, x.dtype, ([rows], out) => backend.softmax(rows, out, true));
-  return record('logSoftmax', y, [x], [y], ([g], [ys]) => [softmaxGrad(ys, g!, axis, true)]);
+  return softmaxOp('logSoftmax', x, axis);
 }
 
 function normRows(op: string, x: Tensor, normalized: number, weight: Tensor | null, bias: Tensor | null): { inner: number } {
@@ -70,6 +93,28 @@ function normRows(op: string, x: Tensor, normalized: number, weight: Tensor | nu
   return { inner };
 }
 
+/** The last `k` axes of a rank-`rank` tensor. */
+function lastAxes(rank: number, k: number): number[] {
+  return Array.from({ length: k }, (_, i) => rank - k + i);
+}
+
+/**
+ * A norm over the last `k` dims from ops: (x - mean) / sqrt(var + eps) * w + b, or with `rms`,
+ * x / sqrt(mean(x^2) + eps) * w. Autograd sees every step.
+ */
+function normComposite(x: Tensor, k: number, weight: Tensor | null, bias: Tensor | null, eps: number, rms: boolean): Tensor {
+  return scope(() => {
+    const axes = lastAxes(x.rank, k);
+    const centred = rms ? x : x.sub(x.mean(axes, true));
+    let y = centred.mul(centred.square().mean(axes, true).addScalar(eps).rsqrt());
+    // weight and bias may come flat ([inner]) for a normalized shape of several dims
+    const normShape = x.shape.slice(x.rank - k);
+    if (weight) y = y.mul(reshape(weight, normShape));
+    if (bias) y = y.add(reshape(bias, normShape));
+    return y;
+  });
+}
+
 function runNorm(x: Tensor, inner: number, weight: Tensor | null, bias: Tensor | null, eps: number, rms: boolean): Tensor {
   const backend = x.backend;
   const c = noGrad(() => contiguous(x));
@@ -78,25 +123,32 @@ function runNorm(x: Tensor, inner: number, weight: Tensor | null, bias: Tensor |
   const outRows = out.viewOf(rows.shape, rows.strides, 0);
   const w = weight && noGrad(() => contiguous(weight));
   const b = bias && noGrad(() => contiguous(bias));
-  if (rows.size > 0) backend.layerNorm(rows, w, b, outRows, eps, rms);
+  if (rows.size > 0) backend.fused.layerNorm!(rows, w, b, outRows, eps, rms);
   [rows, outRows, c, w, b].forEach((t) => t?.dispose());
   return out;
 }
 
+/** A norm's backward: its input x and weight, the incoming gradient, over rows of `inner` elements. */
+interface NormBackward {
+  x: Tensor;
+  weight: Tensor | null;
+  gradOut: Tensor;
+  inner: number;
+  eps: number;
+  rms: boolean;
+  /** Also return gradOut * xhat, for the weight's gradient. */
+  wantGradOutXhat: boolean;
+}
+
 /**
- * The gradients of a norm over rows of `inner` elements, from the fused backward kernel: the input's,
- * and gradOut * xhat (for the weight's, when `wantGradOutXhat`), both of x's shape.
+ * The gradients of a norm, from the fused backward kernel or its composite: the input's, and
+ * gradOut * xhat (when asked), both of x's shape.
  */
-function runNormBackward(
-  x: Tensor,
-  weight: Tensor | null,
-  gradOut: Tensor,
-  inner: number,
-  eps: number,
-  rms: boolean,
-  wantGradOutXhat: boolean,
-): { gradIn: Tensor; gradOutXhat: Tensor | null } {
+function runNormBackward(args: NormBackward): { gradIn: Tensor; gradOutXhat: Tensor | null } {
+  const { x, weight, gradOut, inner, eps, rms, wantGradOutXhat } = args;
   const backend = x.backend;
+  const kernel = backend.fused.layerNormBackward;
+  if (!kernel) return normBackwardComposite(args);
   const rowsOf = (t: Tensor) => t.viewOf([x.size / Math.max(inner, 1), inner], [inner, 1], t.offset);
   const xc = contiguous(x);
   const gc = contiguous(gradOut);
@@ -105,23 +157,43 @@ function runNormBackward(
   const gradIn = empty(backend, dtype, x.shape);
   const gradOutXhat = wantGradOutXhat ? empty(backend, dtype, x.shape) : null;
   const views = [rowsOf(xc), rowsOf(gc), rowsOf(gradIn), gradOutXhat && rowsOf(gradOutXhat)] as const;
-  if (x.size > 0) backend.layerNormBackward(views[0], w, views[1], views[2], views[3], eps, rms);
+  if (x.size > 0) kernel(views[0], w, views[1], views[2], views[3], eps, rms);
   [...views, xc, gc, w].forEach((t) => t?.dispose());
   return { gradIn, gradOutXhat };
 }
 
+/** FusedKernels.layerNormBackward from ops. */
+function normBackwardComposite({ x, weight, gradOut, inner, eps, rms, wantGradOutXhat }: NormBackward): { gradIn: Tensor; gradOutXhat: Tensor | null } {
+  return scope(() => {
+    const rowShape = [x.size / Math.max(inner, 1), inner];
+    const xr = reshape(x, rowShape); // [outer, inner]
+    const g = reshape(gradOut, rowShape); // [outer, inner]
+    const centred = rms ? xr : xr.sub(xr.mean(-1, true));
+    const rstd = centred.square().mean(-1, true).addScalar(eps).rsqrt(); // [outer, 1]
+    const xhat = centred.mul(rstd);
+    const gw = weight ? g.mul(reshape(weight, [inner])) : g;
+    // rstd * (gw - mean(gw) - xhat * mean(gw * xhat)), without the mean(gw) term for rms
+    let centredGrad = gw.sub(xhat.mul(gw.mul(xhat).mean(-1, true)));
+    if (!rms) centredGrad = centredGrad.sub(gw.mean(-1, true));
+    const gradIn = reshape(rstd.mul(centredGrad), x.shape);
+    const gradOutXhat = wantGradOutXhat ? reshape(g.mul(xhat), x.shape) : null;
+    return { gradIn, gradOutXhat };
+  });
+}
+
 /**
  * Layer norm over the last `normalizedShape` dims (torch.nn.functional.layer_norm).
- * weight/bias have the normalized shape (or are omitted). The backward is one kernel
- * (Backend.layerNormBackward) for the input, plus row sums for weight and bias.
+ * weight/bias have the normalized shape (or are omitted). With the fused kernels the backward is one
+ * kernel (FusedKernels.layerNormBackward) for the input, plus row sums for weight and bias.
  */
 export function layerNorm(x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   backendOf('layerNorm', x, weight, bias);
   const k = typeof normalizedShape === 'number' ? 1 : normalizedShape.length;
   const { inner } = normRows('layerNorm', x, k, weight ?? null, bias ?? null);
+  if (!x.backend.fused.layerNorm) return normComposite(x, k, weight ?? null, bias ?? null, eps, false);
   const y = runNorm(x, inner, weight ?? null, bias ?? null, eps, false);
   return record('layerNorm', y, [x, weight, bias], [x, ...(weight ? [weight] : [])], ([g], [xs, ws]) => {
-    const { gradIn, gradOutXhat } = runNormBackward(xs, ws ?? null, g!, inner, eps, false, !!weight?.requiresGrad);
+    const { gradIn, gradOutXhat } = runNormBackward({ x: xs, weight: ws ?? null, gradOut: g!, inner, eps, rms: false, wantGradOutXhat: !!weight?.requiresGrad });
     const outer = Array.from({ length: x.rank - k }, (_, i) => i);
     const dw = gradOutXhat && weight ? reshape(gradOutXhat.sum(outer), weight.shape) : null;
     const db = bias?.requiresGrad ? reshape(g!.sum(outer), bias.shape) : null;
@@ -133,9 +205,10 @@ export function layerNorm(x: Tensor, normalizedShape: number | readonly number[]
 export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
   backendOf('rmsNorm', x, weight);
   const { inner } = normRows('rmsNorm', x, 1, weight ?? null, null);
+  if (!x.backend.fused.layerNorm) return normComposite(x, 1, weight ?? null, null, eps, true);
   const y = runNorm(x, inner, weight ?? null, null, eps, true);
   return record('rmsNorm', y, [x, weight], [x, ...(weight ? [weight] : [])], ([g], [xs, ws]) => {
-    const { gradIn, gradOutXhat } = runNormBackward(xs, ws ?? null, g!, inner, eps, true, !!weight?.requiresGrad);
+    const { gradIn, gradOutXhat } = runNormBackward({ x: xs, weight: ws ?? null, gradOut: g!, inner, eps, rms: true, wantGradOutXhat: !!weight?.requiresGrad });
     const outer = Array.from({ length: x.rank - 1 }, (_, i) => i);
     const dw = gradOutXhat && weight ? reshape(gradOutXhat.sum(outer), weight.shape) : null;
     return [x.requiresGrad ? gradIn : null, dw];
@@ -195,6 +268,68 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   return total.div(count);
 }
 
+export interface MSELossOptions {
+  reduction?: 'mean' | 'sum' | 'none';
+}
+
+/**
+ * torch.nn.functional.mse_loss: (input - target)^2, averaged ('mean', default), summed or kept per
+ * element. The shapes must be equal (torch broadcasts with a warning that the result is likely wrong;
+ * this refuses instead).
+ */
+export function mseLoss(input: Tensor, target: Tensor, options: MSELossOptions = {}): Tensor {
+  backendOf('mseLoss', input, target);
+  requireFloat('mseLoss', input, 'input');
+  requireFloat('mseLoss', target, 'target');
+  requireSameShape('mseLoss', input, target);
+  const squared = input.sub(target).square();
+  return reduceLoss(squared, options.reduction ?? 'mean', 'mseLoss');
+}
+
+export interface BinaryCrossEntropyWithLogitsOptions {
+  /** Rescales each element's loss; broadcastable to the input's shape. */
+  weight?: Tensor | null;
+  /** Weight of the positive term per class (the last dim); broadcastable to the input's shape. */
+  posWeight?: Tensor | null;
+  reduction?: 'mean' | 'sum' | 'none';
+}
+
+/**
+ * torch.nn.functional.binary_cross_entropy_with_logits: -[p y log s(x) + (1 - y) log(1 - s(x))] with
+ * s the sigmoid and p the positive weight (1 by default), in torch's stable form
+ * (1 - y) x + (1 + (p - 1) y) (log(1 + exp(-|x|)) + max(-x, 0)), so large |x| neither overflows nor
+ * loses the loss to log(0). Targets are probabilities in [0, 1] of the input's shape.
+ */
+export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, options: BinaryCrossEntropyWithLogitsOptions = {}): Tensor {
+  const weight = options.weight ?? null;
+  const posWeight = options.posWeight ?? null;
+  backendOf('binaryCrossEntropyWithLogits', input, target, weight, posWeight);
+  requireFloat('binaryCrossEntropyWithLogits', input, 'input');
+  requireFloat('binaryCrossEntropyWithLogits', target, 'target');
+  requireSameShape('binaryCrossEntropyWithLogits', input, target);
+  if (weight) broadcastShapes('binaryCrossEntropyWithLogits weight', weight.shape, input.shape);
+  if (posWeight) broadcastShapes('binaryCrossEntropyWithLogits posWeight', posWeight.shape, input.shape);
+  // log(1 + exp(-|x|)) + max(-x, 0) = -log s(x), finite for every x.
+  const negLogSigmoid = input.abs().neg().exp().log1p().add(input.neg().relu());
+  const logWeight = posWeight ? posWeight.subScalar(1).mul(target).addScalar(1) : null; // 1 + (p - 1) y
+  let loss = target.neg().addScalar(1).mul(input).add(logWeight ? logWeight.mul(negLogSigmoid) : negLogSigmoid);
+  if (weight) loss = loss.mul(weight);
+  return reduceLoss(loss, options.reduction ?? 'mean', 'binaryCrossEntropyWithLogits');
+}
+
+function requireSameShape(op: string, input: Tensor, target: Tensor): void {
+  if (input.shape.length !== target.shape.length || input.shape.some((d, i) => d !== target.shape[i])) {
+    throw new ShapeError(`${op}: input ${fmtShape(input.shape)} and target ${fmtShape(target.shape)} must have the same shape`);
+  }
+}
+
+function reduceLoss(perElement: Tensor, reduction: 'mean' | 'sum' | 'none', op: string): Tensor {
+  if (reduction === 'none') return perElement;
+  if (reduction === 'sum') return perElement.sum();
+  if (reduction === 'mean') return perElement.mean();
+  throw new TypeError(`${op}: reduction must be 'mean', 'sum' or 'none', got '${String(reduction)}'`);
+}
+
 export interface AttentionOptions {
   /** Float (added to the scores) or bool (true = attend) mask broadcastable to [..., Lq, Lk]. */
   mask?: Tensor | null;
@@ -207,8 +342,22 @@ export interface AttentionOptions {
 const FLOAT32_MIN = -3.4028234663852886e38;
 
 /**
- * softmax(q k^T * scale + mask) v for q [..., Lq, D], k [..., Lk, D], v [..., Lk, Dv]. The forward is a
- * fused kernel that never materialises the score matrix; backward recomputes the scores.
+ * The attention weights softmax(q k^T * scale + mask) [..., Lq, Lk] from ops. Scores a bool mask or
+ * causality removes become float32 min, not -inf, so a fully masked row averages v uniformly.
+ */
+function attentionWeights(q: Tensor, k: Tensor, mask: Tensor | null, scale: number, causal: boolean): Tensor {
+  const [Lq, Lk] = [q.shape[q.rank - 2], k.shape[k.rank - 2]];
+  const scores = matmul(q, transpose(k, -1, -2)).mulScalar(scale);
+  let masked = scores;
+  if (mask) masked = mask.dtype === 'bool' ? where(mask, masked, FLOAT32_MIN) : masked.add(mask);
+  if (causal) masked = where(causalKeep(q.backend, Lq, Lk), masked, FLOAT32_MIN);
+  return softmax(masked, -1);
+}
+
+/**
+ * softmax(q k^T * scale + mask) v for q [..., Lq, D], k [..., Lk, D], v [..., Lk, Dv]. With the fused
+ * kernel the forward never materialises the score matrix and the backward recomputes the scores;
+ * without it the op is its composite (attentionWeights, then @ v).
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
   const mask = options.mask ?? null;
@@ -228,6 +377,8 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
   const scale = options.scale ?? 1 / Math.sqrt(D);
   const causal = options.causal ?? false;
   if (mask) broadcastShapes('attention mask', mask.shape, [...batch, Lq, Lk]);
+  const kernel = backend.fused.attention;
+  if (!kernel) return scope(() => matmul(attentionWeights(q, k, mask, scale, causal), v));
   const flat = (t: Tensor, r: number, c: number) =>
     noGrad(() => {
       const e = broadcastTo(t, [...batch, r, c]);
@@ -240,17 +391,13 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
   const v3 = flat(v, Lk, Dv);
   const m3 = mask ? flat(mask, Lq, Lk) : null;
   const out3 = empty(backend, q.dtype, [B, Lq, Dv]);
-  backend.attention(q3, k3, v3, m3, out3, scale, causal);
+  kernel(q3, k3, v3, m3, out3, scale, causal);
   [q3, k3, v3, m3].forEach((t) => t?.dispose());
   const out = reshape(out3, [...batch, Lq, Dv]);
   out3.dispose();
   const saved = mask ? [q, k, v, mask] : [q, k, v];
   return record('attention', out, [q, k, v, mask], saved, ([g], [qs, ks, vs, ms]) => {
-    const scores = matmul(qs, transpose(ks, -1, -2)).mulScalar(scale);
-    let masked = scores;
-    if (ms) masked = ms.dtype === 'bool' ? where(ms, masked, FLOAT32_MIN) : masked.add(ms);
-    if (causal) masked = where(causalKeep(backend, Lq, Lk), masked, FLOAT32_MIN);
-    const p = softmax(masked, -1);
+    const p = attentionWeights(qs, ks, ms ?? null, scale, causal);
     const dv = matmul(transpose(p, -1, -2), g!);
     const dp = matmul(g!, transpose(vs, -1, -2));
     let ds = softmaxGrad(p, dp, -1, false);

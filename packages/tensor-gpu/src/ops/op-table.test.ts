@@ -1,12 +1,20 @@
-// Runs the whole op-case table on cpu and on webgpu, comparing webgpu with cpu; gradients too.
+// Runs the whole op-case table on cpu and on webgpu, comparing webgpu with cpu; gradients too. It also
+// runs on the cpu backend with its fused kernels removed (all of them, or only the backward ones), where
+// every op takes its composite path: the fused kernels must agree with their composites.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../backend.js';
 import { scope } from '../memory.js';
 import type { Tensor } from '../tensor.js';
-import { OP_CASES, compareArrays, makeInput, testCpuBackend, testWebGPUBackend, type OpCase } from '../testing/index.js';
+import { OP_CASES, compareArrays, makeInput, testCpuBackend, testWebGPUBackend, withoutFusedKernels, type OpCase } from '../testing/index.js';
 
 const cpuBackend = testCpuBackend();
 const webgpu = await testWebGPUBackend();
+const backends: Record<string, Backend | null> = {
+  cpu: cpuBackend,
+  webgpu,
+  'cpu without fused kernels': withoutFusedKernels(cpuBackend),
+  'cpu without fused backward kernels': withoutFusedKernels(cpuBackend, ['softmaxBackward', 'layerNormBackward', 'geluBackward']),
+};
 
 function asList(out: Tensor | Tensor[]): Tensor[] {
   return Array.isArray(out) ? out : [out];
@@ -35,8 +43,8 @@ async function runCase(c: OpCase, backend: Backend, withGrad: boolean) {
   return { values, meta, grads: gradValues };
 }
 
-describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('op table on $name', ({ name }) => {
-  const backend = name === 'cpu' ? cpuBackend : webgpu;
+describe.each(Object.keys(backends).map((name) => ({ name })))('op table on $name', ({ name }) => {
+  const backend = backends[name];
   describe.skipIf(!backend)(name, () => {
     for (const c of OP_CASES) {
       it(c.name, async () => {

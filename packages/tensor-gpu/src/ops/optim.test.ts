@@ -3,7 +3,7 @@ import type { Backend } from '../backend.js';
 import { noGrad } from '../autograd.js';
 import { fromHost } from './creation.js';
 import { adamStep_ } from './optim.js';
-import { compareArrays, hostInput, testCpuBackend, testWebGPUBackend } from '../testing/index.js';
+import { compareArrays, hostInput, testCpuBackend, testWebGPUBackend, withoutFusedKernels } from '../testing/index.js';
 
 const webgpu = await testWebGPUBackend();
 afterAll(() => webgpu?.destroy());
@@ -25,8 +25,11 @@ function reference(p: Float64Array, g: Float64Array, m: Float64Array, v: Float64
   }
 }
 
-describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('adamStep_ on $name', ({ name }) => {
-  const backend = (name === 'cpu' ? testCpuBackend() : webgpu) as Backend;
+// 'cpu without fused kernels' runs the composite update.
+const backends: Record<string, Backend | null> = { cpu: testCpuBackend(), webgpu, 'cpu without fused kernels': withoutFusedKernels(testCpuBackend()) };
+
+describe.each(Object.keys(backends).map((name) => ({ name })))('adamStep_ on $name', ({ name }) => {
+  const backend = backends[name]!;
   describe.skipIf(!backend)(name, () => {
     const variants = [
       { decoupled: true, maximize: false, amsgrad: false, weightDecay: 0.01 },

@@ -6,7 +6,7 @@ import { checkIndex, isContiguous, normAxis, resolveShape, shapesEqual, viewStri
 import type { Tensor } from '../tensor.js';
 import { backendOf, empty } from './util.js';
 // elementwise imports alias from here; the cycle is safe because both are only called at run time.
-import { sumToShape } from './elementwise.js';
+import { sumToShape } from './broadcast.js';
 
 /** A new handle on the same values that passes gradients through unchanged. */
 export function alias(x: Tensor): Tensor {

@@ -1,7 +1,7 @@
 // Which backends a test run covers: cpu always; webgpu when an adapter exists, and required (failing,
 // not skipping) when LM_REQUIRE_WEBGPU=1.
 
-import type { Backend } from '../backend.js';
+import type { Backend, FusedKernelName, FusedKernels } from '../backend.js';
 import { cpu } from '../runtime.js';
 
 export function webgpuRequired(): boolean {
@@ -26,4 +26,15 @@ export function testWebGPUBackend(): Promise<Backend | null> {
 
 export function testCpuBackend(): Backend {
   return cpu();
+}
+
+/**
+ * The backend seen without some of its fused kernels (all of them by default): ops on it run their
+ * composites. Everything else, storage included, is the wrapped backend's; tensors made through the
+ * wrapper belong to the wrapper, so ops keep dispatching through it.
+ */
+export function withoutFusedKernels(backend: Backend, drop?: readonly FusedKernelName[]): Backend {
+  const kept = Object.entries(backend.fused).filter(([name]) => drop !== undefined && !drop.includes(name as FusedKernelName));
+  const fused: FusedKernels = Object.fromEntries(kept);
+  return new Proxy(backend, { get: (target, prop, receiver) => (prop === 'fused' ? fused : Reflect.get(target, prop, receiver)) });
 }

@@ -4,5 +4,5 @@
 export { seededRandom, hostInput, makeInput, type InputSpec } from './inputs.js';
 export { OP_CASES, type OpCase } from './op-cases.js';
 export { gradcheck, compareArrays, type GradcheckResult } from './gradcheck.js';
-export { testWebGPUBackend, testCpuBackend, webgpuRequired } from './backends.js';
+export { testWebGPUBackend, testCpuBackend, webgpuRequired, withoutFusedKernels } from './backends.js';
 export { findSharedFixtures } from './fixtures.js';

@@ -2,13 +2,14 @@
 // differentiable) gradient-checked by finite differences on cpu. One row per behaviour.
 
 import type { Tensor } from '../tensor.js';
-import { UNARY, BINARY, type UnaryOpName, type BinaryOpName } from '../ops/elementwise-table.js';
-import { unary, binary, where, maskedFill, pow, cast } from '../ops/elementwise.js';
+import { BINARY, FUSED_BIAS_ACTIVATIONS, UNARY, type BinaryOpName, type UnaryOpName } from '../elementwise-math.js';
+import { BINARY_GRAD, UNARY_GRAD } from '../ops/elementwise-grad.js';
+import { biasActivation, binary, cast, maskedFill, pow, unary, where } from '../ops/elementwise.js';
 import { logsumexp, variance } from '../ops/reduce.js';
 import { crossEntropy, layerNorm, logSoftmax, rmsNorm, scaledDotProductAttention, softmax } from '../ops/nn.js';
 import { cumsum, embedding, gather, indexSelect, oneHot, scatterAdd, sort, topk } from '../ops/indexing.js';
 import { chunk, concat, pad, split, stack, tril, triu } from '../ops/shape.js';
-import type { InputSpec } from './inputs.js';
+import { hostInput, type InputSpec } from './inputs.js';
 
 export interface OpCase {
   name: string;
@@ -51,13 +52,41 @@ const UNARY_PARAMS: Partial<Record<UnaryOpName, [number, number]>> = {
   geScalar: [0.1, 0],
 };
 
+// Ops with kinks are gradient-checked on inputs kept clear of them: finite differences (step 1e-3)
+// straddling a kink measure neither side. The values at the kinks are tested exactly in kinks.test.ts.
+const MARGIN = 0.1;
+
+/**
+ * n seeded values on the grid {0.2 k + offset}: two inputs with offsets 0 and 0.1 never come within
+ * MARGIN of each other (maximum/minimum), and offset 0.1 stays MARGIN away from 0 (relu, abs, ...).
+ */
+function grid(n: number, seed: number, offset: number): number[] {
+  return Array.from(hostInput({ shape: [n] }, seed), (v) => Math.round(v * 5) / 5 + offset);
+}
+
+/** n seeded normal values, each moved at least MARGIN away from every kink. */
+function awayFromKinks(n: number, seed: number, kinks: number[]): number[] {
+  return Array.from(hostInput({ shape: [n] }, seed), (v) => {
+    for (const k of kinks) if (Math.abs(v - k) < MARGIN) v = v < k ? k - MARGIN : k + MARGIN;
+    return v;
+  });
+}
+
+const UNARY_KINKS: Partial<Record<UnaryOpName, number[]>> = {
+  abs: [0],
+  relu: [0],
+  clamp: UNARY_PARAMS.clamp,
+  leakyRelu: [0],
+};
+
 const unaryCases: OpCase[] = (Object.keys(UNARY) as UnaryOpName[]).map((op) => {
   const [p0, p1] = UNARY_PARAMS[op] ?? [0, 0];
+  const kinks = UNARY_KINKS[op];
   return {
     name: `unary ${op}`,
-    inputs: [f([3, 5], { kind: UNARY_DOMAIN[op] ?? 'normal' })],
+    inputs: [kinks ? f([3, 5], { values: awayFromKinks(15, 1, kinks) }) : f([3, 5], { kind: UNARY_DOMAIN[op] ?? 'normal' })],
     run: (x: Tensor) => unary(op, x, p0, p1),
-    grad: UNARY[op].grad !== null && !['abs', 'relu', 'clamp', 'leakyRelu'].includes(op),
+    grad: UNARY_GRAD[op] !== null,
   };
 });
 
@@ -66,18 +95,26 @@ const BINARY_DOMAIN: Partial<Record<BinaryOpName, [InputSpec['kind'], InputSpec[
   pow: ['positive', 'normal'],
 };
 
+// bias + activation (a fused kernel where the backend has it): bias broadcast over rows
+// (for relu, x + bias is kept clear of 0: x on the odd grid, bias on the even one)
+const biasActivationCases: OpCase[] = FUSED_BIAS_ACTIVATIONS.map((act) => ({
+  name: `biasActivation ${act}`,
+  inputs: act === 'relu' ? [f([3, 5], { values: grid(15, 1, MARGIN) }), f([5], { values: grid(5, 2, 0) })] : [f([3, 5]), f([5])],
+  run: (x: Tensor, b: Tensor) => biasActivation(x, b, act),
+}));
+
 const binaryCases: OpCase[] = (Object.keys(BINARY) as BinaryOpName[]).flatMap((op) => {
-  if (op.startsWith('add') && op !== 'add') {
-    // fused bias + activation: bias broadcast over rows
-    return [{ name: `fused ${op}`, inputs: [f([3, 5]), f([5])], run: (a: Tensor, b: Tensor) => binary(op, a, b), grad: op !== 'addRelu' }];
-  }
   const [ka, kb] = BINARY_DOMAIN[op] ?? ['normal', 'normal'];
-  const differentiable = BINARY[op].grad !== null && op !== 'maximum' && op !== 'minimum';
+  const differentiable = BINARY_GRAD[op] !== null;
+  // maximum/minimum: a and b on interleaved grids, so no pair is within MARGIN of a tie
+  const kinked = op === 'maximum' || op === 'minimum';
+  const spec = (shape: number[], kind: InputSpec['kind'], seed: number, offset: number) =>
+    kinked ? f(shape, { values: grid(shape.reduce((n, d) => n * d, 1), seed, offset) }) : f(shape, { kind });
   return [
-    { name: `binary ${op}`, inputs: [f([4, 3], { kind: ka }), f([4, 3], { kind: kb })], run: (a: Tensor, b: Tensor) => binary(op, a, b), grad: differentiable },
+    { name: `binary ${op}`, inputs: [spec([4, 3], ka, 1, MARGIN), spec([4, 3], kb, 2, 0)], run: (a: Tensor, b: Tensor) => binary(op, a, b), grad: differentiable },
     {
       name: `binary ${op} broadcast`,
-      inputs: [f([2, 1, 3], { kind: ka }), f([4, 1], { kind: kb })],
+      inputs: [spec([2, 1, 3], ka, 1, MARGIN), spec([4, 1], kb, 2, 0)],
       run: (a: Tensor, b: Tensor) => binary(op, a, b),
       grad: differentiable,
     },
@@ -87,9 +124,12 @@ const binaryCases: OpCase[] = (Object.keys(BINARY) as BinaryOpName[]).flatMap((o
 export const OP_CASES: OpCase[] = [
   ...unaryCases,
   ...binaryCases,
+  ...biasActivationCases,
   { name: 'binary on transposed views', inputs: [f([3, 4]), f([4, 3])], run: (a, b) => a.transpose(0, 1).mul(b) },
   { name: 'binary on sliced strided views', inputs: [f([6, 5]), f([3, 5])], run: (a, b) => a.slice(0, 0, 6, 2).add(b) },
-  { name: 'maximum with ties', inputs: [f([4], { values: [1, 2, 3, 4] }), f([4], { values: [4, 2, 1, 5] })], run: (a, b) => binary('maximum', a, b), grad: false },
+  // a tie's gradient is split evenly (PyTorch's rule), which is not a finite difference of one side
+  { name: 'maximum with ties', inputs: [f([4], { values: [1, 2, 3, 4] }), f([4], { values: [4, 2, 1, 5] })], run: (a, b) => binary('maximum', a, b), noGradcheck: true },
+  { name: 'minimum with ties', inputs: [f([4], { values: [1, 2, 3, 4] }), f([4], { values: [4, 2, 1, 5] })], run: (a, b) => binary('minimum', a, b), noGradcheck: true },
   { name: 'int32 add', inputs: [ints([5], 10), ints([5], 10)], run: (a, b) => a.add(b), grad: false },
   { name: 'int32 comparison', inputs: [ints([6], 4), ints([6], 4)], run: (a, b) => a.lt(b), grad: false },
   { name: 'bool logical ops', inputs: [f([7], { kind: 'bool' }), f([7], { kind: 'bool' })], run: (a, b) => a.logicalAnd(b).logicalOr(a.logicalNot()), grad: false },

@@ -71,10 +71,10 @@ export const megatronBertRuntime: FamilyRuntime = {
             const attentions = stack(result.attentions!, 0).reshape(config.numHiddenLayers, config.numAttentionHeads, seq, seq).contiguous(); // [layers, heads, seq, seq]
             const hidden = stack(result.hiddenStates!, 0).reshape(config.numHiddenLayers + 1, seq, config.hiddenSize); // [layers + 1, seq, hidden]
             const hiddenNorms = hidden.square().sum(-1).sqrt(); // [layers + 1, seq]
-            const word = embeddings.wordEmbeddings.weight.indexSelect(0, inputIds.reshape(-1)); // [seq, hidden]
+            const word = embeddings.word_embeddings.weight.indexSelect(0, inputIds.reshape(-1)); // [seq, hidden]
             const wordNorms = word.square().sum(-1).sqrt(); // [seq]
             const preview = word.narrow(1, 0, Math.min(PREVIEW_DIMS, config.hiddenSize)).contiguous(); // [seq, dims]
-            const positionNorms = absolute ? embeddings.positionEmbeddings.weight.narrow(0, 0, seq).square().sum(-1).sqrt() : null; // [seq]
+            const positionNorms = absolute ? embeddings.position_embeddings.weight.narrow(0, 0, seq).square().sum(-1).sqrt() : null; // [seq]
             return { attentions, hiddenNorms, wordNorms, preview, positionNorms };
           }),
         );
@@ -109,7 +109,7 @@ export const megatronBertRuntime: FamilyRuntime = {
         const count = Math.min(k + 1, config.vocabSize);
         const top = scope(() =>
           noGrad(() => {
-            const w = model.bert.embeddings.wordEmbeddings.weight; // [vocab, hidden]
+            const w = model.bert.embeddings.word_embeddings.weight; // [vocab, hidden]
             const unit = w.div(w.square().sum(-1, true).sqrt().clamp(1e-12)); // rows of norm 1
             const cosine = unit.matmul(unit.narrow(0, tokenId, 1).transpose(0, 1)).reshape(-1); // [vocab]
             return topk(cosine, count, -1);

@@ -2,49 +2,23 @@
 // WebAssembly SIMD + threads GEMM for matmul. It is also the numerical reference in tests.
 // float16 tensors are stored widened in Float32Array and rounded to half precision on every write.
 
-import type { AdamStepParams, Backend, MemoryInfo, RandomKind, ReduceOpName, Storage, View } from '../../backend.js';
+import type { Backend, FusedKernels, MemoryInfo, RandomKind, ReduceOpName, Storage, View } from '../../backend.js';
 import { hostArrayFor, roundToFloat16, type AnyHostArray, type DType } from '../../dtype.js';
+import { BINARY, FUSED_BINARY, UNARY, biasActivationOp, type BinaryOpName, type BinaryRow, type UnaryOpName } from '../../elementwise-math.js';
 import { IndexError } from '../../errors.js';
-import { BINARY, UNARY, type BinaryOpName, type UnaryOpName } from '../../ops/elementwise-table.js';
 import { philoxFill } from '../../random.js';
-import { collapse, forEachRow, offsetsOf } from './strided.js';
-import { matmulKernel } from './matmul.js';
+import { arr, contiguousRows, converter, type CpuStorage } from './common.js';
+import { cpuAdamStep } from './kernels/adam.js';
+import { cpuAttention } from './kernels/attention.js';
+import { cpuLayerNorm } from './kernels/layer-norm.js';
+import { cpuLayerNormBackward } from './kernels/layer-norm-backward.js';
+import { cpuSoftmax } from './kernels/softmax.js';
+import { cpuSoftmaxBackward } from './kernels/softmax-backward.js';
 import { arrayKinds, binaryLoop, copyLoop, unaryLoop } from './loops.js';
+import { matmulKernel } from './matmul.js';
+import { collapse, forEachRow, offsetsOf } from './strided.js';
 
-export interface CpuStorage extends Storage {
-  data: AnyHostArray;
-}
-
-function arr(v: View): AnyHostArray {
-  return (v.storage as CpuStorage).data;
-}
-
-const toInt32 = function toInt32(v: number) {
-  return Number.isFinite(v) ? Math.trunc(v) : 0;
-};
-const toBool = function toBool(v: number) {
-  return v !== 0 ? 1 : 0;
-};
-
-/** Converts a float result to what a dtype stores. */
-function converter(dtype: DType): ((v: number) => number) | null {
-  switch (dtype) {
-    case 'int32':
-      return toInt32;
-    case 'bool':
-      return toBool;
-    case 'float16':
-      return roundToFloat16;
-    default:
-      return null;
-  }
-}
-
-function contiguousRows(v: View): { rows: number; inner: number; base: number } {
-  const inner = v.shape[v.shape.length - 1] ?? 1;
-  const rows = v.shape.length > 1 ? v.shape[0] : 1;
-  return { rows, inner, base: v.offset };
-}
+export type { CpuStorage } from './common.js';
 
 /**
  * True when the index varies only along `axis` (stride 0 elsewhere, as indexSelect and embedding
@@ -72,23 +46,6 @@ function sliceGeometry(shape: readonly number[], axis: number): { outer: number;
   return { outer, inner, n: shape[axis] };
 }
 
-/** Mean of xs[s .. s + n). */
-function rowMean(xs: AnyHostArray, s: number, n: number): number {
-  let sum = 0;
-  for (let j = 0; j < n; j++) sum += xs[s + j];
-  return sum / n;
-}
-
-/** 1 / sqrt(mean((x - mean)^2) + eps) over xs[s .. s + n): layer norm's (and, with mean 0, RMS norm's) scale. */
-function rowRstd(xs: AnyHostArray, s: number, n: number, mean: number, eps: number): number {
-  let v = 0;
-  for (let j = 0; j < n; j++) {
-    const c = xs[s + j] - mean;
-    v += c * c;
-  }
-  return 1 / Math.sqrt(v / n + eps);
-}
-
 class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
   readonly isSoftware = false;
@@ -106,6 +63,18 @@ class CpuBackend implements Backend {
   poolLimitBytes = 256 * 1024 * 1024;
   // Arrays below this size are cheap to allocate and not worth a pool lookup.
   private static readonly POOL_MIN_BYTES = 4096;
+
+  /** The fused kernels, one line each (kernels/*.ts; the GELU and bias rows run on the elementwise loop). */
+  readonly fused: FusedKernels = {
+    softmax: cpuSoftmax,
+    softmaxBackward: cpuSoftmaxBackward,
+    layerNorm: cpuLayerNorm,
+    layerNormBackward: cpuLayerNormBackward,
+    adamStep: cpuAdamStep,
+    attention: cpuAttention,
+    geluBackward: (g, x, out, approximate) => this.binaryRow(approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward', FUSED_BINARY, g, x, out),
+    biasActivation: (act, x, bias, out) => this.binaryRow(biasActivationOp(act), FUSED_BINARY, x, bias, out),
+  };
 
   get adapterInfo(): string {
     return `cpu (${matmulKernel.describe()})`;
@@ -239,10 +208,15 @@ class CpuBackend implements Backend {
   }
 
   binary(op: BinaryOpName, a: View, b: View, out: View): void {
+    this.binaryRow(op, BINARY, a, b, out);
+  }
+
+  /** out = table[op](a, b) on the elementwise loop compiled for that row. */
+  private binaryRow<K extends string>(op: K, table: Record<K, BinaryRow>, a: View, b: View, out: View): void {
     const as = arr(a);
     const bs = arr(b);
     const o = arr(out);
-    const loop = binaryLoop(op, BINARY[op].cpu, converter(out.dtype), arrayKinds(as, bs, o));
+    const loop = binaryLoop(op, table[op].cpu, converter(out.dtype), arrayKinds(as, bs, o));
     forEachRow(out.shape, [a, b, out], ([ba, bb, bo], n, [sa, sb, so]) => loop(as, ba, sa, bs, bb, sb, o, bo, so, n));
   }
 
@@ -306,126 +280,6 @@ class CpuBackend implements Backend {
         }
       }
       o[out.offset + r] = conv ? conv(acc) : acc;
-    }
-  }
-
-  softmax(x: View, out: View, log: boolean): void {
-    const { rows, inner, base } = contiguousRows(x);
-    const xs = arr(x);
-    const o = arr(out);
-    const conv = converter(out.dtype);
-    for (let r = 0; r < rows; r++) {
-      const s = base + r * inner;
-      const d = out.offset + r * inner;
-      let m = -Infinity;
-      for (let j = 0; j < inner; j++) if (xs[s + j] > m) m = xs[s + j];
-      if (m === -Infinity) m = 0; // fully -inf row: exp gives 0s, sum 0 -> NaN like PyTorch
-      let sum = 0;
-      if (log) {
-        for (let j = 0; j < inner; j++) sum += Math.exp(xs[s + j] - m);
-        const lse = Math.log(sum);
-        for (let j = 0; j < inner; j++) o[d + j] = xs[s + j] - m - lse;
-      } else {
-        for (let j = 0; j < inner; j++) {
-          const e = Math.exp(xs[s + j] - m);
-          o[d + j] = e;
-          sum += e;
-        }
-        const inv = 1 / sum;
-        for (let j = 0; j < inner; j++) o[d + j] *= inv;
-      }
-      if (conv) for (let j = 0; j < inner; j++) o[d + j] = conv(o[d + j]);
-    }
-  }
-
-  softmaxBackward(y: View, gradOut: View, gradIn: View, log: boolean): void {
-    const { rows, inner, base } = contiguousRows(y);
-    const ys = arr(y);
-    const gs = arr(gradOut);
-    const o = arr(gradIn);
-    const conv = converter(gradIn.dtype);
-    for (let r = 0; r < rows; r++) {
-      const s = base + r * inner;
-      const g = gradOut.offset + r * inner;
-      const d = gradIn.offset + r * inner;
-      let dot = 0;
-      if (log) for (let j = 0; j < inner; j++) dot += gs[g + j];
-      else for (let j = 0; j < inner; j++) dot += gs[g + j] * ys[s + j];
-      for (let j = 0; j < inner; j++) {
-        const v = log ? gs[g + j] - Math.exp(ys[s + j]) * dot : ys[s + j] * (gs[g + j] - dot);
-        o[d + j] = conv ? conv(v) : v;
-      }
-    }
-  }
-
-  layerNorm(x: View, weight: View | null, bias: View | null, out: View, eps: number, rms: boolean): void {
-    const { rows, inner, base } = contiguousRows(x);
-    const xs = arr(x);
-    const o = arr(out);
-    const w = weight ? arr(weight) : null;
-    const b = bias ? arr(bias) : null;
-    const wo = weight?.offset ?? 0;
-    const bo = bias?.offset ?? 0;
-    const conv = converter(out.dtype);
-    for (let r = 0; r < rows; r++) {
-      const s = base + r * inner;
-      const d = out.offset + r * inner;
-      const mean = rms ? 0 : rowMean(xs, s, inner);
-      const rstd = rowRstd(xs, s, inner, mean, eps);
-      for (let j = 0; j < inner; j++) {
-        let y = (xs[s + j] - mean) * rstd;
-        if (w) y *= w[wo + j];
-        if (b) y += b[bo + j];
-        o[d + j] = conv ? conv(y) : y;
-      }
-    }
-  }
-
-  layerNormBackward(x: View, weight: View | null, gradOut: View, gradIn: View, gradOutXhat: View | null, eps: number, rms: boolean): void {
-    const { rows, inner, base } = contiguousRows(x);
-    const xs = arr(x);
-    const gs = arr(gradOut);
-    const dx = arr(gradIn);
-    const gx = gradOutXhat ? arr(gradOutXhat) : null;
-    // The weight as a contiguous [inner] array (ones when absent), so the row loops have no branches.
-    const w = new Float64Array(inner).fill(1);
-    if (weight) {
-      const wa = arr(weight);
-      const ws = weight.strides[weight.strides.length - 1];
-      for (let j = 0; j < inner; j++) w[j] = wa[weight.offset + j * ws];
-    }
-    const xhat = new Float64Array(inner);
-    const conv = converter(gradIn.dtype);
-    const convX = gradOutXhat ? converter(gradOutXhat.dtype) : null;
-    for (let r = 0; r < rows; r++) {
-      const s = base + r * inner;
-      const gb = gradOut.offset + r * inner;
-      const mean = rms ? 0 : rowMean(xs, s, inner);
-      const rstd = rowRstd(xs, s, inner, mean, eps);
-      // mean(gw) and mean(gw * xhat) over the row
-      let sumGw = 0;
-      let sumGwXhat = 0;
-      for (let j = 0; j < inner; j++) {
-        const xh = (xs[s + j] - mean) * rstd;
-        xhat[j] = xh;
-        const gw = gs[gb + j] * w[j];
-        sumGw += gw;
-        sumGwXhat += gw * xh;
-      }
-      const meanGw = rms ? 0 : sumGw / inner;
-      const meanGwXhat = sumGwXhat / inner;
-      const d = gradIn.offset + r * inner;
-      for (let j = 0; j < inner; j++) {
-        const y = rstd * (gs[gb + j] * w[j] - meanGw - xhat[j] * meanGwXhat);
-        dx[d + j] = conv ? conv(y) : y;
-      }
-      if (gx) {
-        const e = gradOutXhat!.offset + r * inner;
-        for (let j = 0; j < inner; j++) {
-          const y = gs[gb + j] * xhat[j];
-          gx[e + j] = convX ? convX(y) : y;
-        }
-      }
     }
   }
 
@@ -565,121 +419,6 @@ class CpuBackend implements Backend {
         vs[values.offset + r * inner + j] = xs[s + order[j]];
         is[indices.offset + r * inner + j] = order[j];
       }
-    }
-  }
-
-  adamStep(param: View, grad: View, expAvg: View, expAvgSq: View, maxExpAvgSq: View | null, h: AdamStepParams): void {
-    const p = arr(param);
-    const g = arr(grad);
-    const m = arr(expAvg);
-    const v = arr(expAvgSq);
-    const vmax = maxExpAvgSq ? arr(maxExpAvgSq) : null;
-    const f = Math.fround;
-    const n = param.shape.reduce((a, d) => a * d, 1);
-    const [po, go, mo, vo, xo] = [param.offset, grad.offset, expAvg.offset, expAvgSq.offset, maxExpAvgSq?.offset ?? 0];
-    const decay = f(1 - h.lr * h.weightDecay);
-    const wd = f(h.weightDecay);
-    const b1 = f(h.beta1);
-    const b2 = f(h.beta2);
-    const c1 = f(1 - h.beta1);
-    const c2 = f(1 - h.beta2);
-    const invBc2Sqrt = f(1 / Math.sqrt(h.biasCorrection2));
-    const eps = f(h.eps);
-    const stepSize = f(h.lr / h.biasCorrection1);
-    for (let i = 0; i < n; i++) {
-      const pv = p[po + i];
-      let gv = h.maximize ? -g[go + i] : g[go + i];
-      let base = pv;
-      if (h.weightDecay !== 0) {
-        if (h.decoupled) base = f(pv * decay);
-        else gv = f(gv + f(pv * wd));
-      }
-      const mv = f(f(m[mo + i] * b1) + f(gv * c1));
-      const vv = f(f(v[vo + i] * b2) + f(f(gv * gv) * c2));
-      m[mo + i] = mv;
-      v[vo + i] = vv;
-      let second = vv;
-      if (vmax) {
-        second = Math.max(vmax[xo + i], vv);
-        vmax[xo + i] = second;
-      }
-      const denom = f(f(f(Math.sqrt(second)) * invBc2Sqrt) + eps);
-      p[po + i] = f(base - f(f(mv / denom) * stepSize));
-    }
-  }
-
-  /**
-   * Attention in query blocks: S = Q_blk K^T and O_blk = P V run on the GEMM engine; masking and the
-   * softmax run per row in between. Memory beyond the inputs is one [block, Lk] score tile.
-   */
-  attention(q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean): void {
-    const [B, Lq, D] = q.shape;
-    const Lk = k.shape[1];
-    const Dv = v.shape[2];
-    const ms = mask ? arr(mask) : null;
-    const o = arr(out) as Float32Array;
-    const boolMask = mask?.dtype === 'bool';
-    // Work in tiles of (batch group) x (query block) whose scores fit a fixed budget: short sequences
-    // batch many heads into one GEMM call, long ones split the queries.
-    const budget = 1 << 22;
-    const block = Math.max(1, Math.min(Lq, Math.floor(budget / Math.max(Lk, 1))));
-    const group = block === Lq ? Math.max(1, Math.min(B, Math.floor(budget / Math.max(Lq * Lk, 1)))) : 1;
-    const scores = new Float32Array(group * block * Lk);
-    const shift = Lk - Lq;
-    const NEG = -3.4028234663852886e38;
-    const view = (base: View, shape: number[], strides: number[], offset: number): View => ({ storage: base.storage, dtype: 'float32', shape, strides, offset });
-    for (let b0 = 0; b0 < B; b0 += group) {
-      const g = Math.min(group, B - b0);
-      // K^T: [g, D, Lk] by swapping k's strides.
-      const kT = view(k, [g, D, Lk], [k.strides[0], k.strides[2], k.strides[1]], k.offset + b0 * k.strides[0]);
-      const vb = view(v, [g, Lk, Dv], [v.strides[0], v.strides[1], v.strides[2]], v.offset + b0 * v.strides[0]);
-      for (let i0 = 0; i0 < Lq; i0 += block) {
-        const rows = Math.min(block, Lq - i0);
-        const qBlk = view(q, [g, rows, D], [q.strides[0], q.strides[1], q.strides[2]], q.offset + b0 * q.strides[0] + i0 * q.strides[1]);
-        matmulKernel.run(qBlk, arr(q) as Float32Array, kT, arr(k) as Float32Array, scores, 0);
-        for (let bi = 0; bi < g; bi++) {
-          const bt = b0 + bi;
-          for (let r = 0; r < rows; r++) {
-            const i = i0 + r;
-            const srow = (bi * rows + r) * Lk;
-            let m = -Infinity;
-            const mBase = mask ? mask.offset + bt * mask.strides[0] + i * mask.strides[1] : 0;
-            const ms2 = mask ? mask.strides[2] : 0;
-            for (let j = 0; j < Lk; j++) {
-              let sc = scores[srow + j] * scale;
-              if (ms) {
-                const mv = ms[mBase + j * ms2];
-                if (boolMask) {
-                  if (mv === 0) sc = NEG;
-                } else sc += mv;
-              }
-              if (causal && j > i + shift) sc = NEG;
-              sc = Math.fround(sc);
-              scores[srow + j] = sc;
-              if (sc > m) m = sc;
-            }
-            let sum = 0;
-            for (let j = 0; j < Lk; j++) {
-              const e = Math.exp(scores[srow + j] - m);
-              scores[srow + j] = e;
-              sum += e;
-            }
-            const inv = 1 / sum;
-            for (let j = 0; j < Lk; j++) scores[srow + j] *= inv;
-          }
-        }
-        const p = { storage: out.storage, dtype: 'float32' as const, shape: [g, rows, Lk], strides: [rows * Lk, Lk, 1], offset: 0 };
-        if (rows === Lq) {
-          matmulKernel.run(p, scores, vb, arr(v) as Float32Array, o, out.offset + b0 * Lq * Dv);
-        } else {
-          // g is 1 when queries are split; the output rows of this block are contiguous.
-          matmulKernel.run(p, scores, vb, arr(v) as Float32Array, o, out.offset + (b0 * Lq + i0) * Dv);
-        }
-      }
-    }
-    if (out.dtype === 'float16') {
-      const n = B * Lq * Dv;
-      for (let i = 0; i < n; i++) o[out.offset + i] = roundToFloat16(o[out.offset + i]);
     }
   }
 }

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { View } from '../../backend.js';
 import type { DType } from '../../dtype.js';
 import { BackendError, DeviceLostError, DisposedError, IndexError } from '../../errors.js';
-import { BINARY, UNARY, type BinaryOpName, type UnaryOpName } from '../../ops/elementwise-table.js';
+import { BINARY, FUSED_BIAS_ACTIVATIONS, FUSED_BINARY, UNARY, biasActivationOp, type BinaryOpName, type BinaryRow, type UnaryOpName } from '../../elementwise-math.js';
 import { philoxFill } from '../../random.js';
 import { createWebGPUBackend, probeWebGPU, type WebGPUBackend } from './index.js';
 import { at, coords, expectClose, gatherHost, rand, randInt, size, view } from './test-helpers.js';
@@ -252,9 +252,19 @@ describe.skipIf(!backend)('webgpu backend', () => {
       be.free(xi);
     });
 
-    for (const op of Object.keys(BINARY) as BinaryOpName[]) {
+    // Every BINARY row through be.binary, and every FUSED_BINARY row through its fused kernel.
+    const binaryKernels: [string, BinaryRow, (a: View, b: View, o: View) => void][] = [
+      ...(Object.keys(BINARY) as BinaryOpName[]).map((op): [string, BinaryRow, (a: View, b: View, o: View) => void] => [op, BINARY[op], (a, b, o) => be.binary(op, a, b, o)]),
+      ['geluBackward', FUSED_BINARY.geluBackward, (a, b, o) => be.fused.geluBackward!(a, b, o, 'none')],
+      ['geluTanhBackward', FUSED_BINARY.geluTanhBackward, (a, b, o) => be.fused.geluBackward!(a, b, o, 'tanh')],
+      ...FUSED_BIAS_ACTIVATIONS.map((act): [string, BinaryRow, (a: View, b: View, o: View) => void] => [
+        biasActivationOp(act),
+        FUSED_BINARY[biasActivationOp(act)],
+        (a, b, o) => be.fused.biasActivation!(act, a, b, o),
+      ]),
+    ];
+    for (const [op, row, run] of binaryKernels) {
       it(`binary ${op} with broadcast and transposed views`, async () => {
-        const row = BINARY[op];
         const ha = Array.from(rand(15, -3, 3, 5)).map((v, i) => (i % 4 === 0 ? 0 : f32(v)));
         const hb = Array.from(rand(20, -3, 3, 6)).map((v, i) => (i % 5 === 0 ? 0 : f32(v)));
         ha[3] = hb[3]; // some equal pairs
@@ -264,7 +274,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
         const av = view(a, shape, [5, 0, 1]); // a [3, 1, 5] broadcast over dim 1
         const bv = view(b, shape, [0, 1, 4]); // b [5, 4] transposed, broadcast over dim 0
         const o = out(row.out === 'bool' ? 'bool' : 'float32', shape);
-        be.binary(op, av, bv, o);
+        run(av, bv, o);
         const A = gatherHost(ha, av);
         const B = gatherHost(hb, bv);
         const want = A.map((x, i) => f32(row.cpu(x, B[i])));
@@ -408,7 +418,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
         const x = up(host);
         for (const log of [false, true]) {
           const o = out('float32', [outer, inner]);
-          be.softmax(view(x, [outer, inner]), o, log);
+          be.fused.softmax!(view(x, [outer, inner]), o, log);
           const want: number[] = [];
           for (let r = 0; r < outer; r++) {
             const row = host.slice(r * inner, (r + 1) * inner).map(f32);
@@ -426,7 +436,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
     it('softmax of an all -inf row is NaN (PyTorch)', async () => {
       const x = up([-Infinity, -Infinity, 1, 2]);
       const o = out('float32', [2, 2]);
-      be.softmax(view(x, [2, 2]), o, false);
+      be.fused.softmax!(view(x, [2, 2]), o, false);
       const got = await read(o);
       expect(got.slice(0, 2).every(Number.isNaN)).toBe(true);
       expectClose(got.slice(2), [1 / (1 + Math.E), Math.E / (1 + Math.E)]);
@@ -449,7 +459,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
         for (const rms of [false, true]) {
           for (const withWB of [false, true]) {
             const o = out('float32', [outer, inner]);
-            be.layerNorm(view(x, [outer, inner]), withWB ? wv : null, withWB ? view(b, [inner]) : null, o, 1e-5, rms);
+            be.fused.layerNorm!(view(x, [outer, inner]), withWB ? wv : null, withWB ? view(b, [inner]) : null, o, 1e-5, rms);
             const want: number[] = [];
             for (let r = 0; r < outer; r++) {
               const row = host.slice(r * inner, (r + 1) * inner).map(f32);
@@ -781,7 +791,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
         }
         const o = out('float32', [B, Lq, Dv]);
         const scale = 1 / Math.sqrt(D);
-        be.attention(qv, kv, vv, mask?.view ?? null, o, scale, c.causal);
+        be.fused.attention!(qv, kv, vv, mask?.view ?? null, o, scale, c.causal);
         const want = refAttention(hq, qv, hk, kv, hv, vv, mask, scale, c.causal);
         expectClose(await read(o), want, 2e-6, 1e-5, 'attention');
         for (const s of [q, k, v, o.storage, ...(mask ? [mask.view.storage] : [])]) be.free(s);

@@ -3,11 +3,11 @@
 // pooled GPU buffers: float32 -> f32, int32 -> i32, bool -> u32 (0/1), float16 -> f16 (needs the
 // adapter's shader-f16 feature).
 
-import type { AdamStepParams, Backend, MemoryInfo, RandomKind, ReduceOpName, Storage, View } from '../../backend.js';
+import type { Backend, FusedKernels, MemoryInfo, RandomKind, ReduceOpName, Storage, View } from '../../backend.js';
 import { numberToFloat16Bits, storageBytesPerElement, type AnyHostArray, type DType } from '../../dtype.js';
 import { BackendError } from '../../errors.js';
 import { contiguousStrides, isContiguous } from '../../layout.js';
-import type { BinaryOpName, UnaryOpName } from '../../ops/elementwise-table.js';
+import { BINARY, FUSED_BINARY, biasActivationOp, type BinaryOpName, type UnaryOpName } from '../../elementwise-math.js';
 import { GPUStorage, Runtime, storageRef } from './runtime.js';
 import { prod } from './kernels/common.js';
 import { runAdamStep } from './kernels/adam.js';
@@ -58,6 +58,27 @@ export class WebGPUBackend implements Backend {
     this.maxBindingBytes = this.rt.maxBindingBytes;
     const mk = config.matmulKernel ?? 'auto';
     this.matmulKernel = mk === 'auto' ? (this.isSoftware ? 'regblock' : 'tiled') : mk;
+  }
+
+  /** The fused kernels, one line each pointing at its kernel file (kernels/*.ts). */
+  readonly fused: FusedKernels = {
+    softmax: (x, out, log) => runSoftmax(this.live('softmax'), x, out, log),
+    softmaxBackward: (y, g, gradIn, log) => runSoftmaxBackward(this.live(log ? 'logSoftmax backward' : 'softmax backward'), y, g, gradIn, log),
+    layerNorm: (x, w, b, out, eps, rms) => runLayerNorm(this.live('layerNorm'), x, w, b, out, eps, rms),
+    layerNormBackward: (x, w, g, gradIn, gx, eps, rms) => runLayerNormBackward(this.live(rms ? 'rmsNorm backward' : 'layerNorm backward'), x, w, g, gradIn, gx, eps, rms),
+    adamStep: (p, g, m, v, vmax, h) => runAdamStep(this.live('adamStep'), p, g, m, v, vmax, h),
+    attention: (q, k, v, mask, out, scale, causal) => runAttention(this.live('attention'), q, k, v, mask, out, scale, causal),
+    geluBackward: (g, x, out, approximate) => {
+      const op = approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward';
+      runBinary(this.live(op), op, FUSED_BINARY, g, x, out);
+    },
+    biasActivation: (act, x, bias, out) => runBinary(this.live(biasActivationOp(act)), biasActivationOp(act), FUSED_BINARY, x, bias, out),
+  };
+
+  /** The runtime, after checking the device is still usable for `op`. */
+  private live(op: string): Runtime {
+    this.rt.check(op);
+    return this.rt;
   }
 
   // ---- storage -------------------------------------------------------------------------------
@@ -185,10 +206,6 @@ export class WebGPUBackend implements Backend {
     runFill(this.rt, out, value);
   }
 
-  adamStep(param: View, grad: View, expAvg: View, expAvgSq: View, maxExpAvgSq: View | null, h: AdamStepParams): void {
-    this.rt.check('adamStep');
-    runAdamStep(this.rt, param, grad, expAvg, expAvgSq, maxExpAvgSq, h);
-  }
 
   arange(out: View, start: number, step: number): void {
     this.rt.check('arange');
@@ -212,7 +229,7 @@ export class WebGPUBackend implements Backend {
 
   binary(op: BinaryOpName, a: View, b: View, out: View): void {
     this.rt.check(op);
-    runBinary(this.rt, op, a, b, out);
+    runBinary(this.rt, op, BINARY, a, b, out);
   }
 
   where(cond: View, a: View, b: View, out: View): void {
@@ -225,25 +242,9 @@ export class WebGPUBackend implements Backend {
     runReduce(this.rt, op, x, out);
   }
 
-  softmax(x: View, out: View, log: boolean): void {
-    this.rt.check('softmax');
-    runSoftmax(this.rt, x, out, log);
-  }
 
-  softmaxBackward(y: View, gradOut: View, gradIn: View, log: boolean): void {
-    this.rt.check(log ? 'logSoftmax backward' : 'softmax backward');
-    runSoftmaxBackward(this.rt, y, gradOut, gradIn, log);
-  }
 
-  layerNorm(x: View, weight: View | null, bias: View | null, out: View, eps: number, rms: boolean): void {
-    this.rt.check('layerNorm');
-    runLayerNorm(this.rt, x, weight, bias, out, eps, rms);
-  }
 
-  layerNormBackward(x: View, weight: View | null, gradOut: View, gradIn: View, gradOutXhat: View | null, eps: number, rms: boolean): void {
-    this.rt.check(rms ? 'rmsNorm backward' : 'layerNorm backward');
-    runLayerNormBackward(this.rt, x, weight, gradOut, gradIn, gradOutXhat, eps, rms);
-  }
 
   matmul(a: View, b: View, out: View): void {
     this.rt.check('matmul');
@@ -270,10 +271,6 @@ export class WebGPUBackend implements Backend {
     runSort(this.rt, x, values, indices, descending);
   }
 
-  attention(q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean): void {
-    this.rt.check('attention');
-    runAttention(this.rt, q, k, v, mask, out, scale, causal);
-  }
 }
 
 function emptyHost(dtype: DType): AnyHostArray {

@@ -1,11 +1,12 @@
-// binary: out = op(a, b) for every row of the BINARY table, generated from the row's `wgsl` expression.
+// binary: out = op(a, b) for every row of the BINARY table (and the FUSED_BINARY rows: the GELU gradients,
+// bias + activation), generated from the row's `wgsl` expression.
 // a and b are views already broadcast to out's shape (0 strides); one thread per element, dims merged
 // where all three views allow. Math in f32, except int32 add/sub/mul/maximum/minimum/comparisons which
 // run in i32 so they stay exact beyond 2^24.
 
 import type { View } from '../../../backend.js';
 import { BackendError } from '../../../errors.js';
-import { BINARY, type BinaryOpName } from '../../../ops/elementwise-table.js';
+import type { BinaryRow } from '../../../elementwise-math.js';
 import type { Runtime } from '../runtime.js';
 import { fromF32, runMap, toF32 } from './common.js';
 import { WGSL_MATH, fixExpr } from './wgsl-math.js';
@@ -13,8 +14,8 @@ import { WGSL_MATH, fixExpr } from './wgsl-math.js';
 const INT_ARITH = new Set<string>(['add', 'sub', 'mul', 'maximum', 'minimum']);
 const INT_CMP = new Set<string>(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
 
-export function runBinary(rt: Runtime, op: BinaryOpName, a: View, b: View, out: View): void {
-  const row = BINARY[op];
+export function runBinary<K extends string>(rt: Runtime, op: K, table: Record<K, BinaryRow>, a: View, b: View, out: View): void {
+  const row = table[op];
   if (!row) throw new BackendError(`binary: unknown op '${op}'`);
   const ints = a.dtype === 'int32' && b.dtype === 'int32';
   let body: string;

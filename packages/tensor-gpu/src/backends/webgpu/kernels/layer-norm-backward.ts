@@ -1,5 +1,5 @@
 // layerNormBackward: the input gradient of layerNorm / RMS norm over the last dim of contiguous
-// [outer, inner] rows (Backend.layerNormBackward), and optionally gradOut * xhat for the weight's
+// [outer, inner] rows (FusedKernels.layerNormBackward), and optionally gradOut * xhat for the weight's
 // gradient. One workgroup per row (64 threads, 256 from 2048 elements), three passes over the row:
 // mean and variance (Welford, merged in a shared-memory tree as in the forward kernel), then the two
 // row sums mean(g * w) and mean(g * w * xhat) in one tree, then the writes. It replaces a ~12-kernel

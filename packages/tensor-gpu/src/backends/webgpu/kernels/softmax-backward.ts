@@ -1,5 +1,5 @@
 // softmaxBackward: the input gradient of softmax / log-softmax over the last dim of contiguous
-// [outer, inner] rows (Backend.softmaxBackward), from the forward's output y:
+// [outer, inner] rows (FusedKernels.softmaxBackward), from the forward's output y:
 //   softmax: y * (g - sum(g * y));  log-softmax: g - exp(y) * sum(g).
 // One row sum, then one write pass. Geometry as the forward kernel: one workgroup per row (64 threads,
 // 256 from 2048 elements) with a shared-memory tree for the sum; rows of <= 32 elements (attention

@@ -1,10 +1,10 @@
-// unary: out = op(x, p0, p1) for every row of the UNARY table (ops/elementwise-table.ts), generated
+// unary: out = op(x, p0, p1) for every row of the UNARY table (elementwise-math.ts), generated
 // from the row's `wgsl` expression: one thread per element, x strided/broadcast, math in f32 (int32
 // inputs of neg/abs/sign/square stay in i32 so they are exact), stored converted to out's dtype.
 
 import type { View } from '../../../backend.js';
 import { BackendError } from '../../../errors.js';
-import { UNARY, type UnaryOpName } from '../../../ops/elementwise-table.js';
+import { UNARY, type UnaryOpName } from '../../../elementwise-math.js';
 import type { Runtime } from '../runtime.js';
 import { fromF32, runMap, toF32 } from './common.js';
 import { WGSL_MATH, fixExpr } from './wgsl-math.js';

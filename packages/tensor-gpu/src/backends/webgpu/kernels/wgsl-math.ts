@@ -1,4 +1,4 @@
-// WGSL helper functions called by the elementwise table's `wgsl` expressions (ops/elementwise-table.ts).
+// WGSL helper functions called by the elementwise table's `wgsl` expressions (elementwise-math.ts).
 // Each mirrors the CPU row: erf is Abramowitz-Stegun 7.1.26 like `erf` there; tanh/sigmoid never
 // produce NaN for large |x|; log1p/expm1 stay accurate near 0; pow follows JS Math.pow for negative
 // bases, zero bases and zero exponents. NaN/inf come from runtime bit patterns because WGSL rejects

@@ -1,0 +1,24 @@
+// The softmax / log-softmax input gradient, one pass per row from the forward's output (see FusedKernels.softmaxBackward).
+
+import type { View } from '../../../backend.js';
+import { arr, contiguousRows, converter } from '../common.js';
+
+export function cpuSoftmaxBackward(y: View, gradOut: View, gradIn: View, log: boolean): void {
+  const { rows, inner, base } = contiguousRows(y);
+  const ys = arr(y);
+  const gs = arr(gradOut);
+  const o = arr(gradIn);
+  const conv = converter(gradIn.dtype);
+  for (let r = 0; r < rows; r++) {
+    const s = base + r * inner;
+    const g = gradOut.offset + r * inner;
+    const d = gradIn.offset + r * inner;
+    let dot = 0;
+    if (log) for (let j = 0; j < inner; j++) dot += gs[g + j];
+    else for (let j = 0; j < inner; j++) dot += gs[g + j] * ys[s + j];
+    for (let j = 0; j < inner; j++) {
+      const v = log ? gs[g + j] - Math.exp(ys[s + j]) * dot : ys[s + j] * (gs[g + j] - dot);
+      o[d + j] = conv ? conv(v) : v;
+    }
+  }
+}

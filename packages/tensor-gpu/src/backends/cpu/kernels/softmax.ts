@@ -1,0 +1,33 @@
+// softmax / log-softmax over the last dim of contiguous rows: max, sum of exp, scale (f64 accumulation).
+
+import type { View } from '../../../backend.js';
+import { arr, contiguousRows, converter } from '../common.js';
+
+export function cpuSoftmax(x: View, out: View, log: boolean): void {
+  const { rows, inner, base } = contiguousRows(x);
+  const xs = arr(x);
+  const o = arr(out);
+  const conv = converter(out.dtype);
+  for (let r = 0; r < rows; r++) {
+    const s = base + r * inner;
+    const d = out.offset + r * inner;
+    let m = -Infinity;
+    for (let j = 0; j < inner; j++) if (xs[s + j] > m) m = xs[s + j];
+    if (m === -Infinity) m = 0; // fully -inf row: exp gives 0s, sum 0 -> NaN like PyTorch
+    let sum = 0;
+    if (log) {
+      for (let j = 0; j < inner; j++) sum += Math.exp(xs[s + j] - m);
+      const lse = Math.log(sum);
+      for (let j = 0; j < inner; j++) o[d + j] = xs[s + j] - m - lse;
+    } else {
+      for (let j = 0; j < inner; j++) {
+        const e = Math.exp(xs[s + j] - m);
+        o[d + j] = e;
+        sum += e;
+      }
+      const inv = 1 / sum;
+      for (let j = 0; j < inner; j++) o[d + j] *= inv;
+    }
+    if (conv) for (let j = 0; j < inner; j++) o[d + j] = conv(o[d + j]);
+  }
+}
