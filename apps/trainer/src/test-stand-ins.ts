@@ -64,21 +64,21 @@ export class TinySeq2SeqConfig extends PretrainedConfig {
 
 /** Encoder: mean of the input embeddings; decoder: each target position's embedding plus that summary, then the LM head. */
 export class TinySeq2Seq extends PreTrainedModel<TinySeq2SeqConfig> implements Seq2SeqModel {
-  shared: Embedding;
-  encoder: Linear;
-  lmHead: Linear;
+  declare shared: Embedding;
+  declare encoder: Linear;
+  declare lm_head: Linear;
 
   constructor(config: TinySeq2SeqConfig, options: { backend?: Backend } = {}) {
     super(config);
-    this.shared = this.registerModule('shared', new Embedding(config.vocabSize, config.hiddenSize, options));
-    this.encoder = this.registerModule('encoder', new Linear(config.hiddenSize, config.hiddenSize, options));
-    this.lmHead = this.registerModule('lm_head', new Linear(config.hiddenSize, config.vocabSize, options));
+    this.registerModule('shared', new Embedding(config.vocabSize, config.hiddenSize, options));
+    this.registerModule('encoder', new Linear(config.hiddenSize, config.hiddenSize, options));
+    this.registerModule('lm_head', new Linear(config.hiddenSize, config.vocabSize, options));
   }
 
   forward(inputs: { inputIds: Tensor; attentionMask: Tensor; decoderInputIds: Tensor }): { logits: Tensor } {
     const summary = this.encoder.forward(this.shared.forward(inputs.inputIds).mean(1, true)); // [batch, 1, hidden]
     const hidden = this.shared.forward(inputs.decoderInputIds).add(summary).tanh(); // [batch, targets, hidden]
-    return { logits: this.lmHead.forward(hidden) }; // [batch, targets, vocab]
+    return { logits: this.lm_head.forward(hidden) }; // [batch, targets, vocab]
   }
 
   getInputEmbeddings(): Embedding {
@@ -86,7 +86,7 @@ export class TinySeq2Seq extends PreTrainedModel<TinySeq2SeqConfig> implements S
   }
 
   setInputEmbeddings(embeddings: Embedding): void {
-    this.shared = this.registerModule('shared', embeddings);
+    this.shared = embeddings;
   }
 }
 

@@ -27,7 +27,7 @@ function prefixed(base: MegatronBertForCausalLM, preSeqLen = 3, prefixProjection
 describe('prefix tuning (P-tuning v2) of a frozen decoder', () => {
   it('lays the prefix table out as every layer\'s key and value, [batch, heads, preSeqLen, headDim] (get_prompt)', async () => {
     const model = prefixed(tinyDecoder());
-    const table = await model.prefixEncoder.embedding.weight.data(); // [P, layers * 2 * heads * headDim]
+    const table = await model.prefix_encoder.embedding.weight.data(); // [P, layers * 2 * heads * headDim]
     const past = model.pastKeyValues(2);
     expect(past).toHaveLength(2);
     for (let l = 0; l < 2; l++) {

@@ -51,31 +51,31 @@ export function prefixSettings(raw: Record<string, unknown>, hiddenSize: number)
 
 /** ChatGLM's `prefix_projection` MLP: Linear, tanh, Linear (keys `trans.0.*`, `trans.2.*` as its nn.Sequential). */
 class PrefixProjection extends Module {
-  readonly up: Linear;
-  readonly down: Linear;
+  declare '0': Linear;
+  declare '2': Linear;
 
   constructor(hidden: number, inner: number, out: number, options: { backend?: Backend }) {
     super();
-    this.up = this.registerModule('0', new Linear(hidden, inner, options));
-    this.down = this.registerModule('2', new Linear(inner, out, options));
+    this.registerModule('0', new Linear(hidden, inner, options));
+    this.registerModule('2', new Linear(inner, out, options));
   }
 
   forward(x: Tensor): Tensor {
-    return this.down.forward(this.up.forward(x).tanh());
+    return this[2].forward(this[0].forward(x).tanh());
   }
 }
 
 /** ChatGLM's `PrefixEncoder`: prefix position -> every layer's key and value, [preSeqLen, numLayers * 2 * hidden]. */
 export class PrefixEncoder extends Module {
-  readonly embedding: Embedding;
-  readonly trans: PrefixProjection | null;
+  declare embedding: Embedding;
+  declare trans: PrefixProjection | null;
 
   constructor(shape: PrefixShape, settings: PrefixSettings, options: { backend?: Backend } = {}) {
     super();
     const hidden = shape.numHeads * shape.headDim;
     const out = shape.numLayers * 2 * hidden;
-    this.embedding = this.registerModule('embedding', new Embedding(settings.preSeqLen, settings.prefixProjection ? hidden : out, options));
-    this.trans = settings.prefixProjection ? this.registerModule('trans', new PrefixProjection(hidden, settings.prefixHiddenSize, out, options)) : null;
+    this.registerModule('embedding', new Embedding(settings.preSeqLen, settings.prefixProjection ? hidden : out, options));
+    this.registerModule('trans', settings.prefixProjection ? new PrefixProjection(hidden, settings.prefixHiddenSize, out, options) : null);
   }
 
   /** [preSeqLen, numLayers * 2 * hidden]: the embedding of prefix positions 0..preSeqLen-1 is its whole table. */
@@ -90,7 +90,7 @@ export class PrefixEncoder extends Module {
  * is a plain field (its parameters stop requiring gradients) that follows train/eval, casts and disposal.
  */
 export class PrefixTunedModel<C extends PretrainedConfig> extends PreTrainedModel<C> implements CausalLMModel {
-  readonly prefixEncoder: PrefixEncoder;
+  declare prefix_encoder: PrefixEncoder;
 
   constructor(
     /** The config written with the export: the base model's, plus the prefix settings. */
@@ -102,14 +102,14 @@ export class PrefixTunedModel<C extends PretrainedConfig> extends PreTrainedMode
   ) {
     super(config);
     for (const p of base.parameters()) p.requiresGrad_(false);
-    this.prefixEncoder = this.registerModule('prefix_encoder', new PrefixEncoder(shape, settings, options));
+    this.registerModule('prefix_encoder', new PrefixEncoder(shape, settings, options));
   }
 
   /** Every layer's [key, value], each [batch, heads, preSeqLen, headDim] (`get_prompt`). */
   pastKeyValues(batch: number): Tensor[][] {
     const { numLayers, numHeads, headDim } = this.shape;
     const P = this.settings.preSeqLen;
-    const past = this.prefixEncoder.forward().reshape(P, numLayers * 2, numHeads, headDim).permute(1, 2, 0, 3); // [layers * 2, heads, P, headDim]
+    const past = this.prefix_encoder.forward().reshape(P, numLayers * 2, numHeads, headDim).permute(1, 2, 0, 3); // [layers * 2, heads, P, headDim]
     return Array.from({ length: numLayers }, (_, l) => [0, 1].map((kv) => past.select(0, 2 * l + kv).unsqueeze(0).expand(batch, numHeads, P, headDim))); // [batch, heads, P, headDim]
   }
 
