@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attentionCore, prefixLMMask, rotaryInvFreq } from '@lm/layers';
-import { readSafetensorsF32, type HostTensor } from '@lm/layers/testing';
+import { safetensorsF32, type HostTensor } from '@lm/layers/testing';
 import { embedding, fromHost, layerNorm, noGrad, scope, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { compareArrays, findSharedFixtures, gradcheck, seededRandom, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import { ChatGLMRotaryEmbedding, applyChatGLMRotary2D } from './rotary.js';
@@ -124,8 +124,8 @@ describe.skipIf(!fixtures).each(backends)('ChatGLM rotary fixture parity on %s',
   const loadCase = (name: string) => {
     const dir = join(fixtures!, 'chatglm', name);
     return {
-      weights: readSafetensorsF32(join(dir, 'model.safetensors')),
-      expected: readSafetensorsF32(join(dir, 'expected.safetensors')),
+      weights: safetensorsF32(readFileSync(join(dir, 'model.safetensors'))),
+      expected: safetensorsF32(readFileSync(join(dir, 'expected.safetensors'))),
       inputs: JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')).inputs as Record<string, number[][]>,
       config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, number>,
     };

@@ -6,7 +6,7 @@
 // names (`hidden_states.1`, `step2.past_key_values.0.1`, `grad.bert.embeddings.word_embeddings.weight`).
 
 import { noGrad, scope, Tensor, tensor, zeros, type Backend } from '@lm/tensor-gpu';
-import type { ConformanceCase, ConformanceClassRunner, ConformanceFamily } from '@lm/layers/testing';
+import type { ConformanceCase, ConformanceFamily } from '@lm/layers/testing';
 import type { MegatronBertConfig } from './config.js';
 import {
   MegatronBertForCausalLM,
@@ -139,12 +139,15 @@ async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<M
   }
 }
 
-function runnerFor(ModelClass: RunnableClass): ConformanceClassRunner {
+/** A model runner: its outputs alone (no JSON expectations), as a Map of tensors. */
+type ModelRunner = (c: ConformanceCase) => Promise<Map<string, Tensor>>;
+
+function runnerFor(ModelClass: RunnableClass): ModelRunner {
   return (c) => runCase(ModelClass, c);
 }
 
 /** The megatron-bert family for the conformance runner: every reference class in the fixtures. */
-export const conformance: ConformanceFamily = {
+export const conformance: { family: string; classes: Record<string, ModelRunner> } = {
   family: 'megatron-bert',
   classes: {
     MegatronBertModel: runnerFor(MegatronBertModel),
@@ -158,3 +161,6 @@ export const conformance: ConformanceFamily = {
     MegatronBertForQuestionAnswering: runnerFor(MegatronBertForQuestionAnswering),
   },
 };
+
+// A family of model runners is a ConformanceFamily (a Map of tensors is a valid result).
+conformance satisfies ConformanceFamily;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareOutput, fmtNum, toleranceFor, unravel, type CompareInput } from './compare.js';
+import { compareOutput, compareValue, fmtNum, toleranceFor, unravel, type CompareInput } from './compare.js';
 
 const cmp = (actual: number[], expected: number[], over: Partial<CompareInput> = {}) =>
   compareOutput({
@@ -62,5 +62,19 @@ describe('helpers', () => {
     expect(unravel(5, [2, 3])).toEqual([1, 2]);
     expect(unravel(0, [])).toEqual([]);
     expect([0, 1.5, 1e-7, 123456, NaN, -Infinity].map(fmtNum)).toEqual(['0', '1.5', '1.00e-7', '1.23e+5', 'NaN', '-inf']);
+  });
+});
+
+describe('compareValue', () => {
+  const tol = { atol: 1e-3, rtol: 0 };
+  it('integers, strings and booleans exactly; other numbers within atol + rtol * |expected|', () => {
+    expect(compareValue('v', { ids: [1, 2], s: 'a', b: true, x: 0.5004 }, { ids: [1, 2], s: 'a', b: true, x: 0.5 }, tol)).toEqual({ name: 'v', ok: true });
+    expect(compareValue('v', { x: 0.502 }, { x: 0.5 }, tol).reason).toBe('v.x: 0.502 != expected 0.5');
+    expect(compareValue('v', [3.0005], [3], tol).reason).toBe('v[0]: 3.0005 != expected 3');
+  });
+  it('names structure differences: list lengths, missing and unexpected keys, types', () => {
+    expect(compareValue('v', [[1], 'a'], [[1, 2], ['a']], tol).reason).toBe('v[0]: 1 items != expected 2 (actual [1], expected [1,2]) (2 differences)');
+    expect(compareValue('v', { a: 1, c: 2 }, { a: 1, b: 2 }, tol).reason).toBe('v: missing "b" (2 differences)');
+    expect(compareValue('v', { a: null }, { a: 'x' }, tol).reason).toBe('v.a: null != expected "x"');
   });
 });

@@ -98,3 +98,47 @@ export function toleranceFor(
   if (/(^|\.)grad\./.test(name)) return { atol: spec.grad_atol ?? spec.atol, rtol: spec.grad_rtol ?? spec.rtol };
   return { atol: spec.atol, rtol: spec.rtol };
 }
+
+export interface ValueCheck {
+  name: string;
+  ok: boolean;
+  /** The first difference, by path (`expected_ids[3].tokens[2]: "Hello" != expected "hello"`), and how many there are. */
+  reason?: string;
+}
+
+const show = (v: unknown) => {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
+};
+
+/**
+ * A JSON expectation (case.json `expected_ids`, `decode_expected`) against what the class runner
+ * built in its layout: same structure, same keys, equal strings and booleans, integers exactly and
+ * other numbers within the tolerance. Reports the first difference by path and the number of them.
+ */
+export function compareValue(name: string, actual: unknown, expected: unknown, tol: Tolerance): ValueCheck {
+  const diffs: string[] = [];
+  const walk = (a: unknown, e: unknown, path: string): void => {
+    if (Array.isArray(e)) {
+      if (!Array.isArray(a)) return void diffs.push(`${path}: ${show(a)} != expected a list of ${e.length}`);
+      if (a.length !== e.length) return void diffs.push(`${path}: ${a.length} items != expected ${e.length} (actual ${show(a)}, expected ${show(e)})`);
+      e.forEach((x, i) => walk(a[i], x, `${path}[${i}]`));
+    } else if (typeof e === 'object' && e !== null) {
+      if (typeof a !== 'object' || a === null || Array.isArray(a)) return void diffs.push(`${path}: ${show(a)} != expected an object`);
+      const ak = Object.keys(a);
+      const missing = Object.keys(e).filter((k) => !Object.hasOwn(a, k));
+      const extra = ak.filter((k) => !Object.hasOwn(e, k));
+      if (missing.length) diffs.push(`${path}: missing ${missing.map((k) => `"${k}"`).join(', ')}`);
+      if (extra.length) diffs.push(`${path}: unexpected ${extra.map((k) => `"${k}"`).join(', ')}`);
+      for (const [k, x] of Object.entries(e)) if (Object.hasOwn(a, k)) walk((a as Record<string, unknown>)[k], x, `${path}.${k}`);
+    } else if (typeof e === 'number' && typeof a === 'number') {
+      const allowed = Number.isInteger(e) ? 0 : tol.atol + tol.rtol * Math.abs(e);
+      if (!(Math.abs(a - e) <= allowed || a === e)) diffs.push(`${path}: ${fmtNum(a)} != expected ${fmtNum(e)}`);
+    } else if (a !== e) {
+      diffs.push(`${path}: ${show(a)} != expected ${show(e)}`);
+    }
+  };
+  walk(actual, expected, name);
+  if (diffs.length === 0) return { name, ok: true };
+  return { name, ok: false, reason: diffs.length === 1 ? diffs[0] : `${diffs[0]} (${diffs.length} differences)` };
+}

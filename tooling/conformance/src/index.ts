@@ -1,7 +1,7 @@
 // @lm/conformance: the parity-fixture runner behind `pnpm conformance`, for programmatic use and tests.
 
 export { runConformance, type CaseResult, type CaseStatus, type RunOptions, type RunSummary } from './run.js';
-export { compareOutput, toleranceFor, fmtNum, unravel, type CompareInput, type OutputCheck, type Tolerance } from './compare.js';
+export { compareOutput, compareValue, toleranceFor, fmtNum, unravel, type CompareInput, type OutputCheck, type Tolerance, type ValueCheck } from './compare.js';
 export {
   discoverCases,
   readCaseSpec,

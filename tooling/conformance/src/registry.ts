@@ -1,6 +1,8 @@
 // The registry: which reference class names (case.json `class`) the project implements, and which
-// model package runs each. Every model package exports `conformance: ConformanceFamily` (see
-// @lm/layers/testing); this file lists the packages. A package that does not (yet) export
+// package runs each. Every model package exports `conformance: ConformanceFamily` (see
+// @lm/layers/testing) with its model classes and its family's own tokenizers (RealmTokenizer:
+// @lm/realm); the tokenizers shared by several families (BertTokenizer) are registered by
+// @lm/layers/testing. This file lists the packages. A package that does not (yet) export
 // `conformance` contributes nothing, and the cases of its classes fail as "not implemented".
 //
 // Adding a family: add the package to this package's `dependencies` and one entry to
@@ -16,6 +18,7 @@ export interface FamilyPackage {
 }
 
 export const FAMILY_PACKAGES: readonly FamilyPackage[] = [
+  { name: '@lm/layers/testing', load: () => import('@lm/layers/testing') },
   { name: '@lm/megatron-bert', load: () => import('@lm/megatron-bert') },
   { name: '@lm/t5', load: () => import('@lm/t5') },
   { name: '@lm/realm', load: () => import('@lm/realm') },

@@ -238,7 +238,60 @@ describe('runConformance', () => {
     expect(thrown.status).toBe('error');
     expect(thrown.line).toBe('FAIL err/throws FakeThrower threw: boom | at the second line');
     const notMap = await one(await writeCase('err/not-map', doublerCase({ class: 'FakeNotAMap' })));
-    expect(notMap.line).toBe('FAIL err/not-map FakeNotAMap: the class runner returned [object Object], not a Map of outputs');
+    expect(notMap.line).toBe(
+      'FAIL err/not-map FakeNotAMap: the class runner returned [object Object], not a Map of outputs or { outputs: Map, values: object }',
+    );
+  });
+});
+
+describe('JSON expectations (tokenizer cases: expected_ids, decode_expected)', () => {
+  const i32 = (data: number[]): T => ({ dtype: 'I32', shape: [data.length], data });
+  /** A FakeCharCodes case on texts "ab", "C": ids 97 98 / 67. */
+  function charCase(over: Record<string, unknown> = {}, config: Record<string, unknown> = {}, expected: Record<string, T> = {}): CaseFiles {
+    return {
+      spec: {
+        class: 'FakeCharCodes',
+        inputs: { texts: ['ab', 'C'] },
+        outputs: ['0.ids', '1.ids'],
+        expected_ids: [
+          { ids: [97, 98], upper: 'AB' },
+          { ids: [67], upper: 'C' },
+        ],
+        atol: 0,
+        rtol: 0,
+        ...over,
+      },
+      config,
+      expected: { '0.ids': i32([97, 98]), '1.ids': i32([67]), ...expected },
+    };
+  }
+
+  it('passes when host outputs and every expected_* field match, and says which fields it compared', async () => {
+    const res = await one(await writeCase('json/pass', charCase()));
+    expect(res.line).toBe('PASS json/pass worst=0.ids maxabs=0 values=expected_ids');
+    expect(res.outputs.map((o) => o.name)).toEqual(['0.ids', '1.ids', 'expected_ids']);
+  });
+
+  it('fails a string, a list length or a key that differs, naming the first by path and counting them', async () => {
+    const spec = charCase().spec!;
+    const items = spec.expected_ids as { ids: number[]; upper: string }[];
+    const res = await one(await writeCase('json/string', charCase({ expected_ids: [{ ...items[0], upper: 'Ab' }, { ids: [67, 0], upper: 'C' }] })));
+    expect(res.status).toBe('mismatch');
+    expect(res.line).toBe('FAIL json/string expected_ids[0].upper: "AB" != expected "Ab" (2 differences)');
+    const keys = await one(await writeCase('json/keys', charCase({ expected_ids: [{ ids: [97, 98], text: 'ab' }, items[1]] })));
+    expect(keys.line).toBe('FAIL json/keys expected_ids[0]: missing "text" (2 differences)');
+  });
+
+  it('fails when the runner returns no value for a field case.json has, or one it lacks', async () => {
+    const missing = await one(await writeCase('json/missing', charCase({}, { drop: true })));
+    expect(missing.line).toBe('FAIL json/missing expected_ids: missing: the class runner returned no value for this case.json field');
+    const extra = await one(await writeCase('json/extra', charCase({ expected_ids: undefined })));
+    expect(extra.line).toBe('FAIL json/extra FakeCharCodes: the class runner returned values for expected_ids, which case.json does not have');
+  });
+
+  it('compares host outputs with expected.safetensors exactly', async () => {
+    const res = await one(await writeCase('json/host', charCase({}, {}, { '0.ids': i32([97, 99]) })));
+    expect(res.line).toMatch(/^FAIL json\/host 0\.ids: 1 of 2 values differ \(exact match required\)/);
   });
 });
 

@@ -1,11 +1,14 @@
 // Running cases: for each case folder, read it, hand it to the runner of its `class`, and compare
-// every output in `outputs` with expected.safetensors. Cases run one after another on one backend;
-// every tensor the runner uploads or receives is disposed when its case ends.
+// every output in `outputs` with expected.safetensors, and every JSON expectation of case.json
+// (`expected_*` / `*_expected` fields: tokenizer ids, tokens, decoded strings) with the runner's
+// `values`. Cases run one after another on one backend; every tensor the runner uploads or receives
+// is disposed when its case ends.
 
 import { fromHost } from '@lm/tensor-gpu';
 import type { Backend, Tensor } from '@lm/tensor-gpu';
-import type { ConformanceFamily } from '@lm/layers/testing';
-import { compareOutput, fmtNum, toleranceFor, type OutputCheck } from './compare.js';
+import { isExpectationField } from '@lm/layers/testing';
+import type { ConformanceFamily, ConformanceOutput } from '@lm/layers/testing';
+import { compareOutput, compareValue, fmtNum, toleranceFor, type OutputCheck } from './compare.js';
 import {
   CaseReadError,
   discoverCases,
@@ -29,7 +32,7 @@ export interface CaseResult {
   status: CaseStatus;
   /** The line the CLI prints: `PASS <label> worst=<output> maxabs=<x>` or `FAIL <label> ...`. */
   line: string;
-  /** One entry per name in `outputs` (empty when the case did not get as far as comparing). */
+  /** One entry per name in `outputs`, then one per JSON expectation of case.json (empty when the case did not get as far as comparing). */
   outputs: OutputCheck[];
   /** What a runner threw, for --verbose. */
   error?: unknown;
@@ -65,6 +68,23 @@ function fail(ref: CaseRef, status: Exclude<CaseStatus, 'pass'>, what: string, e
 
 function isTensorLike(t: unknown): t is Tensor {
   return typeof t === 'object' && t !== null && Array.isArray((t as Tensor).shape) && typeof (t as Tensor).data === 'function';
+}
+
+/** Host values (`{ shape, data }`) of a returned output, as opposed to a tensor to read back. */
+function isHostOutput(t: unknown): t is { shape: readonly number[]; data: ArrayLike<number> } {
+  if (typeof t !== 'object' || t === null || isTensorLike(t)) return false;
+  const { shape, data } = t as { shape?: unknown; data?: { length?: unknown } };
+  return Array.isArray(shape) && shape.every(Number.isInteger) && typeof data === 'object' && data !== null && typeof data.length === 'number';
+}
+
+/** A class runner's result split into its outputs and its JSON values (a bare Map has none). */
+function splitReturned(returned: unknown): { outputs: Map<string, unknown>; values: Record<string, unknown> } | null {
+  if (returned instanceof Map) return { outputs: returned, values: {} };
+  const r = returned as { outputs?: unknown; values?: unknown } | null;
+  if (typeof r === 'object' && r !== null && r.outputs instanceof Map && typeof r.values === 'object' && r.values !== null && !Array.isArray(r.values)) {
+    return { outputs: r.outputs, values: r.values as Record<string, unknown> };
+  }
+  return null;
 }
 
 function disposeAll(tensors: Iterable<unknown>): void {
@@ -103,25 +123,30 @@ async function runCase(ref: CaseRef, table: ClassTable, backend: Backend): Promi
     } catch (e) {
       return fail(ref, 'error', `${spec.class} threw: ${messageOf(e)}`, { error: e });
     }
-    if (!(returned instanceof Map)) {
-      return fail(ref, 'error', `${spec.class}: the class runner returned ${Object.prototype.toString.call(returned)}, not a Map of outputs`);
+    const split = splitReturned(returned);
+    if (!split) {
+      return fail(
+        ref,
+        'error',
+        `${spec.class}: the class runner returned ${Object.prototype.toString.call(returned)}, not a Map of outputs or { outputs: Map, values: object }`,
+      );
     }
-    const outputs = returned as Map<string, unknown>;
+    const { outputs, values } = split;
     const checks: OutputCheck[] = [];
     for (const name of spec.outputs) {
       const want = expected.get(name)!;
-      const got = outputs.get(name);
+      const got = outputs.get(name) as ConformanceOutput | undefined;
       if (got === undefined) {
         checks.push({ name, ok: false, maxAbs: Infinity, reason: 'missing: the class runner did not return it' });
         continue;
       }
-      if (!isTensorLike(got)) {
-        checks.push({ name, ok: false, maxAbs: Infinity, reason: `not a Tensor (${Object.prototype.toString.call(got)})` });
+      if (!isTensorLike(got) && !isHostOutput(got)) {
+        checks.push({ name, ok: false, maxAbs: Infinity, reason: `not a Tensor or { shape, data } (${Object.prototype.toString.call(got)})` });
         continue;
       }
       let actual;
       try {
-        actual = await got.data();
+        actual = isTensorLike(got) ? await got.data() : got.data;
       } catch (e) {
         return fail(ref, 'error', `${name}: reading it back threw: ${messageOf(e)}`, { error: e, outputs: checks });
       }
@@ -137,26 +162,45 @@ async function runCase(ref: CaseRef, table: ClassTable, backend: Backend): Promi
         }),
       );
     }
+    // JSON expectations: every expected_* / *_expected field of case.json, against `values`.
+    const valueNames = Object.keys(spec).filter(isExpectationField);
+    for (const name of valueNames) {
+      if (!Object.hasOwn(values, name)) {
+        checks.push({ name, ok: false, maxAbs: Infinity, reason: 'missing: the class runner returned no value for this case.json field' });
+        continue;
+      }
+      const v = compareValue(name, values[name], spec[name], { atol: spec.atol, rtol: spec.rtol });
+      checks.push({ name, ok: v.ok, maxAbs: v.ok ? 0 : Infinity, ...(v.ok ? {} : { reason: v.reason }) });
+    }
+    const unasked = Object.keys(values).filter((k) => !valueNames.includes(k));
+    if (unasked.length) {
+      return fail(ref, 'error', `${spec.class}: the class runner returned values for ${unasked.join(', ')}, which case.json does not have`, { outputs: checks });
+    }
     const failed = checks.filter((c) => !c.ok);
     if (failed.length) {
       const [first, ...rest] = failed;
       const more = rest.length
         ? ` (also failing: ${rest.slice(0, 5).map((c) => c.name).join(', ')}${rest.length > 5 ? `, +${rest.length - 5} more` : ''})`
         : '';
-      return fail(ref, 'mismatch', `${first.name}: ${first.reason}${more}`, { outputs: checks });
+      // A JSON expectation's reason starts with its path (`expected_ids[3].tokens`), which names it.
+      const what = first.reason?.startsWith(first.name) ? first.reason : `${first.name}: ${first.reason}`;
+      return fail(ref, 'mismatch', `${what}${more}`, { outputs: checks });
     }
-    const worst = checks.reduce((w, c) => (c.maxAbs > w.maxAbs ? c : w), checks[0]);
+    const tensorChecks = checks.filter((c) => !valueNames.includes(c.name));
+    const worst = tensorChecks.reduce((w, c) => (c.maxAbs > w.maxAbs ? c : w), tensorChecks[0]);
+    const matched = valueNames.length ? ` values=${valueNames.join(',')}` : '';
     return {
       label: ref.label,
       dir: ref.dir,
       ok: true,
       status: 'pass',
-      line: `PASS ${ref.label} worst=${worst.name} maxabs=${fmtNum(worst.maxAbs)}`,
+      line: `PASS ${ref.label} worst=${worst.name} maxabs=${fmtNum(worst.maxAbs)}${matched}`,
       outputs: checks,
     };
   } finally {
     disposeAll(tensorInputs.values());
-    if (returned instanceof Map) disposeAll(returned.values());
+    const split = splitReturned(returned);
+    if (split) disposeAll(split.outputs.values());
   }
 }
 

@@ -30,5 +30,12 @@ export const conformance = {
       throw new Error('boom\nat the second line');
     },
     FakeNotAMap: async () => /** @type {any} */ ({ logits: null }),
+    // A tokenizer-like class: ids = the char codes of each text, as host values (`<i>.ids`) and as
+    // JSON (`expected_ids[i]`: ids, upper-cased text); config.drop leaves `expected_ids` out.
+    FakeCharCodes: async (c) => {
+      const items = c.spec.inputs.texts.map((text) => ({ ids: [...text].map((ch) => ch.charCodeAt(0)), upper: text.toUpperCase() }));
+      const outputs = new Map(items.map((item, i) => [`${i}.ids`, { shape: [item.ids.length], data: item.ids }]));
+      return { outputs, values: c.config.drop ? {} : { expected_ids: items } };
+    },
   },
 };

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, it } from 'vitest';
 import { embedding, fromHost, layerNorm, noGrad, rmsNorm, scope, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { testWebGPUBackend } from '@lm/tensor-gpu/testing';
-import { readSafetensorsF32 as readSafetensors, type HostTensor } from '../testing/fixtures.js';
+import { safetensorsF32, type HostTensor } from '../testing/fixtures.js';
 import { attentionCore } from './attention.js';
 import { resolveActivation } from './feed-forward.js';
 import { getExtendedAttentionMask } from './masks.js';
@@ -45,8 +45,8 @@ interface Case {
 function loadCase(family: string, name: string): Case {
   const dir = join(fixtures!, family, name);
   return {
-    weights: readSafetensors(join(dir, 'model.safetensors')),
-    expected: readSafetensors(join(dir, 'expected.safetensors')),
+    weights: safetensorsF32(readFileSync(join(dir, 'model.safetensors'))),
+    expected: safetensorsF32(readFileSync(join(dir, 'expected.safetensors'))),
     inputs: JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')).inputs,
     config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')),
   };

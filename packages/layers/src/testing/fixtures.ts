@@ -1,17 +1,16 @@
 // Reading parity-fixture tensors (`shared/fixtures/<family>/<case>/*.safetensors`) in tests, synchronously.
-
-import { readFileSync } from 'node:fs';
+// It takes the file's bytes (the caller reads them) so that this entry, which family packages import for
+// their `conformance` export, pulls in no Node built-in and still bundles for the browser.
 
 export interface HostTensor {
   shape: number[];
   data: Float32Array;
 }
 
-/** The F32 tensors of a safetensors file (8-byte header length, JSON header, raw little-endian data); other dtypes are skipped. */
-export function readSafetensorsF32(path: string): Map<string, HostTensor> {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+/** The F32 tensors of a safetensors file's bytes (8-byte header length, JSON header, raw little-endian data); other dtypes are skipped. */
+export function safetensorsF32(buf: Uint8Array): Map<string, HostTensor> {
+  const n = Number(new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + n))) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
   const out = new Map<string, HostTensor>();
   for (const [name, info] of Object.entries(header)) {
     if (name === '__metadata__' || info.dtype !== 'F32') continue;

@@ -1,5 +1,25 @@
 // Test helpers for packages built on @lm/layers (Node only).
 export { describeConfigSuite, fixtureConfigs, type ConfigSuiteSpec, type ConfigClassUnderTest, type TestApi } from './config-suite.js';
 export type { ConformanceCase, ConformanceClassRunner, ConformanceFamily } from './conformance.js';
-export { readSafetensorsF32, type HostTensor } from './fixtures.js';
+export { safetensorsF32, type HostTensor } from './fixtures.js';
 export { weightPathProblems, type WeightPathOptions } from './weight-paths.js';
+export type { ConformanceOutput, ConformanceOutputs, HostOutput } from './conformance.js';
+export { isExpectationField } from './conformance.js';
+export {
+  conformance,
+  runTokenizerCase,
+  bertCaseTokenizer,
+  bertCallOptions,
+  wordPieceCaseRunner,
+  wordPieceTokenizerForCase,
+  caseItems,
+  callOptions,
+  hostOutput,
+  numericOutputs,
+  readExpectedOutputs,
+  snakeKeys,
+  BERT_CALL_KWARGS,
+  TokenizerCaseError,
+  type CaseTokenizer,
+  type WordPieceClass,
+} from './tokenizer-cases.js';

@@ -10,8 +10,6 @@ export type {
   TextInput,
   Truncation,
 } from './bert-tokenizer.js';
-export { RealmTokenizer } from './realm-tokenizer.js';
-export type { CandidatesEncodeOptions, CandidatesEncoding } from './realm-tokenizer.js';
 export { TokenizerError } from './errors.js';
 export { BERT_TOKENIZER_DEFAULTS, bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON } from './tokenizer-config.js';
 export type { BertTokenizerConfig } from './tokenizer-config.js';

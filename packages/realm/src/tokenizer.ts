@@ -2,9 +2,8 @@
 // candidate texts (the retriever's candidates) padded to max_length, so the result stacks into
 // [batch, numCandidates, maxLength]. Mirrors transformers 4.37 `models/realm/tokenization_realm.py`.
 
-import { BertTokenizer } from './bert-tokenizer.js';
-import type { EncodeOptions } from './bert-tokenizer.js';
-import { TokenizerError } from './errors.js';
+import { BertTokenizer, TokenizerError } from '@lm/layers';
+import type { EncodeOptions } from '@lm/layers';
 
 export interface CandidatesEncodeOptions extends Omit<EncodeOptions, 'padding'> {
   /** Second texts, one per candidate: `textPair[b][c]` pairs with `textCandidates[b][c]`. */

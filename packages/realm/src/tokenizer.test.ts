@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RealmTokenizer } from './realm-tokenizer.js';
+import { RealmTokenizer } from './tokenizer.js';
 
 const TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'the', 'cat', 'sat', 'on', 'mat', 'a', 'dog'];
 const VOCAB = TOKENS.join('\n');
