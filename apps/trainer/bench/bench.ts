@@ -7,14 +7,15 @@
 //
 //   pnpm --filter trainer bench            (builds first; LM_BENCH_BERT_BATCH sets the bert-base batch, default 2)
 
-import { AdamW, DynamicLossScaler, Float16MainParams } from '@lm/layers';
+import { AdamW, BertTokenizer, DynamicLossScaler, Float16MainParams, type Tokenizer } from '@lm/layers';
 import { MegatronBertConfig, MegatronBertForPreTraining } from '@lm/megatron-bert';
 import { init, manualSeed, memory, probeWebGPU, scope, type Backend } from '@lm/tensor-gpu';
 import { DEFAULT_CONFIG_PATH } from '../src/default-config.js';
 import { loadConfig } from '../src/config.js';
-import { PretrainingData, type Batch } from '../src/data/pretraining.js';
-import { loadTokenizer } from '../src/data/tokenizer.js';
-import { MaskedLMObjective } from '../src/objectives/mlm-nsp.js';
+import { CorpusData } from '../src/core/data.js';
+import { corpusSource } from '../src/data/sources.js';
+import { loadWordPieceTokenizer } from '../src/data/tokenizer.js';
+import { MaskedLMObjective, type MaskedLMBatch as Batch } from '../src/objectives/mlm-nsp.js';
 
 let peakRss = 0;
 let peakBackend = 0;
@@ -46,8 +47,8 @@ function syntheticBatch(batchSize: number, seqLength: number, vocab: number): Ba
 }
 
 /** Training steps as lm-train takes them (float16: main weights, loss scaling, one overflow read per step). */
-async function timeSteps(model: MegatronBertForPreTraining, backend: Backend, batches: () => Promise<Batch>, steps: number, warmup: number, float16 = false) {
-  const objective = new MaskedLMObjective(true, backend);
+async function timeSteps(model: MegatronBertForPreTraining, backend: Backend, tokenizer: Tokenizer, batches: () => Promise<Batch>, steps: number, warmup: number, float16 = false) {
+  const objective = new MaskedLMObjective(tokenizer, { nextSentencePrediction: true, seqLength: 128, maskProbability: 0.15, shortSeqProbability: 0.1, backend });
   const main = float16 ? new Float16MainParams(model.parameters()) : null;
   if (main) main.bindModel(model.cast('float16').parameters());
   const scaler = new DynamicLossScaler();
@@ -93,12 +94,19 @@ async function timeSteps(model: MegatronBertForPreTraining, backend: Backend, ba
 
 async function defaultRun(backend: Backend, steps = 10, warmup = 2, float16 = false): Promise<void> {
   const cfg = loadConfig({ file: DEFAULT_CONFIG_PATH });
-  const tokenizer = await loadTokenizer(cfg.data.tokenizer!, { lowercase: true });
-  const data = await PretrainingData.open(tokenizer, { ...cfg.data, seed: cfg.seed, nextSentencePrediction: true });
+  const tokenizer = await loadWordPieceTokenizer(cfg.data.tokenizer!, { lowercase: true });
+  const objective = new MaskedLMObjective(tokenizer, { nextSentencePrediction: true, seqLength: cfg.data.seqLength, maskProbability: cfg.data.maskProbability, shortSeqProbability: cfg.data.shortSeqProbability, backend });
+  const source = await corpusSource(cfg.data.paths, cfg.data.format, cfg.data.jsonlField);
+  const data = new CorpusData(source, objective, {
+    encode: (text) => tokenizer.encode(text, null, { addSpecialTokens: false }).inputIds,
+    validationFraction: cfg.data.validationFraction,
+    shuffleBuffer: cfg.data.shuffleBuffer,
+    seed: cfg.seed,
+  });
   const stream = data.trainBatches(cfg.training.batchSize);
   manualSeed(cfg.seed);
   const model = new MegatronBertForPreTraining(new MegatronBertConfig({ ...(cfg.model.config as object), vocabSize: tokenizer.vocabSize }), { backend });
-  const r = await timeSteps(model, backend, () => stream.next(), steps, warmup, float16);
+  const r = await timeSteps(model, backend, tokenizer, () => stream.next(), steps, warmup, float16);
   await stream.close();
   model.dispose();
   emit({ bench: 'default-run', backend: backend.name, adapter: backend.adapterInfo, batch: cfg.training.batchSize, seq: cfg.data.seqLength, params: model.numParameters(), ...r });
@@ -109,10 +117,13 @@ async function bertBase(backend: Backend, batchSize: number, steps = 1, warmup =
   const config = new MegatronBertConfig({ vocabSize: 30522, hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 3072, maxPositionEmbeddings: 512 });
   const model = new MegatronBertForPreTraining(config, { backend });
   const batch = syntheticBatch(batchSize, 128, config.vocabSize);
-  const r = await timeSteps(model, backend, async () => batch, steps, warmup, float16);
+  const r = await timeSteps(model, backend, SPECIAL_ONLY, async () => batch, steps, warmup, float16);
   emit({ bench: 'bert-base-mlm-step', backend: backend.name, adapter: backend.adapterInfo, batch: batchSize, seq: 128, params: model.numParameters(), warmupSteps: warmup, ...r });
   model.dispose();
 }
+
+/** The synthetic batches need no vocabulary; the objective only reads the special ids. */
+const SPECIAL_ONLY = BertTokenizer.fromVocab('[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n');
 
 const bertBatch = Number(process.env.LM_BENCH_BERT_BATCH ?? 2);
 const cpu = await init('cpu');

@@ -23,33 +23,10 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DistCheckpoint, load, moduleShardedStateDict, resolveCheckpoint, save, type StateDictEntry } from '@lm/dist-ckpt';
 import type { Tensor } from '@lm/tensor-gpu';
-import { CheckpointError } from './errors.js';
+import { CheckpointError } from './core/errors.js';
+import type { CheckpointPayload, CheckpointRef, CheckpointStore, HostTensor, LoadedCheckpoint } from './core/ports.js';
 
-export interface CheckpointRef {
-  step: number;
-  path: string;
-}
-
-/** Tensors in host memory, as read back from a checkpoint. */
-export interface HostTensor {
-  shape: number[];
-  data: Float32Array;
-}
-
-export interface CheckpointPayload<S> {
-  /** Parameter name -> float32 weight; the same tensor under several names (tied) is saved once. */
-  model: ReadonlyMap<string, Tensor>;
-  /** `<state key>.<parameter name>` -> optimizer state tensor. */
-  optimizer: ReadonlyMap<string, Tensor>;
-  state: S;
-}
-
-export interface LoadedCheckpoint<S> {
-  ref: CheckpointRef;
-  /** `<state key>.<parameter name>` -> host data. */
-  optimizer: Map<string, HostTensor>;
-  state: S;
-}
+export type { CheckpointRef, HostTensor };
 
 const NAME = /^step-(\d{8,})$/;
 const MODEL_PREFIX = 'model.';
@@ -70,7 +47,8 @@ async function isComplete(path: string): Promise<boolean> {
   }
 }
 
-export class DistCheckpointStore<S> {
+/** The loop's checkpoint store over folders of @lm/dist-ckpt checkpoints. */
+export class DistCheckpointStore<S> implements CheckpointStore<S, Tensor> {
   constructor(readonly dir: string) {}
 
   /** Complete checkpoints (published `latest.json`), oldest first. */
@@ -90,7 +68,7 @@ export class DistCheckpointStore<S> {
     return refs.sort((a, b) => a.step - b.step);
   }
 
-  async save(step: number, payload: CheckpointPayload<S>): Promise<CheckpointRef> {
+  async save(step: number, payload: CheckpointPayload<S, Tensor>): Promise<CheckpointRef> {
     const path = join(this.dir, stepName(step));
     if (await isComplete(path)) throw new CheckpointError(`checkpoint ${path} already exists; refusing to write over it`);
     // A folder without latest.json is what a killed save leaves behind.

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -69,7 +69,63 @@ describe('lm-train (built CLI)', () => {
     // top-level fields have flags too: --objective is validated like the file's field
     const r3 = spawnSync(process.execPath, [cli, '-c', file, '--objective', 'span-corruption'], { encoding: 'utf8' });
     expect(r3.status).toBe(2);
-    expect(r3.stderr).toMatch(/objective: expected one of "mlm-nsp", "mlm", got "span-corruption"/);
+    expect(r3.stderr).toMatch(/objective: expected one of "mlm-nsp", "mlm", "causal-lm", "prefix-lm" \(the objectives megatron-bert registers\), got "span-corruption"/);
+  });
+
+  it('a warmup longer than the run is accepted with a warning (--steps 5 on the default config, warmup 20)', () => {
+    const dir = makeTinyCorpus().dir;
+    const r = spawnSync(
+      process.execPath,
+      [cli, '--steps', '5', '--checkpointing.dir', join(dir, 'ckpt'), '--output.metrics', join(dir, 'm.jsonl'), '--output.plot', 'null', '--output.export', 'null', '--output.fillMask', '[]', '--eval.everySteps', '0'],
+      { encoding: 'utf8' },
+    );
+    expect(r.stderr + r.stdout).toMatch(/warning: training\.warmupSteps \(20\) exceeds training\.steps \(5\): the learning rate never reaches its peak \(0\.003\); it ends at 7\.50e-4/);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/done: 5 steps/);
+  });
+
+  /** One line on stderr, no stack trace, exit code 2. */
+  function expectOneLineError(r: ReturnType<typeof spawnSync>, pattern: RegExp): void {
+    const stderr = String(r.stderr);
+    expect(stderr).toMatch(pattern);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(r.status).toBe(2);
+  }
+
+  it('fill-mask: a missing folder, a file, a folder that is not an export, a text without [MASK]: one line naming it, exit 2', () => {
+    const { dir } = makeTinyCorpus();
+    const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'fill-mask', ...args], { encoding: 'utf8' });
+    expectOneLineError(run(join(dir, 'missing'), 'the [MASK] .'), /^lm-train: fill-mask: .*missing does not exist \(expected a folder written by --export\)$/m);
+    expectOneLineError(run(join(dir, 'vocab.txt'), 'the [MASK] .'), /^lm-train: fill-mask: .*vocab\.txt is a file, not a folder written by --export$/m);
+    expectOneLineError(run(dir, 'the [MASK] .'), /^lm-train: fill-mask: .* has no config\.json \(expected a folder written by --export\)$/m);
+    mkdirSync(join(dir, 'half'));
+    writeFileSync(join(dir, 'half', 'config.json'), '{}');
+    expectOneLineError(run(join(dir, 'half'), 'the [MASK] .'), /^lm-train: fill-mask: .*half has neither vocab\.txt nor tokenizer\.json$/m);
+    writeFileSync(join(dir, 'half', 'vocab.txt'), '[PAD]\n[MASK]\n');
+    expectOneLineError(run(join(dir, 'half'), 'no mask'), /^lm-train: fill-mask: "no mask" has no \[MASK\]$/m);
+    expectOneLineError(run(join(dir, 'half'), 'the [MASK] .'), /^lm-train: fill-mask: .*half: /m);
+  });
+
+  it('plot: a missing file, a folder, a file that is not metrics: one line naming it, exit 2', () => {
+    const { dir } = makeTinyCorpus();
+    const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'plot', ...args], { encoding: 'utf8' });
+    expectOneLineError(run(join(dir, 'missing.jsonl')), /^lm-train: plot: .*missing\.jsonl does not exist \(expected the metrics\.jsonl of a run\)$/m);
+    expectOneLineError(run(dir), /^lm-train: plot: .* is not a file/m);
+    expectOneLineError(run(join(dir, 'vocab.txt')), /^lm-train: plot: .*vocab\.txt:1: not a JSON line$/m);
+    writeFileSync(join(dir, 'eval-only.jsonl'), '{"type":"eval","step":0,"loss":1}\n');
+    expectOneLineError(run(join(dir, 'eval-only.jsonl')), /^lm-train: plot: .*eval-only\.jsonl has no training records to plot$/m);
+  });
+
+  it('demo: a bad seed or backend is one line naming the option, non-zero exit', () => {
+    const seed = spawnSync(process.execPath, [cli, 'demo', '--seed', 'abc'], { encoding: 'utf8' });
+    expect(seed.stderr.trim().split('\n')).toHaveLength(1);
+    expect(seed.stderr).toMatch(/--seed: expected an integer, got "abc"/);
+    expect(seed.status).not.toBe(0);
+    const backend = spawnSync(process.execPath, [cli, 'demo', '--backend', 'tpu'], { encoding: 'utf8' });
+    expect(backend.stderr.trim().split('\n')).toHaveLength(1);
+    expect(backend.stderr).toMatch(/--backend.*tpu.*Allowed choices are auto, cpu, webgpu/);
+    expect(backend.status).not.toBe(0);
   });
 
   it('plot renders a metrics file on demand; demo still runs', () => {

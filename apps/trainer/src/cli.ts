@@ -4,26 +4,27 @@
 //   lm-train                                   the embedded default: a small MegatronBERT on the shipped corpus
 //   lm-train -c run.yaml --training.lr 3e-4    a config file, any field overridden by a dotted flag
 //   lm-train -c run.yaml --resume              continue from the newest checkpoint, exactly
+//   lm-train -c configs/causal-lm.yaml         a decoder-only MegatronBERT, causal LM, greedy continuations at the end
 //   lm-train plot out/metrics.jsonl            render the loss curves of a run to PNG
 //   lm-train fill-mask out/export "the capital of france is [MASK] ."
 //   lm-train demo                              the backend demo (matmul + softmax)
 
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, extractDottedFlags, loadConfig } from './config.js';
 import { formatDemo, runDemo, type BackendChoice } from './demo.js';
 import { DEFAULT_CONFIG_PATH } from './default-config.js';
-import { CheckpointError, DataError } from './errors.js';
+import { CheckpointError, DataError } from './core/errors.js';
 import { fillMask, formatFillMask } from './fill-mask.js';
 import { renderPlot } from './plot.js';
+import { familyNames, objectiveNames } from './models/index.js';
 import { train } from './trainer.js';
-
 
 const { rest, overrides } = extractDottedFlags(process.argv.slice(2));
 
 function integer(name: string) {
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n)) throw new Error(`${name}: expected an integer, got "${v}"`);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name}: expected an integer, got "${v}"`);
     return n;
   };
 }
@@ -70,11 +71,9 @@ async function runTrain(flags: TrainFlags): Promise<number> {
     for (const r of await fillMask(result.exportDir, config.output.fillMask, { topK: 3 })) console.log(formatFillMask(r));
   }
   const wall = (performance.now() - started) / 1000;
-  const ev = result.eval;
   console.log(
     `done: ${result.step} steps on ${result.backend} in ${wall.toFixed(1)} s (training ${result.trainSeconds.toFixed(1)} s, ${Math.round(result.tokensPerSecond)} tokens/s)` +
-      (ev ? `; held-out masked-token accuracy ${(100 * ev.mlmAccuracy).toFixed(1)}%, perplexity ${ev.perplexity.toFixed(2)}` : '') +
-      (ev?.nspAccuracy !== undefined ? `, next-sentence accuracy ${(100 * ev.nspAccuracy).toFixed(1)}%` : ''),
+      (result.evalSummary ? `; held-out ${result.evalSummary}` : ''),
   );
   return 0;
 }
@@ -91,7 +90,7 @@ const program = new Command()
   .option('--resume [checkpoint]', 'continue from the newest checkpoint in checkpointing.dir, or from the given checkpoint folder')
   .option('--export <dir>', 'export a Hugging Face-format model folder at the end (output.export)')
   .addOption(new Option('-b, --backend <backend>', 'compute backend (backend)').choices(['auto', 'cpu', 'webgpu']))
-  .option('--objective <name>', 'training objective (objective): mlm-nsp or mlm for megatron-bert')
+  .option('--objective <name>', `training objective (objective), one the family registers: ${familyNames().map((f) => `${f}: ${objectiveNames(f).join(', ')}`).join('; ')}`)
   .option('-s, --seed <n>', 'random seed (seed)', integer('--seed'))
   .option('--steps <n>', 'optimizer steps (training.steps)', integer('--steps'))
   .action(async (flags: TrainFlags) => {

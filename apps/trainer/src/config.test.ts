@@ -54,8 +54,20 @@ describe('config validation', () => {
     expect(issues).toContain('modle: unknown field');
     expect(issuesOf({ data: { paths: 'x', seqLength: 'long' } })).toEqual(['data.seqLength: expected number, got "long"']);
     expect(issuesOf({ ...minimal, model: { family: 'gpt-5' } })[0]).toMatch(/^model\.family: expected one of "megatron-bert", got "gpt-5"/);
-    expect(issuesOf({ ...minimal, training: { steps: 10, warmupSteps: 20 } })).toEqual(['training.warmupSteps: expected at most training.steps (10), got 20']);
+    // A warmup longer than the run is accepted, as Hugging Face's Trainer does (the trainer warns).
+    expect(validateConfig({ ...minimal, training: { steps: 10, warmupSteps: 20 } }).training).toMatchObject({ steps: 10, warmupSteps: 20 });
     expect(issuesOf({ ...minimal, output: { fillMask: ['no mask here'] } })[0]).toMatch(/^output\.fillMask\.0: expected text containing \[MASK\]/);
+  });
+
+  it('allows the objectives the family registers, and lists them for any other', () => {
+    expect(validateConfig({ ...minimal, objective: 'causal-lm' }).objective).toBe('causal-lm');
+    expect(validateConfig({ ...minimal, objective: 'mlm' }).objective).toBe('mlm');
+    expect(issuesOf({ ...minimal, objective: 'span-corruption' })).toEqual([
+      'objective: expected one of "mlm-nsp", "mlm", "causal-lm", "prefix-lm" (the objectives megatron-bert registers), got "span-corruption"',
+    ]);
+    expect(issuesOf({ ...minimal, objectives: { 'span-corruption': { noiseDensity: 0.2 } } })).toEqual([
+      'objectives.span-corruption: not an objective megatron-bert registers (mlm-nsp, mlm, causal-lm, prefix-lm)',
+    ]);
   });
 
   it('the error message starts with the source and lists the issues', () => {

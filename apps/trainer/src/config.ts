@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from './errors.js';
-import { familyNames } from './models/index.js';
+import { ConfigError } from './core/errors.js';
+import { familyNames, objectiveNames } from './models/index.js';
 
 export { ConfigError };
 
@@ -123,8 +123,10 @@ const OutputSchema = z
     plot: path.nullable().default('out/loss.png'),
     /** Hugging Face-format export at the end (null: none). */
     export: path.nullable().default(null),
-    /** Fill-mask queries (with [MASK]) answered by the exported model at the end. */
+    /** Fill-mask queries (with [MASK]) answered by the exported model at the end (masked-LM objectives). */
     fillMask: z.array(z.string().includes('[MASK]', { message: 'expected text containing [MASK]' })).default([]),
+    /** Prompts whose greedy continuation is printed at the end (causal objectives). */
+    prompts: z.array(z.string().min(1, 'expected a non-empty prompt')).default([]),
   })
   .strict();
 
@@ -138,8 +140,10 @@ export const TrainConfigSchema = z
     output: OutputSchema.prefault({}),
     backend: z.enum(['auto', 'cpu', 'webgpu']).default('auto'),
     seed: int(0).default(42),
-    /** Which objective trains the model; each family lists the ones it supports. */
-    objective: z.enum(['mlm-nsp', 'mlm']).default('mlm-nsp'),
+    /** Which objective trains the model: one the family registers (models/<family>.ts). */
+    objective: z.string().default('mlm-nsp'),
+    /** Objective-specific settings by objective name (e.g. objectives.span-corruption.noiseDensity); the objective checks its own. */
+    objectives: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
   })
   .strict();
 
@@ -190,7 +194,14 @@ export function validateConfig(raw: unknown, source = 'config'): TrainConfig {
   }
   const cfg = result.data;
   const issues: string[] = [];
-  if (cfg.training.warmupSteps > cfg.training.steps) issues.push(`training.warmupSteps: expected at most training.steps (${cfg.training.steps}), got ${cfg.training.warmupSteps}`);
+  // A warmup longer than the run is accepted (as Hugging Face's Trainer does): the trainer warns that the peak is never reached.
+  const objectives = objectiveNames(cfg.model.family);
+  for (const name of Object.keys(cfg.objectives)) {
+    if (objectives.length && !objectives.includes(name)) issues.push(`objectives.${name}: not an objective ${cfg.model.family} registers (${objectives.join(', ')})`);
+  }
+  if (objectives.length && !objectives.includes(cfg.objective)) {
+    issues.push(`objective: expected one of ${objectives.map((o) => JSON.stringify(o)).join(', ')} (the objectives ${cfg.model.family} registers), got ${JSON.stringify(cfg.objective)}`);
+  }
   if (issues.length) throw new ConfigError(`${source}: invalid configuration:\n  ${issues.join('\n  ')}`, issues);
   return cfg;
 }

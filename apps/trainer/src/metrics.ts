@@ -5,11 +5,9 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-export interface MetricsRecord {
-  type: 'train' | 'eval' | string;
-  step: number;
-  [key: string]: number | string | null;
-}
+import type { MetricsRecord, MetricsSink } from './core/ports.js';
+
+export type { MetricsRecord };
 
 export function readMetrics(path: string): MetricsRecord[] {
   const text = readFileSync(path, 'utf8');
@@ -25,7 +23,8 @@ export function readMetrics(path: string): MetricsRecord[] {
   return out;
 }
 
-export class MetricsLog {
+/** The loop's metrics sink over a JSONL file. */
+export class MetricsLog implements MetricsSink {
   constructor(readonly path: string) {}
 
   /** A new run starts an empty file; a resumed run keeps the records up to `resumeStep`. */

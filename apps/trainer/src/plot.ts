@@ -2,11 +2,12 @@
 // moving average, validation loss; validation masked-token accuracy below) -> SVG with Vega's
 // headless renderer -> PNG with resvg. No hand-drawn pixels; the same spec renders in any Vega tool.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
+import { DataError } from './core/errors.js';
 import { readMetrics, type MetricsRecord } from './metrics.js';
 
 interface Point {
@@ -93,11 +94,29 @@ export async function renderPlotSvg(records: readonly MetricsRecord[], title: st
 
 /** Renders the metrics file's curves to a PNG at `pngPath`; returns the path. */
 export async function renderPlot(metricsPath: string, pngPath: string, title = 'lm-train'): Promise<string> {
-  const records = readMetrics(metricsPath);
-  if (!records.some((r) => r.type === 'train')) throw new Error(`${metricsPath}: no training records to plot`);
+  const kind = (() => {
+    try {
+      return statSync(metricsPath).isFile() ? 'file' : 'other';
+    } catch {
+      return null;
+    }
+  })();
+  if (kind === null) throw new DataError(`plot: ${metricsPath} does not exist (expected the metrics.jsonl of a run)`);
+  if (kind === 'other') throw new DataError(`plot: ${metricsPath} is not a file (expected the metrics.jsonl of a run)`);
+  let records: MetricsRecord[];
+  try {
+    records = readMetrics(metricsPath);
+  } catch (e) {
+    throw new DataError(`plot: ${(e as Error).message}`);
+  }
+  if (!records.some((r) => r.type === 'train')) throw new DataError(`plot: ${metricsPath} has no training records to plot`);
   const svg = await renderPlotSvg(records, title);
   const png = new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, background: 'white', font: { loadSystemFonts: true } }).render().asPng();
-  mkdirSync(dirname(pngPath), { recursive: true });
-  writeFileSync(pngPath, png);
+  try {
+    mkdirSync(dirname(pngPath), { recursive: true });
+    writeFileSync(pngPath, png);
+  } catch (e) {
+    throw new DataError(`plot: cannot write ${pngPath} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
   return pngPath;
 }

@@ -4,11 +4,9 @@
 
 import cliProgress from 'cli-progress';
 
-export interface ProgressValues {
-  loss: number;
-  tokensPerSecond: number;
-  lr: number;
-}
+import type { ProgressSink, ProgressValues } from './core/ports.js';
+
+export type { ProgressValues };
 
 export interface ProgressOptions {
   total: number;
@@ -22,7 +20,8 @@ export interface ProgressOptions {
 
 const fmtLr = (lr: number) => lr.toExponential(2);
 
-export class Progress {
+/** The loop's progress sink on a terminal (cli-progress) or as log lines. */
+export class Progress implements ProgressSink {
   private readonly bar: cliProgress.SingleBar | null;
   private readonly print: (line: string) => void;
   private readonly started = performance.now();

@@ -69,6 +69,8 @@ export function tinyConfig(c: TinyCorpus, over: Record<string, Record<string, un
     output: { metrics: join(c.dir, 'out', 'metrics.jsonl'), plot: join(c.dir, 'out', 'loss.png'), export: null, ...section('output') },
     backend: 'cpu',
     seed: typeof over.seed === 'number' ? over.seed : 7,
+    ...(typeof over.objective === 'string' ? { objective: over.objective } : {}),
+    ...(over.objectives ? { objectives: over.objectives } : {}),
   };
   return validateConfig(raw, 'test config');
 }

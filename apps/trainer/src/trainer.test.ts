@@ -8,7 +8,7 @@ import { memory } from '@lm/tensor-gpu';
 import { testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './config.js';
-import { CheckpointError, DataError } from './errors.js';
+import { CheckpointError, DataError } from './core/errors.js';
 import { fillMask } from './fill-mask.js';
 import { readMetrics, type MetricsRecord } from './metrics.js';
 import { makeTinyCorpus, tinyConfig } from './test-helpers.js';
@@ -282,6 +282,7 @@ describe('bad input fails before training, and leaves old checkpoints alone', ()
     await expect(run({ data: { tokenizer: join(c.dir, 'none.txt') } })).rejects.toThrow(/data\.tokenizer: .*none\.txt does not exist/);
     await expect(run({ model: { config: { hiddenSize: 15 } } })).rejects.toThrow(/model\.config\.hiddenSize: 15 is not a multiple of numAttentionHeads \(16\)/);
     await expect(run({ model: { config: { hidenSize: 16 } } })).rejects.toThrow(/model\.config\.hidenSize: unknown MegatronBertConfig field/);
+    await expect(train({ config: tinyConfig(c, { objectives: { 'mlm-nsp': { preSeqLen: 4 } } }), ...quiet })).rejects.toThrow(/objectives\.mlm-nsp\.preSeqLen: unknown field \(mlm-nsp takes no settings of its own\)/);
     await expect(run({ model: { config: { vocabSize: 10 } } })).rejects.toThrow(/model\.config\.vocabSize: 10 is smaller than the tokenizer's vocabulary/);
     expect(existsSync(join(c.dir, 'out', 'metrics.jsonl'))).toBe(false); // nothing was trained
   });

@@ -1,66 +1,31 @@
-// The training loop. Everything that can be checked is checked first (`prepare`): the config, the
-// output and checkpoint folders, the tokenizer, the model config against the data (sequence length
-// vs positions, vocabulary), the corpus (at least one training batch, the validation batches) and the
-// backend — so bad input fails before any training and before any old checkpoint is touched.
-//
-// Then, per optimizer step: `gradAccumulation` micro-batches, each forward + backward inside its own
-// memory scope (gradients accumulate on the parameters); global-norm clipping, AdamW, the LR schedule,
-// in another scope. Only scalars are read back. With `training.float16` the model computes in float16,
-// AdamW updates float32 main weights, and the loss is scaled dynamically (a step whose gradients
-// overflow is skipped and the scale halved, as Megatron's fp16 optimizer does). Periodic evaluation on a fixed held-out set, a metrics
-// line per step, checkpoints every N steps and when asked to stop (SIGINT/SIGTERM), a plot and a
-// Hugging Face export at the end. The objective is pluggable (objectives/objective.ts).
+// `train()`: the Node side of a run. Everything that can be checked is checked first (`prepare`): the
+// config, the output and checkpoint folders, the tokenizer, the model config against the data
+// (sequence length vs positions, vocabulary), the corpus (at least one training batch, the validation
+// batches) and the backend, so bad input fails before any training and before any old checkpoint is
+// touched. Then the family builds the model and the objective, and the generic loop (core/loop.ts)
+// runs with the Node adapters: checkpoints in folders, metrics in a JSONL file, a progress bar or
+// log lines, a PNG plot, an export folder.
 
 import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname } from 'node:path';
-import {
-  AdamW,
-  DynamicLossScaler,
-  Float16MainParams,
-  LRScheduler,
-  clipGradNorm,
-  linearWarmupConstant,
-  linearWarmupCosineDecay,
-  linearWarmupLinearDecay,
-  type LRSchedulerStateDict,
-  type LrLambda,
-  type OptimizerState,
-  type OptimizerStateDict,
-  type AdamHyperparams,
-  type LossScalerState,
-} from '@lm/layers';
-import { defaultGenerator, fromHost, init, memory, noGrad, scope, stack, type Backend, type Tensor } from '@lm/tensor-gpu';
-import { DistCheckpointStore, findResume, type CheckpointRef, type HostTensor } from './checkpoint.js';
+import type { Tokenizer } from '@lm/layers';
+import { defaultGenerator, init, memory, type Backend } from '@lm/tensor-gpu';
+import { DistCheckpointStore, findResume, type CheckpointRef } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
-import { PretrainingData, type Batch, type DataPosition, type TrainBatches } from './data/pretraining.js';
-import { loadTokenizer, type PretrainingTokenizer } from './data/tokenizer.js';
-import { CheckpointError, ConfigError, DataError } from './errors.js';
-import { MetricsLog, type MetricsRecord } from './metrics.js';
-import { getFamily, type TrainableModel } from './models/index.js';
-import { MaskedLMObjective } from './objectives/mlm-nsp.js';
-import { addSums, type Objective } from './objectives/objective.js';
+import { CorpusData } from './core/data.js';
+import { CheckpointError, ConfigError, DataError } from './core/errors.js';
+import type { FamilyObjective, ModelFamily, TrainableModel } from './core/family.js';
+import { runLoop, type TrainerState } from './core/loop.js';
+import type { Objective, ObjectiveMetrics } from './core/objective.js';
+import type { MetricsRecord } from './core/ports.js';
+import { corpusSource } from './data/sources.js';
+import { MetricsLog } from './metrics.js';
+import { getFamily } from './models/index.js';
 import { renderPlot } from './plot.js';
 import { Progress } from './progress.js';
 
-/** The trainer's own state, saved as the checkpoint's common state (`trainer`). */
-export interface TrainerState {
-  version: 2;
-  step: number;
-  data: DataPosition;
-  generator: { seed: number; offset: number };
-  scheduler: LRSchedulerStateDict;
-  /** Parameter groups (parameters by index) and per-parameter numbers (AdamW's `step`) by parameter name. */
-  optimizer: { paramGroups: OptimizerStateDict<AdamHyperparams>['paramGroups']; numbers: Record<string, Record<string, number>> };
-  /** Dynamic loss scaling (float16 runs). */
-  lossScale: LossScalerState | null;
-  /** Steps skipped because float16 gradients overflowed. */
-  skippedSteps: number;
-  tokensSeen: number;
-  elapsedSeconds: number;
-  /** The parts of the config that must match for an exact resume. */
-  fingerprint: string;
-}
+export type { TrainerState };
 
 export interface TrainOptions {
   config: TrainConfig;
@@ -75,22 +40,18 @@ export interface TrainOptions {
   onStep?: (record: MetricsRecord) => void;
 }
 
-export interface EvalResult {
-  loss: number;
-  mlmLoss: number;
-  perplexity: number;
-  mlmAccuracy: number;
-  nspAccuracy?: number;
-  [key: string]: number | undefined;
-}
-
 export interface TrainResult {
   step: number;
   interrupted: boolean;
   lastLoss: number | null;
-  eval: EvalResult | null;
+  /** The last evaluation's metrics (loss, perplexity and the objective's own). */
+  eval: ObjectiveMetrics | null;
+  /** One line describing `eval` (`perplexity 1.64, masked-token accuracy 85.1%, ...`). */
+  evalSummary: string | null;
   checkpoint: CheckpointRef | null;
   exportDir: string | null;
+  /** What the objective printed at the end for `output.prompts` (greedy continuations). */
+  showcase: string[];
   metricsPath: string;
   plotPath: string | null;
   wallSeconds: number;
@@ -100,15 +61,16 @@ export interface TrainResult {
   numParameters: number;
 }
 
-type Model = TrainableModel;
-
 /** Everything `prepare` checked and built; nothing is trained or written over yet. */
 export interface Prepared {
   config: TrainConfig;
   backend: Backend;
-  tokenizer: PretrainingTokenizer;
-  data: PretrainingData;
-  validation: Batch[];
+  family: ModelFamily;
+  entry: FamilyObjective<unknown>;
+  tokenizer: Tokenizer;
+  objective: Objective;
+  data: CorpusData<unknown, unknown>;
+  validation: unknown[];
   store: DistCheckpointStore<TrainerState>;
   resumeFrom: CheckpointRef | null;
   modelConfig: unknown;
@@ -124,17 +86,12 @@ async function checkWritableDir(dir: string, field: string): Promise<void> {
   }
 }
 
-function scheduleFor(t: TrainConfig['training']): LrLambda {
-  if (t.schedule === 'cosine') return linearWarmupCosineDecay(t.warmupSteps, t.steps, 0.5, t.minLrRatio);
-  if (t.schedule === 'constant') return linearWarmupConstant(t.warmupSteps);
-  return linearWarmupLinearDecay(t.warmupSteps, t.steps);
-}
-
 /** Checks everything that can be checked before training, in the order a person would fix it. */
 export async function prepare(config: TrainConfig, resume: string | true | null = null): Promise<Prepared> {
   const family = getFamily(config.model.family);
-  if (!family.objectives.includes(config.objective)) {
-    throw new ConfigError(`objective: ${config.model.family} supports ${family.objectives.map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(config.objective)}`);
+  const entry = family.objectives[config.objective];
+  if (!entry) {
+    throw new ConfigError(`objective: ${config.model.family} trains with ${Object.keys(family.objectives).map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(config.objective)}`);
   }
   await checkWritableDir(config.checkpointing.dir, 'checkpointing.dir');
   await checkWritableDir(dirname(config.output.metrics), 'output.metrics');
@@ -157,7 +114,7 @@ export async function prepare(config: TrainConfig, resume: string | true | null 
 
   const tokenizerPath = config.data.tokenizer ?? config.model.fromPretrained;
   if (!tokenizerPath) throw new ConfigError('data.tokenizer: required (a vocab.txt, a tokenizer.json, or a folder with one) when model.fromPretrained is not set');
-  const tokenizer = await loadTokenizer(tokenizerPath, { lowercase: config.data.lowercase });
+  const tokenizer = await family.loadTokenizer(tokenizerPath, { lowercase: config.data.lowercase });
 
   const resolved = await family.resolveConfig({ fromPretrained: config.model.fromPretrained, overrides: config.model.config, vocabSize: tokenizer.vocabSize });
   if (config.data.seqLength > resolved.maxPositions) {
@@ -167,10 +124,21 @@ export async function prepare(config: TrainConfig, resume: string | true | null 
     throw new ConfigError(`model.config.vocabSize: ${resolved.vocabSize} is smaller than the tokenizer's vocabulary (${tokenizer.vocabSize} tokens in ${tokenizerPath})`);
   }
 
-  const data = await PretrainingData.open(tokenizer, {
-    ...config.data,
+  const backend = await init(config.backend);
+  const objective = entry.objective({
+    tokenizer,
+    backend,
+    seqLength: config.data.seqLength,
+    maskProbability: config.data.maskProbability,
+    shortSeqProbability: config.data.shortSeqProbability,
+    settings: config.objectives[config.objective] ?? {},
+  });
+  const source = await corpusSource(config.data.paths, config.data.format, config.data.jsonlField);
+  const data = new CorpusData(source, objective, {
+    encode: (text) => tokenizer.encode(text, null, { addSpecialTokens: false }).inputIds,
+    validationFraction: config.data.validationFraction,
+    shuffleBuffer: config.data.shuffleBuffer,
     seed: config.data.shuffleSeed ?? config.seed,
-    nextSentencePrediction: config.objective === 'mlm-nsp',
   });
   // The corpus yields at least one training batch (reads only as far as that).
   const probe = data.trainBatches(config.training.batchSize);
@@ -184,89 +152,16 @@ export async function prepare(config: TrainConfig, resume: string | true | null 
   }
   const validation = config.data.validationFraction > 0 ? await data.validationBatches(config.eval.batches, config.training.batchSize) : [];
   if (config.data.validationFraction > 0 && validation.length === 0) {
-    throw new DataError(`data.validationFraction: ${config.data.validationFraction} of the corpus held out no document with a sentence pair; raise it or add documents`);
+    throw new DataError(`data.validationFraction: ${config.data.validationFraction} of the corpus held out no document that gives a ${objective.name} example; raise it or add documents`);
   }
 
-  const backend = await init(config.backend);
   if (config.training.float16 && !backend.supportsFloat16) {
     throw new ConfigError(
       `training.float16: the ${backend.name} backend (${backend.adapterInfo}) has no float16 support (WebGPU needs the adapter's shader-f16 feature); train in float32 (training.float16: false)`,
     );
   }
   const fingerprint = JSON.stringify({ model: config.model, data: config.data, seed: config.seed, objective: config.objective, batch: config.training.batchSize, accum: config.training.gradAccumulation });
-  return { config, backend, tokenizer, data, validation, store, resumeFrom, modelConfig: resolved.config, fingerprint };
-}
-
-/**
- * The optimizer's state keyed by parameter name (`exp_avg.<name>`), so a checkpoint does not depend on
- * parameter order and each state tensor is sharded like its parameter.
- */
-function optimizerPayload(optimizer: AdamW, paramNames: readonly string[]): { tensors: Map<string, Tensor>; json: TrainerState['optimizer'] } {
-  const sd = optimizer.stateDict();
-  const tensors = new Map<string, Tensor>();
-  const numbers: Record<string, Record<string, number>> = {};
-  for (const [idx, rec] of sd.state) {
-    for (const [key, v] of Object.entries(rec)) {
-      if (typeof v === 'number') (numbers[paramNames[idx]] ??= {})[key] = v;
-      else tensors.set(`${key}.${paramNames[idx]}`, v);
-    }
-  }
-  return { tensors, json: { paramGroups: sd.paramGroups, numbers } };
-}
-
-async function restoreOptimizer(optimizer: AdamW, paramNames: readonly string[], json: TrainerState['optimizer'], tensors: Map<string, HostTensor>, backend: Backend): Promise<void> {
-  const index = new Map(paramNames.map((n, i) => [n, i]));
-  const indexOf = (name: string, what: string): number => {
-    const i = index.get(name);
-    if (i === undefined) throw new CheckpointError(`checkpoint: optimizer ${what} for '${name}', which the model does not have`);
-    return i;
-  };
-  const state = new Map<number, OptimizerState>();
-  const temps: Tensor[] = [];
-  for (const [name, rec] of Object.entries(json.numbers)) state.set(indexOf(name, 'state'), { ...rec });
-  try {
-    for (const [key, t] of tensors) {
-      const dot = key.indexOf('.');
-      const i = indexOf(key.slice(dot + 1), `'${key.slice(0, dot)}'`);
-      const rec = state.get(i) ?? {};
-      const tensor = fromHost(t.data, t.shape, 'float32', backend);
-      temps.push(tensor);
-      rec[key.slice(0, dot)] = tensor;
-      state.set(i, rec);
-    }
-    optimizer.loadStateDict({ state, paramGroups: json.paramGroups });
-  } finally {
-    for (const t of temps) t.dispose();
-  }
-}
-
-/** Runs the objective over fixed batches without gradients or dropout. */
-export async function evaluate(model: Model, objective: Objective<Batch, Model>, batches: readonly Batch[]): Promise<EvalResult> {
-  const wasTraining = model.module.training;
-  model.module.eval();
-  let sums: Record<string, number> = {};
-  try {
-    for (const batch of batches) {
-      const keys: string[] = [];
-      const packed = scope(() =>
-        noGrad(() => {
-          const out = objective.compute(model, batch);
-          keys.push(...Object.keys(out.sums));
-          return stack(keys.map((k) => out.sums[k]));
-        }),
-      );
-      const values = await packed.data();
-      packed.dispose();
-      sums = addSums(sums, Object.fromEntries(keys.map((k, i) => [k, values[i]])));
-    }
-  } finally {
-    model.module.train(wasTraining);
-  }
-  return objective.summarize(sums) as EvalResult;
-}
-
-function round(v: number, digits = 6): number {
-  return Number(v.toPrecision(digits));
+  return { config, backend, family, entry, tokenizer, objective, data, validation, store, resumeFrom, modelConfig: resolved.config, fingerprint };
 }
 
 /** Trains per the config; resolves when done, or when `shouldStop` asked for a clean stop. */
@@ -274,247 +169,81 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const print = options.print ?? ((l: string) => console.log(l));
   const prepared = await prepare(options.config, options.resume ?? null);
-  const { config, backend, tokenizer, data, validation, store, resumeFrom, fingerprint } = prepared;
-  const family = getFamily(config.model.family);
+  const { config, backend, entry, tokenizer, objective, data, validation, store, resumeFrom, fingerprint } = prepared;
   const tc = config.training;
-
-  if (config.checkpointing.overwrite && !resumeFrom) await store.clear();
+  if (tc.warmupSteps > tc.steps) {
+    print(`warning: training.warmupSteps (${tc.warmupSteps}) exceeds training.steps (${tc.steps}): the learning rate never reaches its peak (${tc.lr}); it ends at ${((tc.steps / tc.warmupSteps) * tc.lr).toExponential(2)}`);
+  }
 
   defaultGenerator.manualSeed(config.seed);
-  const model = await family.create(prepared.modelConfig, { fromPretrained: config.model.fromPretrained, backend });
-  const objective = new MaskedLMObjective(config.objective === 'mlm-nsp', backend);
-  const paramNames = [...model.module.namedParameters()].map(([name]) => name);
-  let resumed: { state: TrainerState; optimizer: Map<string, HostTensor> } | null = null;
-  if (resumeFrom) {
-    // Weights go into the float32 model, before any cast, so the main weights are the saved ones exactly.
-    resumed = await store.load(resumeFrom, model.module.stateDict());
-  }
-  // float16: float32 main copies of the weights for AdamW, the model itself in float16.
-  const main = tc.float16 ? new Float16MainParams(model.module.parameters()) : null;
-  if (main) main.bindModel(model.module.cast('float16').parameters());
-  const scaler = main ? new DynamicLossScaler({ initScale: tc.lossScale.initial, growthInterval: tc.lossScale.growthInterval, minScale: tc.lossScale.minimum }) : null;
-  // What AdamW updates and clipping sees: the main weights (float16) or the model's own (float32).
-  const params = main ? main.params : [...model.module.parameters()];
-  const decay = params.filter((p) => p.shape.length >= 2);
-  const noDecay = params.filter((p) => p.shape.length < 2);
-  // The optimizer numbers its parameters group by group; these are their names in that order.
-  const nameOf = new Map(params.map((p, i) => [p, paramNames[i]]));
-  const optimizerParamNames = [...decay, ...noDecay].map((p) => nameOf.get(p)!);
-  const optimizer = new AdamW(
-    [
-      { params: decay, weightDecay: tc.weightDecay },
-      ...(noDecay.length ? [{ params: noDecay, weightDecay: 0 }] : []),
-    ],
-    { lr: tc.lr, betas: tc.betas, eps: tc.eps },
-  );
-  const scheduler = new LRScheduler(optimizer, scheduleFor(tc));
-  const numParameters = model.module.numParameters();
-
-  let step = 0;
-  let position: DataPosition = { epoch: 0, index: 0 };
-  let tokensSeen = 0;
-  let elapsedBefore = 0;
-  let skippedSteps = 0;
-  if (resumeFrom && resumed) {
-    const s = resumed.state;
-    if (s.version !== 2) throw new CheckpointError(`--resume ${resumeFrom.path}: trainer state version ${String(s.version)}, this lm-train reads version 2`);
-    if (s.fingerprint !== fingerprint) print(`warning: resuming ${resumeFrom.path} with a different model/data/batch config than it was saved with; the run will not continue exactly`);
-    await restoreOptimizer(optimizer, optimizerParamNames, s.optimizer, resumed.optimizer, backend);
-    scheduler.loadStateDict(s.scheduler);
-    if (scaler && s.lossScale) scaler.loadStateDict(s.lossScale);
-    defaultGenerator.setState(s.generator);
-    step = s.step;
-    position = s.data;
-    tokensSeen = s.tokensSeen;
-    elapsedBefore = s.elapsedSeconds;
-    skippedSteps = s.skippedSteps;
-  }
-  // The weights a checkpoint holds: float32 (the main copies in a float16 run), under the model's names.
-  const checkpointWeights = (): Map<string, Tensor> => {
-    const mainOf = new Map(main ? main.modelParams.map((p, i) => [p, main.params[i]] as const) : []);
-    return new Map([...model.module.stateDict()].map(([name, t]) => [name, mainOf.get(t) ?? t]));
-  };
-
-  const metrics = new MetricsLog(config.output.metrics);
-  metrics.start(resumeFrom ? step : null);
-  const batches: TrainBatches = data.trainBatches(tc.batchSize, position);
-  print(
-    `lm-train: ${config.model.family} (${(numParameters / 1e6).toFixed(2)}M parameters), objective ${objective.name}, backend ${backend.name} (${backend.adapterInfo}); ` +
-      `${data.files.length} corpus file(s), vocab ${tokenizer.vocabSize}, seq ${config.data.seqLength}, batch ${tc.batchSize}x${tc.gradAccumulation}, ${tc.steps} steps` +
-      (resumeFrom ? `; resumed from step ${step} (${resumeFrom.path})` : ''),
-  );
-  if (main) {
-    print(
-      `float16: model in float16, float32 main weights, dynamic loss scale from ${scaler!.scale}` +
-        (backend.name === 'cpu' ? ' (the cpu backend emulates float16: float32 arithmetic rounded on every write, slower than float32; useful to check numerics)' : ''),
-    );
-  }
-
-  let lastSaved: CheckpointRef | null = resumeFrom;
-  const saveCheckpoint = async (): Promise<CheckpointRef> => {
-    if (lastSaved && lastSaved.step === step) return lastSaved;
-    const opt = optimizerPayload(optimizer, optimizerParamNames);
-    const state: TrainerState = {
-      version: 2,
-      step,
-      data: batches.position,
-      generator: defaultGenerator.getState(),
-      scheduler: scheduler.stateDict(),
-      optimizer: opt.json,
-      lossScale: scaler ? scaler.stateDict() : null,
-      skippedSteps,
-      tokensSeen,
-      elapsedSeconds: elapsedBefore + (performance.now() - trainStart) / 1000,
-      fingerprint,
-    };
-    const ref = await store.save(step, { model: checkpointWeights(), optimizer: opt.tensors, state });
-    await store.prune(config.checkpointing.keepLast);
-    lastSaved = ref;
-    return ref;
-  };
-
-  let lastEval: EvalResult | null = null;
-  const runEval = async (): Promise<EvalResult | null> => {
-    if (validation.length === 0) return null;
-    const r = await evaluate(model, objective, validation);
-    const rec: MetricsRecord = { type: 'eval', step };
-    for (const [k, v] of Object.entries(r)) if (typeof v === 'number') rec[k] = round(v);
-    metrics.append(rec);
-    lastEval = r;
-    return r;
-  };
-  const fmtEval = (r: EvalResult) =>
-    `eval @ step ${step}: loss ${r.loss.toFixed(4)}, perplexity ${r.perplexity.toFixed(2)}, masked-token accuracy ${(100 * r.mlmAccuracy).toFixed(1)}%` +
-    (r.nspAccuracy !== undefined ? `, next-sentence accuracy ${(100 * r.nspAccuracy).toFixed(1)}%` : '');
-
-  const progress = new Progress({ total: tc.steps, start: step, tty: options.tty, logEvery: tc.logEvery, print });
-  const trainStart = performance.now();
-  let lastLoss: number | null = null;
-  let tpsAvg = 0;
-  let interrupted = false;
+  const model: TrainableModel = await entry.createModel(prepared.modelConfig, { fromPretrained: config.model.fromPretrained, backend, settings: config.objectives[config.objective] ?? {} });
+  // Old checkpoints go only once the model exists (its loading can still refuse the config).
+  if (config.checkpointing.overwrite && !resumeFrom) await store.clear();
   try {
-    if (step === 0 && validation.length && config.eval.everySteps > 0) progress.log(fmtEval((await runEval())!));
-    while (step < tc.steps) {
-      const stepStart = performance.now();
-      let stepTokens = 0;
-      let sums: Record<string, number> = {};
-      let lossSum = 0;
-      for (let micro = 0; micro < tc.gradAccumulation; micro++) {
-        const batch = await batches.next();
-        stepTokens += objective.tokens(batch);
-        const keys: string[] = [];
-        const packed = scope(() => {
-          const out = objective.compute(model, batch);
-          const factor = (scaler ? scaler.scale : 1) / tc.gradAccumulation;
-          const scaled = factor !== 1 ? out.loss.mulScalar(factor) : out.loss;
-          scaled.backward();
-          keys.push('loss', ...Object.keys(out.sums));
-          return noGrad(() => stack([out.loss.detach(), ...Object.values(out.sums)]));
-        });
-        const values = await packed.data();
-        packed.dispose();
-        lossSum += values[0];
-        sums = addSums(sums, Object.fromEntries(keys.slice(1).map((k, i) => [k, values[i + 1]])));
-      }
-      const lr = scheduler.getLastLr()[0];
-      const lossScale = scaler?.scale;
-      let skipped = false;
-      if (main && scaler) {
-        const foundInf = main.unscaleGrads(scaler.scale);
-        skipped = (await foundInf.item()) !== 0;
-        foundInf.dispose();
-        scaler.update(skipped);
-      }
-      let normValue: number | null = null;
-      if (skipped) {
-        // Megatron: an overflowed step changes nothing but the loss scale (no update, no LR step).
-        optimizer.zeroGrad();
-        skippedSteps++;
-      } else {
-        const gradNorm = scope(() => {
-          const norm = tc.clipNorm > 0 ? clipGradNorm(params, tc.clipNorm) : null;
-          optimizer.step();
-          optimizer.zeroGrad();
-          scheduler.step();
-          return norm;
-        });
-        main?.copyToModel();
-        normValue = gradNorm ? await gradNorm.item() : null;
-        gradNorm?.dispose();
-      }
-      step++;
-      tokensSeen += stepTokens;
-      const seconds = (performance.now() - stepStart) / 1000;
-      const tps = stepTokens / seconds;
-      tpsAvg = tpsAvg === 0 ? tps : 0.9 * tpsAvg + 0.1 * tps;
-      const loss = lossSum / tc.gradAccumulation;
-      lastLoss = loss;
-      const summary = objective.summarize(sums);
-      const rec: MetricsRecord = { type: 'train', step, loss: round(loss), lr: round(lr), tokens: stepTokens, tokensPerSecond: Math.round(tps), seconds: round(seconds, 4) };
-      for (const [k, v] of Object.entries(summary)) if (k !== 'loss') rec[k] = round(v);
-      if (normValue !== null) rec.gradNorm = round(normValue);
-      if (lossScale !== undefined) rec.lossScale = lossScale;
-      if (skipped) rec.skipped = 1;
-      metrics.append(rec);
-      options.onStep?.(rec);
-      progress.update(step, { loss, tokensPerSecond: tpsAvg, lr });
-      if (!Number.isFinite(loss)) throw new Error(`step ${step}: the loss is ${loss}; lower training.lr or enable clipping (training.clipNorm)`);
-
-      if (config.eval.everySteps > 0 && step % config.eval.everySteps === 0 && step < tc.steps) progress.log(fmtEval((await runEval())!));
-      if (config.checkpointing.everySteps > 0 && step % config.checkpointing.everySteps === 0 && step < tc.steps) {
-        const ref = await saveCheckpoint();
-        progress.log(`checkpoint: ${ref.path}`);
-      }
-      if (options.shouldStop?.()) {
-        interrupted = true;
-        break;
-      }
+    const result = await runLoop({
+      training: tc,
+      evalEverySteps: config.eval.everySteps,
+      checkpointEverySteps: config.checkpointing.everySteps,
+      keepLast: config.checkpointing.keepLast,
+      model,
+      objective,
+      backend,
+      trainBatches: (start) => data.trainBatches(tc.batchSize, start),
+      validation,
+      store,
+      resumeFrom,
+      fingerprint,
+      metrics: new MetricsLog(config.output.metrics),
+      progress: (total, start) => new Progress({ total, start, tty: options.tty, logEvery: tc.logEvery, print }),
+      print,
+      describeRun: ({ numParameters, objective: name, step }) =>
+        `lm-train: ${config.model.family} (${(numParameters / 1e6).toFixed(2)}M parameters), objective ${name}, backend ${backend.name} (${backend.adapterInfo}); ` +
+        `${data.source.fileCount} corpus file(s), vocab ${tokenizer.vocabSize}, seq ${config.data.seqLength}, batch ${tc.batchSize}x${tc.gradAccumulation}, ${tc.steps} steps` +
+        (resumeFrom ? `; resumed from step ${step} (${resumeFrom.path})` : ''),
+      shouldStop: options.shouldStop,
+      onStep: options.onStep,
+      plot: async (title) => {
+        let path: string | null = null;
+        if (config.output.plot) {
+          path = await renderPlot(config.output.metrics, config.output.plot, `${config.model.family} ${title}`);
+          print(`plot: ${path}`);
+        }
+        print(`metrics: ${config.output.metrics}`);
+        return path;
+      },
+      exportModel: config.output.export
+        ? async (m) => {
+            const files = await entry.exportTo(m, config.output.export!, tokenizer);
+            print(`export: ${config.output.export} (${files.join(', ')})`);
+            return config.output.export;
+          }
+        : undefined,
+      showcase: entry.showcase && config.output.prompts.length ? (m) => entry.showcase!(m, tokenizer, config.output.prompts) : undefined,
+    });
+    if (result.showcase.length) {
+      print(`greedy continuations (${objective.name}):`);
+      for (const line of result.showcase) print(`  ${line}`);
     }
+    return {
+      step: result.step,
+      interrupted: result.interrupted,
+      lastLoss: result.lastLoss,
+      eval: result.eval,
+      evalSummary: result.eval ? objective.describe(result.eval) : null,
+      checkpoint: result.checkpoint,
+      exportDir: result.exported,
+      showcase: result.showcase,
+      metricsPath: config.output.metrics,
+      plotPath: result.plotPath,
+      wallSeconds: (performance.now() - t0) / 1000,
+      trainSeconds: result.trainSeconds,
+      tokensPerSecond: result.tokensPerSecond,
+      backend: backend.name,
+      numParameters: result.numParameters,
+    };
   } finally {
-    progress.stop();
-    await batches.close();
+    model.module.dispose();
   }
-  const trainSeconds = (performance.now() - trainStart) / 1000;
-
-  let exportDir: string | null = null;
-  if (!interrupted && validation.length) print(fmtEval((await runEval())!));
-  const checkpoint = await saveCheckpoint();
-  print(interrupted ? `interrupted at step ${step}: checkpoint saved to ${checkpoint.path}; continue with --resume` : `checkpoint: ${checkpoint.path}`);
-  let plotPath: string | null = null;
-  if (config.output.plot) {
-    plotPath = await renderPlot(config.output.metrics, config.output.plot, `${config.model.family} ${objective.name} (${tc.steps} steps)`);
-    print(`plot: ${plotPath}`);
-  }
-  print(`metrics: ${config.output.metrics}`);
-  if (main) {
-    // Back to float32 with the main weights: the export holds what the optimizer trained, unrounded.
-    model.module.cast('float32');
-    noGrad(() => [...model.module.parameters()].forEach((p, i) => p.copy_(main.params[i])));
-    main.dispose();
-  }
-  if (!interrupted && config.output.export) {
-    await model.exportTo(config.output.export, tokenizer);
-    exportDir = config.output.export;
-    print(`export: ${exportDir} (config.json, model.safetensors, vocab.txt, tokenizer_config.json)`);
-  }
-  optimizer.dispose();
-  model.module.dispose();
-  const trainedTokens = tokensSeen;
-  return {
-    step,
-    interrupted,
-    lastLoss,
-    eval: lastEval,
-    checkpoint,
-    exportDir,
-    metricsPath: config.output.metrics,
-    plotPath,
-    wallSeconds: (performance.now() - t0) / 1000,
-    trainSeconds,
-    tokensPerSecond: trainedTokens > 0 ? tpsAvg : 0,
-    backend: backend.name,
-    numParameters,
-  };
 }
 
 /** Live tensors and backend bytes, for leak checks and benchmarks. */

@@ -2,14 +2,36 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeTinyCorpus } from '../test-helpers.js';
-import { IGNORE_INDEX, maskTokens, replacementIds } from './masking.js';
-import { PretrainingData, type Batch, type PretrainingDataOptions } from './pretraining.js';
-import { Rng } from './rng.js';
-import { DataError, listCorpus, readDocuments } from './sources.js';
-import { loadTokenizer } from './tokenizer.js';
+import { CorpusData } from '../core/data.js';
+import { Rng } from '../core/rng.js';
+import { IGNORE_INDEX, maskTokens, replacementIds } from '../objectives/masking.js';
+import { MaskedLMObjective, type MaskedLMBatch as Batch, type PairExample } from '../objectives/mlm-nsp.js';
+import { DataError, corpusSource, listCorpus, readDocuments } from './sources.js';
+import { loadWordPieceTokenizer } from './tokenizer.js';
 
 const corpus = makeTinyCorpus(6);
-const tokenizer = await loadTokenizer(corpus.vocab, { lowercase: true });
+const tokenizer = await loadWordPieceTokenizer(corpus.vocab, { lowercase: true });
+
+interface PretrainingDataOptions {
+  paths: string[];
+  format: 'auto';
+  jsonlField: string;
+  seqLength: number;
+  maskProbability: number;
+  shortSeqProbability: number;
+  validationFraction: number;
+  shuffleBuffer: number;
+  seed: number;
+  nextSentencePrediction: boolean;
+}
+
+/** The masked-LM (+NSP) objective's data over the tiny corpus, as the trainer builds it. */
+async function open(over: Partial<PretrainingDataOptions> = {}): Promise<CorpusData<PairExample, Batch>> {
+  const o = options(over);
+  const objective = new MaskedLMObjective(tokenizer, o);
+  const encode = (text: string) => tokenizer.encode(text, null, { addSpecialTokens: false }).inputIds;
+  return new CorpusData(await corpusSource(o.paths, o.format, o.jsonlField), objective, { encode, validationFraction: o.validationFraction, shuffleBuffer: o.shuffleBuffer, seed: o.seed });
+}
 
 function options(over: Partial<PretrainingDataOptions> = {}): PretrainingDataOptions {
   return {
@@ -27,7 +49,7 @@ function options(over: Partial<PretrainingDataOptions> = {}): PretrainingDataOpt
   };
 }
 
-async function take(data: PretrainingData, n: number, batchSize = 4): Promise<Batch[]> {
+async function take(data: CorpusData<PairExample, Batch>, n: number, batchSize = 4): Promise<Batch[]> {
   const it = data.trainBatches(batchSize);
   const out: Batch[] = [];
   for (let i = 0; i < n; i++) out.push(await it.next());
@@ -116,17 +138,17 @@ describe('corpus streaming', () => {
     await expect(listCorpus([join(corpus.dir, 'nope.txt')], 'auto')).rejects.toThrow(DataError);
     const empty = join(corpus.dir, 'empty.txt');
     writeFileSync(empty, '');
-    await expect(PretrainingData.open(tokenizer, options({ paths: [empty] }))).rejects.toThrow(/the corpus is empty/);
+    await expect(open({ paths: [empty] })).rejects.toThrow(/the corpus is empty/);
     const blank = join(corpus.dir, 'blank.txt');
     writeFileSync(blank, '\n\n   \n');
-    const data = await PretrainingData.open(tokenizer, options({ paths: [blank] }));
+    const data = await open({ paths: [blank] });
     await expect(take(data, 1)).rejects.toThrow(/the training split has no examples/);
   });
 });
 
-describe('pretraining batches', () => {
+describe('masked-LM (+NSP) batches', () => {
   it('are [CLS] A [SEP] B [SEP] pairs with token types, padding and both NSP labels', async () => {
-    const data = await PretrainingData.open(tokenizer, options());
+    const data = await open();
     const batches = await take(data, 8);
     const labels = new Set<number>();
     for (const b of batches) {
@@ -139,7 +161,7 @@ describe('pretraining batches', () => {
         const original = ids.map((id, i) => (row(b.labels)[i] === IGNORE_INDEX ? id : row(b.labels)[i]));
         expect(original[0]).toBe(tokenizer.clsTokenId);
         expect(original[len - 1]).toBe(tokenizer.sepTokenId);
-        const firstSep = original.indexOf(tokenizer.sepTokenId);
+        const firstSep = original.indexOf(tokenizer.sepTokenId!);
         expect(firstSep).toBeGreaterThan(1);
         expect(firstSep).toBeLessThan(len - 2);
         expect(row(b.tokenTypeIds)).toEqual(ids.map((_, i) => (i > firstSep && i < len ? 1 : 0)));
@@ -153,15 +175,15 @@ describe('pretraining batches', () => {
   });
 
   it('are deterministic for a seed and differ between seeds', async () => {
-    const a = await take(await PretrainingData.open(tokenizer, options()), 6);
-    const b = await take(await PretrainingData.open(tokenizer, options()), 6);
-    const c = await take(await PretrainingData.open(tokenizer, options({ seed: 4 })), 6);
+    const a = await take(await open(), 6);
+    const b = await take(await open(), 6);
+    const c = await take(await open({ seed: 4 }), 6);
     expect(a).toEqual(b);
     expect(a.map((x) => Array.from(x.inputIds))).not.toEqual(c.map((x) => Array.from(x.inputIds)));
   });
 
   it('resume from a position continues exactly, across epochs', async () => {
-    const data = await PretrainingData.open(tokenizer, options());
+    const data = await open();
     const all = await take(data, 60); // several epochs of this tiny corpus
     const it = data.trainBatches(4);
     for (let i = 0; i < 37; i++) await it.next();
@@ -174,7 +196,7 @@ describe('pretraining batches', () => {
   });
 
   it('hold out a validation split of whole documents, disjoint from training, with fixed masks', async () => {
-    const data = await PretrainingData.open(tokenizer, options({ validationFraction: 0.3 }));
+    const data = await open({ validationFraction: 0.3 });
     const files = await listCorpus([corpus.corpus], 'auto');
     let held = 0;
     let total = 0;
@@ -188,12 +210,12 @@ describe('pretraining batches', () => {
     const v2 = await data.validationBatches(3, 4);
     expect(v1.length).toBeGreaterThan(0);
     expect(v1).toEqual(v2);
-    const none = await PretrainingData.open(tokenizer, options({ validationFraction: 0 }));
+    const none = await open({ validationFraction: 0 });
     expect(await none.validationBatches(3, 4)).toEqual([]);
   });
 
   it('without NSP, B always follows A (label 0)', async () => {
-    const data = await PretrainingData.open(tokenizer, options({ nextSentencePrediction: false }));
+    const data = await open({ nextSentencePrediction: false });
     for (const b of await take(data, 5)) expect(Array.from(b.nextSentenceLabel).every((l) => l === 0)).toBe(true);
   });
 });

@@ -13,9 +13,11 @@ import { readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { DataError } from '../errors.js';
+import type { DocumentSource, SourceDocument } from '../core/data.js';
+import { DataError } from '../core/errors.js';
 
 export { DataError };
+export type { SourceDocument };
 
 export type DataFormat = 'auto' | 'text' | 'jsonl';
 
@@ -23,14 +25,6 @@ export interface CorpusFile {
   path: string;
   format: 'text' | 'jsonl';
   size: number;
-}
-
-export interface SourceDocument {
-  /** Index of the file in the corpus's name order. */
-  file: number;
-  /** Ordinal of the document within its file. */
-  ordinal: number;
-  sentences: string[];
 }
 
 const JSONL_EXTENSIONS = new Set(['.jsonl', '.ndjson']);
@@ -136,4 +130,11 @@ export async function* readFileDocuments(file: CorpusFile, fileIndex: number, js
 /** Every document of the corpus, files in the given order. */
 export async function* readDocuments(files: readonly CorpusFile[], jsonlField: string, order?: readonly number[]): AsyncGenerator<SourceDocument> {
   for (const i of order ?? files.map((_, k) => k)) yield* readFileDocuments(files[i], i, jsonlField);
+}
+
+/** The corpus as the loop's data reads it: files listed and checked now, documents streamed later. */
+export async function corpusSource(paths: readonly string[], format: DataFormat, jsonlField: string): Promise<DocumentSource> {
+  const files = await listCorpus(paths, format);
+  if (files.every((f) => f.size === 0)) throw new DataError(`data.paths: the corpus is empty (${files.length} file(s), 0 bytes): ${paths.join(', ')}`);
+  return { fileCount: files.length, description: paths.join(', '), read: (order) => readDocuments(files, jsonlField, order) };
 }

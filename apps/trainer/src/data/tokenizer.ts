@@ -1,51 +1,13 @@
-// The tokenizer the data pipeline needs, loaded from a vocab.txt, a tokenizer.json, or a folder that
-// holds either (a Hugging Face checkpoint folder): @lm/layers' BertTokenizer (WordPiece).
+// Loading a WordPiece tokenizer (@lm/layers' BertTokenizer) from a vocab.txt, a tokenizer.json, or a
+// folder that holds either (a Hugging Face checkpoint folder): the loader of the BERT-style families.
 
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { BertTokenizer } from '@lm/layers';
-import { DataError } from './sources.js';
-
-/** What packing and masking use; BertTokenizer supplies it. */
-export interface PretrainingTokenizer {
-  /** Text -> token ids, no special tokens. */
-  encode(text: string): number[];
-  readonly vocabSize: number;
-  readonly clsTokenId: number;
-  readonly sepTokenId: number;
-  readonly padTokenId: number;
-  readonly maskTokenId: number;
-  readonly specialIds: ReadonlySet<number>;
-  /** The underlying tokenizer (exported next to the model). */
-  readonly bert: BertTokenizer;
-  /** vocab.txt text, for export. */
-  readonly vocabText: string;
-  readonly lowercase: boolean;
-}
-
-function requireId(id: number | null, what: string, source: string): number {
-  if (id === null) throw new DataError(`data.tokenizer: ${source} has no ${what} token`);
-  return id;
-}
-
-export function wrapTokenizer(bert: BertTokenizer, vocabText: string, source: string, lowercase = true): PretrainingTokenizer {
-  const tok: PretrainingTokenizer = {
-    encode: (text) => bert.encode(text, null, { addSpecialTokens: false, returnTokenTypeIds: false, returnAttentionMask: false }).inputIds,
-    vocabSize: bert.vocabSize,
-    clsTokenId: requireId(bert.clsTokenId, '[CLS]', source),
-    sepTokenId: requireId(bert.sepTokenId, '[SEP]', source),
-    padTokenId: requireId(bert.padTokenId, '[PAD]', source),
-    maskTokenId: requireId(bert.maskTokenId, '[MASK]', source),
-    specialIds: new Set(bert.allSpecialIds),
-    bert,
-    vocabText,
-    lowercase,
-  };
-  return tok;
-}
+import { DataError } from '../core/errors.js';
 
 /** Loads the tokenizer from a vocab.txt, a tokenizer.json, or a folder with one of them. */
-export async function loadTokenizer(path: string, options: { lowercase: boolean }): Promise<PretrainingTokenizer> {
+export async function loadWordPieceTokenizer(path: string, options: { lowercase: boolean }): Promise<BertTokenizer> {
   let file = path;
   let st;
   try {
@@ -61,6 +23,7 @@ export async function loadTokenizer(path: string, options: { lowercase: boolean 
     file = found[0];
   }
   const text = await readFile(file, 'utf8');
+  let tokenizer: BertTokenizer;
   if (basename(file).endsWith('.json')) {
     let json: unknown;
     try {
@@ -68,10 +31,13 @@ export async function loadTokenizer(path: string, options: { lowercase: boolean 
     } catch (e) {
       throw new DataError(`data.tokenizer: ${file} is not valid JSON (${(e as Error).message})`);
     }
-    const bert = BertTokenizer.fromTokenizerJSON(json, { doLowerCase: options.lowercase });
-    const vocab = [...bert.getVocab().entries()].sort((a, b) => a[1] - b[1]).map(([t]) => t);
-    return wrapTokenizer(bert, `${vocab.join('\n')}\n`, file, options.lowercase);
+    tokenizer = BertTokenizer.fromTokenizerJSON(json, { doLowerCase: options.lowercase });
+  } else {
+    if (text.trim() === '') throw new DataError(`data.tokenizer: ${file} is empty`);
+    tokenizer = BertTokenizer.fromVocab(text, { doLowerCase: options.lowercase });
   }
-  if (text.trim() === '') throw new DataError(`data.tokenizer: ${file} is empty`);
-  return wrapTokenizer(BertTokenizer.fromVocab(text, { doLowerCase: options.lowercase }), text, file, options.lowercase);
+  for (const [role, id] of Object.entries({ '[CLS]': tokenizer.clsTokenId, '[SEP]': tokenizer.sepTokenId, '[PAD]': tokenizer.padTokenId, '[MASK]': tokenizer.maskTokenId })) {
+    if (id === null) throw new DataError(`data.tokenizer: ${file} has no ${role} token`);
+  }
+  return tokenizer;
 }

@@ -1,23 +1,31 @@
-// The model families the trainer can build, by config name (`model.family`).
+// The model families the trainer can build, by config name (`model.family`): one line per family.
+// A family's file lists its objectives; adding a family or an objective never touches the loop.
 
-import type { ModelFamily } from './family.js';
+import type { ModelFamily } from '../core/family.js';
 import { megatronBert } from './megatron-bert.js';
 
-const FAMILIES = new Map<string, ModelFamily<unknown>>([[megatronBert.name, megatronBert as ModelFamily<unknown>]]);
+const FAMILIES = new Map<string, ModelFamily>([
+  [megatronBert.name, megatronBert as ModelFamily],
+]);
 
 export function familyNames(): string[] {
   return [...FAMILIES.keys()];
 }
 
-export function getFamily(name: string): ModelFamily<unknown> {
+/** The family's registered objective names (config `objective`), or [] for an unknown family. */
+export function objectiveNames(family: string): string[] {
+  return Object.keys(FAMILIES.get(family)?.objectives ?? {});
+}
+
+export function getFamily(name: string): ModelFamily {
   const f = FAMILIES.get(name);
   if (!f) throw new TypeError(`model.family: unknown family "${name}" (known: ${familyNames().join(', ')})`);
   return f;
 }
 
-/** Adds a family (new model packages; tests register tiny stand-ins). */
-export function registerFamily(family: ModelFamily<unknown>): void {
+/** Adds a family (tests register tiny stand-ins; a new model package adds its line above). */
+export function registerFamily(family: ModelFamily): void {
   FAMILIES.set(family.name, family);
 }
 
-export type { ModelFamily, TrainableModel, ResolvedModelConfig } from './family.js';
+export type { FamilyObjective, ModelFamily, ObjectiveContext, ResolvedModelConfig, TrainableModel } from '../core/family.js';

@@ -1,14 +1,19 @@
-// The MegatronBERT family for the trainer: builds `MegatronBertForPreTraining` (MLM + NSP heads)
-// from config overrides or a Hugging Face-format folder, and exports it back to one (config.json,
-// model.safetensors, vocab.txt, tokenizer_config.json) that `fromPretrained` and the playground load.
+// The MegatronBERT family for the trainer: `MegatronBertForPreTraining` for masked LM (+ NSP),
+// `MegatronBertForCausalLM` (isDecoder) for causal LM, built from config overrides or a Hugging
+// Face-format folder, and exported back to one (config.json, model.safetensors, vocab.txt,
+// tokenizer_config.json) that `fromPretrained`, `lm-train fill-mask` and the playground load.
 
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JsonObject } from '@lm/layers';
-import { MegatronBertConfig, MegatronBertForPreTraining, type MegatronBertConfigFields } from '@lm/megatron-bert';
+import type { JsonObject, PreTrainedModel, Tokenizer } from '@lm/layers';
+import { MegatronBertConfig, MegatronBertForCausalLM, MegatronBertForPreTraining, type MegatronBertConfigFields } from '@lm/megatron-bert';
 import type { Backend } from '@lm/tensor-gpu';
-import { ConfigError } from '../errors.js';
-import type { ModelFamily, ResolvedModelConfig, TrainableModel } from './family.js';
+import { ConfigError } from '../core/errors.js';
+import type { FamilyObjective, ModelFamily, ResolvedModelConfig, TrainableModel } from '../core/family.js';
+import { loadWordPieceTokenizer } from '../data/tokenizer.js';
+import { CausalLMObjective, type CausalLMModel } from '../objectives/causal-lm.js';
+import { MaskedLMObjective, type PretrainingModel } from '../objectives/mlm-nsp.js';
+import { PrefixLMObjective, PrefixTunedModel, prefixSettings, type PrefixableDecoder } from '../objectives/prefix-lm.js';
 
 const FIELDS = Object.keys(MegatronBertConfig.fields) as (keyof MegatronBertConfigFields)[];
 
@@ -32,9 +37,118 @@ async function writeAtomic(file: string, text: string): Promise<void> {
   await rename(tmp, file);
 }
 
+/** config.json + weights, then the tokenizer's files (tokenizer_config.json gains the model's max length). */
+async function exportFolder(model: PreTrainedModel & { config: MegatronBertConfig }, architecture: string, dir: string, tokenizer: Tokenizer): Promise<string[]> {
+  model.config.architectures = [architecture];
+  await model.savePretrained(dir);
+  const files = tokenizer.save();
+  const tokenizerConfig = JSON.parse(files['tokenizer_config.json'] ?? '{}') as Record<string, unknown>;
+  files['tokenizer_config.json'] = `${JSON.stringify({ ...tokenizerConfig, model_max_length: model.config.maxPositionEmbeddings }, null, 2)}\n`;
+  for (const [name, text] of Object.entries(files)) await writeAtomic(join(dir, name), text);
+  return ['config.json', 'model.safetensors', ...Object.keys(files)];
+}
+
+/** The objectives without settings of their own refuse any under `objectives.<name>`, naming them. */
+function noSettings(objective: string, settings: Record<string, unknown>): void {
+  const keys = Object.keys(settings);
+  if (keys.length) throw new ConfigError(`objectives.${objective}.${keys[0]}: unknown field (${objective} takes no settings of its own)`);
+}
+
+type PretrainingTrainable = TrainableModel & PretrainingModel & { readonly module: MegatronBertForPreTraining };
+type CausalTrainable = TrainableModel & CausalLMModel & { readonly module: MegatronBertForCausalLM };
+type PrefixTrainable = TrainableModel & CausalLMModel & { readonly module: PrefixTunedModel<MegatronBertConfig> };
+
+function maskedLM(nextSentencePrediction: boolean): FamilyObjective<MegatronBertConfig, PretrainingTrainable> {
+  return {
+    description: nextSentencePrediction ? 'masked LM + next-sentence prediction (BERT pretraining)' : 'masked LM',
+    objective: (ctx) => {
+      noSettings(nextSentencePrediction ? 'mlm-nsp' : 'mlm', ctx.settings);
+      const { seqLength, maskProbability, shortSeqProbability, backend } = ctx;
+      return new MaskedLMObjective(ctx.tokenizer, { nextSentencePrediction, seqLength, maskProbability, shortSeqProbability, backend });
+    },
+    async createModel(config, { fromPretrained, backend }) {
+      const model = fromPretrained
+        ? await MegatronBertForPreTraining.fromPretrained<MegatronBertForPreTraining, MegatronBertConfig>(fromPretrained, { backend, strict: false })
+        : new MegatronBertForPreTraining(config, { backend });
+      model.train();
+      return { module: model, forward: (inputs) => model.forward(inputs) };
+    },
+    exportTo: (model, dir, tokenizer) => exportFolder(model.module, 'MegatronBertForPreTraining', dir, tokenizer),
+  };
+}
+
+const causalLM: FamilyObjective<MegatronBertConfig, CausalTrainable> = {
+  description: 'causal LM (MegatronBertForCausalLM: a decoder-only MegatronBERT, isDecoder)',
+  objective: (ctx) => {
+    noSettings('causal-lm', ctx.settings);
+    return new CausalLMObjective(ctx.tokenizer, { seqLength: ctx.seqLength, backend: ctx.backend });
+  },
+  async createModel(config, { fromPretrained, backend }) {
+    const model = fromPretrained
+      ? await MegatronBertForCausalLM.fromPretrained<MegatronBertForCausalLM, MegatronBertConfig>(fromPretrained, { backend, strict: false })
+      : new MegatronBertForCausalLM(new MegatronBertConfig({ ...config, isDecoder: true }, config.extra), { backend });
+    if (!model.config.isDecoder) {
+      model.dispose();
+      throw new ConfigError(`model.fromPretrained: ${fromPretrained}/config.json has is_decoder false; causal-lm trains a decoder (a MegatronBertForCausalLM export)`);
+    }
+    model.train();
+    return { module: model, forward: (inputs) => model.forward({ ...inputs, useCache: false }) };
+  },
+  exportTo: (model, dir, tokenizer) => exportFolder(model.module, 'MegatronBertForCausalLM', dir, tokenizer),
+  async showcase(model, tokenizer, prompts) {
+    return new CausalLMObjective(tokenizer, { seqLength: model.module.config.maxPositionEmbeddings, backend: model.module.getInputEmbeddings().weight.backend }).continueGreedy(model, tokenizer, prompts);
+  },
+};
+
+/** A decoder MegatronBERT from `model.fromPretrained`, or a refusal naming the field. */
+async function loadDecoder(fromPretrained: string | null, objective: string, backend: Backend): Promise<MegatronBertForCausalLM> {
+  if (!fromPretrained) throw new ConfigError(`model.fromPretrained: ${objective} tunes a prefix for a trained decoder and keeps it frozen; set it to a MegatronBertForCausalLM export (e.g. a causal-lm run's output.export)`);
+  const model = await MegatronBertForCausalLM.fromPretrained<MegatronBertForCausalLM, MegatronBertConfig>(fromPretrained, { backend });
+  if (!model.config.isDecoder) {
+    model.dispose();
+    throw new ConfigError(`model.fromPretrained: ${fromPretrained}/config.json has is_decoder false; ${objective} needs a decoder (a MegatronBertForCausalLM export)`);
+  }
+  return model;
+}
+
+const prefixLM: FamilyObjective<MegatronBertConfig, PrefixTrainable> = {
+  description: 'prefix LM: P-tuning v2 of a frozen MegatronBertForCausalLM (only the prefix encoder is trained)',
+  objective: (ctx) => {
+    // Checked here, before anything is trained or cleared (the hidden-size default is filled in createModel).
+    prefixSettings(ctx.settings, 1);
+    return new PrefixLMObjective(ctx.tokenizer, { seqLength: ctx.seqLength, backend: ctx.backend });
+  },
+  async createModel(_config, { fromPretrained, backend, settings }) {
+    const base = await loadDecoder(fromPretrained, 'prefix-lm', backend);
+    const c = base.config;
+    const prefix = prefixSettings(settings, c.hiddenSize);
+    if (prefix.preSeqLen + 2 > c.maxPositionEmbeddings) {
+      base.dispose();
+      throw new ConfigError(`objectives.prefix-lm.preSeqLen: ${prefix.preSeqLen} leaves no positions of the model's ${c.maxPositionEmbeddings} for the text (the prefix shifts positions, as in P-tuning v2)`);
+    }
+    // The export's config.json: the base model's, plus ChatGLM's P-tuning fields.
+    const config = new MegatronBertConfig({ ...c, architectures: ['MegatronBertForCausalLM'] }, { ...c.extra, pre_seq_len: prefix.preSeqLen, prefix_projection: prefix.prefixProjection });
+    const shape = { numLayers: c.numHiddenLayers, numHeads: c.numAttentionHeads, headDim: c.hiddenSize / c.numAttentionHeads };
+    const model = new PrefixTunedModel(config, base as unknown as PrefixableDecoder, shape, prefix, { backend });
+    model.train();
+    return { module: model, forward: (inputs) => model.forward(inputs) };
+  },
+  async exportTo(model, dir, tokenizer) {
+    // config.json (with pre_seq_len) and model.safetensors holding prefix_encoder.* only; the base model stays where fromPretrained read it.
+    await model.module.savePretrained(dir);
+    const files = tokenizer.save();
+    for (const [name, text] of Object.entries(files)) await writeAtomic(join(dir, name), text);
+    return ['config.json', 'model.safetensors', ...Object.keys(files)];
+  },
+  async showcase(model, tokenizer, prompts) {
+    return new PrefixLMObjective(tokenizer, { seqLength: model.module.config.maxPositionEmbeddings, backend: model.module.getInputEmbeddings().weight.backend }).continueGreedy(model, tokenizer, prompts);
+  },
+};
+
 export const megatronBert: ModelFamily<MegatronBertConfig> = {
   name: 'megatron-bert',
-  objectives: ['mlm-nsp', 'mlm'],
+  objectives: { 'mlm-nsp': maskedLM(true), mlm: maskedLM(false), 'causal-lm': causalLM, 'prefix-lm': prefixLM },
+  loadTokenizer: loadWordPieceTokenizer,
 
   async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<MegatronBertConfig>> {
     const issues: string[] = [];
@@ -62,28 +176,6 @@ export const megatronBert: ModelFamily<MegatronBertConfig> = {
       issues.push(`model.config.hiddenSize: ${config.hiddenSize} is not a multiple of numAttentionHeads (${config.numAttentionHeads})`);
     }
     if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
-    return { config, maxPositions: config.maxPositionEmbeddings, vocabSize: config.vocabSize, typeVocabSize: config.typeVocabSize };
-  },
-
-  async create(config, { fromPretrained, backend }: { fromPretrained: string | null; backend: Backend }): Promise<TrainableModel> {
-    const model = fromPretrained
-      ? await MegatronBertForPreTraining.fromPretrained<MegatronBertForPreTraining, MegatronBertConfig>(fromPretrained, { backend, strict: false })
-      : new MegatronBertForPreTraining(config, { backend });
-    model.train();
-    return {
-      module: model,
-      forward: (inputs) => model.forward(inputs),
-      async exportTo(dir, tokenizer) {
-        model.config.architectures = ['MegatronBertForPreTraining'];
-        await model.savePretrained(dir);
-        await writeAtomic(join(dir, 'vocab.txt'), tokenizer.vocabText.endsWith('\n') ? tokenizer.vocabText : `${tokenizer.vocabText}\n`);
-        const tokenizerConfig = {
-          tokenizer_class: 'BertTokenizer',
-          do_lower_case: tokenizer.lowercase,
-          model_max_length: model.config.maxPositionEmbeddings,
-        };
-        await writeAtomic(join(dir, 'tokenizer_config.json'), `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
-      },
-    };
+    return { config, maxPositions: config.maxPositionEmbeddings, vocabSize: config.vocabSize };
   },
 };

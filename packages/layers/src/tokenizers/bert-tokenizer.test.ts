@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BertTokenizer } from './bert-tokenizer.js';
 import { TokenizerError } from './errors.js';
+import type { Tokenizer } from './tokenizer.js';
 
 // A small hand-made vocab: ids are line numbers.
 const TOKENS = [
@@ -240,5 +241,32 @@ describe('BertTokenizer.decode', () => {
     expect(tok.decode([])).toBe('');
     expect(tok.decode(new Int32Array([id('the'), id('cat')]))).toBe('the cat');
     expect(tok.batchDecode([[id('dog')], [0, 0]], { skipSpecialTokens: true })).toEqual(['dog', '']);
+  });
+});
+
+describe('BertTokenizer as a Tokenizer (the family-agnostic interface)', () => {
+  it('special ids by role; BERT has no bos / eos', () => {
+    const tok: Tokenizer = uncased();
+    expect(tok.specialTokenIds).toEqual({ pad: 0, unk: 1, bos: null, eos: null, cls: 2, sep: 3, mask: 4 });
+    expect([...tok.allSpecialIds].sort()).toEqual([0, 1, 2, 3, 4]);
+    expect(tok.encode('the cat', null, { addSpecialTokens: false }).inputIds).toEqual([id('the'), id('cat')]);
+  });
+
+  it('save() gives vocab.txt and tokenizer_config.json that fromPretrained reads back equal', async () => {
+    const tok = BertTokenizer.fromVocab(VOCAB, { doLowerCase: false, stripAccents: true, modelMaxLength: 64, maskToken: 'mask' });
+    const files = tok.save();
+    expect(Object.keys(files).sort()).toEqual(['tokenizer_config.json', 'vocab.txt']);
+    expect(files['vocab.txt']).toBe(VOCAB);
+    expect(JSON.parse(files['tokenizer_config.json'])).toEqual({
+      tokenizer_class: 'BertTokenizer',
+      do_lower_case: false,
+      strip_accents: true,
+      model_max_length: 64,
+      mask_token: 'mask',
+    });
+    const back = await BertTokenizer.fromPretrained(files);
+    expect(back.config).toEqual(tok.config);
+    expect(back.encode('Café mask ¿').inputIds).toEqual(tok.encode('Café mask ¿').inputIds);
+    expect(back.maskTokenId).toBe(id('mask'));
   });
 });

@@ -13,11 +13,12 @@
 import { Tokenizer } from '@huggingface/tokenizers';
 import { TokenizerError } from './errors.js';
 import { cleanText, lowercaseOutsideTokens, padChineseChars, pySplit, pyStrip, splitOnTokens } from './text.js';
-import { bertTokenizerConfigFromJSON, LARGE_INTEGER, resolveBertTokenizerConfig } from './tokenizer-config.js';
+import { bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON, LARGE_INTEGER, resolveBertTokenizerConfig } from './tokenizer-config.js';
 import type { BertTokenizerConfig, ResolvedBertTokenizerConfig } from './tokenizer-config.js';
 import { bertPartsFromTokenizerJSON, buildBertTokenizerJSON } from './tokenizer-json.js';
 import type { TokenizerJSON } from './tokenizer-json.js';
 import { readTokenizerFiles } from './pretrained-files.js';
+import type { SpecialTokenIds, Tokenizer as TokenizerInterface, TokenizerSaveFiles } from './tokenizer.js';
 import type { LoadedTokenizerFiles, TokenizerFiles } from './pretrained-files.js';
 import { invertVocab, parseVocab } from './vocab.js';
 
@@ -98,7 +99,7 @@ export interface AddedToken {
 
 type Ctor<T> = new (vocab: ReadonlyMap<string, number>, config?: BertTokenizerConfig, added?: readonly AddedToken[]) => T;
 
-export class BertTokenizer {
+export class BertTokenizer implements TokenizerInterface {
   /** token -> id, as read from vocab.txt (without tokens added past it). */
   readonly vocab: ReadonlyMap<string, number>;
   readonly config: ResolvedBertTokenizerConfig;
@@ -208,6 +209,23 @@ export class BertTokenizer {
   get maskTokenId(): number | null {
     return this.specialId(this.config.maskToken);
   }
+  /** The `Tokenizer` interface's special ids (BERT has no bos / eos). */
+  get specialTokenIds(): SpecialTokenIds {
+    return { pad: this.padTokenId, unk: this.unkTokenId, bos: null, eos: null, cls: this.clsTokenId, sep: this.sepTokenId, mask: this.maskTokenId };
+  }
+
+  /**
+   * vocab.txt (tokens in id order, `save_vocabulary`) and tokenizer_config.json (the init arguments
+   * that differ from the defaults): what `fromPretrained` reads back into an equal tokenizer.
+   */
+  save(): TokenizerSaveFiles {
+    const tokens = [...this.vocab].sort((a, b) => a[1] - b[1]).map(([token]) => token);
+    return {
+      'vocab.txt': `${tokens.join('\n')}\n`,
+      'tokenizer_config.json': `${JSON.stringify(bertTokenizerConfigToJSON(this.config, this.constructor.name), null, 2)}\n`,
+    };
+  }
+
   /** `all_special_ids`, in `allSpecialTokens` order. */
   get allSpecialIds(): number[] {
     return this.allSpecialTokens.map((token) => this.addedEncoder.get(token)!);

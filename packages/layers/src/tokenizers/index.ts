@@ -1,3 +1,4 @@
+export type { SpecialTokenIds, Tokenizer, TokenizerSaveFiles } from './tokenizer.js';
 export { BertTokenizer, cleanUpTokenization } from './bert-tokenizer.js';
 export type {
   AddedToken,
@@ -10,7 +11,7 @@ export type {
   Truncation,
 } from './bert-tokenizer.js';
 export { TokenizerError } from './errors.js';
-export { BERT_TOKENIZER_DEFAULTS, bertTokenizerConfigFromJSON } from './tokenizer-config.js';
+export { BERT_TOKENIZER_DEFAULTS, bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON } from './tokenizer-config.js';
 export type { BertTokenizerConfig } from './tokenizer-config.js';
 export { bertPartsFromTokenizerJSON, buildBertTokenizerJSON } from './tokenizer-json.js';
 export type { TokenizerJSON } from './tokenizer-json.js';

@@ -120,3 +120,18 @@ export function bertTokenizerConfigFromJSON(json: Record<string, unknown>): Bert
   }
   return config as BertTokenizerConfig;
 }
+
+/**
+ * The inverse of `bertTokenizerConfigFromJSON`: tokenizer_config.json's snake_case keys for every
+ * field that differs from the reference default (`tokenizer_class` and `do_lower_case` always), so a
+ * saved tokenizer reloads equal. A model_max_length of "none" (above LARGE_INTEGER) is left out.
+ */
+export function bertTokenizerConfigToJSON(config: ResolvedBertTokenizerConfig, tokenizerClass = 'BertTokenizer'): Record<string, unknown> {
+  const json: Record<string, unknown> = { tokenizer_class: tokenizerClass, do_lower_case: config.doLowerCase };
+  for (const field of Object.keys(FIELDS) as (keyof BertTokenizerConfig)[]) {
+    const value = config[field];
+    if (field === 'modelMaxLength' && value as number > LARGE_INTEGER) continue;
+    if (JSON.stringify(value) !== JSON.stringify(BERT_TOKENIZER_DEFAULTS[field])) json[FIELDS[field]] = value;
+  }
+  return json;
+}

@@ -5,9 +5,11 @@
 // was chosen and -100 (ignored by the loss) everywhere else. Special tokens ([CLS], [SEP], [PAD], ...)
 // are never chosen.
 
-import type { Rng } from './rng.js';
+import type { Rng } from '../core/rng.js';
 
-export const IGNORE_INDEX = -100;
+import { IGNORE_INDEX } from '../core/objective.js';
+
+export { IGNORE_INDEX };
 
 export interface MaskingOptions {
   /** Fraction of non-special tokens to predict. */

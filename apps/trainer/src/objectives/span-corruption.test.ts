@@ -1,0 +1,137 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../core/rng.js';
+import { readMetrics } from '../metrics.js';
+import { registerFamily } from '../models/index.js';
+import { makeTinyCorpus, tinyConfig } from '../test-helpers.js';
+import { WordTokenizer, tinyT5Family } from '../test-stand-ins.js';
+import { train } from '../trainer.js';
+import { SpanCorruptionObjective, randomSpansNoiseMask, replaceSpans, roundHalfEven, spanCorruptionLengths } from './span-corruption.js';
+
+describe('span corruption: lengths and noise masks (run_t5_mlm_flax.py)', () => {
+  it('rounds halves to even, as numpy', () => {
+    expect([0.5, 1.5, 2.5, 3.5, -2.5, 2.4, 2.6].map(roundHalfEven)).toEqual([0, 2, 2, 4, -2, 2, 3]);
+  });
+
+  it('compute_input_and_target_lengths: T5 at 512 inputs reads 568 tokens and predicts 114; 0.5 density keeps targets <= inputs', () => {
+    expect(spanCorruptionLengths(512, 0.15, 3)).toEqual({ tokensLength: 568, targetLength: 114 });
+    expect(spanCorruptionLengths(128, 0.15, 3)).toEqual({ tokensLength: 141, targetLength: 29 }); // 141 - 21 + 7 + 1 = 128
+    expect(spanCorruptionLengths(24, 0.15, 3)).toEqual({ tokensLength: 26, targetLength: 6 });
+    const half = spanCorruptionLengths(64, 0.5, 3);
+    expect(half.targetLength).toBeLessThanOrEqual(64);
+  });
+
+  it('random_spans_noise_mask: round(15%) noise tokens in round(noise / 3) spans, starting with non-noise; every split occurs', () => {
+    const seen = new Set<string>();
+    for (let seed = 0; seed < 400; seed++) {
+      const mask = randomSpansNoiseMask(40, 0.15, 3, new Rng(seed));
+      expect(mask).toHaveLength(40);
+      expect(mask.filter(Boolean)).toHaveLength(6); // round(40 * 0.15)
+      expect(mask[0]).toBe(false);
+      const starts = mask.filter((m, i) => m && (i === 0 || !mask[i - 1])).length;
+      expect(starts).toBe(2); // round(6 / 3)
+      seen.add(mask.map(Number).join(''));
+    }
+    // 5 ways to split 6 noise tokens in 2 spans x 33 ways to split 34 kept ones: 165 masks, all drawn.
+    expect(seen.size).toBeGreaterThan(140);
+    // Short blocks stay non-degenerate: at least one noise and one kept token.
+    expect(randomSpansNoiseMask(2, 0.15, 3, new Rng(1)).map(Number)).toEqual([0, 1]);
+  });
+
+  it('replaces each run by the next sentinel, then eos', () => {
+    const mask = [false, true, true, false, true, false];
+    expect(replaceSpans([10, 11, 12, 13, 14, 15], mask, (k) => 99 - k, 1)).toEqual([10, 99, 13, 98, 15, 1]);
+    expect(replaceSpans([10, 11, 12, 13, 14, 15], mask.map((m) => !m), (k) => 99 - k, 1)).toEqual([99, 11, 12, 98, 14, 97, 1]);
+  });
+});
+
+describe('span corruption: the collator', () => {
+  const corpus = makeTinyCorpus();
+  const tokenizer = new WordTokenizer(corpus.words.slice(5));
+  const objective = new SpanCorruptionObjective(tokenizer, { inputLength: 24, noiseDensity: 0.15, meanNoiseSpanLength: 3, firstSentinelId: tokenizer.vocabSize - 1, numSentinels: 8, decoderStartTokenId: 0 });
+
+  async function blocks(n: number): Promise<Int32Array[]> {
+    const docs = (async function* () {
+      for (let i = 0; i < 40; i++) yield { id: i, sentences: [tokenizer.encode(`the capital of france is paris . the cow says moo . doc ${i}`, null, { addSpecialTokens: false }).inputIds] };
+    })();
+    const out: Int32Array[] = [];
+    for await (const b of objective.examples(docs)) if (out.push(b) === n) break;
+    return out;
+  }
+
+  it('packs documents + eos into blocks of the expanded length', async () => {
+    const bs = await blocks(5);
+    expect(bs.every((b) => b.length === objective.tokensLength)).toBe(true);
+    expect(objective.tokensLength).toBe(26);
+    expect(objective.targetLength).toBe(6);
+    expect(Array.from(bs[0]).filter((id) => id === 1).length).toBeGreaterThan(0); // documents end with eos
+  });
+
+  it('inputs and targets have the fixed lengths, sentinels in order, and together rebuild the block exactly', async () => {
+    const bs = await blocks(6);
+    const batch = objective.collate(bs, (r) => new Rng(100 + r));
+    expect(batch.inputIds).toHaveLength(6 * 24);
+    expect(batch.labels).toHaveLength(6 * 6);
+    const isSentinel = (id: number) => id > tokenizer.vocabSize - 1 - 8;
+    for (let r = 0; r < 6; r++) {
+      const input = Array.from(batch.inputIds.subarray(r * 24, (r + 1) * 24));
+      const target = Array.from(batch.labels.subarray(r * 6, (r + 1) * 6));
+      expect(input.at(-1)).toBe(1);
+      expect(target.at(-1)).toBe(1);
+      // Sentinels <extra_id_0>, <extra_id_1>, ... in order of appearance, the same ones in both.
+      const sentinelsIn = input.filter(isSentinel);
+      expect(sentinelsIn).toEqual(sentinelsIn.map((_, k) => tokenizer.vocabSize - 1 - k));
+      expect(target.filter(isSentinel)).toEqual(sentinelsIn);
+      expect(target[0]).toBe(tokenizer.vocabSize - 1);
+      // Reconstruction: each sentinel in the input replaced by what follows it in the target.
+      const spans = new Map<number, number[]>();
+      let current = -1;
+      for (const id of target.slice(0, -1)) {
+        if (isSentinel(id)) spans.set((current = id), []);
+        else spans.get(current)!.push(id);
+      }
+      const rebuilt = input.slice(0, -1).flatMap((id) => (isSentinel(id) ? spans.get(id)! : [id]));
+      expect(rebuilt).toEqual(Array.from(bs[r]));
+      // The decoder reads the target shifted right behind the start token.
+      expect(Array.from(batch.decoderInputIds.subarray(r * 6, (r + 1) * 6))).toEqual([0, ...target.slice(0, -1)]);
+    }
+    // Seeded per row: the same generators give the same batch.
+    expect(objective.collate(bs, (r) => new Rng(100 + r))).toEqual(batch);
+  });
+
+  it('refuses a tokenizer without eos and a block with more spans than sentinels', () => {
+    class NoEos extends WordTokenizer {
+      override get specialTokenIds() {
+        return { ...super.specialTokenIds, eos: null };
+      }
+    }
+    expect(() => new SpanCorruptionObjective(new NoEos(['a']), { ...objective.options })).toThrow(/span-corruption ends inputs and targets with eos, and data\.tokenizer has none/);
+    expect(() => new SpanCorruptionObjective(tokenizer, { ...objective.options, inputLength: 512 })).toThrow(/data\.seqLength: 512 gives blocks of 568 tokens with 28 corrupted spans, more than the 8 sentinels/);
+  });
+});
+
+describe('span corruption drops into the trainer (a stand-in T5 family, registered like a package)', () => {
+  it('trains through train(): loss falls, evaluation reports perplexity and target accuracy, checkpoint and export written', async () => {
+    const c = makeTinyCorpus(8);
+    registerFamily(tinyT5Family(c.words.slice(5)));
+    const config = tinyConfig(c, {
+      model: { family: 'tiny-t5', config: {} },
+      objective: 'span-corruption',
+      data: { seqLength: 24, validationFraction: 0.2 },
+      training: { steps: 30, batchSize: 4, lr: 3e-2, warmupSteps: 0 },
+      eval: { everySteps: 15, batches: 2 },
+      output: { export: join(c.dir, 'export') },
+    });
+    const result = await train({ config, print: () => {}, tty: false });
+    expect(result.step).toBe(30);
+    const train_ = readMetrics(config.output.metrics).filter((r) => r.type === 'train');
+    const first = train_.slice(0, 5).reduce((a, r) => a + (r.loss as number), 0) / 5;
+    const last = train_.slice(-5).reduce((a, r) => a + (r.loss as number), 0) / 5;
+    expect(last).toBeLessThan(first * 0.8);
+    expect(result.eval!.perplexity).toBeCloseTo(Math.exp(result.eval!.loss), 4);
+    expect(result.evalSummary).toMatch(/^perplexity [\d.]+, target-token accuracy [\d.]+%$/);
+    expect(existsSync(join(c.dir, 'export', 'model.safetensors'))).toBe(true);
+    expect(existsSync(join(result.checkpoint!.path, 'latest.json'))).toBe(true);
+  });
+});

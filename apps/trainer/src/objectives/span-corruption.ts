@@ -1,0 +1,225 @@
+// T5's span-corruption objective (Raffel et al. 2020, "Exploring the Limits of Transfer Learning with
+// a Unified Text-to-Text Transformer", section 3.1.4; the reference is google-research/t5
+// preprocessors.py `span_corruption` / `random_spans_noise_mask`, as ported to numpy in Hugging Face's
+// examples/flax/language-modeling/run_t5_mlm_flax.py). Of a block of tokens, noiseDensity (0.15) are
+// corrupted in spans of mean length meanNoiseSpanLength (3); each span is replaced in the encoder
+// input by one sentinel (<extra_id_0>, <extra_id_1>, ... in order of appearance), and the decoder
+// target is each sentinel followed by the span it hides; both end with eos. Inputs and targets have
+// fixed lengths (`spanCorruptionLengths`), so batches need no padding.
+//
+// Examples: the corpus's documents, each followed by eos, concatenated and cut into blocks of the
+// expanded length (run_t5_mlm_flax.py's `group_texts`; the tail that does not fill a block is
+// dropped). The collator draws each row's noise mask from the row's seeded generator.
+
+import type { Tokenizer } from '@lm/layers';
+import { fromHost, full, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { ConfigError } from '../core/errors.js';
+import { type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
+import type { Rng } from '../core/rng.js';
+import { tokenCrossEntropy, tokenMetrics } from './token-loss.js';
+
+/** The forward contract of an encoder-decoder: encoder ids and mask, decoder ids -> [batch, targetLength, vocab] logits. */
+export interface Seq2SeqModel {
+  forward(inputs: { inputIds: Tensor; attentionMask: Tensor; decoderInputIds: Tensor }): { logits: Tensor };
+}
+
+export interface SpanCorruptionOptions {
+  /** Encoder input length (data.seqLength): non-noise tokens + one sentinel per span + eos. */
+  inputLength: number;
+  /** Fraction of a block's tokens that are corrupted (T5: 0.15). */
+  noiseDensity: number;
+  /** Mean length of a corrupted span (T5: 3). */
+  meanNoiseSpanLength: number;
+  /** Id of the first sentinel (<extra_id_0>); sentinel k is `firstSentinelId - k`, as T5's vocabulary counts them down from its top. */
+  firstSentinelId: number;
+  /** How many sentinels the vocabulary has (T5: 100). */
+  numSentinels: number;
+  /** The decoder's first input (T5: the pad id). */
+  decoderStartTokenId: number;
+  backend?: Backend;
+}
+
+/** A corrupted block: encoder input, decoder target and decoder input (the target shifted right). */
+export interface SpanCorruptionBatch {
+  batchSize: number;
+  inputLength: number;
+  targetLength: number;
+  inputIds: Int32Array;
+  labels: Int32Array;
+  decoderInputIds: Int32Array;
+  /** Target tokens (every label counts: no padding). */
+  targets: number;
+}
+
+/** numpy's and Python's round: halves go to the even neighbour (round(2.5) = 2). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Noise tokens and spans of a block of `length` tokens, kept off the degenerate ends (>= 1 noise and non-noise token, >= 1 span). */
+function noiseCounts(length: number, noiseDensity: number, meanNoiseSpanLength: number): { noiseTokens: number; noiseSpans: number } {
+  const noiseTokens = Math.min(Math.max(roundHalfEven(length * noiseDensity), 1), length - 1);
+  const noiseSpans = Math.max(roundHalfEven(noiseTokens / meanNoiseSpanLength), 1);
+  return { noiseTokens, noiseSpans };
+}
+
+/**
+ * `compute_input_and_target_lengths`: the longest block (`tokensLength`) whose corrupted input (the
+ * non-noise tokens, a sentinel per span, eos) fits `inputLength`, and the target length that block
+ * gives (the noise tokens, a sentinel per span, eos). T5's 512 -> 568 tokens, targets of 114.
+ */
+export function spanCorruptionLengths(inputLength: number, noiseDensity: number, meanNoiseSpanLength: number): { tokensLength: number; targetLength: number } {
+  const lengths = (tokens: number) => {
+    const { noiseTokens, noiseSpans } = noiseCounts(tokens, noiseDensity, meanNoiseSpanLength);
+    return { input: tokens - noiseTokens + noiseSpans + 1, target: noiseTokens + noiseSpans + 1 };
+  };
+  let tokensLength = inputLength;
+  while (lengths(tokensLength + 1).input <= inputLength) tokensLength++;
+  let targetLength = lengths(tokensLength).target;
+  // The reference's "minor hack": at density 0.5, keep the targets no longer than the inputs.
+  if (noiseDensity === 0.5 && targetLength > inputLength) {
+    tokensLength--;
+    targetLength--;
+  }
+  return { tokensLength, targetLength };
+}
+
+/** `num` items split into `segments` non-empty runs, every split equally likely (`_random_segmentation`). */
+function randomSegmentation(num: number, segments: number, rng: Rng): number[] {
+  // A segment starts after each of (segments - 1) distinct cut points among the num - 1 gaps.
+  const cuts = rng.shuffle(Array.from({ length: num - 1 }, (_, i) => i < segments - 1));
+  const lengths: number[] = [];
+  let run = 1;
+  for (const cut of cuts) {
+    if (cut) {
+      lengths.push(run);
+      run = 1;
+    } else run++;
+  }
+  lengths.push(run);
+  return lengths;
+}
+
+/**
+ * `random_spans_noise_mask`: true where a token is noise. Spans alternate non-noise, noise, ...,
+ * starting with non-noise; their counts are fixed by the length, their lengths are random.
+ */
+export function randomSpansNoiseMask(length: number, noiseDensity: number, meanNoiseSpanLength: number, rng: Rng): boolean[] {
+  const { noiseTokens, noiseSpans } = noiseCounts(length, noiseDensity, meanNoiseSpanLength);
+  const noiseLengths = randomSegmentation(noiseTokens, noiseSpans, rng);
+  const keepLengths = randomSegmentation(length - noiseTokens, noiseSpans, rng);
+  const mask: boolean[] = [];
+  for (let s = 0; s < noiseSpans; s++) {
+    for (let i = 0; i < keepLengths[s]; i++) mask.push(false);
+    for (let i = 0; i < noiseLengths[s]; i++) mask.push(true);
+  }
+  return mask;
+}
+
+/**
+ * `create_sentinel_ids` + `filter_input_ids`: the tokens where `drop` is false, each run of dropped
+ * tokens replaced by the next sentinel (counted from 0), then eos.
+ */
+export function replaceSpans(ids: ArrayLike<number>, drop: readonly boolean[], sentinel: (k: number) => number, eos: number): number[] {
+  const out: number[] = [];
+  let k = 0;
+  for (let i = 0; i < ids.length; i++) {
+    if (!drop[i]) out.push(ids[i]);
+    else if (i === 0 || !drop[i - 1]) out.push(sentinel(k++));
+  }
+  out.push(eos);
+  return out;
+}
+
+export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorruptionBatch, Seq2SeqModel> {
+  readonly name = 'span-corruption';
+  readonly tokensLength: number;
+  readonly targetLength: number;
+  private readonly eos: number;
+
+  constructor(
+    tokenizer: Tokenizer,
+    readonly options: SpanCorruptionOptions,
+  ) {
+    const eos = tokenizer.specialTokenIds.eos;
+    if (eos === null) throw new ConfigError('objective: span-corruption ends inputs and targets with eos, and data.tokenizer has none');
+    this.eos = eos;
+    const { noiseDensity, meanNoiseSpanLength, inputLength } = options;
+    if (!(noiseDensity > 0 && noiseDensity < 1)) throw new ConfigError(`objectives.span-corruption.noiseDensity: expected a number in (0, 1), got ${noiseDensity}`);
+    if (!(meanNoiseSpanLength >= 1)) throw new ConfigError(`objectives.span-corruption.meanNoiseSpanLength: expected a number >= 1, got ${meanNoiseSpanLength}`);
+    const { tokensLength, targetLength } = spanCorruptionLengths(inputLength, noiseDensity, meanNoiseSpanLength);
+    const spans = noiseCounts(tokensLength, noiseDensity, meanNoiseSpanLength).noiseSpans;
+    if (spans > options.numSentinels) {
+      throw new ConfigError(`data.seqLength: ${inputLength} gives blocks of ${tokensLength} tokens with ${spans} corrupted spans, more than the ${options.numSentinels} sentinels of the vocabulary`);
+    }
+    this.tokensLength = tokensLength;
+    this.targetLength = targetLength;
+  }
+
+  sentinel(k: number): number {
+    return this.options.firstSentinelId - k;
+  }
+
+  async *examples(documents: AsyncIterable<TokenizedDocument>): AsyncGenerator<Int32Array> {
+    let pending: number[] = [];
+    for await (const doc of documents) {
+      pending.push(...doc.sentences.flat(), this.eos);
+      while (pending.length >= this.tokensLength) {
+        yield Int32Array.from(pending.slice(0, this.tokensLength));
+        pending = pending.slice(this.tokensLength);
+      }
+    }
+  }
+
+  collate(examples: readonly Int32Array[], rowRng: (row: number) => Rng): SpanCorruptionBatch {
+    const { inputLength, noiseDensity, meanNoiseSpanLength, decoderStartTokenId } = this.options;
+    const B = examples.length;
+    const T = this.targetLength;
+    const inputIds = new Int32Array(B * inputLength);
+    const labels = new Int32Array(B * T);
+    const decoderInputIds = new Int32Array(B * T);
+    const sentinel = (k: number) => this.sentinel(k);
+    examples.forEach((block, r) => {
+      const noise = randomSpansNoiseMask(block.length, noiseDensity, meanNoiseSpanLength, rowRng(r));
+      const input = replaceSpans(block, noise, sentinel, this.eos);
+      const target = replaceSpans(
+        block,
+        noise.map((n) => !n),
+        sentinel,
+        this.eos,
+      );
+      if (input.length !== inputLength || target.length !== T) {
+        throw new Error(`span-corruption: a block of ${block.length} tokens gave ${input.length} inputs / ${target.length} targets, expected ${inputLength} / ${T}`);
+      }
+      inputIds.set(input, r * inputLength);
+      labels.set(target, r * T);
+      // The decoder reads the target shifted right, starting from decoderStartTokenId (`shift_tokens_right`).
+      decoderInputIds.set([decoderStartTokenId, ...target.slice(0, -1)], r * T);
+    });
+    return { batchSize: B, inputLength, targetLength: T, inputIds, labels, decoderInputIds, targets: B * T };
+  }
+
+  compute(model: Seq2SeqModel, batch: SpanCorruptionBatch): ObjectiveOutput {
+    const backend = this.options.backend;
+    const { batchSize: B, inputLength, targetLength: T } = batch;
+    const out = model.forward({
+      inputIds: fromHost(batch.inputIds, [B, inputLength], 'int32', backend),
+      attentionMask: full([B, inputLength], 1, { dtype: 'int32', backend }),
+      decoderInputIds: fromHost(batch.decoderInputIds, [B, T], 'int32', backend),
+    });
+    return tokenCrossEntropy(out.logits, fromHost(batch.labels, [B * T], 'int32', backend), batch.targets);
+  }
+
+  summarize(s: Record<string, number>): ObjectiveMetrics {
+    return tokenMetrics(s, 'targetAccuracy');
+  }
+
+  describe(m: ObjectiveMetrics): string {
+    return `perplexity ${m.perplexity.toFixed(2)}, target-token accuracy ${(100 * m.targetAccuracy).toFixed(1)}%`;
+  }
+
+  tokens(batch: SpanCorruptionBatch): number {
+    return batch.batchSize * (batch.inputLength + batch.targetLength);
+  }
+}
