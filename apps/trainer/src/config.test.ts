@@ -70,6 +70,15 @@ describe('config validation', () => {
     ]);
   });
 
+  it('refuses end-of-run output that does not fit the objective', () => {
+    expect(issuesOf({ ...minimal, objective: 'causal-lm', output: { fillMask: ['the cow says [MASK] .'] } })).toEqual([
+      'output.fillMask: objective "causal-lm" does not train a masked LM; use output.prompts for its continuations',
+    ]);
+    expect(issuesOf({ ...minimal, objective: 'mlm', output: { prompts: ['the cow says'] } })).toEqual(['output.prompts: objective "mlm" prints no continuations']);
+    expect(validateConfig({ ...minimal, objective: 'causal-lm', output: { prompts: ['the cow says'] } }).output.prompts).toEqual(['the cow says']);
+    expect(validateConfig({ ...minimal, objective: 'mlm', output: { fillMask: ['the cow says [MASK] .'] } }).output.fillMask).toHaveLength(1);
+  });
+
   it('the error message starts with the source and lists the issues', () => {
     expect(() => validateConfig({ data: { paths: 'x', seqLength: 2 } }, 'run.yaml')).toThrow(/^run\.yaml: invalid configuration:\n {2}data\.seqLength: expected an integer >= 8, got 2$/);
   });

@@ -9,7 +9,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './core/errors.js';
-import { familyNames, objectiveNames } from './models/index.js';
+import { familyNames, familyObjective, objectiveNames } from './models/index.js';
 
 export { ConfigError };
 
@@ -201,6 +201,14 @@ export function validateConfig(raw: unknown, source = 'config'): TrainConfig {
   }
   if (objectives.length && !objectives.includes(cfg.objective)) {
     issues.push(`objective: expected one of ${objectives.map((o) => JSON.stringify(o)).join(', ')} (the objectives ${cfg.model.family} registers), got ${JSON.stringify(cfg.objective)}`);
+  }
+  // What is printed at the end must fit the objective's export: fill-mask needs a masked LM, prompts a continuation.
+  const entry = familyObjective(cfg.model.family, cfg.objective);
+  if (entry && cfg.output.fillMask.length && !entry.fillsMasks) {
+    issues.push(`output.fillMask: objective ${JSON.stringify(cfg.objective)} does not train a masked LM; use output.prompts for its continuations`);
+  }
+  if (entry && cfg.output.prompts.length && !entry.showcase) {
+    issues.push(`output.prompts: objective ${JSON.stringify(cfg.objective)} prints no continuations`);
   }
   if (issues.length) throw new ConfigError(`${source}: invalid configuration:\n  ${issues.join('\n  ')}`, issues);
   return cfg;

@@ -46,6 +46,8 @@ export interface FamilyObjective<C, M extends TrainableModel = TrainableModel> {
    * loop itself never touches a file system).
    */
   exportTo(model: M, dir: string, tokenizer: Tokenizer): Promise<string[]>;
+  /** True when the export is a masked LM that answers `output.fillMask` queries ([MASK] in the text). */
+  readonly fillsMasks?: boolean;
   /** After training, for `output.prompts`: what a person checks by eye (a greedy continuation), lines to print. */
   showcase?(model: M, tokenizer: Tokenizer, prompts: readonly string[]): Promise<string[]>;
 }

@@ -17,6 +17,11 @@ export function objectiveNames(family: string): string[] {
   return Object.keys(FAMILIES.get(family)?.objectives ?? {});
 }
 
+/** The objective `name` of `family` as registered, or null when either is unknown. */
+export function familyObjective(family: string, name: string): ModelFamily['objectives'][string] | null {
+  return FAMILIES.get(family)?.objectives[name] ?? null;
+}
+
 export function getFamily(name: string): ModelFamily {
   const f = FAMILIES.get(name);
   if (!f) throw new TypeError(`model.family: unknown family "${name}" (known: ${familyNames().join(', ')})`);

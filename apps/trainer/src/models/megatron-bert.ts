@@ -61,6 +61,7 @@ type PrefixTrainable = TrainableModel & CausalLMModel & { readonly module: Prefi
 function maskedLM(nextSentencePrediction: boolean): FamilyObjective<MegatronBertConfig, PretrainingTrainable> {
   return {
     description: nextSentencePrediction ? 'masked LM + next-sentence prediction (BERT pretraining)' : 'masked LM',
+    fillsMasks: true,
     objective: (ctx) => {
       noSettings(nextSentencePrediction ? 'mlm-nsp' : 'mlm', ctx.settings);
       const { seqLength, maskProbability, shortSeqProbability, backend } = ctx;
