@@ -21,7 +21,7 @@ function sourceFiles(dir: string): string[] {
 const STATEMENT = /^\s*(import|export)\s+([^;'"]*?)\s*from\s*['"]([^'"]+)['"]|^\s*import\s*['"]([^'"]+)['"]/gm;
 
 /** The relative module specifiers a file loads at runtime (type-only imports and re-exports left out). */
-export function runtimeImports(source: string): string[] {
+function runtimeImports(source: string): string[] {
   const out: string[] = [];
   for (const m of source.matchAll(STATEMENT)) {
     if (m[4]) {

@@ -1,6 +1,6 @@
 // mseLoss and binaryCrossEntropyWithLogits against values computed here from the textbook formulas in
-// float64 (not by the functions under test), their gradients by finite differences and by the closed
-// forms, and their errors.
+// float64 (not by the functions under test), their gradients by the closed forms (on cpu and webgpu)
+// and by finite differences (cpu: gradcheck reads synchronously), and their errors.
 import { afterAll, describe, expect, it } from 'vitest';
 import { binaryCrossEntropyWithLogits, mseLoss, tensor } from '../index.js';
 import { gradcheck, testCpuBackend, testWebGPUBackend } from '../testing/index.js';
@@ -58,10 +58,40 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('losses on $name', ({ name 
       const out = await binaryCrossEntropyWithLogits(t([100, -100, 100, -100]), t([0, 1, 1, 0]), { reduction: 'none' }).data();
       close(out, [100, 100, 0, 0]);
     });
+
+    it('gradients match the closed forms: mseLoss (input, target), binaryCrossEntropyWithLogits (input, target, weight, posWeight)', async () => {
+      const leaf = (data: number[] | number[][]) => {
+        const v = t(data);
+        v.requiresGrad = true;
+        return v;
+      };
+      // mean mse: d/dx = 2 (x - y) / n, d/dy = -2 (x - y) / n
+      const [mx, my] = [leaf(X), leaf(Y)];
+      mseLoss(mx, my).backward();
+      close(await mx.grad!.data(), flatX.map((x, i) => (2 * (x - flatY[i])) / 6));
+      close(await my.grad!.data(), flatX.map((x, i) => (-2 * (x - flatY[i])) / 6));
+      // mean bce, no weights: d/dx = (s(x) - y) / n
+      const z = leaf(X);
+      binaryCrossEntropyWithLogits(z, t(Y)).backward();
+      close(await z.grad!.data(), flatX.map((x, i) => (sigmoid(x) - flatY[i]) / 6));
+      // summed bce with weight w and posWeight p per class, l = w [(1 - y) x + (1 + (p - 1) y) sp], sp = -log s(x):
+      // dl/dx = w [(1 - y) - (1 + (p - 1) y)(1 - s(x))], dl/dy = w [(p - 1) sp - x], dl/dw = l / w, dl/dp = w y sp
+      const w = [0.5, 2, 1];
+      const p = [3, 0.5, 1.5];
+      const [bx, by, bw, bp] = [leaf(X), leaf(Y), leaf(w), leaf(p)];
+      binaryCrossEntropyWithLogits(bx, by, { weight: bw, posWeight: bp, reduction: 'sum' }).backward();
+      const sp = (x: number) => -Math.log(sigmoid(x));
+      const per = (f: (x: number, y: number, w: number, p: number) => number) => flatX.map((x, i) => f(x, flatY[i], w[i % 3], p[i % 3]));
+      const byClass = (v: number[]) => [0, 1, 2].map((c) => v[c] + v[c + 3]);
+      close(await bx.grad!.data(), per((x, y, wc, pc) => wc * (1 - y - (1 + (pc - 1) * y) * (1 - sigmoid(x)))));
+      close(await by.grad!.data(), per((x, _y, wc, pc) => wc * ((pc - 1) * sp(x) - x)));
+      close(await bw.grad!.data(), byClass(per((x, y, _wc, pc) => bceNaive(x, y, pc))));
+      close(await bp.grad!.data(), byClass(per((x, y, wc) => wc * y * sp(x))));
+    });
   });
 });
 
-describe('loss gradients (cpu)', () => {
+describe('loss gradients by finite differences and errors (cpu)', () => {
   const backend = testCpuBackend();
   // Logits kept away from 0, where |x| and max(-x, 0) have their kinks.
   const logits = { shape: [2, 3], values: [0.5, -1.25, 2, -0.3, 3.5, -2.75] };
@@ -77,17 +107,6 @@ describe('loss gradients (cpu)', () => {
       );
       expect(bce.worst, bce.detail).toBeLessThanOrEqual(1);
     }
-  });
-
-  it('closed forms: d mse / dx = 2 (x - y) / n, d bce / dx = (s(x) - y) / n', async () => {
-    const x = tensor(X, { backend });
-    x.requiresGrad = true;
-    mseLoss(x, tensor(Y, { backend })).backward();
-    close(await x.grad!.data(), flatX.map((v, i) => (2 * (v - flatY[i])) / 6));
-    const z = tensor(X, { backend });
-    z.requiresGrad = true;
-    binaryCrossEntropyWithLogits(z, tensor(Y, { backend })).backward();
-    close(await z.grad!.data(), flatX.map((v, i) => (sigmoid(v) - flatY[i]) / 6));
   });
 
   it('refuses mismatched shapes, integer targets and unknown reductions, naming the op', () => {
