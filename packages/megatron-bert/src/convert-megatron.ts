@@ -21,13 +21,12 @@ import {
   TorchCheckpoint,
   isTorchTensorRef,
   writeSafetensors,
-  ZipReader,
   type ByteSource,
   type PyValue,
 } from '@lm/dist-ckpt';
 import { MegatronBertConfig } from './config.js';
 
-/** Where the Megatron checkpoint inside an NGC zip lives. */
+/** Where the Megatron checkpoint inside an NGC zip lives (`openCheckpoint` opens a zip's one `.pt` member). */
 export const MEGATRON_CHECKPOINT_ENTRY = 'release/mp_rank_00/model_optim_rng.pt';
 
 export class MegatronConversionError extends Error {
@@ -62,24 +61,6 @@ async function toSource(input: string | Blob | ArrayBuffer | ArrayBufferView | B
   if (input instanceof ArrayBuffer || ArrayBuffer.isView(input)) return bytesSource(input, 'checkpoint');
   if (typeof (input as ByteSource).read === 'function') return input as ByteSource;
   return blobSource(input as Blob, (input as Blob & { name?: string }).name ?? 'checkpoint');
-}
-
-const isZip = (head: Uint8Array) => head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
-
-/**
- * The `.pt` inside an NGC zip, found by name as the reference opens it (model-parallel rank 0 of the
- * `release` checkpoint), as a ByteSource: reads go straight to the outer file when the entry is stored,
- * or to its inflated bytes. Null when `source` is not a zip or holds no such member (a torch.save zip,
- * or a zip wrapping one checkpoint under another name, which `openCheckpoint` opens itself).
- */
-async function innerCheckpoint(source: ByteSource): Promise<ByteSource | null> {
-  if (!isZip(await source.read(0, Math.min(4, source.size)))) return null;
-  const zip = await ZipReader.open(source);
-  const entry = zip.entry(MEGATRON_CHECKPOINT_ENTRY);
-  if (!entry) return null;
-  const member = `${source.name}!${entry.name}`;
-  if (entry.method !== 0) return bytesSource(await zip.readChecked(entry), member);
-  return { name: member, size: entry.uncompressedSize, read: (offset, length) => zip.read(entry, offset, length) };
 }
 
 // ---- reading the saved object -----------------------------------------------------------------------
@@ -308,8 +289,8 @@ export async function convertMegatronState(ckpt: TorchCheckpoint, options: { con
 export async function convertMegatronCheckpoint(input: string | Blob | ArrayBuffer | ArrayBufferView | ByteSource, options: ConvertMegatronOptions = {}): Promise<ConvertedMegatronCheckpoint> {
   const outer = await toSource(input);
   try {
-    const source = (await innerCheckpoint(outer)) ?? outer;
-    const ckpt = await openCheckpoint(source);
+    // An NGC zip wraps the one `.pt` (MEGATRON_CHECKPOINT_ENTRY); openCheckpoint opens such a member in its place.
+    const ckpt = await openCheckpoint(outer);
     try {
       if (!(ckpt instanceof TorchCheckpoint) || !(ckpt.root instanceof PyDict)) {
         throw new MegatronConversionError(`${ckpt.name}: not a Megatron-LM checkpoint (a torch.save'd dict holding 'model'), but a ${ckpt.format} file`);
