@@ -5,6 +5,7 @@
 import { autoDType, promoteTypes, type DType } from '../dtype.js';
 import { record } from '../autograd.js';
 import { broadcastShapes } from '../layout.js';
+import { scope } from '../memory.js';
 import { Tensor } from '../tensor.js';
 import { BINARY, FUSED_BIAS_ACTIVATIONS, UNARY, type BinaryOpName, type FusedBiasActivation, type UnaryOpName } from '../elementwise-math.js';
 import { BINARY_GRAD, UNARY_GRAD, type BinaryGrad } from './elementwise-grad.js';
@@ -172,7 +173,7 @@ export function biasActivation(x: Tensor, bias: Tensor, activation: FusedBiasAct
   }
   const backend = backendOf('biasActivation', x, bias);
   const kernel = backend.fused.biasActivation;
-  if (!kernel) return unary(activation, binary('add', x, bias));
+  if (!kernel) return scope(() => unary(activation, binary('add', x, bias)));
   const rule = UNARY_GRAD[activation]!;
   return broadcastBinary(`biasActivation(${activation})`, x, bias, 'float', (xv, bv, out) => kernel(activation, xv, bv, out), (g, xs, bs, y) => {
     const gz = rule(g, xs.add(bs), y, 0, 0);

@@ -206,7 +206,6 @@ export class WebGPUBackend implements Backend {
     runFill(this.rt, out, value);
   }
 
-
   arange(out: View, start: number, step: number): void {
     this.rt.check('arange');
     runArange(this.rt, out, start, step);
@@ -242,10 +241,6 @@ export class WebGPUBackend implements Backend {
     runReduce(this.rt, op, x, out);
   }
 
-
-
-
-
   matmul(a: View, b: View, out: View): void {
     this.rt.check('matmul');
     runMatmul(this.rt, a, b, out, this.matmulKernel);
@@ -270,7 +265,6 @@ export class WebGPUBackend implements Backend {
     this.rt.check('sort');
     runSort(this.rt, x, values, indices, descending);
   }
-
 }
 
 function emptyHost(dtype: DType): AnyHostArray {
