@@ -47,8 +47,18 @@ describe('training', () => {
     const over = { training: { steps, gradAccumulation: 2 }, checkpointing: { everySteps: 3 }, eval: { everySteps: 0 } };
     const a = makeTinyCorpus();
     const full: MetricsRecord[] = [];
-    const r1 = await train({ config: tinyConfig(a, over), ...quiet, onStep: (r) => full.push(r) });
+    const live: number[] = [];
+    const r1 = await train({
+      config: tinyConfig(a, over),
+      ...quiet,
+      onStep: (r) => {
+        full.push(r);
+        live.push(memory().tensors);
+      },
+    });
     expect(r1.step).toBe(steps);
+    // Two micro-batches a step, read back together: nothing of them outlives the step.
+    expect(new Set(live.slice(1)).size).toBe(1);
 
     const b = makeTinyCorpus();
     const cfgB = tinyConfig(b, over);

@@ -308,22 +308,30 @@ export async function runLoop<M extends TrainableModel, B>(o: LoopOptions<M, B>)
       let stepTokens = 0;
       let sums: Record<string, number> = {};
       let lossSum = 0;
+      // Each micro-batch's [loss, ...sums] stays on the device; the step reads them back once.
+      const packed: Tensor[] = [];
+      let keys: string[] = [];
       for (let micro = 0; micro < tc.gradAccumulation; micro++) {
         const batch = await batches.next();
         stepTokens += objective.tokens(batch);
-        const keys: string[] = [];
-        const packed = scope(() => {
-          const out = objective.compute(model, batch);
-          const factor = (scaler ? scaler.scale : 1) / tc.gradAccumulation;
-          const scaled = factor !== 1 ? out.loss.mulScalar(factor) : out.loss;
-          scaled.backward();
-          keys.push('loss', ...Object.keys(out.sums));
-          return noGrad(() => stack([out.loss.detach(), ...Object.values(out.sums)]));
-        });
-        const values = await packed.data();
-        packed.dispose();
-        lossSum += values[0];
-        sums = addSums(sums, Object.fromEntries(keys.slice(1).map((k, i) => [k, values[i + 1]])));
+        packed.push(
+          scope(() => {
+            const out = objective.compute(model, batch);
+            const factor = (scaler ? scaler.scale : 1) / tc.gradAccumulation;
+            const scaled = factor !== 1 ? out.loss.mulScalar(factor) : out.loss;
+            scaled.backward();
+            keys = Object.keys(out.sums);
+            return noGrad(() => stack([out.loss.detach(), ...keys.map((k) => out.sums[k])]));
+          }),
+        );
+      }
+      const all = packed.length === 1 ? packed[0] : scope(() => noGrad(() => stack(packed)));
+      const values = await all.data();
+      for (const t of new Set([all, ...packed])) t.dispose();
+      const width = keys.length + 1;
+      for (let micro = 0; micro < packed.length; micro++) {
+        lossSum += values[micro * width];
+        sums = addSums(sums, Object.fromEntries(keys.map((k, i) => [k, values[micro * width + i + 1]])));
       }
       const lr = scheduler.getLastLr()[0];
       const lossScale = scaler?.scale;
