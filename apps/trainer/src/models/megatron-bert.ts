@@ -37,15 +37,25 @@ async function writeAtomic(file: string, text: string): Promise<void> {
   await rename(tmp, file);
 }
 
-/** config.json + weights, then the tokenizer's files (tokenizer_config.json gains the model's max length). */
-async function exportFolder(model: PreTrainedModel & { config: MegatronBertConfig }, architecture: string, dir: string, tokenizer: Tokenizer): Promise<string[]> {
-  model.config.architectures = [architecture];
+/**
+ * config.json + weights, then the tokenizer's files; with `maxLength`, tokenizer_config.json gains
+ * it as model_max_length. Returns the file names.
+ */
+async function writeExport(model: PreTrainedModel, dir: string, tokenizer: Tokenizer, maxLength: number | null): Promise<string[]> {
   await model.savePretrained(dir);
   const files = tokenizer.save();
-  const tokenizerConfig = JSON.parse(files['tokenizer_config.json'] ?? '{}') as Record<string, unknown>;
-  files['tokenizer_config.json'] = `${JSON.stringify({ ...tokenizerConfig, model_max_length: model.config.maxPositionEmbeddings }, null, 2)}\n`;
+  if (maxLength !== null) {
+    const tokenizerConfig = JSON.parse(files['tokenizer_config.json'] ?? '{}') as Record<string, unknown>;
+    files['tokenizer_config.json'] = `${JSON.stringify({ ...tokenizerConfig, model_max_length: maxLength }, null, 2)}\n`;
+  }
   for (const [name, text] of Object.entries(files)) await writeAtomic(join(dir, name), text);
   return ['config.json', 'model.safetensors', ...Object.keys(files)];
+}
+
+/** A whole MegatronBERT under `architecture`, its tokenizer knowing the model's max length. */
+async function exportFolder(model: PreTrainedModel & { config: MegatronBertConfig }, architecture: string, dir: string, tokenizer: Tokenizer): Promise<string[]> {
+  model.config.architectures = [architecture];
+  return writeExport(model, dir, tokenizer, model.config.maxPositionEmbeddings);
 }
 
 /** The objectives without settings of their own refuse any under `objectives.<name>`, naming them. */
@@ -78,6 +88,13 @@ function maskedLM(nextSentencePrediction: boolean): FamilyObjective<MegatronBert
   };
 }
 
+/** `output.prompts` of a causal-lm or prefix-lm run: greedy continuations from the trained (or prefixed) decoder. */
+function greedyShowcase(model: TrainableModel & CausalLMModel & { readonly module: { config: MegatronBertConfig } }, tokenizer: Tokenizer, prompts: readonly string[]): Promise<string[]> {
+  // The objective gives the framing (bos/eos) and the generation loop; its name and seqLength play no part.
+  const backend = model.module.getInputEmbeddings().weight.backend;
+  return new CausalLMObjective(tokenizer, { seqLength: model.module.config.maxPositionEmbeddings, backend }).continueGreedy(model, tokenizer, prompts);
+}
+
 const causalLM: FamilyObjective<MegatronBertConfig, CausalTrainable> = {
   description: 'causal LM (MegatronBertForCausalLM: a decoder-only MegatronBERT, isDecoder)',
   objective: (ctx) => {
@@ -96,9 +113,7 @@ const causalLM: FamilyObjective<MegatronBertConfig, CausalTrainable> = {
     return { module: model, forward: (inputs) => model.forward({ ...inputs, useCache: false }) };
   },
   exportTo: (model, dir, tokenizer) => exportFolder(model.module, 'MegatronBertForCausalLM', dir, tokenizer),
-  async showcase(model, tokenizer, prompts) {
-    return new CausalLMObjective(tokenizer, { seqLength: model.module.config.maxPositionEmbeddings, backend: model.module.getInputEmbeddings().weight.backend }).continueGreedy(model, tokenizer, prompts);
-  },
+  showcase: greedyShowcase,
 };
 
 /** A decoder MegatronBERT from `model.fromPretrained`, or a refusal naming the field. */
@@ -134,16 +149,9 @@ const prefixLM: FamilyObjective<MegatronBertConfig, PrefixTrainable> = {
     model.train();
     return { module: model, forward: (inputs) => model.forward(inputs) };
   },
-  async exportTo(model, dir, tokenizer) {
-    // config.json (with pre_seq_len) and model.safetensors holding prefix_encoder.* only; the base model stays where fromPretrained read it.
-    await model.module.savePretrained(dir);
-    const files = tokenizer.save();
-    for (const [name, text] of Object.entries(files)) await writeAtomic(join(dir, name), text);
-    return ['config.json', 'model.safetensors', ...Object.keys(files)];
-  },
-  async showcase(model, tokenizer, prompts) {
-    return new PrefixLMObjective(tokenizer, { seqLength: model.module.config.maxPositionEmbeddings, backend: model.module.getInputEmbeddings().weight.backend }).continueGreedy(model, tokenizer, prompts);
-  },
+  // config.json (with pre_seq_len) and model.safetensors holding prefix_encoder.* only; the base model stays where fromPretrained read it.
+  exportTo: (model, dir, tokenizer) => writeExport(model.module, dir, tokenizer, null),
+  showcase: greedyShowcase,
 };
 
 export const megatronBert: ModelFamily<MegatronBertConfig> = {
