@@ -5,12 +5,11 @@
 
 import {
   BERT_CALL_KWARGS,
-  bertCaseTokenizer,
   callOptions,
   numericOutputs,
-  runTokenizerCase,
   snakeKeys,
   TokenizerCaseError,
+  wordPieceCaseRunner,
   wordPieceTokenizerForCase,
   type ConformanceCase,
   type ConformanceFamily,
@@ -31,13 +30,12 @@ function candidatesCase(tok: RealmTokenizer, c: ConformanceCase) {
   return { outputs: numericOutputs(encoded), values: { expected_ids: encoded } };
 }
 
+/** Every other call: the BertTokenizer case runner, on a RealmTokenizer. */
+const bertCalls = wordPieceCaseRunner(RealmTokenizer);
+
 export const conformance: ConformanceFamily = {
   family: 'realm',
   classes: {
-    RealmTokenizer: async (c) => {
-      const tok = await wordPieceTokenizerForCase(RealmTokenizer, c);
-      if (isRows(c.spec.inputs?.text)) return candidatesCase(tok, c);
-      return runTokenizerCase(bertCaseTokenizer(tok), c.spec, callOptions(c.spec.kwargs, BERT_CALL_KWARGS, 'RealmTokenizer'));
-    },
+    RealmTokenizer: async (c) => (isRows(c.spec.inputs?.text) ? candidatesCase(await wordPieceTokenizerForCase(RealmTokenizer, c), c) : bertCalls(c)),
   },
 };
