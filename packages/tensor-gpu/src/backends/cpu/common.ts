@@ -33,6 +33,14 @@ export function converter(dtype: DType): ((v: number) => number) | null {
   }
 }
 
+/** Rounds a contiguous output the GEMM wrote at float32 precision to half, when its dtype is float16. */
+export function roundFloat16Output(out: View): void {
+  if (out.dtype !== 'float16') return;
+  const o = arr(out);
+  const n = out.shape.reduce((p, d) => p * d, 1);
+  for (let i = 0; i < n; i++) o[out.offset + i] = roundToFloat16(o[out.offset + i]);
+}
+
 export function contiguousRows(v: View): { rows: number; inner: number; base: number } {
   const inner = v.shape[v.shape.length - 1] ?? 1;
   const rows = v.shape.length > 1 ? v.shape[0] : 1;

@@ -3,11 +3,11 @@
 // float16 tensors are stored widened in Float32Array and rounded to half precision on every write.
 
 import type { Backend, FusedKernels, MemoryInfo, RandomKind, ReduceOpName, Storage, View } from '../../backend.js';
-import { hostArrayFor, roundToFloat16, type AnyHostArray, type DType } from '../../dtype.js';
+import { hostArrayFor, type AnyHostArray, type DType } from '../../dtype.js';
 import { BINARY, FUSED_BINARY, UNARY, biasActivationOp, type BinaryOpName, type BinaryRow, type UnaryOpName } from '../../elementwise-math.js';
 import { IndexError } from '../../errors.js';
 import { philoxFill } from '../../random.js';
-import { arr, contiguousRows, converter, type CpuStorage } from './common.js';
+import { arr, contiguousRows, converter, roundFloat16Output, type CpuStorage } from './common.js';
 import { cpuAdamStep } from './kernels/adam.js';
 import { cpuAttention } from './kernels/attention.js';
 import { cpuLayerNorm } from './kernels/layer-norm.js';
@@ -285,11 +285,7 @@ class CpuBackend implements Backend {
 
   matmul(a: View, b: View, out: View): void {
     matmulKernel.run(a, arr(a) as Float32Array, b, arr(b) as Float32Array, arr(out) as Float32Array, out.offset);
-    if (out.dtype === 'float16') {
-      const o = arr(out);
-      const n = out.shape.reduce((p, d) => p * d, 1);
-      for (let i = 0; i < n; i++) o[out.offset + i] = roundToFloat16(o[out.offset + i]);
-    }
+    roundFloat16Output(out);
   }
 
   gather(x: View, index: View, axis: number, out: View, opName: string): void {

@@ -1,8 +1,7 @@
 // Fused scaled-dot-product attention on the GEMM engine, in query blocks (see the function's comment).
 
 import type { View } from '../../../backend.js';
-import { roundToFloat16 } from '../../../dtype.js';
-import { arr } from '../common.js';
+import { arr, roundFloat16Output } from '../common.js';
 import { matmulKernel } from '../matmul.js';
 
 /**
@@ -74,8 +73,5 @@ export function cpuAttention(q: View, k: View, v: View, mask: View | null, out: 
       }
     }
   }
-  if (out.dtype === 'float16') {
-    const n = B * Lq * Dv;
-    for (let i = 0; i < n; i++) o[out.offset + i] = roundToFloat16(o[out.offset + i]);
-  }
+  roundFloat16Output(out);
 }
