@@ -18,6 +18,7 @@ import { ConfigError } from '../core/errors.js';
 import { IGNORE_INDEX, type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
 import type { Rng } from '../core/rng.js';
 import { maskTokens, replacementIds, type MaskingOptions } from './masking.js';
+import { tokenCrossEntropy } from './token-loss.js';
 
 /** The forward contract: int32 [batch, seq] inputs -> [batch, seq, vocab] MLM logits and [batch, 2] NSP logits. */
 export interface PretrainingModel {
@@ -79,10 +80,6 @@ function truncatePair(a: Segment, b: Segment, maxTokens: number, rng: Rng): void
 function requireId(id: number | null, what: string, objective: string): number {
   if (id === null) throw new ConfigError(`objective: ${objective} needs a ${what} token, and data.tokenizer has none`);
   return id;
-}
-
-function asFloat32(t: Tensor): Tensor {
-  return t.dtype === 'float32' ? t : t.cast('float32');
 }
 
 export class MaskedLMObjective implements Objective<PairExample, MaskedLMBatch, PretrainingModel> {
@@ -184,22 +181,14 @@ export class MaskedLMObjective implements Objective<PairExample, MaskedLMBatch, 
     const out = model.forward({ inputIds, tokenTypeIds, attentionMask });
     const modelLogits = out.predictionLogits ?? out.logits;
     if (!modelLogits) throw new TypeError(`${this.name}: the model returned neither predictionLogits nor logits`);
-    // The loss is always computed in float32 (a float16 model's logits are cast, as Megatron does
-    // unless fp16_lm_cross_entropy): a float16 log-sum-exp over the vocabulary loses too much.
-    const logits = asFloat32(modelLogits);
-    const vocab = logits.shape[logits.shape.length - 1];
-    const flat = logits.reshape(-1, vocab); // [batch * seq, vocab]
-    const labels = fromHost(batch.labels, shape, 'int32', backend).reshape(-1); // [batch * seq]
-    const valid = labels.ne(IGNORE_INDEX);
-    const mlmSum = crossEntropy(flat, labels, { reduction: 'sum' });
-    const masked = Math.max(1, batch.maskedTokens);
-    let loss = mlmSum.divScalar(masked);
-    const correct = flat.argmax(-1).eq(labels).logicalAnd(valid).toFloat().sum();
-    const sums: Record<string, Tensor> = { mlmLossSum: mlmSum, mlmCorrect: correct, mlmCount: valid.toFloat().sum() };
+    // Cross-entropy over the masked positions, in float32 (as Megatron unless fp16_lm_cross_entropy).
+    const mlm = tokenCrossEntropy(modelLogits, fromHost(batch.labels, [batch.batchSize * batch.seqLength], 'int32', backend), batch.maskedTokens);
+    let loss = mlm.loss;
+    const sums: Record<string, Tensor> = { mlmLossSum: mlm.sums.lossSum, mlmCorrect: mlm.sums.correct, mlmCount: mlm.sums.count };
     if (this.options.nextSentencePrediction) {
       const nspLogits = out.seqRelationshipLogits;
       if (!nspLogits) throw new TypeError(`${this.name}: the model returned no seqRelationshipLogits (use a pretraining head, or objective: mlm)`);
-      const nsp = asFloat32(nspLogits);
+      const nsp = nspLogits.dtype === 'float32' ? nspLogits : nspLogits.cast('float32');
       const nextSentenceLabel = fromHost(batch.nextSentenceLabel, [batch.batchSize], 'int32', backend);
       const nspSum = crossEntropy(nsp, nextSentenceLabel, { reduction: 'sum' });
       loss = loss.add(nspSum.divScalar(batch.batchSize));

@@ -1,6 +1,7 @@
-// The loss and metrics of objectives that predict a sequence of tokens (causal LM, prefix LM, span
-// corruption's targets): mean cross-entropy over the labelled positions, always in float32 (a float16
-// log-sum-exp over the vocabulary loses too much), with its perplexity and token accuracy.
+// The loss and metrics of objectives that predict tokens (causal LM, prefix LM, span corruption's
+// targets, masked LM's masked positions): mean cross-entropy over the labelled positions, always in
+// float32 (a float16 log-sum-exp over the vocabulary loses too much), with its perplexity and token
+// accuracy.
 
 import { crossEntropy, full, type Tensor } from '@lm/tensor-gpu';
 import { IGNORE_INDEX, type ObjectiveMetrics, type ObjectiveOutput } from '../core/objective.js';
