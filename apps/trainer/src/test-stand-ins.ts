@@ -3,7 +3,7 @@
 // from the top of the vocabulary) and a tiny encoder-decoder, registered as the family `tiny-t5` the
 // way @lm/t5 will register itself, so a test trains span corruption through `train()` end to end.
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Embedding, Linear, PreTrainedModel, PretrainedConfig, type SpecialTokenIds, type Tokenizer } from '@lm/layers';
 import type { Backend, Tensor } from '@lm/tensor-gpu';
@@ -52,7 +52,7 @@ export class WordTokenizer implements Tokenizer {
   }
 }
 
-export class TinySeq2SeqConfig extends PretrainedConfig {
+class TinySeq2SeqConfig extends PretrainedConfig {
   static readonly modelType = 'tiny-seq2seq';
   vocabSize = 32;
   hiddenSize = 16;
@@ -63,7 +63,7 @@ export class TinySeq2SeqConfig extends PretrainedConfig {
 }
 
 /** Encoder: mean of the input embeddings; decoder: each target position's embedding plus that summary, then the LM head. */
-export class TinySeq2Seq extends PreTrainedModel<TinySeq2SeqConfig> implements Seq2SeqModel {
+class TinySeq2Seq extends PreTrainedModel<TinySeq2SeqConfig> implements Seq2SeqModel {
   declare shared: Embedding;
   declare encoder: Linear;
   declare lm_head: Linear;
@@ -110,9 +110,9 @@ const spanCorruption: FamilyObjective<TinySeq2SeqConfig, TinyTrainable> = {
   },
   async exportTo(model, dir, tokenizer) {
     await model.module.savePretrained(dir);
-    await mkdir(dir, { recursive: true });
-    for (const [name, text] of Object.entries(tokenizer.save())) await writeFile(join(dir, name), text);
-    return ['config.json', 'model.safetensors', ...Object.keys(tokenizer.save())];
+    const files = tokenizer.save();
+    for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+    return ['config.json', 'model.safetensors', ...Object.keys(files)];
   },
 };
 
