@@ -1,6 +1,6 @@
 // The training loop, one piece of code for every family and objective, and free of Node: files,
 // signals, the progress bar and the plot writer reach it through the ports (ports.ts), so the same
-// loop runs under `lm-train` and in a browser worker. (loop.test.ts checks that nothing it imports
+// loop runs under `lm-train` and in a browser worker. (core.test.ts checks that nothing it imports
 // touches `node:*`.)
 //
 // Per optimizer step: `gradAccumulation` micro-batches, each forward + backward inside its own memory
