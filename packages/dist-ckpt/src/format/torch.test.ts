@@ -123,6 +123,11 @@ describe('torch.save zip format', () => {
         await cp.close();
       }
     }
+    // A zip inside a zip is not opened (one level only: a self-inflating zip must not recurse).
+    const nested = makeZip([{ name: 'outer/model.pt', data: makeZip([{ name: 'inner/model.pt', data: inner.zip }]), method: 8 }]);
+    await expect(openCheckpoint(nested, { name: 'nested.zip' })).rejects.toThrow(
+      /^nested\.zip!outer\/model\.pt: not a torch\.save zip: no 'inner\/data\.pkl' record \(a zip's member must be a torch\.save file, not another zip\)$/,
+    );
     // Two wrapped files: no guessing.
     const two = makeZip([{ name: 'a/mp_rank_00/model_optim_rng.pt', data: inner.zip }, { name: 'a/mp_rank_01/model_optim_rng.pt', data: inner.zip }]);
     await expect(openCheckpoint(two, { name: 'tp2.zip' })).rejects.toThrow(

@@ -306,9 +306,7 @@ export class TorchCheckpoint implements Checkpoint {
   /** Opens a torch.save file of either container; `owned` sources are closed by close(). */
   static async open(source: ByteSource, owned = false): Promise<TorchCheckpoint> {
     try {
-      const head = await source.read(0, Math.min(4, source.size));
-      const isZip = head.length === 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
-      return isZip ? await openZip(source, owned) : await openLegacy(source, owned);
+      return (await startsLikeZip(source)) ? await openZip(source, owned) : await openLegacy(source, owned);
     } catch (err) {
       if (owned) await source.close?.();
       throw err;
@@ -375,7 +373,13 @@ function pidItems(file: string, pid: PyValue): PyValue[] {
   return pid.items;
 }
 
-async function openZip(source: ByteSource, owned: boolean): Promise<TorchCheckpoint> {
+async function startsLikeZip(source: ByteSource): Promise<boolean> {
+  const head = await source.read(0, Math.min(4, source.size));
+  return head.length === 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
+}
+
+/** A torch.save zip, or (unless `wrapped`: it is already a zip's member) a plain zip wrapping one. */
+async function openZip(source: ByteSource, owned: boolean, wrapped = false): Promise<TorchCheckpoint> {
   const file = source.name;
   const zip = await ZipReader.open(source);
   // torch names every record `<archive>/...`; the archive name is the first record's directory.
@@ -383,7 +387,12 @@ async function openZip(source: ByteSource, owned: boolean): Promise<TorchCheckpo
   const slash = first.indexOf('/');
   const prefix = slash >= 0 ? first.slice(0, slash + 1) : '';
   const pklEntry = zip.entry(`${prefix}data.pkl`);
-  if (!pklEntry) return openWrapped(zip, source, owned, `not a torch.save zip: no '${prefix}data.pkl' record`);
+  if (!pklEntry) {
+    const notTorch = `not a torch.save zip: no '${prefix}data.pkl' record`;
+    // One level only: a zip inside a zip is refused (a self-inflating zip would otherwise never end).
+    if (wrapped) throw new TorchCheckpointError(file, `${notTorch} (a zip's member must be a torch.save file, not another zip)`);
+    return openWrapped(zip, source, owned, notTorch);
+  }
   const byteorderEntry = zip.entry(`${prefix}byteorder`);
   let bigEndian = false;
   if (byteorderEntry) {
@@ -435,7 +444,7 @@ async function openZip(source: ByteSource, owned: boolean): Promise<TorchCheckpo
 /**
  * A plain zip that wraps one torch.save file (NVIDIA's NGC downloads hold
  * `release/mp_rank_00/model_optim_rng.pt`): that member is opened in its place. A stored member is read
- * in place; a deflated one is inflated into memory.
+ * in place; a deflated one is inflated into memory. The member must be a torch.save file itself.
  */
 async function openWrapped(zip: ZipReader, source: ByteSource, owned: boolean, notTorch: string): Promise<TorchCheckpoint> {
   const members = zip.names.filter((n) => /\.(pt|pth|bin|ckpt)$/.test(n));
@@ -450,7 +459,7 @@ async function openWrapped(zip: ZipReader, source: ByteSource, owned: boolean, n
     entry.method === 0
       ? { name, size: entry.uncompressedSize, read: (offset, length) => zip.read(entry, offset, length), close }
       : { ...bytesSource(await zip.readChecked(entry), name), close };
-  return TorchCheckpoint.open(member, owned);
+  return (await startsLikeZip(member)) ? openZip(member, owned, true) : openLegacy(member, owned);
 }
 
 function unpickleWhole(
