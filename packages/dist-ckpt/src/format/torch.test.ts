@@ -234,6 +234,16 @@ describe('zip reader', () => {
     await expect(zip.read(zip.entry('a.txt')!, 400, 100)).rejects.toThrow(/outside entry 'a\.txt'/);
   });
 
+  it('stops inflating at the declared size (a deflate bomb is refused, not held in memory)', async () => {
+    const bytes = makeZip([{ name: 'bomb.bin', data: new Uint8Array(1 << 20), method: 8 }]);
+    // Declare 1000 bytes in the central directory (uncompressed size at offset 24 of its header).
+    const cd = bytes.findIndex((_, i) => bytes[i] === 0x50 && bytes[i + 1] === 0x4b && bytes[i + 2] === 0x01 && bytes[i + 3] === 0x02);
+    new DataView(bytes.buffer, bytes.byteOffset).setUint32(cd + 24, 1000, true);
+    const zip = await ZipReader.open(bytesSource(bytes, 'bomb.zip'));
+    expect(zip.entry('bomb.bin')!.uncompressedSize).toBe(1000);
+    await expect(zip.readChecked(zip.entry('bomb.bin')!)).rejects.toThrow(/bomb\.zip: cannot inflate entry 'bomb\.bin' \(inflates past 1000 bytes; expected 1000 bytes\)/);
+  });
+
   it('refuses archives without an end record and truncated directories', async () => {
     await expect(ZipReader.open(bytesSource(new Uint8Array(100), 'e.zip'))).rejects.toThrow(/e\.zip: no end-of-central-directory/);
     const z = makeZip([{ name: 'a', data: new Uint8Array(10) }]);

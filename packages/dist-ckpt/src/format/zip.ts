@@ -215,9 +215,26 @@ async function inflateRaw(data: Uint8Array, file: string, entry: ZipEntry): Prom
     throw new ZipFormatError(file, `entry '${entry.name}' is deflated and this runtime has no DecompressionStream`);
   }
   try {
-    const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
-    const out = new Uint8Array(await new Response(stream).arrayBuffer());
-    if (out.length !== entry.uncompressedSize) throw new Error(`inflated to ${out.length} bytes`);
+    // Read chunk by chunk and stop past the declared size: a deflate bomb never fills memory.
+    const reader = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('deflate-raw')).getReader();
+    const chunks: Uint8Array[] = [];
+    let length = 0;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      length += r.value.length;
+      if (length > entry.uncompressedSize) {
+        await reader.cancel();
+        throw new Error(`inflates past ${entry.uncompressedSize} bytes`);
+      }
+      chunks.push(r.value);
+    }
+    if (length !== entry.uncompressedSize) throw new Error(`inflated to ${length} bytes`);
+    if (chunks.length === 1) return chunks[0];
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
     return out;
   } catch (err) {
     throw new ZipFormatError(
