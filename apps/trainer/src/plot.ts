@@ -1,5 +1,5 @@
 // Loss curves as a PNG a person can open: the metrics JSONL -> a Vega-Lite spec (training loss, its
-// moving average, validation loss; validation masked-token accuracy below) -> SVG with Vega's
+// moving average, validation loss; the validation token accuracy below) -> SVG with Vega's
 // headless renderer -> PNG with resvg. No hand-drawn pixels; the same spec renders in any Vega tool.
 
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
@@ -25,6 +25,13 @@ function smooth(values: number[], weight: number): number[] {
   });
 }
 
+/** Accuracy metrics by objective (mlm-nsp/mlm, causal-lm/prefix-lm, span-corruption) and their names on the plot. */
+const ACCURACIES: readonly (readonly [string, string])[] = [
+  ['mlmAccuracy', 'masked-token accuracy'],
+  ['nextTokenAccuracy', 'next-token accuracy'],
+  ['targetAccuracy', 'target-token accuracy'],
+];
+
 export function plotSpec(records: readonly MetricsRecord[], title: string): vegaLite.TopLevelSpec {
   const train = records.filter((r) => r.type === 'train' && typeof r.loss === 'number');
   const evals = records.filter((r) => r.type === 'eval' && typeof r.loss === 'number');
@@ -34,11 +41,12 @@ export function plotSpec(records: readonly MetricsRecord[], title: string): vega
     ...train.map((r, i) => ({ step: r.step, value: smoothed[i], series: 'train loss (smoothed)' })),
     ...evals.map((r) => ({ step: r.step, value: r.loss as number, series: 'validation loss' })),
   ];
-  const accPoints: Point[] = evals
-    .filter((r) => typeof r.mlmAccuracy === 'number')
-    .map((r) => ({ step: r.step, value: r.mlmAccuracy as number, series: 'validation masked-token accuracy' }));
+  // The objective's token accuracy (the first of these its evaluations report).
+  const [accKey, accName] = ACCURACIES.find(([k]) => evals.some((r) => typeof r[k] === 'number')) ?? ACCURACIES[0];
+  const accSeries = `validation ${accName}`;
+  const accPoints: Point[] = evals.filter((r) => typeof r[accKey] === 'number').map((r) => ({ step: r.step, value: r[accKey] as number, series: accSeries }));
   const colors = {
-    domain: ['train loss', 'train loss (smoothed)', 'validation loss', 'validation masked-token accuracy'],
+    domain: ['train loss', 'train loss (smoothed)', 'validation loss', accSeries],
     range: ['#9ecae9', '#1f77b4', '#e45756', '#54a24b'],
   };
   const x = { field: 'step', type: 'quantitative', title: 'step' } as const;
