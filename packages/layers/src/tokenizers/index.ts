@@ -18,3 +18,7 @@ export type { TokenizerJSON } from './tokenizer-json.js';
 export { readTokenizerFiles } from './pretrained-files.js';
 export type { LoadedTokenizerFiles, TokenizerFiles } from './pretrained-files.js';
 export { parseVocab } from './vocab.js';
+export { SentencePieceProcessor, SPIECE_UNDERLINE } from './sentencepiece.js';
+export type { EncodedPiece, SentencePieceOptions } from './sentencepiece.js';
+export { parseSentencePieceModel, PieceType } from './sentencepiece-model.js';
+export type { NormalizerSpec, SentencePieceModelProto, SentencePieceModelType, SentencePiecePiece } from './sentencepiece-model.js';
