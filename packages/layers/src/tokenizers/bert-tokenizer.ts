@@ -13,7 +13,9 @@
 import { Tokenizer } from '@huggingface/tokenizers';
 import { TokenizerError } from './errors.js';
 import { cleanText, lowercaseOutsideTokens, padChineseChars, pySplit, pyStrip, splitOnTokens } from './text.js';
-import { bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON, LARGE_INTEGER, resolveBertTokenizerConfig } from './tokenizer-config.js';
+import { collateEncodings, cleanUpTokenization, padBatch, padEncoding, prepareForModel, resolveStrategies } from './slow-tokenizer.js';
+import type { BatchEncoding, DecodeOptions, EncodeOptions, Encoding, PaddingStrategy, SlowTokenizerHooks, Strategies, TextInput } from './slow-tokenizer.js';
+import { bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON, resolveBertTokenizerConfig } from './tokenizer-config.js';
 import type { BertTokenizerConfig, ResolvedBertTokenizerConfig } from './tokenizer-config.js';
 import { bertPartsFromTokenizerJSON, buildBertTokenizerJSON } from './tokenizer-json.js';
 import type { TokenizerJSON } from './tokenizer-json.js';
@@ -22,74 +24,7 @@ import type { SpecialTokenIds, Tokenizer as TokenizerInterface, TokenizerSaveFil
 import type { LoadedTokenizerFiles, TokenizerFiles } from './pretrained-files.js';
 import { invertVocab, parseVocab } from './vocab.js';
 
-/** `padding`: true = 'longest' (pad to the longest in the batch), 'max_length' = to `maxLength`. */
-export type Padding = boolean | 'longest' | 'max_length' | 'do_not_pad';
-/** `truncation`: true = 'longest_first'. */
-export type Truncation = boolean | 'longest_first' | 'only_first' | 'only_second' | 'do_not_truncate';
-
-export interface EncodeOptions {
-  /** Add [CLS] / [SEP]. Default true. */
-  addSpecialTokens?: boolean;
-  /** Default false. */
-  padding?: Padding;
-  /** Default: none, except 'longest_first' when `maxLength` is given without padding (as the reference). */
-  truncation?: Truncation;
-  /** Truncate / pad to this length; default `modelMaxLength` when truncation or 'max_length' padding asks for one. */
-  maxLength?: number | null;
-  /** Round the padded length up to a multiple of this. */
-  padToMultipleOf?: number | null;
-  /** Default true (true with `addSpecialTokens: false` is an error, as in the reference). */
-  returnTokenTypeIds?: boolean;
-  /** Default true. */
-  returnAttentionMask?: boolean;
-  /** Default false. */
-  returnSpecialTokensMask?: boolean;
-  /** Default false. The length of input_ids: padded for `encode`, unpadded for `encodeBatch` (as the reference). */
-  returnLength?: boolean;
-}
-
-export interface DecodeOptions {
-  /** Drop the special tokens ([CLS], [SEP], [PAD], [UNK], [MASK], additional ones). Default false. */
-  skipSpecialTokens?: boolean;
-  /** Remove the spaces before punctuation and around contractions. Default: the tokenizer's setting (true). */
-  cleanUpTokenizationSpaces?: boolean;
-}
-
-/** One encoded text or text pair; optional fields are present exactly when asked for. */
-export interface Encoding {
-  inputIds: number[];
-  tokenTypeIds?: number[];
-  attentionMask?: number[];
-  specialTokensMask?: number[];
-  length?: number;
-}
-
-/** A batch of encodings, field by field: `inputIds[b]` is row b. */
-export interface BatchEncoding {
-  inputIds: number[][];
-  tokenTypeIds?: number[][];
-  attentionMask?: number[][];
-  specialTokensMask?: number[][];
-  length?: number[];
-}
-
-/** A single text, or a (text, textPair) pair. */
-export type TextInput = string | readonly [string, string];
-
-type PaddingStrategy = 'do_not_pad' | 'longest' | 'max_length';
-type TruncationStrategy = 'do_not_truncate' | 'longest_first' | 'only_first' | 'only_second';
-
-interface Strategies {
-  padding: PaddingStrategy;
-  truncation: TruncationStrategy;
-  maxLength: number | null;
-  padToMultipleOf: number | null;
-  addSpecialTokens: boolean;
-  returnTokenTypeIds: boolean;
-  returnAttentionMask: boolean;
-  returnSpecialTokensMask: boolean;
-  returnLength: boolean;
-}
+export type { BatchEncoding, DecodeOptions, EncodeOptions, Encoding, Padding, TextInput, Truncation } from './slow-tokenizer.js';
 
 /** A token outside the vocab file (a special token it lacks, or a tokenizer.json added token), with its id. */
 export interface AddedToken {
@@ -389,155 +324,33 @@ export class BertTokenizer implements TokenizerInterface {
       const pairIds = pair === null ? null : this.convertTokensToIds(this.tokenize(pair));
       return this.prepareForModel(ids, pairIds, { ...s, padding: 'do_not_pad', returnAttentionMask: false });
     });
-    let padding = s.padding;
-    let maxLength = s.maxLength;
-    if (padding === 'longest') {
-      maxLength = Math.max(0, ...encodings.map((e) => e.inputIds.length));
-      padding = 'max_length';
-    }
-    const padded = encodings.map((e) => this.padEncoding(e, maxLength, padding, s.padToMultipleOf, s.returnAttentionMask));
-    const batch: BatchEncoding = { inputIds: padded.map((e) => e.inputIds) };
-    if (s.returnTokenTypeIds) batch.tokenTypeIds = padded.map((e) => e.tokenTypeIds!);
-    if (s.returnSpecialTokensMask) batch.specialTokensMask = padded.map((e) => e.specialTokensMask!);
-    if (s.returnAttentionMask) batch.attentionMask = padded.map((e) => e.attentionMask!);
-    if (s.returnLength) batch.length = encodings.map((e) => e.inputIds.length);
-    return batch;
+    const padded = padBatch(encodings, s, (e, maxLength, padding) => this.padEncoding(e, maxLength, padding, s.padToMultipleOf, s.returnAttentionMask));
+    return collateEncodings(padded, s, encodings.map((e) => e.inputIds.length));
   }
 
   /** `_get_padding_truncation_strategies`, with the reference's defaults and checks. */
   private strategies(options: EncodeOptions): Strategies {
-    const { padding = false, padToMultipleOf = null } = options;
-    let { truncation, maxLength = null } = options;
-    // "If you only set max_length, it activates truncation for max_length."
-    if (maxLength !== null && padding === false && truncation === undefined) truncation = 'longest_first';
-
-    let paddingStrategy: PaddingStrategy;
-    if (padding === true) paddingStrategy = 'longest';
-    else if (padding === false) paddingStrategy = 'do_not_pad';
-    else if (padding === 'longest' || padding === 'max_length' || padding === 'do_not_pad') paddingStrategy = padding;
-    else throw new TokenizerError(`encode: padding ${JSON.stringify(padding)} is not one of true, false, 'longest', 'max_length', 'do_not_pad'`);
-
-    let truncationStrategy: TruncationStrategy;
-    if (truncation === true) truncationStrategy = 'longest_first';
-    else if (truncation === false || truncation === undefined) truncationStrategy = 'do_not_truncate';
-    else if (['longest_first', 'only_first', 'only_second', 'do_not_truncate'].includes(truncation)) truncationStrategy = truncation;
-    else throw new TokenizerError(`encode: truncation ${JSON.stringify(truncation)} is not one of true, false, 'longest_first', 'only_first', 'only_second', 'do_not_truncate'`);
-
-    if (maxLength === null) {
-      const modelMax = this.config.modelMaxLength;
-      if (paddingStrategy === 'max_length') {
-        if (modelMax > LARGE_INTEGER) paddingStrategy = 'do_not_pad';
-        else maxLength = modelMax;
-      }
-      if (truncationStrategy !== 'do_not_truncate') {
-        if (modelMax > LARGE_INTEGER) truncationStrategy = 'do_not_truncate';
-        else maxLength = modelMax;
-      }
-    }
-    if (paddingStrategy !== 'do_not_pad' && this.padTokenId === null) {
-      throw new TokenizerError('encode: asked to pad but the tokenizer has no padding token');
-    }
-    if (padToMultipleOf !== null && !(Number.isInteger(padToMultipleOf) && padToMultipleOf > 0)) {
-      throw new TokenizerError(`encode: padToMultipleOf must be a positive integer, got ${padToMultipleOf}`);
-    }
-    if (
-      truncationStrategy !== 'do_not_truncate' &&
-      paddingStrategy !== 'do_not_pad' &&
-      padToMultipleOf !== null &&
-      maxLength !== null &&
-      maxLength % padToMultipleOf !== 0
-    ) {
-      throw new TokenizerError(
-        `encode: truncation and padding are both on, but maxLength ${maxLength} is not a multiple of padToMultipleOf ${padToMultipleOf}`,
-      );
-    }
-    const addSpecialTokens = options.addSpecialTokens ?? true;
-    if (options.returnTokenTypeIds === true && !addSpecialTokens) {
-      throw new TokenizerError('encode: returnTokenTypeIds with addSpecialTokens false is undefined behaviour in the reference; leave returnTokenTypeIds unset');
-    }
-    return {
-      padding: paddingStrategy,
-      truncation: truncationStrategy,
-      maxLength,
-      padToMultipleOf,
-      addSpecialTokens,
-      returnTokenTypeIds: options.returnTokenTypeIds ?? true,
-      returnAttentionMask: options.returnAttentionMask ?? true,
-      returnSpecialTokensMask: options.returnSpecialTokensMask ?? false,
-      returnLength: options.returnLength ?? false,
-    };
+    return resolveStrategies(options, { modelMaxLength: this.config.modelMaxLength, padTokenId: this.padTokenId, returnTokenTypeIds: true });
   }
 
   /** `prepare_for_model` without the padding step: truncate, add special tokens, type ids, masks. */
   private prepareForModel(ids: number[], pairIds: number[] | null, s: Strategies): Encoding {
-    const total = ids.length + (pairIds?.length ?? 0) + (s.addSpecialTokens ? this.numSpecialTokensToAdd(pairIds !== null) : 0);
-    if (s.truncation !== 'do_not_truncate' && s.maxLength && total > s.maxLength) {
-      [ids, pairIds] = this.truncateSequences(ids, pairIds, total - s.maxLength, s.truncation);
-    }
-    const encoding: Encoding = s.addSpecialTokens
-      ? { inputIds: this.buildInputsWithSpecialTokens(ids, pairIds) }
-      : { inputIds: pairIds === null ? [...ids] : [...ids, ...pairIds] };
-    if (s.returnTokenTypeIds) {
-      encoding.tokenTypeIds = s.addSpecialTokens
-        ? this.createTokenTypeIdsFromSequences(ids, pairIds)
-        : new Array<number>(encoding.inputIds.length).fill(0);
-    }
-    if (s.returnSpecialTokensMask) {
-      encoding.specialTokensMask = s.addSpecialTokens
-        ? this.getSpecialTokensMask(ids, pairIds)
-        : new Array<number>(encoding.inputIds.length).fill(0);
-    }
-    return encoding;
+    return prepareForModel({ ...this.specialTokenHooks(), truncationSide: this.config.truncationSide }, ids, pairIds, s);
   }
 
-  /**
-   * `truncate_sequences`. 'longest_first' removes one token at a time from the longer sequence (from
-   * the pair on ties). As in the reference, a strategy that cannot remove enough from the sequence it
-   * may cut (only_first / only_second, or a single text) leaves both untouched.
-   */
-  private truncateSequences(ids: number[], pairIds: number[] | null, numToRemove: number, strategy: TruncationStrategy): [number[], number[] | null] {
-    const left = this.config.truncationSide === 'left';
-    const cut = (seq: number[], n: number) => (left ? seq.slice(n) : seq.slice(0, seq.length - n));
-    if (numToRemove <= 0) return [ids, pairIds];
-    if (strategy === 'only_first' || (strategy === 'longest_first' && pairIds === null)) {
-      if (ids.length > numToRemove) ids = cut(ids, numToRemove);
-    } else if (strategy === 'longest_first' && pairIds !== null) {
-      for (let i = 0; i < numToRemove; i++) {
-        if (ids.length > pairIds.length) ids = cut(ids, 1);
-        else pairIds = cut(pairIds, 1);
-      }
-    } else if (strategy === 'only_second' && pairIds !== null) {
-      if (pairIds.length > numToRemove) pairIds = cut(pairIds, numToRemove);
-    }
-    return [ids, pairIds];
-  }
-
-  /** `_pad`: pad one encoding to `maxLength` (or to its own length for 'longest'), rounded up to `padToMultipleOf`. */
-  private padEncoding(
-    encoding: Encoding,
-    maxLength: number | null,
-    strategy: PaddingStrategy,
-    padToMultipleOf: number | null,
-    returnAttentionMask: boolean,
-  ): Encoding {
-    const length = encoding.inputIds.length;
-    if (strategy === 'longest') maxLength = length;
-    if (maxLength !== null && padToMultipleOf !== null && maxLength % padToMultipleOf !== 0) {
-      maxLength = (Math.floor(maxLength / padToMultipleOf) + 1) * padToMultipleOf;
-    }
-    const out: Encoding = { ...encoding };
-    if (returnAttentionMask && out.attentionMask === undefined) out.attentionMask = new Array<number>(length).fill(1);
-    const difference = strategy !== 'do_not_pad' && maxLength !== null ? maxLength - length : 0;
-    if (difference <= 0) return out;
-    const pad = (seq: number[], value: number) => {
-      const fill = new Array<number>(difference).fill(value);
-      return this.config.paddingSide === 'left' ? fill.concat(seq) : seq.concat(fill);
+  private specialTokenHooks(): Omit<SlowTokenizerHooks, 'truncationSide'> {
+    return {
+      buildInputsWithSpecialTokens: (ids, pairIds) => this.buildInputsWithSpecialTokens(ids, pairIds),
+      createTokenTypeIdsFromSequences: (ids, pairIds) => this.createTokenTypeIdsFromSequences(ids, pairIds),
+      getSpecialTokensMask: (ids, pairIds) => this.getSpecialTokensMask(ids, pairIds),
+      numSpecialTokensToAdd: (pair) => this.numSpecialTokensToAdd(pair),
     };
-    if (out.attentionMask !== undefined) out.attentionMask = pad(out.attentionMask, 0);
-    if (out.tokenTypeIds !== undefined) out.tokenTypeIds = pad(out.tokenTypeIds, 0);
-    if (out.specialTokensMask !== undefined) out.specialTokensMask = pad(out.specialTokensMask, 1);
-    out.inputIds = pad(out.inputIds, this.requireId('padToken'));
-    return out;
+  }
+
+  /** `_pad` on one encoding, on the configured side. */
+  private padEncoding(encoding: Encoding, maxLength: number | null, strategy: PaddingStrategy, padToMultipleOf: number | null, returnAttentionMask: boolean): Encoding {
+    const padId = strategy === 'do_not_pad' ? -1 : this.requireId('padToken');
+    return padEncoding(encoding, maxLength, strategy, padToMultipleOf, returnAttentionMask, this.config.paddingSide, padId);
   }
 
   // ---- decode ------------------------------------------------------------------------------
@@ -576,17 +389,4 @@ export class BertTokenizer implements TokenizerInterface {
   }
 }
 
-/** `clean_up_tokenization`: the reference's fixed list of replacements, in its order. */
-export function cleanUpTokenization(text: string): string {
-  return text
-    .replaceAll(' .', '.')
-    .replaceAll(' ?', '?')
-    .replaceAll(' !', '!')
-    .replaceAll(' ,', ',')
-    .replaceAll(" ' ", "'")
-    .replaceAll(" n't", "n't")
-    .replaceAll(" 'm", "'m")
-    .replaceAll(" 's", "'s")
-    .replaceAll(" 've", "'ve")
-    .replaceAll(" 're", "'re");
-}
+export { cleanUpTokenization };

@@ -1,15 +1,30 @@
 export type { SpecialTokenIds, Tokenizer, TokenizerSaveFiles } from './tokenizer.js';
-export { BertTokenizer, cleanUpTokenization } from './bert-tokenizer.js';
+export { BertTokenizer } from './bert-tokenizer.js';
+export type { AddedToken } from './bert-tokenizer.js';
+export {
+  cleanUpTokenization,
+  collateEncodings,
+  padBatch,
+  padEncoding,
+  padTarget,
+  prepareForModel,
+  resolveStrategies,
+  truncateSequences,
+} from './slow-tokenizer.js';
 export type {
-  AddedToken,
   BatchEncoding,
   DecodeOptions,
   EncodeOptions,
   Encoding,
   Padding,
+  PaddingStrategy,
+  SlowTokenizerHooks,
+  Strategies,
+  StrategyDefaults,
   TextInput,
   Truncation,
-} from './bert-tokenizer.js';
+  TruncationStrategy,
+} from './slow-tokenizer.js';
 export { TokenizerError } from './errors.js';
 export { BERT_TOKENIZER_DEFAULTS, bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON } from './tokenizer-config.js';
 export type { BertTokenizerConfig } from './tokenizer-config.js';
