@@ -13,8 +13,8 @@
 import { Tokenizer } from '@huggingface/tokenizers';
 import { TokenizerError } from './errors.js';
 import { cleanText, lowercaseOutsideTokens, padChineseChars, pySplit, pyStrip, splitOnTokens } from './text.js';
-import { collateEncodings, cleanUpTokenization, padBatch, padEncoding, prepareForModel, resolveStrategies } from './slow-tokenizer.js';
-import type { BatchEncoding, DecodeOptions, EncodeOptions, Encoding, PaddingStrategy, SlowTokenizerHooks, Strategies, TextInput } from './slow-tokenizer.js';
+import { cleanUpTokenization, encodeMany, encodeOne, padEncoding, resolveStrategies } from './slow-tokenizer.js';
+import type { BatchEncoding, DecodeOptions, EncodeOptions, Encoding, PadOne, SlowTokenizerHooks, Strategies, TextInput } from './slow-tokenizer.js';
 import { bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON, resolveBertTokenizerConfig } from './tokenizer-config.js';
 import type { BertTokenizerConfig, ResolvedBertTokenizerConfig } from './tokenizer-config.js';
 import { bertPartsFromTokenizerJSON, buildBertTokenizerJSON } from './tokenizer-json.js';
@@ -302,30 +302,18 @@ export class BertTokenizer implements TokenizerInterface {
   /** One text or text pair, as `tokenizer(text, textPair, **options)` (`encode_plus`). */
   encode(text: string, pair: string | null = null, options: EncodeOptions = {}): Encoding {
     const s = this.strategies(options);
-    const ids = this.convertTokensToIds(this.tokenize(text));
-    const pairIds = pair === null ? null : this.convertTokensToIds(this.tokenize(pair));
-    let encoding = this.prepareForModel(ids, pairIds, s);
-    if (s.padding !== 'do_not_pad' || s.returnAttentionMask) {
-      // PreTrainedTokenizerBase.pad on a single encoding: an empty one is left as is.
-      if (encoding.inputIds.length === 0) {
-        if (s.returnAttentionMask) encoding.attentionMask = [];
-      } else encoding = this.padEncoding(encoding, s.maxLength, s.padding, s.padToMultipleOf, s.returnAttentionMask);
-    }
-    if (s.returnLength) encoding.length = encoding.inputIds.length;
-    return encoding;
+    return encodeOne(this.hooks(), this.idsOf(text), pair === null ? null : this.idsOf(pair), s, this.padder(s));
   }
 
   /** Texts and/or text pairs, as `tokenizer(batch, **options)`: each encoded, then padded together. */
   encodeBatch(inputs: readonly TextInput[], options: EncodeOptions = {}): BatchEncoding {
     const s = this.strategies(options);
-    const encodings = inputs.map((input) => {
-      const [text, pair] = typeof input === 'string' ? [input, null] : input;
-      const ids = this.convertTokensToIds(this.tokenize(text));
-      const pairIds = pair === null ? null : this.convertTokensToIds(this.tokenize(pair));
-      return this.prepareForModel(ids, pairIds, { ...s, padding: 'do_not_pad', returnAttentionMask: false });
-    });
-    const padded = padBatch(encodings, s, (e, maxLength, padding) => this.padEncoding(e, maxLength, padding, s.padToMultipleOf, s.returnAttentionMask));
-    return collateEncodings(padded, s, encodings.map((e) => e.inputIds.length));
+    const items = inputs.map((input) => (typeof input === 'string' ? ([this.idsOf(input), null] as const) : ([this.idsOf(input[0]), this.idsOf(input[1])] as const)));
+    return encodeMany(this.hooks(), items, s, this.padder(s));
+  }
+
+  private idsOf(text: string): number[] {
+    return this.convertTokensToIds(this.tokenize(text));
   }
 
   /** `_get_padding_truncation_strategies`, with the reference's defaults and checks. */
@@ -333,24 +321,22 @@ export class BertTokenizer implements TokenizerInterface {
     return resolveStrategies(options, { modelMaxLength: this.config.modelMaxLength, padTokenId: this.padTokenId, returnTokenTypeIds: true });
   }
 
-  /** `prepare_for_model` without the padding step: truncate, add special tokens, type ids, masks. */
-  private prepareForModel(ids: number[], pairIds: number[] | null, s: Strategies): Encoding {
-    return prepareForModel({ ...this.specialTokenHooks(), truncationSide: this.config.truncationSide }, ids, pairIds, s);
-  }
-
-  private specialTokenHooks(): Omit<SlowTokenizerHooks, 'truncationSide'> {
+  private hooks(): SlowTokenizerHooks {
     return {
       buildInputsWithSpecialTokens: (ids, pairIds) => this.buildInputsWithSpecialTokens(ids, pairIds),
       createTokenTypeIdsFromSequences: (ids, pairIds) => this.createTokenTypeIdsFromSequences(ids, pairIds),
       getSpecialTokensMask: (ids, pairIds) => this.getSpecialTokensMask(ids, pairIds),
       numSpecialTokensToAdd: (pair) => this.numSpecialTokensToAdd(pair),
+      truncationSide: this.config.truncationSide,
     };
   }
 
   /** `_pad` on one encoding, on the configured side. */
-  private padEncoding(encoding: Encoding, maxLength: number | null, strategy: PaddingStrategy, padToMultipleOf: number | null, returnAttentionMask: boolean): Encoding {
-    const padId = strategy === 'do_not_pad' ? -1 : this.requireId('padToken');
-    return padEncoding(encoding, maxLength, strategy, padToMultipleOf, returnAttentionMask, this.config.paddingSide, padId);
+  private padder(s: Strategies): PadOne<Encoding, Encoding> {
+    return (encoding, maxLength, strategy) => {
+      const padId = strategy === 'do_not_pad' ? -1 : this.requireId('padToken');
+      return padEncoding(encoding, maxLength, strategy, s.padToMultipleOf, s.returnAttentionMask, this.config.paddingSide, padId);
+    };
   }
 
   // ---- decode ------------------------------------------------------------------------------

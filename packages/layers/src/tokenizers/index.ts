@@ -4,6 +4,8 @@ export type { AddedToken } from './bert-tokenizer.js';
 export {
   cleanUpTokenization,
   collateEncodings,
+  encodeMany,
+  encodeOne,
   padBatch,
   padEncoding,
   padTarget,
@@ -18,6 +20,7 @@ export type {
   Encoding,
   Padding,
   PaddingStrategy,
+  PadOne,
   SlowTokenizerHooks,
   Strategies,
   StrategyDefaults,

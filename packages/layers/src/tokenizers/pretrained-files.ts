@@ -7,23 +7,37 @@ import type * as NodePath from 'node:path';
 import { TokenizerError } from './errors.js';
 
 /** The tokenizer files `fromPretrained` looks for; any may be missing. */
-export const TOKENIZER_FILE_NAMES = ['vocab.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'] as const;
-export type TokenizerFileName = (typeof TOKENIZER_FILE_NAMES)[number];
+export const TOKENIZER_FILE_NAMES = ['vocab.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json'] as const;
+type TokenizerFileName = string;
 
-export type TokenizerFileValue = string | Blob | Record<string, unknown>;
+/** A file's content: text, parsed JSON, a Blob / File, or bytes (a SentencePiece model). */
+export type TokenizerFileValue = string | Blob | Record<string, unknown> | Uint8Array | ArrayBuffer;
 
 /** A directory path (Node), File objects, or `{ 'vocab.txt': text, 'tokenizer_config.json': {...}, ... }`. */
 export type TokenizerFiles = string | Iterable<File> | ArrayLike<File> | Partial<Record<string, TokenizerFileValue>>;
 
-/** The files found: vocab.txt as text, the JSON files parsed. */
+/** The files found: vocab.txt as text, the JSON files parsed, a binary model file as bytes. */
 export interface LoadedTokenizerFiles {
   vocabTxt?: string;
   tokenizerJson?: Record<string, unknown>;
   tokenizerConfig?: Record<string, unknown>;
   specialTokensMap?: Record<string, unknown>;
+  addedTokens?: Record<string, unknown>;
+  /** The first of `options.modelFiles` found (`spiece.model`, `ice_text.model`, ...). */
+  model?: { name: string; bytes: Uint8Array };
 }
 
-export async function readTokenizerFiles(source: TokenizerFiles): Promise<LoadedTokenizerFiles> {
+export interface ReadTokenizerFilesOptions {
+  /**
+   * Binary model files to look for, in order of preference (SentencePiece tokenizers). When given,
+   * one of them or tokenizer.json must be present instead of vocab.txt.
+   */
+  modelFiles?: readonly string[];
+}
+
+export async function readTokenizerFiles(source: TokenizerFiles, options: ReadTokenizerFilesOptions = {}): Promise<LoadedTokenizerFiles> {
+  const modelFiles = options.modelFiles ?? [];
+  const names: readonly string[] = [...TOKENIZER_FILE_NAMES, ...modelFiles];
   const raw = new Map<TokenizerFileName, TokenizerFileValue>();
   if (typeof source === 'string') {
     // Specifiers in variables: browser bundlers then leave these Node-only imports alone.
@@ -31,24 +45,24 @@ export async function readTokenizerFiles(source: TokenizerFiles): Promise<Loaded
     const pathModule = 'node:path';
     const fs = (await import(/* @vite-ignore */ fsModule)) as typeof NodeFs;
     const path = (await import(/* @vite-ignore */ pathModule)) as typeof NodePath;
-    for (const name of TOKENIZER_FILE_NAMES) {
+    for (const name of names) {
       try {
-        raw.set(name, await fs.readFile(path.join(source, name), 'utf8'));
+        raw.set(name, modelFiles.includes(name) ? new Uint8Array(await fs.readFile(path.join(source, name))) : await fs.readFile(path.join(source, name), 'utf8'));
       } catch (err) {
         if ((err as { code?: string }).code !== 'ENOENT') throw err;
       }
     }
-    if (raw.size === 0) throw new TokenizerError(`fromPretrained: none of ${TOKENIZER_FILE_NAMES.join(', ')} in ${source}`);
+    if (raw.size === 0) throw new TokenizerError(`fromPretrained: none of ${names.join(', ')} in ${source}`);
   } else if (isFileList(source)) {
     for (const file of Array.from(source as ArrayLike<File>)) {
       const name = baseName(file.name);
-      if ((TOKENIZER_FILE_NAMES as readonly string[]).includes(name)) raw.set(name as TokenizerFileName, file);
+      if (names.includes(name)) raw.set(name, file);
     }
   } else {
     const map = source as Partial<Record<string, TokenizerFileValue>>;
     for (const [key, value] of Object.entries(map)) {
       const name = baseName(key);
-      if (value !== undefined && (TOKENIZER_FILE_NAMES as readonly string[]).includes(name)) raw.set(name as TokenizerFileName, value);
+      if (value !== undefined && names.includes(name)) raw.set(name, value);
     }
   }
 
@@ -61,6 +75,7 @@ export async function readTokenizerFiles(source: TokenizerFiles): Promise<Loaded
   const json = async (name: TokenizerFileName) => {
     const value = raw.get(name);
     if (value === undefined) return undefined;
+    if (value instanceof Uint8Array || value instanceof ArrayBuffer) throw new TokenizerError(`fromPretrained: ${name} must be text, a Blob or parsed JSON, not bytes`);
     const text = typeof value === 'string' ? value : isBlob(value) ? await value.text() : null;
     if (text === null) return value as Record<string, unknown>;
     try {
@@ -72,8 +87,22 @@ export async function readTokenizerFiles(source: TokenizerFiles): Promise<Loaded
   out.tokenizerJson = await json('tokenizer.json');
   out.tokenizerConfig = await json('tokenizer_config.json');
   out.specialTokensMap = await json('special_tokens_map.json');
+  out.addedTokens = await json('added_tokens.json');
+  for (const name of modelFiles) {
+    const value = raw.get(name);
+    if (value === undefined) continue;
+    if (typeof value === 'string') throw new TokenizerError(`fromPretrained: ${name} must be bytes (a Uint8Array, ArrayBuffer or Blob), not a string`);
+    const bytes = value instanceof Uint8Array ? value : value instanceof ArrayBuffer ? new Uint8Array(value) : isBlob(value) ? new Uint8Array(await value.arrayBuffer()) : null;
+    if (bytes === null) throw new TokenizerError(`fromPretrained: ${name} must be bytes (a Uint8Array, ArrayBuffer or Blob)`);
+    out.model = { name, bytes };
+    break;
+  }
   for (const key of Object.keys(out) as (keyof LoadedTokenizerFiles)[]) if (out[key] === undefined) delete out[key];
-  if (out.vocabTxt === undefined && out.tokenizerJson === undefined) {
+  if (modelFiles.length > 0) {
+    if (out.model === undefined && out.tokenizerJson === undefined) {
+      throw new TokenizerError(`fromPretrained: need ${modelFiles.join(' or ')} (or tokenizer.json), found none`);
+    }
+  } else if (out.vocabTxt === undefined && out.tokenizerJson === undefined) {
     throw new TokenizerError('fromPretrained: need vocab.txt or tokenizer.json, found neither');
   }
   return out;

@@ -266,6 +266,30 @@ export function collateEncodings(padded: readonly Encoding[], s: Strategies, len
   return batch;
 }
 
+/** Pads one prepared encoding to `maxLength` under `strategy` (the family's `_pad`). */
+export type PadOne<E, P> = (encoding: E, maxLength: number | null, strategy: PaddingStrategy) => P;
+
+/**
+ * `tokenizer(text, textPair)` once the texts are ids: `prepare_for_model`, then `pad` (asked for, or
+ * for the attention mask; an empty encoding is left as is), then the length.
+ */
+export function encodeOne(hooks: SlowTokenizerHooks, ids: number[], pairIds: number[] | null, s: Strategies, padOne: PadOne<Encoding, Encoding>): Encoding {
+  let encoding = prepareForModel(hooks, ids, pairIds, s);
+  if (s.padding !== 'do_not_pad' || s.returnAttentionMask) {
+    if (encoding.inputIds.length === 0) {
+      if (s.returnAttentionMask) encoding.attentionMask = [];
+    } else encoding = padOne(encoding, s.maxLength, s.padding);
+  }
+  if (s.returnLength) encoding.length = encoding.inputIds.length;
+  return encoding;
+}
+
+/** `tokenizer(batch)` once the texts are ids: each item prepared unpadded, then all padded together. */
+export function encodeMany(hooks: SlowTokenizerHooks, items: readonly (readonly [number[], number[] | null])[], s: Strategies, padOne: PadOne<Encoding, Encoding>): BatchEncoding {
+  const encodings = items.map(([ids, pairIds]) => prepareForModel(hooks, ids, pairIds, { ...s, padding: 'do_not_pad', returnAttentionMask: false }));
+  return collateEncodings(padBatch(encodings, s, padOne), s, encodings.map((e) => e.inputIds.length));
+}
+
 /** `clean_up_tokenization`: the reference's fixed list of replacements, in its order. */
 export function cleanUpTokenization(text: string): string {
   return text
