@@ -20,7 +20,7 @@ import type { BertTokenizerConfig, ResolvedBertTokenizerConfig } from './tokeniz
 import { bertPartsFromTokenizerJSON, buildBertTokenizerJSON } from './tokenizer-json.js';
 import type { TokenizerJSON } from './tokenizer-json.js';
 import { readTokenizerFiles } from './pretrained-files.js';
-import type { SpecialTokenIds, Tokenizer as TokenizerInterface, TokenizerSaveFiles } from './tokenizer.js';
+import type { SpecialTokenIds, Tokenizer as TokenizerInterface } from './tokenizer.js';
 import type { LoadedTokenizerFiles, TokenizerFiles } from './pretrained-files.js';
 import { invertVocab, parseVocab } from './vocab.js';
 
@@ -153,7 +153,7 @@ export class BertTokenizer implements TokenizerInterface {
    * vocab.txt (tokens in id order, `save_vocabulary`) and tokenizer_config.json (the init arguments
    * that differ from the defaults): what `fromPretrained` reads back into an equal tokenizer.
    */
-  save(): TokenizerSaveFiles {
+  save(): Record<string, string> {
     const tokens = [...this.vocab].sort((a, b) => a[1] - b[1]).map(([token]) => token);
     return {
       'vocab.txt': `${tokens.join('\n')}\n`,

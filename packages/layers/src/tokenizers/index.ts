@@ -4,6 +4,7 @@ export type { AddedToken } from './bert-tokenizer.js';
 export {
   cleanUpTokenization,
   collateEncodings,
+  decodeTokens,
   encodeMany,
   encodeOne,
   padBatch,
@@ -16,6 +17,7 @@ export {
 export type {
   BatchEncoding,
   DecodeOptions,
+  DecodeTokensHooks,
   EncodeOptions,
   Encoding,
   Padding,
@@ -40,3 +42,5 @@ export { SentencePieceProcessor, SPIECE_UNDERLINE } from './sentencepiece.js';
 export type { EncodedPiece, SentencePieceOptions } from './sentencepiece.js';
 export { parseSentencePieceModel, PieceType } from './sentencepiece-model.js';
 export type { NormalizerSpec, SentencePieceModelProto, SentencePieceModelType, SentencePiecePiece } from './sentencepiece-model.js';
+export { pyLstrip, pyRstrip, pyStrip, splitOnAddedTokens, splitOnTokens } from './text.js';
+export type { AddedTokenStrip, TextPiece } from './text.js';

@@ -290,6 +290,45 @@ export function encodeMany(hooks: SlowTokenizerHooks, items: readonly (readonly 
   return collateEncodings(padBatch(encodings, s, padOne), s, encodings.map((e) => e.inputIds.length));
 }
 
+/** What the base `_decode` needs from a tokenizer, its tokens already looked up. */
+export interface DecodeTokensHooks {
+  skipSpecialTokens: boolean;
+  cleanUpTokenizationSpaces: boolean;
+  isSpecial(token: string): boolean;
+  /**
+   * `legacy_added_tokens`: added tokens that are not special, and additional special tokens past the
+   * base vocabulary (T5's sentinels): each is decoded as its own piece of text.
+   */
+  isLegacyAdded(token: string): boolean;
+  padToken: string | null;
+  /** The family's `convert_tokens_to_string` on a run of ordinary tokens. */
+  convertTokensToString(tokens: string[]): string;
+}
+
+/**
+ * The base `_decode` on tokens: skip special tokens if asked, decode runs of ordinary tokens with
+ * `convertTokensToString`, keep legacy added tokens as separate pieces, join the pieces with single
+ * spaces (`spaces_between_special_tokens`), then `clean_up_tokenization` if asked.
+ */
+export function decodeTokens(tokens: readonly string[], h: DecodeTokensHooks): string {
+  const subTexts: string[] = [];
+  let current: string[] = [];
+  for (const token of tokens) {
+    if (h.skipSpecialTokens && (h.isSpecial(token) || (token !== h.padToken && h.isLegacyAdded(token)))) continue;
+    if (h.isLegacyAdded(token)) {
+      if (current.length > 0) {
+        const text = h.convertTokensToString(current);
+        if (text.length > 0) subTexts.push(text);
+        current = [];
+      }
+      subTexts.push(token);
+    } else current.push(token);
+  }
+  if (current.length > 0) subTexts.push(h.convertTokensToString(current));
+  const text = subTexts.join(' ');
+  return h.cleanUpTokenizationSpaces ? cleanUpTokenization(text) : text;
+}
+
 /** `clean_up_tokenization`: the reference's fixed list of replacements, in its order. */
 export function cleanUpTokenization(text: string): string {
   return text

@@ -10,6 +10,8 @@
 const PY_SPACE = '\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const PY_SPLIT = new RegExp(`[${PY_SPACE}]+`, 'u');
 const PY_STRIP = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'gu');
+const PY_LSTRIP = new RegExp(`^[${PY_SPACE}]+`, 'u');
+const PY_RSTRIP = new RegExp(`[${PY_SPACE}]+$`, 'u');
 
 /** Python `text.split()`: split on runs of whitespace, no empty pieces. */
 export function pySplit(text: string): string[] {
@@ -19,6 +21,16 @@ export function pySplit(text: string): string[] {
 /** Python `text.strip()`. */
 export function pyStrip(text: string): string {
   return text.replace(PY_STRIP, '');
+}
+
+/** Python `text.lstrip()`. */
+export function pyLstrip(text: string): string {
+  return text.replace(PY_LSTRIP, '');
+}
+
+/** Python `text.rstrip()`. */
+export function pyRstrip(text: string): string {
+  return text.replace(PY_RSTRIP, '');
 }
 
 /** `_is_whitespace`: space, \t, \n, \r, or Unicode category Zs. */
@@ -127,4 +139,28 @@ export function splitOnTokens(text: string, tokens: readonly string[]): TextPiec
   }
   if (text.length > start) pieces.push({ text: text.slice(start), isToken: false });
   return pieces;
+}
+
+/** How an added token eats the whitespace beside it (`AddedToken.lstrip` / `rstrip`). */
+export interface AddedTokenStrip {
+  lstrip: boolean;
+  rstrip: boolean;
+}
+
+/**
+ * `PreTrainedTokenizer.tokenize`'s split on added tokens: `splitOnTokens`, then a token with `rstrip`
+ * strips the whitespace at the start of the text after it and one with `lstrip` the whitespace at the
+ * end of the text before it (Python `str.lstrip()` / `rstrip()`); text left empty is dropped.
+ */
+export function splitOnAddedTokens(text: string, tokens: ReadonlyMap<string, AddedTokenStrip>): TextPiece[] {
+  const pieces = splitOnTokens(text, [...tokens.keys()]);
+  pieces.forEach((piece, i) => {
+    if (!piece.isToken) return;
+    const strip = tokens.get(piece.text)!;
+    const right = pieces[i + 1];
+    const left = pieces[i - 1];
+    if (strip.rstrip && right && !right.isToken) right.text = pyLstrip(right.text);
+    if (strip.lstrip && left && !left.isToken) left.text = pyRstrip(left.text);
+  });
+  return pieces.filter((piece) => piece.isToken || piece.text.length > 0);
 }

@@ -14,8 +14,11 @@ export interface SpecialTokenIds {
   mask: number | null;
 }
 
-/** A tokenizer's files by name (`vocab.txt`, `tokenizer_config.json`, ...), as text. */
-export type TokenizerSaveFiles = Record<string, string>;
+/**
+ * A tokenizer's files by name: text (`vocab.txt`, `tokenizer_config.json`, ...) or bytes (a
+ * SentencePiece `spiece.model` / `ice_text.model`).
+ */
+export type TokenizerSaveFiles = Record<string, string | Uint8Array>;
 
 export interface Tokenizer {
   /** Size of the base vocabulary (ids of tokens added past it are >= vocabSize). */
