@@ -31,7 +31,7 @@ async function readPretrainedConfig(dir: string): Promise<MegatronBertConfig> {
   }
 }
 
-async function writeAtomic(file: string, text: string): Promise<void> {
+async function writeAtomic(file: string, text: string | Uint8Array): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
   await writeFile(tmp, text);
   await rename(tmp, file);
@@ -45,7 +45,8 @@ async function writeExport(model: PreTrainedModel, dir: string, tokenizer: Token
   await model.savePretrained(dir);
   const files = tokenizer.save();
   if (maxLength !== null) {
-    const tokenizerConfig = JSON.parse(files['tokenizer_config.json'] ?? '{}') as Record<string, unknown>;
+    const saved = files['tokenizer_config.json'];
+    const tokenizerConfig = JSON.parse(typeof saved === 'string' ? saved : '{}') as Record<string, unknown>;
     files['tokenizer_config.json'] = `${JSON.stringify({ ...tokenizerConfig, model_max_length: maxLength }, null, 2)}\n`;
   }
   for (const [name, text] of Object.entries(files)) await writeAtomic(join(dir, name), text);
