@@ -12,6 +12,8 @@ export {
   bertCallOptions,
   wordPieceCaseRunner,
   wordPieceTokenizerForCase,
+  runSentencePieceProcessorCase,
+  sentencePieceCaseFiles,
   caseItems,
   callOptions,
   hostOutput,

@@ -167,3 +167,27 @@ describe.skipIf(!familyDir)('shared/fixtures/tokenizers-wordpiece: BertTokenizer
     });
   }
 });
+
+const spmDir = fixtures ? join(fixtures, 'tokenizers-sentencepiece') : null;
+const spmCases = spmDir && existsSync(spmDir)
+  ? readdirSync(spmDir).filter((d) => existsSync(join(spmDir, d, 'case.json')) && caseAt(join(spmDir, d)).spec.class === 'SentencePieceProcessor').sort()
+  : [];
+
+describe.skipIf(!spmDir)('shared/fixtures/tokenizers-sentencepiece: SentencePieceProcessor cases', () => {
+  it('finds cases', () => expect(spmCases.length).toBeGreaterThan(0));
+  for (const name of spmCases) {
+    it(name, async () => {
+      const c = caseAt(join(spmDir!, name));
+      const result = await conformance.classes.SentencePieceProcessor(c);
+      if (result instanceof Map) throw new Error('a tokenizer runner returns { outputs, values }');
+      const { outputs, values } = result as { outputs: Map<string, HostOutput>; values: Record<string, unknown> };
+      expect(values.expected_ids).toEqual(c.spec.expected_ids);
+      expect(values.decode_expected).toEqual(c.spec.decode_expected);
+      const expected = await readExpectedOutputs(c.dir);
+      for (const output of c.spec.outputs) {
+        const got = outputs.get(output);
+        expect([output, got?.shape, Array.from(got?.data ?? [])]).toEqual([output, expected.get(output)!.shape, expected.get(output)!.data]);
+      }
+    });
+  }
+});

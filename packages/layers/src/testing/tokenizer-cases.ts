@@ -15,6 +15,7 @@ import { BertTokenizer } from '../tokenizers/bert-tokenizer.js';
 import type { AddedToken, EncodeOptions, TextInput } from '../tokenizers/bert-tokenizer.js';
 import type { BertTokenizerConfig } from '../tokenizers/tokenizer-config.js';
 import { readTokenizerFiles } from '../tokenizers/pretrained-files.js';
+import { SentencePieceProcessor } from '../tokenizers/sentencepiece.js';
 import { openCheckpoint } from '@lm/dist-ckpt';
 import type { ConformanceCase, ConformanceFamily, HostOutput } from './conformance.js';
 
@@ -294,6 +295,53 @@ export function wordPieceCaseRunner<T extends BertTokenizer>(Class: WordPieceCla
   };
 }
 
+// ---- SentencePiece (SentencePieceProcessor; the family tokenizers built on it) -----------------
+
+/**
+ * A SentencePiece-based tokenizer's files in a case folder: the model file (config.json `vocab_file`
+ * / `model_file`, else the first of `defaultFiles` present) as bytes, and the init arguments of
+ * tokenizer_config.json / special_tokens_map.json overlaid by config.json and case.json `init_kwargs`.
+ */
+export async function sentencePieceCaseFiles(c: ConformanceCase, defaultFiles: readonly string[]): Promise<{ name: string; bytes: Uint8Array; init: Json }> {
+  const init: Json = { ...c.config, ...(c.spec.init_kwargs ?? {}) };
+  const named = [init.vocab_file, init.model_file].find((v): v is string => typeof v === 'string');
+  const files = await readTokenizerFiles(c.dir, { modelFiles: named ? [named] : defaultFiles });
+  if (!files.model) throw new TokenizerCaseError(`no SentencePiece model (${named ?? defaultFiles.join(' / ')}) in ${c.dir}`);
+  return { name: files.model.name, bytes: files.model.bytes, init: { ...files.tokenizerConfig, ...files.specialTokensMap, ...init } };
+}
+
+/**
+ * `sentencepiece.SentencePieceProcessor(model_file=...)` cases: `ids` = sp.encode(text), `pieces` =
+ * sp.encode(text, out_type=str), `decoded` = sp.decode(ids); for `decode_ids`: `ids` as given,
+ * `pieces` = id_to_piece, `decoded` = sp.decode(ids).
+ */
+export async function runSentencePieceProcessorCase(c: ConformanceCase): Promise<{ outputs: Map<string, HostOutput>; values: Json }> {
+  const { name, bytes } = await sentencePieceCaseFiles(c, ['tokenizer.model', 'spiece.model']);
+  const sp = new SentencePieceProcessor(bytes, { fileName: name });
+  callOptions(c.spec.kwargs, {}, 'SentencePieceProcessor');
+  const tok: CaseTokenizer<null> = {
+    encode: (item) => {
+      if (typeof item !== 'string') throw new TokenizerCaseError('SentencePieceProcessor cases take single texts, not pairs');
+      return { ids: sp.encodeAsIds(item) };
+    },
+    encodeBatch: () => {
+      throw new TokenizerCaseError('SentencePieceProcessor has no batched call');
+    },
+    withoutPadding: () => null,
+    itemFields: {
+      pieces: (item) => sp.encodeAsPieces(item as string),
+      decoded: (_item, encoding) => sp.decodeIds(encoding.ids as number[]),
+    },
+    batchFields: {},
+    decodeFields: {
+      ids: (ids) => ids,
+      pieces: (ids) => ids.map((id) => sp.idToPiece(id)),
+      decoded: (ids) => sp.decodeIds(ids),
+    },
+  };
+  return runTokenizerCase(tok, c.spec, null);
+}
+
 /**
  * The shared tokenizers' classes for the conformance runner (`@lm/layers/testing` is in its package
  * list). Family tokenizers register with their family (RealmTokenizer: `@lm/realm`).
@@ -302,5 +350,6 @@ export const conformance: ConformanceFamily = {
   family: 'layers',
   classes: {
     BertTokenizer: wordPieceCaseRunner(BertTokenizer),
+    SentencePieceProcessor: runSentencePieceProcessorCase,
   },
 };
