@@ -1,0 +1,429 @@
+// T5Tokenizer: T5's SentencePiece (Unigram) tokenizer with the call semantics of Hugging Face's slow
+// `T5Tokenizer` (transformers 4.57 `models/t5/tokenization_t5.py`, the last sentencepiece-based one):
+// `extra_ids` sentinels `<extra_id_0>`.. at the top of the id range (lstrip/rstrip added tokens),
+// `</s>` appended (not twice), `<pad>` 0, the `legacy` flag (False: no `▁` after special tokens), text
+// pairs, truncation, padding and the base `_decode` with T5's `convert_tokens_to_string`. The
+// SentencePiece model itself runs in `@lm/layers` (SentencePieceProcessor).
+
+import {
+  decodeTokens,
+  encodeMany,
+  encodeOne,
+  padEncoding,
+  pyStrip,
+  readTokenizerFiles,
+  resolveStrategies,
+  SentencePieceProcessor,
+  splitOnAddedTokens,
+  SPIECE_UNDERLINE,
+  TokenizerError,
+} from '@lm/layers';
+import type {
+  AddedTokenStrip,
+  BatchEncoding,
+  DecodeOptions,
+  EncodeOptions,
+  Encoding,
+  PadOne,
+  SlowTokenizerHooks,
+  SpecialTokenIds,
+  Strategies,
+  TextInput,
+  Tokenizer,
+  TokenizerFiles,
+  TokenizerSaveFiles,
+} from '@lm/layers';
+
+/** The init arguments (tokenizer_config.json / special_tokens_map.json, camelCase). */
+export interface T5TokenizerConfig {
+  eosToken?: string;
+  unkToken?: string;
+  padToken?: string;
+  /** Sentinels `<extra_id_0>`..`<extra_id_{n-1}>`. Default 100. */
+  extraIds?: number;
+  /** Default: the sentinels. */
+  additionalSpecialTokens?: string[] | null;
+  /** Default true (what every released T5 checkpoint gets: its config has no `legacy`). */
+  legacy?: boolean;
+  /** legacy=False only: prepend `▁` to the text. Default true. */
+  addPrefixSpace?: boolean;
+  /** Default false (transformers 4.57's default). */
+  cleanUpTokenizationSpaces?: boolean;
+  /** Default 1e30 (no limit). */
+  modelMaxLength?: number;
+  paddingSide?: 'right' | 'left';
+  truncationSide?: 'right' | 'left';
+  /** `added_tokens_decoder` as saved by save_pretrained: id -> token; overrides the computed sentinel ids. */
+  addedTokensDecoder?: Record<string, { content: string; lstrip?: boolean; rstrip?: boolean; special?: boolean }>;
+}
+
+export type ResolvedT5TokenizerConfig = Required<Omit<T5TokenizerConfig, 'addedTokensDecoder' | 'additionalSpecialTokens'>> & { additionalSpecialTokens: string[] };
+
+const VERY_LARGE_INTEGER = 1e30;
+
+/** tokenizer_config.json key -> config field. */
+const CONFIG_KEYS: Record<string, keyof T5TokenizerConfig> = {
+  eos_token: 'eosToken',
+  unk_token: 'unkToken',
+  pad_token: 'padToken',
+  extra_ids: 'extraIds',
+  additional_special_tokens: 'additionalSpecialTokens',
+  legacy: 'legacy',
+  add_prefix_space: 'addPrefixSpace',
+  clean_up_tokenization_spaces: 'cleanUpTokenizationSpaces',
+  model_max_length: 'modelMaxLength',
+  padding_side: 'paddingSide',
+  truncation_side: 'truncationSide',
+  added_tokens_decoder: 'addedTokensDecoder',
+};
+
+/** A token given as a string or as an AddedToken object (`{ content, ... }`) -> its string. */
+function tokenString(value: unknown, key: string): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && value !== null && typeof (value as { content?: unknown }).content === 'string') return (value as { content: string }).content;
+  throw new TokenizerError(`T5Tokenizer: ${key} must be a string or an AddedToken object, got ${JSON.stringify(value)}`);
+}
+
+/** tokenizer_config.json (+ special_tokens_map.json) values -> T5TokenizerConfig; unknown keys are ignored. */
+export function t5TokenizerConfigFromJSON(json: Record<string, unknown>): T5TokenizerConfig {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(json)) {
+    const field = CONFIG_KEYS[key];
+    if (field === undefined || value === null || value === undefined) continue;
+    if (field === 'eosToken' || field === 'unkToken' || field === 'padToken') out[field] = tokenString(value, key);
+    else if (field === 'additionalSpecialTokens') {
+      if (!Array.isArray(value)) throw new TokenizerError(`T5Tokenizer: additional_special_tokens must be a list, got ${JSON.stringify(value)}`);
+      out[field] = value.map((v, i) => tokenString(v, `additional_special_tokens[${i}]`));
+    } else if (field === 'extraIds' || field === 'modelMaxLength') {
+      if (typeof value !== 'number' || !(value >= 0)) throw new TokenizerError(`T5Tokenizer: ${key} must be a non-negative number, got ${JSON.stringify(value)}`);
+      out[field] = value;
+    } else if (field === 'legacy' || field === 'addPrefixSpace' || field === 'cleanUpTokenizationSpaces') {
+      if (typeof value !== 'boolean') throw new TokenizerError(`T5Tokenizer: ${key} must be true or false, got ${JSON.stringify(value)}`);
+      out[field] = value;
+    } else if (field === 'paddingSide' || field === 'truncationSide') {
+      if (value !== 'left' && value !== 'right') throw new TokenizerError(`T5Tokenizer: ${key} must be "left" or "right", got ${JSON.stringify(value)}`);
+      out[field] = value;
+    } else out[field] = value;
+  }
+  return out as T5TokenizerConfig;
+}
+
+interface AddedToken extends AddedTokenStrip {
+  content: string;
+  special: boolean;
+}
+
+export class T5Tokenizer implements Tokenizer {
+  readonly sp: SentencePieceProcessor;
+  readonly config: ResolvedT5TokenizerConfig;
+  /** `_added_tokens_encoder` / `_added_tokens_decoder`: pad, eos, unk (their vocab ids) and the sentinels. */
+  private readonly addedEncoder = new Map<string, number>();
+  private readonly addedDecoder = new Map<number, AddedToken>();
+  /** `all_special_tokens`: eos, unk, pad, then the additional ones. */
+  readonly allSpecialTokens: readonly string[];
+  private readonly allSpecialIdSet: Set<number>;
+  private readonly splitTokens = new Map<string, AddedTokenStrip>();
+  /** How many pieces `<unk>` encodes to (legacy=False strips that prefix again). */
+  private readonly unkTokenLength: number;
+
+  /**
+   * `modelBytes`: the spiece.model file. With legacy=False the model is loaded with
+   * `add_dummy_prefix` off, as the reference does.
+   */
+  constructor(modelBytes: Uint8Array, config: T5TokenizerConfig = {}, fileName = 'spiece.model') {
+    const extraIds = config.extraIds ?? 100;
+    if (!Number.isInteger(extraIds) || extraIds < 0) throw new TokenizerError(`T5Tokenizer: extraIds must be a non-negative integer, got ${extraIds}`);
+    const legacy = config.legacy ?? true;
+    this.sp = new SentencePieceProcessor(modelBytes, { fileName, ...(legacy ? {} : { addDummyPrefix: false }) });
+    const sentinels = Array.from({ length: extraIds }, (_, i) => `<extra_id_${i}>`);
+    let additional = config.additionalSpecialTokens ?? null;
+    if (additional !== null) {
+      const given = additional.filter((t) => t.includes('<extra_id_'));
+      if (given.length < 1) additional = [...additional, ...sentinels];
+      else if (extraIds > 0 && extraIds !== given.length) {
+        throw new TokenizerError(`T5Tokenizer: extraIds is ${extraIds} but additionalSpecialTokens holds ${given.length} <extra_id_*> tokens; they must agree`);
+      }
+    } else additional = sentinels;
+    this.config = {
+      eosToken: config.eosToken ?? '</s>',
+      unkToken: config.unkToken ?? '<unk>',
+      padToken: config.padToken ?? '<pad>',
+      extraIds,
+      additionalSpecialTokens: additional,
+      legacy,
+      addPrefixSpace: config.addPrefixSpace ?? true,
+      cleanUpTokenizationSpaces: config.cleanUpTokenizationSpaces ?? false,
+      modelMaxLength: config.modelMaxLength ?? VERY_LARGE_INTEGER,
+      paddingSide: config.paddingSide ?? 'right',
+      truncationSide: config.truncationSide ?? 'right',
+    };
+    const c = this.config;
+
+    // Sentinels at the top, in reverse: <extra_id_i> = pieces + extraIds - 1 - i; then a saved
+    // added_tokens_decoder (it wins), then the special tokens the model has, then any other at the next id.
+    const add = (id: number, token: AddedToken) => {
+      this.addedEncoder.set(token.content, id);
+      this.addedDecoder.set(id, token);
+    };
+    sentinels.forEach((content, i) => add(this.sp.pieceSize + extraIds - 1 - i, { content, lstrip: true, rstrip: true, special: true }));
+    for (const [key, t] of Object.entries(config.addedTokensDecoder ?? {})) {
+      const id = Number(key);
+      if (!Number.isInteger(id) || id < 0) throw new TokenizerError(`T5Tokenizer: added_tokens_decoder key ${JSON.stringify(key)} is not an id`);
+      add(id, { content: t.content, lstrip: t.lstrip ?? false, rstrip: t.rstrip ?? false, special: t.special ?? true });
+    }
+    const specials: string[] = [];
+    for (const token of [c.eosToken, c.unkToken, c.padToken, ...c.additionalSpecialTokens]) if (!specials.includes(token)) specials.push(token);
+    this.allSpecialTokens = specials;
+    for (const token of specials) {
+      if (this.addedEncoder.has(token)) continue;
+      const inVocab = this.sp.pieceToId(token);
+      const id = this.sp.idToPiece(inVocab) === token ? inVocab : Math.max(this.sp.pieceSize, ...[...this.addedDecoder.keys()].map((k) => k + 1));
+      add(id, { content: token, lstrip: false, rstrip: false, special: true });
+    }
+    for (const [content, id] of this.addedEncoder) this.splitTokens.set(content, this.addedDecoder.get(id)!);
+    this.allSpecialIdSet = new Set(specials.map((token) => this.addedEncoder.get(token)!));
+    this.unkTokenLength = this.sp.encodeAsIds(c.unkToken).length;
+  }
+
+  /**
+   * Loads `spiece.model` with tokenizer_config.json and special_tokens_map.json when present
+   * (`from_pretrained`): a directory path (Node), File objects, or a name -> content map (the model
+   * as a Uint8Array / ArrayBuffer / Blob). `overrides` win over the files (`from_pretrained(dir, **kwargs)`).
+   */
+  static async fromPretrained(source: TokenizerFiles, overrides: T5TokenizerConfig = {}): Promise<T5Tokenizer> {
+    const files = await readTokenizerFiles(source, { modelFiles: ['spiece.model'] });
+    if (files.model === undefined) {
+      throw new TokenizerError('T5Tokenizer.fromPretrained: spiece.model is required (a tokenizer.json alone is not read: the slow tokenizer runs on the SentencePiece model)');
+    }
+    const config = t5TokenizerConfigFromJSON({ ...(files.tokenizerConfig ?? {}), ...(files.specialTokensMap ?? {}) });
+    return new T5Tokenizer(files.model.bytes, { ...config, ...overrides }, files.model.name);
+  }
+
+  // ---- vocabulary --------------------------------------------------------------------------
+
+  /** The SentencePiece vocabulary size (`vocab_size`); the sentinels sit at and above it. */
+  get vocabSize(): number {
+    return this.sp.pieceSize;
+  }
+
+  get padTokenId(): number {
+    return this.addedEncoder.get(this.config.padToken)!;
+  }
+  get eosTokenId(): number {
+    return this.addedEncoder.get(this.config.eosToken)!;
+  }
+  get unkTokenId(): number {
+    return this.addedEncoder.get(this.config.unkToken)!;
+  }
+  get specialTokenIds(): SpecialTokenIds {
+    return { pad: this.padTokenId, unk: this.unkTokenId, bos: null, eos: this.eosTokenId, cls: null, sep: null, mask: null };
+  }
+  get allSpecialIds(): number[] {
+    return this.allSpecialTokens.map((token) => this.addedEncoder.get(token)!);
+  }
+  /** The ids of `<extra_id_0>`, `<extra_id_1>`, ... in that order (span corruption's sentinels). */
+  get sentinelIds(): number[] {
+    return Array.from({ length: this.config.extraIds }, (_, i) => this.addedEncoder.get(`<extra_id_${i}>`)!);
+  }
+
+  convertTokensToIds(tokens: readonly string[]): number[] {
+    return tokens.map((token) => this.addedEncoder.get(token) ?? this.sp.pieceToId(token));
+  }
+
+  /** Id -> token (`convert_ids_to_tokens`); an id past the vocabulary and the sentinels is an error naming it. */
+  convertIdsToTokens(ids: Iterable<number> | ArrayLike<number>, skipSpecialTokens = false): string[] {
+    const out: string[] = [];
+    for (const id of Array.from(ids)) {
+      if (skipSpecialTokens && this.allSpecialIdSet.has(id)) continue;
+      const added = this.addedDecoder.get(id);
+      if (added) out.push(added.content);
+      else if (Number.isInteger(id) && id >= 0 && id < this.sp.pieceSize) out.push(this.sp.idToPiece(id));
+      else throw new TokenizerError(`T5Tokenizer: id ${id} is out of range (vocabulary ${this.sp.pieceSize} pieces + ${this.config.extraIds} sentinels)`);
+    }
+    return out;
+  }
+
+  // ---- tokenize ----------------------------------------------------------------------------
+
+  /** Text -> pieces, no `</s>` (`tokenizer.tokenize(text)`). */
+  tokenize(text: string): string[] {
+    if (typeof text !== 'string') throw new TokenizerError(`T5Tokenizer.tokenize: expected a string, got ${typeof text}`);
+    if (this.config.legacy || text.length === 0) return this.tokenizeAddedSplit(text);
+    // legacy=False: `▁` in the text is a space; one `▁` goes in front of the whole text.
+    text = text.replaceAll(SPIECE_UNDERLINE, ' ');
+    if (this.config.addPrefixSpace) text = SPIECE_UNDERLINE + text;
+    const tokens = this.tokenizeAddedSplit(text);
+    if (tokens.length > 1 && tokens[0] === SPIECE_UNDERLINE && this.allSpecialTokens.includes(tokens[1])) return tokens.slice(1);
+    return tokens;
+  }
+
+  /** The base `tokenize`: cut the added tokens out (sentinels eat the whitespace around them), encode each chunk. */
+  private tokenizeAddedSplit(text: string): string[] {
+    const out: string[] = [];
+    for (const piece of splitOnAddedTokens(text, this.splitTokens)) {
+      if (piece.isToken) out.push(piece.text);
+      else out.push(...this.tokenizeChunk(piece.text));
+    }
+    return out;
+  }
+
+  /**
+   * `_tokenize`. legacy=True: the chunk gets its own dummy prefix. legacy=False (model without dummy
+   * prefix): a chunk starting with a space is encoded behind `<unk>`, whose pieces are then dropped, so
+   * the space becomes a `▁` exactly as inside a sentence; any other chunk (text right after a special
+   * token) gets no `▁`.
+   */
+  private tokenizeChunk(text: string): string[] {
+    if (this.config.legacy || !(text.startsWith(SPIECE_UNDERLINE) || text.startsWith(' '))) return this.sp.encodeAsPieces(text);
+    const tokens = this.sp.encodeAsPieces(this.config.unkToken + text);
+    return tokens.length >= this.unkTokenLength ? tokens.slice(this.unkTokenLength) : tokens;
+  }
+
+  // ---- special tokens ----------------------------------------------------------------------
+
+  private addEosIfNotPresent(ids: readonly number[]): number[] {
+    // A sequence that already ends in </s> is left alone (the reference warns).
+    return ids.length > 0 && ids[ids.length - 1] === this.eosTokenId ? [...ids] : [...ids, this.eosTokenId];
+  }
+
+  /** `X </s>`, pairs `A </s> B </s>`. */
+  buildInputsWithSpecialTokens(ids: readonly number[], pairIds: readonly number[] | null = null): number[] {
+    const first = this.addEosIfNotPresent(ids);
+    return pairIds === null ? first : [...first, ...this.addEosIfNotPresent(pairIds)];
+  }
+
+  /** All zeros, one per id plus one per `</s>` (counted even where none was added, as the reference does). */
+  createTokenTypeIdsFromSequences(ids: readonly number[], pairIds: readonly number[] | null = null): number[] {
+    return new Array<number>(ids.length + 1 + (pairIds === null ? 0 : pairIds.length + 1)).fill(0);
+  }
+
+  /** 1 on the appended `</s>` only (special tokens typed in the text count as 0). */
+  getSpecialTokensMask(ids: readonly number[], pairIds: readonly number[] | null = null): number[] {
+    const mask = [...new Array<number>(ids.length).fill(0), 1];
+    return pairIds === null ? mask : [...mask, ...new Array<number>(pairIds.length).fill(0), 1];
+  }
+
+  numSpecialTokensToAdd(pair = false): number {
+    return pair ? 2 : 1;
+  }
+
+  // ---- encode ------------------------------------------------------------------------------
+
+  /** One text or text pair, as `tokenizer(text, textPair, **options)`. */
+  encode(text: string, pair: string | null = null, options: EncodeOptions = {}): Encoding {
+    const s = this.strategies(options);
+    return encodeOne(this.hooks(), this.idsOf(text), pair === null ? null : this.idsOf(pair), s, this.padder(s));
+  }
+
+  /** Texts and/or text pairs, as `tokenizer(batch, **options)`: each encoded, then padded together. */
+  encodeBatch(inputs: readonly TextInput[], options: EncodeOptions = {}): BatchEncoding {
+    const s = this.strategies(options);
+    const items = inputs.map((input) => (typeof input === 'string' ? ([this.idsOf(input), null] as const) : ([this.idsOf(input[0]), this.idsOf(input[1])] as const)));
+    return encodeMany(this.hooks(), items, s, this.padder(s));
+  }
+
+  private idsOf(text: string): number[] {
+    return this.convertTokensToIds(this.tokenize(text));
+  }
+
+  private strategies(options: EncodeOptions): Strategies {
+    // T5's model inputs are input_ids and attention_mask: no token_type_ids unless asked.
+    return resolveStrategies(options, { modelMaxLength: this.config.modelMaxLength, padTokenId: this.padTokenId, returnTokenTypeIds: false });
+  }
+
+  private hooks(): SlowTokenizerHooks {
+    return {
+      buildInputsWithSpecialTokens: (ids, pairIds) => this.buildInputsWithSpecialTokens(ids, pairIds),
+      createTokenTypeIdsFromSequences: (ids, pairIds) => this.createTokenTypeIdsFromSequences(ids, pairIds),
+      getSpecialTokensMask: (ids, pairIds) => this.getSpecialTokensMask(ids, pairIds),
+      numSpecialTokensToAdd: (pair) => this.numSpecialTokensToAdd(pair),
+      truncationSide: this.config.truncationSide,
+    };
+  }
+
+  private padder(s: Strategies): PadOne<Encoding, Encoding> {
+    return (encoding, maxLength, strategy) => padEncoding(encoding, maxLength, strategy, s.padToMultipleOf, s.returnAttentionMask, this.config.paddingSide, this.padTokenId);
+  }
+
+  // ---- decode ------------------------------------------------------------------------------
+
+  /**
+   * Ids -> text (`decode`): sentinels come out as separate words, every other run through
+   * `convertTokensToString`; the pieces are joined with spaces and, if asked, cleaned up.
+   */
+  decode(ids: Iterable<number> | ArrayLike<number>, options: DecodeOptions = {}): string {
+    const skip = options.skipSpecialTokens ?? false;
+    return decodeTokens(this.convertIdsToTokens(ids, skip), {
+      skipSpecialTokens: skip,
+      cleanUpTokenizationSpaces: options.cleanUpTokenizationSpaces ?? this.config.cleanUpTokenizationSpaces,
+      isSpecial: (token) => this.allSpecialTokens.includes(token),
+      isLegacyAdded: (token) => {
+        const id = this.addedEncoder.get(token);
+        if (id === undefined) return false;
+        return !this.allSpecialTokens.includes(token) || (this.config.additionalSpecialTokens.includes(token) && id >= this.vocabSize);
+      },
+      padToken: this.config.padToken,
+      convertTokensToString: (tokens) => this.convertTokensToString(tokens),
+    });
+  }
+
+  batchDecode(batch: readonly (Iterable<number> | ArrayLike<number>)[], options: DecodeOptions = {}): string[] {
+    return batch.map((ids) => this.decode(ids, options));
+  }
+
+  /**
+   * T5's `convert_tokens_to_string`: the first piece loses its `▁`; each `</s>` / `<pad>` / `<unk>`
+   * closes the pieces before it (decoded by SentencePiece, preceded by a space unless the previous
+   * token was special too) and is appended verbatim; the result is stripped.
+   */
+  convertTokensToString(tokens: readonly string[]): string {
+    const list = [...tokens];
+    if (list.length > 0 && list[0].startsWith(SPIECE_UNDERLINE) && this.config.addPrefixSpace) list[0] = list[0].slice(1);
+    let out = '';
+    let pending: string[] = [];
+    let prevIsSpecial = false;
+    for (const token of list) {
+      if (this.allSpecialTokens.includes(token)) {
+        if (!prevIsSpecial) out += ' ';
+        out += this.sp.decodePieces(pending) + token;
+        prevIsSpecial = true;
+        pending = [];
+      } else {
+        pending.push(token);
+        prevIsSpecial = false;
+      }
+    }
+    out += this.sp.decodePieces(pending);
+    return pyStrip(out);
+  }
+
+  // ---- save --------------------------------------------------------------------------------
+
+  /** spiece.model (the bytes it was loaded from) and tokenizer_config.json: what `fromPretrained` reads back. */
+  save(): TokenizerSaveFiles {
+    const c = this.config;
+    const sentinels = Array.from({ length: c.extraIds }, (_, i) => `<extra_id_${i}>`);
+    const config: Record<string, unknown> = {
+      tokenizer_class: 'T5Tokenizer',
+      eos_token: c.eosToken,
+      unk_token: c.unkToken,
+      pad_token: c.padToken,
+      extra_ids: c.extraIds,
+      additional_special_tokens: c.additionalSpecialTokens,
+      legacy: c.legacy,
+      add_prefix_space: c.addPrefixSpace,
+      clean_up_tokenization_spaces: c.cleanUpTokenizationSpaces,
+      padding_side: c.paddingSide,
+      truncation_side: c.truncationSide,
+    };
+    if (c.modelMaxLength < VERY_LARGE_INTEGER) config.model_max_length = c.modelMaxLength;
+    // Ids that differ from the computed layout (a saved added_tokens_decoder) are written back.
+    const decoder: Record<string, object> = {};
+    for (const [id, t] of [...this.addedDecoder].sort((a, b) => a[0] - b[0])) {
+      const computed = sentinels.includes(t.content) ? this.sp.pieceSize + c.extraIds - 1 - sentinels.indexOf(t.content) : this.sp.pieceToId(t.content);
+      if (computed !== id) decoder[String(id)] = { content: t.content, lstrip: t.lstrip, rstrip: t.rstrip, special: t.special };
+    }
+    if (Object.keys(decoder).length > 0) config.added_tokens_decoder = decoder;
+    return { 'spiece.model': this.sp.modelBytes, 'tokenizer_config.json': `${JSON.stringify(config, null, 2)}\n` };
+  }
+}
