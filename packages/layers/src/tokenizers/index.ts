@@ -42,5 +42,5 @@ export { SentencePieceProcessor, SPIECE_UNDERLINE } from './sentencepiece.js';
 export type { EncodedPiece, SentencePieceOptions } from './sentencepiece.js';
 export { parseSentencePieceModel, PieceType } from './sentencepiece-model.js';
 export type { NormalizerSpec, SentencePieceModelProto, SentencePieceModelType, SentencePiecePiece } from './sentencepiece-model.js';
-export { pyLstrip, pyRstrip, pyStrip, splitOnAddedTokens, splitOnTokens } from './text.js';
+export { pyLstrip, pyRstrip, pySplit, pyStrip, splitOnAddedTokens, splitOnTokens } from './text.js';
 export type { AddedTokenStrip, TextPiece } from './text.js';
