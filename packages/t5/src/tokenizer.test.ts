@@ -89,6 +89,23 @@ describe.skipIf(!have)('T5Tokenizer on the fixture spiece.model', () => {
     expect(back.encode(text).inputIds).toEqual(t.encode(text).inputIds);
   });
 
+  it('tokenizer.json alone (the converted fast tokenizer) gives the same ids and decodes as spiece.model', async () => {
+    const json = JSON.parse(readFileSync(join(family!, 't5_single_texts', 'tokenizer.json'), 'utf8')) as unknown;
+    const fromJson = await T5Tokenizer.fromPretrained({ 'tokenizer.json': json as Record<string, unknown> });
+    const slow = tok();
+    expect(fromJson.config.extraIds).toBe(10);
+    expect(fromJson.vocabSize).toBe(800);
+    const texts = t5Cases.flatMap((name) => (caseAt(join(family!, name)).spec.inputs as { texts?: string[]; pairs?: string[][] }).texts ?? []);
+    expect(texts.length).toBeGreaterThan(30);
+    for (const text of texts) {
+      const ids = slow.encode(text).inputIds;
+      expect([text, fromJson.encode(text).inputIds]).toEqual([text, ids]);
+      expect(fromJson.decode(ids)).toBe(slow.decode(ids));
+    }
+    const back = await T5Tokenizer.fromPretrained(fromJson.save());
+    expect(back.encode(texts[2]).inputIds).toEqual(slow.encode(texts[2]).inputIds);
+  });
+
   it('bad input: a file that is not a SentencePiece model names the file; ids out of range name the id', async () => {
     const json = new TextEncoder().encode('{"version": "1.0"}');
     await expect(T5Tokenizer.fromPretrained({ 'spiece.model': json })).rejects.toThrow(/spiece\.model is not a SentencePiece model/);

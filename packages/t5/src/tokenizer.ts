@@ -14,6 +14,7 @@ import {
   readTokenizerFiles,
   resolveStrategies,
   SentencePieceProcessor,
+  sentencePieceModelFromTokenizerJSON,
   splitOnAddedTokens,
   SPIECE_UNDERLINE,
   TokenizerError,
@@ -25,6 +26,7 @@ import type {
   EncodeOptions,
   Encoding,
   PadOne,
+  SentencePieceModelProto,
   SlowTokenizerHooks,
   SpecialTokenIds,
   Strategies,
@@ -116,6 +118,8 @@ interface AddedToken extends AddedTokenStrip {
 export class T5Tokenizer implements Tokenizer {
   readonly sp: SentencePieceProcessor;
   readonly config: ResolvedT5TokenizerConfig;
+  /** The tokenizer.json it was built from, when it was (saved back instead of a spiece.model). */
+  private readonly tokenizerJson: unknown;
   /** `_added_tokens_encoder` / `_added_tokens_decoder`: pad, eos, unk (their vocab ids) and the sentinels. */
   private readonly addedEncoder = new Map<string, number>();
   private readonly addedDecoder = new Map<number, AddedToken>();
@@ -127,14 +131,16 @@ export class T5Tokenizer implements Tokenizer {
   private readonly unkTokenLength: number;
 
   /**
-   * `modelBytes`: the spiece.model file. With legacy=False the model is loaded with
-   * `add_dummy_prefix` off, as the reference does.
+   * `model`: the spiece.model file's bytes (or the SentencePiece model read from a tokenizer.json:
+   * `fromTokenizerJSON`). With legacy=False the model is loaded with `add_dummy_prefix` off, as the
+   * reference does.
    */
-  constructor(modelBytes: Uint8Array, config: T5TokenizerConfig = {}, fileName = 'spiece.model') {
+  constructor(model: Uint8Array | SentencePieceModelProto, config: T5TokenizerConfig = {}, fileName = 'spiece.model', tokenizerJson: unknown = null) {
     const extraIds = config.extraIds ?? 100;
     if (!Number.isInteger(extraIds) || extraIds < 0) throw new TokenizerError(`T5Tokenizer: extraIds must be a non-negative integer, got ${extraIds}`);
     const legacy = config.legacy ?? true;
-    this.sp = new SentencePieceProcessor(modelBytes, { fileName, ...(legacy ? {} : { addDummyPrefix: false }) });
+    this.sp = new SentencePieceProcessor(model, { fileName, ...(legacy ? {} : { addDummyPrefix: false }) });
+    this.tokenizerJson = tokenizerJson;
     const sentinels = Array.from({ length: extraIds }, (_, i) => `<extra_id_${i}>`);
     let additional = config.additionalSpecialTokens ?? null;
     if (additional !== null) {
@@ -192,11 +198,24 @@ export class T5Tokenizer implements Tokenizer {
    */
   static async fromPretrained(source: TokenizerFiles, overrides: T5TokenizerConfig = {}): Promise<T5Tokenizer> {
     const files = await readTokenizerFiles(source, { modelFiles: ['spiece.model'] });
-    if (files.model === undefined) {
-      throw new TokenizerError('T5Tokenizer.fromPretrained: spiece.model is required (a tokenizer.json alone is not read: the slow tokenizer runs on the SentencePiece model)');
-    }
-    const config = t5TokenizerConfigFromJSON({ ...(files.tokenizerConfig ?? {}), ...(files.specialTokensMap ?? {}) });
-    return new T5Tokenizer(files.model.bytes, { ...config, ...overrides }, files.model.name);
+    const config = { ...t5TokenizerConfigFromJSON({ ...(files.tokenizerConfig ?? {}), ...(files.specialTokensMap ?? {}) }), ...overrides };
+    if (files.model !== undefined) return new T5Tokenizer(files.model.bytes, config, files.model.name);
+    return T5Tokenizer.fromTokenizerJSON(files.tokenizerJson, config);
+  }
+
+  /**
+   * From a T5 fast tokenizer.json alone (what `T5TokenizerFast` saves: the Unigram vocabulary with
+   * scores, the precompiled charsmap, the sentinels as added tokens), tokenizing with the slow
+   * semantics above. The sentinels the converter appended to the vocab become added tokens again.
+   */
+  static fromTokenizerJSON(json: unknown, config: T5TokenizerConfig = {}): T5Tokenizer {
+    const added = (json as { added_tokens?: unknown } | null)?.added_tokens;
+    const sentinelIds = (Array.isArray(added) ? added : [])
+      .filter((t: { content?: unknown; id?: unknown }) => typeof t?.content === 'string' && /^<extra_id_\d+>$/.test(t.content) && typeof t.id === 'number')
+      .map((t: { id: number }) => t.id);
+    const pieceCount = sentinelIds.length > 0 ? Math.min(...sentinelIds) : undefined;
+    const model = sentencePieceModelFromTokenizerJSON(json, pieceCount);
+    return new T5Tokenizer(model, { extraIds: sentinelIds.length, ...config }, 'tokenizer.json', json);
   }
 
   // ---- vocabulary --------------------------------------------------------------------------
@@ -399,7 +418,10 @@ export class T5Tokenizer implements Tokenizer {
 
   // ---- save --------------------------------------------------------------------------------
 
-  /** spiece.model (the bytes it was loaded from) and tokenizer_config.json: what `fromPretrained` reads back. */
+  /**
+   * spiece.model (the bytes it was loaded from; the tokenizer.json when built from one) and
+   * tokenizer_config.json: what `fromPretrained` reads back.
+   */
   save(): TokenizerSaveFiles {
     const c = this.config;
     const sentinels = Array.from({ length: c.extraIds }, (_, i) => `<extra_id_${i}>`);
@@ -424,6 +446,7 @@ export class T5Tokenizer implements Tokenizer {
       if (computed !== id) decoder[String(id)] = { content: t.content, lstrip: t.lstrip, rstrip: t.rstrip, special: t.special };
     }
     if (Object.keys(decoder).length > 0) config.added_tokens_decoder = decoder;
-    return { 'spiece.model': this.sp.modelBytes, 'tokenizer_config.json': `${JSON.stringify(config, null, 2)}\n` };
+    const model: TokenizerSaveFiles = this.sp.modelBytes ? { 'spiece.model': this.sp.modelBytes } : { 'tokenizer.json': JSON.stringify(this.tokenizerJson) };
+    return { ...model, 'tokenizer_config.json': `${JSON.stringify(config, null, 2)}\n` };
   }
 }

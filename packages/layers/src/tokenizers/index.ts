@@ -40,7 +40,7 @@ export type { LoadedTokenizerFiles, TokenizerFiles } from './pretrained-files.js
 export { parseVocab } from './vocab.js';
 export { SentencePieceProcessor, SPIECE_UNDERLINE } from './sentencepiece.js';
 export type { EncodedPiece, SentencePieceOptions } from './sentencepiece.js';
-export { parseSentencePieceModel, PieceType } from './sentencepiece-model.js';
+export { parseSentencePieceModel, PieceType, sentencePieceModelFromTokenizerJSON } from './sentencepiece-model.js';
 export type { NormalizerSpec, SentencePieceModelProto, SentencePieceModelType, SentencePiecePiece } from './sentencepiece-model.js';
 export { pyLstrip, pyRstrip, pySplit, pyStrip, splitOnAddedTokens, splitOnTokens } from './text.js';
 export type { AddedTokenStrip, TextPiece } from './text.js';

@@ -160,3 +160,64 @@ export function parseSentencePieceModel(bytes: Uint8Array, fileName = 'the model
   }
   return { pieces, modelType, byteFallback, treatWhitespaceAsSuffix, unkSurface, normalizer };
 }
+
+/**
+ * The SentencePiece model inside a fast tokenizer.json converted from one (transformers'
+ * `SpmConverter`, e.g. T5's): a Unigram model whose vocab holds [piece, score] in id order, a
+ * `Precompiled` normalizer carrying the same charsmap, and a `Metaspace` pre-tokenizer. Added tokens
+ * that are special become CONTROL pieces; `added` tokens past the SentencePiece vocabulary (T5's
+ * sentinels, which the converter appends to the vocab) are left out: `pieceCount` pieces are kept.
+ */
+export function sentencePieceModelFromTokenizerJSON(json: unknown, pieceCount?: number, fileName = 'tokenizer.json'): SentencePieceModelProto {
+  const bad = (why: string) => new TokenizerError(`SentencePiece: ${fileName} is not a SentencePiece Unigram tokenizer.json (${why})`);
+  const obj = (v: unknown): Record<string, unknown> | null => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null);
+  const root = obj(json);
+  const model = obj(root?.model);
+  if (!root || !model) throw bad('no "model"');
+  if (model.type !== 'Unigram') throw bad(`model.type is ${JSON.stringify(model.type)}, not "Unigram"`);
+  const vocab = model.vocab;
+  if (!Array.isArray(vocab) || vocab.length === 0) throw bad('model.vocab is not a list of [piece, score]');
+  const unkId = model.unk_id;
+  if (typeof unkId !== 'number') throw bad('model.unk_id is missing');
+  const count = pieceCount ?? vocab.length;
+  if (!(count > unkId && count <= vocab.length)) throw bad(`${count} pieces asked for, vocab has ${vocab.length} (unk_id ${unkId})`);
+  const special = new Set<number>();
+  for (const t of Array.isArray(root.added_tokens) ? root.added_tokens : []) {
+    const token = obj(t);
+    if (token && token.special === true && typeof token.id === 'number') special.add(token.id);
+  }
+  const pieces: SentencePiecePiece[] = vocab.slice(0, count).map((entry: unknown, id: number) => {
+    if (!Array.isArray(entry) || typeof entry[0] !== 'string' || typeof entry[1] !== 'number') throw bad(`model.vocab[${id}] is not [piece, score]`);
+    const type = id === unkId ? PieceType.UNKNOWN : special.has(id) ? PieceType.CONTROL : PieceType.NORMAL;
+    return { piece: entry[0], score: Math.fround(entry[1]), type };
+  });
+  // The normalizer: Precompiled (the charsmap), Strip / Replace(' {2,}') = remove_extra_whitespaces.
+  const normalizerNode = obj(root.normalizer);
+  const steps = normalizerNode?.type === 'Sequence' && Array.isArray(normalizerNode.normalizers) ? normalizerNode.normalizers.map(obj) : [normalizerNode];
+  let charsmap: Uint8Array = new Uint8Array(0);
+  let removeExtraWhitespaces = false;
+  for (const step of steps) {
+    if (step?.type === 'Precompiled' && typeof step.precompiled_charsmap === 'string') charsmap = base64Bytes(step.precompiled_charsmap);
+    if (step?.type === 'Strip' || step?.type === 'Replace') removeExtraWhitespaces = true;
+  }
+  const pre = obj(root.pre_tokenizer);
+  const metaspace = pre?.type === 'Metaspace' ? pre : (Array.isArray(pre?.pretokenizers) ? pre.pretokenizers.map(obj) : []).find((p) => p?.type === 'Metaspace');
+  if (!metaspace) throw bad('no Metaspace pre-tokenizer');
+  const addDummyPrefix = metaspace.prepend_scheme !== undefined ? metaspace.prepend_scheme !== 'never' : metaspace.add_prefix_space !== false;
+  return {
+    pieces,
+    modelType: 'unigram',
+    byteFallback: model.byte_fallback === true,
+    treatWhitespaceAsSuffix: false,
+    unkSurface: DEFAULT_UNK_SURFACE,
+    normalizer: { name: 'tokenizer.json', precompiledCharsmap: charsmap, addDummyPrefix, removeExtraWhitespaces, escapeWhitespaces: true },
+  };
+}
+
+/** Standard base64 -> bytes (no Node Buffer: browser-safe). */
+function base64Bytes(text: string): Uint8Array {
+  const binary = atob(text);
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}

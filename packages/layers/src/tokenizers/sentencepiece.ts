@@ -36,8 +36,8 @@ export interface EncodedPiece {
 
 export class SentencePieceProcessor {
   readonly model: SentencePieceModelProto;
-  /** The model file as given (what save() writes back). */
-  readonly modelBytes: Uint8Array;
+  /** The model file as given (what save() writes back); null when built from a parsed model. */
+  readonly modelBytes: Uint8Array | null;
   readonly fileName: string;
   private readonly normalizer: SentencePieceNormalizer;
   /** NORMAL, USER_DEFINED and UNUSED pieces (ModelBase::pieces_): what text can become. */
@@ -51,10 +51,11 @@ export class SentencePieceProcessor {
   private readonly minScore: number;
   private readonly maxScore: number;
 
-  constructor(modelBytes: Uint8Array, options: SentencePieceOptions = {}) {
+  /** `source`: the model file's bytes, or a model already parsed (or built, e.g. from a tokenizer.json). */
+  constructor(source: Uint8Array | SentencePieceModelProto, options: SentencePieceOptions = {}) {
     this.fileName = options.fileName ?? 'the model file';
-    this.modelBytes = modelBytes;
-    const model = parseSentencePieceModel(modelBytes, this.fileName);
+    this.modelBytes = source instanceof Uint8Array ? source : null;
+    const model = source instanceof Uint8Array ? parseSentencePieceModel(source, this.fileName) : { ...source, pieces: [...source.pieces] };
     if (options.addDummyPrefix !== undefined) model.normalizer = { ...model.normalizer, addDummyPrefix: options.addDummyPrefix };
     this.model = model;
     const bad = (why: string) => new TokenizerError(`SentencePiece: ${this.fileName}: ${why}`);
