@@ -136,8 +136,12 @@ export class ChatGLMTokenizer implements Tokenizer {
   private readonly allSpecialIdSet: Set<number>;
   private readonly splitTokens: Map<string, AddedTokenStrip>;
 
+  /** The ice_text.model it was loaded from (what save() writes back). */
+  private readonly modelBytes: Uint8Array;
+
   constructor(modelBytes: Uint8Array, config: ChatGLMTokenizerConfig = {}, fileName = 'ice_text.model') {
     this.sp = new SentencePieceProcessor(modelBytes, { fileName });
+    this.modelBytes = modelBytes;
     const numImageTokens = config.numImageTokens ?? 20000;
     if (!Number.isInteger(numImageTokens) || numImageTokens < 0) throw new TokenizerError(`ChatGLMTokenizer: numImageTokens must be a non-negative integer, got ${numImageTokens}`);
     if (config.paddingSide !== undefined && config.paddingSide !== 'left') throw new TokenizerError(`ChatGLMTokenizer: paddingSide must be "left", got ${JSON.stringify(config.paddingSide)}`);
@@ -413,7 +417,7 @@ export class ChatGLMTokenizer implements Tokenizer {
       clean_up_tokenization_spaces: c.cleanUpTokenizationSpaces,
     };
     if (c.modelMaxLength < VERY_LARGE_INTEGER) config.model_max_length = c.modelMaxLength;
-    return { 'ice_text.model': this.sp.modelBytes, 'tokenizer_config.json': `${JSON.stringify(config, null, 2)}\n` };
+    return { 'ice_text.model': this.modelBytes, 'tokenizer_config.json': `${JSON.stringify(config, null, 2)}\n` };
   }
 }
 
