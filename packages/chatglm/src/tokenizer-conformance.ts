@@ -5,9 +5,9 @@
 // the boolean attention masks ([1, L, L] per text, [b, 1, L, L] batched) are compared with
 // expected.safetensors only (case.json leaves them out).
 
-import { BERT_CALL_KWARGS, callOptions, runTokenizerCase, sentencePieceCaseFiles, snakeKeys } from '@lm/layers/testing';
+import { BERT_CALL_KWARGS, callOptions, runTokenizerCase, sentencePieceCaseFiles, slowCaseTokenizer } from '@lm/layers/testing';
 import type { CaseTokenizer, ConformanceCase, ConformanceClassRunner } from '@lm/layers/testing';
-import type { EncodeOptions, TextInput } from '@lm/layers';
+import type { EncodeOptions } from '@lm/layers';
 import { ChatGLMTokenizer, chatGLMTokenizerConfigFromJSON } from './tokenizer.js';
 
 /** A ChatGLMTokenizer for a case folder (`ChatGLMTokenizer.from_pretrained(folder, **init_kwargs)`). */
@@ -19,33 +19,24 @@ export async function chatGLMTokenizerForCase(c: ConformanceCase): Promise<ChatG
 /** Booleans -> 1 / 0 at any depth (BOOL outputs are compared as numbers). */
 const numeric = (v: unknown): unknown => (Array.isArray(v) ? v.map(numeric) : typeof v === 'boolean' ? Number(v) : v);
 
-function withNumericMask<T extends object>(encoding: T): Record<string, unknown> {
-  const out = snakeKeys(encoding);
-  if (out.attention_mask !== undefined) out.attention_mask = numeric(out.attention_mask);
-  return out;
+function withNumericMask(encoding: Record<string, unknown>): Record<string, unknown> {
+  return encoding.attention_mask === undefined ? encoding : { ...encoding, attention_mask: numeric(encoding.attention_mask) };
 }
 
+/** The slow-tokenizer case calls, except that ChatGLM's `decoded` keeps the special tokens. */
 export function chatGLMCaseTokenizer(tok: ChatGLMTokenizer): CaseTokenizer<EncodeOptions> {
-  const tokens = (item: TextInput) => (typeof item === 'string' ? tok.tokenize(item) : item.map((text) => tok.tokenize(text)));
+  const base = slowCaseTokenizer(tok);
+  const decode = (ids: unknown) => tok.decode(ids as number[]);
   return {
-    encode: (item, options) => withNumericMask(typeof item === 'string' ? tok.encode(item, null, options) : tok.encode(item[0], item[1], options)),
-    encodeBatch: (items, options) => withNumericMask(tok.encodeBatch(items, options)),
-    withoutPadding: ({ padding: _padding, ...rest }) => rest,
+    ...base,
+    encode: (item, options) => withNumericMask(base.encode(item, options)),
+    encodeBatch: (items, options) => withNumericMask(base.encodeBatch(items, options)),
     itemFields: {
-      tokens: (item) => tokens(item),
-      decoded: (_item, encoding) => tok.decode(encoding.input_ids as number[]),
+      tokens: base.itemFields.tokens,
+      decoded: (_item, encoding) => decode(encoding.input_ids),
       decoded_skip_special: (_item, encoding) => tok.decode(encoding.input_ids as number[], { skipSpecialTokens: true }),
     },
-    batchFields: {
-      tokens: (items) => items.map(tokens),
-      batch_decoded: (_items, batch) => (batch.input_ids as number[][]).map((ids) => tok.decode(ids)),
-    },
-    decodeFields: {
-      ids: (ids) => ids,
-      tokens: (ids) => tok.convertIdsToTokens(ids),
-      decoded: (ids) => tok.decode(ids),
-      decoded_skip_special: (ids) => tok.decode(ids, { skipSpecialTokens: true }),
-    },
+    batchFields: { tokens: base.batchFields.tokens, batch_decoded: (_items, batch) => (batch.input_ids as number[][]).map(decode) },
     outputOnlyFields: ['attention_mask'],
   };
 }

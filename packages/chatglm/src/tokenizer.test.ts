@@ -3,13 +3,12 @@
 // registered runner (ids, position ids, the boolean attention masks, tokens and decoded strings
 // compared with case.json and expected.safetensors), plus hand-checked calls and bad input.
 
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cpu } from '@lm/tensor-gpu';
 import { findSharedFixtures } from '@lm/tensor-gpu/testing';
-import { readExpectedOutputs } from '@lm/layers/testing';
-import type { ConformanceCase, HostOutput } from '@lm/layers/testing';
+import { fixtureCasesOf, readConformanceCase, tokenizerCaseResults } from '@lm/layers/testing';
 import { conformance } from './conformance.js';
 import { ChatGLMTokenizer, preprocessWhitespace } from './tokenizer.js';
 
@@ -17,27 +16,15 @@ const fixtures = findSharedFixtures(import.meta.url);
 const family = fixtures ? join(fixtures, 'tokenizers-sentencepiece') : null;
 const have = family !== null && existsSync(family);
 
-function caseAt(dir: string): ConformanceCase {
-  const read = (name: string) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as Record<string, unknown>;
-  return { dir, spec: read('case.json') as ConformanceCase['spec'], config: read('config.json') as ConformanceCase['config'], tensorInputs: new Map(), backend: cpu() };
-}
-
-const glmCases = have ? readdirSync(family).filter((d) => existsSync(join(family, d, 'case.json')) && caseAt(join(family, d)).spec.class === 'ChatGLMTokenizer').sort() : [];
+const caseAt = (dir: string) => readConformanceCase(dir, cpu());
+const glmCases = fixtureCasesOf(family, 'ChatGLMTokenizer');
 
 describe.skipIf(!have)('shared/fixtures/tokenizers-sentencepiece: ChatGLMTokenizer cases', () => {
   it('finds cases', () => expect(glmCases.length).toBeGreaterThanOrEqual(5));
   for (const name of glmCases) {
     it(name, async () => {
-      const c = caseAt(join(family!, name));
-      const result = await conformance.classes.ChatGLMTokenizer(c);
-      const { outputs, values } = result as { outputs: Map<string, HostOutput>; values: Record<string, unknown> };
-      expect(values.expected_ids).toEqual(c.spec.expected_ids);
-      if (c.spec.decode_expected !== undefined) expect(values.decode_expected).toEqual(c.spec.decode_expected);
-      const expected = await readExpectedOutputs(c.dir);
-      for (const output of c.spec.outputs) {
-        const got = outputs.get(output);
-        expect([output, got?.shape, Array.from(got?.data ?? [])]).toEqual([output, expected.get(output)!.shape, expected.get(output)!.data]);
-      }
+      const { actual, expected } = await tokenizerCaseResults(caseAt(join(family!, name)), conformance.classes.ChatGLMTokenizer);
+      expect(actual).toEqual(expected);
     });
   }
 });

@@ -18,6 +18,7 @@ import {
   readTokenizerFiles,
   resolveStrategies,
   SentencePieceProcessor,
+  SlowTokenizer,
   splitOnAddedTokens,
   TokenizerError,
 } from '@lm/layers';
@@ -27,7 +28,6 @@ import type {
   EncodeOptions,
   Encoding,
   PaddingStrategy,
-  SlowTokenizerHooks,
   SpecialTokenIds,
   Strategies,
   TextInput,
@@ -128,7 +128,7 @@ export function chatGLMTokenizerConfigFromJSON(json: Record<string, unknown>): C
   return out as ChatGLMTokenizerConfig;
 }
 
-export class ChatGLMTokenizer implements Tokenizer {
+export class ChatGLMTokenizer extends SlowTokenizer implements Tokenizer {
   readonly sp: SentencePieceProcessor;
   readonly config: ResolvedChatGLMTokenizerConfig;
   /** `all_special_tokens`: bos, eos, unk, pad, mask. */
@@ -140,6 +140,7 @@ export class ChatGLMTokenizer implements Tokenizer {
   private readonly modelBytes: Uint8Array;
 
   constructor(modelBytes: Uint8Array, config: ChatGLMTokenizerConfig = {}, fileName = 'ice_text.model') {
+    super();
     this.sp = new SentencePieceProcessor(modelBytes, { fileName });
     this.modelBytes = modelBytes;
     const numImageTokens = config.numImageTokens ?? 20000;
@@ -284,18 +285,14 @@ export class ChatGLMTokenizer implements Tokenizer {
    */
   encode(text: string, pair: string | null = null, options: EncodeOptions = {}): ChatGLMEncoding {
     const s = this.strategies(options);
-    const ids = this.idsOf(text);
-    const pairIds = pair === null ? null : this.idsOf(pair);
+    const [ids, pairIds] = this.inputIds(pair === null ? text : [text, pair]);
     return encodeOne(this.hooks(), ids, pairIds, s, (e, maxLength, strategy) => this.pad(e, maxLength, strategy, s) as Encoding) as ChatGLMEncoding;
   }
 
   /** Texts and/or text pairs, as `tokenizer(batch, **options)`: each encoded, then left-padded together. */
   encodeBatch(inputs: readonly TextInput[], options: EncodeOptions = {}): ChatGLMBatchEncoding {
     const s = this.strategies(options);
-    const encodings = inputs.map((input) => {
-      const [text, pair] = typeof input === 'string' ? [input, null] : input;
-      return prepareForModel(this.hooks(), this.idsOf(text), pair === null ? null : this.idsOf(pair), { ...s, padding: 'do_not_pad', returnAttentionMask: false });
-    });
+    const encodings = inputs.map((input) => prepareForModel(this.hooks(), ...this.inputIds(input), { ...s, padding: 'do_not_pad', returnAttentionMask: false }));
     const padded = padBatch(encodings, s, (e, maxLength, strategy) => this.pad(e, maxLength, strategy, s));
     const batch: ChatGLMBatchEncoding = { inputIds: padded.map((e) => e.inputIds) };
     if (padded.every((e) => e.attentionMask)) batch.attentionMask = padded.map((e) => e.attentionMask!);
@@ -306,22 +303,12 @@ export class ChatGLMTokenizer implements Tokenizer {
     return batch;
   }
 
-  private idsOf(text: string): number[] {
-    return this.convertTokensToIds(this.tokenize(text));
-  }
-
-  private strategies(options: EncodeOptions): Strategies {
+  protected strategies(options: EncodeOptions): Strategies {
     return resolveStrategies(options, { modelMaxLength: this.config.modelMaxLength, padTokenId: this.padTokenId, returnTokenTypeIds: false });
   }
 
-  private hooks(): SlowTokenizerHooks {
-    return {
-      buildInputsWithSpecialTokens: (ids, pairIds) => this.buildInputsWithSpecialTokens(ids, pairIds),
-      createTokenTypeIdsFromSequences: (ids, pairIds) => this.createTokenTypeIdsFromSequences(ids, pairIds),
-      getSpecialTokensMask: (ids, pairIds) => this.getSpecialTokensMask(ids, pairIds),
-      numSpecialTokensToAdd: (pair) => this.numSpecialTokensToAdd(pair),
-      truncationSide: this.config.truncationSide,
-    };
+  protected get truncationSide(): 'left' | 'right' {
+    return this.config.truncationSide;
   }
 
   /**

@@ -3,13 +3,12 @@
 // tokens and decoded strings compared with case.json and expected.safetensors), plus hand-checked
 // calls on the fixture's spiece.model and bad input.
 
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cpu } from '@lm/tensor-gpu';
 import { findSharedFixtures } from '@lm/tensor-gpu/testing';
-import { readExpectedOutputs } from '@lm/layers/testing';
-import type { ConformanceCase, HostOutput } from '@lm/layers/testing';
+import { fixtureCasesOf, readConformanceCase, tokenizerCaseResults } from '@lm/layers/testing';
 import { TokenizerError } from '@lm/layers';
 import { conformance } from './conformance.js';
 import { T5Tokenizer } from './tokenizer.js';
@@ -18,27 +17,15 @@ const fixtures = findSharedFixtures(import.meta.url);
 const family = fixtures ? join(fixtures, 'tokenizers-sentencepiece') : null;
 const have = family !== null && existsSync(family);
 
-function caseAt(dir: string): ConformanceCase {
-  const read = (name: string) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as Record<string, unknown>;
-  return { dir, spec: read('case.json') as ConformanceCase['spec'], config: read('config.json') as ConformanceCase['config'], tensorInputs: new Map(), backend: cpu() };
-}
-
-const t5Cases = have ? readdirSync(family).filter((d) => existsSync(join(family, d, 'case.json')) && caseAt(join(family, d)).spec.class === 'T5Tokenizer').sort() : [];
+const caseAt = (dir: string) => readConformanceCase(dir, cpu());
+const t5Cases = fixtureCasesOf(family, 'T5Tokenizer');
 
 describe.skipIf(!have)('shared/fixtures/tokenizers-sentencepiece: T5Tokenizer cases', () => {
   it('finds cases', () => expect(t5Cases.length).toBeGreaterThanOrEqual(5));
   for (const name of t5Cases) {
     it(name, async () => {
-      const c = caseAt(join(family!, name));
-      const result = await conformance.classes.T5Tokenizer(c);
-      const { outputs, values } = result as { outputs: Map<string, HostOutput>; values: Record<string, unknown> };
-      expect(values.expected_ids).toEqual(c.spec.expected_ids);
-      if (c.spec.decode_expected !== undefined) expect(values.decode_expected).toEqual(c.spec.decode_expected);
-      const expected = await readExpectedOutputs(c.dir);
-      for (const output of c.spec.outputs) {
-        const got = outputs.get(output);
-        expect([output, got?.shape, Array.from(got?.data ?? [])]).toEqual([output, expected.get(output)!.shape, expected.get(output)!.data]);
-      }
+      const { actual, expected } = await tokenizerCaseResults(caseAt(join(family!, name)), conformance.classes.T5Tokenizer);
+      expect(actual).toEqual(expected);
     });
   }
 });

@@ -6,10 +6,8 @@
 // SentencePiece model itself runs in `@lm/layers` (SentencePieceProcessor).
 
 import {
+  BasePadTokenizer,
   decodeTokens,
-  encodeMany,
-  encodeOne,
-  padEncoding,
   pyStrip,
   readTokenizerFiles,
   resolveStrategies,
@@ -21,16 +19,11 @@ import {
 } from '@lm/layers';
 import type {
   AddedTokenStrip,
-  BatchEncoding,
   DecodeOptions,
   EncodeOptions,
-  Encoding,
-  PadOne,
   SentencePieceModelProto,
-  SlowTokenizerHooks,
   SpecialTokenIds,
   Strategies,
-  TextInput,
   Tokenizer,
   TokenizerFiles,
   TokenizerSaveFiles,
@@ -115,7 +108,7 @@ interface AddedToken extends AddedTokenStrip {
   special: boolean;
 }
 
-export class T5Tokenizer implements Tokenizer {
+export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
   readonly sp: SentencePieceProcessor;
   readonly config: ResolvedT5TokenizerConfig;
   /** The tokenizer.json it was built from, when it was (saved back instead of a spiece.model). */
@@ -136,6 +129,7 @@ export class T5Tokenizer implements Tokenizer {
    * reference does.
    */
   constructor(model: Uint8Array | SentencePieceModelProto, config: T5TokenizerConfig = {}, fileName = 'spiece.model', tokenizerJson: unknown = null) {
+    super();
     const extraIds = config.extraIds ?? 100;
     if (!Number.isInteger(extraIds) || extraIds < 0) throw new TokenizerError(`T5Tokenizer: extraIds must be a non-negative integer, got ${extraIds}`);
     const legacy = config.legacy ?? true;
@@ -326,42 +320,23 @@ export class T5Tokenizer implements Tokenizer {
     return pair ? 2 : 1;
   }
 
-  // ---- encode ------------------------------------------------------------------------------
+  // ---- encode (`encode` / `encodeBatch`: BasePadTokenizer) ---------------------------------
 
-  /** One text or text pair, as `tokenizer(text, textPair, **options)`. */
-  encode(text: string, pair: string | null = null, options: EncodeOptions = {}): Encoding {
-    const s = this.strategies(options);
-    return encodeOne(this.hooks(), this.idsOf(text), pair === null ? null : this.idsOf(pair), s, this.padder(s));
-  }
-
-  /** Texts and/or text pairs, as `tokenizer(batch, **options)`: each encoded, then padded together. */
-  encodeBatch(inputs: readonly TextInput[], options: EncodeOptions = {}): BatchEncoding {
-    const s = this.strategies(options);
-    const items = inputs.map((input) => (typeof input === 'string' ? ([this.idsOf(input), null] as const) : ([this.idsOf(input[0]), this.idsOf(input[1])] as const)));
-    return encodeMany(this.hooks(), items, s, this.padder(s));
-  }
-
-  private idsOf(text: string): number[] {
-    return this.convertTokensToIds(this.tokenize(text));
-  }
-
-  private strategies(options: EncodeOptions): Strategies {
+  protected strategies(options: EncodeOptions): Strategies {
     // T5's model inputs are input_ids and attention_mask: no token_type_ids unless asked.
     return resolveStrategies(options, { modelMaxLength: this.config.modelMaxLength, padTokenId: this.padTokenId, returnTokenTypeIds: false });
   }
 
-  private hooks(): SlowTokenizerHooks {
-    return {
-      buildInputsWithSpecialTokens: (ids, pairIds) => this.buildInputsWithSpecialTokens(ids, pairIds),
-      createTokenTypeIdsFromSequences: (ids, pairIds) => this.createTokenTypeIdsFromSequences(ids, pairIds),
-      getSpecialTokensMask: (ids, pairIds) => this.getSpecialTokensMask(ids, pairIds),
-      numSpecialTokensToAdd: (pair) => this.numSpecialTokensToAdd(pair),
-      truncationSide: this.config.truncationSide,
-    };
+  protected get truncationSide(): 'left' | 'right' {
+    return this.config.truncationSide;
   }
 
-  private padder(s: Strategies): PadOne<Encoding, Encoding> {
-    return (encoding, maxLength, strategy) => padEncoding(encoding, maxLength, strategy, s.padToMultipleOf, s.returnAttentionMask, this.config.paddingSide, this.padTokenId);
+  protected get paddingSide(): 'left' | 'right' {
+    return this.config.paddingSide;
+  }
+
+  protected padId(): number {
+    return this.padTokenId;
   }
 
   // ---- decode ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 // framework is passed in, so this module does not depend on one.
 
 import type { JsonObject } from '../pretrained-config.js';
+import { nodeFs } from './node-fs.js';
 
 export interface ConfigClassUnderTest {
   new (): { toJSON(): JsonObject };
@@ -29,16 +30,6 @@ export interface TestApi {
   describe: { (name: string, fn: () => void): void; skipIf(cond: boolean): (name: string, fn: () => void) => void };
   it: (name: string, fn: () => void) => void;
   expect: (value: unknown) => { toBe(v: unknown): void; toEqual(v: unknown): void; toBeGreaterThan(v: number): void; toBeUndefined(): void };
-}
-
-interface NodeFs {
-  existsSync(p: string): boolean;
-  readdirSync(p: string): string[];
-  readFileSync(p: string, enc: 'utf8'): string;
-}
-
-function nodeFs(): NodeFs {
-  return (globalThis as unknown as { process: { getBuiltinModule(id: string): NodeFs } }).process.getBuiltinModule('node:fs');
 }
 
 /** Every `<family>/<case>/config.json` under the fixtures folder. */

@@ -9,6 +9,8 @@ export {
   conformance,
   runTokenizerCase,
   bertCaseTokenizer,
+  slowCaseTokenizer,
+  type SlowCaseTokenizerLike,
   bertCallOptions,
   wordPieceCaseRunner,
   wordPieceTokenizerForCase,
@@ -25,3 +27,4 @@ export {
   type CaseTokenizer,
   type WordPieceClass,
 } from './tokenizer-cases.js';
+export { fixtureCasesOf, readConformanceCase, tokenizerCaseResults } from './tokenizer-fixture-cases.js';

@@ -22,6 +22,7 @@ import {
   runTokenizerCase,
   TokenizerCaseError,
 } from './tokenizer-cases.js';
+import { fixtureCasesOf, readConformanceCase, tokenizerCaseResults } from './tokenizer-fixture-cases.js';
 
 function caseAt(dir: string): ConformanceCase {
   const read = (name: string) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as Record<string, unknown>;
@@ -169,25 +170,14 @@ describe.skipIf(!familyDir)('shared/fixtures/tokenizers-wordpiece: BertTokenizer
 });
 
 const spmDir = fixtures ? join(fixtures, 'tokenizers-sentencepiece') : null;
-const spmCases = spmDir && existsSync(spmDir)
-  ? readdirSync(spmDir).filter((d) => existsSync(join(spmDir, d, 'case.json')) && caseAt(join(spmDir, d)).spec.class === 'SentencePieceProcessor').sort()
-  : [];
+const spmCases = fixtureCasesOf(spmDir, 'SentencePieceProcessor');
 
-describe.skipIf(!spmDir)('shared/fixtures/tokenizers-sentencepiece: SentencePieceProcessor cases', () => {
+describe.skipIf(!spmDir || !existsSync(spmDir))('shared/fixtures/tokenizers-sentencepiece: SentencePieceProcessor cases', () => {
   it('finds cases', () => expect(spmCases.length).toBeGreaterThan(0));
   for (const name of spmCases) {
     it(name, async () => {
-      const c = caseAt(join(spmDir!, name));
-      const result = await conformance.classes.SentencePieceProcessor(c);
-      if (result instanceof Map) throw new Error('a tokenizer runner returns { outputs, values }');
-      const { outputs, values } = result as { outputs: Map<string, HostOutput>; values: Record<string, unknown> };
-      expect(values.expected_ids).toEqual(c.spec.expected_ids);
-      expect(values.decode_expected).toEqual(c.spec.decode_expected);
-      const expected = await readExpectedOutputs(c.dir);
-      for (const output of c.spec.outputs) {
-        const got = outputs.get(output);
-        expect([output, got?.shape, Array.from(got?.data ?? [])]).toEqual([output, expected.get(output)!.shape, expected.get(output)!.data]);
-      }
+      const { actual, expected } = await tokenizerCaseResults(readConformanceCase(join(spmDir!, name), cpu()), conformance.classes.SentencePieceProcessor);
+      expect(actual).toEqual(expected);
     });
   }
 });

@@ -250,13 +250,23 @@ export async function wordPieceTokenizerForCase<T extends BertTokenizer>(Class: 
   return Class.fromPretrained(source) as Promise<T>;
 }
 
+/** What the slow-tokenizer case calls need (BertTokenizer, T5Tokenizer, ChatGLMTokenizer). */
+export interface SlowCaseTokenizerLike {
+  tokenize(text: string): string[];
+  encode(text: string, pair: string | null, options: EncodeOptions): object;
+  encodeBatch(items: readonly TextInput[], options: EncodeOptions): object;
+  decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
+  convertIdsToTokens(ids: number[]): string[];
+}
+
 /**
- * The slow BertTokenizer's case calls. Derived fields, as the wordpiece CASES.md defines them:
- * `tokens` = tokenize(text) (a pair: both lists), `decoded` = decode(input_ids, skip_special_tokens=True);
- * for `decode_ids`: `tokens` = convert_ids_to_tokens, `decoded` / `decoded_skip_special` = decode
- * without / with skip_special_tokens, `reencoded_input_ids` = tokenizer(decoded).input_ids.
+ * The case calls of a slow Hugging Face tokenizer. Derived fields, as the tokenizer CASES.md files
+ * define them: `tokens` = tokenize(text) (a pair: both lists), `decoded` = decode(input_ids,
+ * skip_special_tokens=True), `decoded_with_special` = decode(input_ids); for `decode_ids`: `ids` as
+ * given, `tokens` = convert_ids_to_tokens, `decoded` / `decoded_skip_special` = decode without / with
+ * skip_special_tokens, `reencoded_input_ids` = tokenizer(decoded).input_ids.
  */
-export function bertCaseTokenizer(tok: BertTokenizer): CaseTokenizer<EncodeOptions> {
+export function slowCaseTokenizer(tok: SlowCaseTokenizerLike): CaseTokenizer<EncodeOptions> {
   const tokens = (item: TextInput) => (typeof item === 'string' ? tok.tokenize(item) : item.map((text) => tok.tokenize(text)));
   const decodeSkipping = (ids: unknown) => tok.decode(ids as number[], { skipSpecialTokens: true });
   return {
@@ -274,12 +284,18 @@ export function bertCaseTokenizer(tok: BertTokenizer): CaseTokenizer<EncodeOptio
       batch_decoded: (_items, batch) => (batch.input_ids as number[][]).map(decodeSkipping),
     },
     decodeFields: {
+      ids: (ids) => ids,
       tokens: (ids) => tok.convertIdsToTokens(ids),
       decoded: (ids) => tok.decode(ids),
       decoded_skip_special: (ids) => tok.decode(ids, { skipSpecialTokens: true }),
-      reencoded_input_ids: (ids) => tok.encode(tok.decode(ids)).inputIds,
+      reencoded_input_ids: (ids) => (tok.encode(tok.decode(ids), null, {}) as { inputIds: number[] }).inputIds,
     },
   };
+}
+
+/** The slow BertTokenizer's case calls (`slowCaseTokenizer`). */
+export function bertCaseTokenizer(tok: BertTokenizer): CaseTokenizer<EncodeOptions> {
+  return slowCaseTokenizer(tok);
 }
 
 /** `EncodeOptions` from a case's call kwargs (an unsupported kwarg fails the case, naming it). */

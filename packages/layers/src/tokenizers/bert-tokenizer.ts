@@ -13,8 +13,8 @@
 import { Tokenizer } from '@huggingface/tokenizers';
 import { TokenizerError } from './errors.js';
 import { cleanText, lowercaseOutsideTokens, padChineseChars, pySplit, pyStrip, splitOnTokens } from './text.js';
-import { cleanUpTokenization, encodeMany, encodeOne, padEncoding, resolveStrategies } from './slow-tokenizer.js';
-import type { BatchEncoding, DecodeOptions, EncodeOptions, Encoding, PadOne, SlowTokenizerHooks, Strategies, TextInput } from './slow-tokenizer.js';
+import { BasePadTokenizer, cleanUpTokenization, resolveStrategies } from './slow-tokenizer.js';
+import type { DecodeOptions, EncodeOptions, Strategies } from './slow-tokenizer.js';
 import { bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON, resolveBertTokenizerConfig } from './tokenizer-config.js';
 import type { BertTokenizerConfig, ResolvedBertTokenizerConfig } from './tokenizer-config.js';
 import { bertPartsFromTokenizerJSON, buildBertTokenizerJSON } from './tokenizer-json.js';
@@ -34,7 +34,7 @@ export interface AddedToken {
 
 type Ctor<T> = new (vocab: ReadonlyMap<string, number>, config?: BertTokenizerConfig, added?: readonly AddedToken[]) => T;
 
-export class BertTokenizer implements TokenizerInterface {
+export class BertTokenizer extends BasePadTokenizer implements TokenizerInterface {
   /** token -> id, as read from vocab.txt (without tokens added past it). */
   readonly vocab: ReadonlyMap<string, number>;
   readonly config: ResolvedBertTokenizerConfig;
@@ -56,6 +56,7 @@ export class BertTokenizer implements TokenizerInterface {
   private readonly wordpiece: Tokenizer;
 
   constructor(vocab: ReadonlyMap<string, number>, config: BertTokenizerConfig = {}, added: readonly AddedToken[] = []) {
+    super();
     this.vocab = vocab;
     this.config = resolveBertTokenizerConfig(config);
     const c = this.config;
@@ -299,44 +300,21 @@ export class BertTokenizer implements TokenizerInterface {
 
   // ---- encode ------------------------------------------------------------------------------
 
-  /** One text or text pair, as `tokenizer(text, textPair, **options)` (`encode_plus`). */
-  encode(text: string, pair: string | null = null, options: EncodeOptions = {}): Encoding {
-    const s = this.strategies(options);
-    return encodeOne(this.hooks(), this.idsOf(text), pair === null ? null : this.idsOf(pair), s, this.padder(s));
-  }
-
-  /** Texts and/or text pairs, as `tokenizer(batch, **options)`: each encoded, then padded together. */
-  encodeBatch(inputs: readonly TextInput[], options: EncodeOptions = {}): BatchEncoding {
-    const s = this.strategies(options);
-    const items = inputs.map((input) => (typeof input === 'string' ? ([this.idsOf(input), null] as const) : ([this.idsOf(input[0]), this.idsOf(input[1])] as const)));
-    return encodeMany(this.hooks(), items, s, this.padder(s));
-  }
-
-  private idsOf(text: string): number[] {
-    return this.convertTokensToIds(this.tokenize(text));
-  }
-
   /** `_get_padding_truncation_strategies`, with the reference's defaults and checks. */
-  private strategies(options: EncodeOptions): Strategies {
+  protected strategies(options: EncodeOptions): Strategies {
     return resolveStrategies(options, { modelMaxLength: this.config.modelMaxLength, padTokenId: this.padTokenId, returnTokenTypeIds: true });
   }
 
-  private hooks(): SlowTokenizerHooks {
-    return {
-      buildInputsWithSpecialTokens: (ids, pairIds) => this.buildInputsWithSpecialTokens(ids, pairIds),
-      createTokenTypeIdsFromSequences: (ids, pairIds) => this.createTokenTypeIdsFromSequences(ids, pairIds),
-      getSpecialTokensMask: (ids, pairIds) => this.getSpecialTokensMask(ids, pairIds),
-      numSpecialTokensToAdd: (pair) => this.numSpecialTokensToAdd(pair),
-      truncationSide: this.config.truncationSide,
-    };
+  protected get truncationSide(): 'left' | 'right' {
+    return this.config.truncationSide;
   }
 
-  /** `_pad` on one encoding, on the configured side. */
-  private padder(s: Strategies): PadOne<Encoding, Encoding> {
-    return (encoding, maxLength, strategy) => {
-      const padId = strategy === 'do_not_pad' ? -1 : this.requireId('padToken');
-      return padEncoding(encoding, maxLength, strategy, s.padToMultipleOf, s.returnAttentionMask, this.config.paddingSide, padId);
-    };
+  protected get paddingSide(): 'left' | 'right' {
+    return this.config.paddingSide;
+  }
+
+  protected padId(): number {
+    return this.requireId('padToken');
   }
 
   // ---- decode ------------------------------------------------------------------------------

@@ -2,6 +2,8 @@ export type { SpecialTokenIds, Tokenizer, TokenizerSaveFiles } from './tokenizer
 export { BertTokenizer } from './bert-tokenizer.js';
 export type { AddedToken } from './bert-tokenizer.js';
 export {
+  BasePadTokenizer,
+  SlowTokenizer,
   cleanUpTokenization,
   collateEncodings,
   decodeTokens,

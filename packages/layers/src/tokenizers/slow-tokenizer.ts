@@ -343,3 +343,69 @@ export function cleanUpTokenization(text: string): string {
     .replaceAll(" 've", "'ve")
     .replaceAll(" 're", "'re");
 }
+
+/**
+ * A slow tokenizer: text -> tokens -> ids and the family's special-token rules (`tokenize`,
+ * `convert_tokens_to_ids`, `build_inputs_with_special_tokens`, ...), which the shared steps above
+ * call back. Families add their encode (with their `_pad`) and decode.
+ */
+export abstract class SlowTokenizer {
+  abstract tokenize(text: string): string[];
+  abstract convertTokensToIds(tokens: readonly string[]): number[];
+  abstract buildInputsWithSpecialTokens(ids: readonly number[], pairIds?: readonly number[] | null): number[];
+  abstract createTokenTypeIdsFromSequences(ids: readonly number[], pairIds?: readonly number[] | null): number[];
+  abstract getSpecialTokensMask(ids: readonly number[], pairIds?: readonly number[] | null): number[];
+  abstract numSpecialTokensToAdd(pair?: boolean): number;
+  /** Which end truncation cuts (`truncation_side`). */
+  protected abstract get truncationSide(): 'left' | 'right';
+  /** `_get_padding_truncation_strategies` with this tokenizer's defaults (`resolveStrategies`). */
+  protected abstract strategies(options: EncodeOptions): Strategies;
+
+  /** A text's ids: `convert_tokens_to_ids(tokenize(text))`. */
+  protected idsOf(text: string): number[] {
+    return this.convertTokensToIds(this.tokenize(text));
+  }
+
+  /** An input's ids and its pair's (null for a single text). */
+  protected inputIds(input: TextInput): readonly [number[], number[] | null] {
+    return typeof input === 'string' ? [this.idsOf(input), null] : [this.idsOf(input[0]), this.idsOf(input[1])];
+  }
+
+  protected hooks(): SlowTokenizerHooks {
+    return {
+      buildInputsWithSpecialTokens: (ids, pairIds) => this.buildInputsWithSpecialTokens(ids, pairIds),
+      createTokenTypeIdsFromSequences: (ids, pairIds) => this.createTokenTypeIdsFromSequences(ids, pairIds),
+      getSpecialTokensMask: (ids, pairIds) => this.getSpecialTokensMask(ids, pairIds),
+      numSpecialTokensToAdd: (pair) => this.numSpecialTokensToAdd(pair),
+      truncationSide: this.truncationSide,
+    };
+  }
+}
+
+/** A slow tokenizer padded by the base `_pad` (BERT, T5): `encode` and `encodeBatch` are complete here. */
+export abstract class BasePadTokenizer extends SlowTokenizer {
+  protected abstract get paddingSide(): 'left' | 'right';
+  /** The padding token's id; throws, naming it, when the tokenizer has none. */
+  protected abstract padId(): number;
+
+  /** One text or text pair, as `tokenizer(text, textPair, **options)` (`encode_plus`). */
+  encode(text: string, pair: string | null = null, options: EncodeOptions = {}): Encoding {
+    const s = this.strategies(options);
+    const [ids, pairIds] = this.inputIds(pair === null ? text : [text, pair]);
+    return encodeOne(this.hooks(), ids, pairIds, s, this.padder(s));
+  }
+
+  /** Texts and/or text pairs, as `tokenizer(batch, **options)`: each encoded, then padded together. */
+  encodeBatch(inputs: readonly TextInput[], options: EncodeOptions = {}): BatchEncoding {
+    const s = this.strategies(options);
+    return encodeMany(this.hooks(), inputs.map((input) => this.inputIds(input)), s, this.padder(s));
+  }
+
+  /** `_pad` on one encoding, on `paddingSide`. */
+  private padder(s: Strategies): PadOne<Encoding, Encoding> {
+    return (encoding, maxLength, strategy) => {
+      const padId = strategy === 'do_not_pad' ? -1 : this.padId();
+      return padEncoding(encoding, maxLength, strategy, s.padToMultipleOf, s.returnAttentionMask, this.paddingSide, padId);
+    };
+  }
+}
