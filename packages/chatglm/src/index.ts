@@ -1,3 +1,35 @@
 export { ChatGLMConfig } from './config.js';
 export type { ChatGLMConfigFields } from './config.js';
 export { ChatGLMRotaryEmbedding, applyChatGLMRotary2D, type ChatGLMRotaryEmbeddingOptions } from './rotary.js';
+export {
+  ChatGLMModel,
+  ChatGLMForConditionalGeneration,
+  ChatGLMPreTrainedModel,
+  ChatGLMInputError,
+  GLMBlock,
+  GLU,
+  SelfAttention,
+  PrefixEncoder,
+  Tanh,
+  GLM_BLOCK_DEFAULT_NUM_LAYERS,
+  CHATGLM_CLASSES,
+  type LayerPast,
+  type PastKeyValues,
+  type ChatGLMModelInputs,
+  type ChatGLMModelOutput,
+  type ChatGLMForConditionalGenerationInputs,
+  type ChatGLMCausalLMOutput,
+  type SelfAttentionOptions,
+  type SelfAttentionOutput,
+  type GLMBlockOutput,
+} from './modeling.js';
+export {
+  greedySearch,
+  prepareInputsForGeneration,
+  updateModelKwargsForGeneration,
+  rowSpecialPositions,
+  type ChatGLMGenerationState,
+  type GreedySearchOptions,
+  type GreedySearchResult,
+} from './generation.js';
+export { conformance } from './conformance.js';

@@ -1,0 +1,127 @@
+// The conformance runners for the chatglm parity fixtures (../shared/fixtures/chatglm, format in
+// ../shared/fixtures/README.md and the family's CASES.md): one runner per reference class. A runner
+// loads the case's weights, turns case.json's snake_case inputs and kwargs into forward options, runs
+// the forward (or, for `max_new_tokens` cases, greedy generation driven the way transformers'
+// generate() drives the reference: prepare_inputs_for_generation, forward, argmax,
+// _update_model_kwargs_for_generation), computes gradients of `loss` when `grad.*` outputs are asked
+// for, and returns the outputs under the reference's names (`hidden_states.1`, `past_key_values.0.1`,
+// `steps.3.logits`, `grad.transformer.prefix_encoder.embedding.weight`).
+
+import { noGrad, scope, Tensor, tensor, zeros, type Backend } from '@lm/tensor-gpu';
+import type { ConformanceCase, ConformanceFamily, HostOutput } from '@lm/layers/testing';
+import { ChatGLMForConditionalGeneration, ChatGLMModel, type ChatGLMPreTrainedModel } from './modeling.js';
+import { greedySearch } from './generation.js';
+
+interface RunnableClass {
+  fromPretrained(dir: string, options: { backend: Backend; modelOptions: Record<string, unknown> }): Promise<ChatGLMPreTrainedModel>;
+}
+type Forward = (options: Record<string, unknown>) => object;
+
+const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+type Nested = number | boolean | Nested[];
+
+/** A case.json input as a tensor: bool masks stay bool (true = masked), everything else is int32. */
+function inputTensor(value: Nested, backend: Backend): Tensor {
+  const flat = (v: Nested): (number | boolean)[] => (Array.isArray(v) ? v.flatMap(flat) : [v]);
+  const isBool = flat(value).some((x) => typeof x === 'boolean');
+  const toNumbers = (v: Nested): Nested => (Array.isArray(v) ? v.map(toNumbers) : Number(v));
+  return tensor(toNumbers(value), { dtype: isBool ? 'bool' : 'int32', backend });
+}
+
+function forwardOptions(c: ConformanceCase, inputs: Record<string, unknown>, kwargs: Record<string, unknown>): Record<string, unknown> {
+  const options: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(inputs)) options[camel(name)] = inputTensor(value as Nested, c.backend);
+  for (const [name, t] of c.tensorInputs) options[camel(name)] = t;
+  for (const [name, value] of Object.entries(kwargs)) if (name !== 'return_dict') options[camel(name)] = value;
+  return options;
+}
+
+/** Model outputs (nested objects and arrays of tensors) under the reference's flattened names. */
+function flattenOutputs(value: unknown, name: string, out: Map<string, Tensor>): void {
+  if (value instanceof Tensor) out.set(name, value);
+  else if (Array.isArray(value)) value.forEach((v, i) => flattenOutputs(v, `${name}.${i}`, out));
+  else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) flattenOutputs(v, name ? `${name}.${snake(k)}` : snake(k), out);
+  }
+}
+
+/** `grad.<name>` for every requested parameter (zeros for a frozen one, which the reference leaves at None). */
+function gradients(model: ChatGLMPreTrainedModel, requested: readonly string[], out: Map<string, Tensor>): void {
+  const byName = new Map(model.namedParameters());
+  for (const output of requested) {
+    if (!output.startsWith('grad.')) continue;
+    const name = output.slice('grad.'.length);
+    const param = byName.get(name);
+    if (!param) throw new Error(`conformance: the model has no parameter '${name}'`);
+    out.set(output, param.grad ? param.grad.clone() : zeros(param.shape, { backend: param.backend }));
+  }
+}
+
+async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<Map<string, Tensor | HostOutput>> {
+  const modelOptions = Object.fromEntries(Object.entries(c.spec.init_kwargs ?? {}).map(([k, v]) => [camel(k), v]));
+  const model = await ModelClass.fromPretrained(c.dir, { backend: c.backend, modelOptions });
+  try {
+    model.eval();
+    const requested = new Set(c.spec.outputs);
+    const kwargs = c.spec.kwargs ?? {};
+
+    if (typeof kwargs.max_new_tokens === 'number') {
+      if (!(model instanceof ChatGLMForConditionalGeneration)) throw new Error(`conformance: ${c.spec.class} cannot generate`);
+      const { max_new_tokens: maxNewTokens, steps: _steps, ...rest } = kwargs;
+      const options = forwardOptions(c, c.spec.inputs ?? {}, rest);
+      const result = await greedySearch(model, {
+        inputIds: options.inputIds as Tensor,
+        attentionMask: (options.attentionMask as Tensor | undefined) ?? null,
+        positionIds: (options.positionIds as Tensor | undefined) ?? null,
+        maxNewTokens: maxNewTokens as number,
+        keepStepLogits: true,
+      });
+      const all = new Map<string, Tensor | HostOutput>();
+      result.stepLogits!.forEach((t, i) => all.set(`steps.${i}.logits`, t));
+      const flat = new Map<string, Tensor>();
+      flattenOutputs({ pastKeyValues: result.pastKeyValues }, '', flat);
+      for (const [k, v] of flat) all.set(k, v);
+      const rows = result.sequences.length;
+      all.set('sequences', { shape: [rows, result.sequences[0].length], data: result.sequences.flat() });
+      all.set('generated_ids', { shape: [rows, result.generated[0].length], data: result.generated.flat() });
+      for (const [name, v] of all) if (!requested.has(name) && v instanceof Tensor) v.dispose();
+      return new Map([...all].filter(([name]) => requested.has(name)));
+    }
+
+    const wantGrads = c.spec.outputs.some((o) => o.startsWith('grad.'));
+    const forward = (model as unknown as { forward: Forward }).forward.bind(model);
+    const run = (): Map<string, Tensor> => {
+      const all = new Map<string, Tensor>();
+      const outputs = forward(forwardOptions(c, c.spec.inputs ?? {}, kwargs)) as { loss?: Tensor };
+      flattenOutputs(outputs, '', all);
+      if (wantGrads) {
+        if (!outputs.loss) throw new Error('conformance: grad.* outputs were requested but the model returned no loss');
+        outputs.loss.backward();
+        gradients(model, c.spec.outputs, all);
+      }
+      return new Map([...all].filter(([name]) => requested.has(name)));
+    };
+    return scope(() => (wantGrads ? run() : noGrad(run)));
+  } finally {
+    model.dispose();
+  }
+}
+
+type ModelRunner = (c: ConformanceCase) => Promise<Map<string, Tensor | HostOutput>>;
+
+function runnerFor(ModelClass: RunnableClass): ModelRunner {
+  return (c) => runCase(ModelClass, c);
+}
+
+/** The chatglm family for the conformance runner. */
+export const conformance: { family: string; classes: Record<string, ModelRunner> } = {
+  family: 'chatglm',
+  classes: {
+    ChatGLMModel: runnerFor(ChatGLMModel),
+    ChatGLMForConditionalGeneration: runnerFor(ChatGLMForConditionalGeneration),
+  },
+};
+
+conformance satisfies ConformanceFamily;
