@@ -7,13 +7,41 @@
 // for, and returns the outputs under the reference's names (`hidden_states.1`, `past_key_values.0.1`,
 // `steps.3.logits`, `grad.transformer.prefix_encoder.embedding.weight`).
 
-import { noGrad, scope, Tensor, tensor, zeros, type Backend } from '@lm/tensor-gpu';
+import { join } from 'node:path';
+import { openCheckpoint } from '@lm/dist-ckpt';
+import { withoutInit } from '@lm/layers';
+import { fromHost, noGrad, scope, Tensor, tensor, zeros, type Backend } from '@lm/tensor-gpu';
 import type { ConformanceCase, ConformanceFamily, HostOutput } from '@lm/layers/testing';
+import { ChatGLMConfig } from './config.js';
 import { ChatGLMForConditionalGeneration, ChatGLMModel, type ChatGLMPreTrainedModel } from './modeling.js';
 import { greedySearch } from './generation.js';
+import { QuantizedLinear, quantizeWeight } from './quantization.js';
 
 interface RunnableClass {
+  new (config: ChatGLMConfig, options: { backend: Backend }): ChatGLMPreTrainedModel;
   fromPretrained(dir: string, options: { backend: Backend; modelOptions: Record<string, unknown> }): Promise<ChatGLMPreTrainedModel>;
+}
+
+/**
+ * The case's model: from its folder, or, when case.json names a `weights` file (the published
+ * `pytorch_model.bin` of a quantized checkpoint), from that file alone.
+ */
+async function loadModel(ModelClass: RunnableClass, c: ConformanceCase): Promise<ChatGLMPreTrainedModel> {
+  const modelOptions = Object.fromEntries(Object.entries(c.spec.init_kwargs ?? {}).map(([k, v]) => [camel(k), v]));
+  const weights = c.spec.weights;
+  if (typeof weights !== 'string') return ModelClass.fromPretrained(c.dir, { backend: c.backend, modelOptions });
+  const config = ChatGLMConfig.fromJSON(c.config);
+  const model = withoutInit(() => new ModelClass(config, { ...modelOptions, backend: c.backend }));
+  const ckpt = await openCheckpoint(join(c.dir, weights));
+  try {
+    await model.loadWeights(ckpt, { strict: true, prefix: 'transformer' });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    await ckpt.close();
+  }
+  return model.eval();
 }
 type Forward = (options: Record<string, unknown>) => object;
 
@@ -60,8 +88,7 @@ function gradients(model: ChatGLMPreTrainedModel, requested: readonly string[], 
 }
 
 async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<Map<string, Tensor | HostOutput>> {
-  const modelOptions = Object.fromEntries(Object.entries(c.spec.init_kwargs ?? {}).map(([k, v]) => [camel(k), v]));
-  const model = await ModelClass.fromPretrained(c.dir, { backend: c.backend, modelOptions });
+  const model = await loadModel(ModelClass, c);
   try {
     model.eval();
     const requested = new Set(c.spec.outputs);
@@ -111,6 +138,48 @@ async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<M
 
 type ModelRunner = (c: ConformanceCase) => Promise<Map<string, Tensor | HostOutput>>;
 
+/**
+ * THUDM's QuantizedLinear built from the case's float Linear (model.safetensors `weight`, `bias`) with
+ * init_kwargs as the reference's quantize() passes them (dtype float32: the CPU rule; float16: the GPU
+ * rule), then: weight_scale, quantized_values (q before packing), weight (as stored), the CPU
+ * extraction dequantized_weight, and forward(input).
+ */
+async function runQuantizedLinear(c: ConformanceCase): Promise<Map<string, Tensor | HostOutput>> {
+  const k = c.spec.init_kwargs ?? {};
+  const bits = Number(k.weight_bit_width);
+  if (bits !== 4 && bits !== 8) throw new Error(`conformance: QuantizedLinear weight_bit_width must be 4 or 8, got ${String(k.weight_bit_width)}`);
+  const [inFeatures, outFeatures] = [Number(k.in_features), Number(k.out_features)];
+  const rounding = k.dtype === 'float16' || k.dtype === 'half' ? 'gpu' : 'cpu';
+  const ckpt = await openCheckpoint(join(c.dir, typeof c.spec.weights === 'string' ? c.spec.weights : 'model.safetensors'));
+  let weight: Float32Array;
+  let bias: Float32Array | null = null;
+  try {
+    weight = (await ckpt.readTensor(k.weight_tensor === undefined ? 'weight' : String(k.weight_tensor), { as: 'float32' })).data;
+    if (k.bias !== false && ckpt.has('bias')) bias = (await ckpt.readTensor('bias', { as: 'float32' })).data;
+  } finally {
+    await ckpt.close();
+  }
+  const q = quantizeWeight(weight, outFeatures, inFeatures, bits, rounding);
+  const layer = QuantizedLinear.fromFloat(weight, bias, bits, inFeatures, outFeatures, { backend: c.backend, rounding });
+  try {
+    const out = new Map<string, Tensor | HostOutput>();
+    const stored = await layer.storedWeight();
+    out.set('weight', { shape: stored.shape, data: stored.data });
+    out.set('quantized_values', { shape: [outFeatures, inFeatures], data: q.values });
+    out.set('weight_scale', fromHost(Float32Array.from(await layer.weight_scale.data()), [outFeatures], 'float32', c.backend));
+    out.set('dequantized_weight', layer.dequantizedWeight());
+    const input = c.tensorInputs.get('input');
+    if (input) out.set('output', noGrad(() => layer.forward(input)));
+    return new Map([...out].filter(([name, v]) => {
+      const keep = c.spec.outputs.includes(name);
+      if (!keep && v instanceof Tensor) v.dispose();
+      return keep;
+    }));
+  } finally {
+    layer.dispose();
+  }
+}
+
 function runnerFor(ModelClass: RunnableClass): ModelRunner {
   return (c) => runCase(ModelClass, c);
 }
@@ -121,6 +190,7 @@ export const conformance: { family: string; classes: Record<string, ModelRunner>
   classes: {
     ChatGLMModel: runnerFor(ChatGLMModel),
     ChatGLMForConditionalGeneration: runnerFor(ChatGLMForConditionalGeneration),
+    QuantizedLinear: runQuantizedLinear,
   },
 };
 

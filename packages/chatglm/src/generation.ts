@@ -127,6 +127,10 @@ export async function greedySearch(model: ChatGLMForConditionalGeneration, optio
   const { inputIds, maxNewTokens } = options;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new ChatGLMInputError(`greedySearch: maxNewTokens must be a positive integer, got ${maxNewTokens}`);
   const [batch, seq] = inputIds.shape;
+  const limit = model.config.maxSequenceLength;
+  if (seq + maxNewTokens > limit) {
+    throw new ChatGLMInputError(`greedySearch: the prompt (${seq} tokens) plus maxNewTokens ${maxNewTokens} exceeds max_sequence_length ${limit}`);
+  }
   const hostIds = await inputIds.data();
   const seqs = Array.from({ length: batch }, (_, b) => Array.from(hostIds.subarray(b * seq, (b + 1) * seq)));
   let state: ChatGLMGenerationState = { pastKeyValues: null, attentionMask: options.attentionMask?.clone() ?? null, positionIds: options.positionIds?.clone() ?? null };

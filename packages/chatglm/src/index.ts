@@ -33,3 +33,4 @@ export {
   type GreedySearchResult,
 } from './generation.js';
 export { conformance } from './conformance.js';
+export { QuantizedLinear, quantizeWeight, compressInt4, type QuantizedValues, type QuantizedLinearOptions, type QuantizationRounding } from './quantization.js';

@@ -17,7 +17,7 @@
 // Ids, labels and positions are int32. Forward methods take one options object (camelCase) and return
 // plain objects of tensors.
 
-import { arange, concat, crossEntropy, dropout, full, ShapeError, scope, stack, where, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { arange, concat, crossEntropy, dropout, fromHost, full, noGrad, ShapeError, scope, stack, where, type Backend, type Tensor } from '@lm/tensor-gpu';
 import {
   applyRotaryPosEmbIndex,
   attentionCore,
@@ -28,12 +28,15 @@ import {
   Linear,
   Module,
   ModuleList,
+  PretrainedLoadError,
   PreTrainedModel,
   withoutInit,
   type JsonObject,
   type ModuleOptions,
 } from '@lm/layers';
+import type { Checkpoint } from '@lm/dist-ckpt';
 import { ChatGLMConfig } from './config.js';
+import { QuantizedLinear, type QuantizationRounding } from './quantization.js';
 import { ChatGLMRotaryEmbedding, applyChatGLMRotary2D } from './rotary.js';
 
 /** One layer's cache: [key, value], each [k, batch, heads, headDim] (sequence-first, keys after rotary). */
@@ -47,6 +50,17 @@ export type PastKeyValues = readonly LayerPast[];
  * config. Reproduced as is: checkpoints were trained with it.
  */
 export const GLM_BLOCK_DEFAULT_NUM_LAYERS = 28;
+
+/** A linear layer of a GLM block: float, or int8/int4 weight-only (config.quantizationBit). */
+export type GLMLinear = Linear | QuantizedLinear;
+
+/** The Linear the reference's `quantize(bits)` replaces, or a QuantizedLinear when the config is quantized. */
+function blockLinear(config: ChatGLMConfig, inFeatures: number, outFeatures: number, backend: Backend | undefined): GLMLinear {
+  const bits = config.quantizationBit;
+  if (bits === 0) return new Linear(inFeatures, outFeatures, { backend });
+  if (bits !== 4 && bits !== 8) throw new RangeError(`ChatGLM: quantization_bit must be 0, 4 or 8, got ${bits}`);
+  return new QuantizedLinear(bits, inFeatures, outFeatures, { backend });
+}
 
 /** A bad input to a ChatGLM model, named with what was given. */
 export class ChatGLMInputError extends Error {
@@ -135,8 +149,8 @@ export class SelfAttention extends Module {
   readonly innerHiddenSize: number;
   readonly positionEncoding2d: boolean;
   declare rotary_emb: ChatGLMRotaryEmbedding;
-  declare query_key_value: Linear;
-  declare dense: Linear;
+  declare query_key_value: GLMLinear;
+  declare dense: GLMLinear;
 
   constructor(config: ChatGLMConfig, layerId: number, options: ModuleOptions = {}) {
     super();
@@ -153,8 +167,8 @@ export class SelfAttention extends Module {
     // 2-D: each half of a head is rotated by its own position, so the rotary dim is headDim / 2.
     const rotaryDim = this.positionEncoding2d ? config.hiddenSize / (config.numAttentionHeads * 2) : this.hiddenSizePerAttentionHead;
     this.registerModule('rotary_emb', new ChatGLMRotaryEmbedding(rotaryDim, { backend }));
-    this.registerModule('query_key_value', new Linear(config.hiddenSize, 3 * this.innerHiddenSize, { backend }));
-    this.registerModule('dense', new Linear(this.innerHiddenSize, config.hiddenSize, { backend }));
+    this.registerModule('query_key_value', blockLinear(config, config.hiddenSize, 3 * this.innerHiddenSize, backend));
+    this.registerModule('dense', blockLinear(config, this.innerHiddenSize, config.hiddenSize, backend));
   }
 
   forward(hiddenStates: Tensor, options: SelfAttentionOptions): SelfAttentionOutput {
@@ -203,14 +217,14 @@ export class SelfAttention extends Module {
 
 /** The reference's `GLU`: dense_4h_to_h(gelu(dense_h_to_4h(x))) with the tanh GELU (not gated, despite the name). */
 export class GLU extends Module {
-  declare dense_h_to_4h: Linear;
-  declare dense_4h_to_h: Linear;
+  declare dense_h_to_4h: GLMLinear;
+  declare dense_4h_to_h: GLMLinear;
 
   constructor(config: ChatGLMConfig, options: ModuleOptions = {}) {
     super();
-    const inner = config.innerHiddenSize ?? 4 * config.hiddenSize;
-    this.registerModule('dense_h_to_4h', new Linear(config.hiddenSize, inner, options));
-    this.registerModule('dense_4h_to_h', new Linear(inner, config.hiddenSize, options));
+    const inner = config.innerHiddenSize;
+    this.registerModule('dense_h_to_4h', blockLinear(config, config.hiddenSize, inner, options.backend));
+    this.registerModule('dense_4h_to_h', blockLinear(config, inner, config.hiddenSize, options.backend));
   }
 
   /** [seq, batch, hidden] -> [seq, batch, hidden] */
@@ -302,7 +316,7 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
    * <bos> or without any mask token is refused, as the reference's `list.index` refuses it.
    */
   protected specialPositions(inputIds: Tensor): SpecialPositions {
-    const [batch, seq] = inputIds.shape;
+    const seq = inputIds.shape[1];
     const { bosTokenId, gmaskTokenId, maskTokenId } = this.config;
     if (inputIds.backend.readSync) checkSpecialTokens(inputIds, this.config);
     const positions = arange(0, seq, 1, { backend: inputIds.backend }).reshape(1, seq); // [1, seq]
@@ -311,7 +325,6 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
     const gmask = firstIndex(gmaskTokenId);
     const useGmasks = gmask.lt(seq);
     const maskPositions = where(useGmasks, gmask, firstIndex(maskTokenId));
-    void batch;
     return { contextLengths, maskPositions, useGmasks };
   }
 
@@ -346,6 +359,104 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
     }
     const moved = afterContext.logicalAnd(special.useGmasks.logicalNot().reshape(batch, 1));
     return where(moved, maskPosition, positions); // [batch, seq]
+  }
+  /**
+   * The reference's `quantize(bits)`: every GLM block's query_key_value, dense, dense_h_to_4h and
+   * dense_4h_to_h become QuantizedLinear (weights rounded to float16 first, as the reference quantizes a
+   * .half() model; embeddings, LayerNorms and lm_head stay float). `rounding` picks the reference's CPU
+   * (float32 quotient, default) or GPU (float16 quotient) rule. Sets config.quantizationBit.
+   */
+  async quantize(bits: 4 | 8, options: { rounding?: QuantizationRounding } = {}): Promise<this> {
+    if (bits !== 4 && bits !== 8) throw new RangeError(`${this.constructor.name}.quantize: bits must be 4 or 8, got ${String(bits)}`);
+    if (this.config.quantizationBit !== 0) throw new ChatGLMInputError(`${this.constructor.name}.quantize: the model is already quantized (quantization_bit ${this.config.quantizationBit})`);
+    const targets: [Module, string][] = [];
+    for (const [, m] of this.namedModules()) {
+      if (m instanceof SelfAttention) targets.push([m, 'query_key_value'], [m, 'dense']);
+      if (m instanceof GLU) targets.push([m, 'dense_h_to_4h'], [m, 'dense_4h_to_h']);
+    }
+    for (const [m, name] of targets) {
+      const old = (m as unknown as Record<string, GLMLinear>)[name];
+      if (!(old instanceof Linear)) continue;
+      m.setModule(name, await QuantizedLinear.fromLinear(old, bits, options));
+      old.dispose();
+    }
+    this.config.quantizationBit = bits;
+    return this;
+  }
+
+  /**
+   * Fills the model from a checkpoint (one tensor at a time), checking every name, shape and dtype
+   * first so that a bad checkpoint is refused before anything is read: quantized layers read the
+   * reference's stored int8 layout (I8 [out, in] or [out, in/2]) and must agree with quantization_bit;
+   * the rotary `inv_freq` buffers are recomputed, never loaded (the reference ignores them too); every
+   * other tensor converts to float32 (checkpoints are float16).
+   */
+  override async loadWeights(ckpt: Checkpoint, options: { strict?: boolean; prefix?: string } = {}): Promise<{ missingKeys: string[]; unexpectedKeys: string[] }> {
+    const own = this.stateDict();
+    const quantized = new Map<string, QuantizedLinear>();
+    for (const [name, m] of this.namedModules()) if (m instanceof QuantizedLinear) quantized.set(`${name}.weight`, m);
+    const prefix = options.prefix ?? '';
+    const fileKeys = new Set(ckpt.tensors.map((t) => t.name));
+    const ownHasPrefix = prefix !== '' && [...own.keys()].some((k) => k.startsWith(`${prefix}.`));
+    const fileHasPrefix = prefix !== '' && [...fileKeys].some((k) => k.startsWith(`${prefix}.`));
+    const toFile = (key: string): string => {
+      if (ownHasPrefix && !fileHasPrefix && key.startsWith(`${prefix}.`)) return key.slice(prefix.length + 1);
+      if (!ownHasPrefix && fileHasPrefix) return `${prefix}.${key}`;
+      return key;
+    };
+    const bits = this.config.quantizationBit;
+    const missingKeys: string[] = [];
+    const problems: string[] = [];
+    const used = new Set<string>();
+    const plan: [string, Tensor, QuantizedLinear | undefined][] = [];
+    for (const [key, t] of own) {
+      const fileKey = toFile(key);
+      if (key.endsWith('rotary_emb.inv_freq')) {
+        used.add(fileKey);
+        continue;
+      }
+      if (!fileKeys.has(fileKey)) {
+        missingKeys.push(key);
+        continue;
+      }
+      used.add(fileKey);
+      const info = ckpt.info(fileKey);
+      const layer = quantized.get(key);
+      const expected = layer ? layer.storedShape : t.shape;
+      const sameShape = info.shape.length === expected.length && info.shape.every((d, i) => d === expected[i]);
+      if (layer && (info.dtype !== 'I8' || !sameShape)) {
+        const [out, inF] = [layer.outFeatures, layer.inFeatures];
+        const seen = info.dtype !== 'I8' ? 'a float weight' : info.shape[1] === inF ? 'the int8 layout' : info.shape[1] === Math.ceil(inF / 2) ? 'the int4 layout' : 'neither layout';
+        problems.push(`${fileKey} is ${info.dtype} [${info.shape.join(',')}] (${seen}), but quantization_bit ${bits} in config.json needs I8 [${out},${expected[1]}]`);
+      } else if (!layer && !sameShape) {
+        problems.push(`${fileKey}: checkpoint [${info.shape.join(',')}], model [${t.shape.join(',')}]`);
+      } else if (!layer && info.dtype === 'I8' && bits === 0) {
+        problems.push(`${fileKey} is I8 (a quantized weight), but config.json has quantization_bit 0`);
+      }
+      plan.push([fileKey, t, layer]);
+    }
+    const unexpectedKeys = [...fileKeys].filter((k) => !used.has(k));
+    const scales = unexpectedKeys.filter((k) => k.endsWith('.weight_scale'));
+    if (bits === 0 && scales.length) problems.push(`the checkpoint holds quantized weights (${scales[0]}, ...), but config.json has quantization_bit 0`);
+    if (options.strict !== false && (missingKeys.length || problems.length)) {
+      const parts = [];
+      if (missingKeys.length) parts.push(`missing weights: ${missingKeys.join(', ')}`);
+      if (problems.length) parts.push(problems.join('; '));
+      throw new PretrainedLoadError(`${this.constructor.name}.fromPretrained (${ckpt.name}): ${parts.join('; ')}`);
+    }
+    for (const [fileKey, t, layer] of plan) {
+      if (layer) {
+        const { data } = await ckpt.readTensor(fileKey, { as: 'native' });
+        layer.loadStored(data as Int8Array);
+        continue;
+      }
+      const { data } = await ckpt.readTensor(fileKey);
+      const hostDtype = data instanceof Int32Array ? 'int32' : data instanceof Uint8Array ? 'bool' : 'float32';
+      const tmp = fromHost(data, t.shape, hostDtype, t.backend);
+      noGrad(() => t.copy_(tmp));
+      tmp.dispose();
+    }
+    return { missingKeys, unexpectedKeys };
   }
 }
 
@@ -403,9 +514,6 @@ export class ChatGLMModel extends ChatGLMPreTrainedModel {
   constructor(config: ChatGLMConfig, options: ModuleOptions = {}) {
     super(config);
     const { backend } = options;
-    if (config.quantizationBit !== 0) {
-      throw new ChatGLMInputError(`ChatGLMModel: quantization_bit ${config.quantizationBit} is not supported by this build (0 = float weights)`);
-    }
     this.registerModule('word_embeddings', new Embedding(config.vocabSize, config.hiddenSize, { backend }));
     this.registerModule('layers', new ModuleList(Array.from({ length: config.numLayers }, (_, i) => new GLMBlock(config, i, { backend }))));
     this.registerModule('final_layernorm', new LayerNorm(config.hiddenSize, { eps: config.layernormEpsilon, backend }));
