@@ -11,7 +11,7 @@ import { weightPathProblems } from '@lm/layers/testing';
 import { memory, tensor, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { findSharedFixtures, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import { ChatGLMConfig } from './config.js';
-import { ChatGLMForConditionalGeneration, ChatGLMInputError, ChatGLMModel } from './modeling.js';
+import { ChatGLMForConditionalGeneration, ChatGLMInputError } from './modeling.js';
 import { greedySearch } from './generation.js';
 import { QuantizedLinear } from './quantization.js';
 
