@@ -34,3 +34,17 @@ export {
 } from './generation.js';
 export { conformance } from './conformance.js';
 export { QuantizedLinear, quantizeWeight, compressInt4, type QuantizedValues, type QuantizedLinearOptions, type QuantizationRounding } from './quantization.js';
+export {
+  chat,
+  streamChat,
+  generate,
+  buildPrompt,
+  processResponse,
+  invalidScoreLogitsProcessor,
+  chatglmDecoderStep,
+  chatglmCacheOps,
+  type ChatGLMCache,
+  type ChatHistory,
+  type ChatTokenizer,
+  type ChatOptions,
+} from './chat.js';

@@ -279,7 +279,7 @@ export class GLMBlock extends Module {
 // ---- the pretrained-model base: masks and position ids ----------------------------------------------------
 
 /** Per-row positions of the special tokens the masks and position ids derive from, as int32 [batch] tensors. */
-interface SpecialPositions {
+export interface SpecialPositions {
   /** Index of the first <bos> (seq when absent). */
   contextLengths: Tensor;
   /** Index of the first [gMASK] if the row has one, else of the first [MASK] (seq when neither). */
@@ -315,7 +315,7 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
    * (or [MASK] when the row has no [gMASK]). On a backend that reads synchronously (cpu) a row without
    * <bos> or without any mask token is refused, as the reference's `list.index` refuses it.
    */
-  protected specialPositions(inputIds: Tensor): SpecialPositions {
+  specialPositions(inputIds: Tensor): SpecialPositions {
     const seq = inputIds.shape[1];
     const { bosTokenId, gmaskTokenId, maskTokenId } = this.config;
     if (inputIds.backend.readSync) checkSpecialTokens(inputIds, this.config);
