@@ -147,12 +147,19 @@ export abstract class PreTrainedModel<C extends PretrainedConfig = PretrainedCon
     }
     const config = this.configFromJSON(json);
     const backend = options.backend ?? getBackend();
-    const model = withoutInit(() => new this(config, { ...options.modelOptions, backend }));
     // Only weight files (and their index) go to the checkpoint reader: a folder's files also hold
-    // config.json, vocab.txt, tokenizer files, ...
+    // config.json, vocab.txt, tokenizer files, ... The checkpoint opens (every shard of an index
+    // found) before the model is allocated, so a missing shard leaves nothing behind.
     const weightFiles =
       typeof source === 'string' ? source : source.filter((f) => /\.(safetensors|bin|pt)$|\.index\.json$/.test(f.name ?? ''));
     const ckpt = await openCheckpoint(weightFiles as Parameters<typeof openCheckpoint>[0]);
+    let model: M;
+    try {
+      model = withoutInit(() => new this(config, { ...options.modelOptions, backend }));
+    } catch (e) {
+      await ckpt.close();
+      throw e;
+    }
     try {
       await model.loadWeights(ckpt, { strict: options.strict ?? true, prefix: this.baseModelPrefix });
     } catch (e) {
