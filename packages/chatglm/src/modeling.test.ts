@@ -2,10 +2,11 @@
 // THUDM's own integers and scales (the int4 fixture's pytorch_model.bin), the quantized model's logits
 // against the float model's, P-tuning freezing, state-dict names, and bad input refused with a named
 // error before any work. Parity itself runs through the conformance runner (families.json).
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openCheckpoint } from '@lm/dist-ckpt';
+import { openCheckpoint, writeTorchCheckpoint, type TensorToWrite } from '@lm/dist-ckpt';
 import { withoutInit } from '@lm/layers';
 import { weightPathProblems } from '@lm/layers/testing';
 import { memory, tensor, type Backend, type Tensor } from '@lm/tensor-gpu';
@@ -157,5 +158,47 @@ describe.each(backends)('bad input on %s', (_name, backend) => {
     await expect(greedySearch(model, { inputIds: ids, maxNewTokens: 40 })).rejects.toThrow(/max_sequence_length 32/);
     [noBos, ids, intMask, positions, pos2d].forEach((t) => t.dispose());
     model.dispose();
+  });
+});
+
+describe.skipIf(!haveInt4).each(backends)('fromPretrained of a published layout on %s', (_name, backend) => {
+  it('an int4 checkpoint split into two pytorch_model-0000N-of-00002.bin shards with their index loads as the single file does; a missing shard is refused before anything is allocated', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chatglm-shards-'));
+    try {
+      copyFileSync(join(int4Dir, 'config.json'), join(dir, 'config.json'));
+      const src = await openCheckpoint(join(int4Dir, 'pytorch_model.bin'));
+      const names = src.tensors.map((t) => t.name);
+      const shards: Record<string, TensorToWrite>[] = [{}, {}];
+      const weightMap: Record<string, string> = {};
+      for (const [i, name] of names.entries()) {
+        const info = src.info(name);
+        const shard = i < names.length / 2 ? 0 : 1;
+        shards[shard][name] = { dtype: info.dtype, shape: info.shape, data: await src.readRaw(name) } as TensorToWrite;
+        weightMap[name] = `pytorch_model-0000${shard + 1}-of-00002.bin`;
+      }
+      await src.close();
+      for (const [i, tensors] of shards.entries()) await writeTorchCheckpoint(join(dir, `pytorch_model-0000${i + 1}-of-00002.bin`), tensors);
+      writeFileSync(join(dir, 'pytorch_model.bin.index.json'), JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }));
+
+      const sharded = await ChatGLMForConditionalGeneration.fromPretrained(dir, { backend });
+      expect(sharded.config.quantizationBit).toBe(4);
+      const single = withoutInit(() => new ChatGLMForConditionalGeneration(sharded.config, { backend })).eval();
+      const ckpt = await openCheckpoint(join(int4Dir, 'pytorch_model.bin'));
+      await single.loadWeights(ckpt, { prefix: 'transformer' });
+      await ckpt.close();
+      const inputIds = tensor([[121, 96, 130, 14, 62, 128, 132, 129, 7]], { dtype: 'int32', backend });
+      const a = sharded.forward({ inputIds, useCache: false }).logits;
+      const b = single.forward({ inputIds, useCache: false }).logits;
+      expect(Array.from(await a.data())).toEqual(Array.from(await b.data()));
+      [inputIds, a, b].forEach((t) => t.dispose());
+      [sharded, single].forEach((m) => m.dispose());
+
+      unlinkSync(join(dir, 'pytorch_model-00002-of-00002.bin'));
+      const before = memory().tensors;
+      await expect(ChatGLMForConditionalGeneration.fromPretrained(dir, { backend })).rejects.toThrow(/shard file 'pytorch_model-00002-of-00002\.bin' named by the index is missing/);
+      expect(memory().tensors).toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
