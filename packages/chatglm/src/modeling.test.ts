@@ -202,3 +202,37 @@ describe.skipIf(!haveInt4).each(backends)('fromPretrained of a published layout 
     }
   });
 });
+
+describe('P-tuning v2 prefix checkpoints', () => {
+  it('the prefix is saved on its own (as the ptuning scripts save it), loads back, and a different pre_seq_len is refused by name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chatglm-prefix-'));
+    try {
+      const trained = new ChatGLMForConditionalGeneration(tiny({ preSeqLen: 4, prefixProjection: true }));
+      const entries: Record<string, TensorToWrite> = {};
+      for (const [k, t] of trained.prefixStateDict()) entries[k] = { dtype: 'F32', shape: [...t.shape], data: (await t.data()) as Float32Array } as TensorToWrite;
+      expect(Object.keys(entries)).toEqual([
+        'transformer.prefix_encoder.embedding.weight',
+        'transformer.prefix_encoder.trans.0.weight',
+        'transformer.prefix_encoder.trans.0.bias',
+        'transformer.prefix_encoder.trans.2.weight',
+        'transformer.prefix_encoder.trans.2.bias',
+      ]);
+      const file = join(dir, 'pytorch_model.bin');
+      await writeTorchCheckpoint(file, entries);
+
+      const fresh = new ChatGLMForConditionalGeneration(tiny({ preSeqLen: 4, prefixProjection: true }));
+      const ckpt = await openCheckpoint(file);
+      await fresh.loadPrefix(ckpt);
+      for (const [k, t] of fresh.prefixStateDict()) expect(Array.from(await t.data()), k).toEqual(Array.from(entries[k].data as Float32Array));
+
+      const longer = new ChatGLMForConditionalGeneration(tiny({ preSeqLen: 5, prefixProjection: true }));
+      await expect(longer.loadPrefix(ckpt)).rejects.toThrow(/transformer\.prefix_encoder\.embedding\.weight is \[4,16\] in the checkpoint, the model's is \[5,16\]: the prefix was trained with pre_seq_len 4, config.json has 5/);
+      const plain = new ChatGLMForConditionalGeneration(tiny({ preSeqLen: 4, prefixProjection: false }));
+      await expect(plain.loadPrefix(ckpt)).rejects.toThrow(/embedding\.weight is \[4,16\] in the checkpoint, the model's is \[4,64\]/);
+      await ckpt.close();
+      [trained, fresh, longer, plain].forEach((m) => m.dispose());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -687,6 +687,44 @@ export class ChatGLMForConditionalGeneration extends ChatGLMPreTrainedModel {
    */
   override tieWeights(): void {}
 
+  /**
+   * The P-tuning v2 prefix alone, as the reference's ptuning scripts save it: every
+   * `transformer.prefix_encoder.*` tensor (the frozen model is not saved).
+   */
+  prefixStateDict(): Map<string, Tensor> {
+    if (!this.transformer.prefix_encoder) throw new ChatGLMInputError('ChatGLMForConditionalGeneration.prefixStateDict: the config has no pre_seq_len');
+    return new Map([...this.stateDict()].filter(([k]) => k.startsWith('transformer.prefix_encoder.')));
+  }
+
+  /**
+   * Loads a P-tuning v2 prefix checkpoint (the reference's `prefix_encoder.load_state_dict` of the
+   * `transformer.prefix_encoder.*` entries; other tensors in the file are ignored). Every shape is
+   * checked first: a prefix trained with another pre_seq_len or prefix_projection is refused by name.
+   */
+  async loadPrefix(ckpt: Checkpoint): Promise<void> {
+    const own = this.prefixStateDict();
+    const { preSeqLen, prefixProjection } = this.config;
+    const problems: string[] = [];
+    for (const [key, t] of own) {
+      if (!ckpt.has(key)) {
+        problems.push(`${key} is missing (prefix_projection ${prefixProjection} in config.json)`);
+        continue;
+      }
+      const shape = ckpt.info(key).shape;
+      if (shape.length !== t.shape.length || shape.some((d, i) => d !== t.shape[i])) {
+        const hint = key.endsWith('embedding.weight') && shape[0] !== preSeqLen ? `: the prefix was trained with pre_seq_len ${shape[0]}, config.json has ${preSeqLen}` : '';
+        problems.push(`${key} is [${shape.join(',')}] in the checkpoint, the model's is [${t.shape.join(',')}]${hint}`);
+      }
+    }
+    if (problems.length) throw new PretrainedLoadError(`ChatGLMForConditionalGeneration.loadPrefix (${ckpt.name}): ${problems.join('; ')}`);
+    for (const [key, t] of own) {
+      const { data } = await ckpt.readTensor(key, { as: 'float32' });
+      const tmp = fromHost(data, t.shape, 'float32', t.backend);
+      noGrad(() => t.copy_(tmp));
+      tmp.dispose();
+    }
+  }
+
   forward(options: ChatGLMForConditionalGenerationInputs): ChatGLMCausalLMOutput {
     return scope(() => {
       const outputs = this.transformer.forward(options);
