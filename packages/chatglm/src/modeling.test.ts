@@ -31,6 +31,9 @@ describe('state-dict names are the reference checkpoint names', () => {
     const names = (m: ChatGLMForConditionalGeneration) => [...m.stateDict().keys()];
     const float = new ChatGLMForConditionalGeneration(tiny());
     expect(weightPathProblems(float)).toEqual([]);
+    // A fresh model is initialised (torch's defaults), not left at zero.
+    const qkv = float.transformer.layers.at(0).attention.query_key_value.weight.dataSync();
+    expect(Math.max(...Array.from(qkv, Math.abs))).toBeGreaterThan(0);
     expect(names(float)).toContain('transformer.layers.1.attention.rotary_emb.inv_freq');
     expect(names(float)).toContain('lm_head.weight');
     const int4 = withoutInit(() => new ChatGLMForConditionalGeneration(tiny({ quantizationBit: 4 })));

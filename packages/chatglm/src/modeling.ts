@@ -30,7 +30,6 @@ import {
   ModuleList,
   PretrainedLoadError,
   PreTrainedModel,
-  withoutInit,
   type JsonObject,
   type ModuleOptions,
 } from '@lm/layers';
@@ -659,7 +658,8 @@ export class ChatGLMForConditionalGeneration extends ChatGLMPreTrainedModel {
   constructor(config: ChatGLMConfig, options: ModuleOptions = {}) {
     super(config);
     const { backend } = options;
-    this.registerModule('transformer', withoutInit(() => new ChatGLMModel(config, { backend })));
+    // The transformer initialises itself (torch's defaults for Linear / Embedding) unless loading skips it.
+    this.registerModule('transformer', new ChatGLMModel(config, { backend }));
     this.registerModule('lm_head', new Linear(config.hiddenSize, config.vocabSize, { bias: false, backend }));
     this.postInit();
   }
