@@ -1,6 +1,7 @@
 // Weight-only int8/int4 matmul on every backend: against a float64 host reference built from the
 // integers and scales directly, against dequantize-then-float-matmul on the same backend, the input
-// gradient, ragged widths (a row's tail in a partial word), and (webgpu) a weight bound in windows.
+// gradient, ragged widths (a row's tail in a partial word), decode-sized and prefill-sized inputs, and
+// (webgpu) a weight bound in windows.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../backend.js';
 import type { WebGPUBackend } from '../backends/webgpu/webgpu-backend.js';
@@ -69,6 +70,8 @@ describe.each(backends)('quantizedMatmul on %s', (_name, backend) => {
       [24, 64, 3],
       [7, 13, 1],
       [33, 150, 4],
+      // more rows than the cpu kernel's fused decode path takes: each weight row decoded once
+      [5, 40, 9],
     ]) {
       it(`int${bits}: ${rows} x ${inF} @ [${out}, ${inF}]^T matches the float64 reference and dequantize-then-matmul`, async () => {
         const c = makeCase(bits, out, inF, rows, out * 1000 + inF + bits);

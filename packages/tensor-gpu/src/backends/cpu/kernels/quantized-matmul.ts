@@ -47,6 +47,42 @@ function rowWordsOf(weight: View): number {
   return weight.shape[1];
 }
 
+/**
+ * One output of a decode-sized matmul (few rows): the weight row's words decoded and multiplied in the
+ * same loop, no scratch row (the weights are read once, straight from their words).
+ */
+function dotWords(xs: Float32Array, xb: number, w: Int32Array, wb: number, bits: 4 | 8, inFeatures: number): number {
+  let a0 = 0;
+  let a1 = 0;
+  if (bits === 4) {
+    const full = inFeatures >> 3;
+    for (let k = 0; k < full; k++) {
+      const word = w[wb + k];
+      const c = xb + (k << 3);
+      a0 += xs[c] * ((word << 24) >> 28) + xs[c + 2] * ((word << 16) >> 28) + xs[c + 4] * ((word << 8) >> 28) + xs[c + 6] * (word >> 28);
+      a1 += xs[c + 1] * ((word << 28) >> 28) + xs[c + 3] * ((word << 20) >> 28) + xs[c + 5] * ((word << 12) >> 28) + xs[c + 7] * ((word << 4) >> 28);
+    }
+    for (let c = full << 3; c < inFeatures; c++) {
+      const byte = c >> 1;
+      const shift = 8 * (byte & 3) + ((c & 1) === 0 ? 4 : 0);
+      a0 += xs[xb + c] * ((w[wb + (byte >> 2)] << (28 - shift)) >> 28);
+    }
+    return a0 + a1;
+  }
+  const full = inFeatures >> 2;
+  for (let k = 0; k < full; k++) {
+    const word = w[wb + k];
+    const c = xb + (k << 2);
+    a0 += xs[c] * ((word << 24) >> 24) + xs[c + 2] * ((word << 8) >> 24);
+    a1 += xs[c + 1] * ((word << 16) >> 24) + xs[c + 3] * (word >> 24);
+  }
+  for (let c = full << 2; c < inFeatures; c++) a0 += xs[xb + c] * ((w[wb + (c >> 2)] << (24 - 8 * (c & 3))) >> 24);
+  return a0 + a1;
+}
+
+/** Rows of x up to which each weight row is decoded inside the dot product (decoding); above, once into a scratch row. */
+const FUSED_DECODE_ROWS = 4;
+
 export function cpuQuantizedMatmul(x: View, weight: View, scale: View, out: View, bits: 4 | 8, inFeatures: number): void {
   const xs = arr(x) as Float32Array;
   const w = arr(weight) as Int32Array;
@@ -55,6 +91,14 @@ export function cpuQuantizedMatmul(x: View, weight: View, scale: View, out: View
   const rows = x.shape[0];
   const outFeatures = weight.shape[0];
   const rowWords = rowWordsOf(weight);
+  if (rows <= FUSED_DECODE_ROWS) {
+    for (let n = 0; n < outFeatures; n++) {
+      const wb = weight.offset + n * rowWords;
+      const sc = s[scale.offset + n];
+      for (let r = 0; r < rows; r++) o[out.offset + r * outFeatures + n] = Math.fround(dotWords(xs, x.offset + r * inFeatures, w, wb, bits, inFeatures) * sc);
+    }
+    return;
+  }
   const row = new Float32Array(inFeatures);
   for (let n = 0; n < outFeatures; n++) {
     decodeRow(w, weight.offset + n * rowWords, bits, inFeatures, row);
