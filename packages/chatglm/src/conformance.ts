@@ -10,8 +10,8 @@
 import { join } from 'node:path';
 import { openCheckpoint } from '@lm/dist-ckpt';
 import { withoutInit } from '@lm/layers';
-import { fromHost, noGrad, scope, Tensor, tensor, zeros, type Backend } from '@lm/tensor-gpu';
-import type { ConformanceCase, ConformanceFamily, HostOutput } from '@lm/layers/testing';
+import { fromHost, noGrad, scope, Tensor, tensor, type Backend } from '@lm/tensor-gpu';
+import { flattenOutputs, parameterGradients, type ConformanceCase, type ConformanceFamily, type HostOutput } from '@lm/layers/testing';
 import { ChatGLMConfig } from './config.js';
 import { ChatGLMForConditionalGeneration, ChatGLMModel, type ChatGLMPreTrainedModel } from './modeling.js';
 import { greedySearch } from './generation.js';
@@ -46,7 +46,6 @@ async function loadModel(ModelClass: RunnableClass, c: ConformanceCase): Promise
 type Forward = (options: Record<string, unknown>) => object;
 
 const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 type Nested = number | boolean | Nested[];
 
@@ -64,27 +63,6 @@ function forwardOptions(c: ConformanceCase, inputs: Record<string, unknown>, kwa
   for (const [name, t] of c.tensorInputs) options[camel(name)] = t;
   for (const [name, value] of Object.entries(kwargs)) if (name !== 'return_dict') options[camel(name)] = value;
   return options;
-}
-
-/** Model outputs (nested objects and arrays of tensors) under the reference's flattened names. */
-function flattenOutputs(value: unknown, name: string, out: Map<string, Tensor>): void {
-  if (value instanceof Tensor) out.set(name, value);
-  else if (Array.isArray(value)) value.forEach((v, i) => flattenOutputs(v, `${name}.${i}`, out));
-  else if (value !== null && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) flattenOutputs(v, name ? `${name}.${snake(k)}` : snake(k), out);
-  }
-}
-
-/** `grad.<name>` for every requested parameter (zeros for a frozen one, which the reference leaves at None). */
-function gradients(model: ChatGLMPreTrainedModel, requested: readonly string[], out: Map<string, Tensor>): void {
-  const byName = new Map(model.namedParameters());
-  for (const output of requested) {
-    if (!output.startsWith('grad.')) continue;
-    const name = output.slice('grad.'.length);
-    const param = byName.get(name);
-    if (!param) throw new Error(`conformance: the model has no parameter '${name}'`);
-    out.set(output, param.grad ? param.grad.clone() : zeros(param.shape, { backend: param.backend }));
-  }
 }
 
 async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<Map<string, Tensor | HostOutput>> {
@@ -126,7 +104,7 @@ async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<M
       if (wantGrads) {
         if (!outputs.loss) throw new Error('conformance: grad.* outputs were requested but the model returned no loss');
         outputs.loss.backward();
-        gradients(model, c.spec.outputs, all);
+        parameterGradients(model, c.spec.outputs, all);
       }
       return new Map([...all].filter(([name]) => requested.has(name)));
     };

@@ -21,6 +21,7 @@ import { arange, concat, crossEntropy, dropout, fromHost, full, noGrad, ShapeErr
 import {
   applyRotaryPosEmbIndex,
   attentionCore,
+  checkpointKeyOf,
   Embedding,
   initInPlace,
   isInitSkipped,
@@ -396,13 +397,7 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
     for (const [name, m] of this.namedModules()) if (m instanceof QuantizedLinear) quantized.set(`${name}.weight`, m);
     const prefix = options.prefix ?? '';
     const fileKeys = new Set(ckpt.tensors.map((t) => t.name));
-    const ownHasPrefix = prefix !== '' && [...own.keys()].some((k) => k.startsWith(`${prefix}.`));
-    const fileHasPrefix = prefix !== '' && [...fileKeys].some((k) => k.startsWith(`${prefix}.`));
-    const toFile = (key: string): string => {
-      if (ownHasPrefix && !fileHasPrefix && key.startsWith(`${prefix}.`)) return key.slice(prefix.length + 1);
-      if (!ownHasPrefix && fileHasPrefix) return `${prefix}.${key}`;
-      return key;
-    };
+    const toFile = checkpointKeyOf(own.keys(), fileKeys, prefix);
     const bits = this.config.quantizationBit;
     const missingKeys: string[] = [];
     const problems: string[] = [];
