@@ -76,7 +76,7 @@ async function run(layers, bits, backend) {
   let out = lm.noGrad(() => lm.scope(() => step(ids, null)));
   let next = await argmaxLast(out.logits);
   const prefillMs = performance.now() - t1;
-  emit({ ...tag, bench: 'prefill', promptTokens: promptLen, ms: Math.round(prefillMs), tokensPerSecond: Math.round((promptLen / prefillMs) * 1000 * 10) / 10 });
+  emit({ ...tag, bench: 'prefill', promptTokens: promptLen, ms: Math.round(prefillMs), tokensPerSecond: Math.round((promptLen / prefillMs) * 1000 * 1000) / 1000 });
 
   const times = [];
   let cache = out.cache;
@@ -93,7 +93,7 @@ async function run(layers, bits, backend) {
     out.logits.dispose();
     tok.dispose();
   }
-  emit({ ...tag, bench: 'decode', tokens, msPerToken: Math.round(median(times)), tokensPerSecond: Math.round((1000 / median(times)) * 100) / 100, peakLiveGB: gb(peak), rssGB: gb(process.memoryUsage().rss) });
+  emit({ ...tag, bench: 'decode', tokens, msPerToken: Math.round(median(times)), tokensPerSecond: Math.round((1000 / median(times)) * 1000) / 1000, peakLiveGB: gb(peak), rssGB: gb(process.memoryUsage().rss) });
   for (const x of chatglmCacheOps.tensors(cache)) x.dispose();
   ids.dispose();
   model.dispose();
