@@ -15,37 +15,55 @@ export interface ChatGLMRotaryEmbeddingOptions {
 
 /**
  * ChatGLM-6B `RotaryEmbedding(dim)`: the persistent buffer `inv_freq` [dim/2] (fp16-rounded values,
- * float32 storage, as after model.float()); `forward(seqLen)` returns the caches cos/sin
- * [seqLen, 1, dim] built from emb = cat(freqs, freqs) with freqs = outer(arange(seqLen), inv_freq) in
- * float32. Like the reference (whose `_load_from_state_dict` is a no-op), the tables always come from
- * the recomputed inv_freq, never from a loaded one.
+ * float32 storage, as after model.float()) and the cos/sin tables [len, 1, dim] built from
+ * emb = cat(freqs, freqs) with freqs = outer(arange(len), inv_freq) in float32. Like the reference
+ * (whose `_load_from_state_dict` is a no-op), the tables always come from the recomputed inv_freq,
+ * never from a loaded one. The tables are built once and cached as non-persistent buffers (the
+ * reference's `cos_cached` / `sin_cached`): a table row depends only on its position, so a longer
+ * table is built only when a larger position is asked for.
  */
 export class ChatGLMRotaryEmbedding extends Module {
   readonly dim: number;
   readonly invFreq: Float32Array;
   /** The persistent buffer, [dim / 2] float32 (a checkpoint's copy is ignored, as in the reference). */
   declare inv_freq: Tensor;
-  #angles: Float32Array | null = null;
-  #cachedLen = 0;
+  /** [cachedLength, 1, dim] cos / sin of the cached angles (non-persistent buffers). */
+  declare cos_cached: Tensor | null;
+  declare sin_cached: Tensor | null;
 
   constructor(dim: number, options: ChatGLMRotaryEmbeddingOptions = {}) {
     super();
     this.dim = dim;
     this.invFreq = rotaryInvFreq(dim, { base: options.base, halfPrecision: options.halfInvFreq ?? true });
     this.registerBuffer('inv_freq', fromHost(Float32Array.from(this.invFreq), [this.invFreq.length], 'float32', options.backend));
+    this.registerBuffer('cos_cached', null, { persistent: false });
+    this.registerBuffer('sin_cached', null, { persistent: false });
   }
 
-  /** cos/sin caches [seqLen, 1, dim] (seqLen = max position id + 1 in the reference). */
-  forward(seqLen: number, options: { backend?: Backend } = {}): CosSin {
-    if (!this.#angles || seqLen > this.#cachedLen) {
-      const pos = Float32Array.from({ length: seqLen }, (_, i) => i);
-      this.#angles = rotaryAngles(pos, this.invFreq);
-      this.#cachedLen = seqLen;
+  /** Rows in the cached tables (0 before the first call). */
+  get cachedLength(): number {
+    return this.cos_cached?.shape[0] ?? 0;
+  }
+
+  /**
+   * The cached tables, grown to at least `length` rows ([length, 1, dim]). They belong to the module:
+   * callers gather from them (by position ids) and never dispose them.
+   */
+  tables(length: number): CosSin {
+    if (!Number.isInteger(length) || length < 1) throw new RangeError(`ChatGLMRotaryEmbedding.tables: length must be a positive integer, got ${length}`);
+    if (length > this.cachedLength || this.cos_cached!.backend !== this.inv_freq.backend) {
+      const pos = Float32Array.from({ length }, (_, i) => i);
+      const { cos, sin } = cosSinTensors(rotaryAngles(pos, this.invFreq), [length, 1, 2 * this.invFreq.length], this.inv_freq.backend); // [len, 1, dim]
+      this.setBuffer('cos_cached', cos, { disposeOld: true });
+      this.setBuffer('sin_cached', sin, { disposeOld: true });
     }
-    const width = 2 * this.invFreq.length;
-    const angles = this.#angles.subarray(0, seqLen * width);
-    const backend = options.backend ?? this.inv_freq.backend;
-    return cosSinTensors(angles, [seqLen, 1, width], backend); // [seq, 1, dim]
+    return { cos: this.cos_cached!, sin: this.sin_cached! };
+  }
+
+  /** cos/sin [seqLen, 1, dim] (seqLen = max position id + 1 in the reference): new views of the cache, the caller's to dispose. */
+  forward(seqLen: number): CosSin {
+    const { cos, sin } = this.tables(seqLen);
+    return { cos: cos.narrow(0, 0, seqLen), sin: sin.narrow(0, 0, seqLen) }; // [seq, 1, dim]
   }
 }
 

@@ -17,6 +17,7 @@ export type { FieldTable, JsonObject, PretrainedConfigFields } from './pretraine
 export {
   PreTrainedModel,
   PretrainedLoadError,
+  checkpointKeyOf,
   type PreTrainedModelClass,
   type PretrainedSource,
   type FromPretrainedOptions,

@@ -114,6 +114,20 @@ async function readSourceText(source: string | readonly (Blob & { name?: string 
   return file ? file.text() : null;
 }
 
+/**
+ * Maps a model's state-dict key to the checkpoint's, adding or stripping the base-model prefix as
+ * Hugging Face does (a base checkpoint loads into a head model and back).
+ */
+export function checkpointKeyOf(modelKeys: Iterable<string>, fileKeys: Iterable<string>, prefix: string): (key: string) => string {
+  const ownHasPrefix = prefix !== '' && [...modelKeys].some((k) => k.startsWith(`${prefix}.`));
+  const fileHasPrefix = prefix !== '' && [...fileKeys].some((k) => k.startsWith(`${prefix}.`));
+  return (key) => {
+    if (ownHasPrefix && !fileHasPrefix && key.startsWith(`${prefix}.`)) return key.slice(prefix.length + 1);
+    if (!ownHasPrefix && fileHasPrefix) return `${prefix}.${key}`;
+    return key;
+  };
+}
+
 export abstract class PreTrainedModel<C extends PretrainedConfig = PretrainedConfig> extends Module {
   static baseModelPrefix = '';
   readonly config: C;
@@ -147,12 +161,19 @@ export abstract class PreTrainedModel<C extends PretrainedConfig = PretrainedCon
     }
     const config = this.configFromJSON(json);
     const backend = options.backend ?? getBackend();
-    const model = withoutInit(() => new this(config, { ...options.modelOptions, backend }));
     // Only weight files (and their index) go to the checkpoint reader: a folder's files also hold
-    // config.json, vocab.txt, tokenizer files, ...
+    // config.json, vocab.txt, tokenizer files, ... The checkpoint opens (every shard of an index
+    // found) before the model is allocated, so a missing shard leaves nothing behind.
     const weightFiles =
       typeof source === 'string' ? source : source.filter((f) => /\.(safetensors|bin|pt)$|\.index\.json$/.test(f.name ?? ''));
     const ckpt = await openCheckpoint(weightFiles as Parameters<typeof openCheckpoint>[0]);
+    let model: M;
+    try {
+      model = withoutInit(() => new this(config, { ...options.modelOptions, backend }));
+    } catch (e) {
+      await ckpt.close();
+      throw e;
+    }
     try {
       await model.loadWeights(ckpt, { strict: options.strict ?? true, prefix: this.baseModelPrefix });
     } catch (e) {
@@ -174,13 +195,7 @@ export abstract class PreTrainedModel<C extends PretrainedConfig = PretrainedCon
     const own = this.stateDict();
     const prefix = options.prefix ?? '';
     const fileKeys = new Set(ckpt.tensors.map((t) => t.name));
-    const ownHasPrefix = prefix !== '' && [...own.keys()].some((k) => k.startsWith(`${prefix}.`));
-    const fileHasPrefix = prefix !== '' && [...fileKeys].some((k) => k.startsWith(`${prefix}.`));
-    const toFile = (key: string): string => {
-      if (ownHasPrefix && !fileHasPrefix && key.startsWith(`${prefix}.`)) return key.slice(prefix.length + 1);
-      if (!ownHasPrefix && fileHasPrefix) return `${prefix}.${key}`;
-      return key;
-    };
+    const toFile = checkpointKeyOf(own.keys(), fileKeys, prefix);
     const tied = new Set(this.tiedWeightsKeys);
     const seen = new Set<Tensor>();
     const missingKeys: string[] = [];

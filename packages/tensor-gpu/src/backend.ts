@@ -180,6 +180,15 @@ export interface FusedKernels {
    */
   attention?: (q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean) => void;
   /**
+   * Weight-only quantized matmul (ops/quantized-matmul.ts for the weight layout): x contiguous float32
+   * [rows, inFeatures], weight contiguous int32 [out, rowWords] of int8 (bits 8) or packed int4
+   * (bits 4) rows, scale float32 [out] -> out contiguous float32 [rows, out] = x @ (q * scale)^T,
+   * dequantizing in registers and accumulating in float32.
+   */
+  quantizedMatmul?: (x: View, weight: View, scale: View, out: View, bits: 4 | 8, inFeatures: number) => void;
+  /** The float32 weight [out, inFeatures] = q * scale[row] of a quantized weight (layout as quantizedMatmul). */
+  dequantizeWeight?: (weight: View, scale: View, out: View, bits: 4 | 8, inFeatures: number) => void;
+  /**
    * gradIn = gradOut * gelu'(x) for the exact ('none') or tanh GELU, elementwise; gradOut and x have
    * gradIn's shape (any strides), gradIn is contiguous.
    */

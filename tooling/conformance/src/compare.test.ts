@@ -57,6 +57,10 @@ describe('helpers', () => {
     expect(toleranceFor('step1.grad.w', spec)).toEqual({ atol: 3, rtol: 4 });
     expect(toleranceFor('gradient_norm', spec)).toEqual({ atol: 1, rtol: 2 });
     expect(toleranceFor('grad.w', { atol: 1, rtol: 2 })).toEqual({ atol: 1, rtol: 2 });
+    // case.json output_tolerances overrides one output (chatglm-quant: exact integers, a 1e-5 matmul).
+    const quant = { atol: 0, rtol: 0, output_tolerances: { output: { atol: 1e-5, rtol: 1e-5 } } };
+    expect(toleranceFor('output', quant)).toEqual({ atol: 1e-5, rtol: 1e-5 });
+    expect(toleranceFor('weight', quant)).toEqual({ atol: 0, rtol: 0 });
   });
   it('unravel and fmtNum', () => {
     expect(unravel(5, [2, 3])).toEqual([1, 2]);

@@ -90,11 +90,17 @@ export function compareOutput(c: CompareInput): OutputCheck {
   return { name, ok: false, maxAbs, reason };
 }
 
-/** The tolerance for an output: grad_atol/grad_rtol for `grad.*` (also `step1.grad.*`), else atol/rtol. */
+/**
+ * The tolerance for an output: case.json `output_tolerances[name]` when given (per-output overrides,
+ * e.g. exact integers beside a float matmul), else grad_atol/grad_rtol for `grad.*` (also
+ * `step1.grad.*`), else atol/rtol.
+ */
 export function toleranceFor(
   name: string,
-  spec: { atol: number; rtol: number; grad_atol?: number; grad_rtol?: number },
+  spec: { atol: number; rtol: number; grad_atol?: number; grad_rtol?: number; output_tolerances?: unknown },
 ): Tolerance {
+  const own = (spec.output_tolerances as Record<string, Partial<Tolerance>> | undefined)?.[name];
+  if (own && typeof own === 'object') return { atol: Number(own.atol ?? spec.atol), rtol: Number(own.rtol ?? spec.rtol) };
   if (/(^|\.)grad\./.test(name)) return { atol: spec.grad_atol ?? spec.atol, rtol: spec.grad_rtol ?? spec.rtol };
   return { atol: spec.atol, rtol: spec.rtol };
 }

@@ -5,6 +5,7 @@ export { safetensorsF32, type HostTensor } from './fixtures.js';
 export { weightPathProblems, type WeightPathOptions } from './weight-paths.js';
 export type { ConformanceOutput, ConformanceOutputs, HostOutput } from './conformance.js';
 export { isExpectationField } from './conformance.js';
+export { flattenOutputs, parameterGradients } from './model-outputs.js';
 export {
   conformance,
   runTokenizerCase,

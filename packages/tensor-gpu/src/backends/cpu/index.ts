@@ -9,6 +9,7 @@ import { IndexError } from '../../errors.js';
 import { philoxFill } from '../../random.js';
 import { arr, contiguousRows, converter, roundFloat16Output, type CpuStorage } from './common.js';
 import { cpuAdamStep } from './kernels/adam.js';
+import { cpuDequantizeWeight, cpuQuantizedMatmul } from './kernels/quantized-matmul.js';
 import { cpuAttention } from './kernels/attention.js';
 import { cpuLayerNorm } from './kernels/layer-norm.js';
 import { cpuLayerNormBackward } from './kernels/layer-norm-backward.js';
@@ -72,6 +73,8 @@ class CpuBackend implements Backend {
     layerNormBackward: cpuLayerNormBackward,
     adamStep: cpuAdamStep,
     attention: cpuAttention,
+    quantizedMatmul: cpuQuantizedMatmul,
+    dequantizeWeight: cpuDequantizeWeight,
     geluBackward: (g, x, out, approximate) => this.binaryRow(approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward', FUSED_BINARY, g, x, out),
     biasActivation: (act, x, bias, out) => this.binaryRow(biasActivationOp(act), FUSED_BINARY, x, bias, out),
   };

@@ -47,6 +47,8 @@ export interface BufferRef {
   pb: PooledBuffer;
   /** Bytes to bind (multiple of 4). */
   size: number;
+  /** Byte offset of the bound window (a multiple of minStorageBufferOffsetAlignment); default 0. */
+  offset?: number;
   /** For error messages. */
   what?: string;
 }
@@ -294,7 +296,7 @@ export class Runtime {
     ];
     buffers.forEach((b, i) => {
       b.pb.lastBatch = this.batch;
-      entries.push({ binding: i + 1, resource: { buffer: b.pb.buffer, offset: 0, size: Math.max(4, b.size) } });
+      entries.push({ binding: i + 1, resource: { buffer: b.pb.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
     });
     const bindGroup = this.device.createBindGroup({ layout, entries });
     const enc = this.encoderOrNew();

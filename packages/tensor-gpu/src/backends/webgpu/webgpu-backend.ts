@@ -11,6 +11,7 @@ import { BINARY, FUSED_BINARY, biasActivationOp, type BinaryOpName, type UnaryOp
 import { GPUStorage, Runtime, storageRef } from './runtime.js';
 import { prod } from './kernels/common.js';
 import { runAdamStep } from './kernels/adam.js';
+import { runDequantizeWeight, runQuantizedMatmul } from './kernels/quantized-matmul.js';
 import { runArange } from './kernels/arange.js';
 import { runAttention } from './kernels/attention.js';
 import { runBinary } from './kernels/binary.js';
@@ -68,6 +69,8 @@ export class WebGPUBackend implements Backend {
     layerNormBackward: (x, w, g, gradIn, gx, eps, rms) => runLayerNormBackward(this.live(rms ? 'rmsNorm backward' : 'layerNorm backward'), x, w, g, gradIn, gx, eps, rms),
     adamStep: (p, g, m, v, vmax, h) => runAdamStep(this.live('adamStep'), p, g, m, v, vmax, h),
     attention: (q, k, v, mask, out, scale, causal) => runAttention(this.live('attention'), q, k, v, mask, out, scale, causal),
+    quantizedMatmul: (x, w, s, out, bits, inF) => runQuantizedMatmul(this.live('quantizedMatmul'), x, w, s, out, bits, inF),
+    dequantizeWeight: (w, s, out, bits, inF) => runDequantizeWeight(this.live('dequantizeWeight'), w, s, out, bits, inF),
     geluBackward: (g, x, out, approximate) => {
       const op = approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward';
       runBinary(this.live(op), op, FUSED_BINARY, g, x, out);

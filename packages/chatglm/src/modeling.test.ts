@@ -1,0 +1,241 @@
+// Behaviour the fixtures do not pin down by themselves: quantize(4 | 8) of a float model reproducing
+// THUDM's own integers and scales (the int4 fixture's pytorch_model.bin), the quantized model's logits
+// against the float model's, P-tuning freezing, state-dict names, and bad input refused with a named
+// error before any work. Parity itself runs through the conformance runner (families.json).
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openCheckpoint, writeTorchCheckpoint, type TensorToWrite } from '@lm/dist-ckpt';
+import { withoutInit } from '@lm/layers';
+import { weightPathProblems } from '@lm/layers/testing';
+import { memory, tensor, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { findSharedFixtures, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
+import { ChatGLMConfig } from './config.js';
+import { ChatGLMForConditionalGeneration, ChatGLMInputError } from './modeling.js';
+import { greedySearch } from './generation.js';
+import { QuantizedLinear } from './quantization.js';
+
+const webgpu = await testWebGPUBackend();
+afterAll(() => webgpu?.destroy());
+const backends: [string, Backend][] = webgpu ? [['cpu', testCpuBackend()], ['webgpu', webgpu]] : [['cpu', testCpuBackend()]];
+const fixtures = findSharedFixtures(import.meta.url);
+const int4Dir = fixtures ? join(fixtures, 'chatglm-quant', 'model_int4_logits') : '';
+const haveInt4 = !!fixtures && existsSync(join(int4Dir, 'pytorch_model.bin'));
+
+const tiny = (fields: Partial<ConstructorParameters<typeof ChatGLMConfig>[0]> = {}) =>
+  new ChatGLMConfig({ vocabSize: 40, hiddenSize: 16, numLayers: 2, numAttentionHeads: 2, innerHiddenSize: 32, maxSequenceLength: 32, bosTokenId: 32, eosTokenId: 33, maskTokenId: 30, gmaskTokenId: 31, padTokenId: 3, ...fields });
+
+describe('state-dict names are the reference checkpoint names', () => {
+  it('float, quantized and P-tuning models', () => {
+    const names = (m: ChatGLMForConditionalGeneration) => [...m.stateDict().keys()];
+    const float = new ChatGLMForConditionalGeneration(tiny());
+    expect(weightPathProblems(float)).toEqual([]);
+    // A fresh model is initialised (torch's defaults), not left at zero.
+    const qkv = float.transformer.layers.at(0).attention.query_key_value.weight.dataSync();
+    expect(Math.max(...Array.from(qkv, Math.abs))).toBeGreaterThan(0);
+    expect(names(float)).toContain('transformer.layers.1.attention.rotary_emb.inv_freq');
+    expect(names(float)).toContain('lm_head.weight');
+    const int4 = withoutInit(() => new ChatGLMForConditionalGeneration(tiny({ quantizationBit: 4 })));
+    expect(names(int4).filter((n) => n.startsWith('transformer.layers.0.mlp.'))).toEqual([
+      'transformer.layers.0.mlp.dense_h_to_4h.weight',
+      'transformer.layers.0.mlp.dense_h_to_4h.weight_scale',
+      'transformer.layers.0.mlp.dense_h_to_4h.bias',
+      'transformer.layers.0.mlp.dense_4h_to_h.weight',
+      'transformer.layers.0.mlp.dense_4h_to_h.weight_scale',
+      'transformer.layers.0.mlp.dense_4h_to_h.bias',
+    ]);
+    const prefix = new ChatGLMForConditionalGeneration(tiny({ preSeqLen: 3, prefixProjection: true }));
+    // P-tuning v2: only the prefix encoder (and lm_head, built after the transformer) train.
+    const trainable = [...prefix.namedParameters()].filter(([, p]) => p.requiresGrad).map(([n]) => n);
+    expect(trainable).toEqual([
+      'transformer.prefix_encoder.embedding.weight',
+      'transformer.prefix_encoder.trans.0.weight',
+      'transformer.prefix_encoder.trans.0.bias',
+      'transformer.prefix_encoder.trans.2.weight',
+      'transformer.prefix_encoder.trans.2.bias',
+      'lm_head.weight',
+    ]);
+    [float, int4, prefix].forEach((m) => m.dispose());
+  });
+});
+
+/** The float model of the int4 fixture: model.safetensors holds its weights before quantization. */
+async function int4FixtureFloatModel(backend: Backend): Promise<ChatGLMForConditionalGeneration> {
+  const json = JSON.parse(readFileSync(join(int4Dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const model = withoutInit(() => new ChatGLMForConditionalGeneration(ChatGLMConfig.fromJSON({ ...json, quantization_bit: 0 } as never), { backend })).eval();
+  const ckpt = await openCheckpoint(join(int4Dir, 'model.safetensors'));
+  await model.loadWeights(ckpt, { prefix: 'transformer' });
+  await ckpt.close();
+  return model;
+}
+
+/** ||a - b|| / ||b|| over all elements. */
+async function relativeL2(a: Tensor, b: Tensor): Promise<number> {
+  const [x, y] = await Promise.all([a.data(), b.data()]);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < x.length; i++) {
+    num += (x[i] - y[i]) ** 2;
+    den += y[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+describe.skipIf(!haveInt4).each(backends)('quantize() on %s', (_name, backend) => {
+  it('quantize(4) of the float weights reproduces the THUDM checkpoint integers and scales exactly', async () => {
+    const model = await int4FixtureFloatModel(backend);
+    await model.quantize(4);
+    expect(model.config.quantizationBit).toBe(4);
+    const ckpt = await openCheckpoint(join(int4Dir, 'pytorch_model.bin'));
+    let layers = 0;
+    try {
+      for (const [name, m] of model.namedModules()) {
+        if (!(m instanceof QuantizedLinear)) continue;
+        layers++;
+        const stored = await m.storedWeight();
+        const want = await ckpt.readTensor(`${name}.weight`, { as: 'native' });
+        expect(stored.shape, name).toEqual(want.shape);
+        expect(Array.from(stored.data), name).toEqual(Array.from(want.data as Int8Array));
+        const scale = await ckpt.readTensor(`${name}.weight_scale`, { as: 'float32' });
+        expect(Array.from(await m.weight_scale.data()), name).toEqual(Array.from(scale.data));
+      }
+    } finally {
+      await ckpt.close();
+    }
+    expect(layers).toBe(8);
+    model.dispose();
+  });
+
+  // Random weights are the hard case for weight-only quantization (no outliers to spare, deep-norm
+  // alpha 7.48 amplifying every error). Stated bounds on the logits' relative L2 error.
+  for (const [bits, bound] of [
+    [8, 0.01],
+    [4, 0.15],
+  ] as const) {
+    it(`int${bits} logits stay within relative L2 ${bound} of the float model's`, async () => {
+      const model = await int4FixtureFloatModel(backend);
+      const inputIds = tensor([[3, 3, 100, 19, 57, 131, 132, 123, 18], [121, 96, 130, 14, 62, 128, 132, 129, 7]], { dtype: 'int32', backend });
+      const floatLogits = model.forward({ inputIds, useCache: false }).logits;
+      await model.quantize(bits);
+      const quantLogits = model.forward({ inputIds, useCache: false }).logits;
+      const rel = await relativeL2(quantLogits, floatLogits);
+      expect(rel).toBeGreaterThan(0);
+      expect(rel).toBeLessThan(bound);
+      [inputIds, floatLogits, quantLogits].forEach((t) => t.dispose());
+      model.dispose();
+    });
+  }
+});
+
+describe.each(backends)('bad input on %s', (_name, backend) => {
+  it('a checkpoint whose quantization_bit disagrees with its tensors is refused, naming the tensor, and nothing stays allocated', async () => {
+    if (!haveInt4) return;
+    const json = JSON.parse(readFileSync(join(int4Dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    for (const [bit, pattern] of [
+      [8, /transformer\.layers\.0\.attention\.query_key_value\.weight is I8 \[192,32\] \(the int4 layout\), but quantization_bit 8 in config\.json needs I8 \[192,64\]/],
+      [0, /quantization_bit 0/],
+    ] as const) {
+      const before = memory().tensors;
+      const model = withoutInit(() => new ChatGLMForConditionalGeneration(ChatGLMConfig.fromJSON({ ...json, quantization_bit: bit } as never), { backend }));
+      const ckpt = await openCheckpoint(join(int4Dir, 'pytorch_model.bin'));
+      await expect(model.loadWeights(ckpt, { prefix: 'transformer' })).rejects.toThrow(pattern);
+      await ckpt.close();
+      model.dispose();
+      expect(memory().tensors).toBe(before);
+    }
+  });
+
+  it('rows without <bos> or a mask token, wrong mask dtypes and position shapes are refused by name', async () => {
+    const model = new ChatGLMForConditionalGeneration(tiny(), { backend }).eval();
+    const noBos = tensor([[5, 6, 31, 7]], { dtype: 'int32', backend });
+    // cpu reads ids synchronously and checks them in forward; every backend checks them when decoding.
+    if (backend.readSync) expect(() => model.forward({ inputIds: noBos })).toThrow(ChatGLMInputError);
+    await expect(greedySearch(model, { inputIds: noBos, maxNewTokens: 1 })).rejects.toThrow(/input_ids row 0 has no <bos> \(id 32\)/);
+    const ids = tensor([[5, 6, 31, 32]], { dtype: 'int32', backend });
+    const intMask = tensor([[[[0, 0, 0, 1]]]], { dtype: 'int32', backend });
+    const positions = tensor([[0, 1, 2, 2]], { dtype: 'int32', backend });
+    expect(() => model.forward({ inputIds: ids, attentionMask: intMask, positionIds: positions })).toThrow(/position_ids must be int32 \[1, 2, 4\]/);
+    const pos2d = tensor([[[0, 1, 2, 2], [0, 0, 0, 1]]], { dtype: 'int32', backend });
+    expect(() => model.forward({ inputIds: ids, attentionMask: intMask, positionIds: pos2d })).toThrow(/attention_mask must be bool \(true = masked\)/);
+    await expect(greedySearch(model, { inputIds: ids, maxNewTokens: 40 })).rejects.toThrow(/max_sequence_length 32/);
+    [noBos, ids, intMask, positions, pos2d].forEach((t) => t.dispose());
+    model.dispose();
+  });
+});
+
+describe.skipIf(!haveInt4).each(backends)('fromPretrained of a published layout on %s', (_name, backend) => {
+  it('an int4 checkpoint split into two pytorch_model-0000N-of-00002.bin shards with their index loads as the single file does; a missing shard is refused before anything is allocated', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chatglm-shards-'));
+    try {
+      copyFileSync(join(int4Dir, 'config.json'), join(dir, 'config.json'));
+      const src = await openCheckpoint(join(int4Dir, 'pytorch_model.bin'));
+      const names = src.tensors.map((t) => t.name);
+      const shards: Record<string, TensorToWrite>[] = [{}, {}];
+      const weightMap: Record<string, string> = {};
+      for (const [i, name] of names.entries()) {
+        const info = src.info(name);
+        const shard = i < names.length / 2 ? 0 : 1;
+        shards[shard][name] = { dtype: info.dtype, shape: info.shape, data: await src.readRaw(name) } as TensorToWrite;
+        weightMap[name] = `pytorch_model-0000${shard + 1}-of-00002.bin`;
+      }
+      await src.close();
+      for (const [i, tensors] of shards.entries()) await writeTorchCheckpoint(join(dir, `pytorch_model-0000${i + 1}-of-00002.bin`), tensors);
+      writeFileSync(join(dir, 'pytorch_model.bin.index.json'), JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }));
+
+      const sharded = await ChatGLMForConditionalGeneration.fromPretrained(dir, { backend });
+      expect(sharded.config.quantizationBit).toBe(4);
+      const single = withoutInit(() => new ChatGLMForConditionalGeneration(sharded.config, { backend })).eval();
+      const ckpt = await openCheckpoint(join(int4Dir, 'pytorch_model.bin'));
+      await single.loadWeights(ckpt, { prefix: 'transformer' });
+      await ckpt.close();
+      const inputIds = tensor([[121, 96, 130, 14, 62, 128, 132, 129, 7]], { dtype: 'int32', backend });
+      const a = sharded.forward({ inputIds, useCache: false }).logits;
+      const b = single.forward({ inputIds, useCache: false }).logits;
+      expect(Array.from(await a.data())).toEqual(Array.from(await b.data()));
+      [inputIds, a, b].forEach((t) => t.dispose());
+      [sharded, single].forEach((m) => m.dispose());
+
+      unlinkSync(join(dir, 'pytorch_model-00002-of-00002.bin'));
+      const before = memory().tensors;
+      await expect(ChatGLMForConditionalGeneration.fromPretrained(dir, { backend })).rejects.toThrow(/shard file 'pytorch_model-00002-of-00002\.bin' named by the index is missing/);
+      expect(memory().tensors).toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('P-tuning v2 prefix checkpoints', () => {
+  it('the prefix is saved on its own (as the ptuning scripts save it), loads back, and a different pre_seq_len is refused by name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chatglm-prefix-'));
+    try {
+      const trained = new ChatGLMForConditionalGeneration(tiny({ preSeqLen: 4, prefixProjection: true }));
+      const entries: Record<string, TensorToWrite> = {};
+      for (const [k, t] of trained.prefixStateDict()) entries[k] = { dtype: 'F32', shape: [...t.shape], data: (await t.data()) as Float32Array } as TensorToWrite;
+      expect(Object.keys(entries)).toEqual([
+        'transformer.prefix_encoder.embedding.weight',
+        'transformer.prefix_encoder.trans.0.weight',
+        'transformer.prefix_encoder.trans.0.bias',
+        'transformer.prefix_encoder.trans.2.weight',
+        'transformer.prefix_encoder.trans.2.bias',
+      ]);
+      const file = join(dir, 'pytorch_model.bin');
+      await writeTorchCheckpoint(file, entries);
+
+      const fresh = new ChatGLMForConditionalGeneration(tiny({ preSeqLen: 4, prefixProjection: true }));
+      const ckpt = await openCheckpoint(file);
+      await fresh.loadPrefix(ckpt);
+      for (const [k, t] of fresh.prefixStateDict()) expect(Array.from(await t.data()), k).toEqual(Array.from(entries[k].data as Float32Array));
+
+      const longer = new ChatGLMForConditionalGeneration(tiny({ preSeqLen: 5, prefixProjection: true }));
+      await expect(longer.loadPrefix(ckpt)).rejects.toThrow(/transformer\.prefix_encoder\.embedding\.weight is \[4,16\] in the checkpoint, the model's is \[5,16\]: the prefix was trained with pre_seq_len 4, config.json has 5/);
+      const plain = new ChatGLMForConditionalGeneration(tiny({ preSeqLen: 4, prefixProjection: false }));
+      await expect(plain.loadPrefix(ckpt)).rejects.toThrow(/embedding\.weight is \[4,16\] in the checkpoint, the model's is \[4,64\]/);
+      await ckpt.close();
+      [trained, fresh, longer, plain].forEach((m) => m.dispose());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
