@@ -2,3 +2,5 @@ export { T5Config } from './config.js';
 export type { T5ConfigFields } from './config.js';
 export { MegatronT5Config } from './megatron-config.js';
 export type { MegatronT5ConfigFields } from './megatron-config.js';
+export * from './modeling.js';
+export { conformance } from './conformance.js';
