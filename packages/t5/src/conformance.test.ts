@@ -76,7 +76,7 @@ async function check(dir: string, backend: Backend): Promise<string[]> {
   return failures;
 }
 
-for (const family of ['hf-t5']) {
+for (const family of ['hf-t5', 'megatron-t5']) {
   const { dir, names } = casesOf(family);
 
   describe.skipIf(names.length === 0)(`${family} fixtures: cpu`, () => {

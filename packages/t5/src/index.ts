@@ -4,3 +4,4 @@ export { MegatronT5Config } from './megatron-config.js';
 export type { MegatronT5ConfigFields } from './megatron-config.js';
 export * from './modeling.js';
 export { conformance } from './conformance.js';
+export * from './megatron-modeling.js';
