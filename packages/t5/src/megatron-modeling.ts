@@ -41,7 +41,7 @@ import {
   type CosSin,
   type ModuleOptions,
 } from '@lm/layers';
-import { openCheckpoint, writeShardedSafetensors, type Checkpoint } from '@lm/dist-ckpt';
+import { moduleShardedStateDict, openCheckpoint, writeShardedSafetensors, type Checkpoint, type ModuleShardingOptions, type ParallelLayout, type ShardedTensor, type ShardingRule } from '@lm/dist-ckpt';
 import { MegatronT5Config } from './megatron-config.js';
 
 /** The masked-score value of Megatron's local attention (masked_fill, not -inf, not additive). */
@@ -573,6 +573,17 @@ export class MegatronT5Model extends Module {
     await fs.writeFile(path.join(dir, 'config.json'), `${JSON.stringify(this.config.toJSON(), null, 2)}\n`);
   }
 
+  /**
+   * `sharded_state_dict`: every parameter as a ShardedTensor of the global tensor under Megatron's
+   * tensor-parallel rules (MEGATRON_T5_RULES), for `@lm/dist-ckpt`'s save / load. This single-process
+   * model holds the whole (TP=1) tensors; `megatronT5ShardedStateDict` does the same for one TP rank's
+   * slices, so a checkpoint saved by TP=2 ranks loads here and under any other TP size.
+   */
+  shardedStateDict(layout: ParallelLayout = { tpRank: 0, tpSize: 1 }, options: Omit<ModuleShardingOptions, 'rules'> = {}): Record<string, ShardedTensor> {
+    if (layout.tpSize !== 1) throw new ShapeError(`MegatronT5Model.shardedStateDict: this model holds the whole tensors (TP=1), got tpSize ${layout.tpSize}; use megatronT5ShardedStateDict for one rank's slices`);
+    return megatronT5ShardedStateDict(this.stateDict(), layout, { ...options, gatedLinearUnit: this.config.gatedLinearUnit });
+  }
+
   /** `shared_embedding_or_output_weight`: the matrix the output layer multiplies by when shared. */
   sharedEmbeddingOrOutputWeight(): Tensor {
     return this.embedding.word_embeddings.weight;
@@ -665,4 +676,35 @@ export function vocabParallelCrossEntropy(logits: Tensor, labels: Tensor): Tenso
   const target = labels.mul(valid.toInt()).unsqueeze(-1); // [batch, seq, 1]: invalid labels read column 0
   const predicted = shifted.gather(-1, target).mul(valid.toFloat().unsqueeze(-1)); // [batch, seq, 1]
   return shifted.logsumexp(-1, true).sub(predicted).reshape(labels.shape); // [batch, seq]
+}
+
+// ---- distributed checkpoints -------------------------------------------------------------------------------
+
+/**
+ * Megatron's tensor-parallel layout of T5Model's parameters: ColumnParallelLinear (linear_qkv, whose
+ * rows are grouped per query group so a contiguous split hands whole groups to each rank; linear_q;
+ * linear_kv, per head [k_h, v_h]; linear_fc1) splits the output dim, RowParallelLinear (linear_proj,
+ * linear_fc2) the input dim with a replicated bias, VocabParallelEmbedding and the LM head's output
+ * layer (weight when untied, bias when shared) the vocabulary; norms and position embeddings are replicated.
+ */
+export const MEGATRON_T5_RULES: readonly ShardingRule[] = [
+  { pattern: /(^|\.)word_embeddings\.weight$/, kind: 'vocab' },
+  { pattern: /(^|\.)output_layer\.(weight|bias)$/, kind: 'vocab' },
+  { pattern: /\.(linear_qkv|linear_q|linear_kv|linear_fc1)\.(weight|bias)$/, kind: 'column' },
+  { pattern: /\.(linear_proj|linear_fc2)\.weight$/, kind: 'row' },
+];
+
+/**
+ * The sharded state dict of a T5Model state dict held by one tensor-parallel rank (its slices), keyed by
+ * Megatron's names. A gated (GLU) linear_fc1 is laid out [gate; up] per rank in Megatron, which a
+ * contiguous split does not reproduce: refused for tpSize > 1.
+ */
+export function megatronT5ShardedStateDict(
+  stateDict: ReadonlyMap<string, Tensor>,
+  layout: ParallelLayout,
+  options: Omit<ModuleShardingOptions, 'rules'> & { gatedLinearUnit?: boolean } = {},
+): Record<string, ShardedTensor> {
+  const { gatedLinearUnit, ...rest } = options;
+  if (gatedLinearUnit && layout.tpSize > 1) throw new ConfigError('megatronT5ShardedStateDict: gated_linear_unit with tensor parallelism > 1 needs the per-rank [gate; up] layout of linear_fc1, which is not implemented');
+  return moduleShardedStateDict(stateDict, layout, { ...rest, rules: MEGATRON_T5_RULES });
 }
