@@ -35,6 +35,7 @@ import {
 } from '@lm/tensor-gpu';
 import {
   attentionCore,
+  checkpoint,
   ConfigError,
   Dropout,
   Embedding,
@@ -61,6 +62,7 @@ import {
   type DecoderStep,
   type GenerateOptions,
   type GenerateOutput,
+  type GradientCheckpointable,
   type JsonObject,
   type StreamEvent,
   type ModuleOptions,
@@ -201,7 +203,6 @@ export class T5Attention extends Module {
   declare o: Linear;
   declare relative_attention_bias: Embedding | null;
   readonly prunedHeads = new Set<number>();
-  gradientCheckpointing = false;
 
   constructor(config: T5Config, options: ModuleOptions & { hasRelativeAttentionBias?: boolean; isDecoder?: boolean } = {}) {
     super();
@@ -487,8 +488,13 @@ export interface T5StackOutput {
   crossAttentions?: Tensor[];
 }
 
-/** The encoder or the decoder: embed_tokens (shared), blocks, final_layer_norm. */
-export class T5Stack extends Module {
+/** The tensor arguments of a block, handed to `checkpoint` as inputs. */
+const CHECKPOINTED_INPUTS = ['attentionMask', 'positionBias', 'encoderHiddenStates', 'encoderAttentionMask', 'encoderDecoderPositionBias', 'layerHeadMask', 'crossAttnLayerHeadMask'] as const;
+
+/** The encoder or the decoder: embed_tokens (shared), blocks, final_layer_norm; optionally recomputes each block in backward. */
+export class T5Stack extends Module implements GradientCheckpointable {
+  /** Recompute each block's activations in backward instead of storing them (training only; turns the cache off). */
+  gradientCheckpointing = false;
   readonly isDecoder: boolean;
   readonly numLayers: number;
   readonly useCacheDefault: boolean;
@@ -523,8 +529,10 @@ export class T5Stack extends Module {
     const backend = (inputIds ?? inputsEmbeds)!.backend;
     if (inputIds) checkIds(inputIds, this.embed_tokens.numEmbeddings, `T5Stack (${name}): input ids`);
 
-    const useCache = this.isDecoder ? (options.useCache ?? this.useCacheDefault) : false;
     if (options.useCache && !this.isDecoder) throw new TypeError('T5Stack (encoder): useCache can only be set for the decoder');
+    // As the reference: checkpointed blocks run twice, so they keep no cache.
+    const checkpointing = this.gradientCheckpointing && this.training;
+    const useCache = this.isDecoder && !checkpointing ? (options.useCache ?? this.useCacheDefault) : false;
     const past = options.pastKeyValues ?? null;
     if (past && past.length !== this.numLayers) throw new ShapeError(`T5Stack (${name}): pastKeyValues has ${past.length} layers, the stack has ${this.numLayers}`);
     const pastLength = past ? past[0][0].shape[2] : 0;
@@ -554,10 +562,20 @@ export class T5Stack extends Module {
 
     let positionBias: Tensor | null = null;
     let encoderDecoderPositionBias: Tensor | null = null;
+    const crossAttends = this.isDecoder && !!options.encoderHiddenStates;
+    const checkpointBlocks = checkpointing && !options.outputAttentions;
+    if (checkpointBlocks) {
+      // Only hidden states leave a checkpointed block, so block 0's biases (mask included) are made here.
+      positionBias = this.block.at(0).selfAttention.SelfAttention.computeBias(seqLength, pastLength + seqLength, pastLength).add(extendedAttentionMask);
+      if (crossAttends) {
+        const encoderLength = options.encoderHiddenStates!.shape[1];
+        encoderDecoderPositionBias = zeros([1, this.block.at(0).selfAttention.SelfAttention.nHeads, seqLength, encoderLength], { backend }).add(encoderExtendedAttentionMask!);
+      }
+    }
     let hidden = this.dropout.forward(embeds);
     for (const [i, layerModule] of this.block.items.entries()) {
       allHiddenStates?.push(hidden);
-      const layerOutputs = layerModule.forward(hidden, {
+      const blockOptions: T5BlockOptions = {
         attentionMask: extendedAttentionMask,
         positionBias,
         encoderHiddenStates: options.encoderHiddenStates,
@@ -568,11 +586,19 @@ export class T5Stack extends Module {
         pastKeyValue: past?.[i] ?? null,
         useCache,
         outputAttentions: options.outputAttentions,
-      });
+      };
+      if (checkpointBlocks) {
+        // Every tensor the block reads goes in as an input, so the recompute in backward finds it alive.
+        const given = CHECKPOINTED_INPUTS.filter((name) => blockOptions[name]);
+        const run = (h: Tensor, ...rest: Tensor[]) => layerModule.forward(h, { ...blockOptions, ...Object.fromEntries(given.map((name, k) => [name, rest[k]])) }).hiddenStates;
+        hidden = checkpoint(run, hidden, ...given.map((name) => blockOptions[name] as Tensor));
+        continue;
+      }
+      const layerOutputs = layerModule.forward(hidden, blockOptions);
       hidden = layerOutputs.hiddenStates;
       // Block 0 computed the biases (mask included); every later block reuses them.
       positionBias = layerOutputs.positionBias;
-      if (this.isDecoder && options.encoderHiddenStates) encoderDecoderPositionBias = layerOutputs.encoderDecoderPositionBias ?? null;
+      if (crossAttends) encoderDecoderPositionBias = layerOutputs.encoderDecoderPositionBias ?? null;
       if (presentKeyValueStates && layerOutputs.presentKeyValue) presentKeyValueStates.push(layerOutputs.presentKeyValue);
       if (layerOutputs.attentions) allAttentions?.push(layerOutputs.attentions);
       if (layerOutputs.crossAttentions) allCrossAttentions?.push(layerOutputs.crossAttentions);
