@@ -125,6 +125,36 @@ describe('T5ForConditionalGeneration: gradient checkpointing', () => {
   });
 });
 
+describe('T5: pruning and resizing', () => {
+  it('pruneHeads removes encoder heads: the same output as masking those heads', async () => {
+    manualSeed(9);
+    const model = new T5EncoderModel(config({ numHeads: 4, dKv: 4 }), { backend });
+    model.eval();
+    const headMask = tensor([[0, 1, 1, 0], [1, 1, 1, 1]], { backend });
+    const masked = noGrad(() => model.forward({ inputIds: ids(input), attentionMask: ids(mask), headMask }).lastHiddenState);
+    model.pruneHeads({ 0: [0, 3] });
+    const attention = model.encoder.block.at(0).selfAttention.SelfAttention;
+    expect(attention.nHeads).toBe(2);
+    expect(attention.q.weight.shape).toEqual([8, 16]);
+    const pruned = noGrad(() => model.forward({ inputIds: ids(input), attentionMask: ids(mask) }).lastHiddenState);
+    expect(maxAbsDiff(await values(pruned), await values(masked))).toBeLessThan(1e-5);
+    model.dispose();
+  });
+
+  it('resizeTokenEmbeddings keeps shared, both embed_tokens and the tied lm_head one tensor', async () => {
+    manualSeed(10);
+    const model = new T5ForConditionalGeneration(config(), { backend });
+    const before = await values(model.shared.weight);
+    model.resizeTokenEmbeddings(45, { padToMultipleOf: 8 });
+    expect(model.shared.weight.shape).toEqual([48, 16]);
+    expect(weightPathProblems(model, { tied: [['shared.weight', 'encoder.embed_tokens.weight', 'decoder.embed_tokens.weight', 'lm_head.weight']] })).toEqual([]);
+    expect((await values(model.shared.weight)).slice(0, before.length)).toEqual(before);
+    const out = noGrad(() => model.forward({ inputIds: ids([[44, 1]]), decoderInputIds: ids([[0, 47]]) }));
+    expect(out.logits.shape).toEqual([1, 2, 48]);
+    model.dispose();
+  });
+});
+
 describe('T5: bad input', () => {
   const model = new T5ForConditionalGeneration(config(), { backend });
 
