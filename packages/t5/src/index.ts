@@ -5,3 +5,4 @@ export type { MegatronT5ConfigFields } from './megatron-config.js';
 export * from './modeling.js';
 export { conformance } from './conformance.js';
 export * from './megatron-modeling.js';
+export { Text2TextGenerationPipeline, type Text2TextOutput, type Text2TextTask } from './pipelines.js';
