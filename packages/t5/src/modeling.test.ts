@@ -141,6 +141,20 @@ describe('T5: pruning and resizing', () => {
     model.dispose();
   });
 
+  it('headMask also masks the decoder when decoderHeadMask is absent (the reference\'s deprecated fallback)', async () => {
+    manualSeed(11);
+    const model = new T5Model(config(), { backend });
+    model.eval();
+    const headMask = tensor([[1, 0], [0, 1]], { backend });
+    const inputs = { inputIds: ids(input), attentionMask: ids(mask), decoderInputIds: ids([[0, 4, 6], [0, 8, 1]]) };
+    const fallback = noGrad(() => model.forward({ ...inputs, headMask }).lastHiddenState);
+    const explicit = noGrad(() => model.forward({ ...inputs, headMask, decoderHeadMask: headMask }).lastHiddenState);
+    const encoderOnly = noGrad(() => model.forward({ ...inputs, headMask, decoderHeadMask: tensor([1, 1], { backend }) }).lastHiddenState);
+    expect(await values(fallback)).toEqual(await values(explicit));
+    expect(maxAbsDiff(await values(fallback), await values(encoderOnly))).toBeGreaterThan(1e-3);
+    model.dispose();
+  });
+
   it('resizeTokenEmbeddings keeps shared, both embed_tokens and the tied lm_head one tensor', async () => {
     manualSeed(10);
     const model = new T5ForConditionalGeneration(config(), { backend });

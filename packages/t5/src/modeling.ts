@@ -830,7 +830,9 @@ abstract class T5EncoderDecoderBase extends T5PreTrainedModel {
       pastKeyValues: options.pastKeyValues,
       encoderHiddenStates: encoderOutputs.lastHiddenState,
       encoderAttentionMask: options.attentionMask,
-      headMask: options.decoderHeadMask,
+      // As the reference (a deprecated fallback): without decoderHeadMask, headMask applies to the decoder
+      // too when both stacks have as many layers.
+      headMask: options.decoderHeadMask ?? (options.headMask && config.numLayers === config.numDecoderLayers ? options.headMask : null),
       crossAttnHeadMask: options.crossAttnHeadMask,
       useCache,
       outputAttentions,
