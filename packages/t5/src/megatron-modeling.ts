@@ -584,6 +584,11 @@ export class MegatronT5Model extends Module {
     return megatronT5ShardedStateDict(this.stateDict(), layout, { ...options, gatedLinearUnit: this.config.gatedLinearUnit });
   }
 
+  /** Number of parameters (each tensor once). */
+  numParameters(): number {
+    return [...new Set(this.parameters())].reduce((n, p) => n + p.size, 0);
+  }
+
   /** `shared_embedding_or_output_weight`: the matrix the output layer multiplies by when shared. */
   sharedEmbeddingOrOutputWeight(): Tensor {
     return this.embedding.word_embeddings.weight;

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { T5ForConditionalGeneration } from '@lm/t5';
+import { MegatronT5Model, T5ForConditionalGeneration } from '@lm/t5';
 import { cpu, noGrad, tensor } from '@lm/tensor-gpu';
 import { readMetrics } from '../metrics.js';
 import { makeTinyCorpus, tinyConfig } from '../test-helpers.js';
@@ -58,5 +58,36 @@ describe('span corruption with the real T5 (family t5)', () => {
     const out = noGrad(() => model.forward({ inputIds: tensor([[5, 6, 7]], { dtype: 'int32' }), decoderInputIds: tensor([[0, 5]], { dtype: 'int32' }) }));
     expect(out.logits.shape).toEqual([1, 2, c.words.length + 100]);
     model.dispose();
+  });
+});
+
+describe('span corruption on Megatron-core T5Model (family megatron-t5, the config switch)', () => {
+  it('trains through train() with Megatron names and exports a folder MegatronT5Model.fromPretrained reads', async () => {
+    const c = makeTinyCorpus(8);
+    const config = tinyConfig(c, {
+      model: { family: 'megatron-t5', config: { hiddenSize: 32, numAttentionHeads: 4, numLayers: 2, encoderNumLayers: 2, ffnHiddenSize: 64, maxSequenceLength: 32, hiddenDropout: 0, attentionDropout: 0, initMethodStd: 0.05 } },
+      objective: 'span-corruption',
+      data: { seqLength: 24, validationFraction: 0.2 },
+      training: { steps: 40, batchSize: 8, lr: 1e-2, warmupSteps: 0 },
+      eval: { everySteps: 20, batches: 2 },
+      output: { export: join(c.dir, 'export') },
+    });
+    const result = await train({ config, print: () => {}, tty: false });
+    expect(result.step).toBe(40);
+    const rows = readMetrics(config.output.metrics).filter((r) => r.type === 'train');
+    const first = rows.slice(0, 5).reduce((a, r) => a + (r.loss as number), 0) / 5;
+    const last = rows.slice(-5).reduce((a, r) => a + (r.loss as number), 0) / 5;
+    expect(last).toBeLessThan(first * 0.6);
+    const model = await MegatronT5Model.fromPretrained(join(c.dir, 'export'), { backend: cpu() });
+    expect([...model.stateDict().keys()]).toContain('decoder.layers.1.cross_attention.linear_kv.weight');
+    expect(model.config.vocabSize).toBe(c.words.length + 100);
+    model.dispose();
+  });
+
+  it('names unknown config fields', async () => {
+    const c = makeTinyCorpus(1);
+    await expect(
+      train({ config: tinyConfig(c, { model: { family: 'megatron-t5', config: { hiddenSize: 32, numAttentionHeads: 4, numLayers: 1, maxSequenceLength: 32, dModel: 8 } }, objective: 'span-corruption' }), print: () => {}, tty: false }),
+    ).rejects.toThrow(/model\.config\.dModel: unknown MegatronT5Config field/);
   });
 });

@@ -1,7 +1,11 @@
-// The T5 family for the trainer: `T5ForConditionalGeneration` (@lm/t5) trained with T5's span
-// corruption, built from config overrides (T5Config fields, camelCase) or a Hugging Face-format folder,
-// and exported back to one (config.json, model.safetensors, vocab.txt, tokenizer_config.json) that
-// `T5ForConditionalGeneration.fromPretrained` loads.
+// The T5 families for the trainer, both trained with T5's span corruption: `t5` builds
+// `T5ForConditionalGeneration` (Hugging Face) from T5Config overrides or a Hugging Face-format folder and
+// exports one (config.json, model.safetensors, vocab.txt, tokenizer_config.json) that
+// `T5ForConditionalGeneration.fromPretrained` loads; `megatron-t5` (the config switch `model.family`)
+// builds Megatron-core's `MegatronT5Model` from MegatronT5Config overrides (Megatron's fields, camelCase)
+// and exports its named_parameters() folder for `MegatronT5Model.fromPretrained`. Megatron's loss is the
+// masked mean of its per-token lm_loss; span corruption has no padding, so that is the mean
+// cross-entropy of the logits over every target token, which the objective computes.
 //
 // Tokenizer: Megatron's T5 setup, a WordPiece vocabulary plus extra sentinel ids
 // (`--vocab-extra-ids`, 100 by default): the sentinels are appended to vocab.txt as `<extra_id_{n-1}>`
@@ -11,11 +15,11 @@
 
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BertTokenizer, type JsonObject, type SpecialTokenIds, type Tokenizer } from '@lm/layers';
-import { T5Config, T5ForConditionalGeneration, type T5ConfigFields } from '@lm/t5';
+import { BertTokenizer, type JsonObject, type PreTrainedModel, type SpecialTokenIds, type Tokenizer } from '@lm/layers';
+import { MegatronT5Config, MegatronT5Model, T5Config, T5ForConditionalGeneration, type MegatronT5ConfigFields, type T5ConfigFields } from '@lm/t5';
 import { tensor } from '@lm/tensor-gpu';
 import { ConfigError, DataError } from '../core/errors.js';
-import type { FamilyObjective, ModelFamily, ResolvedModelConfig, TrainableModel } from '../core/family.js';
+import type { FamilyObjective, ModelFamily, ObjectiveContext, ResolvedModelConfig, TrainableModel } from '../core/family.js';
 import { SpanCorruptionObjective, type Seq2SeqModel } from '../objectives/span-corruption.js';
 
 const FIELDS = Object.keys(T5Config.fields) as (keyof T5ConfigFields)[];
@@ -134,22 +138,35 @@ type T5Trainable = TrainableModel & Seq2SeqModel & { readonly module: T5ForCondi
 
 const SPAN_SETTINGS = ['noiseDensity', 'meanNoiseSpanLength'];
 
+/** The span-corruption objective over the family tokenizer's sentinels. */
+function spanCorruptionObjective(ctx: ObjectiveContext): SpanCorruptionObjective {
+  for (const key of Object.keys(ctx.settings)) if (!SPAN_SETTINGS.includes(key)) throw new ConfigError(`objectives.span-corruption.${key}: unknown field (known: ${SPAN_SETTINGS.join(', ')})`);
+  const tokenizer = ctx.tokenizer;
+  if (!(tokenizer instanceof ExtraIdsTokenizer)) throw new ConfigError('objective: span-corruption with the T5 families needs their tokenizer (WordPiece + extra ids)');
+  return new SpanCorruptionObjective(tokenizer, {
+    inputLength: ctx.seqLength,
+    noiseDensity: Number(ctx.settings.noiseDensity ?? 0.15),
+    meanNoiseSpanLength: Number(ctx.settings.meanNoiseSpanLength ?? 3),
+    firstSentinelId: tokenizer.sentinelId(0),
+    numSentinels: tokenizer.extraIds,
+    decoderStartTokenId: tokenizer.specialTokenIds.pad!,
+    backend: ctx.backend,
+  });
+}
+
+async function writeTokenizerFiles(dir: string, tokenizer: Tokenizer): Promise<string[]> {
+  const files = tokenizer.save();
+  for (const [name, text] of Object.entries(files)) {
+    const tmp = join(dir, `${name}.${process.pid}.tmp`);
+    await writeFile(tmp, text);
+    await rename(tmp, join(dir, name));
+  }
+  return Object.keys(files);
+}
+
 const spanCorruption: FamilyObjective<T5Config, T5Trainable> = {
   description: 'T5 span corruption (T5ForConditionalGeneration: sentinels, noise density 0.15, mean span 3)',
-  objective: (ctx) => {
-    for (const key of Object.keys(ctx.settings)) if (!SPAN_SETTINGS.includes(key)) throw new ConfigError(`objectives.span-corruption.${key}: unknown field (known: ${SPAN_SETTINGS.join(', ')})`);
-    const tokenizer = ctx.tokenizer as ExtraIdsTokenizer;
-    if (!(tokenizer instanceof ExtraIdsTokenizer)) throw new ConfigError('objective: span-corruption with the t5 family needs its tokenizer (WordPiece + extra ids)');
-    return new SpanCorruptionObjective(tokenizer, {
-      inputLength: ctx.seqLength,
-      noiseDensity: Number(ctx.settings.noiseDensity ?? 0.15),
-      meanNoiseSpanLength: Number(ctx.settings.meanNoiseSpanLength ?? 3),
-      firstSentinelId: tokenizer.sentinelId(0),
-      numSentinels: tokenizer.extraIds,
-      decoderStartTokenId: tokenizer.specialTokenIds.pad!,
-      backend: ctx.backend,
-    });
-  },
+  objective: spanCorruptionObjective,
   async createModel(config, { fromPretrained, backend }) {
     const model = fromPretrained
       ? await T5ForConditionalGeneration.fromPretrained<T5ForConditionalGeneration, T5Config>(fromPretrained, { backend })
@@ -160,13 +177,7 @@ const spanCorruption: FamilyObjective<T5Config, T5Trainable> = {
   async exportTo(model, dir, tokenizer) {
     model.module.config.architectures = ['T5ForConditionalGeneration'];
     await model.module.savePretrained(dir);
-    const files = tokenizer.save();
-    for (const [name, text] of Object.entries(files)) {
-      const tmp = join(dir, `${name}.${process.pid}.tmp`);
-      await writeFile(tmp, text);
-      await rename(tmp, join(dir, name));
-    }
-    return ['config.json', 'model.safetensors', ...Object.keys(files)];
+    return ['config.json', 'model.safetensors', ...(await writeTokenizerFiles(dir, tokenizer))];
   },
   /** Greedy fills of the prompts' sentinels: `the capital of <extra_id_0> is paris .` -> `<extra_id_0> france <extra_id_1> ...`. */
   async showcase(model, tokenizer, prompts) {
@@ -220,5 +231,69 @@ export const t5: ModelFamily<T5Config> = {
     if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
     // Relative positions: no learned position table bounds the length.
     return { config, maxPositions: 1 << 16, vocabSize: config.vocabSize };
+  },
+};
+
+// ---- Megatron-core T5Model ---------------------------------------------------------------------------------
+
+const MEGATRON_FIELDS = Object.keys(MegatronT5Config.fields) as (keyof MegatronT5ConfigFields)[];
+
+/** MegatronT5Model is a Module with the members the loop uses (parameters, stateDict, train/eval, cast, numParameters). */
+type MegatronTrainable = TrainableModel & Seq2SeqModel & { readonly megatron: MegatronT5Model };
+
+const megatronSpanCorruption: FamilyObjective<MegatronT5Config, MegatronTrainable> = {
+  description: "T5 span corruption on Megatron-core's T5Model (per-token lm_loss, mean over the targets)",
+  objective: spanCorruptionObjective,
+  async createModel(config, { fromPretrained, backend }) {
+    const model = fromPretrained ? await MegatronT5Model.fromPretrained(fromPretrained, { backend }) : new MegatronT5Model(config, { backend });
+    model.train();
+    return {
+      megatron: model,
+      module: model as unknown as PreTrainedModel,
+      // No padding in span corruption: encoder and cross attention unmasked, the decoder causal (mask null).
+      forward: (inputs) => ({ logits: model.forward({ encoderInputIds: inputs.inputIds, decoderInputIds: inputs.decoderInputIds }).logits! }),
+    };
+  },
+  async exportTo(model, dir, tokenizer) {
+    await model.megatron.savePretrained(dir);
+    return ['config.json', 'model.safetensors', ...(await writeTokenizerFiles(dir, tokenizer))];
+  },
+};
+
+export const megatronT5: ModelFamily<MegatronT5Config> = {
+  name: 'megatron-t5',
+  objectives: { 'span-corruption': megatronSpanCorruption },
+  loadTokenizer: loadExtraIdsTokenizer,
+
+  async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<MegatronT5Config>> {
+    const issues: string[] = [];
+    for (const key of Object.keys(overrides)) {
+      if (!(MEGATRON_FIELDS as string[]).includes(key)) issues.push(`model.config.${key}: unknown MegatronT5Config field (known: ${MEGATRON_FIELDS.join(', ')})`);
+    }
+    if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
+    let base: JsonObject = { transformer_impl: 'local' };
+    if (fromPretrained) {
+      try {
+        base = JSON.parse(await readFile(join(fromPretrained, 'config.json'), 'utf8')) as JsonObject;
+      } catch (e) {
+        throw new ConfigError(`model.fromPretrained: ${join(fromPretrained, 'config.json')}: ${(e as Error).message}`);
+      }
+    }
+    const fields = MegatronT5Config.fromJSON(base);
+    const init: Partial<MegatronT5ConfigFields> = {};
+    for (const key of MEGATRON_FIELDS) (init as Record<string, unknown>)[key] = (fields as unknown as Record<string, unknown>)[key];
+    if (!fromPretrained && overrides.vocabSize === undefined) init.vocabSize = vocabSize;
+    // Derived sizes follow the overrides unless set.
+    for (const k of ['ffnHiddenSize', 'kvChannels', 'numQueryGroups'] as const) if (!fromPretrained && overrides[k] === undefined) delete init[k];
+    Object.assign(init, overrides);
+    const config = new MegatronT5Config(init, fields.extra);
+    for (const k of ['vocabSize', 'hiddenSize', 'numAttentionHeads', 'numLayers', 'maxSequenceLength'] as const) {
+      const v = config[k];
+      if (!Number.isInteger(v) || v < 1) issues.push(`model.config.${k}: expected an integer >= 1, got ${JSON.stringify(v)}`);
+    }
+    if (config.vocabSize < vocabSize) issues.push(`model.config.vocabSize: ${config.vocabSize} is smaller than the tokenizer's ${vocabSize} ids (vocabulary + sentinels)`);
+    if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
+    const maxPositions = config.positionEmbeddingType === 'learned_absolute' ? config.maxSequenceLength : 1 << 16;
+    return { config, maxPositions, vocabSize: config.vocabSize };
   },
 };
