@@ -11,7 +11,7 @@ import { testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import { ConfigError, GenerationError, PretrainedLoadError } from '@lm/layers';
 import { weightPathProblems } from '@lm/layers/testing';
 import { T5Config } from './config.js';
-import { T5EncoderModel, T5ForConditionalGeneration, T5ForQuestionAnswering, T5ForSequenceClassification, T5ForTokenClassification, T5Model } from './modeling.js';
+import { clampFloat16, T5EncoderModel, T5ForConditionalGeneration, T5ForQuestionAnswering, T5ForSequenceClassification, T5ForTokenClassification, T5Model } from './modeling.js';
 
 const backend = testCpuBackend();
 const tmp = mkdtempSync(join(tmpdir(), 't5-modeling-'));
@@ -165,6 +165,34 @@ describe('T5: pruning and resizing', () => {
     expect((await values(model.shared.weight)).slice(0, before.length)).toEqual(before);
     const out = noGrad(() => model.forward({ inputIds: ids([[44, 1]]), decoderInputIds: ids([[0, 47]]) }));
     expect(out.logits.shape).toEqual([1, 2, 48]);
+    model.dispose();
+  });
+});
+
+describe('T5 in float16', () => {
+  it('clamps a block output to +-(65504 - 1000) only when it overflowed, as the reference does', async () => {
+    const finite = tensor([[1, -70000 / 2, 3]], { backend }).cast('float16');
+    expect(await values(clampFloat16(finite))).toEqual(await values(finite));
+    const overflow = tensor([[1, Infinity, -65504]], { backend }).cast('float16');
+    // 64504 rounds to the float16 64512 (spacing 32 there), as torch's clamp of a float16 tensor gives.
+    expect(await values(clampFloat16(overflow))).toEqual([1, 64512, -64512]);
+    const f32 = tensor([[Infinity]], { backend });
+    expect(clampFloat16(f32)).toBe(f32);
+  });
+
+  it('a float16 model stays finite where its feed-forward overflows, and matches float32 otherwise', async () => {
+    manualSeed(12);
+    const model = new T5ForConditionalGeneration(config(), { backend });
+    model.eval();
+    const inputs = { inputIds: ids(input), attentionMask: ids(mask), decoderInputIds: ids([[0, 4, 6], [0, 8, 1]]) };
+    const f32 = await values(noGrad(() => model.forward(inputs).logits));
+    model.castParameters('float16');
+    const f16 = await values(noGrad(() => model.forward(inputs).logits));
+    expect(maxAbsDiff(f16, f32)).toBeLessThan(0.05 * Math.max(...f32.map(Math.abs)));
+    // Blow up the encoder's first feed-forward: without the clamp the next norms would see inf.
+    noGrad(() => model.encoder.block.at(0).layer.at(1).getSubmodule('DenseReluDense.wo').getParameter('weight')!.copy_(tensor(Array.from({ length: 16 }, () => Array.from({ length: 32 }, () => 60000)), { backend }).cast('float16')));
+    const blown = await values(noGrad(() => model.forward(inputs).logits));
+    expect(blown.every(Number.isFinite)).toBe(true);
     model.dispose();
   });
 });

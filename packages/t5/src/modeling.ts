@@ -372,6 +372,18 @@ export interface T5BlockOutput {
   crossAttentions?: Tensor;
 }
 
+/**
+ * float16 only: where any value of `h` overflowed to inf, clamp everything to +-(finfo(float16).max - 1000)
+ * so that the later layers stay finite (the reference's "clamp inf values to enable fp16 training").
+ */
+export function clampFloat16(h: Tensor): Tensor {
+  if (h.dtype !== 'float16') return h;
+  const max = 65504;
+  const anyInf = h.abs().ge(Infinity).toFloat().max(); // [] 1 when some value is inf
+  const bound = anyInf.mulScalar(-1000).addScalar(max).cast('float16'); // []
+  return h.minimum(bound).maximum(bound.neg());
+}
+
 /** One block: layer[0] self-attention, layer[1] cross-attention (decoder only), layer[-1] feed-forward. */
 export class T5Block extends Module {
   readonly isDecoder: boolean;
@@ -410,7 +422,7 @@ export class T5Block extends Module {
       useCache: options.useCache,
       outputAttentions: options.outputAttentions,
     });
-    let hidden = selfAttention.output;
+    let hidden = clampFloat16(selfAttention.output);
     let present = selfAttention.presentKeyValue;
     const out: Omit<T5BlockOutput, 'hiddenStates'> = { positionBias: selfAttention.positionBias };
     if (selfAttention.attentions) out.attentions = selfAttention.attentions;
@@ -426,13 +438,13 @@ export class T5Block extends Module {
         useCache: options.useCache,
         outputAttentions: options.outputAttentions,
       });
-      hidden = crossAttention.output;
+      hidden = clampFloat16(crossAttention.output);
       if (present && crossAttention.presentKeyValue) present = [...present, ...crossAttention.presentKeyValue];
       out.encoderDecoderPositionBias = crossAttention.positionBias;
       if (crossAttention.attentions) out.crossAttentions = crossAttention.attentions;
     }
 
-    hidden = (this.layer.at(this.layer.length - 1) as T5LayerFF).forward(hidden);
+    hidden = clampFloat16((this.layer.at(this.layer.length - 1) as T5LayerFF).forward(hidden));
     if (present) out.presentKeyValue = present;
     return { hiddenStates: hidden, ...out };
   }
@@ -544,13 +556,15 @@ export class T5Stack extends Module implements GradientCheckpointable {
       throw new ShapeError(`T5Stack (${name}): attention mask [${attentionMask.shape.join(',')}] does not match [batch ${batchSize}, past ${pastLength} + seq ${seqLength}]`);
     }
     // [batch, 1, 1|q, k] additive; the decoder multiplies in the causal mask (aligned after the past).
-    const extendedAttentionMask = getExtendedAttentionMask(attentionMask, [batchSize, seqLength], { isDecoder: this.isDecoder });
+    // Masked values are finfo(dtype).min of the model's dtype (float16 after cast('float16')), as in the reference.
+    const maskDType = this.embed_tokens.weight.dtype === 'float16' ? 'float16' : 'float32';
+    const extendedAttentionMask = getExtendedAttentionMask(attentionMask, [batchSize, seqLength], { isDecoder: this.isDecoder, dtype: maskDType });
 
     let encoderExtendedAttentionMask: Tensor | null = null;
     if (this.isDecoder && options.encoderHiddenStates) {
       const [encoderBatchSize, encoderSequenceLength] = options.encoderHiddenStates.shape;
       const encoderAttentionMask = options.encoderAttentionMask ?? full([encoderBatchSize, encoderSequenceLength], 1, { backend });
-      encoderExtendedAttentionMask = invertAttentionMask(encoderAttentionMask); // [batch, 1, 1, encoderSeq]
+      encoderExtendedAttentionMask = invertAttentionMask(encoderAttentionMask, { dtype: maskDType }); // [batch, 1, 1, encoderSeq]
     }
 
     const headMask = getHeadMask(options.headMask, this.numLayers);
