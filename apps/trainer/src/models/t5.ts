@@ -120,6 +120,14 @@ export async function loadExtraIdsTokenizer(path: string, options: { lowercase: 
   return new ExtraIdsTokenizer(BertTokenizer.fromVocab(`${lines.join('\n')}\n`, { doLowerCase: options.lowercase }), extra || DEFAULT_EXTRA_IDS);
 }
 
+/** Every `model.config` key must be a field of the config class: all unknown ones named at once. */
+function checkFieldNames(overrides: Record<string, unknown>, fields: readonly string[], className: string): void {
+  const issues = Object.keys(overrides)
+    .filter((key) => !fields.includes(key))
+    .map((key) => `model.config.${key}: unknown ${className} field (known: ${fields.join(', ')})`);
+  if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
+}
+
 async function readPretrainedConfig(dir: string): Promise<T5Config> {
   let text: string;
   try {
@@ -203,10 +211,7 @@ export const t5: ModelFamily<T5Config> = {
 
   async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<T5Config>> {
     const issues: string[] = [];
-    for (const key of Object.keys(overrides)) {
-      if (!(FIELDS as string[]).includes(key)) issues.push(`model.config.${key}: unknown T5Config field (known: ${FIELDS.join(', ')})`);
-    }
-    if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
+    checkFieldNames(overrides, FIELDS, 'T5Config');
     const fields = fromPretrained ? await readPretrainedConfig(fromPretrained) : new T5Config({ decoderStartTokenId: 0 });
     const init: Partial<T5ConfigFields> = {};
     for (const key of FIELDS) (init as Record<string, unknown>)[key] = (fields as unknown as Record<string, unknown>)[key];
@@ -267,10 +272,7 @@ export const megatronT5: ModelFamily<MegatronT5Config> = {
 
   async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<MegatronT5Config>> {
     const issues: string[] = [];
-    for (const key of Object.keys(overrides)) {
-      if (!(MEGATRON_FIELDS as string[]).includes(key)) issues.push(`model.config.${key}: unknown MegatronT5Config field (known: ${MEGATRON_FIELDS.join(', ')})`);
-    }
-    if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
+    checkFieldNames(overrides, MEGATRON_FIELDS, 'MegatronT5Config');
     let base: JsonObject = { transformer_impl: 'local' };
     if (fromPretrained) {
       try {
