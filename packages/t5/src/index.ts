@@ -4,4 +4,7 @@ export { MegatronT5Config } from './megatron-config.js';
 export type { MegatronT5ConfigFields } from './megatron-config.js';
 export { T5Tokenizer, t5TokenizerConfigFromJSON } from './tokenizer.js';
 export type { ResolvedT5TokenizerConfig, T5TokenizerConfig } from './tokenizer.js';
+export * from './modeling.js';
 export { conformance } from './conformance.js';
+export * from './megatron-modeling.js';
+export { Text2TextGenerationPipeline, type Text2TextOutput, type Text2TextTask } from './pipelines.js';

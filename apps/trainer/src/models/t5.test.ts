@@ -1,0 +1,93 @@
+// The t5 family through the trainer: the WordPiece + extra-ids tokenizer, and span corruption training
+// the real T5ForConditionalGeneration through train() (loss falls, evaluation, export that loads back).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MegatronT5Model, T5ForConditionalGeneration } from '@lm/t5';
+import { cpu, noGrad, tensor } from '@lm/tensor-gpu';
+import { readMetrics } from '../metrics.js';
+import { makeTinyCorpus, tinyConfig } from '../test-helpers.js';
+import { train } from '../trainer.js';
+import { loadExtraIdsTokenizer } from './t5.js';
+
+describe('the t5 family tokenizer (WordPiece + extra ids)', () => {
+  it('appends the sentinels counting down from the top, frames text with eos and reads its own export back', async () => {
+    const c = makeTinyCorpus(2);
+    const tok = await loadExtraIdsTokenizer(c.vocab, { lowercase: true });
+    const base = c.words.length;
+    expect(tok.extraIds).toBe(100);
+    expect(tok.vocabSize).toBe(base + 100);
+    expect(tok.sentinelId(0)).toBe(base + 99);
+    const ids = tok.encode('the capital of <extra_id_0> is <extra_id_1> .').inputIds;
+    const word = (w: string) => c.words.indexOf(w);
+    expect(ids).toEqual([word('the'), word('capital'), word('of'), base + 99, word('is'), base + 98, word('.'), word('[SEP]')]);
+    expect(tok.decode(ids.slice(0, -1))).toBe('the capital of <extra_id_0> is <extra_id_1> .');
+    expect(tok.specialTokenIds.eos).toBe(word('[SEP]'));
+    expect(tok.specialTokenIds.pad).toBe(word('[PAD]'));
+    const { writeFileSync, mkdtempSync } = await import('node:fs');
+    const dir = mkdtempSync(join(c.dir, 'tok-'));
+    for (const [name, text] of Object.entries(tok.save())) writeFileSync(join(dir, name), text);
+    const back = await loadExtraIdsTokenizer(dir, { lowercase: true });
+    expect(back.vocabSize).toBe(tok.vocabSize);
+    expect(back.encode('the capital of <extra_id_0> is').inputIds).toEqual(tok.encode('the capital of <extra_id_0> is').inputIds);
+  });
+});
+
+/** Trains `config` (40 steps) and checks that the mean of the last 5 training losses is < 0.6 x the first 5. */
+async function trainAndCheckLoss(config: ReturnType<typeof tinyConfig>) {
+  const result = await train({ config, print: () => {}, tty: false });
+  expect(result.step).toBe(40);
+  const rows = readMetrics(config.output.metrics).filter((r) => r.type === 'train');
+  const mean = (xs: typeof rows) => xs.reduce((a, r) => a + (r.loss as number), 0) / xs.length;
+  expect(mean(rows.slice(-5))).toBeLessThan(mean(rows.slice(0, 5)) * 0.6);
+  return result;
+}
+
+describe('span corruption with the real T5 (family t5)', () => {
+  it('trains through train(): loss falls, evaluation reports target accuracy, the export loads with fromPretrained', async () => {
+    const c = makeTinyCorpus(8);
+    const config = tinyConfig(c, {
+      model: { family: 't5', config: { dModel: 32, dKv: 8, numHeads: 4, dFf: 64, numLayers: 2, relativeAttentionNumBuckets: 16, relativeAttentionMaxDistance: 32, dropoutRate: 0 } },
+      objective: 'span-corruption',
+      data: { seqLength: 24, validationFraction: 0.2 },
+      training: { steps: 40, batchSize: 8, lr: 1e-2, warmupSteps: 0 },
+      eval: { everySteps: 20, batches: 2 },
+      output: { export: join(c.dir, 'export') },
+    });
+    const result = await trainAndCheckLoss(config);
+    expect(result.evalSummary).toMatch(/^perplexity [\d.]+, target-token accuracy [\d.]+%$/);
+    const dir = join(c.dir, 'export');
+    expect(existsSync(join(dir, 'model.safetensors'))).toBe(true);
+    const model = await T5ForConditionalGeneration.fromPretrained(dir, { backend: cpu() });
+    expect(model.config.vocabSize).toBe(c.words.length + 100);
+    const out = noGrad(() => model.forward({ inputIds: tensor([[5, 6, 7]], { dtype: 'int32' }), decoderInputIds: tensor([[0, 5]], { dtype: 'int32' }) }));
+    expect(out.logits.shape).toEqual([1, 2, c.words.length + 100]);
+    model.dispose();
+  });
+});
+
+describe('span corruption on Megatron-core T5Model (family megatron-t5, the config switch)', () => {
+  it('trains through train() with Megatron names and exports a folder MegatronT5Model.fromPretrained reads', async () => {
+    const c = makeTinyCorpus(8);
+    const config = tinyConfig(c, {
+      model: { family: 'megatron-t5', config: { hiddenSize: 32, numAttentionHeads: 4, numLayers: 2, encoderNumLayers: 2, ffnHiddenSize: 64, maxSequenceLength: 32, hiddenDropout: 0, attentionDropout: 0, initMethodStd: 0.05 } },
+      objective: 'span-corruption',
+      data: { seqLength: 24, validationFraction: 0.2 },
+      training: { steps: 40, batchSize: 8, lr: 1e-2, warmupSteps: 0 },
+      eval: { everySteps: 20, batches: 2 },
+      output: { export: join(c.dir, 'export') },
+    });
+    await trainAndCheckLoss(config);
+    const model = await MegatronT5Model.fromPretrained(join(c.dir, 'export'), { backend: cpu() });
+    expect([...model.stateDict().keys()]).toContain('decoder.layers.1.cross_attention.linear_kv.weight');
+    expect(model.config.vocabSize).toBe(c.words.length + 100);
+    model.dispose();
+  });
+
+  it('names unknown config fields', async () => {
+    const c = makeTinyCorpus(1);
+    await expect(
+      train({ config: tinyConfig(c, { model: { family: 'megatron-t5', config: { hiddenSize: 32, numAttentionHeads: 4, numLayers: 1, maxSequenceLength: 32, dModel: 8 } }, objective: 'span-corruption' }), print: () => {}, tty: false }),
+    ).rejects.toThrow(/model\.config\.dModel: unknown MegatronT5Config field/);
+  });
+});

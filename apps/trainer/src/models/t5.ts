@@ -1,0 +1,301 @@
+// The T5 families for the trainer, both trained with T5's span corruption: `t5` builds
+// `T5ForConditionalGeneration` (Hugging Face) from T5Config overrides or a Hugging Face-format folder and
+// exports one (config.json, model.safetensors, vocab.txt, tokenizer_config.json) that
+// `T5ForConditionalGeneration.fromPretrained` loads; `megatron-t5` (the config switch `model.family`)
+// builds Megatron-core's `MegatronT5Model` from MegatronT5Config overrides (Megatron's fields, camelCase)
+// and exports its named_parameters() folder for `MegatronT5Model.fromPretrained`. Megatron's loss is the
+// masked mean of its per-token lm_loss; span corruption has no padding, so that is the mean
+// cross-entropy of the logits over every target token, which the objective computes.
+//
+// Tokenizer: Megatron's T5 setup, a WordPiece vocabulary plus extra sentinel ids
+// (`--vocab-extra-ids`, 100 by default): the sentinels are appended to vocab.txt as `<extra_id_{n-1}>`
+// ... `<extra_id_0>`, so `<extra_id_0>` is the last id and sentinel k is `last - k` (the order the
+// span-corruption objective and Hugging Face's T5 vocabulary use); pad is [PAD], the decoder start,
+// and eos is [SEP].
+
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BertTokenizer, type JsonObject, type PreTrainedModel, type SpecialTokenIds, type Tokenizer } from '@lm/layers';
+import { MegatronT5Config, MegatronT5Model, T5Config, T5ForConditionalGeneration, type MegatronT5ConfigFields, type T5ConfigFields } from '@lm/t5';
+import { tensor } from '@lm/tensor-gpu';
+import { ConfigError, DataError } from '../core/errors.js';
+import type { FamilyObjective, ModelFamily, ObjectiveContext, ResolvedModelConfig, TrainableModel } from '../core/family.js';
+import { SpanCorruptionObjective, type Seq2SeqModel } from '../objectives/span-corruption.js';
+
+const FIELDS = Object.keys(T5Config.fields) as (keyof T5ConfigFields)[];
+const SENTINEL = /^<extra_id_(\d+)>$/;
+const DEFAULT_EXTRA_IDS = 100;
+
+/** A WordPiece tokenizer with `extraIds` sentinels appended (Megatron's `--vocab-extra-ids`), framing text as tokens + eos. */
+export class ExtraIdsTokenizer implements Tokenizer {
+  constructor(
+    readonly base: BertTokenizer,
+    readonly extraIds: number,
+  ) {
+    if (base.padTokenId === null || base.sepTokenId === null) throw new DataError('data.tokenizer: the T5 family needs [PAD] (pad, decoder start) and [SEP] (eos) in the vocabulary');
+  }
+
+  /** Every id: the WordPiece vocabulary, then the sentinels. */
+  get vocabSize(): number {
+    return this.base.vocabSize + this.extraIds;
+  }
+
+  /** The id of `<extra_id_k>`: counted down from the last id. */
+  sentinelId(k: number): number {
+    return this.vocabSize - 1 - k;
+  }
+
+  encode(text: string, pair: string | null = null, options: { addSpecialTokens?: boolean } = {}): { inputIds: number[] } {
+    const ids = [text, pair ?? ''].flatMap((part) =>
+      // `<extra_id_k>` in the text is the sentinel itself; the rest is WordPiece.
+      part.split(/(<extra_id_\d+>)/).flatMap((piece) => {
+        const m = SENTINEL.exec(piece);
+        if (m && Number(m[1]) < this.extraIds) return [this.sentinelId(Number(m[1]))];
+        return piece.trim() ? this.base.encode(piece, null, { addSpecialTokens: false }).inputIds : [];
+      }),
+    );
+    return { inputIds: options.addSpecialTokens === false ? ids : [...ids, this.base.sepTokenId!] };
+  }
+
+  decode(ids: Iterable<number> | ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
+    const parts: string[] = [];
+    let run: number[] = [];
+    const flush = () => {
+      if (run.length) parts.push(this.base.decode(run, options));
+      run = [];
+    };
+    for (const id of Array.from(ids as ArrayLike<number>)) {
+      if (id >= this.base.vocabSize) {
+        flush();
+        if (!options.skipSpecialTokens) parts.push(`<extra_id_${this.vocabSize - 1 - id}>`);
+      } else run.push(id);
+    }
+    flush();
+    return parts.filter(Boolean).join(' ');
+  }
+
+  get specialTokenIds(): SpecialTokenIds {
+    const s = this.base.specialTokenIds;
+    return { ...s, pad: this.base.padTokenId, eos: this.base.sepTokenId, bos: null };
+  }
+
+  get allSpecialIds(): number[] {
+    return [...this.base.allSpecialIds, ...Array.from({ length: this.extraIds }, (_, k) => this.sentinelId(k))];
+  }
+
+  save(): Record<string, string> {
+    const files = this.base.save();
+    const sentinels = Array.from({ length: this.extraIds }, (_, i) => `<extra_id_${this.extraIds - 1 - i}>`);
+    const vocab = files['vocab.txt'];
+    if (vocab === undefined) throw new DataError('data.tokenizer: the WordPiece tokenizer saved no vocab.txt');
+    files['vocab.txt'] = `${vocab.replace(/\n?$/, '\n')}${sentinels.join('\n')}\n`;
+    const config = JSON.parse(files['tokenizer_config.json'] ?? '{}') as Record<string, unknown>;
+    files['tokenizer_config.json'] = `${JSON.stringify({ ...config, extra_ids: this.extraIds, eos_token: '[SEP]', pad_token: '[PAD]' }, null, 2)}\n`;
+    return files;
+  }
+}
+
+/** The tokenizer from a vocab.txt (or a folder holding one); trailing `<extra_id_*>` lines are the sentinels, else 100 are added. */
+export async function loadExtraIdsTokenizer(path: string, options: { lowercase: boolean }): Promise<ExtraIdsTokenizer> {
+  let file = path;
+  try {
+    if ((await stat(path)).isDirectory()) file = join(path, 'vocab.txt');
+  } catch {
+    throw new DataError(`data.tokenizer: ${path} does not exist`);
+  }
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new DataError(`data.tokenizer: ${file} cannot be read (the T5 family reads a WordPiece vocab.txt)`);
+  }
+  const lines = text.split('\n');
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  let extra = 0;
+  while (lines.length && SENTINEL.test(lines[lines.length - 1])) {
+    lines.pop();
+    extra++;
+  }
+  if (lines.length === 0) throw new DataError(`data.tokenizer: ${file} holds no WordPiece vocabulary`);
+  return new ExtraIdsTokenizer(BertTokenizer.fromVocab(`${lines.join('\n')}\n`, { doLowerCase: options.lowercase }), extra || DEFAULT_EXTRA_IDS);
+}
+
+/** Every `model.config` key must be a field of the config class: all unknown ones named at once. */
+function checkFieldNames(overrides: Record<string, unknown>, fields: readonly string[], className: string): void {
+  const issues = Object.keys(overrides)
+    .filter((key) => !fields.includes(key))
+    .map((key) => `model.config.${key}: unknown ${className} field (known: ${fields.join(', ')})`);
+  if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
+}
+
+async function readPretrainedConfig(dir: string): Promise<T5Config> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, 'config.json'), 'utf8');
+  } catch {
+    throw new ConfigError(`model.fromPretrained: ${dir} has no config.json (expected a Hugging Face-format folder)`);
+  }
+  try {
+    return T5Config.fromJSON(JSON.parse(text) as JsonObject);
+  } catch (e) {
+    throw new ConfigError(`model.fromPretrained: ${join(dir, 'config.json')}: ${(e as Error).message}`);
+  }
+}
+
+type T5Trainable = TrainableModel & Seq2SeqModel & { readonly module: T5ForConditionalGeneration };
+
+const SPAN_SETTINGS = ['noiseDensity', 'meanNoiseSpanLength'];
+
+/** The span-corruption objective over the family tokenizer's sentinels. */
+function spanCorruptionObjective(ctx: ObjectiveContext): SpanCorruptionObjective {
+  for (const key of Object.keys(ctx.settings)) if (!SPAN_SETTINGS.includes(key)) throw new ConfigError(`objectives.span-corruption.${key}: unknown field (known: ${SPAN_SETTINGS.join(', ')})`);
+  const tokenizer = ctx.tokenizer;
+  if (!(tokenizer instanceof ExtraIdsTokenizer)) throw new ConfigError('objective: span-corruption with the T5 families needs their tokenizer (WordPiece + extra ids)');
+  return new SpanCorruptionObjective(tokenizer, {
+    inputLength: ctx.seqLength,
+    noiseDensity: Number(ctx.settings.noiseDensity ?? 0.15),
+    meanNoiseSpanLength: Number(ctx.settings.meanNoiseSpanLength ?? 3),
+    firstSentinelId: tokenizer.sentinelId(0),
+    numSentinels: tokenizer.extraIds,
+    decoderStartTokenId: tokenizer.specialTokenIds.pad!,
+    backend: ctx.backend,
+  });
+}
+
+async function writeTokenizerFiles(dir: string, tokenizer: Tokenizer): Promise<string[]> {
+  const files = tokenizer.save();
+  for (const [name, text] of Object.entries(files)) {
+    const tmp = join(dir, `${name}.${process.pid}.tmp`);
+    await writeFile(tmp, text);
+    await rename(tmp, join(dir, name));
+  }
+  return Object.keys(files);
+}
+
+const spanCorruption: FamilyObjective<T5Config, T5Trainable> = {
+  description: 'T5 span corruption (T5ForConditionalGeneration: sentinels, noise density 0.15, mean span 3)',
+  objective: spanCorruptionObjective,
+  async createModel(config, { fromPretrained, backend }) {
+    const model = fromPretrained
+      ? await T5ForConditionalGeneration.fromPretrained<T5ForConditionalGeneration, T5Config>(fromPretrained, { backend })
+      : new T5ForConditionalGeneration(config, { backend });
+    model.train();
+    return { module: model, forward: (inputs) => model.forward({ ...inputs, useCache: false }) };
+  },
+  async exportTo(model, dir, tokenizer) {
+    model.module.config.architectures = ['T5ForConditionalGeneration'];
+    await model.module.savePretrained(dir);
+    return ['config.json', 'model.safetensors', ...(await writeTokenizerFiles(dir, tokenizer))];
+  },
+  /** Greedy fills of the prompts' sentinels: `the capital of <extra_id_0> is paris .` -> `<extra_id_0> france <extra_id_1> ...`. */
+  async showcase(model, tokenizer, prompts) {
+    const t5 = model.module;
+    t5.eval();
+    const lines: string[] = [];
+    for (const prompt of prompts) {
+      const ids = tokenizer.encode(prompt).inputIds;
+      const input = tensor([ids], { dtype: 'int32', backend: t5.shared.weight.backend });
+      const out = await t5.generate(input, { maxNewTokens: 12, eosTokenId: tokenizer.specialTokenIds.eos ?? undefined });
+      input.dispose();
+      lines.push(`${prompt} => ${tokenizer.decode(out.sequences[0].slice(1), { skipSpecialTokens: false }).replace(/\s*\[(SEP|PAD)\]/g, '')}`);
+    }
+    t5.train();
+    return lines;
+  },
+};
+
+export const t5: ModelFamily<T5Config> = {
+  name: 't5',
+  objectives: { 'span-corruption': spanCorruption },
+  loadTokenizer: loadExtraIdsTokenizer,
+
+  async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<T5Config>> {
+    const issues: string[] = [];
+    checkFieldNames(overrides, FIELDS, 'T5Config');
+    const fields = fromPretrained ? await readPretrainedConfig(fromPretrained) : new T5Config({ decoderStartTokenId: 0 });
+    const init: Partial<T5ConfigFields> = {};
+    for (const key of FIELDS) (init as Record<string, unknown>)[key] = (fields as unknown as Record<string, unknown>)[key];
+    if (!fromPretrained && overrides.vocabSize === undefined) init.vocabSize = vocabSize;
+    // The derived activation follows feedForwardProj unless set explicitly.
+    if (overrides.feedForwardProj !== undefined && overrides.denseActFn === undefined) delete init.denseActFn;
+    if (overrides.feedForwardProj !== undefined && overrides.isGatedAct === undefined) delete init.isGatedAct;
+    if (overrides.numLayers !== undefined && overrides.numDecoderLayers === undefined && !fromPretrained) delete init.numDecoderLayers;
+    Object.assign(init, overrides);
+    let config: T5Config;
+    try {
+      config = new T5Config(init, fields.extra);
+    } catch (e) {
+      throw new ConfigError(`model.config.feedForwardProj: ${(e as Error).message}`);
+    }
+    for (const k of ['vocabSize', 'dModel', 'dKv', 'dFf', 'numLayers', 'numDecoderLayers', 'numHeads', 'relativeAttentionNumBuckets', 'relativeAttentionMaxDistance'] as const) {
+      const v = config[k];
+      if (!Number.isInteger(v) || v < 1) issues.push(`model.config.${k}: expected an integer >= 1, got ${JSON.stringify(v)}`);
+    }
+    if (typeof config.dropoutRate !== 'number' || config.dropoutRate < 0 || config.dropoutRate >= 1) issues.push(`model.config.dropoutRate: expected a number in [0, 1), got ${JSON.stringify(config.dropoutRate)}`);
+    if (config.vocabSize < vocabSize) issues.push(`model.config.vocabSize: ${config.vocabSize} is smaller than the tokenizer's ${vocabSize} ids (vocabulary + sentinels)`);
+    if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
+    // Relative positions: no learned position table bounds the length.
+    return { config, maxPositions: 1 << 16, vocabSize: config.vocabSize };
+  },
+};
+
+// ---- Megatron-core T5Model ---------------------------------------------------------------------------------
+
+const MEGATRON_FIELDS = Object.keys(MegatronT5Config.fields) as (keyof MegatronT5ConfigFields)[];
+
+/** MegatronT5Model is a Module with the members the loop uses (parameters, stateDict, train/eval, cast, numParameters). */
+type MegatronTrainable = TrainableModel & Seq2SeqModel & { readonly megatron: MegatronT5Model };
+
+const megatronSpanCorruption: FamilyObjective<MegatronT5Config, MegatronTrainable> = {
+  description: "T5 span corruption on Megatron-core's T5Model (per-token lm_loss, mean over the targets)",
+  objective: spanCorruptionObjective,
+  async createModel(config, { fromPretrained, backend }) {
+    const model = fromPretrained ? await MegatronT5Model.fromPretrained(fromPretrained, { backend }) : new MegatronT5Model(config, { backend });
+    model.train();
+    return {
+      megatron: model,
+      module: model as unknown as PreTrainedModel,
+      // No padding in span corruption: encoder and cross attention unmasked, the decoder causal (mask null).
+      forward: (inputs) => ({ logits: model.forward({ encoderInputIds: inputs.inputIds, decoderInputIds: inputs.decoderInputIds }).logits! }),
+    };
+  },
+  async exportTo(model, dir, tokenizer) {
+    await model.megatron.savePretrained(dir);
+    return ['config.json', 'model.safetensors', ...(await writeTokenizerFiles(dir, tokenizer))];
+  },
+};
+
+export const megatronT5: ModelFamily<MegatronT5Config> = {
+  name: 'megatron-t5',
+  objectives: { 'span-corruption': megatronSpanCorruption },
+  loadTokenizer: loadExtraIdsTokenizer,
+
+  async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<MegatronT5Config>> {
+    const issues: string[] = [];
+    checkFieldNames(overrides, MEGATRON_FIELDS, 'MegatronT5Config');
+    let base: JsonObject = { transformer_impl: 'local' };
+    if (fromPretrained) {
+      try {
+        base = JSON.parse(await readFile(join(fromPretrained, 'config.json'), 'utf8')) as JsonObject;
+      } catch (e) {
+        throw new ConfigError(`model.fromPretrained: ${join(fromPretrained, 'config.json')}: ${(e as Error).message}`);
+      }
+    }
+    const fields = MegatronT5Config.fromJSON(base);
+    const init: Partial<MegatronT5ConfigFields> = {};
+    for (const key of MEGATRON_FIELDS) (init as Record<string, unknown>)[key] = (fields as unknown as Record<string, unknown>)[key];
+    if (!fromPretrained && overrides.vocabSize === undefined) init.vocabSize = vocabSize;
+    // Derived sizes follow the overrides unless set.
+    for (const k of ['ffnHiddenSize', 'kvChannels', 'numQueryGroups'] as const) if (!fromPretrained && overrides[k] === undefined) delete init[k];
+    Object.assign(init, overrides);
+    const config = new MegatronT5Config(init, fields.extra);
+    for (const k of ['vocabSize', 'hiddenSize', 'numAttentionHeads', 'numLayers', 'maxSequenceLength'] as const) {
+      const v = config[k];
+      if (!Number.isInteger(v) || v < 1) issues.push(`model.config.${k}: expected an integer >= 1, got ${JSON.stringify(v)}`);
+    }
+    if (config.vocabSize < vocabSize) issues.push(`model.config.vocabSize: ${config.vocabSize} is smaller than the tokenizer's ${vocabSize} ids (vocabulary + sentinels)`);
+    if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
+    const maxPositions = config.positionEmbeddingType === 'learned_absolute' ? config.maxSequenceLength : 1 << 16;
+    return { config, maxPositions, vocabSize: config.vocabSize };
+  },
+};

@@ -1,0 +1,116 @@
+// `pnpm bench`: T5 benchmarks on the built package, one JSON line per measurement, on a t5-small-shaped
+// T5ForConditionalGeneration (d_model 512, 6+6 layers, 8 heads, d_kv 64, d_ff 2048, vocab 32128, relu,
+// random weights):
+//   encoder-forward     T5EncoderModel-style encoder pass over 128 tokens (batch 1): latency, peak live memory
+//   greedy-generation   32 new tokens from a 128-token input: ms per generated token (the first step, which
+//                       runs the encoder and projects the cross keys/values, reported apart), peak memory, and
+//                       how many times the encoder and the cross-attention key projections ran (1 and 6)
+// Backends: cpu always; webgpu when an adapter exists (with --quick on a software adapter).
+// Usage: node --expose-gc bench/run.mjs [--backend cpu|webgpu|all] [--quick]
+import * as lm from '@lm/tensor-gpu';
+import { T5Config, T5ForConditionalGeneration } from '../dist/index.js';
+
+const args = process.argv.slice(2);
+const which = args.includes('--backend') ? args[args.indexOf('--backend') + 1] : 'all';
+const quick = args.includes('--quick');
+const SEQ = 128;
+const NEW_TOKENS = quick ? 8 : 32;
+const T5_SMALL = { vocabSize: 32128, dModel: 512, dKv: 64, dFf: 2048, numLayers: 6, numDecoderLayers: 6, numHeads: 8, feedForwardProj: 'relu', dropoutRate: 0, decoderStartTokenId: 0 };
+
+const emit = (o) => console.log(JSON.stringify(o));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** The high-water mark of live storage bytes, by watching the backend's allocations. */
+function trackPeak(backend) {
+  const alloc = backend.alloc.bind(backend);
+  const state = { peak: 0 };
+  backend.alloc = (dtype, size) => {
+    const s = alloc(dtype, size);
+    state.peak = Math.max(state.peak, backend.memory().bytes);
+    return s;
+  };
+  return {
+    reset: () => (state.peak = backend.memory().bytes),
+    get peak() {
+      return state.peak;
+    },
+  };
+}
+
+function randomIds(backend, vocab, seed) {
+  const host = new Int32Array(SEQ);
+  let s = seed;
+  for (let i = 0; i < SEQ; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    host[i] = 3 + (s % (vocab - 100));
+  }
+  host[SEQ - 1] = 1;
+  return lm.fromHost(host, [1, SEQ], 'int32', backend);
+}
+
+async function bench(backend) {
+  const peak = trackPeak(backend);
+  lm.manualSeed(0);
+  const model = new T5ForConditionalGeneration(new T5Config(T5_SMALL), { backend }).eval();
+  const base = { model: 't5-small-shaped', backend: backend.name, adapter: backend.adapterInfo, parameters: model.numParameters(), weightBytes: model.getMemoryFootprint() };
+  const ids = randomIds(backend, T5_SMALL.vocabSize, 1);
+
+  // Encoder forward.
+  const times = [];
+  const reps = quick ? 1 : 5;
+  peak.reset();
+  for (let r = 0; r <= reps; r++) {
+    const t0 = performance.now();
+    const out = lm.noGrad(() => model.encoder.forward({ inputIds: ids }));
+    await out.lastHiddenState.data();
+    out.lastHiddenState.dispose();
+    if (r > 0) times.push(performance.now() - t0);
+  }
+  emit({ bench: 'encoder-forward', ...base, batch: 1, seq: SEQ, ms: +median(times).toFixed(2), times: times.map((t) => +t.toFixed(1)), peakBytes: peak.peak });
+
+  // Greedy generation: time each streamed token.
+  let encoderCalls = 0;
+  let crossKeyProjections = 0;
+  const encoderForward = model.encoder.forward.bind(model.encoder);
+  model.encoder.forward = (o) => (encoderCalls++, encoderForward(o));
+  for (const block of model.decoder.block.items) {
+    const k = block.crossAttention.EncDecAttention.k;
+    const f = k.forward.bind(k);
+    k.forward = (x, a) => (crossKeyProjections++, f(x, a));
+  }
+  await model.generate(ids, { maxNewTokens: 2, eosTokenId: [] }); // warm-up
+  encoderCalls = 0;
+  crossKeyProjections = 0;
+  peak.reset();
+  const stamps = [];
+  const t0 = performance.now();
+  for await (const ev of model.stream(ids, { maxNewTokens: NEW_TOKENS, eosTokenId: [] })) stamps.push({ token: ev.token, at: performance.now() });
+  const first = stamps[0].at - t0;
+  const rest = stamps.slice(1).map((s, i) => s.at - stamps[i].at);
+  emit({
+    bench: 'greedy-generation',
+    ...base,
+    inputTokens: SEQ,
+    newTokens: stamps.length,
+    firstTokenMs: +first.toFixed(1),
+    msPerToken: +median(rest).toFixed(2),
+    meanMsPerToken: +(rest.reduce((a, b) => a + b, 0) / rest.length).toFixed(2),
+    peakBytes: peak.peak,
+    encoderCalls,
+    crossKeyProjections,
+  });
+  ids.dispose();
+  model.dispose();
+}
+
+const backends = [];
+if (which === 'cpu' || which === 'all') backends.push(await lm.init('cpu'));
+if (which === 'webgpu' || which === 'all') {
+  try {
+    backends.push(await lm.createWebGPUBackend());
+  } catch (e) {
+    emit({ bench: 'all', backend: 'webgpu', skipped: `no WebGPU adapter: ${e.message.split('\n')[0]}` });
+  }
+}
+for (const backend of backends) await bench(backend);
+emit({ bench: 'pytorch-cpu', skipped: 'python3-torch is not installed on this machine (`python3 -c "import torch"` fails); no side-by-side figure' });
