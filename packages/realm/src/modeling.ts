@@ -14,7 +14,7 @@
 // `attentionMask`, ...) and return plain objects of tensors; ids, labels and positions are int32;
 // shape comments name the dims ([batch, seq, hidden]).
 
-import { crossEntropy, full, fromHost, noGrad, scope, ShapeError, tensor, topk, type FusedBiasActivation, type Tensor } from '@lm/tensor-gpu';
+import { crossEntropy, enableGrad, full, fromHost, isGradEnabled, noGrad, scope, ShapeError, tensor, type FusedBiasActivation, type Tensor } from '@lm/tensor-gpu';
 import {
   applyChunkingToForward,
   attentionCore,
@@ -38,9 +38,11 @@ import {
   type GradientCheckpointable,
   type JsonObject,
   type ModuleOptions,
+  type SavePretrainedOptions,
 } from '@lm/layers';
 import { RealmConfig } from './config.js';
 import { RealmError } from './errors.js';
+import { RealmBlockIndex, type BlockIndexOptions } from './block-index.js';
 import type { RealmRetriever } from './retrieval.js';
 
 /** torch.finfo(float32).min: the additive score of a masked span or a wrong candidate. */
@@ -1066,7 +1068,7 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
     this.embedder.setInputEmbeddings(value);
   }
 
-  /** Replaces the index: blockEmb [numBlocks, retrieverProjSize] (the old one is freed). */
+  /** Replaces the index: blockEmb [numBlocks, retrieverProjSize] (the model takes it; the old one is freed). */
   setBlockEmb(blockEmb: Tensor): void {
     const { retrieverProjSize } = this.config;
     if (blockEmb.rank !== 2 || blockEmb.shape[1] !== retrieverProjSize) {
@@ -1074,6 +1076,66 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
     }
     this.setBuffer('block_emb', blockEmb);
     this.config.numBlockRecords = blockEmb.shape[0];
+    this.dropIndex();
+  }
+
+  private index: RealmBlockIndex | null = null;
+  private ownsIndex = false;
+
+  /**
+   * The searchable index: the one given to `setIndex`, else a copy of `block_emb` built on first use
+   * (float32, sharded under the backend's binding limit).
+   */
+  getIndex(): RealmBlockIndex {
+    if (!this.index) {
+      this.index = RealmBlockIndex.fromTensor(this.block_emb);
+      this.ownsIndex = true;
+    }
+    return this.index;
+  }
+
+  /**
+   * Searches this index instead of `block_emb` (e.g. one sharded over several buffers, or float16); the
+   * caller keeps ownership. Its width must be retriever_proj_size.
+   */
+  setIndex(index: RealmBlockIndex): void {
+    if (index.dim !== this.config.retrieverProjSize) {
+      throw new ShapeError(`RealmForOpenQA.setIndex: the index width is ${index.dim} but retriever_proj_size is ${this.config.retrieverProjSize}`);
+    }
+    this.dropIndex();
+    this.index = index;
+  }
+
+  /** Rebuilds the searchable copy of block_emb with other storage (float16, smaller shards or tiles). */
+  reindex(options: BlockIndexOptions): void {
+    this.dropIndex();
+    this.index = RealmBlockIndex.fromTensor(this.block_emb, options);
+    this.ownsIndex = true;
+  }
+
+  private dropIndex(): void {
+    if (this.index && this.ownsIndex) this.index.dispose();
+    this.index = null;
+    this.ownsIndex = false;
+  }
+
+  override dispose(): void {
+    this.dropIndex();
+    super.dispose();
+  }
+
+  /**
+   * Writes config.json and the weights with `block_emb` (the rows of an index given to `setIndex`, when
+   * there is one), and the retriever's block_records.json and tokenizer files when it has a retriever.
+   */
+  override async savePretrained(dir: string, options: SavePretrainedOptions = {}): Promise<void> {
+    if (this.index && !this.ownsIndex) {
+      const rows = await this.index.toHost();
+      this.setBuffer('block_emb', fromHost(rows, [this.index.numBlocks, this.index.dim], 'float32', this.block_emb.backend));
+      this.config.numBlockRecords = this.index.numBlocks;
+    }
+    await super.savePretrained(dir, options);
+    if (this.retriever) await this.retriever.savePretrained(dir);
   }
 
   /** The checks that need no model work: batch 1, an index that matches the config and the retriever, k within it. */
@@ -1084,12 +1146,13 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
     }
     if (inputIds.shape[1] === 0) throw new RealmError('RealmForOpenQA: the question is empty (inputIds has no tokens)');
     if (!this.retriever) throw new RealmError('RealmForOpenQA: no retriever; pass { retriever } to the constructor or fromPretrained');
-    const [numBlocks, width] = this.block_emb.shape;
+    const [rows, width] = this.block_emb.shape;
     if (width !== this.config.retrieverProjSize) {
-      throw new ShapeError(`RealmForOpenQA: block_emb is [${numBlocks}, ${width}] but retriever_proj_size is ${this.config.retrieverProjSize}`);
+      throw new ShapeError(`RealmForOpenQA: block_emb is [${rows}, ${width}] but retriever_proj_size is ${this.config.retrieverProjSize}`);
     }
+    const numBlocks = this.index ? this.index.numBlocks : rows;
     if (this.retriever.blockRecords.length !== numBlocks) {
-      throw new RealmError(`RealmForOpenQA: the retriever has ${this.retriever.blockRecords.length} block records but block_emb has ${numBlocks} rows`);
+      throw new RealmError(`RealmForOpenQA: the retriever has ${this.retriever.blockRecords.length} block records but the index (block_emb) has ${numBlocks} rows`);
     }
     if (this.searcherBeamSize > numBlocks) {
       throw new RealmError(`RealmForOpenQA: k = ${this.searcherBeamSize} (${this.training ? 'searcher_beam_size' : 'reader_beam_size'}) is larger than the index (${numBlocks} blocks)`);
@@ -1102,21 +1165,23 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
     const { readerBeamSize, readerSeqLen } = this.config;
     const k = this.searcherBeamSize;
     const backend = options.inputIds.backend;
+    // The forward awaits the host between its steps: every step runs in the caller's grad mode.
+    const inGradMode = isGradEnabled() ? enableGrad : noGrad;
 
     // Retrieval: the question's projection against every block; the top k ids come to the host.
-    const { questionProjection, retrievedBlockIds, idsHost, questionHost } = scope(() => {
+    const index = this.getIndex();
+    const { questionProjection, retrievedBlockIds, idsHost, questionHost } = inGradMode(() => scope(() => {
       const q = this.embedder.forward({ inputIds: options.inputIds, attentionMask: options.attentionMask, tokenTypeIds: options.tokenTypeIds }).projectedScore; // [1, proj]
-      const batchScores = noGrad(() => q.detach().matmul(this.block_emb.transpose())); // [1, numBlocks]
-      const ids = topk(batchScores, k, -1).indices.reshape(k); // [k]
+      const ids = index.search(q, k).indices.reshape(k); // [k], best first (tiled block_emb . q and top-k on the backend)
       return { questionProjection: q, retrievedBlockIds: ids, idsHost: ids.data(), questionHost: options.inputIds.data() };
-    });
+    }));
     const blockIds = Array.from(await idsHost);
     const questionIds = Array.from(await questionHost);
 
     // The retriever: (question, block) pairs tokenised for the reader, and where the answers are in them.
     const pairs = retriever.retrieve(blockIds, questionIds, options.answerIds ?? null, { maxLength: readerSeqLen });
 
-    const readerAndTrace = scope(() => {
+    const readerAndTrace = inGradMode(() => scope(() => {
       const asTensor = (rows: number[][], dtype: 'int32' | 'bool' = 'int32') => tensor(rows, { dtype, backend });
       const concatInputs = {
         inputIds: asTensor(pairs.inputIds),
@@ -1126,7 +1191,7 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
       };
       const blockMask = concatInputs.specialTokensMask.eq(0).logicalAnd(concatInputs.tokenTypeIds.ne(0)); // [k, seq]
       // [k, proj] . [proj] -> [k]: the retrieval scores of the retrieved blocks, with gradient to the embedder.
-      const retrievedBlockEmb = this.block_emb.indexSelect(0, retrievedBlockIds);
+      const retrievedBlockEmb = index.rows(blockIds); // [k, proj]
       const retrievedLogits = retrievedBlockEmb.matmul(questionProjection.reshape(-1, 1)).reshape(k); // [k]
       const answers = pairs.answers;
       const readerOutput = this.reader.forward({
@@ -1144,7 +1209,7 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
         trace: { questionProjection, retrievedBlockIds, retrievedLogits, concatInputs, blockMask },
         where: [readerOutput.blockIdx.data(), readerOutput.startPos.data(), readerOutput.endPos.data()] as const,
       };
-    });
+    }));
     const [blockIdx, start, end] = (await Promise.all(readerAndTrace.where)).map((d) => Number(d[0]));
     const answer = pairs.inputIds[blockIdx].slice(start, end + 1);
     const predictedAnswerIds = fromHost(Int32Array.from(answer), [answer.length], 'int32', backend);
