@@ -60,7 +60,7 @@ describe('REALM models', () => {
     const c = await out.candidateScore.data();
     const qv = await q.data();
     const rel = await out.relevanceScore.data();
-    for (let n = 0; n < 2; n++) expect(Math.abs(rel[n] - qv.reduce((s, v, d) => s + v * c[n * 8 + d], 0))).toBeLessThan(1e-5);
+    for (let n = 0; n < 2; n++) expect(Math.abs(rel[n] - Array.from(qv).reduce((s: number, v: number, d: number) => s + v * Number(c[n * 8 + d]), 0))).toBeLessThan(1e-5);
     scorer.dispose();
   });
 
