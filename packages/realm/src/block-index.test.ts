@@ -3,25 +3,18 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { fromHost, type Backend } from '@lm/tensor-gpu';
-import { testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
+import { seededRandom, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import { RealmBlockIndex, tileTopk } from './block-index.js';
 import { RealmError } from './errors.js';
 
 const webgpu = await testWebGPUBackend();
 afterAll(() => webgpu?.destroy());
 
-/** A deterministic pseudo-random generator (mulberry32) so the data are the same on every run. */
+/** Deterministic uniform(-0.5, 0.5) test values. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const next = seededRandom(seed);
+  return () => next() - 0.5;
 }
-
 
 /** Brute force on the host: scores of every row, ids sorted by score (desc), first k. */
 function bruteForce(rows: Float32Array, n: number, dim: number, q: Float32Array, k: number): { ids: number[]; scores: number[] } {

@@ -133,6 +133,31 @@ export class RealmBlockIndex {
     });
   }
 
+  /** Overwrites rows [start, start + n) with rows [n, dim] (in place: searches and holders see the new values). */
+  write(start: number, rows: Tensor): void {
+    const n = rows.shape[0];
+    if (rows.rank !== 2 || rows.shape[1] !== this.dim) {
+      throw new ShapeError(`RealmBlockIndex.write: rows must be [n, ${this.dim}] (the index width), got [${rows.shape.join(',')}]`);
+    }
+    if (!Number.isInteger(start) || start < 0 || start + n > this.numBlocks) {
+      throw new RealmError(`RealmBlockIndex.write: rows ${start}..${start + n - 1} are outside the index (${this.numBlocks} blocks)`);
+    }
+    noGrad(() => {
+      let offset = 0;
+      for (const shard of this.shards) {
+        const from = Math.max(start, offset);
+        const to = Math.min(start + n, offset + shard.shape[0]);
+        if (from < to) {
+          scope(() => {
+            const target = shard.slice(0, from - offset, to - offset);
+            target.copy_(rows.slice(0, from - start, to - start));
+          });
+        }
+        offset += shard.shape[0];
+      }
+    });
+  }
+
   /** Appends host rows (row-major [n, dim]), uploading one shard's worth at a time. */
   addHost(data: Float32Array): void {
     if (data.length % this.dim !== 0) throw new ShapeError(`RealmBlockIndex.addHost: ${data.length} values are not a whole number of rows of ${this.dim}`);

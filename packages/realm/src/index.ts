@@ -47,6 +47,6 @@ export { RealmRetriever, parseBlockRecords, BLOCK_RECORDS_FILE } from './retriev
 export type { BlockAnswers, RetrievedPairs } from './retrieval.js';
 export { RealmBlockIndex } from './block-index.js';
 export type { BlockIndexDType, BlockIndexOptions, BlockSearchResult } from './block-index.js';
-export { splitIntoBlocks, progressBar, RealmDocumentIndex, RealmOpenQA, REALM_BLOCK_TOKENS, BLOCK_EMB_FILE } from './open-qa.js';
+export { splitIntoBlocks, progressBar, refreshEvery, RealmDocumentIndex, RealmOpenQA, REALM_BLOCK_TOKENS, BLOCK_EMB_FILE } from './open-qa.js';
 export type { RealmDocument, SplitOptions, IndexProgress, BuildIndexOptions, RetrievedBlock, OpenQAAnswer } from './open-qa.js';
 export { conformance } from './conformance.js';

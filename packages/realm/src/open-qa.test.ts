@@ -11,7 +11,7 @@ import { fromHost, manualSeed, noGrad, type Backend } from '@lm/tensor-gpu';
 import { findSharedFixtures, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import { RealmConfig } from './config.js';
 import { RealmEmbedder, RealmForOpenQA } from './modeling.js';
-import { progressBar, RealmDocumentIndex, RealmOpenQA, splitIntoBlocks } from './open-qa.js';
+import { progressBar, RealmDocumentIndex, RealmOpenQA, refreshEvery, splitIntoBlocks } from './open-qa.js';
 import { RealmRetriever } from './retrieval.js';
 import { RealmTokenizer } from './tokenizer.js';
 
@@ -112,6 +112,34 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('open QA over own documents
       expect(loaded.records).toEqual(docs.records);
       expect(Array.from(await loaded.index.toHost())).toEqual(Array.from(await docs.index.toHost()));
       loaded.dispose();
+      docs.dispose();
+      embedder.dispose();
+    });
+
+    it('refreshEvery re-embeds the blocks in place every N steps with the changed embedder', async () => {
+      manualSeed(9);
+      const embedder = new RealmEmbedder(smallConfig(), { backend });
+      embedder.train();
+      const docs = await RealmDocumentIndex.build(embedder, tokenizer, DOCS, { maxBlockTokens: 20 });
+      const shard = docs.index.shards[0];
+      const before = Array.from(await docs.index.toHost());
+      // A training step's worth of change: the projection's weights move.
+      noGrad(() => embedder.cls.dense.weight.copy_(embedder.cls.dense.weight.mulScalar(-0.5)));
+      const refresh = refreshEvery(2, docs, embedder, tokenizer, { batchSize: 2 });
+      expect(await refresh(1)).toBe(false);
+      expect(Array.from(await docs.index.toHost())).toEqual(before);
+      expect(await refresh(2)).toBe(true);
+      expect(embedder.training).toBe(true); // restored after embedding in eval mode
+      expect(docs.index.shards[0]).toBe(shard); // in place: holders of the index see the new rows
+      embedder.eval();
+      const fresh = await RealmDocumentIndex.build(embedder, tokenizer, DOCS, { maxBlockTokens: 20 });
+      const want = await fresh.index.toHost();
+      const got = await docs.index.toHost();
+      expect(got.length).toBe(want.length);
+      got.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThan(2e-5));
+      expect(Math.abs(got[0] - before[0])).toBeGreaterThan(0);
+      expect(() => refreshEvery(0, docs, embedder, tokenizer)).toThrow(/every must be a positive integer/);
+      fresh.dispose();
       docs.dispose();
       embedder.dispose();
     });

@@ -86,9 +86,9 @@ export function progressBar({ done, total }: IndexProgress, width = 30): string 
 
 /**
  * Embeds texts with the embedder ([CLS] text [SEP], truncated to maxLength), batch by batch, appending
- * the rows to index.
+ * the rows to index, or writing them from row `at` on when given.
  */
-async function embedInto(index: RealmBlockIndex, embedder: RealmEmbedder, tokenizer: RealmTokenizer, texts: readonly string[], options: BuildIndexOptions): Promise<void> {
+async function embedInto(index: RealmBlockIndex, embedder: RealmEmbedder, tokenizer: RealmTokenizer, texts: readonly string[], options: BuildIndexOptions, at: number | null = null): Promise<void> {
   const batchSize = options.batchSize ?? 16;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RealmError(`RealmDocumentIndex: batchSize must be a positive integer, got ${batchSize}`);
   const maxLength = Math.min(options.maxBlockTokens ?? REALM_BLOCK_TOKENS, embedder.config.maxPositionEmbeddings);
@@ -105,7 +105,8 @@ async function embedInto(index: RealmBlockIndex, embedder: RealmEmbedder, tokeni
         }).projectedScore,
       ),
     ); // [batch, proj]
-    index.add(rows);
+    if (at === null) index.add(rows);
+    else index.write(at + start, rows);
     await rows.data(); // wait for the device, so progress is real and the page stays responsive
     rows.dispose();
     options.onProgress?.({ done: Math.min(start + batchSize, texts.length), total: texts.length });
@@ -156,6 +157,17 @@ export class RealmDocumentIndex {
     return blocks;
   }
 
+  /**
+   * Re-embeds every block with the (trained) embedder, in place: the reference refreshes its index
+   * asynchronously during training; call this every N steps (see `refreshEvery`).
+   */
+  async refresh(embedder: RealmEmbedder, tokenizer: RealmTokenizer, options: Omit<BuildIndexOptions, keyof SplitOptions | keyof BlockIndexOptions> = {}): Promise<void> {
+    if (embedder.config.retrieverProjSize !== this.index.dim) {
+      throw new RealmError(`RealmDocumentIndex.refresh: the embedder projects to ${embedder.config.retrieverProjSize} but the index is ${this.index.dim} wide`);
+    }
+    await embedInto(this.index, embedder, tokenizer, this.records, options, 0);
+  }
+
   /** The files: block_emb.safetensors (`block_emb` F32 [numBlocks, dim]) and block_records.json. */
   async files(): Promise<Record<string, Uint8Array | string>> {
     const rows = await this.index.toHost();
@@ -197,6 +209,25 @@ export class RealmDocumentIndex {
   dispose(): void {
     this.index.dispose();
   }
+}
+
+/**
+ * A training-loop hook that refreshes the index every `every` steps: `await refresh(step)` after each
+ * optimizer step re-embeds the blocks when step is a multiple of every (and resolves at once otherwise).
+ */
+export function refreshEvery(every: number, docs: RealmDocumentIndex, embedder: RealmEmbedder, tokenizer: RealmTokenizer, options: Omit<BuildIndexOptions, keyof SplitOptions | keyof BlockIndexOptions> = {}): (step: number) => Promise<boolean> {
+  if (!Number.isInteger(every) || every < 1) throw new RealmError(`refreshEvery: every must be a positive integer, got ${every}`);
+  return async (step) => {
+    if (step <= 0 || step % every !== 0) return false;
+    const wasTraining = embedder.training;
+    embedder.eval();
+    try {
+      await docs.refresh(embedder, tokenizer, options);
+    } finally {
+      if (wasTraining) embedder.train();
+    }
+    return true;
+  };
 }
 
 /** One retrieved block with its relevance score. */
