@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fromHost, manualSeed, noGrad, type Backend } from '@lm/tensor-gpu';
+import { AdamW } from '@lm/layers';
 import { findSharedFixtures, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import { RealmConfig } from './config.js';
 import { RealmEmbedder, RealmForOpenQA } from './modeling.js';
@@ -186,6 +187,46 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('open QA over own documents
       again.blocks.forEach((b, i) => expect(Math.abs(b.score - result.blocks[i].score)).toBeLessThan(1e-5));
       reloaded.model.dispose();
       q.dispose();
+      docs.dispose();
+      model.dispose();
+    });
+
+    it('fine-tunes RealmForOpenQA on a question/answer pair: retriever + reader loss falls, gradients reach both', async () => {
+      manualSeed(21);
+      const config = smallConfig();
+      config.searcherBeamSize = 4; // training retrieves searcher_beam_size blocks, the reader reads reader_beam_size
+      config.readerBeamSize = 2;
+      const model = new RealmForOpenQA(config, { backend });
+      const docs = await RealmDocumentIndex.build(model.embedder, tokenizer, DOCS, { maxBlockTokens: 20 });
+      const qa = new RealmOpenQA(model, tokenizer);
+      qa.useIndex(docs);
+      model.train();
+      const question = tokenizer.encode('What is the capital of France?').inputIds;
+      const answerIds = [tokenizer.encode('paris', null, { addSpecialTokens: false, returnTokenTypeIds: false }).inputIds];
+      const optimizer = new AdamW(model.parameters(), { lr: 3e-3 });
+      const losses: number[] = [];
+      const retrieverLosses: number[] = [];
+      for (let step = 0; step < 8; step++) {
+        const ids = fromHost(Int32Array.from(question), [1, question.length], 'int32', backend);
+        const out = await model.forward({ inputIds: ids, answerIds });
+        expect(out.retriever.retrievedBlockIds.shape).toEqual([4]);
+        expect(out.readerOutput.retrieverCorrect!.shape).toEqual([4]);
+        losses.push(Number((await out.readerOutput.loss!.data())[0]));
+        retrieverLosses.push(Number((await out.readerOutput.retrieverLoss!.data())[0]));
+        out.readerOutput.loss!.backward();
+        if (step === 0) {
+          expect(model.embedder.cls.dense.weight.grad).toBeTruthy(); // through the retrieval scores
+          expect(model.reader.qa_outputs.dense_output.weight.grad).toBeTruthy();
+        }
+        optimizer.step();
+        optimizer.zeroGrad();
+        ids.dispose();
+      }
+      expect(losses.every(Number.isFinite)).toBe(true);
+      // The retriever loss (over the 4 searched blocks) falls from the start; the total, once the reader's
+      // 2 blocks hold the answer (step 1 on: before that the reader loss is 0 by the reference's any(correct)), falls too.
+      expect(retrieverLosses.at(-1)!).toBeLessThan(retrieverLosses[0]);
+      expect(losses.at(-1)!).toBeLessThan(losses[1]);
       docs.dispose();
       model.dispose();
     });
