@@ -6,7 +6,7 @@
 // binding still lives on the device; rows are stored in float32 or float16. A search walks the shards
 // tile by tile (`tileRows` rows at a time): scores of the tile [queries, tileRows] -> the tile's top k,
 // merged with the running top k. At most one tile of scores exists at a time, so a search needs
-// queries x tileRows x 4 bytes beyond the index. Order: best first, as torch.topk.
+// queries x tileRows x 4 bytes beyond the index (32 MiB by default). Order: best first, as torch.topk.
 
 import { arange, cast, concat, fromHost, full, noGrad, scope, ShapeError, topk, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { RealmError } from './errors.js';
@@ -18,7 +18,7 @@ export interface BlockIndexOptions {
   dtype?: BlockIndexDType;
   /** Largest shard in bytes; default the backend's maxBindingBytes (at most 1 GiB). */
   maxShardBytes?: number;
-  /** Rows scored at once by `search`; default 32768. */
+  /** Rows scored at once by `search`; default: 2^23 scores per tile (8M floats, 32 MiB) split over the queries, 32768 to 1M rows. */
   tileRows?: number;
 }
 
@@ -29,7 +29,9 @@ export interface BlockSearchResult {
   indices: Tensor;
 }
 
-const DEFAULT_TILE_ROWS = 32768;
+const TILE_SCORES = 2 ** 23;
+const MIN_TILE_ROWS = 32768;
+const MAX_TILE_ROWS = 2 ** 20;
 const MAX_DEFAULT_SHARD_BYTES = 1 << 30;
 
 /**
@@ -62,7 +64,8 @@ export class RealmBlockIndex {
   readonly dtype: BlockIndexDType;
   readonly backend: Backend;
   readonly maxShardRows: number;
-  readonly tileRows: number;
+  /** Rows per tile when set; null: chosen per search from the number of queries. */
+  readonly tileRows: number | null;
   /** [rows_i, dim] each; their rows, in order, are the index's blocks. */
   readonly shards: Tensor[] = [];
 
@@ -79,8 +82,8 @@ export class RealmBlockIndex {
     const shardBytes = options.maxShardBytes ?? Math.min(backend.maxBindingBytes, MAX_DEFAULT_SHARD_BYTES);
     this.maxShardRows = Math.floor(shardBytes / rowBytes);
     if (this.maxShardRows < 1) throw new RealmError(`RealmBlockIndex: maxShardBytes ${shardBytes} holds no row of ${rowBytes} bytes`);
-    this.tileRows = options.tileRows ?? DEFAULT_TILE_ROWS;
-    if (!Number.isInteger(this.tileRows) || this.tileRows < 1) throw new RealmError(`RealmBlockIndex: tileRows must be a positive integer, got ${this.tileRows}`);
+    this.tileRows = options.tileRows ?? null;
+    if (this.tileRows !== null && (!Number.isInteger(this.tileRows) || this.tileRows < 1)) throw new RealmError(`RealmBlockIndex: tileRows must be a positive integer, got ${this.tileRows}`);
   }
 
   /** An index holding a copy of blockEmb [numBlocks, dim] (float32 or float16). */
@@ -189,11 +192,12 @@ export class RealmBlockIndex {
     return noGrad(() =>
       scope(() => {
         const q = q2.dtype === 'float32' ? q2 : q2.toFloat();
+        const tileRows = this.tileRows ?? Math.min(MAX_TILE_ROWS, Math.max(MIN_TILE_ROWS, 2 ** Math.floor(Math.log2(TILE_SCORES / q.shape[0]))));
         let best: BlockSearchResult | null = null;
         let offset = 0;
         for (const shard of this.shards) {
-          for (let r0 = 0; r0 < shard.shape[0]; r0 += this.tileRows) {
-            const r1 = Math.min(shard.shape[0], r0 + this.tileRows);
+          for (let r0 = 0; r0 < shard.shape[0]; r0 += tileRows) {
+            const r1 = Math.min(shard.shape[0], r0 + tileRows);
             const base = offset + r0;
             const prev: BlockSearchResult | null = best;
             best = scope(() => {
