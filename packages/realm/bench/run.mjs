@@ -20,7 +20,7 @@ const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
 const quick = args.includes('--quick');
 const which = opt('--backend', 'all');
-const sizes = opt('--sizes', quick ? '100000' : '100000,1000000,4000000').split(',').map(Number);
+const sizes = opt('--sizes', quick ? '100000' : '100000,1000000,4000000').split(',').map(Number).filter((n) => n > 0);
 const withNumpy = !args.includes('--no-numpy');
 const dtypes = opt('--dtypes', 'float32,float16').split(',');
 const withIndexing = !args.includes('--no-indexing') && !quick;
