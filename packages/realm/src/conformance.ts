@@ -1,8 +1,14 @@
-// The conformance runners of the realm family (../shared/fixtures; format in its README.md). Today:
-// RealmTokenizer (../shared/fixtures/tokenizers-wordpiece, read its CASES.md): every call of the
-// BertTokenizer it extends, plus `batch_encode_candidates` for cases whose `inputs.text` holds rows
-// of candidate texts (with `inputs.text_pair` rows when given). The REALM model classes join here.
+// The conformance runners of the realm family (../shared/fixtures; format in its README.md):
+// - RealmTokenizer (../shared/fixtures/tokenizers-wordpiece, read its CASES.md): every call of the
+//   BertTokenizer it extends, plus `batch_encode_candidates` for cases whose `inputs.text` holds rows
+//   of candidate texts (with `inputs.text_pair` rows when given).
+// - The model classes (../shared/fixtures/realm, read its CASES.md): a runner loads the case's weights,
+//   turns case.json's snake_case inputs and kwargs into the forward options, runs the forward, computes
+//   gradients of `loss` when `grad.*` outputs are asked for, and returns the outputs under the reference's
+//   names (`reader_output.block_idx`, `retriever.concat_inputs.input_ids`, `grad.realm.embeddings.LayerNorm.weight`).
+//   RealmForOpenQA's retriever is built from the case's block_records.json, vocab.txt and case.json `tokenizer`.
 
+import { noGrad, Tensor, tensor, zeros, type Backend } from '@lm/tensor-gpu';
 import {
   BERT_CALL_KWARGS,
   callOptions,
@@ -13,7 +19,10 @@ import {
   wordPieceTokenizerForCase,
   type ConformanceCase,
   type ConformanceFamily,
+  type ConformanceOutputs,
 } from '@lm/layers/testing';
+import { RealmEmbedder, RealmForOpenQA, RealmKnowledgeAugEncoder, RealmReader, RealmScorer, type RealmPreTrainedModel } from './modeling.js';
+import { RealmRetriever } from './retrieval.js';
 import { RealmTokenizer, type CandidatesEncodeOptions } from './tokenizer.js';
 
 const isRows = (v: unknown): v is string[][] => Array.isArray(v) && v.length > 0 && v.every((row) => Array.isArray(row) && row.every((s) => typeof s === 'string'));
@@ -33,9 +42,113 @@ function candidatesCase(tok: RealmTokenizer, c: ConformanceCase) {
 /** Every other call: the BertTokenizer case runner, on a RealmTokenizer. */
 const bertCalls = wordPieceCaseRunner(RealmTokenizer);
 
+// ---- models ------------------------------------------------------------------------------------------
+
+interface RunnableClass {
+  fromPretrained(dir: string, options: { backend: Backend; modelOptions: Record<string, unknown> }): Promise<RealmPreTrainedModel>;
+}
+type Forward = (options: Record<string, unknown>) => object | Promise<object>;
+type Nested = number | boolean | Nested[];
+
+const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** Inputs that are float even when every value in case.json happens to be an integer. */
+const FLOAT_INPUTS = new Set(['head_mask', 'inputs_embeds', 'candidate_inputs_embeds', 'relevance_score']);
+/** Inputs that stay host lists (RealmForOpenQA's ragged answer ids). */
+const HOST_INPUTS = new Set(['answer_ids']);
+
+function flatValues(v: Nested, out: number[] = []): number[] {
+  if (Array.isArray(v)) for (const x of v) flatValues(x, out);
+  else out.push(Number(v));
+  return out;
+}
+
+const toNumbers = (v: Nested): Nested => (Array.isArray(v) ? v.map(toNumbers) : Number(v));
+
+/** A case.json input as a tensor: int32 ids, masks, labels and positions (bools as 0/1); float32 for float inputs. */
+function inputTensor(name: string, value: Nested, backend: Backend): Tensor {
+  const isFloat = FLOAT_INPUTS.has(name) || flatValues(value).some((x) => !Number.isInteger(x));
+  return tensor(toNumbers(value), { dtype: isFloat ? 'float32' : 'int32', backend });
+}
+
+/** The forward options: inputs (case.json and inputs.safetensors) and kwargs, camelCased. */
+function forwardOptions(c: ConformanceCase, skipTensorInputs: ReadonlySet<string>): Record<string, unknown> {
+  const options: Record<string, unknown> = {};
+  const all = { ...(c.spec.inputs ?? {}), ...(c.spec.kwargs ?? {}) };
+  for (const [name, value] of Object.entries(all)) {
+    if (name === 'return_dict') continue;
+    const isData = Array.isArray(value) && !HOST_INPUTS.has(name);
+    options[camel(name)] = isData ? inputTensor(name, value as Nested, c.backend) : value;
+  }
+  for (const [name, t] of c.tensorInputs) if (!skipTensorInputs.has(name)) options[camel(name)] = t;
+  return options;
+}
+
+/** Model outputs (nested objects and arrays of tensors) under the reference's flattened names. */
+function flattenOutputs(value: unknown, name: string, out: Map<string, Tensor>): void {
+  if (value instanceof Tensor) out.set(name, value);
+  else if (Array.isArray(value)) value.forEach((v, i) => flattenOutputs(v, `${name}.${i}`, out));
+  else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) flattenOutputs(v, name ? `${name}.${snake(k)}` : snake(k), out);
+  }
+}
+
+/** `grad.<name>` for every requested parameter (zeros for one the loss does not reach). */
+function gradients(model: RealmPreTrainedModel, requested: readonly string[], out: Map<string, Tensor>): void {
+  const stateDict = model.stateDict();
+  for (const output of requested) {
+    if (!output.startsWith('grad.')) continue;
+    const name = output.slice('grad.'.length);
+    const param = stateDict.get(name);
+    if (!param) throw new Error(`conformance: the model has no parameter '${name}'`);
+    out.set(output, param.grad ? param.grad.clone() : zeros(param.shape, { backend: param.backend }));
+  }
+}
+
+/** RealmForOpenQA's retriever for a case: block_records.json, the vocabulary, and case.json `tokenizer` options. */
+function caseRetriever(c: ConformanceCase): Promise<RealmRetriever> {
+  return RealmRetriever.fromPretrained(c.dir, { tokenizerConfig: (c.spec.tokenizer as Record<string, unknown> | undefined) ?? {} });
+}
+
+async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<ConformanceOutputs> {
+  const modelOptions: Record<string, unknown> = Object.fromEntries(Object.entries(c.spec.init_kwargs ?? {}).map(([k, v]) => [camel(k), v]));
+  const isOpenQA = (ModelClass as unknown) === RealmForOpenQA;
+  if (isOpenQA) modelOptions.retriever = await caseRetriever(c);
+  const model = await ModelClass.fromPretrained(c.dir, { backend: c.backend, modelOptions });
+  try {
+    model.eval();
+    const wantGrads = c.spec.outputs.some((o) => o.startsWith('grad.'));
+    // block_emb is a persistent buffer: the copy in inputs.safetensors replaces the loaded one.
+    const blockEmb = isOpenQA ? c.tensorInputs.get('block_emb') : undefined;
+    if (blockEmb) (model as RealmForOpenQA).setBlockEmb(blockEmb.clone());
+    const forward = (model as unknown as { forward: Forward }).forward.bind(model);
+    const options = forwardOptions(c, new Set(isOpenQA ? ['block_emb'] : []));
+    const all = new Map<string, Tensor>();
+    const outputs = (await (wantGrads ? forward(options) : noGrad(() => forward(options)))) as { loss?: Tensor };
+    flattenOutputs(outputs, '', all);
+    if (wantGrads) {
+      if (!outputs.loss) throw new Error('conformance: grad.* outputs were requested but the model returned no loss');
+      outputs.loss.backward();
+      gradients(model, c.spec.outputs, all);
+    }
+    const requested = new Set(c.spec.outputs);
+    return new Map([...all].filter(([name]) => requested.has(name)));
+  } finally {
+    model.dispose();
+  }
+}
+
+const runnerFor = (ModelClass: RunnableClass) => (c: ConformanceCase) => runCase(ModelClass, c);
+
 export const conformance: ConformanceFamily = {
   family: 'realm',
   classes: {
     RealmTokenizer: async (c) => (isRows(c.spec.inputs?.text) ? candidatesCase(await wordPieceTokenizerForCase(RealmTokenizer, c), c) : bertCalls(c)),
+    RealmEmbedder: runnerFor(RealmEmbedder),
+    RealmScorer: runnerFor(RealmScorer),
+    RealmKnowledgeAugEncoder: runnerFor(RealmKnowledgeAugEncoder),
+    RealmReader: runnerFor(RealmReader),
+    RealmForOpenQA: runnerFor(RealmForOpenQA),
   },
 };

@@ -147,7 +147,7 @@ export function variance(
 
 /** log(sum(exp(x))) over axes, stabilised by the max. */
 export function logsumexp(x: Tensor, axes: number | readonly number[], keepDim = false): Tensor {
-  const p = plan('logsumexp', x, axes, true);
+  const p = plan('logsumexp', x, axes, keepDim);
   const m = noGrad(() => max(x, p.axes, true));
   const safeM = noGrad(() => m.maskedFill(m.abs().eq(Infinity), 0));
   const shifted = x.sub(safeM);

@@ -59,6 +59,15 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('hand-checked values on $na
       close(await x.logSoftmax(-1).data(), [-2.40760596, -1.40760596, -0.40760596, -1.09861229, -1.09861229, -1.09861229]);
     });
 
+    it('logsumexp drops the reduced axes unless keepDim, and copes with -inf', async () => {
+      const x = t([[1, 2, 3], [0, -Infinity, -Infinity]]);
+      const reduced = x.logsumexp(-1);
+      expect(reduced.shape).toEqual([2]);
+      close(await reduced.data(), [3.40760596, 0]);
+      expect(x.logsumexp(-1, true).shape).toEqual([2, 1]);
+      expect(t([1, 2, 3]).logsumexp(0).shape).toEqual([]);
+    });
+
     it('layer norm and rms norm', async () => {
       const x = t([[1, 2, 3, 4]]);
       const w = t([1, 2, 1, 1]);

@@ -1,0 +1,175 @@
+// End-to-end test of the REALM panel in the BUILT playground (dist/, ?model=realm), in headless Chromium
+// on WebGPU (SwiftShader) and with WebGPU disabled (the cpu fallback): the answer, the retrieved blocks
+// and their relevance scores shown in the page must be what @lm/realm computes in this Node process
+// (cpu backend) from the same files, before and after a document is dropped on the panel and indexed in
+// the browser (with its progress bar); the answer span is highlighted in its block. Skips like
+// browser.test.ts when Chromium or a WebGPU adapter is missing, unless LM_REQUIRE_WEBGPU=1.
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RealmBlockIndex, RealmDocumentIndex, RealmOpenQA, type OpenQAAnswer } from '@lm/realm';
+import { init } from '@lm/tensor-gpu';
+import { webgpuRequired } from '@lm/tensor-gpu/testing';
+import { chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveStatic } from './static-server.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, '..', 'dist');
+const modelDir = join(dist, 'models', 'realm');
+const artifacts = join(here, '..', 'artifacts');
+const executablePath = process.env.LM_CHROMIUM ?? '/usr/bin/chromium';
+const requireWebGPU = webgpuRequired();
+const haveChromium = existsSync(executablePath);
+
+const QUESTION = 'What is the capital of France?';
+const AFTER_QUESTION = 'What colour is the water of the glimmer lake?';
+const DROPPED = {
+  name: 'glimmer-lake.txt',
+  text: 'The glimmer lake lies above the village of Oakvale. Its water is green because of tiny algae, and otters swim in it every summer.',
+};
+/** Scores may differ in float32 rounding between backends; ranks may swap only between near ties. */
+const TOLERANCE = 1e-3;
+
+const QUIET = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const WEBGPU_ARGS = [...QUIET, '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader'];
+const NO_WEBGPU_ARGS = [...QUIET, '--disable-gpu'];
+
+interface Shown {
+  answer: string;
+  blocks: { id: number; score: number; source: string; text: string }[];
+  mark: string | null;
+}
+
+/** Node's answers: the bundled model from dist, its block_emb + records as the index, the dropped document added as the worker adds it. */
+async function reference(): Promise<{ before: OpenQAAnswer; after: OpenQAAnswer; bundled: number; added: number }> {
+  const backend = await init('cpu');
+  const qa = await RealmOpenQA.fromPretrained(modelDir, { backend });
+  const [rows, dim] = qa.model.block_emb.shape;
+  const docs = new RealmDocumentIndex(qa.model.retriever!.blockRecords, RealmBlockIndex.fromHost(Float32Array.from(await qa.model.block_emb.data()), rows, dim, backend));
+  qa.useIndex(docs);
+  const before = await qa.ask(QUESTION);
+  const maxBlockTokens = Math.min(288, Math.floor(qa.model.config.readerSeqLen / 2));
+  const added = await docs.addDocuments(qa.model.embedder, qa.tokenizer, [{ title: 'glimmer-lake', text: DROPPED.text }], { maxBlockTokens, batchSize: 4 });
+  qa.useIndex(docs);
+  const after = await qa.ask(AFTER_QUESTION);
+  docs.dispose();
+  qa.model.dispose();
+  return { before, after, bundled: rows, added: added.length };
+}
+
+async function askInPage(page: Page, question: string): Promise<Shown> {
+  await page.fill('[data-testid=realm-question]', question);
+  await page.click('[data-testid=realm-ask]');
+  await page.waitForFunction(
+    (q) => {
+      const el = document.querySelector<HTMLElement>('[data-testid=realm-answer]');
+      return el?.dataset.question === q && (el.dataset.state === 'done' || el.dataset.state === 'error');
+    },
+    question,
+    { timeout: 60_000 },
+  );
+  const state = await page.getAttribute('[data-testid=realm-answer]', 'data-state');
+  if (state !== 'done') throw new Error(`ask failed in the page: ${await page.textContent('[data-testid=realm-answer]')}`);
+  return page.evaluate(() => ({
+    answer: document.querySelector('[data-testid=realm-answer-text]')?.textContent ?? '',
+    blocks: [...document.querySelectorAll<HTMLElement>('[data-testid=realm-answer] li.realm-block')].map((li) => ({
+      id: Number(li.dataset.blockId),
+      score: Number(li.dataset.score),
+      source: li.dataset.source ?? '',
+      text: li.querySelector('.realm-block-text')?.textContent ?? '',
+    })),
+    mark: document.querySelector('[data-testid=realm-answer-mark]')?.textContent ?? null,
+  }));
+}
+
+function expectSame(shown: Shown, node: OpenQAAnswer, bundled: number, log: string[]): void {
+  const context = `page: ${JSON.stringify(shown)}\nnode: ${JSON.stringify(node)}\n${log.join('\n')}`;
+  expect(log.filter((l) => l.startsWith('[pageerror]')), context).toEqual([]);
+  expect(shown.blocks.length, context).toBe(node.blocks.length);
+  shown.blocks.forEach((b, rank) => {
+    const same = node.blocks.find((n) => n.id === b.id);
+    expect(same, `rank ${rank}: block ${b.id} is not among Node's\n${context}`).toBeDefined();
+    if (b.id !== node.blocks[rank].id) expect(Math.abs(same!.score - node.blocks[rank].score), `rank ${rank}\n${context}`).toBeLessThan(TOLERANCE);
+    expect(Math.abs(b.score - same!.score), `score of block ${b.id}\n${context}`).toBeLessThan(TOLERANCE);
+    expect(b.text, context).toBe(same!.text);
+    expect(b.source, context).toBe(b.id < bundled ? 'bundled' : 'added');
+  });
+  expect(shown.answer, context).toBe(node.answer || '(empty span)');
+  // The answer is highlighted in its block when the decoded span appears in the block's text.
+  if (node.span.charStart !== null) expect(shown.mark?.toLowerCase(), context).toBe(node.answer.toLowerCase());
+  else expect(shown.mark, context).toBeNull();
+}
+
+if (!haveChromium && !requireWebGPU) console.warn(`[playground realm test] SKIPPED: no Chromium at ${executablePath} (LM_REQUIRE_WEBGPU=1 makes this a failure)`);
+
+describe.skipIf(!haveChromium && !requireWebGPU)('the REALM panel in headless Chromium', () => {
+  let server: Server | undefined;
+  let url = '';
+  let expected: Awaited<ReturnType<typeof reference>>;
+
+  beforeAll(async () => {
+    if (!haveChromium) throw new Error(`LM_REQUIRE_WEBGPU=1 but no Chromium at ${executablePath}`);
+    if (!existsSync(join(modelDir, 'config.json'))) throw new Error(`no bundled REALM model at ${modelDir}: run the playground build first`);
+    mkdirSync(artifacts, { recursive: true });
+    const served = await serveStatic(dist);
+    server = served.server;
+    url = served.url;
+    expected = await reference();
+  });
+
+  afterAll(() => {
+    server?.close();
+  });
+
+  for (const [name, args] of [
+    ['webgpu', WEBGPU_ARGS],
+    ['cpu', NO_WEBGPU_ARGS],
+  ] as const) {
+    it(`answers over the bundled index and a dropped document as Node does (${name === 'webgpu' ? 'WebGPU' : 'the cpu fallback'})`, async (ctx) => {
+      const profile = mkdtempSync(join(tmpdir(), 'lm-playground-realm-'));
+      const context = await chromium.launchPersistentContext(profile, { executablePath, headless: true, args: [...args], viewport: { width: 1100, height: 900 } });
+      const log: string[] = [];
+      try {
+        const page = await context.newPage();
+        page.on('console', (msg) => log.push(`[${msg.type()}] ${msg.text()}`));
+        page.on('pageerror', (err) => log.push(`[pageerror] ${err.message}`));
+        await page.goto(`${url}?model=realm`);
+        await page.waitForFunction(() => ['ready', 'error'].includes(document.documentElement.dataset.model ?? '') || document.documentElement.dataset.backend === 'error', undefined, { timeout: 60_000 });
+        const backend = await page.evaluate(() => document.documentElement.dataset.backend);
+        if (name === 'webgpu' && backend !== 'webgpu') {
+          if (requireWebGPU) throw new Error(`the page runs on ${backend}, not WebGPU\n${log.join('\n')}`);
+          console.warn('[playground realm test] SKIPPED: the browser exposes no WebGPU adapter');
+          ctx.skip();
+        }
+        expect(backend, log.join('\n')).toBe(name);
+        expect(await page.evaluate(() => document.documentElement.dataset.model), log.join('\n')).toBe('ready');
+
+        expectSame(await askInPage(page, QUESTION), expected.before, expected.bundled, log);
+
+        // Drop a text file on the panel's documents card: indexed in the worker with a progress bar.
+        await page.evaluate(async ({ name: fileName, text }) => {
+          const data = new DataTransfer();
+          data.items.add(new File([text], fileName, { type: 'text/plain' }));
+          document.querySelector('[data-testid=realm-drop]')!.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+        }, DROPPED);
+        await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector<HTMLElement>('[data-testid=realm-index-status]')?.dataset.state ?? ''), undefined, { timeout: 60_000 });
+        const status = (await page.textContent('[data-testid=realm-index-status]')) ?? '';
+        expect(await page.getAttribute('[data-testid=realm-index-status]', 'data-state'), status).toBe('done');
+        expect(status).toContain(`added ${expected.added} block${expected.added === 1 ? '' : 's'} in `);
+        expect(status).toContain(`the index now holds ${expected.bundled + expected.added}.`);
+        expect(await page.$eval('[data-testid=realm-index-progress]', (el) => (el as HTMLProgressElement).value)).toBe(1);
+        // The page kept its model: the drop went to the panel, not to the model loader.
+        expect(await page.evaluate(() => document.documentElement.dataset.model)).toBe('ready');
+
+        expectSame(await askInPage(page, AFTER_QUESTION), expected.after, expected.bundled, log);
+        await page.screenshot({ path: join(artifacts, `playground-realm-${name}.png`), fullPage: true });
+      } finally {
+        await context.close();
+        rmSync(profile, { recursive: true, force: true });
+      }
+    });
+  }
+});
