@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { fromHost, Tensor, type Backend } from '@lm/tensor-gpu';
 import { findSharedFixtures, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import { readExpectedOutputs, safetensorsF32, type ConformanceCase } from '@lm/layers/testing';
-import { conformance } from './conformance.js';
+import { modelRunners } from './conformance.js';
 
 const fixtures = findSharedFixtures(import.meta.url);
 
@@ -35,7 +35,7 @@ function loadCase(dir: string, backend: Backend): ConformanceCase {
 /** Runs one case; returns the failures (empty when every output is within tolerance). */
 async function check(dir: string, backend: Backend): Promise<string[]> {
   const c = loadCase(dir, backend);
-  const runner = conformance.classes[c.spec.class];
+  const runner = modelRunners[c.spec.class];
   if (!runner) return [`class ${c.spec.class} is not implemented`];
   const actual = await runner(c);
   const expected = await readExpectedOutputs(dir);

@@ -149,18 +149,17 @@ function runnerFor(ModelClass: RunnableClass): ModelRunner {
   return (c) => runCase(ModelClass, c);
 }
 
-/** The t5 family for the conformance runner: the Hugging Face classes and Megatron-core's T5Model. */
-export const conformance: ConformanceFamily = {
-  family: 't5',
-  classes: {
+/** The runners of the Hugging Face classes and Megatron-core's T5Model. */
+export const modelRunners: Record<string, ModelRunner> = {
     T5Model: runnerFor(T5Model),
     T5ForConditionalGeneration: runnerFor(T5ForConditionalGeneration),
     T5EncoderModel: runnerFor(T5EncoderModel),
     T5ForSequenceClassification: runnerFor(T5ForSequenceClassification),
     T5ForTokenClassification: runnerFor(T5ForTokenClassification),
     T5ForQuestionAnswering: runnerFor(T5ForQuestionAnswering),
-    ...megatronConformance,
-    ...tokenizerClasses,
-  },
+  ...megatronConformance,
 };
+
+/** The t5 family for the conformance runner: the models and T5Tokenizer. */
+export const conformance: ConformanceFamily = { family: 't5', classes: { ...modelRunners, ...tokenizerClasses } };
 
