@@ -11,7 +11,7 @@
 // onnxruntime-node: 2 intra-op threads, on the ONNX graph that PyTorch exports from the same network
 // (so its row needs python3-torch too). A peer that is missing prints {"skipped": "..."} and the run goes on.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +28,8 @@ const filter = new RegExp(opt('--filter', '.'));
 const dtype = opt('--dtype', 'float32');
 const threads = 2;
 const here = fileURLToPath(new URL('.', import.meta.url));
+// Debian's interpreter, where python3-torch lives (a pyenv or venv python3 first on PATH does not see it); LM_PYTHON overrides
+const python = process.env.LM_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x) => Math.round(x * 100) / 100;
@@ -72,11 +74,11 @@ async function runLm(backend, w) {
 
 function runTorch(w, onnxPath) {
   const env = { ...process.env, OMP_NUM_THREADS: String(threads), OMP_WAIT_POLICY: 'PASSIVE', MKL_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: '1' };
-  const r = spawnSync('python3', [join(here, 'peers_torch.py'), JSON.stringify(w), String(reps), ...(onnxPath ? [onnxPath] : [])], { env, encoding: 'utf8' });
+  const r = spawnSync(python, [join(here, 'peers_torch.py'), JSON.stringify(w), String(reps), ...(onnxPath ? [onnxPath] : [])], { env, encoding: 'utf8' });
   const line = (r.stdout ?? '').trim().split('\n').pop();
   if (r.status !== 0 || !line) {
     const why = r.error?.message ?? (r.stderr ?? '').trim().split('\n').pop() ?? `exit ${r.status}`;
-    emit({ workload: w.name, engine: 'pytorch', skipped: `python3 peers_torch.py failed: ${why} (install Debian's python3-torch)` });
+    emit({ workload: w.name, engine: 'pytorch', skipped: `${python} peers_torch.py failed: ${why} (install Debian's python3-torch)` });
     return false;
   }
   const row = JSON.parse(line);
