@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FUSED_BINARY } from '../../../elementwise-math.js';
-import { biasActivation, cpu, tensor } from '../../../index.js';
+import { biasActivation, cpu, logSoftmax, softmax, tensor } from '../../../index.js';
 import { ELTWISE_BYTES_PATH, generateEltwiseBytesSource } from './gen-eltwise.js';
 import { eltwiseModule, SIMD_ROW_MIN, trySimdRow } from './eltwise.js';
 
@@ -95,4 +95,40 @@ describe('cpu SIMD elementwise rows', () => {
     expect(trySimdRow('addGelu', view(small), view(small), view(small))).toBe(false);
     expect(trySimdRow('addGelu', view(x), view(x), view(out))).toBe(true);
   });
+
+  for (const n of [37, 8192, 50001]) {
+    it(`softmax and log-softmax rows of ${n} (and log-softmax's gradient) match float64`, () => {
+      const rows = 3;
+      const xs = values(rows * n, 8).map((v) => (Math.abs(v) > 100 ? v / 1e5 : v));
+      xs[5] = -Infinity; // a masked entry contributes exp(-inf) = 0
+      const leaf = tensor(xs, { backend, requiresGrad: true });
+      const x = leaf.reshape([rows, n]);
+      const ws = values(rows * n, 9).map((v) => (Math.abs(v) > 100 ? 1 : v));
+      const p = softmax(x, -1).dataSync();
+      const lp = logSoftmax(x, -1);
+      lp.backward(tensor(ws, { backend }).reshape([rows, n]));
+      const wantP: number[] = [];
+      const wantL: number[] = [];
+      const wantG: number[] = [];
+      for (let r = 0; r < rows; r++) {
+        const row = xs.slice(r * n, (r + 1) * n).map(Math.fround);
+        const m = Math.max(...row);
+        const z = row.reduce((s, v) => s + Math.exp(v - m), 0);
+        const wsum = ws.slice(r * n, (r + 1) * n).reduce((s, v) => s + Math.fround(v), 0);
+        row.forEach((v, j) => {
+          wantP.push(Math.exp(v - m) / z);
+          wantL.push(v - m - Math.log(z));
+          wantG.push(Math.fround(ws[r * n + j]) - (Math.exp(v - m) / z) * wsum);
+        });
+      }
+      expect(maxRelError(p, wantP)).toBeLessThan(1e-6);
+      const got = lp.dataSync();
+      expect(got[5]).toBe(-Infinity);
+      wantL[5] = got[5] = 0;
+      expect(maxRelError(got, wantL)).toBeLessThan(2e-6);
+      // relative to the row's sum(w), the term the gradient's error scales with
+      const wsums = Array.from({ length: rows }, (_, r) => ws.slice(r * n, (r + 1) * n).reduce((s, v) => s + v, 0));
+      expect(maxRelError(leaf.grad!.dataSync(), wantG, ws.map((_, i) => wsums[Math.floor(i / n)]))).toBeLessThan(2e-6);
+    });
+  }
 });

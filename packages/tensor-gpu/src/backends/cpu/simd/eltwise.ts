@@ -16,6 +16,7 @@ type RowFn = (pa: number, pb: number, po: number, count: number) => void;
 interface EltwiseModule {
   f32: Float32Array;
   rows: Record<SimdRowName, RowFn>;
+  expSum: (pa: number, po: number, count: number, m: number) => number;
 }
 
 /** Floats per staged operand: three regions (a, b, out) fill the module's memory less 16 KiB. */
@@ -39,8 +40,8 @@ export function eltwiseModule(): EltwiseModule | null {
     const bytes = decode(ELTWISE_WASM_B64);
     if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(bytes)) throw new Error('no wasm simd');
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
-    const ex = inst.exports as unknown as { memory: WebAssembly.Memory } & Record<SimdRowName, RowFn>;
-    loaded = { f32: new Float32Array(ex.memory.buffer), rows: { addGelu: ex.addGelu, geluBackward: ex.geluBackward } };
+    const ex = inst.exports as unknown as { memory: WebAssembly.Memory; expSum: EltwiseModule['expSum'] } & Record<SimdRowName, RowFn>;
+    loaded = { f32: new Float32Array(ex.memory.buffer), rows: { addGelu: ex.addGelu, geluBackward: ex.geluBackward }, expSum: ex.expSum };
   } catch {
     loaded = null;
   }
@@ -94,4 +95,32 @@ export function trySimdRow(op: SimdRowName, a: View, b: View, out: View): boolea
     os.set(f32.subarray(po, po + len), out.offset + i);
   }
   return true;
+}
+
+/** Below this row length the JS exp loop is as fast as staging the row through the module. */
+export const SIMD_EXP_MIN = 32;
+
+/**
+ * dst[j] = exp(src[j] - m) for j < n, returns the sum of those (float32 lanes summed in float64 per
+ * chunk); null when the module is unavailable or the row too short (the caller's JS loop runs then).
+ * src and dst may be the same array at the same offset.
+ */
+export function expShiftedRow(src: Float32Array, srcOffset: number, n: number, m: number, dst: Float32Array, dstOffset: number): number | null {
+  if (n < SIMD_EXP_MIN) return null;
+  const mod = eltwiseModule();
+  if (!mod) return null;
+  const { f32 } = mod;
+  const step = CHUNK;
+  const po = CHUNK;
+  let sum = 0;
+  for (let i = 0; i < n; i += step) {
+    const len = Math.min(step, n - i);
+    const len4 = (len + 3) & ~3;
+    f32.set(src.subarray(srcOffset + i, srcOffset + i + len), 0);
+    // padding lanes: exp(-inf) = 0 adds nothing to the sum
+    for (let j = len; j < len4; j++) f32[j] = -Infinity;
+    sum += mod.expSum(0, po * 4, len4, m);
+    dst.set(f32.subarray(po, po + len), dstOffset + i);
+  }
+  return sum;
 }
