@@ -7,14 +7,17 @@
 //   --small    tiny shapes (a smoke run: CI, SwiftShader)
 //   --backend  the lm backend (default cpu)
 //   --dtype    float32 (default) or float16 (lm only: WebGPU with shader-f16; the peers run float32)
+//   --lm-dist DIR  also run another build of @lm/tensor-gpu (its dist folder, e.g. main's) as engine
+//                  lm-base-<backend>, right before this one: a before/after in the same run
 // PyTorch: Debian's python3-torch (`apt-get install python3-torch`), 2 threads, OMP_WAIT_POLICY=PASSIVE.
 // onnxruntime-node: 2 intra-op threads, on the ONNX graph that PyTorch exports from the same network
 // (so its row needs python3-torch too). A peer that is missing prints {"skipped": "..."} and the run goes on.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as lm from '@lm/tensor-gpu';
 import { buildLm, workloadShapes } from './workloads.mjs';
 
@@ -26,6 +29,7 @@ const backendName = opt('--backend', 'cpu');
 const only = opt('--only', 'lm,torch,ort').split(',');
 const filter = new RegExp(opt('--filter', '.'));
 const dtype = opt('--dtype', 'float32');
+const baseDist = opt('--lm-dist', null);
 const threads = 2;
 const here = fileURLToPath(new URL('.', import.meta.url));
 // Debian's interpreter, where python3-torch lives (a pyenv or venv python3 first on PATH does not see it); LM_PYTHON overrides
@@ -54,19 +58,19 @@ async function timeSteps(run, sync, n, warm) {
   return ms;
 }
 
-async function runLm(backend, w) {
+async function runLm(lm, backend, w, engine = `lm-${backend.name}`) {
   if (w.dtype === 'float16' && !backend.supportsFloat16) {
-    emit({ workload: w.name, engine: `lm-${backend.name}`, dtype: w.dtype, skipped: `backend ${backend.adapterInfo} has no float16 (WebGPU needs the shader-f16 feature)` });
+    emit({ workload: w.name, engine, dtype: w.dtype, skipped: `backend ${backend.adapterInfo} has no float16 (WebGPU needs the shader-f16 feature)` });
     return;
   }
   const job = buildLm(lm, backend, w);
   if (!job) {
-    emit({ workload: w.name, engine: `lm-${backend.name}`, dtype: w.dtype, skipped: 'Adam keeps float32 state: a float16 training step is mixed precision, not measured here' });
+    emit({ workload: w.name, engine, dtype: w.dtype, skipped: 'Adam keeps float32 state: a float16 training step is mixed precision, not measured here' });
     return;
   }
   try {
     const ms = await timeSteps(job.step, job.sync, reps, 2);
-    emit({ workload: w.name, engine: `lm-${backend.name}`, adapter: backend.adapterInfo, dtype: w.dtype, median_ms: round(median(ms)), reps, ms: ms.map(round) });
+    emit({ workload: w.name, engine, adapter: backend.adapterInfo, dtype: w.dtype, median_ms: round(median(ms)), reps, ms: ms.map(round) });
   } finally {
     job.dispose();
   }
@@ -109,12 +113,15 @@ async function runOrt(w, onnxPath) {
 }
 
 const backend = backendName === 'cpu' ? lm.cpu() : await lm.init(backendName);
+const base = baseDist ? await import(pathToFileURL(resolve(baseDist, 'index.js')).href) : null;
+const baseBackend = base ? (backendName === 'cpu' ? base.cpu() : await base.init(backendName)) : null;
 const dir = mkdtempSync(join(tmpdir(), 'lm-peers-'));
 try {
   for (const w of workloadShapes(small, dtype).filter((x) => filter.test(x.name))) {
     const peers = dtype === 'float32';
     const onnxPath = peers && w.kind === 'bert' && only.includes('ort') ? join(dir, `${w.name}.onnx`) : null;
-    if (only.includes('lm')) await runLm(backend, w);
+    if (base && only.includes('lm')) await runLm(base, baseBackend, w, `lm-base-${baseBackend.name}`);
+    if (only.includes('lm')) await runLm(lm, backend, w);
     const torchOk = (peers && only.includes('torch')) || onnxPath ? runTorch(w, onnxPath) : false;
     if (onnxPath) {
       if (torchOk) await runOrt(w, onnxPath);
@@ -128,10 +135,10 @@ try {
 // the table of the issue, lm's ratio to each peer
 const by = (name, engine) => results.find((r) => r.workload === name && r.engine.startsWith(engine) && r.median_ms !== undefined);
 for (const name of new Set(results.map((r) => r.workload))) {
-  const own = by(name, 'lm-');
-  const cells = ['pytorch', 'onnxruntime-node'].map((e) => {
+  const own = by(name, `lm-${backend.name}`);
+  const cells = ['lm-base', 'pytorch', 'onnxruntime-node'].map((e) => {
     const peer = by(name, e);
-    return peer ? `${e} ${peer.median_ms} ms${own ? ` (lm/${e.split('-')[0]} ${(own.median_ms / peer.median_ms).toFixed(2)}x)` : ''}` : `${e} -`;
+    return peer ? `${e} ${peer.median_ms} ms${own ? ` (lm/${e.split('-').slice(0, e.startsWith('lm') ? 2 : 1).join('-')} ${(own.median_ms / peer.median_ms).toFixed(2)}x)` : ''}` : `${e} -`;
   });
   console.error(`${name.padEnd(16)} lm ${own ? `${own.median_ms} ms` : '-'} | ${cells.join(' | ')}`);
 }
