@@ -27,6 +27,10 @@ function cases(lm) {
   const g = lm.randn([4096, 768], { backend });
   const xg = x.detach().requiresGrad_();
   const q = lm.randn([1, 12, 128, 64], { backend });
+  const u = lm.randn([128, 3072], { backend });
+  const bu = lm.randn([3072], { backend });
+  const logits = lm.randn([1024, 8192], { backend }).requiresGrad_();
+  const gl = lm.randn([1024, 8192], { backend });
   const backward = (leaf, grad, f) => () => {
     const y = f();
     y.backward(grad);
@@ -47,6 +51,8 @@ function cases(lm) {
       'layerNorm forward+backward [4096,768]': backward(xg, g, () => lm.layerNorm(xg, 768, w, w)),
       'gelu forward+backward [4096,768]': backward(xg, g, () => xg.gelu()),
       'attention [1,12,128,64]': () => lm.scaledDotProductAttention(q, q, q).dispose(),
+      'biasActivation gelu [128,3072]': () => lm.biasActivation(u, bu, 'gelu').dispose(),
+      'logSoftmax forward+backward [1024,8192]': backward(logits, gl, () => logits.logSoftmax(-1)),
     },
   };
 }

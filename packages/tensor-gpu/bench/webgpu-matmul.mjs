@@ -8,6 +8,8 @@
  *   node bench/webgpu-matmul.mjs --big           # also 2048^3 (minutes on SwiftShader)
  *   node bench/webgpu-matmul.mjs --kernel=tiled  # force a kernel family (default: chosen by adapter)
  *   node bench/webgpu-matmul.mjs --quick         # fewer repetitions
+ *   node bench/webgpu-matmul.mjs --sizes=1024,2048,4096   # only these cubes (gpu-bench.sh)
+ *   node bench/webgpu-matmul.mjs --dtype=float16 # float16 operands (needs shader-f16; f32 accumulation)
  *
  * Loads the TypeScript sources through tsx's ESM loader (a devDependency), so no build step is needed.
  * With no GPU, Dawn runs on SwiftShader (found automatically; see /work/shared/WEBGPU.md).
@@ -22,6 +24,8 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const big = args.includes('--big');
 const kernelArg = args.find((a) => a.startsWith('--kernel='))?.slice('--kernel='.length);
+const sizesArg = args.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.length);
+const dtype = args.find((a) => a.startsWith('--dtype='))?.slice('--dtype='.length) ?? 'float32';
 
 const backend = await createWebGPUBackend(kernelArg ? { matmulKernel: kernelArg } : {});
 
@@ -35,6 +39,12 @@ const SHAPES = [
   [1, 768, 3072, 'trans'],
 ];
 if (big) SHAPES.push([2048, 2048, 2048, 'row']);
+if (sizesArg) SHAPES.splice(0, SHAPES.length, ...sizesArg.split(',').map((n) => [Number(n), Number(n), Number(n), 'row']));
+if (dtype === 'float16' && !backend.supportsFloat16) {
+  console.log(JSON.stringify({ op: 'matmul', backend: 'webgpu', adapter: backend.adapterInfo, dtype, skipped: 'the adapter has no shader-f16' }));
+  backend.destroy();
+  process.exit(0);
+}
 
 function contiguous(shape) {
   const s = new Array(shape.length);
@@ -47,15 +57,15 @@ function contiguous(shape) {
 }
 
 for (const [M, K, N, bLayout] of SHAPES) {
-  const a = backend.upload(Float32Array.from({ length: M * K }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5), 'float32');
-  const b = backend.upload(Float32Array.from({ length: K * N }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5), 'float32');
-  const o = backend.alloc('float32', M * N);
-  const av = { storage: a, dtype: 'float32', shape: [1, M, K], strides: contiguous([1, M, K]), offset: 0 };
+  const a = backend.upload(Float32Array.from({ length: M * K }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5), dtype);
+  const b = backend.upload(Float32Array.from({ length: K * N }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5), dtype);
+  const o = backend.alloc(dtype, M * N);
+  const av = { storage: a, dtype, shape: [1, M, K], strides: contiguous([1, M, K]), offset: 0 };
   const bv =
     bLayout === 'row'
-      ? { storage: b, dtype: 'float32', shape: [1, K, N], strides: contiguous([1, K, N]), offset: 0 }
-      : { storage: b, dtype: 'float32', shape: [1, K, N], strides: [K * N, 1, K], offset: 0 };
-  const ov = { storage: o, dtype: 'float32', shape: [1, M, N], strides: contiguous([1, M, N]), offset: 0 };
+      ? { storage: b, dtype, shape: [1, K, N], strides: contiguous([1, K, N]), offset: 0 }
+      : { storage: b, dtype, shape: [1, K, N], strides: [K * N, 1, K], offset: 0 };
+  const ov = { storage: o, dtype, shape: [1, M, N], strides: contiguous([1, M, N]), offset: 0 };
   const flops = 2 * M * N * K;
   // Warm-up (pipeline compile) then enough repetitions for ~2 s, at least 3.
   backend.matmul(av, bv, ov);
@@ -84,6 +94,7 @@ for (const [M, K, N, bLayout] of SHAPES) {
       N,
       K,
       b: bLayout,
+      dtype,
       median_ms: Number(median.toFixed(3)),
       gflops: Number((flops / median / 1e6).toFixed(3)),
     }),

@@ -17,6 +17,7 @@ import { cpuSoftmax } from './kernels/softmax.js';
 import { cpuSoftmaxBackward } from './kernels/softmax-backward.js';
 import { arrayKinds, binaryLoop, copyLoop, unaryLoop } from './loops.js';
 import { matmulKernel } from './matmul.js';
+import { trySimdRow } from './simd/eltwise.js';
 import { collapse, forEachRow, offsetsOf } from './strided.js';
 
 export type { CpuStorage } from './common.js';
@@ -75,8 +76,9 @@ class CpuBackend implements Backend {
     attention: cpuAttention,
     quantizedMatmul: cpuQuantizedMatmul,
     dequantizeWeight: cpuDequantizeWeight,
-    geluBackward: (g, x, out, approximate) => this.binaryRow(approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward', FUSED_BINARY, g, x, out),
-    biasActivation: (act, x, bias, out) => this.binaryRow(biasActivationOp(act), FUSED_BINARY, x, bias, out),
+    geluBackward: (g, x, out, approximate) =>
+      (approximate !== 'tanh' && trySimdRow('geluBackward', g, x, out)) || this.binaryRow(approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward', FUSED_BINARY, g, x, out),
+    biasActivation: (act, x, bias, out) => (act === 'gelu' && trySimdRow('addGelu', x, bias, out)) || this.binaryRow(biasActivationOp(act), FUSED_BINARY, x, bias, out),
   };
 
   get adapterInfo(): string {

@@ -3,6 +3,7 @@
 import type { View } from '../../../backend.js';
 import { arr, roundFloat16Output } from '../common.js';
 import { matmulKernel } from '../matmul.js';
+import { expShiftedRow } from '../simd/eltwise.js';
 
 /**
  * Attention in query blocks: S = Q_blk K^T and O_blk = P V run on the GEMM engine; masking and the
@@ -54,11 +55,14 @@ export function cpuAttention(q: View, k: View, v: View, mask: View | null, out: 
             scores[srow + j] = sc;
             if (sc > m) m = sc;
           }
-          let sum = 0;
-          for (let j = 0; j < Lk; j++) {
-            const e = Math.exp(scores[srow + j] - m);
-            scores[srow + j] = e;
-            sum += e;
+          const simd = expShiftedRow(scores, srow, Lk, m, scores, srow);
+          let sum = simd ?? 0;
+          if (simd === null) {
+            for (let j = 0; j < Lk; j++) {
+              const e = Math.exp(scores[srow + j] - m);
+              scores[srow + j] = e;
+              sum += e;
+            }
           }
           const inv = 1 / sum;
           for (let j = 0; j < Lk; j++) scores[srow + j] *= inv;

@@ -2,6 +2,7 @@
 
 import type { View } from '../../../backend.js';
 import { arr, contiguousRows, converter } from '../common.js';
+import { expShiftedRow } from '../simd/eltwise.js';
 
 export function cpuSoftmaxBackward(y: View, gradOut: View, gradIn: View, log: boolean): void {
   const { rows, inner, base } = contiguousRows(y);
@@ -16,6 +17,11 @@ export function cpuSoftmaxBackward(y: View, gradOut: View, gradIn: View, log: bo
     let dot = 0;
     if (log) for (let j = 0; j < inner; j++) dot += gs[g + j];
     else for (let j = 0; j < inner; j++) dot += gs[g + j] * ys[s + j];
+    // log-softmax on float32: exp(y) in WebAssembly SIMD, staged in gradIn's row, then combined
+    if (log && !conv && ys instanceof Float32Array && o instanceof Float32Array && expShiftedRow(ys, s, inner, 0, o, d) !== null) {
+      for (let j = 0; j < inner; j++) o[d + j] = gs[g + j] - o[d + j] * dot;
+      continue;
+    }
     for (let j = 0; j < inner; j++) {
       const v = log ? gs[g + j] - Math.exp(ys[s + j]) * dot : ys[s + j] * (gs[g + j] - dot);
       o[d + j] = conv ? conv(v) : v;

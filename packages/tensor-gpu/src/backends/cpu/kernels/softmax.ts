@@ -2,6 +2,7 @@
 
 import type { View } from '../../../backend.js';
 import { arr, contiguousRows, converter } from '../common.js';
+import { expShiftedRow } from '../simd/eltwise.js';
 
 export function cpuSoftmax(x: View, out: View, log: boolean): void {
   const { rows, inner, base } = contiguousRows(x);
@@ -14,16 +15,20 @@ export function cpuSoftmax(x: View, out: View, log: boolean): void {
     let m = -Infinity;
     for (let j = 0; j < inner; j++) if (xs[s + j] > m) m = xs[s + j];
     if (m === -Infinity) m = 0; // fully -inf row: exp gives 0s, sum 0 -> NaN like PyTorch
-    let sum = 0;
+    // float32 rows: the exps in WebAssembly SIMD (written to out, then overwritten or scaled below)
+    const simd = xs instanceof Float32Array && o instanceof Float32Array ? expShiftedRow(xs, s, inner, m, o, d) : null;
+    let sum = simd ?? 0;
     if (log) {
-      for (let j = 0; j < inner; j++) sum += Math.exp(xs[s + j] - m);
+      if (simd === null) for (let j = 0; j < inner; j++) sum += Math.exp(xs[s + j] - m);
       const lse = Math.log(sum);
       for (let j = 0; j < inner; j++) o[d + j] = xs[s + j] - m - lse;
     } else {
-      for (let j = 0; j < inner; j++) {
-        const e = Math.exp(xs[s + j] - m);
-        o[d + j] = e;
-        sum += e;
+      if (simd === null) {
+        for (let j = 0; j < inner; j++) {
+          const e = Math.exp(xs[s + j] - m);
+          o[d + j] = e;
+          sum += e;
+        }
       }
       const inv = 1 / sum;
       for (let j = 0; j < inner; j++) o[d + j] *= inv;

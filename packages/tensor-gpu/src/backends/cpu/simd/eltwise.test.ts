@@ -1,0 +1,134 @@
+// The WebAssembly SIMD GELU rows against the JS rows of elementwise-math.ts (float64, rounded once) and
+// against known values, through the cpu backend's fused kernels: bias rows of odd lengths, chunking
+// past the staging buffer, and the cases that must fall back to the JS loop.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { FUSED_BINARY } from '../../../elementwise-math.js';
+import { biasActivation, cpu, logSoftmax, softmax, tensor } from '../../../index.js';
+import { ELTWISE_BYTES_PATH, generateEltwiseBytesSource } from './gen-eltwise.js';
+import { eltwiseModule, SIMD_ROW_MIN, trySimdRow } from './eltwise.js';
+
+const backend = cpu();
+
+function values(n: number, seed: number): number[] {
+  // a spread over [-12, 12] with exact zeros, tiny and huge magnitudes mixed in
+  return Array.from({ length: n }, (_, i) => {
+    const k = (i * 2654435761 + seed) >>> 0;
+    if (k % 97 === 0) return 0;
+    if (k % 89 === 0) return (k % 2 ? 1 : -1) * 1e-30;
+    if (k % 83 === 0) return (k % 2 ? 1 : -1) * 1e6;
+    return ((k % 100000) / 100000) * 24 - 12;
+  });
+}
+
+/** max |got - want| / max(1, |scale|): scale is want, or for a gradient the incoming gradient g. */
+function maxRelError(got: ArrayLike<number>, want: ArrayLike<number>, scale: ArrayLike<number> = want): number {
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(scale[i])));
+  return worst;
+}
+
+describe('cpu SIMD elementwise rows', () => {
+  it('eltwise-bytes.ts matches the generator output (drift check)', async () => {
+    expect(await generateEltwiseBytesSource()).toBe(readFileSync(ELTWISE_BYTES_PATH, 'utf8'));
+  });
+
+  it('loads where WebAssembly SIMD is available (Node 20+)', () => {
+    expect(eltwiseModule()).not.toBeNull();
+  });
+
+  it('gelu(x + bias) takes known values', () => {
+    const x = tensor([Array.from({ length: SIMD_ROW_MIN }, (_, i) => [1, -1, 3, 0][i % 4])], { backend });
+    const y = biasActivation(x, tensor(Array.from({ length: SIMD_ROW_MIN }, () => 0), { backend }), 'gelu');
+    const got = Array.from(y.dataSync() as Float32Array).slice(0, 4);
+    // torch.nn.functional.gelu(torch.tensor([1., -1., 3., 0.], dtype=torch.float64))
+    const want = [0.8413447460685429, -0.15865525393145707, 2.995950490069622, 0];
+    // A&S erf is within 1.5e-7, and float32 holds 3 to 2.4e-7
+    for (let i = 0; i < 4; i++) expect(Math.abs(got[i] - want[i])).toBeLessThan(1e-6 * Math.max(1, Math.abs(want[i])));
+  });
+
+  for (const [rows, n] of [
+    [3, 257],
+    [50, 37],
+    [1200, 100],
+    [2, 70000],
+  ] as const) {
+    it(`addGelu over [${rows}, ${n}] with a bias row matches the JS row`, () => {
+      const xs = values(rows * n, 1);
+      const bs = values(n, 2).map((v) => v / 4);
+      const x = tensor(xs, { backend }).reshape([rows, n]);
+      const b = tensor(bs, { backend });
+      const got = biasActivation(x, b, 'gelu').dataSync();
+      const f = FUSED_BINARY.addGelu.cpu;
+      const want = xs.map((v, i) => Math.fround(f(Math.fround(v), Math.fround(bs[i % n]))));
+      expect(maxRelError(got, want)).toBeLessThan(2e-6);
+    });
+  }
+
+  it('geluBackward matches the JS row and takes a known value', () => {
+    const n = 40003;
+    const xs = values(n, 3);
+    const gs = values(n, 4).map((v) => v / 10);
+    const x = tensor(xs, { backend, requiresGrad: true });
+    const y = biasActivation(x, tensor(Array.from({ length: n }, () => 0), { backend }), 'gelu');
+    y.backward(tensor(gs, { backend }));
+    const f = FUSED_BINARY.geluBackward.cpu;
+    const want = xs.map((v, i) => Math.fround(f(Math.fround(gs[i]), Math.fround(v))));
+    // relative to g: gelu'(x) = Phi(x) + x phi(x) cancels near its zero (x ~ -0.75), where float32's
+    // absolute error of ~1e-7 in gelu' is all there is, for PyTorch's float32 kernel as for this one
+    expect(maxRelError(x.grad!.dataSync(), want, gs)).toBeLessThan(2e-6);
+    // gelu'(1) = Phi(1) + phi(1) = 1.0833154705876864
+    const one = tensor(Array.from({ length: SIMD_ROW_MIN }, () => 1), { backend, requiresGrad: true });
+    biasActivation(one, tensor(0, { backend }), 'gelu').sum().backward();
+    expect(Math.abs(one.grad!.dataSync()[0] - 1.0833154705876864)).toBeLessThan(1e-6);
+  });
+
+  it('leaves strided, float16 and short operands to the JS loop', () => {
+    const x = tensor(values(64 * 64, 5), { backend }).reshape([64, 64]);
+    const t = x.transpose(0, 1);
+    const view = (v: typeof x) => ({ storage: v.storage, dtype: v.dtype, shape: v.shape, strides: v.strides, offset: v.offset }) as never;
+    const out = tensor(values(64 * 64, 6), { backend }).reshape([64, 64]);
+    expect(trySimdRow('addGelu', view(t), view(x), view(out))).toBe(false);
+    const h = x.cast('float16');
+    expect(trySimdRow('addGelu', view(h), view(h), view(h))).toBe(false);
+    const small = tensor(values(8, 7), { backend });
+    expect(trySimdRow('addGelu', view(small), view(small), view(small))).toBe(false);
+    expect(trySimdRow('addGelu', view(x), view(x), view(out))).toBe(true);
+  });
+
+  for (const n of [37, 8192, 50001]) {
+    it(`softmax and log-softmax rows of ${n} (and log-softmax's gradient) match float64`, () => {
+      const rows = 3;
+      const xs = values(rows * n, 8).map((v) => (Math.abs(v) > 100 ? v / 1e5 : v));
+      xs[5] = -Infinity; // a masked entry contributes exp(-inf) = 0
+      const leaf = tensor(xs, { backend, requiresGrad: true });
+      const x = leaf.reshape([rows, n]);
+      const ws = values(rows * n, 9).map((v) => (Math.abs(v) > 100 ? 1 : v));
+      const p = softmax(x, -1).dataSync();
+      const lp = logSoftmax(x, -1);
+      lp.backward(tensor(ws, { backend }).reshape([rows, n]));
+      const wantP: number[] = [];
+      const wantL: number[] = [];
+      const wantG: number[] = [];
+      for (let r = 0; r < rows; r++) {
+        const row = xs.slice(r * n, (r + 1) * n).map(Math.fround);
+        const m = Math.max(...row);
+        const z = row.reduce((s, v) => s + Math.exp(v - m), 0);
+        const wsum = ws.slice(r * n, (r + 1) * n).reduce((s, v) => s + Math.fround(v), 0);
+        row.forEach((v, j) => {
+          wantP.push(Math.exp(v - m) / z);
+          wantL.push(v - m - Math.log(z));
+          wantG.push(Math.fround(ws[r * n + j]) - (Math.exp(v - m) / z) * wsum);
+        });
+      }
+      expect(maxRelError(p, wantP)).toBeLessThan(1e-6);
+      const got = lp.dataSync();
+      expect(got[5]).toBe(-Infinity);
+      wantL[5] = got[5] = 0;
+      expect(maxRelError(got, wantL)).toBeLessThan(2e-6);
+      // relative to the row's sum(w), the term the gradient's error scales with
+      const wsums = Array.from({ length: rows }, (_, r) => ws.slice(r * n, (r + 1) * n).reduce((s, v) => s + v, 0));
+      expect(maxRelError(leaf.grad!.dataSync(), wantG, ws.map((_, i) => wsums[Math.floor(i / n)]))).toBeLessThan(2e-6);
+    });
+  }
+});
