@@ -5,11 +5,11 @@
 // Free of Node: the caller brings the tokenizer, the corpus source and the backend.
 
 import type { Tokenizer } from '@lm/layers';
-import type { Backend } from '@lm/tensor-gpu';
+import { defaultGenerator, type Backend } from '@lm/tensor-gpu';
 import type { TrainConfig } from './config.js';
 import { CorpusData, type DocumentSource } from './core/data.js';
 import { ConfigError, DataError } from './core/errors.js';
-import type { FamilyObjective, ModelFamily } from './core/family.js';
+import type { FamilyObjective, ModelFamily, TrainableModel } from './core/family.js';
 import type { Objective } from './core/objective.js';
 
 export interface RunSetup {
@@ -84,4 +84,24 @@ export async function setupRun(
   }
   const fingerprint = JSON.stringify({ model: config.model, data: config.data, seed: config.seed, objective: config.objective, batch: config.training.batchSize, accum: config.training.gradAccumulation });
   return { entry, backend, objective, data, validation, modelConfig: resolved.config, fingerprint };
+}
+
+/** The loop's settings from the config, and the line that opens a run (lm-train and the browser alike). */
+export function loopSettings(config: TrainConfig, setup: Pick<RunSetup, 'data'>, tokenizer: Tokenizer, backend: Backend) {
+  const tc = config.training;
+  return {
+    training: tc,
+    evalEverySteps: config.eval.everySteps,
+    checkpointEverySteps: config.checkpointing.everySteps,
+    keepLast: config.checkpointing.keepLast,
+    describe: ({ numParameters, objective }: { numParameters: number; objective: string }) =>
+      `${config.model.family} (${(numParameters / 1e6).toFixed(2)}M parameters), objective ${objective}, backend ${backend.name} (${backend.adapterInfo}); ` +
+      `${setup.data.source.fileCount} corpus file(s), vocab ${tokenizer.vocabSize}, seq ${config.data.seqLength}, batch ${tc.batchSize}x${tc.gradAccumulation}, ${tc.steps} steps`,
+  };
+}
+
+/** The model the objective trains, from the seed (random init) or the pretrained folder. */
+export function createModel(config: TrainConfig, setup: Pick<RunSetup, 'entry' | 'modelConfig'>, backend: Backend): Promise<TrainableModel> {
+  defaultGenerator.manualSeed(config.seed);
+  return setup.entry.createModel(setup.modelConfig, { fromPretrained: config.model.fromPretrained, backend, settings: config.objectives[config.objective] ?? {} });
 }

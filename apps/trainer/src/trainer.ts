@@ -10,12 +10,12 @@ import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Tokenizer } from '@lm/layers';
-import { defaultGenerator, init, memory, type Backend } from '@lm/tensor-gpu';
+import { init, memory, type Backend } from '@lm/tensor-gpu';
 import { openStore, type CheckpointRef, type DistCheckpointStore } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import type { CorpusData } from './core/data.js';
 import { CheckpointError, ConfigError } from './core/errors.js';
-import type { FamilyObjective, ModelFamily, TrainableModel } from './core/family.js';
+import type { FamilyObjective, ModelFamily } from './core/family.js';
 import { runLoop, type TrainerState } from './core/loop.js';
 import type { Objective, ObjectiveMetrics } from './core/objective.js';
 import type { MetricsRecord } from './core/ports.js';
@@ -24,7 +24,7 @@ import { MetricsLog } from './metrics.js';
 import { getFamily } from './models/index.js';
 import { renderPlot } from './plot.js';
 import { Progress } from './progress.js';
-import { familyEntry, setupRun } from './setup.js';
+import { createModel, familyEntry, loopSettings, setupRun } from './setup.js';
 
 export type { TrainerState };
 
@@ -122,16 +122,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     print(`warning: training.warmupSteps (${tc.warmupSteps}) exceeds training.steps (${tc.steps}): the learning rate never reaches its peak (${tc.lr}); it ends at ${((tc.steps / tc.warmupSteps) * tc.lr).toExponential(2)}`);
   }
 
-  defaultGenerator.manualSeed(config.seed);
-  const model: TrainableModel = await entry.createModel(prepared.modelConfig, { fromPretrained: config.model.fromPretrained, backend, settings: config.objectives[config.objective] ?? {} });
+  const model = await createModel(config, prepared, backend);
+  const { describe, ...settings } = loopSettings(config, prepared, tokenizer, backend);
   // Old checkpoints go only once the model exists (its loading can still refuse the config).
   if (config.checkpointing.overwrite && !resumeFrom) await store.clear();
   try {
     const result = await runLoop({
-      training: tc,
-      evalEverySteps: config.eval.everySteps,
-      checkpointEverySteps: config.checkpointing.everySteps,
-      keepLast: config.checkpointing.keepLast,
+      ...settings,
       model,
       objective,
       backend,
@@ -143,10 +140,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       metrics: new MetricsLog(config.output.metrics),
       progress: (total, start) => new Progress({ total, start, tty: options.tty, logEvery: tc.logEvery, print }),
       print,
-      describeRun: ({ numParameters, objective: name, step }) =>
-        `lm-train: ${config.model.family} (${(numParameters / 1e6).toFixed(2)}M parameters), objective ${name}, backend ${backend.name} (${backend.adapterInfo}); ` +
-        `${data.source.fileCount} corpus file(s), vocab ${tokenizer.vocabSize}, seq ${config.data.seqLength}, batch ${tc.batchSize}x${tc.gradAccumulation}, ${tc.steps} steps` +
-        (resumeFrom ? `; resumed from step ${step} (${resumeFrom.path})` : ''),
+      describeRun: (info) => `lm-train: ${describe(info)}` + (resumeFrom ? `; resumed from step ${info.step} (${resumeFrom.path})` : ''),
       shouldStop: options.shouldStop,
       onStep: options.onStep,
       plot: async (title) => {

@@ -5,16 +5,15 @@
 // (corpus.ts); metrics and progress go to callbacks (the worker posts them to the page).
 
 import type { Tokenizer } from '@lm/layers';
-import { defaultGenerator, init, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { init, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { openStore, type CheckpointRef } from '../checkpoint.js';
 import type { TrainConfig } from '../config.js';
 import type { TrainBatches } from '../core/data.js';
 import { ConfigError } from '../core/errors.js';
-import type { TrainableModel } from '../core/family.js';
 import { runLoop, type LoopResult, type TrainerState } from '../core/loop.js';
 import type { CheckpointStore, MetricsRecord, MetricsSink, ProgressSink } from '../core/ports.js';
 import { getFamily } from '../models/index.js';
-import { familyEntry, setupRun } from '../setup.js';
+import { createModel, familyEntry, loopSettings, setupRun } from '../setup.js';
 import { memoryCorpus, type CorpusText } from './corpus.js';
 
 export type { CorpusText };
@@ -65,8 +64,8 @@ export async function trainInBrowser(o: BrowserRunOptions): Promise<BrowserRunRe
   const { backend, entry, objective, data } = setup;
 
   o.checkFits?.({ modelConfig: setup.modelConfig, config, backend });
-  defaultGenerator.manualSeed(config.seed);
-  const model: TrainableModel = await entry.createModel(setup.modelConfig, { fromPretrained: config.model.fromPretrained, backend, settings: config.objectives[config.objective] ?? {} });
+  const model = await createModel(config, setup, backend);
+  const { describe, ...settings } = loopSettings(config, setup, tokenizer, backend);
   try {
     if (config.checkpointing.overwrite && !resumeFrom) await store.clear();
     const batches = (start: Parameters<typeof data.trainBatches>[1]): TrainBatches<unknown, unknown> => {
@@ -92,10 +91,7 @@ export async function trainInBrowser(o: BrowserRunOptions): Promise<BrowserRunRe
         }
       : store;
     const result = await runLoop({
-      training: tc,
-      evalEverySteps: config.eval.everySteps,
-      checkpointEverySteps: config.checkpointing.everySteps,
-      keepLast: config.checkpointing.keepLast,
+      ...settings,
       model,
       objective,
       backend,
@@ -107,10 +103,7 @@ export async function trainInBrowser(o: BrowserRunOptions): Promise<BrowserRunRe
       metrics: o.metrics,
       progress: o.progress,
       print: o.print,
-      describeRun: ({ numParameters, objective: name, step }) =>
-        `${config.model.family} (${(numParameters / 1e6).toFixed(2)}M parameters), objective ${name}, backend ${backend.name} (${backend.adapterInfo}); ` +
-        `${data.source.fileCount} corpus file(s), vocab ${tokenizer.vocabSize}, seq ${config.data.seqLength}, batch ${tc.batchSize}x${tc.gradAccumulation}, ${tc.steps} steps` +
-        (resumeFrom ? `; resumed from step ${step}` : ''),
+      describeRun: (info) => describe(info) + (resumeFrom ? `; resumed from step ${info.step}` : ''),
       shouldStop: o.shouldStop,
       onStep: o.onStep,
       exportModel: config.output.export
