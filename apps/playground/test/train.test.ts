@@ -17,26 +17,21 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openSafetensorsBytes } from '@lm/dist-ckpt';
 import { webgpuRequired } from '@lm/tensor-gpu/testing';
-import { chromium } from 'playwright-core';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../trainer/src/config.js';
 import { train } from '../../trainer/src/trainer.js';
 import { readTar, writeTar } from '../src/train/tar.js';
 import type { MetricsRecord, NamedBytes } from '../src/train/protocol.js';
+import { haveChromium, launch, NO_WEBGPU_ARGS, WEBGPU_ARGS } from './chromium.js';
 import { serveStatic } from './static-server.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, '..', 'dist');
 const trainerDir = join(here, '..', '..', 'trainer');
 const artifacts = join(here, '..', 'artifacts');
-const executablePath = process.env.LM_CHROMIUM ?? '/usr/bin/chromium';
 const requireWebGPU = webgpuRequired();
-const haveChromium = existsSync(executablePath);
 
-const QUIET = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-const WEBGPU_ARGS = [...QUIET, '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader'];
-const NO_WEBGPU_ARGS = [...QUIET, '--disable-gpu'];
 
 /** The run of these tests: lm-train's default run (configs/default.yaml), the tiny model, 12 steps. */
 const STEPS = 12;
@@ -112,24 +107,6 @@ async function nodeRun(dir: string, steps = STEPS, resume: string | null = null)
     .filter(Boolean)
     .map((l) => JSON.parse(l) as MetricsRecord);
   return { weights: await weightsOf(readFileSync(join(dir, 'export', 'model.safetensors'))), records };
-}
-
-async function launch(args: string[]): Promise<{ context: BrowserContext; page: Page; log: string[]; close(): Promise<void> }> {
-  const profile = mkdtempSync(join(tmpdir(), 'lm-playground-train-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath, headless: true, args, viewport: { width: 1100, height: 1300 }, acceptDownloads: true });
-  const log: string[] = [];
-  const page = await context.newPage();
-  page.on('console', (msg) => log.push(`[${msg.type()}] ${msg.text()}`));
-  page.on('pageerror', (err) => log.push(`[pageerror] ${err.message}`));
-  return {
-    context,
-    page,
-    log,
-    async close() {
-      await context.close();
-      rmSync(profile, { recursive: true, force: true });
-    },
-  };
 }
 
 declare global {
@@ -240,7 +217,7 @@ let webgpuWeights: Weights | null = null;
 
 describe.runIf(haveChromium || requireWebGPU)('Train panel on WebGPU (SwiftShader)', () => {
   it('trains in the worker: the loss falls and the parameters equal lm-train\'s in Node', async () => {
-    const b = await launch(WEBGPU_ARGS);
+    const b = await launch(WEBGPU_ARGS, 1300);
     try {
       await openPage(b.page, base);
       const info = await b.page.evaluate(() => window.__lmTrain!.backend!);
@@ -278,7 +255,7 @@ describe.runIf(haveChromium || requireWebGPU)('Train panel on WebGPU (SwiftShade
   });
 
   it('resumes after a reload mid-run and ends with the parameters of the uninterrupted run', async () => {
-    const b = await launch(WEBGPU_ARGS);
+    const b = await launch(WEBGPU_ARGS, 1300);
     try {
       await openPage(b.page, base);
       if ((await b.page.evaluate(() => window.__lmTrain!.backend!.name)) !== 'webgpu' && !requireWebGPU) return;
@@ -313,7 +290,7 @@ describe.runIf(haveChromium || requireWebGPU)('Train panel on WebGPU (SwiftShade
 
 describe.runIf(haveChromium || requireWebGPU)('Train panel on the CPU fallback (WebGPU disabled)', () => {
   it('trains, pauses, resumes; its checkpoint resumes in Node, and a Node checkpoint resumes in the page', async () => {
-    const b = await launch(NO_WEBGPU_ARGS);
+    const b = await launch(NO_WEBGPU_ARGS, 1300);
     try {
       await openPage(b.page, base);
       const info = await b.page.evaluate(() => window.__lmTrain!.backend!);
@@ -367,7 +344,7 @@ describe.runIf(haveChromium || requireWebGPU)('Train panel on the CPU fallback (
   });
 
   it('refuses bad input with a clear message and keeps the stored run', async () => {
-    const b = await launch(NO_WEBGPU_ARGS);
+    const b = await launch(NO_WEBGPU_ARGS, 1300);
     try {
       await openPage(b.page, base);
       await fillForm(b.page, { ...FORM, steps: 4, ckptEvery: 4, evalEvery: 0 });

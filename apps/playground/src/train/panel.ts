@@ -6,6 +6,7 @@
 //
 // For tests the panel publishes its state on <html data-train="idle|running|paused|...">, and on
 // `window.__lm.train` (records, state, stored run, last error).
+import { droppedFiles } from '../app/model-card.js';
 import { clear, h } from '../ui/dom.js';
 import { drawCurves } from './chart.js';
 import { TrainClient } from './client.js';
@@ -316,33 +317,9 @@ export function mountTrainPanel(root: HTMLElement, backend: BackendRequest, open
     e.preventDefault();
     e.stopPropagation();
     dropZone.classList.remove('over');
-    if (e.dataTransfer) void entriesOf(e.dataTransfer).then(fromFiles).catch(fail);
+    if (e.dataTransfer) void droppedFiles(e.dataTransfer).then(({ files }) => fromFiles(files)).catch(fail);
   });
 
   render();
   client.send({ kind: 'init', backend });
-}
-
-/** Dropped files and folders, each file with its path inside what was dropped (step-00000100/latest.json). */
-async function entriesOf(data: DataTransfer): Promise<{ file: File; path: string }[]> {
-  const entries = Array.from(data.items)
-    .map((item) => item.webkitGetAsEntry?.())
-    .filter((e): e is FileSystemEntry => !!e);
-  if (entries.length === 0) return Array.from(data.files).map((file) => ({ file, path: file.name }));
-  const out: { file: File; path: string }[] = [];
-  const walk = async (entry: FileSystemEntry): Promise<void> => {
-    if (entry.isFile) {
-      const file = await new Promise<File>((resolve, reject) => (entry as FileSystemFileEntry).file(resolve, reject));
-      out.push({ file, path: entry.fullPath.replace(/^\//, '') });
-    } else if (entry.isDirectory) {
-      const reader = (entry as FileSystemDirectoryEntry).createReader();
-      for (;;) {
-        const batch = await new Promise<FileSystemEntry[]>((resolve, reject) => reader.readEntries(resolve, reject));
-        if (batch.length === 0) break;
-        for (const child of batch) await walk(child);
-      }
-    }
-  };
-  for (const entry of entries) await walk(entry);
-  return out;
 }
