@@ -82,7 +82,17 @@ export async function setupRun(
       `training.float16: the ${backend.name} backend (${backend.adapterInfo}) has no float16 support (WebGPU needs the adapter's shader-f16 feature); train in float32 (training.float16: false)`,
     );
   }
-  const fingerprint = JSON.stringify({ model: config.model, data: config.data, seed: config.seed, objective: config.objective, batch: config.training.batchSize, accum: config.training.gradAccumulation });
+  // Where the corpus and tokenizer live is not part of it (a checkpoint moves between lm-train and the
+  // page, whose paths differ); the vocabulary's size is.
+  const { paths: _paths, tokenizer: _tokenizer, ...dataSettings } = config.data;
+  const fingerprint = JSON.stringify({
+    model: config.model,
+    data: { ...dataSettings, vocabSize: tokenizer.vocabSize },
+    seed: config.seed,
+    objective: config.objective,
+    batch: config.training.batchSize,
+    accum: config.training.gradAccumulation,
+  });
   return { entry, backend, objective, data, validation, modelConfig: resolved.config, fingerprint };
 }
 

@@ -42,6 +42,7 @@ export function fingerprintOverrides(f: RunFingerprint): [string, unknown][] {
     ['training.batchSize', f.batch],
     ['training.gradAccumulation', f.accum],
   ];
-  for (const [k, v] of Object.entries(f.data)) if (k !== 'paths' && k !== 'tokenizer') out.push([`data.${k}`, v]);
+  // Checkpoints before the fingerprint left paths out still carry them; the vocabulary size is no config field.
+  for (const [k, v] of Object.entries(f.data)) if (!['paths', 'tokenizer', 'vocabSize'].includes(k)) out.push([`data.${k}`, v]);
   return out;
 }
