@@ -252,7 +252,7 @@ describe.runIf(haveChromium || requireWebGPU)('Train panel on WebGPU (SwiftShade
     } finally {
       await b.close();
     }
-  });
+  }, 600_000);
 
   it('resumes after a reload mid-run and ends with the parameters of the uninterrupted run', async () => {
     const b = await launch(WEBGPU_ARGS, 1300);
@@ -285,7 +285,7 @@ describe.runIf(haveChromium || requireWebGPU)('Train panel on WebGPU (SwiftShade
     } finally {
       await b.close();
     }
-  });
+  }, 600_000);
 });
 
 describe.runIf(haveChromium || requireWebGPU)('Train panel on the CPU fallback (WebGPU disabled)', () => {
@@ -328,7 +328,8 @@ describe.runIf(haveChromium || requireWebGPU)('Train panel on the CPU fallback (
       // Node's checkpoint at step 4, dropped on the page as a .tar, resumes there and ends where Node ended.
       await b.page.evaluate(() => (window.__lmTrain!.records = []));
       await b.page.setInputFiles('[data-testid=train-checkpoint-input]', nodeCheckpointTar(4));
-      await b.page.waitForFunction((n) => window.__lmTrain!.state === 'error' || (window.__lmTrain!.state === 'done' && window.__lmTrain!.records.some((r) => r.type === 'train' && r.step === n)), STEPS, {
+      await b.page.evaluate(() => (window.__lmTrain!.error = null));
+      await b.page.waitForFunction((n) => !!window.__lmTrain!.error || (window.__lmTrain!.state === 'done' && window.__lmTrain!.records.some((r) => r.type === 'train' && r.step === n)), STEPS, {
         timeout: 300_000,
       });
       expect(await b.page.evaluate(() => window.__lmTrain!.error)).toBeNull();
@@ -341,7 +342,7 @@ describe.runIf(haveChromium || requireWebGPU)('Train panel on the CPU fallback (
     } finally {
       await b.close();
     }
-  });
+  }, 600_000);
 
   it('refuses bad input with a clear message and keeps the stored run', async () => {
     const b = await launch(NO_WEBGPU_ARGS, 1300);
@@ -393,5 +394,5 @@ describe.runIf(haveChromium || requireWebGPU)('Train panel on the CPU fallback (
     } finally {
       await b.close();
     }
-  });
+  }, 600_000);
 });
