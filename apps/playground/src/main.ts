@@ -1,7 +1,8 @@
 // The playground page: starts the inference worker on the backend the URL asks for (?backend=cpu |
 // webgpu, default: WebGPU when the browser has an adapter), loads the bundled model, and mounts the
 // panel registered for the model's `model_type`. Models can also be opened from files or dropped on
-// the page. The WebGPU smoke checks run afterwards in the diagnostics section.
+// the page. Below, the Train panel trains a model in its own worker with lm-train's loop (train/). The
+// WebGPU smoke checks run afterwards in the diagnostics section.
 //
 // For tests the page publishes its state on <html>: data-backend (webgpu | cpu), data-model
 // (loading | ready | error), data-smoke (pass | fail | unavailable), and `window.__lm`.
@@ -83,5 +84,8 @@ async function start(): Promise<void> {
 }
 
 await start();
+// The Train panel (its own worker); a trained model opens in the panel above.
+const { mountTrainPanel } = await import('./train/panel.js');
+mountTrainPanel(byId('train'), readBackendRequest(location.search), (files, label) => card.loadFiles(files, label));
 const { runDiagnostics } = await import('./diagnostics/run.js');
 await runDiagnostics(byId('checks'), byId('status'));

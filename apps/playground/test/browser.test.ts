@@ -22,9 +22,9 @@ import { BertTokenizer } from '@lm/layers';
 import { fillMask, MegatronBertForMaskedLM, type FillMaskCandidate } from '@lm/megatron-bert';
 import { init } from '@lm/tensor-gpu';
 import { webgpuRequired } from '@lm/tensor-gpu/testing';
-import { chromium } from 'playwright-core';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { executablePath, haveChromium, launch, NO_WEBGPU_ARGS, watch, WEBGPU_ARGS } from './chromium.js';
 import { serveStatic } from './static-server.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -33,10 +33,8 @@ const dist = join(here, '..', 'dist');
 const modelDir = join(dist, 'models', 'default');
 const artifacts = join(here, '..', 'artifacts');
 const docsScreenshot = join(here, '..', 'docs', 'fill-mask.png');
-const executablePath = process.env.LM_CHROMIUM ?? '/usr/bin/chromium';
 const requireWebGPU = webgpuRequired();
 const updateScreenshot = process.env.LM_UPDATE_SCREENSHOT === '1';
-const haveChromium = existsSync(executablePath);
 
 const SENTENCE = 'the capital of france is [MASK] .';
 const TOP_K = 5;
@@ -44,11 +42,6 @@ const TOLERANCE = 1e-3;
 /** Probabilities closer than this may swap ranks between backends. */
 const TIE = 1e-5;
 
-const QUIET = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-// Flags from WEBGPU.md: headless WebGPU on SwiftShader.
-const WEBGPU_ARGS = [...QUIET, '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader'];
-// No WebGPU: without --enable-unsafe-webgpu headless Linux Chromium offers no adapter; no GPU process either.
-const NO_WEBGPU_ARGS = [...QUIET, '--disable-gpu'];
 
 // What the page publishes for tests (src/main.ts, src/diagnostics/run.ts).
 declare global {
@@ -71,29 +64,6 @@ if (!haveChromium && !requireWebGPU) {
     `[playground browser test] SKIPPED: no Chromium at ${executablePath} ` +
       '(apt-get install -y chromium libvulkan1, or set LM_CHROMIUM; LM_REQUIRE_WEBGPU=1 makes this a failure)',
   );
-}
-
-/** A browser with a fresh profile; its console is collected for failure messages. */
-async function launch(args: string[]): Promise<{ context: BrowserContext; page: Page; log: string[]; close(): Promise<void> }> {
-  const profile = mkdtempSync(join(tmpdir(), 'lm-playground-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath, headless: true, args, viewport: { width: 1100, height: 900 } });
-  const log: string[] = [];
-  const page = await context.newPage();
-  watch(page, log);
-  return {
-    context,
-    page,
-    log,
-    async close() {
-      await context.close();
-      rmSync(profile, { recursive: true, force: true });
-    },
-  };
-}
-
-function watch(page: Page, log: string[]): void {
-  page.on('console', (msg) => log.push(`[${msg.type()}] ${msg.text()}`));
-  page.on('pageerror', (err) => log.push(`[pageerror] ${err.message}`));
 }
 
 /** Opens the page and waits until the bundled model is loaded (or failed) and the backend is known. */

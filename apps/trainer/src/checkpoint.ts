@@ -168,3 +168,24 @@ export async function findResume<S>(store: DistCheckpointStore<S>, resume: strin
   }
   return { step: Number(m[1]), path: resume };
 }
+
+/**
+ * The run's store and where it resumes from: `resume` true is the newest checkpoint, a string that
+ * folder; without it, existing checkpoints are an error unless `overwrite` (they are removed later,
+ * once the model is built).
+ */
+export async function openStore<S>(
+  checkpointing: { dir: string; overwrite: boolean },
+  resume: string | true | null,
+): Promise<{ store: DistCheckpointStore<S>; resumeFrom: CheckpointRef | null }> {
+  const store = new DistCheckpointStore<S>(checkpointing.dir);
+  if (resume) return { store, resumeFrom: await findResume(store, resume) };
+  const existing = await store.list();
+  if (existing.length && !checkpointing.overwrite) {
+    throw new CheckpointError(
+      `checkpointing.dir: ${checkpointing.dir} already holds ${existing.length} checkpoint(s) (newest: step ${existing[existing.length - 1].step}); ` +
+        'pass --resume to continue from them, choose another checkpointing.dir, or set checkpointing.overwrite: true to replace them',
+    );
+  }
+  return { store, resumeFrom: null };
+}

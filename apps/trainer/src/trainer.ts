@@ -10,12 +10,12 @@ import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Tokenizer } from '@lm/layers';
-import { defaultGenerator, init, memory, type Backend } from '@lm/tensor-gpu';
-import { DistCheckpointStore, findResume, type CheckpointRef } from './checkpoint.js';
+import { init, memory, type Backend } from '@lm/tensor-gpu';
+import { openStore, type CheckpointRef, type DistCheckpointStore } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
-import { CorpusData } from './core/data.js';
-import { CheckpointError, ConfigError, DataError } from './core/errors.js';
-import type { FamilyObjective, ModelFamily, TrainableModel } from './core/family.js';
+import type { CorpusData } from './core/data.js';
+import { CheckpointError, ConfigError } from './core/errors.js';
+import type { FamilyObjective, ModelFamily } from './core/family.js';
 import { runLoop, type TrainerState } from './core/loop.js';
 import type { Objective, ObjectiveMetrics } from './core/objective.js';
 import type { MetricsRecord } from './core/ports.js';
@@ -24,6 +24,7 @@ import { MetricsLog } from './metrics.js';
 import { getFamily } from './models/index.js';
 import { renderPlot } from './plot.js';
 import { Progress } from './progress.js';
+import { createModel, familyEntry, loopSettings, setupRun } from './setup.js';
 
 export type { TrainerState };
 
@@ -89,79 +90,25 @@ async function checkWritableDir(dir: string, field: string): Promise<void> {
 /** Checks everything that can be checked before training, in the order a person would fix it. */
 export async function prepare(config: TrainConfig, resume: string | true | null = null): Promise<Prepared> {
   const family = getFamily(config.model.family);
-  const entry = family.objectives[config.objective];
-  if (!entry) {
-    throw new ConfigError(`objective: ${config.model.family} trains with ${Object.keys(family.objectives).map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(config.objective)}`);
-  }
+  familyEntry(family, config);
   await checkWritableDir(config.checkpointing.dir, 'checkpointing.dir');
   await checkWritableDir(dirname(config.output.metrics), 'output.metrics');
   if (config.output.plot) await checkWritableDir(dirname(config.output.plot), 'output.plot');
   if (config.output.export) await checkWritableDir(config.output.export, 'output.export');
 
-  const store = new DistCheckpointStore<TrainerState>(config.checkpointing.dir);
-  let resumeFrom: CheckpointRef | null = null;
-  if (resume) {
-    resumeFrom = await findResume(store, resume);
-  } else {
-    const existing = await store.list();
-    if (existing.length && !config.checkpointing.overwrite) {
-      throw new CheckpointError(
-        `checkpointing.dir: ${config.checkpointing.dir} already holds ${existing.length} checkpoint(s) (newest: step ${existing[existing.length - 1].step}); ` +
-          'pass --resume to continue from them, choose another checkpointing.dir, or set checkpointing.overwrite: true to replace them',
-      );
-    }
-  }
+  const { store, resumeFrom } = await openStore<TrainerState>(config.checkpointing, resume);
 
   const tokenizerPath = config.data.tokenizer ?? config.model.fromPretrained;
   if (!tokenizerPath) throw new ConfigError('data.tokenizer: required (a vocab.txt, a tokenizer.json, or a folder with one) when model.fromPretrained is not set');
   const tokenizer = await family.loadTokenizer(tokenizerPath, { lowercase: config.data.lowercase });
-
-  const resolved = await family.resolveConfig({ fromPretrained: config.model.fromPretrained, overrides: config.model.config, vocabSize: tokenizer.vocabSize });
-  if (config.data.seqLength > resolved.maxPositions) {
-    throw new ConfigError(`data.seqLength: ${config.data.seqLength} exceeds the model's maxPositionEmbeddings (${resolved.maxPositions}); lower data.seqLength or raise model.config.maxPositionEmbeddings`);
-  }
-  if (tokenizer.vocabSize > resolved.vocabSize) {
-    throw new ConfigError(`model.config.vocabSize: ${resolved.vocabSize} is smaller than the tokenizer's vocabulary (${tokenizer.vocabSize} tokens in ${tokenizerPath})`);
-  }
-
-  const backend = await init(config.backend);
-  const objective = entry.objective({
+  const setup = await setupRun(config, {
+    family,
     tokenizer,
-    backend,
-    seqLength: config.data.seqLength,
-    maskProbability: config.data.maskProbability,
-    shortSeqProbability: config.data.shortSeqProbability,
-    settings: config.objectives[config.objective] ?? {},
+    tokenizerName: tokenizerPath,
+    backend: () => init(config.backend),
+    source: () => corpusSource(config.data.paths, config.data.format, config.data.jsonlField),
   });
-  const source = await corpusSource(config.data.paths, config.data.format, config.data.jsonlField);
-  const data = new CorpusData(source, objective, {
-    encode: (text) => tokenizer.encode(text, null, { addSpecialTokens: false }).inputIds,
-    validationFraction: config.data.validationFraction,
-    shuffleBuffer: config.data.shuffleBuffer,
-    seed: config.data.shuffleSeed ?? config.seed,
-  });
-  // The corpus yields at least one training batch (reads only as far as that).
-  const probe = data.trainBatches(config.training.batchSize);
-  try {
-    await probe.next();
-  } catch (e) {
-    if (e instanceof DataError) throw e;
-    throw new DataError(`data: ${(e as Error).message}`);
-  } finally {
-    await probe.close();
-  }
-  const validation = config.data.validationFraction > 0 ? await data.validationBatches(config.eval.batches, config.training.batchSize) : [];
-  if (config.data.validationFraction > 0 && validation.length === 0) {
-    throw new DataError(`data.validationFraction: ${config.data.validationFraction} of the corpus held out no document that gives a ${objective.name} example; raise it or add documents`);
-  }
-
-  if (config.training.float16 && !backend.supportsFloat16) {
-    throw new ConfigError(
-      `training.float16: the ${backend.name} backend (${backend.adapterInfo}) has no float16 support (WebGPU needs the adapter's shader-f16 feature); train in float32 (training.float16: false)`,
-    );
-  }
-  const fingerprint = JSON.stringify({ model: config.model, data: config.data, seed: config.seed, objective: config.objective, batch: config.training.batchSize, accum: config.training.gradAccumulation });
-  return { config, backend, family, entry, tokenizer, objective, data, validation, store, resumeFrom, modelConfig: resolved.config, fingerprint };
+  return { config, family, tokenizer, store, resumeFrom, ...setup };
 }
 
 /** Trains per the config; resolves when done, or when `shouldStop` asked for a clean stop. */
@@ -175,16 +122,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     print(`warning: training.warmupSteps (${tc.warmupSteps}) exceeds training.steps (${tc.steps}): the learning rate never reaches its peak (${tc.lr}); it ends at ${((tc.steps / tc.warmupSteps) * tc.lr).toExponential(2)}`);
   }
 
-  defaultGenerator.manualSeed(config.seed);
-  const model: TrainableModel = await entry.createModel(prepared.modelConfig, { fromPretrained: config.model.fromPretrained, backend, settings: config.objectives[config.objective] ?? {} });
+  const model = await createModel(config, prepared, backend);
+  const { describe, ...settings } = loopSettings(config, prepared, tokenizer, backend);
   // Old checkpoints go only once the model exists (its loading can still refuse the config).
   if (config.checkpointing.overwrite && !resumeFrom) await store.clear();
   try {
     const result = await runLoop({
-      training: tc,
-      evalEverySteps: config.eval.everySteps,
-      checkpointEverySteps: config.checkpointing.everySteps,
-      keepLast: config.checkpointing.keepLast,
+      ...settings,
       model,
       objective,
       backend,
@@ -196,10 +140,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       metrics: new MetricsLog(config.output.metrics),
       progress: (total, start) => new Progress({ total, start, tty: options.tty, logEvery: tc.logEvery, print }),
       print,
-      describeRun: ({ numParameters, objective: name, step }) =>
-        `lm-train: ${config.model.family} (${(numParameters / 1e6).toFixed(2)}M parameters), objective ${name}, backend ${backend.name} (${backend.adapterInfo}); ` +
-        `${data.source.fileCount} corpus file(s), vocab ${tokenizer.vocabSize}, seq ${config.data.seqLength}, batch ${tc.batchSize}x${tc.gradAccumulation}, ${tc.steps} steps` +
-        (resumeFrom ? `; resumed from step ${step} (${resumeFrom.path})` : ''),
+      describeRun: (info) => `lm-train: ${describe(info)}` + (resumeFrom ? `; resumed from step ${info.step} (${resumeFrom.path})` : ''),
       shouldStop: options.shouldStop,
       onStep: options.onStep,
       plot: async (title) => {

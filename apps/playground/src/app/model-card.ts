@@ -26,18 +26,19 @@ export function relevantFiles(files: Iterable<File>): File[] {
 }
 
 /**
- * Every file under the dropped items, walking folders (their entries must be taken synchronously, in
- * the drop event), and the folder's name when one folder was dropped.
+ * Every file under the dropped items with its path inside what was dropped (`step-00000100/latest.json`),
+ * walking folders (their entries must be taken synchronously, in the drop event).
  */
-export async function filesFromDrop(data: DataTransfer): Promise<{ files: File[]; folder?: string }> {
+export async function droppedFiles(data: DataTransfer): Promise<{ files: { file: File; path: string }[]; entries: FileSystemEntry[] }> {
   const entries = Array.from(data.items)
     .map((item) => item.webkitGetAsEntry?.())
     .filter((e): e is FileSystemEntry => !!e);
-  if (entries.length === 0) return { files: Array.from(data.files) };
-  const out: File[] = [];
+  if (entries.length === 0) return { files: Array.from(data.files).map((file) => ({ file, path: file.name })), entries };
+  const out: { file: File; path: string }[] = [];
   const walk = async (entry: FileSystemEntry): Promise<void> => {
     if (entry.isFile) {
-      out.push(await new Promise<File>((resolve, reject) => (entry as FileSystemFileEntry).file(resolve, reject)));
+      const file = await new Promise<File>((resolve, reject) => (entry as FileSystemFileEntry).file(resolve, reject));
+      out.push({ file, path: entry.fullPath.replace(/^\//, '') });
     } else if (entry.isDirectory) {
       const reader = (entry as FileSystemDirectoryEntry).createReader();
       for (;;) {
@@ -48,7 +49,13 @@ export async function filesFromDrop(data: DataTransfer): Promise<{ files: File[]
     }
   };
   for (const entry of entries) await walk(entry);
-  return { files: out, folder: entries.length === 1 && entries[0].isDirectory ? entries[0].name : undefined };
+  return { files: out, entries };
+}
+
+/** Every file under the dropped items, and the folder's name when one folder was dropped. */
+export async function filesFromDrop(data: DataTransfer): Promise<{ files: File[]; folder?: string }> {
+  const { files, entries } = await droppedFiles(data);
+  return { files: files.map((f) => f.file), folder: entries.length === 1 && entries[0].isDirectory ? entries[0].name : undefined };
 }
 
 export class ModelCard {

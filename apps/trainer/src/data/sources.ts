@@ -1,9 +1,5 @@
 // Reading a corpus as a stream of documents, one file and one line at a time: nothing is ever loaded
-// whole. Formats:
-//   text  - one sentence per line, blank lines between documents (BERT's pretraining format); a file
-//           boundary also ends a document.
-//   jsonl - one JSON object per line, its `jsonlField` (default "text") a document, split into
-//           sentences at . ! ? followed by whitespace.
+// whole. The formats (text, jsonl) are parsed by documents.ts, which the browser worker shares.
 // Folders are walked recursively in name order (hidden files skipped). Each document carries a
 // stable id (file index in that order, ordinal in the file), so the validation split and the
 // shuffled order do not depend on the order files are read in.
@@ -15,24 +11,16 @@ import { createInterface } from 'node:readline';
 
 import type { DocumentSource, SourceDocument } from '../core/data.js';
 import { DataError } from '../core/errors.js';
+import { JSONL_EXTENSIONS, TEXT_EXTENSIONS, documentsFromLines, formatOf, type DataFormat } from './documents.js';
 
 export { DataError };
+export { splitSentences, type DataFormat } from './documents.js';
 export type { SourceDocument };
-
-export type DataFormat = 'auto' | 'text' | 'jsonl';
 
 export interface CorpusFile {
   path: string;
   format: 'text' | 'jsonl';
   size: number;
-}
-
-const JSONL_EXTENSIONS = new Set(['.jsonl', '.ndjson']);
-const TEXT_EXTENSIONS = new Set(['.txt', '.text', '']);
-
-function formatOf(path: string, format: DataFormat): 'text' | 'jsonl' {
-  if (format !== 'auto') return format;
-  return JSONL_EXTENSIONS.has(extname(path).toLowerCase()) ? 'jsonl' : 'text';
 }
 
 async function walk(dir: string, out: string[]): Promise<void> {
@@ -76,14 +64,6 @@ export async function listCorpus(paths: readonly string[], format: DataFormat): 
   return files;
 }
 
-/** Sentences of free text: split after . ! ? followed by whitespace; newlines split too. */
-export function splitSentences(text: string): string[] {
-  return text
-    .split(/(?<=[.!?])\s+|\n+/u)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
-
 async function* lines(path: string): AsyncGenerator<string> {
   const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
   try {
@@ -94,37 +74,8 @@ async function* lines(path: string): AsyncGenerator<string> {
 }
 
 /** Documents of one file, streamed. */
-export async function* readFileDocuments(file: CorpusFile, fileIndex: number, jsonlField: string): AsyncGenerator<SourceDocument> {
-  let ordinal = 0;
-  if (file.format === 'jsonl') {
-    let lineNo = 0;
-    for await (const line of lines(file.path)) {
-      lineNo++;
-      if (line.trim() === '') continue;
-      let rec: unknown;
-      try {
-        rec = JSON.parse(line);
-      } catch (e) {
-        throw new DataError(`${file.path}:${lineNo}: not valid JSON (${(e as Error).message})`);
-      }
-      const text = rec && typeof rec === 'object' ? (rec as Record<string, unknown>)[jsonlField] : undefined;
-      if (typeof text !== 'string') throw new DataError(`${file.path}:${lineNo}: expected an object with a string field "${jsonlField}" (data.jsonlField)`);
-      const sentences = splitSentences(text);
-      if (sentences.length) yield { file: fileIndex, ordinal: ordinal++, sentences };
-    }
-    return;
-  }
-  let sentences: string[] = [];
-  for await (const line of lines(file.path)) {
-    const s = line.trim();
-    if (s === '') {
-      if (sentences.length) yield { file: fileIndex, ordinal: ordinal++, sentences };
-      sentences = [];
-    } else {
-      sentences.push(s);
-    }
-  }
-  if (sentences.length) yield { file: fileIndex, ordinal: ordinal++, sentences };
+export function readFileDocuments(file: CorpusFile, fileIndex: number, jsonlField: string): AsyncGenerator<SourceDocument> {
+  return documentsFromLines(lines(file.path), { name: file.path, format: file.format, index: fileIndex }, jsonlField);
 }
 
 /** Every document of the corpus, files in the given order. */
