@@ -155,6 +155,8 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the REALM panel in headless Ch
           data.items.add(new File([text], fileName, { type: 'text/plain' }));
           document.querySelector('[data-testid=realm-drop]')!.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
         }, DROPPED);
+        // Asked while the document is being indexed, the question waits for it (the worker handles requests in order).
+        const during = await askInPage(page, AFTER_QUESTION);
         await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector<HTMLElement>('[data-testid=realm-index-status]')?.dataset.state ?? ''), undefined, { timeout: 60_000 });
         const status = (await page.textContent('[data-testid=realm-index-status]')) ?? '';
         expect(await page.getAttribute('[data-testid=realm-index-status]', 'data-state'), status).toBe('done');
@@ -164,6 +166,7 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the REALM panel in headless Ch
         // The page kept its model: the drop went to the panel, not to the model loader.
         expect(await page.evaluate(() => document.documentElement.dataset.model)).toBe('ready');
 
+        expectSame(during, expected.after, expected.bundled, log);
         expectSame(await askInPage(page, AFTER_QUESTION), expected.after, expected.bundled, log);
         await page.screenshot({ path: join(artifacts, `playground-realm-${name}.png`), fullPage: true });
       } finally {
