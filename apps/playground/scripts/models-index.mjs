@@ -1,7 +1,7 @@
-// Writes public/models/index.json: the models bundled with the app (today one, `default`), the files
+// Writes public/models/index.json: the models bundled with the app (`default`, `realm`), the files
 // of each with their sizes (the page fetches exactly these, with download progress), where the model
 // came from, and example inputs whose words are all in its vocabulary.
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Keeps the examples whose words (lowercased, [MASK] aside) are all vocabulary entries. */
@@ -23,7 +23,12 @@ export function writeModelsIndex(modelsDir, entry) {
     .filter((name) => statSync(join(dir, name)).isFile())
     .sort()
     .map((name) => ({ name, size: statSync(join(dir, name)).size }));
-  const index = { models: [{ ...entry, files }] };
-  writeFileSync(join(modelsDir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
+  // The entry replaces the one with its id (in place) or is appended: the other bundled models stay.
+  const path = join(modelsDir, 'index.json');
+  const models = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')).models : [];
+  const at = models.findIndex((m) => m.id === entry.id);
+  if (at >= 0) models[at] = { ...entry, files };
+  else models.push({ ...entry, files });
+  writeFileSync(path, `${JSON.stringify({ models }, null, 2)}\n`);
   return files;
 }
