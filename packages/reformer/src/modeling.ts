@@ -40,6 +40,7 @@ import {
 import {
   applyChunkingToForward,
   Dropout,
+  generate,
   Embedding,
   getActivation,
   initInPlace,
@@ -51,6 +52,9 @@ import {
   PreTrainedModel,
   withoutInit,
   type Activation,
+  type DecoderStep,
+  type GenerateOptions,
+  type GenerateOutput,
   type JsonObject,
   type ModuleOptions,
 } from '@lm/layers';
@@ -1026,6 +1030,12 @@ interface StackOutputs {
 /** The reversible layers, a final LayerNorm over both streams, and dropout. */
 export class ReformerEncoder extends Module {
   readonly dropout: number;
+  /**
+   * Backpropagate through the reversible function (activations recomputed from the outputs, memory flat
+   * in depth). false keeps every layer's activations for ordinary autograd (the same gradients; for
+   * comparisons and benchmarks).
+   */
+  reversible = true;
   declare layers: ModuleList<ReformerLayer>;
   declare layer_norm: LayerNorm;
 
@@ -1065,7 +1075,7 @@ export class ReformerEncoder extends Module {
   forward(hiddenStates: Tensor, options: EncoderOptions = {}): EncoderOutput {
     let stack: StackOutputs | null = null;
     let output: Tensor;
-    if (isGradEnabled() && hiddenStates.requiresGrad) {
+    if (this.reversible && isGradEnabled() && hiddenStates.requiresGrad) {
       // The reversible function: the forward stores only the last layer's outputs (and the buckets); the
       // backward walks the layers from the top, recomputing each one's inputs from its outputs.
       const layers = this.layers.items;
@@ -1377,6 +1387,7 @@ export class ReformerModelWithLMHead extends ReformerWithLMHead {
       if (outputs.pastBucketsStates) out.pastBucketsStates = outputs.pastBucketsStates;
       if (options.labels) {
         const seq = logits.shape[1];
+        // Next-token targets: the logits of position t score the label at t + 1.
         const shiftLogits = logits.slice(1, 0, seq - 1).reshape(-1, this.config.vocabSize); // [batch * (seq-1), vocab]
         const shiftLabels = options.labels.slice(1, 1).reshape(-1); // [batch * (seq-1)]
         out.loss = crossEntropy(shiftLogits, shiftLabels);
@@ -1384,7 +1395,30 @@ export class ReformerModelWithLMHead extends ReformerWithLMHead {
       return out;
     });
   }
+
+  /**
+   * One decoding step for @lm/layers' generation loop: the whole prompt first, then one token at a time
+   * through `pastBucketsStates` (the reference's prepare_inputs_for_generation). Eval mode only.
+   */
+  decoderStep(options: { numHashes?: number | null } = {}): DecoderStep<PastBucketsStates> {
+    return (inputIds, cache) => {
+      const out = this.forward({ inputIds, pastBucketsStates: cache, useCache: true, numHashes: options.numHashes });
+      const logits = out.logits.select(1, out.logits.shape[1] - 1).contiguous(); // [batch, vocab]
+      out.logits.dispose();
+      return { logits, cache: out.pastBucketsStates! };
+    };
+  }
+
+  /** Greedy, sampling or beam-search generation (GenerateOptions of @lm/layers) with the cached decoding path. */
+  async generate(inputIds: Tensor, options: ReformerGenerateOptions = {}): Promise<GenerateOutput> {
+    if (this.training) throw new ReformerInputError('ReformerModelWithLMHead.generate: call model.eval() first (cached decoding is inference only)');
+    const { numHashes, ...rest } = options;
+    return generate(this.decoderStep({ numHashes }), inputIds, { eosTokenId: this.config.eosTokenId ?? undefined, padTokenId: this.config.padTokenId ?? undefined, ...rest });
+  }
 }
+
+/** Options of ReformerModelWithLMHead.generate: @lm/layers' generation options, plus numHashes. */
+export type ReformerGenerateOptions = GenerateOptions<PastBucketsStates> & { numHashes?: number | null };
 
 export interface ReformerMaskedLMOutput extends ReformerOutputs {
   loss?: Tensor;
