@@ -3,9 +3,11 @@
 
 import type { ModelFamily } from '../core/family.js';
 import { megatronBert } from './megatron-bert.js';
+import { reformer } from './reformer.js';
 
 const FAMILIES = new Map<string, ModelFamily>([
   [megatronBert.name, megatronBert as ModelFamily],
+  [reformer.name, reformer as ModelFamily],
 ]);
 
 export function familyNames(): string[] {
