@@ -587,6 +587,19 @@ export class LSHSelfAttention extends Module {
     return { hiddenStates: mergeHiddenSizeDims(out, H, d), buckets: queryBuckets };
   }
 
+  /**
+   * The bucket of every position per head and hash round, round offsets removed: int32 [batch, heads,
+   * numHashes, seq] for normalised hidden states [batch, seq, hidden] (no padding). Hashes even sequences
+   * no longer than a chunk (which attend without buckets), for inspection (the playground's view).
+   */
+  bucketsFor(hiddenStates: Tensor, numHashes: number = this.numHashes): Tensor {
+    const [, seq] = hiddenStates.shape;
+    if (this.numBuckets === null) this.setNumBuckets(Math.max(seq, 2 * this.chunkLength));
+    const vectors = splitHiddenSizeDim(this.query_key.forward(hiddenStates), this.numAttentionHeads, this.attentionHeadSize); // [batch, heads, seq, d]
+    const rounds = arange(0, numHashes, 1, { backend: hiddenStates.backend }).reshape(1, 1, numHashes, 1);
+    return this.hashVectors(vectors, numHashes, null).sub(rounds.mulScalar(totalBuckets(this.numBuckets!))); // [batch, heads, hashes, seq]
+  }
+
   /** The reference's _set_num_buckets: about 2 * seq / chunk buckets, factorised when that exceeds the limit. */
   setNumBuckets(sequenceLength: number): void {
     const pow2 = Math.floor(Math.log2(2 * Math.floor(sequenceLength / this.chunkLength)));

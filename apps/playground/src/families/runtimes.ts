@@ -3,6 +3,7 @@ import type { FamilyRuntime } from './types.js';
 
 const RUNTIMES: Record<string, () => Promise<FamilyRuntime>> = {
   'megatron-bert': async () => (await import('./megatron-bert/runtime.js')).megatronBertRuntime,
+  reformer: async () => (await import('./reformer/runtime.js')).reformerRuntime,
 };
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(RUNTIMES);
