@@ -7,8 +7,8 @@
 // `grad.*` outputs are asked for (in training mode, as the reference requires), and returns the
 // requested outputs under the reference's names.
 
-import { noGrad, scope, Tensor, tensor, zeros, type Backend } from '@lm/tensor-gpu';
-import type { ConformanceCase, ConformanceFamily, ConformanceOutput } from '@lm/layers/testing';
+import { noGrad, scope, Tensor, type Backend } from '@lm/tensor-gpu';
+import { camelCase, caseInputTensor, flattenModelOutputs, parameterGradients, type ConformanceCase, type ConformanceFamily, type ConformanceOutput, type NestedNumbers } from '@lm/layers/testing';
 import {
   ReformerForMaskedLM,
   ReformerForQuestionAnswering,
@@ -23,60 +23,21 @@ interface RunnableClass {
 }
 type Forward = (options: Record<string, unknown>) => Record<string, unknown>;
 
-const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-
-type Nested = number | boolean | Nested[];
-
-function flatValues(v: Nested, out: number[] = []): number[] {
-  if (Array.isArray(v)) for (const x of v) flatValues(x, out);
-  else out.push(Number(v));
-  return out;
-}
-
-/** A case.json input as a tensor: int32 ids, masks, labels and positions; float32 when any value is fractional. */
-function inputTensor(value: Nested, backend: Backend): Tensor {
-  const isFloat = flatValues(value).some((x) => !Number.isInteger(x));
-  const toNumbers = (v: Nested): Nested => (Array.isArray(v) ? v.map(toNumbers) : Number(v));
-  return tensor(toNumbers(value), { dtype: isFloat ? 'float32' : 'int32', backend });
-}
-
 /** Kwargs that are not forward options. */
 const NOT_OPTIONS = new Set(['return_dict', 'steps', 'past_buckets_states']);
 
 function forwardOptions(c: ConformanceCase, inputs: Record<string, unknown>, kwargs: Record<string, unknown>): Record<string, unknown> {
   const options: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(inputs)) options[camel(name)] = inputTensor(value as Nested, c.backend);
-  for (const [name, value] of Object.entries(kwargs)) if (!NOT_OPTIONS.has(name) && !(name in inputs)) options[camel(name)] = value;
+  for (const [name, value] of Object.entries(inputs)) options[camelCase(name)] = caseInputTensor(value as NestedNumbers, c.backend);
+  for (const [name, value] of Object.entries(kwargs)) if (!NOT_OPTIONS.has(name) && !(name in inputs)) options[camelCase(name)] = value;
   if (c.spec.class === 'ReformerForSequenceClassification' && options.labels instanceof Tensor) {
+    // Regression and multi-label targets are floats the JSON cannot tell from integers: the config decides.
     const config = c.config as { problem_type?: string | null; num_labels?: number };
     const labels = options.labels;
     const float = config.problem_type === 'regression' || config.problem_type === 'multi_label_classification' || (!config.problem_type && (labels.rank > 1 || config.num_labels === 1));
     if (float) options.labels = labels.toFloat();
   }
   return options;
-}
-
-/** Model outputs (nested objects and arrays of tensors) under the reference's flattened names; nulls are skipped. */
-function flattenOutputs(value: unknown, name: string, out: Map<string, Tensor>): void {
-  if (value instanceof Tensor) out.set(name, value);
-  else if (Array.isArray(value)) value.forEach((v, i) => flattenOutputs(v, name ? `${name}.${i}` : String(i), out));
-  else if (value !== null && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) flattenOutputs(v, name ? `${name}.${snake(k)}` : snake(k), out);
-  }
-}
-
-/** `grad.<name>` for every requested parameter (tied parameters under either name). */
-function gradients(model: ReformerPreTrainedModel, requested: readonly string[], out: Map<string, Tensor>): void {
-  const byName = new Map(model.namedParameters());
-  const stateDict = model.stateDict();
-  for (const output of requested) {
-    if (!output.startsWith('grad.')) continue;
-    const name = output.slice('grad.'.length);
-    const param = byName.get(name) ?? stateDict.get(name);
-    if (!param) throw new Error(`conformance: the model has no parameter '${name}'`);
-    out.set(output, param.grad ? param.grad.clone() : zeros(param.shape, { backend: param.backend }));
-  }
 }
 
 /** Injects `<prefix>rotations.<layer>` for every LSH hashing call; a missing draw is an error naming it. */
@@ -90,7 +51,7 @@ function injectRotations(model: ReformerPreTrainedModel, c: ConformanceCase, pre
 }
 
 interface Step {
-  input_ids?: Nested;
+  input_ids?: NestedNumbers;
   use_cache?: boolean;
   past_buckets_states?: string;
   [k: string]: unknown;
@@ -121,7 +82,7 @@ async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<M
         const { input_ids: ids, ...rest } = step;
         const out = scope(() =>
           noGrad(() => {
-            const options = forwardOptions(c, stepIndex === 0 ? { input_ids: ids as Nested } : {}, rest);
+            const options = forwardOptions(c, stepIndex === 0 ? { input_ids: ids as NestedNumbers } : {}, rest);
             if (stepIndex > 0) options.inputIds = nextIds;
             if (step.past_buckets_states !== undefined && stepIndex > 0) options.pastBucketsStates = previous;
             const outputs = forward(options) as { logits: Tensor; pastBucketsStates?: unknown };
@@ -146,19 +107,16 @@ async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<M
         const data = Int32Array.from({ length: batch * generated.length }, (_, i) => generated[i % generated.length][Math.floor(i / generated.length)]);
         all.set('generated_ids', { shape: [batch, generated.length], data });
       }
-      const flat = new Map<string, Tensor>();
-      flattenOutputs(previous, 'past_buckets_states', flat);
-      for (const [k, v] of flat) all.set(k, v);
+      for (const [k, v] of flattenModelOutputs(previous, 'past_buckets_states')) all.set(k, v);
     } else {
       injectRotations(model, c, () => '');
       const run = (): Map<string, Tensor> => {
-        const found = new Map<string, Tensor>();
         const outputs = forward(forwardOptions(c, c.spec.inputs ?? {}, kwargs)) as { loss?: Tensor };
-        flattenOutputs(outputs, '', found);
+        const found = flattenModelOutputs(outputs, '');
         if (wantGrads) {
           if (!outputs.loss) throw new Error('conformance: grad.* outputs were requested but the model returned no loss');
           outputs.loss.backward();
-          gradients(model, c.spec.outputs, found);
+          parameterGradients(model, c.spec.outputs, found);
         }
         return new Map([...found].filter(([name]) => requested.has(name)));
       };
@@ -177,9 +135,7 @@ async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<M
 }
 
 function cacheTensors(value: unknown): Tensor[] {
-  const out = new Map<string, Tensor>();
-  flattenOutputs(value, 'c', out);
-  return [...out.values()];
+  return [...flattenModelOutputs(value, 'c').values()];
 }
 
 type ModelRunner = (c: ConformanceCase) => Promise<Map<string, ConformanceOutput>>;
