@@ -995,6 +995,8 @@ export class ReformerLayer extends Module {
     // X2 = Y2 - g(Y1); dL/dY1 gains g's input gradient
     const x2Value = hiddenStates.sub(resHiddenStates.detach());
     const gradAttn = y1.grad ? gradAttnOutput.add(y1.grad) : gradAttnOutput;
+    // Leaf gradients outlive scopes: free them here, or every layer would leak two [batch, seq, hidden].
+    y1.grad?.dispose();
     y1.grad = null;
     // f(X2), backpropagated with dL/dY1 (the forward's buckets: hashing is not repeated)
     const x2 = x2Value.detach().requiresGrad_();
@@ -1003,6 +1005,7 @@ export class ReformerLayer extends Module {
     // X1 = Y1 - f(X2); dL/dX2 gains f's input gradient
     const attnOutput = nextAttnOutput.sub(output.detach());
     const gradHidden = x2.grad ? gradHiddenStates.add(x2.grad) : gradHiddenStates;
+    x2.grad?.dispose();
     x2.grad = null;
     return { attnOutput, hiddenStates: x2Value, gradAttnOutput: gradAttn, gradHiddenStates: gradHidden };
   }
@@ -1075,6 +1078,10 @@ export class ReformerEncoder extends Module {
           outputAttentions: options.outputAttentions,
         }),
       );
+      // The previous layer's outputs are no longer needed (autograd keeps its own handles), unless they
+      // are the stack's inputs or returned hidden states.
+      if (out.attnOutput !== attnOutput0 && out.attnOutput !== hiddenStates0) out.attnOutput.dispose();
+      if (out.hiddenStates !== attnOutput0 && out.hiddenStates !== hiddenStates0 && !options.outputHiddenStates) out.hiddenStates.dispose();
       out.attnOutput = layerOutputs.attnOutput;
       out.hiddenStates = layerOutputs.hiddenStates;
       out.buckets.push(layerOutputs.buckets ?? null);
@@ -1116,6 +1123,8 @@ export class ReformerEncoder extends Module {
             const prev = state;
             // One layer's recomputation and backward, its temporaries freed before the next layer's.
             state = scope(() => layers[i].backwardPass(prev.attnOutput, prev.hiddenStates, prev.gradAttnOutput, prev.gradHiddenStates, { attentionMask, headMask: headMask?.[i] ?? null, buckets: buckets[i] }));
+            // The layer above's inputs and gradients are spent (the first ones belong to autograd).
+            if (i < layers.length - 1) for (const t of Object.values(prev)) if (!Object.values(state).includes(t)) t.dispose();
           }
           return [concat([state.gradAttnOutput, state.gradHiddenStates], -1)];
         },
@@ -1266,7 +1275,8 @@ export class ReformerModel extends ReformerPreTrainedModel {
   forward(options: ReformerInputs): ReformerModelOutput {
     return scope(() => {
       const config = this.config;
-      const useCache = options.useCache ?? config.useCache;
+      // The cache is for decoding: training (and the reversible backward) never needs it.
+      const useCache = options.useCache ?? (config.useCache && !this.training);
       const outputHiddenStates = options.outputHiddenStates ?? config.outputHiddenStates;
       const outputAttentions = options.outputAttentions ?? config.outputAttentions;
       let { inputIds, inputsEmbeds, attentionMask, positionIds } = options;
@@ -1394,7 +1404,8 @@ export class ReformerModelWithLMHead extends ReformerWithLMHead {
 
   forward(options: ReformerLMInputs): ReformerModelWithLMHeadOutput {
     return scope(() => {
-      const outputs = this.reformer.forward(options);
+      // With labels nothing is decoded next: no cache (as MegatronBertForCausalLM).
+      const outputs = this.reformer.forward(options.labels ? { ...options, useCache: false } : options);
       const logits = this.lm_head.forward(outputs.lastHiddenState); // [batch, seq, vocab]
       const out: ReformerModelWithLMHeadOutput = { logits, ...passThrough(outputs) };
       if (outputs.pastBucketsStates) out.pastBucketsStates = outputs.pastBucketsStates;
