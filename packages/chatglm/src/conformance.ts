@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { openCheckpoint } from '@lm/dist-ckpt';
 import { withoutInit } from '@lm/layers';
 import { fromHost, noGrad, scope, Tensor, tensor, type Backend } from '@lm/tensor-gpu';
-import { flattenOutputs, parameterGradients, type ConformanceCase, type ConformanceFamily, type HostOutput } from '@lm/layers/testing';
+import { flattenModelOutputs, parameterGradients, type ConformanceCase, type ConformanceFamily, type HostOutput } from '@lm/layers/testing';
 import { ChatGLMConfig } from './config.js';
 import { ChatGLMForConditionalGeneration, ChatGLMModel, type ChatGLMPreTrainedModel } from './modeling.js';
 import { greedySearch } from './generation.js';
@@ -87,7 +87,7 @@ async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<M
       const all = new Map<string, Tensor | HostOutput>();
       result.stepLogits!.forEach((t, i) => all.set(`steps.${i}.logits`, t));
       const flat = new Map<string, Tensor>();
-      flattenOutputs({ pastKeyValues: result.pastKeyValues }, '', flat);
+      flattenModelOutputs({ pastKeyValues: result.pastKeyValues }, '', flat);
       for (const [k, v] of flat) all.set(k, v);
       const rows = result.sequences.length;
       all.set('sequences', { shape: [rows, result.sequences[0].length], data: result.sequences.flat() });
@@ -101,7 +101,7 @@ async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<M
     const run = (): Map<string, Tensor> => {
       const all = new Map<string, Tensor>();
       const outputs = forward(forwardOptions(c, c.spec.inputs ?? {}, kwargs)) as { loss?: Tensor };
-      flattenOutputs(outputs, '', all);
+      flattenModelOutputs(outputs, '', all);
       if (wantGrads) {
         if (!outputs.loss) throw new Error('conformance: grad.* outputs were requested but the model returned no loss');
         outputs.loss.backward();

@@ -1,2 +1,4 @@
 export { ReformerConfig } from './config.js';
 export type { ReformerAttentionType, ReformerConfigFields } from './config.js';
+export * from './modeling.js';
+export { conformance } from './conformance.js';

@@ -4,6 +4,7 @@ import type { FamilyPanel } from './types.js';
 const PANELS: Record<string, () => Promise<FamilyPanel>> = {
   'megatron-bert': async () => (await import('./megatron-bert/panel.js')).megatronBertPanel,
   realm: async () => (await import('./realm/panel.js')).realmPanel,
+  reformer: async () => (await import('./reformer/panel.js')).reformerPanel,
 };
 
 export async function panelFor(modelType: string): Promise<FamilyPanel | null> {

@@ -4,6 +4,7 @@ import type { FamilyRuntime } from './types.js';
 const RUNTIMES: Record<string, () => Promise<FamilyRuntime>> = {
   'megatron-bert': async () => (await import('./megatron-bert/runtime.js')).megatronBertRuntime,
   realm: async () => (await import('./realm/runtime.js')).realmRuntime,
+  reformer: async () => (await import('./reformer/runtime.js')).reformerRuntime,
 };
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(RUNTIMES);

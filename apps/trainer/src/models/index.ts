@@ -3,12 +3,14 @@
 
 import type { ModelFamily } from '../core/family.js';
 import { megatronBert } from './megatron-bert.js';
+import { reformer } from './reformer.js';
 import { megatronT5, t5 } from './t5.js';
 
 const FAMILIES = new Map<string, ModelFamily>([
   [megatronBert.name, megatronBert as ModelFamily],
   [t5.name, t5 as ModelFamily],
   [megatronT5.name, megatronT5 as ModelFamily],
+  [reformer.name, reformer as ModelFamily],
 ]);
 
 export function familyNames(): string[] {

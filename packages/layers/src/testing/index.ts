@@ -5,7 +5,7 @@ export { safetensorsF32, type HostTensor } from './fixtures.js';
 export { weightPathProblems, type WeightPathOptions } from './weight-paths.js';
 export type { ConformanceOutput, ConformanceOutputs, HostOutput } from './conformance.js';
 export { isExpectationField } from './conformance.js';
-export { flattenOutputs, parameterGradients } from './model-outputs.js';
+export { camelCase, snakeCase, caseInputTensor, flattenModelOutputs, parameterGradients, type NestedNumbers } from './model-cases.js';
 export {
   conformance,
   runTokenizerCase,

@@ -1,0 +1,113 @@
+// The Reformer family for the trainer: `ReformerModelWithLMHead` (isDecoder) trained with the causal-LM
+// objective, built from config overrides or a Hugging Face-format folder, and exported back to one
+// (config.json, model.safetensors, the tokenizer's files) that `ReformerModelWithLMHead.fromPretrained`
+// and the playground load. Training runs the reversible layers (activations recomputed in backward), so
+// long sequences cost memory linear in length and flat in depth.
+//
+// Reformer's training constraints are checked before anything is allocated: the sequence length must be
+// a multiple of the chunk lengths and, with axial positions, fill prod(axial_pos_shape) =
+// max_position_embeddings (the reference's training branch); `model.config.maxPositionEmbeddings` is
+// therefore the training length (`data.seqLength` must equal it).
+
+import { readFile, writeFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { JsonObject } from '@lm/layers';
+import { ReformerConfig, ReformerModelWithLMHead, leastCommonMultChunkLength, validateReformerConfig, type ReformerConfigFields } from '@lm/reformer';
+import { ConfigError } from '../core/errors.js';
+import type { FamilyObjective, ModelFamily, ResolvedModelConfig, TrainableModel } from '../core/family.js';
+import { loadWordPieceTokenizer } from '../data/tokenizer.js';
+import { CausalLMObjective, type CausalLMModel } from '../objectives/causal-lm.js';
+
+const FIELDS = Object.keys(ReformerConfig.fields) as (keyof ReformerConfigFields)[];
+
+async function readPretrainedConfig(dir: string): Promise<ReformerConfig> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, 'config.json'), 'utf8');
+  } catch {
+    throw new ConfigError(`model.fromPretrained: ${dir} has no config.json (expected a Hugging Face-format folder)`);
+  }
+  try {
+    return ReformerConfig.fromJSON(JSON.parse(text) as JsonObject);
+  } catch (e) {
+    throw new ConfigError(`model.fromPretrained: ${join(dir, 'config.json')}: ${(e as Error).message}`);
+  }
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+type CausalTrainable = TrainableModel & CausalLMModel & { readonly module: ReformerModelWithLMHead };
+
+const causalLM: FamilyObjective<ReformerConfig, CausalTrainable> = {
+  description: 'causal LM (ReformerModelWithLMHead: LSH / local attention, reversible layers, isDecoder)',
+  objective: (ctx) => {
+    const keys = Object.keys(ctx.settings);
+    if (keys.length) throw new ConfigError(`objectives.causal-lm.${keys[0]}: unknown field (causal-lm takes no settings of its own)`);
+    return new CausalLMObjective(ctx.tokenizer, { seqLength: ctx.seqLength, backend: ctx.backend });
+  },
+  async createModel(config, { fromPretrained, backend }) {
+    const model = fromPretrained
+      ? await ReformerModelWithLMHead.fromPretrained<ReformerModelWithLMHead, ReformerConfig>(fromPretrained, { backend, strict: false })
+      : new ReformerModelWithLMHead(config, { backend });
+    model.train();
+    return { module: model, forward: (inputs) => model.forward({ ...inputs, useCache: false }) };
+  },
+  async exportTo(model, dir, tokenizer) {
+    model.module.config.architectures = ['ReformerModelWithLMHead'];
+    await model.module.savePretrained(dir);
+    const files = tokenizer.save();
+    const tokenizerConfig = JSON.parse(files['tokenizer_config.json'] ?? '{}') as Record<string, unknown>;
+    files['tokenizer_config.json'] = `${JSON.stringify({ ...tokenizerConfig, model_max_length: model.module.config.maxPositionEmbeddings }, null, 2)}\n`;
+    for (const [name, text] of Object.entries(files)) await writeAtomic(join(dir, name), text);
+    return ['config.json', 'model.safetensors', ...Object.keys(files)];
+  },
+  showcase(model, tokenizer, prompts) {
+    const backend = model.module.getInputEmbeddings().weight.backend;
+    return new CausalLMObjective(tokenizer, { seqLength: model.module.config.maxPositionEmbeddings, backend }).continueGreedy(model, tokenizer, prompts);
+  },
+};
+
+export const reformer: ModelFamily<ReformerConfig> = {
+  name: 'reformer',
+  objectives: { 'causal-lm': causalLM },
+  loadTokenizer: loadWordPieceTokenizer,
+
+  async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<ReformerConfig>> {
+    const issues: string[] = [];
+    for (const key of Object.keys(overrides)) {
+      if (!(FIELDS as string[]).includes(key)) issues.push(`model.config.${key}: unknown ReformerConfig field (known: ${FIELDS.join(', ')})`);
+    }
+    if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
+    const fields = fromPretrained ? await readPretrainedConfig(fromPretrained) : new ReformerConfig();
+    const init: Partial<ReformerConfigFields> = {};
+    for (const key of FIELDS) (init as Record<string, unknown>)[key] = (fields as unknown as Record<string, unknown>)[key];
+    if (!fromPretrained && overrides.vocabSize === undefined) init.vocabSize = vocabSize;
+    // A causal LM: a decoder, looking back only.
+    Object.assign(init, { isDecoder: true, localNumChunksAfter: 0, lshNumChunksAfter: 0 }, overrides);
+    // numHiddenLayers follows attnLayers, as in the reference.
+    if (overrides.attnLayers !== undefined && overrides.numHiddenLayers === undefined) init.numHiddenLayers = (overrides.attnLayers as unknown[]).length;
+    const config = new ReformerConfig(init, fields.extra);
+    try {
+      validateReformerConfig(config);
+    } catch (e) {
+      issues.push(`model.config: ${(e as Error).message}`);
+    }
+    for (const k of ['hiddenDropoutProb', 'lshAttentionProbsDropoutProb', 'localAttentionProbsDropoutProb'] as const) {
+      const v = config[k];
+      if (typeof v !== 'number' || v < 0 || v >= 1) issues.push(`model.config.${k}: expected a number in [0, 1), got ${JSON.stringify(v)}`);
+    }
+    if (!config.isDecoder) issues.push('model.config.isDecoder: causal-lm trains a decoder; it must be true');
+    if (!issues.length) {
+      const lcm = leastCommonMultChunkLength(config);
+      if (config.maxPositionEmbeddings % lcm !== 0) {
+        issues.push(`model.config.maxPositionEmbeddings: ${config.maxPositionEmbeddings} (the training length) is not a multiple of the chunk lengths' least common multiple ${lcm}`);
+      }
+    }
+    if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
+    return { config, maxPositions: config.maxPositionEmbeddings, vocabSize: config.vocabSize };
+  },
+};
