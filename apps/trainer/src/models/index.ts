@@ -2,10 +2,12 @@
 // A family's file lists its objectives; adding a family or an objective never touches the loop.
 
 import type { ModelFamily } from '../core/family.js';
+import { chatglm } from './chatglm.js';
 import { megatronBert } from './megatron-bert.js';
 
 const FAMILIES = new Map<string, ModelFamily>([
   [megatronBert.name, megatronBert as ModelFamily],
+  [chatglm.name, chatglm as ModelFamily],
 ]);
 
 export function familyNames(): string[] {
