@@ -162,6 +162,8 @@ class ChatGLMPrefixTuned extends PreTrainedModel<ChatGLMConfig> implements ChatG
   constructor(readonly model: ChatGLMForConditionalGeneration) {
     super(model.config);
     if (!model.transformer.prefix_encoder) throw new ConfigError('objectives.prefix-lm: the model has no prefix encoder (pre_seq_len unset)');
+    // ChatGLMModel freezes the transformer; lm_head, outside it, is frozen too (the prefix alone trains).
+    for (const [name, p] of model.namedParameters()) if (!name.startsWith('transformer.prefix_encoder.')) p.requiresGrad_(false);
     this.registerModule('transformer', new PrefixOnly(model.transformer.prefix_encoder));
   }
 
