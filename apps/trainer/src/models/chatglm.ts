@@ -75,10 +75,11 @@ export class PromptResponseObjective implements Objective<PairExample, PairBatch
     private readonly options: { seqLength: number; backend: Backend },
   ) {}
 
-  /** `build_inputs_with_special_tokens(prompt, response)`: prompt [gMASK] <sop> response <eop>, cut as the reference cuts (prompt first). */
+  /** `build_inputs_with_special_tokens(prompt, response)`: prompt [gMASK] <sop> response <eop>, cut to data.seqLength. */
   frame(prompt: readonly number[], response: readonly number[]): PairExample {
     const { gmask, bos, eos } = this.framing;
-    // Room for the 3 special tokens; the reference gives the source half the budget and the target the rest.
+    // Room for the 3 special tokens. The reference cuts prompt and response to their own limits (max_source_length,
+    // max_target_length); with one seqLength here the response keeps up to half the room and the prompt the rest.
     const budget = this.options.seqLength - 3;
     const p = prompt.slice(0, Math.max(1, Math.min(prompt.length, budget - Math.min(response.length, budget >> 1))));
     const r = response.slice(0, budget - p.length);
