@@ -53,7 +53,7 @@ describe('config validation', () => {
     expect(issues).toContain('training.lerningRate: unknown field');
     expect(issues).toContain('modle: unknown field');
     expect(issuesOf({ data: { paths: 'x', seqLength: 'long' } })).toEqual(['data.seqLength: expected number, got "long"']);
-    expect(issuesOf({ ...minimal, model: { family: 'gpt-5' } })[0]).toMatch(/^model\.family: expected one of "megatron-bert", "t5", "megatron-t5", got "gpt-5"/);
+    expect(issuesOf({ ...minimal, model: { family: 'gpt-5' } })[0]).toMatch(/^model\.family: expected one of "megatron-bert"(, "[a-z0-9-]+")*, got "gpt-5"/);
     // A warmup longer than the run is accepted, as Hugging Face's Trainer does (the trainer warns).
     expect(validateConfig({ ...minimal, training: { steps: 10, warmupSteps: 20 } }).training).toMatchObject({ steps: 10, warmupSteps: 20 });
     expect(issuesOf({ ...minimal, output: { fillMask: ['no mask here'] } })[0]).toMatch(/^output\.fillMask\.0: expected text containing \[MASK\]/);

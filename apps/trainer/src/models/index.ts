@@ -2,6 +2,7 @@
 // A family's file lists its objectives; adding a family or an objective never touches the loop.
 
 import type { ModelFamily } from '../core/family.js';
+import { chatglm } from './chatglm.js';
 import { megatronBert } from './megatron-bert.js';
 import { reformer } from './reformer.js';
 import { megatronT5, t5 } from './t5.js';
@@ -11,6 +12,7 @@ const FAMILIES = new Map<string, ModelFamily>([
   [t5.name, t5 as ModelFamily],
   [megatronT5.name, megatronT5 as ModelFamily],
   [reformer.name, reformer as ModelFamily],
+  [chatglm.name, chatglm as ModelFamily],
 ]);
 
 export function familyNames(): string[] {
