@@ -3,20 +3,21 @@
 // exports one (config.json, model.safetensors, vocab.txt, tokenizer_config.json) that
 // `T5ForConditionalGeneration.fromPretrained` loads; `megatron-t5` (the config switch `model.family`)
 // builds Megatron-core's `MegatronT5Model` from MegatronT5Config overrides (Megatron's fields, camelCase)
-// and exports its named_parameters() folder for `MegatronT5Model.fromPretrained`. Megatron's loss is the
-// masked mean of its per-token lm_loss; span corruption has no padding, so that is the mean
-// cross-entropy of the logits over every target token, which the objective computes.
+// and exports its named_parameters() folder for `MegatronT5Model.fromPretrained`. The Megatron variant
+// optimises Megatron's own loss: the per-token `lm_loss` (vocab_parallel_cross_entropy of the logits)
+// averaged under the dataset's `loss_mask` (pretrain_t5.py's loss_func).
 //
 // Tokenizer: Megatron's T5 setup, a WordPiece vocabulary plus extra sentinel ids
-// (`--vocab-extra-ids`, 100 by default): the sentinels are appended to vocab.txt as `<extra_id_{n-1}>`
-// ... `<extra_id_0>`, so `<extra_id_0>` is the last id and sentinel k is `last - k` (the order the
-// span-corruption objective and Hugging Face's T5 vocabulary use); pad is [PAD], the decoder start,
-// and eos is [SEP].
+// (`--vocab-extra-ids`, 100 by default), pad [PAD] (also the decoder start) and eos [SEP]. Where the
+// sentinels go differs by family: `t5` counts them down from the top as Hugging Face's T5 vocabulary
+// does (`<extra_id_0>` is the last id, sentinel k is `last - k`); `megatron-t5` appends them in order
+// as Megatron's `_BertWordPieceTokenizer` does (`<extra_id_0>` right after the WordPiece vocabulary,
+// sentinel k is `base + k`). vocab.txt lists them in id order, so a saved folder keeps its order.
 
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BertTokenizer, type JsonObject, type PreTrainedModel, type SpecialTokenIds, type Tokenizer } from '@lm/layers';
-import { MegatronT5Config, MegatronT5Model, T5Config, T5ForConditionalGeneration, type MegatronT5ConfigFields, type T5ConfigFields } from '@lm/t5';
+import { MegatronT5Config, MegatronT5Model, T5Config, T5ForConditionalGeneration, vocabParallelCrossEntropy, type MegatronT5ConfigFields, type T5ConfigFields } from '@lm/t5';
 import { tensor } from '@lm/tensor-gpu';
 import { ConfigError, DataError } from '../core/errors.js';
 import type { FamilyObjective, ModelFamily, ObjectiveContext, ResolvedModelConfig, TrainableModel } from '../core/family.js';
@@ -26,11 +27,15 @@ const FIELDS = Object.keys(T5Config.fields) as (keyof T5ConfigFields)[];
 const SENTINEL = /^<extra_id_(\d+)>$/;
 const DEFAULT_EXTRA_IDS = 100;
 
+/** Where `<extra_id_k>` sits after the WordPiece vocabulary: counted down from the top (Hugging Face T5) or up in order (Megatron). */
+export type SentinelOrder = 'descending' | 'ascending';
+
 /** A WordPiece tokenizer with `extraIds` sentinels appended (Megatron's `--vocab-extra-ids`), framing text as tokens + eos. */
 export class ExtraIdsTokenizer implements Tokenizer {
   constructor(
     readonly base: BertTokenizer,
     readonly extraIds: number,
+    readonly order: SentinelOrder = 'descending',
   ) {
     if (base.padTokenId === null || base.sepTokenId === null) throw new DataError('data.tokenizer: the T5 family needs [PAD] (pad, decoder start) and [SEP] (eos) in the vocabulary');
   }
@@ -40,9 +45,14 @@ export class ExtraIdsTokenizer implements Tokenizer {
     return this.base.vocabSize + this.extraIds;
   }
 
-  /** The id of `<extra_id_k>`: counted down from the last id. */
+  /** The id of `<extra_id_k>`: counted down from the last id, or up from the end of the WordPiece vocabulary. */
   sentinelId(k: number): number {
-    return this.vocabSize - 1 - k;
+    return this.order === 'descending' ? this.vocabSize - 1 - k : this.base.vocabSize + k;
+  }
+
+  /** k of the sentinel `id` (an id >= the WordPiece vocabulary size). */
+  sentinelIndex(id: number): number {
+    return this.order === 'descending' ? this.vocabSize - 1 - id : id - this.base.vocabSize;
   }
 
   encode(text: string, pair: string | null = null, options: { addSpecialTokens?: boolean } = {}): { inputIds: number[] } {
@@ -67,7 +77,7 @@ export class ExtraIdsTokenizer implements Tokenizer {
     for (const id of Array.from(ids as ArrayLike<number>)) {
       if (id >= this.base.vocabSize) {
         flush();
-        if (!options.skipSpecialTokens) parts.push(`<extra_id_${this.vocabSize - 1 - id}>`);
+        if (!options.skipSpecialTokens) parts.push(`<extra_id_${this.sentinelIndex(id)}>`);
       } else run.push(id);
     }
     flush();
@@ -85,7 +95,8 @@ export class ExtraIdsTokenizer implements Tokenizer {
 
   save(): Record<string, string> {
     const files = this.base.save();
-    const sentinels = Array.from({ length: this.extraIds }, (_, i) => `<extra_id_${this.extraIds - 1 - i}>`);
+    // In id order, so the order survives a save and load.
+    const sentinels = Array.from({ length: this.extraIds }, (_, i) => `<extra_id_${this.sentinelIndex(this.base.vocabSize + i)}>`);
     const vocab = files['vocab.txt'];
     if (vocab === undefined) throw new DataError('data.tokenizer: the WordPiece tokenizer saved no vocab.txt');
     files['vocab.txt'] = `${vocab.replace(/\n?$/, '\n')}${sentinels.join('\n')}\n`;
@@ -95,8 +106,11 @@ export class ExtraIdsTokenizer implements Tokenizer {
   }
 }
 
-/** The tokenizer from a vocab.txt (or a folder holding one); trailing `<extra_id_*>` lines are the sentinels, else 100 are added. */
-export async function loadExtraIdsTokenizer(path: string, options: { lowercase: boolean }): Promise<ExtraIdsTokenizer> {
+/**
+ * The tokenizer from a vocab.txt (or a folder holding one); trailing `<extra_id_*>` lines are the sentinels
+ * in the order they are listed, else 100 are added in `options.order` (default descending).
+ */
+export async function loadExtraIdsTokenizer(path: string, options: { lowercase: boolean; order?: SentinelOrder }): Promise<ExtraIdsTokenizer> {
   let file = path;
   try {
     if ((await stat(path)).isDirectory()) file = join(path, 'vocab.txt');
@@ -111,13 +125,17 @@ export async function loadExtraIdsTokenizer(path: string, options: { lowercase: 
   }
   const lines = text.split('\n');
   while (lines.length && lines[lines.length - 1] === '') lines.pop();
-  let extra = 0;
-  while (lines.length && SENTINEL.test(lines[lines.length - 1])) {
-    lines.pop();
-    extra++;
-  }
+  const listed: number[] = []; // the trailing sentinels' k, in id order
+  while (lines.length && SENTINEL.test(lines[lines.length - 1])) listed.unshift(Number(SENTINEL.exec(lines.pop()!)![1]));
   if (lines.length === 0) throw new DataError(`data.tokenizer: ${file} holds no WordPiece vocabulary`);
-  return new ExtraIdsTokenizer(BertTokenizer.fromVocab(`${lines.join('\n')}\n`, { doLowerCase: options.lowercase }), extra || DEFAULT_EXTRA_IDS);
+  const n = listed.length;
+  let order = options.order ?? 'descending';
+  if (n > 1) {
+    if (listed.every((k, i) => k === i)) order = 'ascending';
+    else if (listed.every((k, i) => k === n - 1 - i)) order = 'descending';
+    else throw new DataError(`data.tokenizer: ${file}: the trailing sentinels must run <extra_id_0>..<extra_id_${n - 1}> or <extra_id_${n - 1}>..<extra_id_0>, got ${listed.slice(0, 4).map((k) => `<extra_id_${k}>`).join(', ')}${n > 4 ? ', ...' : ''}`);
+  } else if (n === 1 && listed[0] !== 0) throw new DataError(`data.tokenizer: ${file}: a single trailing sentinel must be <extra_id_0>, got <extra_id_${listed[0]}>`);
+  return new ExtraIdsTokenizer(BertTokenizer.fromVocab(`${lines.join('\n')}\n`, { doLowerCase: options.lowercase }), n || DEFAULT_EXTRA_IDS, order);
 }
 
 /** Every `model.config` key must be a field of the config class: all unknown ones named at once. */
@@ -155,7 +173,7 @@ function spanCorruptionObjective(ctx: ObjectiveContext): SpanCorruptionObjective
     inputLength: ctx.seqLength,
     noiseDensity: Number(ctx.settings.noiseDensity ?? 0.15),
     meanNoiseSpanLength: Number(ctx.settings.meanNoiseSpanLength ?? 3),
-    firstSentinelId: tokenizer.sentinelId(0),
+    sentinelId: (k) => tokenizer.sentinelId(k),
     numSentinels: tokenizer.extraIds,
     decoderStartTokenId: tokenizer.specialTokenIds.pad!,
     backend: ctx.backend,
@@ -180,7 +198,7 @@ const spanCorruption: FamilyObjective<T5Config, T5Trainable> = {
       ? await T5ForConditionalGeneration.fromPretrained<T5ForConditionalGeneration, T5Config>(fromPretrained, { backend })
       : new T5ForConditionalGeneration(config, { backend });
     model.train();
-    return { module: model, forward: (inputs) => model.forward({ ...inputs, useCache: false }) };
+    return { module: model, forward: ({ inputIds, attentionMask, decoderInputIds }) => model.forward({ inputIds, attentionMask, decoderInputIds, useCache: false }) };
   },
   async exportTo(model, dir, tokenizer) {
     model.module.config.architectures = ['T5ForConditionalGeneration'];
@@ -247,7 +265,7 @@ const MEGATRON_FIELDS = Object.keys(MegatronT5Config.fields) as (keyof MegatronT
 type MegatronTrainable = TrainableModel & Seq2SeqModel & { readonly megatron: MegatronT5Model };
 
 const megatronSpanCorruption: FamilyObjective<MegatronT5Config, MegatronTrainable> = {
-  description: "T5 span corruption on Megatron-core's T5Model (per-token lm_loss, mean over the targets)",
+  description: "T5 span corruption on Megatron-core's T5Model (per-token lm_loss under loss_mask, sentinels after the WordPiece vocabulary)",
   objective: spanCorruptionObjective,
   async createModel(config, { fromPretrained, backend }) {
     const model = fromPretrained ? await MegatronT5Model.fromPretrained(fromPretrained, { backend }) : new MegatronT5Model(config, { backend });
@@ -256,7 +274,14 @@ const megatronSpanCorruption: FamilyObjective<MegatronT5Config, MegatronTrainabl
       megatron: model,
       module: model as unknown as PreTrainedModel,
       // No padding in span corruption: encoder and cross attention unmasked, the decoder causal (mask null).
-      forward: (inputs) => ({ logits: model.forward({ encoderInputIds: inputs.inputIds, decoderInputIds: inputs.decoderInputIds }).logits! }),
+      // The per-token lm_loss is what the model's lmLabels path returns (vocab_parallel_cross_entropy of
+      // these logits); computed here from the same logits so the objective can also score accuracy.
+      forward: ({ inputIds, decoderInputIds, labels }) => {
+        const { logits } = model.forward({ encoderInputIds: inputIds, decoderInputIds });
+        // In float32 unless fp16_lm_cross_entropy, as T5Model.forward hands the logits to the loss.
+        const lossLogits = model.fp16LmCrossEntropy ? logits! : logits!.cast('float32');
+        return { logits: logits!, lmLoss: labels ? vocabParallelCrossEntropy(lossLogits, labels) : undefined };
+      },
     };
   },
   async exportTo(model, dir, tokenizer) {
@@ -268,7 +293,8 @@ const megatronSpanCorruption: FamilyObjective<MegatronT5Config, MegatronTrainabl
 export const megatronT5: ModelFamily<MegatronT5Config> = {
   name: 'megatron-t5',
   objectives: { 'span-corruption': megatronSpanCorruption },
-  loadTokenizer: loadExtraIdsTokenizer,
+  // Megatron's --vocab-extra-ids appends <extra_id_0>, <extra_id_1>, ... in order.
+  loadTokenizer: (path, options) => loadExtraIdsTokenizer(path, { ...options, order: 'ascending' }),
 
   async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<MegatronT5Config>> {
     const issues: string[] = [];
