@@ -3,13 +3,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MegatronT5Model, T5ForConditionalGeneration } from '@lm/t5';
+import { MegatronT5Model, T5ForConditionalGeneration, type ExtraIdsTokenizer } from '@lm/t5';
 import { cpu, noGrad, tensor } from '@lm/tensor-gpu';
 import { readMetrics } from '../metrics.js';
 import { makeTinyCorpus, tinyConfig } from '../test-helpers.js';
 import { train } from '../trainer.js';
 import { maskedTokenLoss } from '../objectives/token-loss.js';
-import type { ExtraIdsTokenizer} from './t5.js';
 import { loadExtraIdsTokenizer, megatronT5, t5 } from './t5.js';
 
 describe('the t5 family tokenizer (WordPiece + extra ids)', () => {

@@ -16,99 +16,18 @@
 
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BertTokenizer, type JsonObject, type PreTrainedModel, type SpecialTokenIds, type Tokenizer } from '@lm/layers';
-import { MegatronT5Config, MegatronT5Model, T5Config, T5ForConditionalGeneration, vocabParallelCrossEntropy, type MegatronT5ConfigFields, type T5ConfigFields } from '@lm/t5';
+import type { JsonObject, PreTrainedModel, Tokenizer } from '@lm/layers';
+import { ExtraIdsTokenizer, MegatronT5Config, MegatronT5Model, T5Config, T5ForConditionalGeneration, vocabParallelCrossEntropy, type SentinelOrder, type MegatronT5ConfigFields, type T5ConfigFields } from '@lm/t5';
 import { tensor } from '@lm/tensor-gpu';
 import { ConfigError, DataError } from '../core/errors.js';
 import type { FamilyObjective, ModelFamily, ObjectiveContext, ResolvedModelConfig, TrainableModel } from '../core/family.js';
 import { SpanCorruptionObjective, type Seq2SeqModel } from '../objectives/span-corruption.js';
 
 const FIELDS = Object.keys(T5Config.fields) as (keyof T5ConfigFields)[];
-const SENTINEL = /^<extra_id_(\d+)>$/;
-const DEFAULT_EXTRA_IDS = 100;
-
-/** Where `<extra_id_k>` sits after the WordPiece vocabulary: counted down from the top (Hugging Face T5) or up in order (Megatron). */
-export type SentinelOrder = 'descending' | 'ascending';
-
-/** A WordPiece tokenizer with `extraIds` sentinels appended (Megatron's `--vocab-extra-ids`), framing text as tokens + eos. */
-export class ExtraIdsTokenizer implements Tokenizer {
-  constructor(
-    readonly base: BertTokenizer,
-    readonly extraIds: number,
-    readonly order: SentinelOrder = 'descending',
-  ) {
-    if (base.padTokenId === null || base.sepTokenId === null) throw new DataError('data.tokenizer: the T5 family needs [PAD] (pad, decoder start) and [SEP] (eos) in the vocabulary');
-  }
-
-  /** Every id: the WordPiece vocabulary, then the sentinels. */
-  get vocabSize(): number {
-    return this.base.vocabSize + this.extraIds;
-  }
-
-  /** The id of `<extra_id_k>`: counted down from the last id, or up from the end of the WordPiece vocabulary. */
-  sentinelId(k: number): number {
-    return this.order === 'descending' ? this.vocabSize - 1 - k : this.base.vocabSize + k;
-  }
-
-  /** k of the sentinel `id` (an id >= the WordPiece vocabulary size). */
-  sentinelIndex(id: number): number {
-    return this.order === 'descending' ? this.vocabSize - 1 - id : id - this.base.vocabSize;
-  }
-
-  encode(text: string, pair: string | null = null, options: { addSpecialTokens?: boolean } = {}): { inputIds: number[] } {
-    const ids = [text, pair ?? ''].flatMap((part) =>
-      // `<extra_id_k>` in the text is the sentinel itself; the rest is WordPiece.
-      part.split(/(<extra_id_\d+>)/).flatMap((piece) => {
-        const m = SENTINEL.exec(piece);
-        if (m && Number(m[1]) < this.extraIds) return [this.sentinelId(Number(m[1]))];
-        return piece.trim() ? this.base.encode(piece, null, { addSpecialTokens: false }).inputIds : [];
-      }),
-    );
-    return { inputIds: options.addSpecialTokens === false ? ids : [...ids, this.base.sepTokenId!] };
-  }
-
-  decode(ids: Iterable<number> | ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
-    const parts: string[] = [];
-    let run: number[] = [];
-    const flush = () => {
-      if (run.length) parts.push(this.base.decode(run, options));
-      run = [];
-    };
-    for (const id of Array.from(ids as ArrayLike<number>)) {
-      if (id >= this.base.vocabSize) {
-        flush();
-        if (!options.skipSpecialTokens) parts.push(`<extra_id_${this.sentinelIndex(id)}>`);
-      } else run.push(id);
-    }
-    flush();
-    return parts.filter(Boolean).join(' ');
-  }
-
-  get specialTokenIds(): SpecialTokenIds {
-    const s = this.base.specialTokenIds;
-    return { ...s, pad: this.base.padTokenId, eos: this.base.sepTokenId, bos: null };
-  }
-
-  get allSpecialIds(): number[] {
-    return [...this.base.allSpecialIds, ...Array.from({ length: this.extraIds }, (_, k) => this.sentinelId(k))];
-  }
-
-  save(): Record<string, string> {
-    const files = this.base.save();
-    // In id order, so the order survives a save and load.
-    const sentinels = Array.from({ length: this.extraIds }, (_, i) => `<extra_id_${this.sentinelIndex(this.base.vocabSize + i)}>`);
-    const vocab = files['vocab.txt'];
-    if (vocab === undefined) throw new DataError('data.tokenizer: the WordPiece tokenizer saved no vocab.txt');
-    files['vocab.txt'] = `${vocab.replace(/\n?$/, '\n')}${sentinels.join('\n')}\n`;
-    const config = JSON.parse(files['tokenizer_config.json'] ?? '{}') as Record<string, unknown>;
-    files['tokenizer_config.json'] = `${JSON.stringify({ ...config, extra_ids: this.extraIds, eos_token: '[SEP]', pad_token: '[PAD]' }, null, 2)}\n`;
-    return files;
-  }
-}
 
 /**
- * The tokenizer from a vocab.txt (or a folder holding one); trailing `<extra_id_*>` lines are the sentinels
- * in the order they are listed, else 100 are added in `options.order` (default descending).
+ * The tokenizer from a vocab.txt (or a folder holding one): `ExtraIdsTokenizer.fromVocab` of @lm/t5
+ * (trailing `<extra_id_*>` lines are the sentinels in the order listed, else 100 are added in `options.order`).
  */
 export async function loadExtraIdsTokenizer(path: string, options: { lowercase: boolean; order?: SentinelOrder }): Promise<ExtraIdsTokenizer> {
   let file = path;
@@ -123,19 +42,11 @@ export async function loadExtraIdsTokenizer(path: string, options: { lowercase: 
   } catch {
     throw new DataError(`data.tokenizer: ${file} cannot be read (the T5 family reads a WordPiece vocab.txt)`);
   }
-  const lines = text.split('\n');
-  while (lines.length && lines[lines.length - 1] === '') lines.pop();
-  const listed: number[] = []; // the trailing sentinels' k, in id order
-  while (lines.length && SENTINEL.test(lines[lines.length - 1])) listed.unshift(Number(SENTINEL.exec(lines.pop()!)![1]));
-  if (lines.length === 0) throw new DataError(`data.tokenizer: ${file} holds no WordPiece vocabulary`);
-  const n = listed.length;
-  let order = options.order ?? 'descending';
-  if (n > 1) {
-    if (listed.every((k, i) => k === i)) order = 'ascending';
-    else if (listed.every((k, i) => k === n - 1 - i)) order = 'descending';
-    else throw new DataError(`data.tokenizer: ${file}: the trailing sentinels must run <extra_id_0>..<extra_id_${n - 1}> or <extra_id_${n - 1}>..<extra_id_0>, got ${listed.slice(0, 4).map((k) => `<extra_id_${k}>`).join(', ')}${n > 4 ? ', ...' : ''}`);
-  } else if (n === 1 && listed[0] !== 0) throw new DataError(`data.tokenizer: ${file}: a single trailing sentinel must be <extra_id_0>, got <extra_id_${listed[0]}>`);
-  return new ExtraIdsTokenizer(BertTokenizer.fromVocab(`${lines.join('\n')}\n`, { doLowerCase: options.lowercase }), n || DEFAULT_EXTRA_IDS, order);
+  try {
+    return ExtraIdsTokenizer.fromVocab(text, options);
+  } catch (e) {
+    throw new DataError(`data.tokenizer: ${file}: ${(e as Error).message}`);
+  }
 }
 
 /** Every `model.config` key must be a field of the config class: all unknown ones named at once. */
