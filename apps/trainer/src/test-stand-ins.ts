@@ -99,7 +99,7 @@ const spanCorruption: FamilyObjective<TinySeq2SeqConfig, TinyTrainable> = {
       inputLength: ctx.seqLength,
       noiseDensity: Number(ctx.settings.noiseDensity ?? 0.15),
       meanNoiseSpanLength: Number(ctx.settings.meanNoiseSpanLength ?? 3),
-      firstSentinelId: ctx.tokenizer.vocabSize - 1,
+      sentinelId: (k) => ctx.tokenizer.vocabSize - 1 - k,
       numSentinels: 8,
       decoderStartTokenId: 0,
       backend: ctx.backend,

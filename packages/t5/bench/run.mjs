@@ -6,7 +6,14 @@
 //                       runs the encoder and projects the cross keys/values, reported apart), peak memory, and
 //                       how many times the encoder and the cross-attention key projections ran (1 and 6)
 // Backends: cpu always; webgpu when an adapter exists (with --quick on a software adapter).
-// Usage: node --expose-gc bench/run.mjs [--backend cpu|webgpu|all] [--quick]
+// Side by side in the same run: PyTorch CPU (bench/pytorch_t5.py, the same shape and arithmetic in plain
+// torch, 2 threads, OMP_WAIT_POLICY=PASSIVE; Debian's python3-torch, LM_BENCH_PYTHON to pick another
+// python), then a `cpu-vs-pytorch` line: the ratio of ms per generated token against the 1.5x target.
+// ONNX Runtime is not measured (a line says so).
+// Usage: node --expose-gc bench/run.mjs [--backend cpu|webgpu|all] [--quick] [--no-pytorch]
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import * as lm from '@lm/tensor-gpu';
 import { T5Config, T5ForConditionalGeneration } from '../dist/index.js';
 
@@ -17,7 +24,8 @@ const SEQ = 128;
 const NEW_TOKENS = quick ? 8 : 32;
 const T5_SMALL = { vocabSize: 32128, dModel: 512, dKv: 64, dFf: 2048, numLayers: 6, numDecoderLayers: 6, numHeads: 8, feedForwardProj: 'relu', dropoutRate: 0, decoderStartTokenId: 0 };
 
-const emit = (o) => console.log(JSON.stringify(o));
+const results = [];
+const emit = (o) => (results.push(o), console.log(JSON.stringify(o)));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The high-water mark of live storage bytes, by watching the backend's allocations. */
@@ -113,4 +121,27 @@ if (which === 'webgpu' || which === 'all') {
   }
 }
 for (const backend of backends) await bench(backend);
-emit({ bench: 'pytorch-cpu', skipped: 'python3-torch is not installed on this machine (`python3 -c "import torch"` fails); no side-by-side figure' });
+
+/** bench/pytorch_t5.py's JSON lines, or why there are none. */
+function pytorch() {
+  const python = process.env.LM_BENCH_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+  const script = fileURLToPath(new URL('./pytorch_t5.py', import.meta.url));
+  const env = { ...process.env, OMP_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE' };
+  const run = spawnSync(python, [script, ...(quick ? ['--quick'] : [])], { env, encoding: 'utf8', timeout: 600_000 });
+  if (run.status !== 0) {
+    const why = run.error ? run.error.message : (run.stderr.trim().split('\n').pop() ?? `exit ${run.status}`);
+    return emit({ bench: 'pytorch-cpu', skipped: `${python} ${script} failed (${why}); install Debian's python3-torch or set LM_BENCH_PYTHON` });
+  }
+  for (const line of run.stdout.trim().split('\n')) emit(JSON.parse(line));
+}
+
+if (!args.includes('--no-pytorch')) {
+  pytorch();
+  const gen = (backend) => results.find((r) => r.bench === 'greedy-generation' && r.backend === backend);
+  const [ours, torch] = [gen('cpu'), gen('pytorch-cpu')];
+  if (ours && torch) {
+    const ratio = ours.msPerToken / torch.msPerToken;
+    emit({ bench: 'cpu-vs-pytorch', metric: 'greedy msPerToken', cpu: ours.msPerToken, pytorch: torch.msPerToken, ratio: +ratio.toFixed(2), target: 1.5, withinTarget: ratio <= 1.5 });
+  }
+}
+emit({ bench: 'onnxruntime-node', skipped: 'not measured: no ONNX graph of the t5-small shape is built yet (onnxruntime-node is not a dependency)' });

@@ -8,3 +8,4 @@ export * from './modeling.js';
 export { conformance } from './conformance.js';
 export * from './megatron-modeling.js';
 export { Text2TextGenerationPipeline, type Text2TextOutput, type Text2TextTask } from './pipelines.js';
+export { ExtraIdsTokenizer, type SentinelOrder } from './extra-ids-tokenizer.js';

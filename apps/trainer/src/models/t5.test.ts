@@ -3,12 +3,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MegatronT5Model, T5ForConditionalGeneration } from '@lm/t5';
+import { MegatronT5Model, T5ForConditionalGeneration, type ExtraIdsTokenizer } from '@lm/t5';
 import { cpu, noGrad, tensor } from '@lm/tensor-gpu';
 import { readMetrics } from '../metrics.js';
 import { makeTinyCorpus, tinyConfig } from '../test-helpers.js';
 import { train } from '../trainer.js';
-import { loadExtraIdsTokenizer } from './t5.js';
+import { maskedTokenLoss } from '../objectives/token-loss.js';
+import { loadExtraIdsTokenizer, megatronT5, t5 } from './t5.js';
 
 describe('the t5 family tokenizer (WordPiece + extra ids)', () => {
   it('appends the sentinels counting down from the top, frames text with eos and reads its own export back', async () => {
@@ -30,6 +31,44 @@ describe('the t5 family tokenizer (WordPiece + extra ids)', () => {
     const back = await loadExtraIdsTokenizer(dir, { lowercase: true });
     expect(back.vocabSize).toBe(tok.vocabSize);
     expect(back.encode('the capital of <extra_id_0> is').inputIds).toEqual(tok.encode('the capital of <extra_id_0> is').inputIds);
+  });
+});
+
+describe("the megatron-t5 family tokenizer (Megatron's --vocab-extra-ids)", () => {
+  it('appends <extra_id_0>, <extra_id_1>, ... in order after the WordPiece vocabulary and keeps that order through save and load', async () => {
+    const c = makeTinyCorpus(1);
+    const tok = (await megatronT5.loadTokenizer(c.vocab, { lowercase: true })) as ExtraIdsTokenizer;
+    const base = c.words.length;
+    expect(tok.order).toBe('ascending');
+    expect([tok.sentinelId(0), tok.sentinelId(1), tok.sentinelId(99)]).toEqual([base, base + 1, base + 99]);
+    const word = (w: string) => c.words.indexOf(w);
+    const ids = tok.encode('the <extra_id_0> of <extra_id_1>').inputIds;
+    expect(ids).toEqual([word('the'), base, word('of'), base + 1, word('[SEP]')]);
+    expect(tok.decode([base + 2, word('the')])).toBe('<extra_id_2> the');
+    const vocab = tok.save()['vocab.txt'].trimEnd().split('\n');
+    expect(vocab.slice(base, base + 3)).toEqual(['<extra_id_0>', '<extra_id_1>', '<extra_id_2>']);
+    const { writeFileSync, mkdtempSync } = await import('node:fs');
+    const dir = mkdtempSync(join(c.dir, 'tok-'));
+    writeFileSync(join(dir, 'vocab.txt'), `${vocab.join('\n')}\n`);
+    // The listed order wins over the caller's default, both ways.
+    const back = await loadExtraIdsTokenizer(dir, { lowercase: true });
+    expect([back.order, back.sentinelId(0), back.extraIds]).toEqual(['ascending', base, 100]);
+    const hf = await t5.loadTokenizer(c.vocab, { lowercase: true });
+    writeFileSync(join(dir, 'vocab.txt'), (hf as ExtraIdsTokenizer).save()['vocab.txt']);
+    const down = await loadExtraIdsTokenizer(dir, { lowercase: true, order: 'ascending' });
+    expect([down.order, down.sentinelId(0)]).toEqual(['descending', base + 99]);
+    writeFileSync(join(dir, 'vocab.txt'), `${vocab.slice(0, base).join('\n')}\n<extra_id_1>\n<extra_id_0>\n<extra_id_2>\n`);
+    await expect(loadExtraIdsTokenizer(dir, { lowercase: true })).rejects.toThrow(/vocab\.txt: the trailing sentinels must run <extra_id_0>\.\.<extra_id_2> or <extra_id_2>\.\.<extra_id_0>, got <extra_id_1>, <extra_id_0>, <extra_id_2>/);
+  });
+});
+
+describe("Megatron's masked lm_loss (pretrain_t5 loss_func)", () => {
+  it('is sum(lm_loss * loss_mask) / sum(loss_mask), with accuracy over the masked-in tokens', () => {
+    // Per-token losses 1, 2, 4, 8 with the last masked out: (1 + 2 + 4) / 3.
+    const logits = tensor([[0, 1], [1, 0], [0, 1], [1, 0]]); // argmax 1, 0, 1, 0
+    const out = maskedTokenLoss(logits, tensor([[1, 2], [4, 8]]), tensor([1, 1, 0, 0], { dtype: 'int32' }), tensor([1, 1, 1, 0]));
+    expect(out.loss.dataSync()[0]).toBeCloseTo(7 / 3, 6);
+    expect([out.sums.lossSum, out.sums.correct, out.sums.count].map((t) => t.dataSync()[0])).toEqual([7, 1, 3]);
   });
 });
 

@@ -3,100 +3,33 @@
 // exports one (config.json, model.safetensors, vocab.txt, tokenizer_config.json) that
 // `T5ForConditionalGeneration.fromPretrained` loads; `megatron-t5` (the config switch `model.family`)
 // builds Megatron-core's `MegatronT5Model` from MegatronT5Config overrides (Megatron's fields, camelCase)
-// and exports its named_parameters() folder for `MegatronT5Model.fromPretrained`. Megatron's loss is the
-// masked mean of its per-token lm_loss; span corruption has no padding, so that is the mean
-// cross-entropy of the logits over every target token, which the objective computes.
+// and exports its named_parameters() folder for `MegatronT5Model.fromPretrained`. The Megatron variant
+// optimises Megatron's own loss: the per-token `lm_loss` (vocab_parallel_cross_entropy of the logits)
+// averaged under the dataset's `loss_mask` (pretrain_t5.py's loss_func).
 //
 // Tokenizer: Megatron's T5 setup, a WordPiece vocabulary plus extra sentinel ids
-// (`--vocab-extra-ids`, 100 by default): the sentinels are appended to vocab.txt as `<extra_id_{n-1}>`
-// ... `<extra_id_0>`, so `<extra_id_0>` is the last id and sentinel k is `last - k` (the order the
-// span-corruption objective and Hugging Face's T5 vocabulary use); pad is [PAD], the decoder start,
-// and eos is [SEP].
+// (`--vocab-extra-ids`, 100 by default), pad [PAD] (also the decoder start) and eos [SEP]. Where the
+// sentinels go differs by family: `t5` counts them down from the top as Hugging Face's T5 vocabulary
+// does (`<extra_id_0>` is the last id, sentinel k is `last - k`); `megatron-t5` appends them in order
+// as Megatron's `_BertWordPieceTokenizer` does (`<extra_id_0>` right after the WordPiece vocabulary,
+// sentinel k is `base + k`). vocab.txt lists them in id order, so a saved folder keeps its order.
 
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BertTokenizer, type JsonObject, type PreTrainedModel, type SpecialTokenIds, type Tokenizer } from '@lm/layers';
-import { MegatronT5Config, MegatronT5Model, T5Config, T5ForConditionalGeneration, type MegatronT5ConfigFields, type T5ConfigFields } from '@lm/t5';
+import type { JsonObject, PreTrainedModel, Tokenizer } from '@lm/layers';
+import { ExtraIdsTokenizer, MegatronT5Config, MegatronT5Model, T5Config, T5ForConditionalGeneration, vocabParallelCrossEntropy, type SentinelOrder, type MegatronT5ConfigFields, type T5ConfigFields } from '@lm/t5';
 import { tensor } from '@lm/tensor-gpu';
 import { ConfigError, DataError } from '../core/errors.js';
 import type { FamilyObjective, ModelFamily, ObjectiveContext, ResolvedModelConfig, TrainableModel } from '../core/family.js';
 import { SpanCorruptionObjective, type Seq2SeqModel } from '../objectives/span-corruption.js';
 
 const FIELDS = Object.keys(T5Config.fields) as (keyof T5ConfigFields)[];
-const SENTINEL = /^<extra_id_(\d+)>$/;
-const DEFAULT_EXTRA_IDS = 100;
 
-/** A WordPiece tokenizer with `extraIds` sentinels appended (Megatron's `--vocab-extra-ids`), framing text as tokens + eos. */
-export class ExtraIdsTokenizer implements Tokenizer {
-  constructor(
-    readonly base: BertTokenizer,
-    readonly extraIds: number,
-  ) {
-    if (base.padTokenId === null || base.sepTokenId === null) throw new DataError('data.tokenizer: the T5 family needs [PAD] (pad, decoder start) and [SEP] (eos) in the vocabulary');
-  }
-
-  /** Every id: the WordPiece vocabulary, then the sentinels. */
-  get vocabSize(): number {
-    return this.base.vocabSize + this.extraIds;
-  }
-
-  /** The id of `<extra_id_k>`: counted down from the last id. */
-  sentinelId(k: number): number {
-    return this.vocabSize - 1 - k;
-  }
-
-  encode(text: string, pair: string | null = null, options: { addSpecialTokens?: boolean } = {}): { inputIds: number[] } {
-    const ids = [text, pair ?? ''].flatMap((part) =>
-      // `<extra_id_k>` in the text is the sentinel itself; the rest is WordPiece.
-      part.split(/(<extra_id_\d+>)/).flatMap((piece) => {
-        const m = SENTINEL.exec(piece);
-        if (m && Number(m[1]) < this.extraIds) return [this.sentinelId(Number(m[1]))];
-        return piece.trim() ? this.base.encode(piece, null, { addSpecialTokens: false }).inputIds : [];
-      }),
-    );
-    return { inputIds: options.addSpecialTokens === false ? ids : [...ids, this.base.sepTokenId!] };
-  }
-
-  decode(ids: Iterable<number> | ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
-    const parts: string[] = [];
-    let run: number[] = [];
-    const flush = () => {
-      if (run.length) parts.push(this.base.decode(run, options));
-      run = [];
-    };
-    for (const id of Array.from(ids as ArrayLike<number>)) {
-      if (id >= this.base.vocabSize) {
-        flush();
-        if (!options.skipSpecialTokens) parts.push(`<extra_id_${this.vocabSize - 1 - id}>`);
-      } else run.push(id);
-    }
-    flush();
-    return parts.filter(Boolean).join(' ');
-  }
-
-  get specialTokenIds(): SpecialTokenIds {
-    const s = this.base.specialTokenIds;
-    return { ...s, pad: this.base.padTokenId, eos: this.base.sepTokenId, bos: null };
-  }
-
-  get allSpecialIds(): number[] {
-    return [...this.base.allSpecialIds, ...Array.from({ length: this.extraIds }, (_, k) => this.sentinelId(k))];
-  }
-
-  save(): Record<string, string> {
-    const files = this.base.save();
-    const sentinels = Array.from({ length: this.extraIds }, (_, i) => `<extra_id_${this.extraIds - 1 - i}>`);
-    const vocab = files['vocab.txt'];
-    if (vocab === undefined) throw new DataError('data.tokenizer: the WordPiece tokenizer saved no vocab.txt');
-    files['vocab.txt'] = `${vocab.replace(/\n?$/, '\n')}${sentinels.join('\n')}\n`;
-    const config = JSON.parse(files['tokenizer_config.json'] ?? '{}') as Record<string, unknown>;
-    files['tokenizer_config.json'] = `${JSON.stringify({ ...config, extra_ids: this.extraIds, eos_token: '[SEP]', pad_token: '[PAD]' }, null, 2)}\n`;
-    return files;
-  }
-}
-
-/** The tokenizer from a vocab.txt (or a folder holding one); trailing `<extra_id_*>` lines are the sentinels, else 100 are added. */
-export async function loadExtraIdsTokenizer(path: string, options: { lowercase: boolean }): Promise<ExtraIdsTokenizer> {
+/**
+ * The tokenizer from a vocab.txt (or a folder holding one): `ExtraIdsTokenizer.fromVocab` of @lm/t5
+ * (trailing `<extra_id_*>` lines are the sentinels in the order listed, else 100 are added in `options.order`).
+ */
+export async function loadExtraIdsTokenizer(path: string, options: { lowercase: boolean; order?: SentinelOrder }): Promise<ExtraIdsTokenizer> {
   let file = path;
   try {
     if ((await stat(path)).isDirectory()) file = join(path, 'vocab.txt');
@@ -109,15 +42,11 @@ export async function loadExtraIdsTokenizer(path: string, options: { lowercase: 
   } catch {
     throw new DataError(`data.tokenizer: ${file} cannot be read (the T5 family reads a WordPiece vocab.txt)`);
   }
-  const lines = text.split('\n');
-  while (lines.length && lines[lines.length - 1] === '') lines.pop();
-  let extra = 0;
-  while (lines.length && SENTINEL.test(lines[lines.length - 1])) {
-    lines.pop();
-    extra++;
+  try {
+    return ExtraIdsTokenizer.fromVocab(text, options);
+  } catch (e) {
+    throw new DataError(`data.tokenizer: ${file}: ${(e as Error).message}`);
   }
-  if (lines.length === 0) throw new DataError(`data.tokenizer: ${file} holds no WordPiece vocabulary`);
-  return new ExtraIdsTokenizer(BertTokenizer.fromVocab(`${lines.join('\n')}\n`, { doLowerCase: options.lowercase }), extra || DEFAULT_EXTRA_IDS);
 }
 
 /** Every `model.config` key must be a field of the config class: all unknown ones named at once. */
@@ -155,7 +84,7 @@ function spanCorruptionObjective(ctx: ObjectiveContext): SpanCorruptionObjective
     inputLength: ctx.seqLength,
     noiseDensity: Number(ctx.settings.noiseDensity ?? 0.15),
     meanNoiseSpanLength: Number(ctx.settings.meanNoiseSpanLength ?? 3),
-    firstSentinelId: tokenizer.sentinelId(0),
+    sentinelId: (k) => tokenizer.sentinelId(k),
     numSentinels: tokenizer.extraIds,
     decoderStartTokenId: tokenizer.specialTokenIds.pad!,
     backend: ctx.backend,
@@ -180,7 +109,7 @@ const spanCorruption: FamilyObjective<T5Config, T5Trainable> = {
       ? await T5ForConditionalGeneration.fromPretrained<T5ForConditionalGeneration, T5Config>(fromPretrained, { backend })
       : new T5ForConditionalGeneration(config, { backend });
     model.train();
-    return { module: model, forward: (inputs) => model.forward({ ...inputs, useCache: false }) };
+    return { module: model, forward: ({ inputIds, attentionMask, decoderInputIds }) => model.forward({ inputIds, attentionMask, decoderInputIds, useCache: false }) };
   },
   async exportTo(model, dir, tokenizer) {
     model.module.config.architectures = ['T5ForConditionalGeneration'];
@@ -247,7 +176,7 @@ const MEGATRON_FIELDS = Object.keys(MegatronT5Config.fields) as (keyof MegatronT
 type MegatronTrainable = TrainableModel & Seq2SeqModel & { readonly megatron: MegatronT5Model };
 
 const megatronSpanCorruption: FamilyObjective<MegatronT5Config, MegatronTrainable> = {
-  description: "T5 span corruption on Megatron-core's T5Model (per-token lm_loss, mean over the targets)",
+  description: "T5 span corruption on Megatron-core's T5Model (per-token lm_loss under loss_mask, sentinels after the WordPiece vocabulary)",
   objective: spanCorruptionObjective,
   async createModel(config, { fromPretrained, backend }) {
     const model = fromPretrained ? await MegatronT5Model.fromPretrained(fromPretrained, { backend }) : new MegatronT5Model(config, { backend });
@@ -256,7 +185,14 @@ const megatronSpanCorruption: FamilyObjective<MegatronT5Config, MegatronTrainabl
       megatron: model,
       module: model as unknown as PreTrainedModel,
       // No padding in span corruption: encoder and cross attention unmasked, the decoder causal (mask null).
-      forward: (inputs) => ({ logits: model.forward({ encoderInputIds: inputs.inputIds, decoderInputIds: inputs.decoderInputIds }).logits! }),
+      // The per-token lm_loss is what the model's lmLabels path returns (vocab_parallel_cross_entropy of
+      // these logits); computed here from the same logits so the objective can also score accuracy.
+      forward: ({ inputIds, decoderInputIds, labels }) => {
+        const { logits } = model.forward({ encoderInputIds: inputIds, decoderInputIds });
+        // In float32 unless fp16_lm_cross_entropy, as T5Model.forward hands the logits to the loss.
+        const lossLogits = model.fp16LmCrossEntropy ? logits! : logits!.cast('float32');
+        return { logits: logits!, lmLoss: labels ? vocabParallelCrossEntropy(lossLogits, labels) : undefined };
+      },
     };
   },
   async exportTo(model, dir, tokenizer) {
@@ -268,7 +204,8 @@ const megatronSpanCorruption: FamilyObjective<MegatronT5Config, MegatronTrainabl
 export const megatronT5: ModelFamily<MegatronT5Config> = {
   name: 'megatron-t5',
   objectives: { 'span-corruption': megatronSpanCorruption },
-  loadTokenizer: loadExtraIdsTokenizer,
+  // Megatron's --vocab-extra-ids appends <extra_id_0>, <extra_id_1>, ... in order.
+  loadTokenizer: (path, options) => loadExtraIdsTokenizer(path, { ...options, order: 'ascending' }),
 
   async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<MegatronT5Config>> {
     const issues: string[] = [];

@@ -49,7 +49,7 @@ describe('span corruption: lengths and noise masks (run_t5_mlm_flax.py)', () => 
 describe('span corruption: the collator', () => {
   const corpus = makeTinyCorpus();
   const tokenizer = new WordTokenizer(corpus.words.slice(5));
-  const objective = new SpanCorruptionObjective(tokenizer, { inputLength: 24, noiseDensity: 0.15, meanNoiseSpanLength: 3, firstSentinelId: tokenizer.vocabSize - 1, numSentinels: 8, decoderStartTokenId: 0 });
+  const objective = new SpanCorruptionObjective(tokenizer, { inputLength: 24, noiseDensity: 0.15, meanNoiseSpanLength: 3, sentinelId: (k) => tokenizer.vocabSize - 1 - k, numSentinels: 8, decoderStartTokenId: 0 });
 
   async function blocks(n: number): Promise<Int32Array[]> {
     const docs = (async function* () {

@@ -16,11 +16,15 @@ import { fromHost, full, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { ConfigError } from '../core/errors.js';
 import { type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
 import type { Rng } from '../core/rng.js';
-import { tokenCrossEntropy, tokenMetrics } from './token-loss.js';
+import { maskedTokenLoss, tokenCrossEntropy, tokenMetrics } from './token-loss.js';
 
-/** The forward contract of an encoder-decoder: encoder ids and mask, decoder ids -> [batch, targetLength, vocab] logits. */
+/**
+ * The forward contract of an encoder-decoder: encoder ids and mask, decoder ids -> [batch, targetLength, vocab]
+ * logits. A model with a loss of its own (Megatron's per-token `lm_loss`) also returns it [batch, targetLength]
+ * for `labels`; the objective then optimises that under the loss mask instead of its cross-entropy.
+ */
 export interface Seq2SeqModel {
-  forward(inputs: { inputIds: Tensor; attentionMask: Tensor; decoderInputIds: Tensor }): { logits: Tensor };
+  forward(inputs: { inputIds: Tensor; attentionMask: Tensor; decoderInputIds: Tensor; labels: Tensor }): { logits: Tensor; lmLoss?: Tensor };
 }
 
 export interface SpanCorruptionOptions {
@@ -30,8 +34,8 @@ export interface SpanCorruptionOptions {
   noiseDensity: number;
   /** Mean length of a corrupted span (T5: 3). */
   meanNoiseSpanLength: number;
-  /** Id of the first sentinel (<extra_id_0>); sentinel k is `firstSentinelId - k`, as T5's vocabulary counts them down from its top. */
-  firstSentinelId: number;
+  /** Id of sentinel k (<extra_id_k>): T5's vocabulary counts them down from its top, Megatron's appends them in order. */
+  sentinelId: (k: number) => number;
   /** How many sentinels the vocabulary has (T5: 100). */
   numSentinels: number;
   /** The decoder's first input (T5: the pad id). */
@@ -47,6 +51,8 @@ export interface SpanCorruptionBatch {
   inputIds: Int32Array;
   labels: Int32Array;
   decoderInputIds: Int32Array;
+  /** Megatron's `loss_mask` over the targets: 1 per target token, 0 per padding (span corruption pads none). */
+  lossMask: Float32Array;
   /** Target tokens (every label counts: no padding). */
   targets: number;
 }
@@ -158,7 +164,7 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
   }
 
   sentinel(k: number): number {
-    return this.options.firstSentinelId - k;
+    return this.options.sentinelId(k);
   }
 
   async *examples(documents: AsyncIterable<TokenizedDocument>): AsyncGenerator<Int32Array> {
@@ -197,18 +203,22 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
       // The decoder reads the target shifted right, starting from decoderStartTokenId (`shift_tokens_right`).
       decoderInputIds.set([decoderStartTokenId, ...target.slice(0, -1)], r * T);
     });
-    return { batchSize: B, inputLength, targetLength: T, inputIds, labels, decoderInputIds, targets: B * T };
+    return { batchSize: B, inputLength, targetLength: T, inputIds, labels, decoderInputIds, lossMask: new Float32Array(B * T).fill(1), targets: B * T };
   }
 
   compute(model: Seq2SeqModel, batch: SpanCorruptionBatch): ObjectiveOutput {
     const backend = this.options.backend;
     const { batchSize: B, inputLength, targetLength: T } = batch;
+    const labels = fromHost(batch.labels, [B, T], 'int32', backend);
     const out = model.forward({
       inputIds: fromHost(batch.inputIds, [B, inputLength], 'int32', backend),
       attentionMask: full([B, inputLength], 1, { dtype: 'int32', backend }),
       decoderInputIds: fromHost(batch.decoderInputIds, [B, T], 'int32', backend),
+      labels,
     });
-    return tokenCrossEntropy(out.logits, fromHost(batch.labels, [B * T], 'int32', backend), batch.targets);
+    const flatLabels = labels.reshape(B * T);
+    if (out.lmLoss) return maskedTokenLoss(out.logits, out.lmLoss, flatLabels, fromHost(batch.lossMask, [B * T], 'float32', backend));
+    return tokenCrossEntropy(out.logits, flatLabels, batch.targets);
   }
 
   summarize(s: Record<string, number>): ObjectiveMetrics {

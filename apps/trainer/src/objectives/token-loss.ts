@@ -16,6 +16,19 @@ export function tokenCrossEntropy(logits: Tensor, labels: Tensor, targets: numbe
   return { loss: lossSum.divScalar(Math.max(1, targets)), sums: { lossSum, correct, count } };
 }
 
+/**
+ * A model's own per-token loss under a loss mask, as Megatron's pretrain_t5 loss_func reduces `lm_loss`:
+ * sum(lmLoss * lossMask) / sum(lossMask); accuracy over the masked-in positions of `logits` [..., vocab].
+ */
+export function maskedTokenLoss(logits: Tensor, lmLoss: Tensor, labels: Tensor, lossMask: Tensor): ObjectiveOutput {
+  const mask = lossMask.reshape(-1); // [positions]
+  const lossSum = lmLoss.toFloat().reshape(-1).mul(mask).sum();
+  const count = mask.sum();
+  const flat = logits.reshape(-1, logits.shape[logits.shape.length - 1]); // [positions, vocab]
+  const correct = flat.argmax(-1).eq(labels).toFloat().mul(mask).sum();
+  return { loss: lossSum.div(count), sums: { lossSum, correct, count } };
+}
+
 /** Summed `tokenCrossEntropy` sums -> loss, perplexity and `<accuracyName>`. */
 export function tokenMetrics(s: Record<string, number>, accuracyName: string): ObjectiveMetrics {
   const loss = s.lossSum / Math.max(1, s.count);
