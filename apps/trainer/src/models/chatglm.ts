@@ -12,9 +12,7 @@
 // sentences. Tokenizer: until ChatGLMTokenizer lands, a word-level stand-in (a BertTokenizer over a
 // vocab.txt of whole words that also lists [gMASK], <sop> and <eop>); switch `loadTokenizer` below.
 
-import { readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Module, PreTrainedModel, type BertTokenizer, type JsonObject, type Tokenizer } from '@lm/layers';
+import { Module, PreTrainedModel, type BertTokenizer, type Tokenizer } from '@lm/layers';
 import { ChatGLMConfig, ChatGLMForConditionalGeneration, type ChatGLMConfigFields } from '@lm/chatglm';
 import { fromHost, noGrad, scope, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { ConfigError, DataError } from '../core/errors.js';
@@ -22,6 +20,7 @@ import type { FamilyObjective, ModelFamily, ResolvedModelConfig, TrainableModel 
 import { IGNORE_INDEX, type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
 import { loadWordPieceTokenizer } from '../data/tokenizer.js';
 import { tokenCrossEntropy, tokenMetrics } from '../objectives/token-loss.js';
+import { readPretrainedConfig, writeTokenizerFiles } from './files.js';
 
 const FIELDS = Object.keys(ChatGLMConfig.fields) as (keyof ChatGLMConfigFields)[];
 
@@ -192,19 +191,11 @@ class ChatGLMPrefixTuned extends PreTrainedModel<ChatGLMConfig> implements ChatG
 
 type Trainable = TrainableModel & ChatGLMLM & { readonly module: PreTrainedModel<ChatGLMConfig> };
 
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
-}
-
 /** config.json + model.safetensors (the whole model, or the prefix alone) + the tokenizer's files. */
 async function exportFolder(model: PreTrainedModel<ChatGLMConfig>, dir: string, tokenizer: Tokenizer): Promise<string[]> {
   model.config.architectures = ['ChatGLMForConditionalGeneration'];
   await model.savePretrained(dir);
-  const files = tokenizer.save();
-  for (const [name, text] of Object.entries(files)) await writeAtomic(join(dir, name), text);
-  return ['config.json', 'model.safetensors', ...Object.keys(files)];
+  return ['config.json', 'model.safetensors', ...(await writeTokenizerFiles(dir, tokenizer))];
 }
 
 /** `objectives.prefix-lm`: preSeqLen (default 8) and prefixProjection (default false), as the reference's arguments. */
@@ -278,19 +269,7 @@ function fieldsOf(config: ChatGLMConfig): Partial<ChatGLMConfigFields> {
   return init;
 }
 
-async function readPretrainedConfig(dir: string): Promise<ChatGLMConfig> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, 'config.json'), 'utf8');
-  } catch {
-    throw new ConfigError(`model.fromPretrained: ${dir} has no config.json (expected a ChatGLM checkpoint folder)`);
-  }
-  try {
-    return ChatGLMConfig.fromJSON(JSON.parse(text) as JsonObject);
-  } catch (e) {
-    throw new ConfigError(`model.fromPretrained: ${join(dir, 'config.json')}: ${(e as Error).message}`);
-  }
-}
+const readConfig = (dir: string): Promise<ChatGLMConfig> => readPretrainedConfig(dir, (json) => ChatGLMConfig.fromJSON(json), 'a ChatGLM checkpoint folder');
 
 export const chatglm: ModelFamily<ChatGLMConfig> = {
   name: 'chatglm',
@@ -303,7 +282,7 @@ export const chatglm: ModelFamily<ChatGLMConfig> = {
       .filter((k) => !(FIELDS as string[]).includes(k))
       .map((k) => `model.config.${k}: unknown ChatGLMConfig field (known: ${FIELDS.join(', ')})`);
     if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
-    const base = fromPretrained ? await readPretrainedConfig(fromPretrained) : new ChatGLMConfig();
+    const base = fromPretrained ? await readConfig(fromPretrained) : new ChatGLMConfig();
     const init = fieldsOf(base);
     if (!fromPretrained && overrides.vocabSize === undefined) init.vocabSize = vocabSize;
     Object.assign(init, overrides);

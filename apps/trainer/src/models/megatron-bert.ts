@@ -3,9 +3,7 @@
 // Face-format folder, and exported back to one (config.json, model.safetensors, vocab.txt,
 // tokenizer_config.json) that `fromPretrained`, `lm-train fill-mask` and the playground load.
 
-import { readFile, writeFile, rename } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { JsonObject, PreTrainedModel, Tokenizer } from '@lm/layers';
+import type { PreTrainedModel, Tokenizer } from '@lm/layers';
 import { MegatronBertConfig, MegatronBertForCausalLM, MegatronBertForPreTraining, type MegatronBertConfigFields } from '@lm/megatron-bert';
 import type { Backend } from '@lm/tensor-gpu';
 import { ConfigError } from '../core/errors.js';
@@ -14,28 +12,11 @@ import { loadWordPieceTokenizer } from '../data/tokenizer.js';
 import { CausalLMObjective, type CausalLMModel } from '../objectives/causal-lm.js';
 import { MaskedLMObjective, type PretrainingModel } from '../objectives/mlm-nsp.js';
 import { PrefixLMObjective, PrefixTunedModel, prefixSettings, type PrefixableDecoder } from '../objectives/prefix-lm.js';
+import { readPretrainedConfig, writeTokenizerFiles } from './files.js';
 
 const FIELDS = Object.keys(MegatronBertConfig.fields) as (keyof MegatronBertConfigFields)[];
 
-async function readPretrainedConfig(dir: string): Promise<MegatronBertConfig> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, 'config.json'), 'utf8');
-  } catch {
-    throw new ConfigError(`model.fromPretrained: ${dir} has no config.json (expected a Hugging Face-format folder)`);
-  }
-  try {
-    return MegatronBertConfig.fromJSON(JSON.parse(text) as JsonObject);
-  } catch (e) {
-    throw new ConfigError(`model.fromPretrained: ${join(dir, 'config.json')}: ${(e as Error).message}`);
-  }
-}
-
-async function writeAtomic(file: string, text: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
-}
+const readConfig = (dir: string): Promise<MegatronBertConfig> => readPretrainedConfig(dir, (json) => MegatronBertConfig.fromJSON(json));
 
 /**
  * config.json + weights, then the tokenizer's files; with `maxLength`, tokenizer_config.json gains
@@ -43,14 +24,7 @@ async function writeAtomic(file: string, text: string | Uint8Array): Promise<voi
  */
 async function writeExport(model: PreTrainedModel, dir: string, tokenizer: Tokenizer, maxLength: number | null): Promise<string[]> {
   await model.savePretrained(dir);
-  const files = tokenizer.save();
-  if (maxLength !== null) {
-    const saved = files['tokenizer_config.json'];
-    const tokenizerConfig = JSON.parse(typeof saved === 'string' ? saved : '{}') as Record<string, unknown>;
-    files['tokenizer_config.json'] = `${JSON.stringify({ ...tokenizerConfig, model_max_length: maxLength }, null, 2)}\n`;
-  }
-  for (const [name, text] of Object.entries(files)) await writeAtomic(join(dir, name), text);
-  return ['config.json', 'model.safetensors', ...Object.keys(files)];
+  return ['config.json', 'model.safetensors', ...(await writeTokenizerFiles(dir, tokenizer, maxLength))];
 }
 
 /** A whole MegatronBERT under `architecture`, its tokenizer knowing the model's max length. */
@@ -166,7 +140,7 @@ export const megatronBert: ModelFamily<MegatronBertConfig> = {
       if (!(FIELDS as string[]).includes(key)) issues.push(`model.config.${key}: unknown MegatronBertConfig field (known: ${FIELDS.join(', ')})`);
     }
     if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
-    const base = fromPretrained ? (await readPretrainedConfig(fromPretrained)).toJSON() : {};
+    const base = fromPretrained ? (await readConfig(fromPretrained)).toJSON() : {};
     const fields = fromPretrained ? MegatronBertConfig.fromJSON(base) : new MegatronBertConfig();
     const init: Partial<MegatronBertConfigFields> = {};
     for (const key of FIELDS) (init as Record<string, unknown>)[key] = (fields as unknown as Record<string, unknown>)[key];

@@ -9,36 +9,16 @@
 // max_position_embeddings (the reference's training branch); `model.config.maxPositionEmbeddings` is
 // therefore the training length (`data.seqLength` must equal it).
 
-import { readFile, writeFile, rename } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { JsonObject } from '@lm/layers';
 import { ReformerConfig, ReformerModelWithLMHead, leastCommonMultChunkLength, validateReformerConfig, type ReformerConfigFields } from '@lm/reformer';
 import { ConfigError } from '../core/errors.js';
 import type { FamilyObjective, ModelFamily, ResolvedModelConfig, TrainableModel } from '../core/family.js';
 import { loadWordPieceTokenizer } from '../data/tokenizer.js';
 import { CausalLMObjective, type CausalLMModel } from '../objectives/causal-lm.js';
+import { readPretrainedConfig, writeTokenizerFiles } from './files.js';
 
 const FIELDS = Object.keys(ReformerConfig.fields) as (keyof ReformerConfigFields)[];
 
-async function readPretrainedConfig(dir: string): Promise<ReformerConfig> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, 'config.json'), 'utf8');
-  } catch {
-    throw new ConfigError(`model.fromPretrained: ${dir} has no config.json (expected a Hugging Face-format folder)`);
-  }
-  try {
-    return ReformerConfig.fromJSON(JSON.parse(text) as JsonObject);
-  } catch (e) {
-    throw new ConfigError(`model.fromPretrained: ${join(dir, 'config.json')}: ${(e as Error).message}`);
-  }
-}
-
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
-}
+const readConfig = (dir: string): Promise<ReformerConfig> => readPretrainedConfig(dir, (json) => ReformerConfig.fromJSON(json));
 
 type CausalTrainable = TrainableModel & CausalLMModel & { readonly module: ReformerModelWithLMHead };
 
@@ -59,11 +39,7 @@ const causalLM: FamilyObjective<ReformerConfig, CausalTrainable> = {
   async exportTo(model, dir, tokenizer) {
     model.module.config.architectures = ['ReformerModelWithLMHead'];
     await model.module.savePretrained(dir);
-    const files = tokenizer.save();
-    const tokenizerConfig = JSON.parse(files['tokenizer_config.json'] ?? '{}') as Record<string, unknown>;
-    files['tokenizer_config.json'] = `${JSON.stringify({ ...tokenizerConfig, model_max_length: model.module.config.maxPositionEmbeddings }, null, 2)}\n`;
-    for (const [name, text] of Object.entries(files)) await writeAtomic(join(dir, name), text);
-    return ['config.json', 'model.safetensors', ...Object.keys(files)];
+    return ['config.json', 'model.safetensors', ...(await writeTokenizerFiles(dir, tokenizer, model.module.config.maxPositionEmbeddings))];
   },
   showcase(model, tokenizer, prompts) {
     const backend = model.module.getInputEmbeddings().weight.backend;
@@ -82,7 +58,7 @@ export const reformer: ModelFamily<ReformerConfig> = {
       if (!(FIELDS as string[]).includes(key)) issues.push(`model.config.${key}: unknown ReformerConfig field (known: ${FIELDS.join(', ')})`);
     }
     if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
-    const fields = fromPretrained ? await readPretrainedConfig(fromPretrained) : new ReformerConfig();
+    const fields = fromPretrained ? await readConfig(fromPretrained) : new ReformerConfig();
     const init: Partial<ReformerConfigFields> = {};
     for (const key of FIELDS) (init as Record<string, unknown>)[key] = (fields as unknown as Record<string, unknown>)[key];
     if (!fromPretrained && overrides.vocabSize === undefined) init.vocabSize = vocabSize;

@@ -14,14 +14,15 @@
 // as Megatron's `_BertWordPieceTokenizer` does (`<extra_id_0>` right after the WordPiece vocabulary,
 // sentinel k is `base + k`). vocab.txt lists them in id order, so a saved folder keeps its order.
 
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JsonObject, PreTrainedModel, Tokenizer } from '@lm/layers';
+import type { JsonObject, PreTrainedModel } from '@lm/layers';
 import { ExtraIdsTokenizer, MegatronT5Config, MegatronT5Model, T5Config, T5ForConditionalGeneration, vocabParallelCrossEntropy, type SentinelOrder, type MegatronT5ConfigFields, type T5ConfigFields } from '@lm/t5';
 import { tensor } from '@lm/tensor-gpu';
 import { ConfigError, DataError } from '../core/errors.js';
 import type { FamilyObjective, ModelFamily, ObjectiveContext, ResolvedModelConfig, TrainableModel } from '../core/family.js';
 import { SpanCorruptionObjective, type Seq2SeqModel } from '../objectives/span-corruption.js';
+import { readPretrainedConfig, writeTokenizerFiles } from './files.js';
 
 const FIELDS = Object.keys(T5Config.fields) as (keyof T5ConfigFields)[];
 
@@ -57,19 +58,7 @@ function checkFieldNames(overrides: Record<string, unknown>, fields: readonly st
   if (issues.length) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`, issues);
 }
 
-async function readPretrainedConfig(dir: string): Promise<T5Config> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, 'config.json'), 'utf8');
-  } catch {
-    throw new ConfigError(`model.fromPretrained: ${dir} has no config.json (expected a Hugging Face-format folder)`);
-  }
-  try {
-    return T5Config.fromJSON(JSON.parse(text) as JsonObject);
-  } catch (e) {
-    throw new ConfigError(`model.fromPretrained: ${join(dir, 'config.json')}: ${(e as Error).message}`);
-  }
-}
+const readConfig = (dir: string): Promise<T5Config> => readPretrainedConfig(dir, (json) => T5Config.fromJSON(json));
 
 type T5Trainable = TrainableModel & Seq2SeqModel & { readonly module: T5ForConditionalGeneration };
 
@@ -89,16 +78,6 @@ function spanCorruptionObjective(ctx: ObjectiveContext): SpanCorruptionObjective
     decoderStartTokenId: tokenizer.specialTokenIds.pad!,
     backend: ctx.backend,
   });
-}
-
-async function writeTokenizerFiles(dir: string, tokenizer: Tokenizer): Promise<string[]> {
-  const files = tokenizer.save();
-  for (const [name, text] of Object.entries(files)) {
-    const tmp = join(dir, `${name}.${process.pid}.tmp`);
-    await writeFile(tmp, text);
-    await rename(tmp, join(dir, name));
-  }
-  return Object.keys(files);
 }
 
 const spanCorruption: FamilyObjective<T5Config, T5Trainable> = {
@@ -141,7 +120,7 @@ export const t5: ModelFamily<T5Config> = {
   async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<T5Config>> {
     const issues: string[] = [];
     checkFieldNames(overrides, FIELDS, 'T5Config');
-    const fields = fromPretrained ? await readPretrainedConfig(fromPretrained) : new T5Config({ decoderStartTokenId: 0 });
+    const fields = fromPretrained ? await readConfig(fromPretrained) : new T5Config({ decoderStartTokenId: 0 });
     const init: Partial<T5ConfigFields> = {};
     for (const key of FIELDS) (init as Record<string, unknown>)[key] = (fields as unknown as Record<string, unknown>)[key];
     if (!fromPretrained && overrides.vocabSize === undefined) init.vocabSize = vocabSize;
