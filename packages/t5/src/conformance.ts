@@ -7,7 +7,7 @@
 // `steps.2.past_key_values.0.3`, `grad.shared.weight`, `scores.4`, `sequences`).
 
 import { fromHost, noGrad, scope, type Backend, type Tensor } from '@lm/tensor-gpu';
-import type { ConformanceCase, ConformanceFamily, ConformanceOutput } from '@lm/layers/testing';
+import { flattenModelOutputs, parameterGradients, type ConformanceCase, type ConformanceFamily, type ConformanceOutput } from '@lm/layers/testing';
 import {
   T5EncoderModel,
   T5ForConditionalGeneration,
@@ -17,7 +17,7 @@ import {
   T5Model,
   type T5PreTrainedModel,
 } from './modeling.js';
-import { flattenOutputs, gradients, inputTensor, type Nested } from './conformance-util.js';
+import { inputTensor, type Nested } from './conformance-util.js';
 import { megatronConformance } from './megatron-conformance.js';
 import { tokenizerClasses } from './tokenizer-conformance.js';
 
@@ -68,7 +68,7 @@ function runSteps(model: T5PreTrainedModel, c: ConformanceCase, steps: Step[], a
     }
     const outputs = (model as unknown as { forward: Forward }).forward(options) as { pastKeyValues?: unknown };
     pasts.set(`steps.${i}.past_key_values`, outputs.pastKeyValues ?? null);
-    flattenOutputs(outputs, `steps.${i}`, all);
+    flattenModelOutputs(outputs, `steps.${i}`, all);
   });
   if ('decoder_input_ids_all' in inputs) {
     const decoderInputIds = inputTensor('decoder_input_ids', inputs.decoder_input_ids_all as Nested, c.backend);
@@ -127,11 +127,11 @@ async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<M
       if (Array.isArray(kwargs.steps)) runSteps(model, c, kwargs.steps as Step[], all);
       else {
         const outputs = forward(forwardOptions(c, c.spec.inputs ?? {}, kwargs)) as { loss?: Tensor };
-        flattenOutputs(outputs, '', all);
+        flattenModelOutputs(outputs, '', all);
         if (wantGrads) {
           if (!outputs.loss) throw new Error('conformance: grad.* outputs were requested but the model returned no loss');
           outputs.loss.backward();
-          gradients(model, c.spec.outputs, all);
+          parameterGradients(model, c.spec.outputs, all);
         }
       }
       return new Map([...all].filter(([name]) => requested.has(name)));

@@ -4,8 +4,8 @@
 // t5_position_ids. Masks arrive as nested bool lists ([b, 1, sq, sk], true = masked out).
 
 import { noGrad, scope, type Tensor } from '@lm/tensor-gpu';
-import type { ConformanceCase, ConformanceOutput } from '@lm/layers/testing';
-import { flattenOutputs, gradients, inputTensor, type Nested } from './conformance-util.js';
+import { flattenModelOutputs, parameterGradients, type ConformanceCase, type ConformanceOutput } from '@lm/layers/testing';
+import { inputTensor, type Nested } from './conformance-util.js';
 import { MegatronT5Model, t5ExtendedAttentionMask, t5PositionIds, type MegatronT5Inputs } from './megatron-modeling.js';
 
 const PREFIX = 'megatron.core.models.T5.t5_model.';
@@ -37,10 +37,10 @@ async function runT5Model(c: ConformanceCase): Promise<Map<string, ConformanceOu
       const all = new Map<string, Tensor>();
       const { inputs, lossMask } = modelInputs(c);
       if (inputs.outputEncoderHiddenOnly) {
-        flattenOutputs(model.forward(inputs), '', all);
+        flattenModelOutputs(model.forward(inputs), '', all);
       } else {
         // logits: the same call without labels; lm_loss: with them.
-        if (requested.has('logits')) flattenOutputs(model.forward({ ...inputs, lmLabels: null }), '', all);
+        if (requested.has('logits')) flattenModelOutputs(model.forward({ ...inputs, lmLabels: null }), '', all);
         if (inputs.lmLabels) {
           const { lmLoss } = model.forward(inputs);
           all.set('lm_loss', lmLoss!);
@@ -49,7 +49,7 @@ async function runT5Model(c: ConformanceCase): Promise<Map<string, ConformanceOu
             all.set('loss', loss);
             if (wantGrads) {
               loss.backward();
-              gradients(model, c.spec.outputs, all);
+              parameterGradients(model, c.spec.outputs, all);
             }
           } else if (wantGrads) throw new Error('conformance: grad.* outputs need loss_mask to form the loss');
         }
