@@ -28,3 +28,4 @@ export * from './attention/index.js';
 export * from './optim/index.js';
 export * from './tokenizers/index.js';
 export * from './generation/index.js';
+export { BertPredictionHeadTransform, BertLMPredictionHead, BertOnlyMLMHead, type BertHeadConfig } from './heads/bert.js';

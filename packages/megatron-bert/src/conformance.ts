@@ -5,8 +5,8 @@
 // `loss` when `grad.*` outputs are asked for, and returns the requested outputs under the reference's
 // names (`hidden_states.1`, `step2.past_key_values.0.1`, `grad.bert.embeddings.word_embeddings.weight`).
 
-import { noGrad, scope, Tensor, tensor, zeros, type Backend } from '@lm/tensor-gpu';
-import type { ConformanceCase, ConformanceFamily } from '@lm/layers/testing';
+import { noGrad, scope, Tensor, type Backend } from '@lm/tensor-gpu';
+import { camelCase, caseInputTensor, flattenModelOutputs, parameterGradients, type ConformanceCase, type ConformanceFamily, type NestedNumbers } from '@lm/layers/testing';
 import type { MegatronBertConfig } from './config.js';
 import {
   MegatronBertForCausalLM,
@@ -27,28 +27,14 @@ interface RunnableClass {
 }
 type Forward = (options: Record<string, unknown>) => object;
 
-const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const camel = camelCase;
 
 /** Inputs that are float even when every value in case.json happens to be an integer. */
 const FLOAT_INPUTS = new Set(['head_mask', 'inputs_embeds', 'encoder_hidden_states']);
 
-type Nested = number | boolean | Nested[];
-
-function flatValues(v: Nested, out: number[] = []): number[] {
-  if (Array.isArray(v)) for (const x of v) flatValues(x, out);
-  else out.push(Number(v));
-  return out;
-}
-
-function toNumbers(v: Nested): Nested {
-  return Array.isArray(v) ? v.map(toNumbers) : Number(v);
-}
-
 /** A case.json input as a tensor: int32 ids, masks, labels and positions; float32 for float inputs. */
-function inputTensor(name: string, value: Nested, backend: Backend): Tensor {
-  const isFloat = FLOAT_INPUTS.has(name) || flatValues(value).some((x) => !Number.isInteger(x));
-  return tensor(toNumbers(value), { dtype: isFloat ? 'float32' : 'int32', backend });
+function inputTensor(name: string, value: NestedNumbers, backend: Backend): Tensor {
+  return caseInputTensor(value, backend, { float: FLOAT_INPUTS.has(name) });
 }
 
 /**
@@ -66,35 +52,13 @@ function classificationLabels(labels: Tensor, config: MegatronBertConfig): Tenso
 /** The forward options of one call: inputs (case.json and inputs.safetensors) and kwargs, camelCased. */
 function forwardOptions(c: ConformanceCase, config: MegatronBertConfig, inputs: Record<string, unknown>, kwargs: Record<string, unknown>, tensorInputs: ReadonlyMap<string, Tensor>): Record<string, unknown> {
   const options: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(inputs)) options[camel(name)] = inputTensor(name, value as Nested, c.backend);
+  for (const [name, value] of Object.entries(inputs)) options[camel(name)] = inputTensor(name, value as NestedNumbers, c.backend);
   for (const [name, t] of tensorInputs) options[camel(name)] = t;
   for (const [name, value] of Object.entries(kwargs)) if (name !== 'return_dict' && name !== 'steps') options[camel(name)] = value;
   if (c.spec.class === 'MegatronBertForSequenceClassification' && options.labels instanceof Tensor) {
     options.labels = classificationLabels(options.labels, config);
   }
   return options;
-}
-
-/** Model outputs (nested objects and arrays of tensors) under the reference's flattened names. */
-function flattenOutputs(value: unknown, name: string, out: Map<string, Tensor>): void {
-  if (value instanceof Tensor) out.set(name, value);
-  else if (Array.isArray(value)) value.forEach((v, i) => flattenOutputs(v, `${name}.${i}`, out));
-  else if (value !== null && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) flattenOutputs(v, name ? `${name}.${snake(k)}` : snake(k), out);
-  }
-}
-
-/** `grad.<name>` for every requested parameter: tied parameters carry their summed gradient under the first name. */
-function gradients(model: MegatronBertPreTrainedModel, requested: readonly string[], out: Map<string, Tensor>): void {
-  const byName = new Map(model.namedParameters());
-  const stateDict = model.stateDict();
-  for (const output of requested) {
-    if (!output.startsWith('grad.')) continue;
-    const name = output.slice('grad.'.length);
-    const param = byName.get(name) ?? stateDict.get(name);
-    if (!param) throw new Error(`conformance: the model has no parameter '${name}'`);
-    out.set(output, param.grad ? param.grad.clone() : zeros(param.shape, { backend: param.backend }));
-  }
 }
 
 async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<Map<string, Tensor>> {
@@ -120,15 +84,15 @@ async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<M
           if (step.past_key_values === 'previous') options.pastKeyValues = previous;
           const outputs = forward(options) as { pastKeyValues?: unknown };
           previous = outputs.pastKeyValues ?? null;
-          flattenOutputs(outputs, `step${i}`, all);
+          flattenModelOutputs(outputs, `step${i}`, all);
         });
       } else {
         const outputs = forward(forwardOptions(c, config, c.spec.inputs ?? {}, kwargs, c.tensorInputs)) as { loss?: Tensor };
-        flattenOutputs(outputs, '', all);
+        flattenModelOutputs(outputs, '', all);
         if (wantGrads) {
           if (!outputs.loss) throw new Error('conformance: grad.* outputs were requested but the model returned no loss');
           outputs.loss.backward();
-          gradients(model, c.spec.outputs, all);
+          parameterGradients(model, c.spec.outputs, all);
         }
       }
       return new Map([...all].filter(([name]) => requested.has(name)));

@@ -27,6 +27,9 @@ import {
   type Tensor,
 } from '@lm/tensor-gpu';
 import {
+  BertLMPredictionHead,
+  BertOnlyMLMHead,
+  BertPredictionHeadTransform,
   applyChunkingToForward,
   attentionCore,
   checkpoint,
@@ -514,59 +517,14 @@ export class MegatronBertPooler extends Module {
   }
 }
 
-/** dense + activation + LayerNorm, before the vocabulary projection. */
-export class MegatronBertPredictionHeadTransform extends Module {
-  declare dense: Linear;
-  readonly transformActFn: { fn: Activation; fused: FusedBiasActivation | null };
-  declare LayerNorm: LayerNorm;
+/** dense + activation + LayerNorm, before the vocabulary projection (BERT's, from @lm/layers). */
+export class MegatronBertPredictionHeadTransform extends BertPredictionHeadTransform {}
 
-  constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
-    super();
-    this.registerModule('dense', new Linear(config.hiddenSize, config.hiddenSize, options));
-    this.transformActFn = resolveActivation(config.hiddenAct);
-    this.registerModule('LayerNorm', new LayerNorm(config.hiddenSize, { eps: config.layerNormEps, backend: options.backend }));
-  }
+/** transform, then the vocabulary projection `decoder` + `bias` (BERT's, from @lm/layers). */
+export class MegatronBertLMPredictionHead extends BertLMPredictionHead {}
 
-  forward(hiddenStates: Tensor): Tensor {
-    return this.LayerNorm.forward(linearAct(this.dense, hiddenStates, this.transformActFn));
-  }
-}
-
-/** transform, then the vocabulary projection: `decoder` (weight tied to the word embeddings) + `bias`. */
-export class MegatronBertLMPredictionHead extends Module {
-  declare transform: MegatronBertPredictionHeadTransform;
-  declare decoder: Linear;
-  /** [vocab]; also registered as `decoder.bias` (the same tensor), as the reference links them. */
-  declare bias: Tensor;
-
-  constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
-    super();
-    this.registerModule('transform', new MegatronBertPredictionHeadTransform(config, options));
-    // The output weights are the input embeddings (tied by the model); the bias is output-only.
-    this.registerModule('decoder', new Linear(config.hiddenSize, config.vocabSize, { bias: false, backend: options.backend }));
-    this.registerParameter('bias', full([config.vocabSize], 0, { backend: options.backend }));
-    // One tensor under both names, as the reference's `self.decoder.bias = self.bias`.
-    this.decoder.bias = this.bias;
-  }
-
-  forward(hiddenStates: Tensor): Tensor {
-    return this.decoder.forward(this.transform.forward(hiddenStates)); // [batch, seq, vocab]
-  }
-}
-
-/** The masked-LM head alone (MaskedLM, CausalLM). */
-export class MegatronBertOnlyMLMHead extends Module {
-  declare predictions: MegatronBertLMPredictionHead;
-
-  constructor(config: MegatronBertConfig, options: ModuleOptions = {}) {
-    super();
-    this.registerModule('predictions', new MegatronBertLMPredictionHead(config, options));
-  }
-
-  forward(sequenceOutput: Tensor): Tensor {
-    return this.predictions.forward(sequenceOutput);
-  }
-}
+/** The masked-LM head alone (BERT's `cls.predictions`, from @lm/layers). */
+export class MegatronBertOnlyMLMHead extends BertOnlyMLMHead {}
 
 /** The next-sentence head alone: pooled output -> 2 scores. */
 export class MegatronBertOnlyNSPHead extends Module {

@@ -8,9 +8,14 @@
 //   names (`reader_output.block_idx`, `retriever.concat_inputs.input_ids`, `grad.realm.embeddings.LayerNorm.weight`).
 //   RealmForOpenQA's retriever is built from the case's block_records.json, vocab.txt and case.json `tokenizer`.
 
-import { noGrad, Tensor, tensor, zeros, type Backend } from '@lm/tensor-gpu';
+import type { Tensor} from '@lm/tensor-gpu';
+import { noGrad, type Backend } from '@lm/tensor-gpu';
 import {
   BERT_CALL_KWARGS,
+  camelCase,
+  caseInputTensor,
+  flattenModelOutputs,
+  parameterGradients,
   callOptions,
   numericOutputs,
   snakeKeys,
@@ -20,6 +25,7 @@ import {
   type ConformanceCase,
   type ConformanceFamily,
   type ConformanceOutputs,
+  type NestedNumbers,
 } from '@lm/layers/testing';
 import { RealmEmbedder, RealmForOpenQA, RealmKnowledgeAugEncoder, RealmReader, RealmScorer, type RealmPreTrainedModel } from './modeling.js';
 import { RealmRetriever } from './retrieval.js';
@@ -48,28 +54,16 @@ interface RunnableClass {
   fromPretrained(dir: string, options: { backend: Backend; modelOptions: Record<string, unknown> }): Promise<RealmPreTrainedModel>;
 }
 type Forward = (options: Record<string, unknown>) => object | Promise<object>;
-type Nested = number | boolean | Nested[];
-
-const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const camel = camelCase;
 
 /** Inputs that are float even when every value in case.json happens to be an integer. */
 const FLOAT_INPUTS = new Set(['head_mask', 'inputs_embeds', 'candidate_inputs_embeds', 'relevance_score']);
 /** Inputs that stay host lists (RealmForOpenQA's ragged answer ids). */
 const HOST_INPUTS = new Set(['answer_ids']);
 
-function flatValues(v: Nested, out: number[] = []): number[] {
-  if (Array.isArray(v)) for (const x of v) flatValues(x, out);
-  else out.push(Number(v));
-  return out;
-}
-
-const toNumbers = (v: Nested): Nested => (Array.isArray(v) ? v.map(toNumbers) : Number(v));
-
 /** A case.json input as a tensor: int32 ids, masks, labels and positions (bools as 0/1); float32 for float inputs. */
-function inputTensor(name: string, value: Nested, backend: Backend): Tensor {
-  const isFloat = FLOAT_INPUTS.has(name) || flatValues(value).some((x) => !Number.isInteger(x));
-  return tensor(toNumbers(value), { dtype: isFloat ? 'float32' : 'int32', backend });
+function inputTensor(name: string, value: NestedNumbers, backend: Backend): Tensor {
+  return caseInputTensor(value, backend, { float: FLOAT_INPUTS.has(name) });
 }
 
 /** The forward options: inputs (case.json and inputs.safetensors) and kwargs, camelCased. */
@@ -79,31 +73,10 @@ function forwardOptions(c: ConformanceCase, skipTensorInputs: ReadonlySet<string
   for (const [name, value] of Object.entries(all)) {
     if (name === 'return_dict') continue;
     const isData = Array.isArray(value) && !HOST_INPUTS.has(name);
-    options[camel(name)] = isData ? inputTensor(name, value as Nested, c.backend) : value;
+    options[camel(name)] = isData ? inputTensor(name, value as NestedNumbers, c.backend) : value;
   }
   for (const [name, t] of c.tensorInputs) if (!skipTensorInputs.has(name)) options[camel(name)] = t;
   return options;
-}
-
-/** Model outputs (nested objects and arrays of tensors) under the reference's flattened names. */
-function flattenOutputs(value: unknown, name: string, out: Map<string, Tensor>): void {
-  if (value instanceof Tensor) out.set(name, value);
-  else if (Array.isArray(value)) value.forEach((v, i) => flattenOutputs(v, `${name}.${i}`, out));
-  else if (value !== null && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) flattenOutputs(v, name ? `${name}.${snake(k)}` : snake(k), out);
-  }
-}
-
-/** `grad.<name>` for every requested parameter (zeros for one the loss does not reach). */
-function gradients(model: RealmPreTrainedModel, requested: readonly string[], out: Map<string, Tensor>): void {
-  const stateDict = model.stateDict();
-  for (const output of requested) {
-    if (!output.startsWith('grad.')) continue;
-    const name = output.slice('grad.'.length);
-    const param = stateDict.get(name);
-    if (!param) throw new Error(`conformance: the model has no parameter '${name}'`);
-    out.set(output, param.grad ? param.grad.clone() : zeros(param.shape, { backend: param.backend }));
-  }
 }
 
 /** RealmForOpenQA's retriever for a case: block_records.json, the vocabulary, and case.json `tokenizer` options. */
@@ -126,11 +99,11 @@ async function runCase(ModelClass: RunnableClass, c: ConformanceCase): Promise<C
     const options = forwardOptions(c, new Set(isOpenQA ? ['block_emb'] : []));
     const all = new Map<string, Tensor>();
     const outputs = (await (wantGrads ? forward(options) : noGrad(() => forward(options)))) as { loss?: Tensor };
-    flattenOutputs(outputs, '', all);
+    flattenModelOutputs(outputs, '', all);
     if (wantGrads) {
       if (!outputs.loss) throw new Error('conformance: grad.* outputs were requested but the model returned no loss');
       outputs.loss.backward();
-      gradients(model, c.spec.outputs, all);
+      parameterGradients(model, c.spec.outputs, all);
     }
     const requested = new Set(c.spec.outputs);
     return new Map([...all].filter(([name]) => requested.has(name)));

@@ -16,6 +16,9 @@
 
 import { crossEntropy, enableGrad, full, fromHost, isGradEnabled, noGrad, scope, ShapeError, tensor, type FusedBiasActivation, type Tensor } from '@lm/tensor-gpu';
 import {
+  BertLMPredictionHead,
+  BertOnlyMLMHead,
+  BertPredictionHeadTransform,
   applyChunkingToForward,
   attentionCore,
   checkpoint,
@@ -384,57 +387,14 @@ export class RealmPooler extends Module {
 
 // ---- prediction and projection heads -----------------------------------------------------------------
 
-/** dense + activation + LayerNorm, before the vocabulary projection. */
-export class RealmPredictionHeadTransform extends Module {
-  declare dense: Linear;
-  readonly transformActFn: { fn: Activation; fused: FusedBiasActivation | null };
-  declare LayerNorm: LayerNorm;
+/** dense + activation + LayerNorm, before the vocabulary projection (BERT's, from @lm/layers). */
+export class RealmPredictionHeadTransform extends BertPredictionHeadTransform {}
 
-  constructor(config: RealmConfig, options: ModuleOptions = {}) {
-    super();
-    this.registerModule('dense', new Linear(config.hiddenSize, config.hiddenSize, options));
-    this.transformActFn = resolveActivation(config.hiddenAct);
-    this.registerModule('LayerNorm', new LayerNorm(config.hiddenSize, { eps: config.layerNormEps, backend: options.backend }));
-  }
+/** transform, then the vocabulary projection `decoder` + `bias` (BERT's, from @lm/layers). */
+export class RealmLMPredictionHead extends BertLMPredictionHead {}
 
-  forward(hiddenStates: Tensor): Tensor {
-    return this.LayerNorm.forward(linearAct(this.dense, hiddenStates, this.transformActFn));
-  }
-}
-
-/** transform, then the vocabulary projection: `decoder` (tied to the word embeddings where the model ties) + `bias`. */
-export class RealmLMPredictionHead extends Module {
-  declare transform: RealmPredictionHeadTransform;
-  declare decoder: Linear;
-  /** [vocab]; also registered as `decoder.bias` (one tensor), as the reference links them. */
-  declare bias: Tensor;
-
-  constructor(config: RealmConfig, options: ModuleOptions = {}) {
-    super();
-    this.registerModule('transform', new RealmPredictionHeadTransform(config, options));
-    this.registerModule('decoder', new Linear(config.hiddenSize, config.vocabSize, { bias: false, backend: options.backend }));
-    this.registerParameter('bias', full([config.vocabSize], 0, { backend: options.backend }));
-    this.decoder.bias = this.bias;
-  }
-
-  forward(hiddenStates: Tensor): Tensor {
-    return this.decoder.forward(this.transform.forward(hiddenStates)); // [batch, seq, vocab]
-  }
-}
-
-/** The masked-LM head alone. */
-export class RealmOnlyMLMHead extends Module {
-  declare predictions: RealmLMPredictionHead;
-
-  constructor(config: RealmConfig, options: ModuleOptions = {}) {
-    super();
-    this.registerModule('predictions', new RealmLMPredictionHead(config, options));
-  }
-
-  forward(sequenceOutput: Tensor): Tensor {
-    return this.predictions.forward(sequenceOutput);
-  }
-}
+/** The masked-LM head alone (BERT's `cls.predictions`, from @lm/layers). */
+export class RealmOnlyMLMHead extends BertOnlyMLMHead {}
 
 /**
  * The embedder's head: dense (hidden -> retrieverProjSize) + LayerNorm. It also holds an MLM head
