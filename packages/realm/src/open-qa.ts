@@ -8,7 +8,7 @@
 //   span, through RealmForOpenQA.
 
 import { openSafetensorsBytes, serializeSafetensors } from '@lm/dist-ckpt';
-import { fromHost, noGrad, scope, tensor, type Backend } from '@lm/tensor-gpu';
+import { concat, fromHost, noGrad, scope, tensor, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { RealmBlockIndex, type BlockIndexOptions } from './block-index.js';
 import { RealmError } from './errors.js';
 import { RealmForOpenQA, type RealmEmbedder } from './modeling.js';
@@ -84,6 +84,9 @@ export function progressBar({ done, total }: IndexProgress, width = 30): string 
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} blocks`;
 }
 
+/** The smallest group of embedded rows appended to an index at once. */
+const MIN_APPEND_ROWS = 256;
+
 /**
  * Embeds texts with the embedder ([CLS] text [SEP], truncated to maxLength), batch by batch, appending
  * the rows to index, or writing them from row `at` on when given.
@@ -93,7 +96,21 @@ async function embedInto(index: RealmBlockIndex, embedder: RealmEmbedder, tokeni
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RealmError(`RealmDocumentIndex: batchSize must be a positive integer, got ${batchSize}`);
   const maxLength = Math.min(options.maxBlockTokens ?? REALM_BLOCK_TOKENS, embedder.config.maxPositionEmbeddings);
   const backend = index.backend;
-  for (let start = 0; start < texts.length; start += batchSize) {
+  // Appended rows are gathered and added in groups at least as large as the index, so each append's
+  // copy of the last shard is paid O(log n) times overall, not once per batch.
+  let pending: Tensor[] = [];
+  let pendingRows = 0;
+  const flush = () => {
+    if (pending.length === 0) return;
+    const rows = pending.length === 1 ? pending[0] : noGrad(() => concat(pending, 0));
+    index.add(rows);
+    if (rows !== pending[0]) rows.dispose();
+    for (const t of pending) t.dispose();
+    pending = [];
+    pendingRows = 0;
+  };
+  try {
+    for (let start = 0; start < texts.length; start += batchSize) {
     const batch = texts.slice(start, start + batchSize);
     const encoded = tokenizer.encodeBatch(batch, { padding: true, truncation: true, maxLength });
     const rows = noGrad(() =>
@@ -105,11 +122,20 @@ async function embedInto(index: RealmBlockIndex, embedder: RealmEmbedder, tokeni
         }).projectedScore,
       ),
     ); // [batch, proj]
-    if (at === null) index.add(rows);
-    else index.write(at + start, rows);
-    await rows.data(); // wait for the device, so progress is real and the page stays responsive
-    rows.dispose();
+    if (at === null) {
+      pending.push(rows);
+      pendingRows += rows.shape[0];
+      if (pendingRows >= Math.max(MIN_APPEND_ROWS, index.numBlocks)) flush();
+    } else {
+      index.write(at + start, rows);
+      rows.dispose();
+    }
+    await backend.sync(); // wait for the device, so progress is real and the page stays responsive
     options.onProgress?.({ done: Math.min(start + batchSize, texts.length), total: texts.length });
+    }
+    flush();
+  } finally {
+    for (const t of pending) t.dispose();
   }
 }
 

@@ -707,7 +707,6 @@ export class LocalSelfAttention extends Module {
   readonly numChunksBefore: number;
   readonly numChunksAfter: number;
   readonly isDecoder: boolean;
-  readonly padTokenId: number | null;
   readonly attentionHeadSize: number;
   readonly allHeadSize: number;
   readonly hiddenSize: number;
@@ -723,7 +722,6 @@ export class LocalSelfAttention extends Module {
     this.numChunksBefore = config.localNumChunksBefore;
     this.numChunksAfter = config.localNumChunksAfter;
     this.isDecoder = config.isDecoder;
-    this.padTokenId = config.padTokenId;
     this.attentionHeadSize = config.attentionHeadSize;
     this.allHeadSize = this.numAttentionHeads * this.attentionHeadSize;
     this.hiddenSize = config.hiddenSize;
@@ -821,7 +819,6 @@ export interface AttentionBlockOutput {
 /** LayerNorm, then LSH or local self-attention (by attn_layers[layerId]), then the output projection. */
 export class ReformerAttention extends Module {
   readonly layerId: number;
-  readonly attnLayers: ReformerConfig['attnLayers'];
   declare layer_norm: LayerNorm;
   declare self_attention: LSHSelfAttention | LocalSelfAttention;
   declare output: ReformerSelfOutput;
@@ -829,7 +826,6 @@ export class ReformerAttention extends Module {
   constructor(config: ReformerConfig, layerId = 0, options: ModuleOptions = {}) {
     super();
     this.layerId = layerId;
-    this.attnLayers = config.attnLayers;
     this.registerModule('layer_norm', new LayerNorm(config.hiddenSize, { eps: config.layerNormEps, backend: options.backend }));
     const type = config.attnLayers[layerId];
     if (type !== 'lsh' && type !== 'local') {

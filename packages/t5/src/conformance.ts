@@ -7,7 +7,7 @@
 // `steps.2.past_key_values.0.3`, `grad.shared.weight`, `scores.4`, `sequences`).
 
 import { fromHost, noGrad, scope, type Backend, type Tensor } from '@lm/tensor-gpu';
-import { flattenModelOutputs, parameterGradients, type ConformanceCase, type ConformanceFamily, type ConformanceOutput } from '@lm/layers/testing';
+import { camelCase, flattenModelOutputs, parameterGradients, type ConformanceCase, type ConformanceFamily, type ConformanceOutput } from '@lm/layers/testing';
 import {
   T5EncoderModel,
   T5ForConditionalGeneration,
@@ -27,7 +27,7 @@ interface RunnableClass {
 }
 type Forward = (options: Record<string, unknown>) => object;
 
-const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+const camel = camelCase;
 
 /** The forward options of one call: inputs and kwargs camelCased, inputs as tensors. */
 function forwardOptions(c: ConformanceCase, inputs: Record<string, unknown>, kwargs: Record<string, unknown>): Record<string, unknown> {

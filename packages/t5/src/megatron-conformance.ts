@@ -4,14 +4,14 @@
 // t5_position_ids. Masks arrive as nested bool lists ([b, 1, sq, sk], true = masked out).
 
 import { noGrad, scope, type Tensor } from '@lm/tensor-gpu';
-import { flattenModelOutputs, parameterGradients, type ConformanceCase, type ConformanceOutput } from '@lm/layers/testing';
+import { camelCase, flattenModelOutputs, parameterGradients, type ConformanceCase, type ConformanceOutput } from '@lm/layers/testing';
 import { inputTensor, type Nested } from './conformance-util.js';
 import { MegatronT5Model, t5ExtendedAttentionMask, t5PositionIds, type MegatronT5Inputs } from './megatron-modeling.js';
 
 const PREFIX = 'megatron.core.models.T5.t5_model.';
 
 
-const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+const camel = camelCase;
 
 /** The T5Model call's tensor inputs (case.json and inputs.safetensors), camelCased; loss_mask apart. */
 function modelInputs(c: ConformanceCase): { inputs: MegatronT5Inputs; lossMask: Tensor | null } {

@@ -9,11 +9,10 @@
 // reference's int8 tensor. Values are dequantized in registers (q * scale[row]) and accumulated in
 // float32; the kernels (FusedKernels.quantizedMatmul / dequantizeWeight) exist on both backends.
 
-import { record } from '../autograd.js';
+import { noGrad, record } from '../autograd.js';
 import { BackendError, DTypeError, ShapeError } from '../errors.js';
 import { matmul } from './linalg.js';
 import { contiguous, reshape } from './views.js';
-import { noGrad } from '../autograd.js';
 import type { Tensor } from '../tensor.js';
 import { backendOf, describe, empty } from './util.js';
 
@@ -95,8 +94,9 @@ export function quantizedMatmul(x: Tensor, weight: Tensor, scale: Tensor, option
   const s = contiguous(scale);
   if (out.size > 0) kernel(x2, w, s, out2, options.bits, options.inFeatures);
   [x2, out2, xc, w, s].forEach((t) => t.dispose());
-  return record('quantizedMatmul', out, [x], [], ([g]) => {
-    const deq = noGrad(() => dequantizeWeight(weight, scale, options)); // [out, in]
+  // The weight and scale are saved (held by the graph), so disposing them before backward is safe.
+  return record('quantizedMatmul', out, [x], [weight, scale], ([g], [savedWeight, savedScale]) => {
+    const deq = noGrad(() => dequantizeWeight(savedWeight, savedScale, options)); // [out, in]
     const gx = matmul(g!, deq); // [..., in]
     deq.dispose();
     return [reshape(gx, x.shape)];
