@@ -79,6 +79,10 @@ describe.each(backends)('decoding on %s', (_name, backend) => {
     for await (const turn of streamChat(model, charTokenizer, 'hi', [], { maxLength: 12, seed: 1 })) {
       seen.push(turn.response);
       expect(turn.history).toEqual([['hi', turn.response]]);
+      // The ids behind the text: the framed prompt, and one more response token per step.
+      expect(turn.promptIds).toEqual(charTokenizer.encode('hi').inputIds);
+      expect(turn.tokens.length).toBe(seen.length);
+      expect(turn.response).toBe(processResponse(charTokenizer.decode(turn.tokens)));
     }
     expect(seen.length).toBeGreaterThan(0);
     expect(seen.length).toBeLessThanOrEqual(8);

@@ -152,8 +152,17 @@ export async function chat(model: ChatGLMForConditionalGeneration, tokenizer: Ch
   return last;
 }
 
-/** The reference's `stream_chat`: yields the processed response so far (and the history with it) after every token. */
-export async function* streamChat(model: ChatGLMForConditionalGeneration, tokenizer: ChatTokenizer, query: string, history: ChatHistory = [], options: ChatOptions = {}): AsyncGenerator<{ response: string; history: ChatHistory }> {
+/**
+ * The reference's `stream_chat`: yields the processed response so far (and the history with it) after
+ * every token, with the prompt's ids and the response's token ids so far (before <eop>).
+ */
+export async function* streamChat(
+  model: ChatGLMForConditionalGeneration,
+  tokenizer: ChatTokenizer,
+  query: string,
+  history: ChatHistory = [],
+  options: ChatOptions = {},
+): AsyncGenerator<{ response: string; history: ChatHistory; promptIds: number[]; tokens: number[] }> {
   const prompt = buildPrompt(query, history);
   const ids = tokenizer.encode(prompt).inputIds;
   const backend = model.lm_head.weight.backend;
@@ -166,7 +175,7 @@ export async function* streamChat(model: ChatGLMForConditionalGeneration, tokeni
       if (event.finishReason === 'eos') break;
       tokens.push(event.token);
       const response = processResponse(tokenizer.decode(tokens));
-      yield { response, history: [...history, [query, response]] };
+      yield { response, history: [...history, [query, response]], promptIds: ids, tokens: [...tokens] };
     }
   } finally {
     inputIds.dispose();
