@@ -2,10 +2,8 @@
 // tasks), for the trainer README: `node data/chatglm/exact-match.mjs` from apps/trainer after
 // configs/chatglm-finetune.yaml and configs/chatglm-ptuning.yaml have run (cpu backend).
 import { readFileSync } from 'node:fs';
-import { ChatGLMForConditionalGeneration } from '@lm/chatglm';
+import { ChatGLMConfig, ChatGLMForConditionalGeneration, ChatGLMTokenizer } from '@lm/chatglm';
 import { openCheckpoint } from '@lm/dist-ckpt';
-import { BertTokenizer } from '@lm/layers';
-import { ChatGLMConfig } from '@lm/chatglm';
 import { fromHost, init, noGrad, scope } from '@lm/tensor-gpu';
 
 const here = new URL('.', import.meta.url).pathname;
@@ -26,7 +24,8 @@ function heldOut(n, make) {
   return pairs;
 }
 
-const tokenizer = BertTokenizer.fromVocab(readFileSync(`${here}vocab.txt`, 'utf8'));
+// The tokenizer the run exported (ChatGLMTokenizer on data/chatglm/tokenizer/ice_text.model).
+const tokenizer = await ChatGLMTokenizer.fromPretrained(`${out}chatglm-finetune/export`);
 const [gmask, bos, eos] = tokenizer.convertTokensToIds(['[gMASK]', '<sop>', '<eop>']);
 
 function respond(model, prompt) {

@@ -1,12 +1,12 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChatGLMConfig, ChatGLMForConditionalGeneration } from '@lm/chatglm';
+import { ChatGLMConfig, ChatGLMForConditionalGeneration, ChatGLMTokenizer } from '@lm/chatglm';
 import { BertTokenizer } from '@lm/layers';
 import { init, manualSeed } from '@lm/tensor-gpu';
 import { describe, expect, it } from 'vitest';
 import type { PromptResponseObjective } from './chatglm.js';
-import { chatglm } from './chatglm.js';
+import { chatglm, loadChatGLMTokenizer } from './chatglm.js';
 
 const backend = await init('cpu');
 const vocab = readFileSync(new URL('../../data/chatglm/vocab.txt', import.meta.url), 'utf8');
@@ -58,5 +58,30 @@ describe('chatglm family: prompt/response pairs as ptuning/main.py frames them',
   it('refuses prefix-lm without model.fromPretrained, and unknown settings by name', async () => {
     await expect(chatglm.objectives['prefix-lm'].createModel(new ChatGLMConfig(), { fromPretrained: null, backend, settings: {} })).rejects.toThrow(/model.fromPretrained: prefix-lm tunes a prefix/);
     expect(() => chatglm.objectives['prefix-lm'].objective({ ...settings, settings: { preSeqLenn: 2 } })).toThrow(/objectives.prefix-lm.preSeqLenn: unknown field/);
+  });
+
+  it('data.tokenizer: ChatGLMTokenizer on the shipped ice_text.model (folder or file), the word-level stand-in for a vocab.txt, clear errors otherwise', async () => {
+    const shipped = new URL('../../data/chatglm/tokenizer', import.meta.url).pathname;
+    for (const path of [shipped, join(shipped, 'ice_text.model')]) {
+      const tok = await chatglm.loadTokenizer(path, { lowercase: true });
+      expect(tok).toBeInstanceOf(ChatGLMTokenizer);
+      expect(tok.vocabSize).toBe(440);
+    }
+    const tok = (await loadChatGLMTokenizer(shipped, { lowercase: true })) as ChatGLMTokenizer;
+    // The ids the configs give the model: <pad> 3, [MASK] 4, [gMASK] 5, <sop> 8, <eop> 9.
+    expect(tok.convertTokensToIds(['<pad>', '[MASK]', '[gMASK]', '<sop>', '<eop>'])).toEqual([3, 4, 5, 8, 9]);
+    expect(tok.convertIdsToTokens(tok.encode('repeat red dog ?', null, { addSpecialTokens: false }).inputIds)).toEqual(['▁repeat', '▁red', '▁dog', '▁?']);
+    const objective = chatglm.objectives['causal-lm'].objective({ ...settings, tokenizer: tok, seqLength: 12 }) as unknown as PromptResponseObjective;
+    const encode = (text: string) => tok.encode(text, null, { addSpecialTokens: false }).inputIds;
+    const example = objective.frame(encode('repeat red dog ?'), encode('red dog .'));
+    expect(Array.from(example.ids)).toEqual([...encode('repeat red dog ?'), 5, 8, ...encode('red dog .'), 9]);
+    expect(tok.decode(Array.from(example.ids).slice(6, -1))).toBe('red dog .');
+
+    expect(await chatglm.loadTokenizer(new URL('../../data/chatglm/vocab.txt', import.meta.url).pathname, { lowercase: true })).toBeInstanceOf(BertTokenizer);
+    await expect(chatglm.loadTokenizer('/nonexistent/ice_text.model', { lowercase: true })).rejects.toThrow(/data.tokenizer: \/nonexistent\/ice_text.model does not exist/);
+    const broken = mkdtempSync(join(tmpdir(), 'chatglm-tokenizer-'));
+    writeFileSync(join(broken, 'ice_text.model'), 'not a sentencepiece model');
+    copyFileSync(join(shipped, 'tokenizer_config.json'), join(broken, 'tokenizer_config.json'));
+    await expect(chatglm.loadTokenizer(broken, { lowercase: true })).rejects.toThrow(new RegExp(`data.tokenizer: ${join(broken, 'ice_text.model')}: `));
   });
 });

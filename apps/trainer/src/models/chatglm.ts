@@ -9,11 +9,15 @@
 //
 // Data: JSON lines whose `text` (data.jsonlField) holds the prompt as its first sentence and the
 // response as the rest (`repeat red cat ? red cat .`), since the corpus reader yields documents as
-// sentences. Tokenizer: until ChatGLMTokenizer lands, a word-level stand-in (a BertTokenizer over a
-// vocab.txt of whole words that also lists [gMASK], <sop> and <eop>); switch `loadTokenizer` below.
+// sentences. Tokenizer: `ChatGLMTokenizer` when data.tokenizer is a folder holding ice_text.model (or
+// that file), as THUDM ships it (data/chatglm/tokenizer/ is a small one trained here by
+// data/chatglm/make-tokenizer.mjs); otherwise a word-level stand-in (a BertTokenizer over a vocab.txt of
+// whole words that also lists [gMASK], <sop> and <eop>).
 
-import { Module, PreTrainedModel, type BertTokenizer, type Tokenizer } from '@lm/layers';
-import { ChatGLMConfig, ChatGLMForConditionalGeneration, type ChatGLMConfigFields } from '@lm/chatglm';
+import { stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Module, PreTrainedModel, type Tokenizer } from '@lm/layers';
+import { ChatGLMConfig, ChatGLMForConditionalGeneration, ChatGLMTokenizer, type ChatGLMConfigFields } from '@lm/chatglm';
 import { fromHost, noGrad, scope, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { ConfigError, DataError } from '../core/errors.js';
 import type { FamilyObjective, ModelFamily, ResolvedModelConfig, TrainableModel } from '../core/family.js';
@@ -34,9 +38,9 @@ interface Framing {
 
 /** The special ids of the tokenizer, by ChatGLM's token names; a missing one is refused by name. */
 function framingOf(tokenizer: Tokenizer): Framing {
-  const t = tokenizer as BertTokenizer;
+  const t = tokenizer as Tokenizer & { convertTokensToIds(tokens: readonly string[]): number[] };
   const id = (token: string): number => {
-    const v = t.convertTokensToIds(token);
+    const v = t.convertTokensToIds([token])[0];
     if (v === tokenizer.specialTokenIds.unk || v === null) throw new DataError(`data.tokenizer: ChatGLM needs the token ${token} in the vocabulary`);
     return v;
   };
@@ -269,13 +273,31 @@ function fieldsOf(config: ChatGLMConfig): Partial<ChatGLMConfigFields> {
   return init;
 }
 
+/**
+ * ChatGLMTokenizer from a folder holding ice_text.model (with its tokenizer_config.json), or from that
+ * file; anything else is the word-level stand-in (vocab.txt / tokenizer.json). ChatGLMTokenizer takes
+ * its casing from tokenizer_config.json (do_lower_case), not from data.lowercase.
+ */
+export async function loadChatGLMTokenizer(path: string, options: { lowercase: boolean }): Promise<Tokenizer> {
+  const isDir = await stat(path).then((st) => st.isDirectory(), () => null);
+  if (isDir === null) throw new DataError(`data.tokenizer: ${path} does not exist`);
+  const dir = isDir ? path : basename(path) === 'ice_text.model' ? dirname(path) : null;
+  if (dir !== null && (await stat(join(dir, 'ice_text.model')).then(() => true, () => false))) {
+    try {
+      return await ChatGLMTokenizer.fromPretrained(dir);
+    } catch (e) {
+      throw new DataError(`data.tokenizer: ${join(dir, 'ice_text.model')}: ${(e as Error).message}`);
+    }
+  }
+  return loadWordPieceTokenizer(path, options);
+}
+
 const readConfig = (dir: string): Promise<ChatGLMConfig> => readPretrainedConfig(dir, (json) => ChatGLMConfig.fromJSON(json), 'a ChatGLM checkpoint folder');
 
 export const chatglm: ModelFamily<ChatGLMConfig> = {
   name: 'chatglm',
   objectives: { 'causal-lm': causalLM, 'prefix-lm': prefixLM } as Record<string, FamilyObjective<ChatGLMConfig>>,
-  // Stand-in until ChatGLMTokenizer lands (then: its fromPretrained on the ice_text.model folder).
-  loadTokenizer: loadWordPieceTokenizer,
+  loadTokenizer: loadChatGLMTokenizer,
 
   async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<ChatGLMConfig>> {
     const issues = Object.keys(overrides)
