@@ -16,7 +16,7 @@ export interface BundledModel {
 }
 
 /** The files a Hugging Face model folder may hold that the playground reads. */
-const RELEVANT = /^(config\.json|.*\.safetensors|.*\.bin|.*\.index\.json|vocab\.txt|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json)$/;
+const RELEVANT = /^(config\.json|.*\.safetensors|.*\.bin|.*\.index\.json|vocab\.txt|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|ice_text\.model)$/;
 
 /** Keeps the model files, first occurrence of each name (a dropped folder may nest others). */
 export function relevantFiles(files: Iterable<File>): File[] {
@@ -161,7 +161,7 @@ export class ModelCard {
 
   private renderControls(): void {
     const folderInput = h('input', { type: 'file', hidden: true, webkitdirectory: true, multiple: true, 'data-testid': 'open-folder-input' });
-    const filesInput = h('input', { type: 'file', hidden: true, multiple: true, accept: '.json,.safetensors,.bin,.txt', 'data-testid': 'open-files-input' });
+    const filesInput = h('input', { type: 'file', hidden: true, multiple: true, accept: '.json,.safetensors,.bin,.txt,.model', 'data-testid': 'open-files-input' });
     const picked = (input: HTMLInputElement) => () => {
       if (input.files?.length) void this.loadFiles(Array.from(input.files));
       input.value = '';
