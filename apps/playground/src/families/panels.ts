@@ -2,6 +2,7 @@
 import type { FamilyPanel } from './types.js';
 
 const PANELS: Record<string, () => Promise<FamilyPanel>> = {
+  chatglm: async () => (await import('./chatglm/panel.js')).chatglmPanel,
   'megatron-bert': async () => (await import('./megatron-bert/panel.js')).megatronBertPanel,
   realm: async () => (await import('./realm/panel.js')).realmPanel,
   reformer: async () => (await import('./reformer/panel.js')).reformerPanel,

@@ -2,6 +2,7 @@
 import type { FamilyRuntime } from './types.js';
 
 const RUNTIMES: Record<string, () => Promise<FamilyRuntime>> = {
+  chatglm: async () => (await import('./chatglm/runtime.js')).chatglmRuntime,
   'megatron-bert': async () => (await import('./megatron-bert/runtime.js')).megatronBertRuntime,
   realm: async () => (await import('./realm/runtime.js')).realmRuntime,
   reformer: async () => (await import('./reformer/runtime.js')).reformerRuntime,
