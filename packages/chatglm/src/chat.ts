@@ -5,46 +5,10 @@
 // [mask position, total length - context length] (2-D) or [mask position] (1-D). For one unpadded
 // prompt (what chat sends) this is exactly what the tokenizer's mask and position ids lead to.
 
-import { arange, concat, fromHost, stack, where, type Tensor } from '@lm/tensor-gpu';
-import { generate as generateTokens, stream, type CacheOps, type DecoderStep, type GenerateOptions, type GenerateOutput, type LogitsProcessor, type StreamEvent, type Tokenizer } from '@lm/layers';
-import { ChatGLMInputError, type ChatGLMForConditionalGeneration, type LayerPast } from './modeling.js';
-import { rowSpecialPositions } from './generation.js';
-
-/** The decoding cache: the layers' keys/values ([k, rows, heads, headDim]) and each row's [mask position, context length]. */
-export interface ChatGLMCache {
-  past: LayerPast[];
-  /** int32 [rows, 2] */
-  special: Tensor;
-}
-
-/** CacheOps for ChatGLMCache: keys/values have their rows on axis 1, `special` on axis 0. */
-export const chatglmCacheOps: CacheOps<ChatGLMCache> = {
-  tensors: (cache) => [...cache.past.flat(), cache.special],
-  reorder: (cache, indices) => ({
-    past: cache.past.map(([k, v]) => [k.indexSelect(1, indices), v.indexSelect(1, indices)] as const),
-    special: cache.special.indexSelect(0, indices),
-  }),
-};
-
-/** The model as a DecoderStep for @lm/layers' generate / stream (the reference's auto path). */
-export function chatglmDecoderStep(model: ChatGLMForConditionalGeneration): DecoderStep<ChatGLMCache> {
-  return (inputIds, cache) => {
-    if (!cache) {
-      const s = model.transformer.specialPositions(inputIds);
-      const special = stack([s.maskPositions, s.contextLengths], 1); // [rows, 2]
-      const out = model.forward({ inputIds, useCache: true });
-      return { logits: out.logits, cache: { past: out.pastKeyValues!, special } };
-    }
-    const total = cache.past[0][0].shape[0] - (model.config.preSeqLen ?? 0) + 1; // ids so far, the new one included
-    const rows = inputIds.shape[0];
-    const maskPosition = cache.special.narrow(1, 0, 1); // [rows, 1]
-    const positionIds = model.config.positionEncoding2d
-      ? concat([maskPosition, cache.special.narrow(1, 1, 1).neg().add(total)], 1).reshape(rows, 2, 1) // [rows, 2, 1]
-      : maskPosition; // [rows, 1]
-    const out = model.forward({ inputIds, positionIds, pastKeyValues: cache.past, useCache: true });
-    return { logits: out.logits, cache: { past: out.pastKeyValues!, special: cache.special.clone() } };
-  };
-}
+import { arange, fromHost, where, type Tensor } from '@lm/tensor-gpu';
+import { generate as generateTokens, stream, type GenerateOptions, type GenerateOutput, type LogitsProcessor, type StreamEvent, type Tokenizer } from '@lm/layers';
+import { ChatGLMInputError, type ChatGLMForConditionalGeneration } from './modeling.js';
+import { chatglmCacheOps, chatglmDecoderStep, rowSpecialPositions, type ChatGLMCache } from './generation.js';
 
 /**
  * The reference's InvalidScoreLogitsProcessor: a row of scores holding NaN or inf (fp16 overflow) is

@@ -27,10 +27,10 @@ export {
 } from './modeling.js';
 export {
   greedySearch,
-  prepareInputsForGeneration,
-  updateModelKwargsForGeneration,
   rowSpecialPositions,
-  type ChatGLMGenerationState,
+  chatglmDecoderStep,
+  chatglmCacheOps,
+  type ChatGLMCache,
   type GreedySearchOptions,
   type GreedySearchResult,
 } from './generation.js';
@@ -43,9 +43,6 @@ export {
   buildPrompt,
   processResponse,
   invalidScoreLogitsProcessor,
-  chatglmDecoderStep,
-  chatglmCacheOps,
-  type ChatGLMCache,
   type ChatHistory,
   type ChatTokenizer,
   type ChatOptions,
