@@ -5,11 +5,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tensor, type Backend } from '@lm/tensor-gpu';
+import { noGrad, tensor, type Backend } from '@lm/tensor-gpu';
+import { generate as generateTokens } from '@lm/layers';
 import { findSharedFixtures, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import { buildPrompt, chat, generate, invalidScoreLogitsProcessor, processResponse, streamChat, type ChatHistory, type ChatTokenizer } from './chat.js';
 import { ChatGLMForConditionalGeneration } from './modeling.js';
-import { greedySearch } from './generation.js';
+import { chatglmCacheOps, chatglmDecoderStep, greedySearch } from './generation.js';
 
 const webgpu = await testWebGPUBackend();
 afterAll(() => webgpu?.destroy());
@@ -72,6 +73,26 @@ describe.each(backends)('decoding on %s', (_name, backend) => {
       model.dispose();
     });
   }
+
+  it.skipIf(!have)("given a tokenizer's mask and position ids, decoding follows the auto path for one unpadded 2-D prompt, in greedy and beam search (the grown mask and ids reordered with the beams)", async () => {
+    const model = await ChatGLMForConditionalGeneration.fromPretrained(caseDir('generate_mask_token'), { backend });
+    model.eval();
+    const inputIds = tensor([[35, 74, 130, 11, 28, 119, 132]], { dtype: 'int32', backend });
+    const [attentionMask, positionIds] = noGrad(() => [model.transformer.getMasks(inputIds), model.transformer.getPositionIds(inputIds)]); // [1, 1, 7, 7], [1, 2, 7]
+    const options = { maxNewTokens: 6, cacheOps: chatglmCacheOps };
+    for (const numBeams of [1, 3]) {
+      const auto = await generateTokens(chatglmDecoderStep(model), inputIds, { ...options, numBeams });
+      const given = await generateTokens(chatglmDecoderStep(model, { attentionMask, positionIds }), inputIds, { ...options, numBeams });
+      expect(given.sequences).toEqual(auto.sequences);
+      expect(given.sequences[0].length).toBe(13);
+    }
+    // The caller's mask and position ids are left as they were (the step grows copies).
+    expect(attentionMask.shape).toEqual([1, 1, 7, 7]);
+    expect(positionIds.shape).toEqual([1, 2, 7]);
+    expect(attentionMask.disposed || positionIds.disposed).toBe(false);
+    [inputIds, attentionMask, positionIds].forEach((t) => t.dispose());
+    model.dispose();
+  });
 
   it.skipIf(!have)('chat and stream_chat: the response grows token by token, history gains the turn; over-long prompts are refused', async () => {
     const model = await ChatGLMForConditionalGeneration.fromPretrained(caseDir('generate_mask_token'), { backend });
