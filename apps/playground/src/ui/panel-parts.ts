@@ -1,5 +1,6 @@
-// Pieces every family panel shows the same way: an error as one line (its name and message), and the
-// bundled model's example inputs as chips that fill the input and run it.
+// Pieces every family panel shows the same way: an error as one line (its name and message), the input
+// row (a form that runs the task on submit), and the bundled model's example inputs as chips that fill
+// the input and run it.
 import { h } from './dom.js';
 
 export function errorBox(err: unknown): HTMLElement {
@@ -16,4 +17,13 @@ export function exampleChips(examples: readonly string[], pick: (text: string) =
     h('span', { class: 'muted' }, 'Examples: '),
     examples.map((text) => h('button', { type: 'button', class: 'chip', onclick: () => pick(text) }, text)),
   );
+}
+
+/** The input row: submitting (Enter or the button) runs `run` instead of reloading the page. */
+export function inputForm(run: () => Promise<void>, ...children: HTMLElement[]): HTMLFormElement {
+  const submit = (event: Event) => {
+    event.preventDefault();
+    void run();
+  };
+  return h('form', { class: 'fill-mask-form', onsubmit: submit }, children);
 }

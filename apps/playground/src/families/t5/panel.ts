@@ -4,7 +4,7 @@
 // selected row's weights listed below it. Both run in the worker; only the latest request is shown.
 import { clear, h } from '../../ui/dom.js';
 import { heatmap, legend } from '../../ui/heatmap.js';
-import { errorBox, exampleChips } from '../../ui/panel-parts.js';
+import { errorBox, exampleChips, inputForm } from '../../ui/panel-parts.js';
 import type { FamilyPanel, ModelSession } from '../types.js';
 import type { CrossAttentionResult, DecodingMode, GenerateInput, GeneratePartial, GenerateResult } from './tasks.js';
 
@@ -167,18 +167,7 @@ export const t5Panel: FamilyPanel = {
       }
     };
 
-    const form = h(
-      'form',
-      {
-        class: 'fill-mask-form',
-        onsubmit: (event: Event) => {
-          event.preventDefault();
-          void run();
-        },
-      },
-      input,
-      runButton,
-    );
+    const form = inputForm(run, input, runButton);
     const options = h('div', { class: 'controls' }, labelled('decoding', mode), labelled('max new tokens', maxNew), beamOptions, sampleOptions);
     const examples = exampleChips(session.examples, (text) => {
       input.value = text;
