@@ -3,7 +3,10 @@
 # reference's modeling_t5.py computes it (RMS norm without bias, unscaled attention, bucketed relative
 # position bias from block 0, encoder once, cross keys/values projected once, a self-attention KV
 # cache), so both sides do the same arithmetic. Prints one JSON line per measurement, as run.mjs does.
-# Run by run.mjs with OMP_NUM_THREADS=2 and OMP_WAIT_POLICY=PASSIVE; usage: python3 pytorch_t5.py [--quick]
+# Run by run.mjs with OMP_NUM_THREADS=2 and OMP_WAIT_POLICY=PASSIVE; usage: python3 pytorch_t5.py [--quick].
+# `--export-onnx DIR` instead writes the same model (same seed, same weights) as ONNX graphs for run.mjs's
+# onnxruntime-node rows: encoder.onnx, cross.onnx (cross keys/values once) and decoder-step.onnx (one greedy
+# step with a self-attention KV cache in the graph: past in, present out, next token out).
 import json
 import math
 import sys
@@ -90,7 +93,7 @@ def generate(ids, new_tokens, stamps):
     enc = encoder(ids)
     cross = [(heads(enc @ w["ck"].T), heads(enc @ w["cv"].T)) for w in dec_blocks]  # once per layer
     cache = [None] * L
-    token, pos = torch.zeros(1, 1, dtype=torch.long), 0
+    token, pos, tokens = torch.zeros(1, 1, dtype=torch.long), 0, []
     for _ in range(new_tokens):
         x = shared[token]
         b = bias(dec_rel, 1, pos + 1, False, offset=pos)
@@ -106,8 +109,10 @@ def generate(ids, new_tokens, stamps):
             x = ff(x, w)
         logits = (rms(x, dec_ln) * D**-0.5) @ shared.T  # tied head with the d_model^-0.5 rescale
         token = logits[:, -1:].argmax(-1)
+        tokens.append(int(token))
         pos += 1
         stamps.append(time.perf_counter())
+    return tokens
 
 
 def median(xs):
@@ -117,6 +122,76 @@ def median(xs):
 def emit(o):
     print(json.dumps(o), flush=True)
 
+
+class OnnxEncoder(torch.nn.Module):
+    """ids [1, seq] int64 -> the encoder's last hidden state [1, seq, D]."""
+
+    def forward(self, ids):
+        return encoder(ids)
+
+
+class OnnxCross(torch.nn.Module):
+    """The encoder output -> every decoder layer's cross-attention keys and values (projected once)."""
+
+    def forward(self, enc):
+        return tuple(t for w in dec_blocks for t in (heads(enc @ w["ck"].T), heads(enc @ w["cv"].T)))
+
+
+class OnnxDecoderStep(torch.nn.Module):
+    """One greedy step with a KV cache: (token [1, 1], cross k/v x L, past self k/v x L) -> (next token, new past)."""
+
+    def forward(self, token, *kv):
+        cross, past = kv[: 2 * L], kv[2 * L :]
+        x = shared[token]
+        present = []
+        for i, w in enumerate(dec_blocks):
+            h = rms(x, w["ln0"])
+            k, v = torch.cat([past[2 * i], heads(h @ w["k"].T)], 2), torch.cat([past[2 * i + 1], heads(h @ w["v"].T)], 2)
+            if i == 0:
+                # Positions 0..len-1 from the cache length, with tensor ops only so the graph keeps it dynamic.
+                idx = torch.ones_like(k[0, 0, :, 0]).cumsum(0).long() - 1  # [len]
+                b = dec_rel[bucket((idx - idx[-1])[None, :], False)].permute(2, 0, 1)[None]  # [1, H, 1, len]
+            present += [k, v]
+            x = x + attend(heads(h @ w["q"].T), k, v, b, w["o"])
+            h = rms(x, w["ln1"])
+            x = x + attend(heads(h @ w["cq"].T), cross[2 * i], cross[2 * i + 1], 0, w["co"])
+            x = ff(x, w)
+        logits = (rms(x, dec_ln) * D**-0.5) @ shared.T
+        return (logits[:, -1:].argmax(-1), *present)
+
+
+def export_onnx(folder):
+    """The same model as three ONNX graphs (encoder, cross keys/values, decoder step with past) for onnxruntime-node."""
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    ids = torch.randint(3, V - 100, (1, SEQ))
+    enc = encoder(ids)
+    cross = OnnxCross()(enc)
+    kv_names = [f"{kind}_{i}" for i in range(L) for kind in ("k", "v")]
+    torch.onnx.export(OnnxEncoder(), (ids,), f"{folder}/encoder.onnx", input_names=["ids"], output_names=["hidden"], dynamic_axes={"ids": {1: "seq"}, "hidden": {1: "seq"}}, opset_version=17)
+    torch.onnx.export(OnnxCross(), (enc,), f"{folder}/cross.onnx", input_names=["hidden"], output_names=[f"cross_{n}" for n in kv_names], dynamic_axes={"hidden": {1: "seq"}, **{f"cross_{n}": {2: "seq"} for n in kv_names}}, opset_version=17)
+    past = [torch.zeros(1, H, 1, DKV) for _ in range(2 * L)]
+    dynamic = {**{f"cross_{n}": {2: "seq"} for n in kv_names}, **{f"past_{n}": {2: "past"} for n in kv_names}, **{f"present_{n}": {2: "len"} for n in kv_names}}
+    torch.onnx.export(
+        OnnxDecoderStep(),
+        (torch.zeros(1, 1, dtype=torch.long), *cross, *past),
+        f"{folder}/decoder-step.onnx",
+        input_names=["token", *[f"cross_{n}" for n in kv_names], *[f"past_{n}" for n in kv_names]],
+        output_names=["next", *[f"present_{n}" for n in kv_names]],
+        dynamic_axes=dynamic,
+        opset_version=17,
+    )
+    # What the graphs must reproduce: torch's greedy tokens for these ids (run.mjs checks onnxruntime's).
+    with open(f"{folder}/check.json", "w") as f:
+        json.dump({"ids": ids[0].tolist(), "tokens": generate(ids, 8, [])}, f)
+    emit({"exported": folder, "graphs": ["encoder.onnx", "cross.onnx", "decoder-step.onnx"], "layers": L, "heads": H, "dKv": DKV})
+
+
+if "--export-onnx" in sys.argv:
+    with torch.no_grad():
+        export_onnx(sys.argv[sys.argv.index("--export-onnx") + 1])
+    sys.exit(0)
 
 ids = torch.randint(3, V - 100, (1, SEQ))
 ids[0, -1] = 1

@@ -12,7 +12,9 @@
 // ONNX Runtime is not measured (a line says so).
 // Usage: node --expose-gc bench/run.mjs [--backend cpu|webgpu|all] [--quick] [--no-pytorch]
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as lm from '@lm/tensor-gpu';
 import { T5Config, T5ForConditionalGeneration } from '../dist/index.js';
@@ -122,12 +124,13 @@ if (which === 'webgpu' || which === 'all') {
 }
 for (const backend of backends) await bench(backend);
 
+const python = process.env.LM_BENCH_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+const script = fileURLToPath(new URL('./pytorch_t5.py', import.meta.url));
+const torchEnv = { ...process.env, OMP_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE' };
+
 /** bench/pytorch_t5.py's JSON lines, or why there are none. */
 function pytorch() {
-  const python = process.env.LM_BENCH_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
-  const script = fileURLToPath(new URL('./pytorch_t5.py', import.meta.url));
-  const env = { ...process.env, OMP_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE' };
-  const run = spawnSync(python, [script, ...(quick ? ['--quick'] : [])], { env, encoding: 'utf8', timeout: 600_000 });
+  const run = spawnSync(python, [script, ...(quick ? ['--quick'] : [])], { env: torchEnv, encoding: 'utf8', timeout: 600_000 });
   if (run.status !== 0) {
     const why = run.error ? run.error.message : (run.stderr.trim().split('\n').pop() ?? `exit ${run.status}`);
     return emit({ bench: 'pytorch-cpu', skipped: `${python} ${script} failed (${why}); install Debian's python3-torch or set LM_BENCH_PYTHON` });
@@ -135,8 +138,83 @@ function pytorch() {
   for (const line of run.stdout.trim().split('\n')) emit(JSON.parse(line));
 }
 
+/**
+ * onnxruntime-node on the same model: pytorch_t5.py --export-onnx writes three graphs (encoder; the cross
+ * keys/values of every decoder layer, once; one greedy decoder step with the self-attention KV cache as
+ * graph inputs and outputs, argmax included), then the same two workloads run here with 2 intra-op
+ * threads. First the graphs must reproduce torch's greedy tokens (check.json), else no timing is printed.
+ */
+async function onnxruntime() {
+  let ort;
+  try {
+    ort = await import('onnxruntime-node');
+  } catch (e) {
+    return emit({ bench: 'onnxruntime-node', skipped: `onnxruntime-node not installed: ${e.message}` });
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'lm-t5-onnx-'));
+  try {
+    const exported = spawnSync(python, [script, '--export-onnx', dir], { env: torchEnv, encoding: 'utf8', timeout: 600_000 });
+    if (exported.status !== 0) {
+      const why = exported.error ? exported.error.message : (exported.stderr.trim().split('\n').pop() ?? `exit ${exported.status}`);
+      return emit({ bench: 'onnxruntime-node', skipped: `exporting the ONNX graphs failed (${why})` });
+    }
+    const options = { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' };
+    const [encoder, cross, step] = await Promise.all(['encoder', 'cross', 'decoder-step'].map((g) => ort.InferenceSession.create(join(dir, `${g}.onnx`), options)));
+    const kvNames = Array.from({ length: T5_SMALL.numDecoderLayers }, (_, i) => [`k_${i}`, `v_${i}`]).flat();
+    const empty = new ort.Tensor('float32', new Float32Array(0), [1, T5_SMALL.numHeads, 0, T5_SMALL.dKv]);
+    /** Encoder once, cross keys/values once, then one decoder-step run per token feeding its present back as past. */
+    const greedy = async (ids, newTokens, stamps = []) => {
+      const { hidden } = await encoder.run({ ids });
+      const crossKv = await cross.run({ hidden });
+      const feeds = { token: new ort.Tensor('int64', BigInt64Array.of(0n), [1, 1]) };
+      for (const n of kvNames) Object.assign(feeds, { [`cross_${n}`]: crossKv[`cross_${n}`], [`past_${n}`]: empty });
+      const tokens = [];
+      for (let t = 0; t < newTokens; t++) {
+        const out = await step.run(feeds);
+        tokens.push(Number(out.next.data[0]));
+        feeds.token = out.next;
+        for (const n of kvNames) feeds[`past_${n}`] = out[`present_${n}`];
+        stamps.push(performance.now());
+      }
+      return tokens;
+    };
+    const check = JSON.parse(readFileSync(join(dir, 'check.json'), 'utf8'));
+    const toIds = (xs) => new ort.Tensor('int64', BigInt64Array.from(xs, BigInt), [1, xs.length]);
+    const got = await greedy(toIds(check.ids), check.tokens.length);
+    const base = { model: 't5-small-shaped', backend: `onnxruntime-node-${ort.env.versions?.common ?? ''}`, threads: 2 };
+    if (got.join(',') !== check.tokens.join(',')) return emit({ bench: 'onnxruntime-node', ...base, skipped: `the exported graphs give tokens ${got} where torch gives ${check.tokens}` });
+    const ids = toIds(check.ids);
+    const times = [];
+    for (let r = 0; r <= (quick ? 1 : 5); r++) {
+      const t0 = performance.now();
+      await encoder.run({ ids });
+      if (r > 0) times.push(performance.now() - t0);
+    }
+    emit({ bench: 'encoder-forward', ...base, batch: 1, seq: SEQ, ms: +median(times).toFixed(2), times: times.map((t) => +t.toFixed(1)) });
+    await greedy(ids, 2); // warm-up
+    const stamps = [];
+    const t0 = performance.now();
+    await greedy(ids, NEW_TOKENS, stamps);
+    const rest = stamps.slice(1).map((s, i) => s - stamps[i]);
+    emit({
+      bench: 'greedy-generation',
+      ...base,
+      inputTokens: SEQ,
+      newTokens: stamps.length,
+      firstTokenMs: +(stamps[0] - t0).toFixed(1),
+      msPerToken: +median(rest).toFixed(2),
+      meanMsPerToken: +(rest.reduce((a, b) => a + b, 0) / rest.length).toFixed(2),
+      matchesPytorchTokens: true,
+    });
+    await Promise.all([encoder, cross, step].map((s) => s.release()));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 if (!args.includes('--no-pytorch')) {
   pytorch();
+  await onnxruntime();
   const gen = (backend) => results.find((r) => r.bench === 'greedy-generation' && r.backend === backend);
   const [ours, torch] = [gen('cpu'), gen('pytorch-cpu')];
   if (ours && torch) {
@@ -144,4 +222,3 @@ if (!args.includes('--no-pytorch')) {
     emit({ bench: 'cpu-vs-pytorch', metric: 'greedy msPerToken', cpu: ours.msPerToken, pytorch: torch.msPerToken, ratio: +ratio.toFixed(2), target: 1.5, withinTarget: ratio <= 1.5 });
   }
 }
-emit({ bench: 'onnxruntime-node', skipped: 'not measured: no ONNX graph of the t5-small shape is built yet (onnxruntime-node is not a dependency)' });

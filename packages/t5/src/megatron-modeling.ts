@@ -20,8 +20,9 @@
 // and lm_loss are batch-first, as T5Model returns them. Single process (tensor/pipeline parallel size 1):
 // checkpoints hold the merged (TP=1) weights.
 
-import { dropout, fromHost, getBackend, matmul, noGrad, scope, ShapeError, softmax, type Backend, type FusedBiasActivation, type Tensor } from '@lm/tensor-gpu';
+import { dropout, fromHost, getBackend, matmul, noGrad, scope, ShapeError, type Backend, type FusedBiasActivation, type Tensor } from '@lm/tensor-gpu';
 import {
+  attentionCore,
   ConfigError,
   Dropout,
   Embedding,
@@ -43,9 +44,7 @@ import {
 } from '@lm/layers';
 import { moduleShardedStateDict, openCheckpoint, writeShardedSafetensors, type Checkpoint, type ModuleShardingOptions, type ParallelLayout, type ShardedTensor, type ShardingRule } from '@lm/dist-ckpt';
 import { MegatronT5Config } from './megatron-config.js';
-
-/** The masked-score value of Megatron's local attention (masked_fill, not -inf, not additive). */
-const MASKED_SCORE = -10000.0;
+import { checkIdsInVocabulary } from './ids.js';
 
 // ---- the module-level functions -------------------------------------------------------------------------
 
@@ -108,10 +107,15 @@ export class MegatronT5Embedding extends Module {
 
 /**
  * The local `DotProductAttention`: softmax(q.k^T / sqrt(kv_channels), masked_fill(mask, -10000)) . v in
- * float32, probabilities dropped out when training. q [batch, np, sq, hn], k/v [batch, ng, sk, hn] (query
- * groups share keys/values, repeated to the heads); mask bool [batch|1, 1, sq, sk] (true = masked).
+ * float32, probabilities dropped out when training, through `@lm/layers`' attentionCore. q [batch, np,
+ * sq, hn], k/v [batch, ng, sk, hn] (query groups share keys/values, repeated to the heads); mask bool
+ * [batch|1, 1, sq, sk] (true = masked). The mask goes in as a keep mask (attentionCore adds
+ * finfo(float32).min where it is false): in float32 that gives masked_fill's probabilities, exp() of a
+ * masked score being 0 either way and a fully masked row uniform either way. apply_query_key_layer_scaling
+ * divides the scores by layer_number and multiplies them back in the fp32 softmax, a no-op up to
+ * rounding, so it is left out.
  */
-function dotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null, options: { softmaxScale: number; layerScaling: number; dropout: number; training: boolean }): Tensor {
+function dotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null, options: { softmaxScale: number; dropout: number; training: boolean }): Tensor {
   const [batch, heads, , hn] = q.shape;
   const groups = k.shape[1];
   if (groups !== heads) {
@@ -121,14 +125,8 @@ function dotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | nul
     k = expand(k);
     v = expand(v);
   }
-  // With apply_query_key_layer_scaling the scores are divided by layer_number too and multiplied back in
-  // the fp32 softmax (a no-op in float32 up to rounding, kept as the reference computes it).
-  let scores = matmul(q, k.transpose(-1, -2)).mulScalar(options.softmaxScale / options.layerScaling); // [batch, np, sq, sk]
-  if (options.layerScaling !== 1) scores = scores.mulScalar(options.layerScaling);
-  if (mask) scores = scores.maskedFill(mask, MASKED_SCORE);
-  let probs = softmax(scores, -1); // [batch, np, sq, sk]
-  if (options.training && options.dropout > 0) probs = dropout(probs, options.dropout, true);
-  return matmul(probs, v); // [batch, np, sq, hn]
+  const { context } = attentionCore(q, k, v, { mask: mask ? mask.logicalNot() : null, scale: options.softmaxScale, dropout: options.dropout, training: options.training });
+  return context; // [batch, np, sq, hn]
 }
 
 /** Options shared by self- and cross-attention. */
@@ -137,26 +135,22 @@ interface AttentionSettings {
   numQueryGroups: number;
   headDim: number;
   softmaxScale: number;
-  layerNumber: number;
-  applyQueryKeyLayerScaling: boolean;
   attentionDropout: number;
 }
 
-function attentionSettings(config: MegatronT5Config, layerNumber: number): AttentionSettings {
+function attentionSettings(config: MegatronT5Config): AttentionSettings {
   const headDim = config.kvChannels!;
   return {
     numHeads: config.numAttentionHeads,
     numQueryGroups: config.numQueryGroups!,
     headDim,
     softmaxScale: config.softmaxScale ?? 1 / Math.sqrt(headDim),
-    layerNumber,
-    applyQueryKeyLayerScaling: config.applyQueryKeyLayerScaling,
     attentionDropout: config.attentionDropout,
   };
 }
 
 function coreOptions(s: AttentionSettings, training: boolean) {
-  return { softmaxScale: s.softmaxScale, layerScaling: s.applyQueryKeyLayerScaling ? s.layerNumber : 1, dropout: s.attentionDropout, training };
+  return { softmaxScale: s.softmaxScale, dropout: s.attentionDropout, training };
 }
 
 /** `SelfAttention`: fused, grouped linear_qkv; RoPE on q and k; linear_proj (its bias joins the residual add). */
@@ -168,7 +162,7 @@ export class MegatronT5SelfAttention extends Module {
   constructor(config: MegatronT5Config, layerNumber: number, options: ModuleOptions = {}) {
     super();
     const { backend } = options;
-    this.s = attentionSettings(config, layerNumber);
+    this.s = attentionSettings(config);
     const { numHeads, numQueryGroups, headDim } = this.s;
     const qkvBias = config.addBiasLinear || config.addQkvBias;
     this.registerModule('linear_qkv', new Linear(config.hiddenSize, (numHeads + 2 * numQueryGroups) * headDim, { bias: qkvBias, backend }));
@@ -205,7 +199,7 @@ export class MegatronT5CrossAttention extends Module {
   constructor(config: MegatronT5Config, layerNumber: number, options: ModuleOptions = {}) {
     super();
     const { backend } = options;
-    this.s = attentionSettings(config, layerNumber);
+    this.s = attentionSettings(config);
     const { numHeads, headDim } = this.s;
     const bias = config.addBiasLinear || config.addQkvBias;
     this.registerModule('linear_q', new Linear(config.hiddenSize, numHeads * headDim, { bias, backend }));
@@ -606,11 +600,7 @@ export class MegatronT5Model extends Module {
       const checkIds = (ids: Tensor | null | undefined, what: string): Tensor => {
         if (!ids) throw new TypeError(`MegatronT5Model: ${what} is required`);
         if (ids.rank !== 2 || ids.dtype !== 'int32') throw new ShapeError(`MegatronT5Model: ${what} must be int32 [batch, seq], got ${ids.dtype} [${ids.shape.join(',')}]`);
-        if (ids.backend.readSync) {
-          const data = ids.dataSync() as Int32Array;
-          const bad = data.findIndex((id) => id < 0 || id >= config.vocabSize);
-          if (bad >= 0) throw new RangeError(`MegatronT5Model: ${what} id ${data[bad]} at flat index ${bad} is outside the vocabulary [0, ${config.vocabSize})`);
-        }
+        if (ids.backend.readSync) checkIdsInVocabulary(ids.dataSync() as Int32Array, config.vocabSize, `MegatronT5Model: ${what}`);
         return ids;
       };
       const checkMask = (mask: Tensor | null | undefined, batch: number, sq: number, sk: number, what: string): Tensor | null => {

@@ -68,6 +68,7 @@ import {
   type ModuleOptions,
 } from '@lm/layers';
 import { T5Config } from './config.js';
+import { checkIdsInVocabulary, idOutsideVocabulary } from './ids.js';
 
 /** One decoder layer's cache: [selfKey, selfValue, crossKey, crossValue], each [batch, heads, len, dKv]. */
 export type T5LayerPastKeyValue = readonly Tensor[];
@@ -641,10 +642,7 @@ function hostIds(ids: Tensor): Int32Array | null {
 function checkIds(ids: Tensor, vocabSize: number, what: string): void {
   if (ids.dtype !== 'int32') throw new TypeError(`${what} must be int32, got ${ids.dtype}`);
   const data = hostIds(ids);
-  if (!data) return;
-  for (let i = 0; i < data.length; i++) {
-    if (data[i] < 0 || data[i] >= vocabSize) throw new RangeError(`${what}: id ${data[i]} at flat index ${i} is outside the vocabulary [0, ${vocabSize})`);
-  }
+  if (data) checkIdsInVocabulary(data, vocabSize, `${what}:`);
 }
 
 // ---- the pretrained base ---------------------------------------------------------------------------------
@@ -959,11 +957,7 @@ export class T5ForConditionalGeneration extends T5EncoderDecoderBase {
     const maxNewTokens = rest.maxNewTokens ?? 20;
     if (!Number.isInteger(maxNewTokens) || maxNewTokens <= 0) throw new GenerationError(`T5ForConditionalGeneration.generate: maxNewTokens must be a positive integer, got ${maxNewTokens}`);
     const vocab = this.config.vocabSize;
-    const check = async (t: Tensor, what: string) => {
-      const data = (await t.data()) as Int32Array;
-      const bad = data.findIndex((id) => id < 0 || id >= vocab);
-      if (bad >= 0) throw new GenerationError(`T5ForConditionalGeneration.generate: ${what} id ${data[bad]} at flat index ${bad} is outside the vocabulary [0, ${vocab})`);
-    };
+    const check = async (t: Tensor, what: string) => checkIdsInVocabulary((await t.data()) as Int32Array, vocab, `T5ForConditionalGeneration.generate: ${what}`, (m) => new GenerationError(m));
     await check(inputIds, 'input');
     if (attentionMask && (attentionMask.rank !== 2 || attentionMask.shape[0] !== inputIds.shape[0] || attentionMask.shape[1] !== inputIds.shape[1])) {
       throw new GenerationError(`T5ForConditionalGeneration.generate: attentionMask [${attentionMask.shape.join(',')}] must match inputIds [${inputIds.shape.join(',')}]`);
@@ -1058,10 +1052,8 @@ export interface T5GenerateOptions extends Omit<GenerateOptions<T5GenerationCach
 function checkLabels(labels: Tensor, vocabSize: number): void {
   if (labels.dtype !== 'int32') throw new TypeError(`T5: labels must be int32, got ${labels.dtype}`);
   const data = hostIds(labels);
-  if (!data) return;
-  for (let i = 0; i < data.length; i++) {
-    if (data[i] !== -100 && (data[i] < 0 || data[i] >= vocabSize)) throw new RangeError(`T5: label ${data[i]} at flat index ${i} is neither -100 nor in the vocabulary [0, ${vocabSize})`);
-  }
+  const bad = data ? idOutsideVocabulary(data, vocabSize, -100) : -1;
+  if (bad >= 0) throw new RangeError(`T5: label ${data![bad]} at flat index ${bad} is neither -100 nor in the vocabulary [0, ${vocabSize})`);
 }
 
 // ---- T5EncoderModel ---------------------------------------------------------------------------------------------

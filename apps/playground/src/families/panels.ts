@@ -6,6 +6,7 @@ const PANELS: Record<string, () => Promise<FamilyPanel>> = {
   'megatron-bert': async () => (await import('./megatron-bert/panel.js')).megatronBertPanel,
   realm: async () => (await import('./realm/panel.js')).realmPanel,
   reformer: async () => (await import('./reformer/panel.js')).reformerPanel,
+  t5: async () => (await import('./t5/panel.js')).t5Panel,
 };
 
 export async function panelFor(modelType: string): Promise<FamilyPanel | null> {

@@ -6,6 +6,7 @@ const RUNTIMES: Record<string, () => Promise<FamilyRuntime>> = {
   'megatron-bert': async () => (await import('./megatron-bert/runtime.js')).megatronBertRuntime,
   realm: async () => (await import('./realm/runtime.js')).realmRuntime,
   reformer: async () => (await import('./reformer/runtime.js')).reformerRuntime,
+  t5: async () => (await import('./t5/runtime.js')).t5Runtime,
 };
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(RUNTIMES);
