@@ -9,6 +9,8 @@
 //
 // Files:
 //   block_records.json  the document collection, one evidence block per entry (RealmRetriever's format)
+//   blocks.txt          the same blocks as a corpus, one sentence a line, a blank line between blocks
+//                       (what the inverse cloze task warms the retriever up on)
 //   qa.jsonl            question/answer pairs: {"text": "what is the capital of veloria? mirth"}
 //                       (the first sentence is the question, the rest the answer)
 //   facts.txt           the facts restated as sentences, one document per country (the MLM corpus)
@@ -92,6 +94,7 @@ const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '.', '?', ',', ...[
 
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, 'block_records.json'), `${JSON.stringify(blocks, null, 0).replace(/","/g, '",\n"')}\n`);
+writeFileSync(join(out, 'blocks.txt'), blocks.map((b) => b.split(/(?<=[.?!])\s+/).join('\n')).join('\n\n') + '\n');
 writeFileSync(join(out, 'qa.jsonl'), qa.map(([q, a]) => JSON.stringify({ text: `${q} ${a}` })).join('\n') + '\n');
 writeFileSync(join(out, 'facts.txt'), facts.map((d) => d.join('\n')).join('\n\n') + '\n');
 writeFileSync(join(out, 'vocab.txt'), `${vocab.join('\n')}\n`);

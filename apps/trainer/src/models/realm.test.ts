@@ -220,6 +220,42 @@ describe('realm family', () => {
     loaded.dispose();
   });
 
+  it('warms up the retriever with the inverse cloze task, and open-QA fine-tunes its export', async () => {
+    const w = tinyWorld();
+    const blocksTxt = join(w.dir, 'blocks.txt');
+    writeFileSync(blocksTxt, w.records.map((b) => b.split(/(?<=[.?])\s+/).join('\n')).join('\n\n'));
+    const ictDir = join(w.dir, 'export-ict');
+    const losses: number[] = [];
+    const ict = validateConfig(
+      {
+        // A wider initialisation than BERT's 0.02, whose blocks start as one point (loss log 6 for ~25 steps).
+        model: { family: 'realm', config: { ...modelConfig, initializerRange: 0.2 } },
+        objective: 'ict',
+        objectives: { ict: { blockRecordsPath: w.blocks, keepProbability: 0.5 } },
+        data: { paths: [blocksTxt], tokenizer: w.vocab, seqLength: 40, validationFraction: 0 },
+        training: { steps: 40, batchSize: 6, lr: 3e-3, warmupSteps: 1, logEvery: 1 },
+        checkpointing: { dir: join(w.dir, 'ckpt-ict'), everySteps: 0, keepLast: 1 },
+        eval: { everySteps: 0, batches: 1 },
+        output: { metrics: join(w.dir, 'ict.jsonl'), plot: null, export: ictDir },
+        backend: 'cpu',
+        seed: 3,
+      },
+      'test config',
+    );
+    const result = await train({ config: ict, ...quiet, onStep: (r) => losses.push(Number(r.loss)) });
+    expect(result.step).toBe(40);
+    // Six blocks in a batch: log 6 = 1.79 at the start; the sentences find their blocks.
+    expect(losses[0]).toBeGreaterThan(1);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(mean(losses.slice(-10))).toBeLessThan(0.9 * mean(losses.slice(0, 10)));
+    const warmed = await RealmForOpenQA.fromPretrained<RealmForOpenQA, RealmConfig>(ictDir);
+    expect(warmed.block_emb.shape).toEqual([w.records.length, modelConfig.retrieverProjSize]);
+    warmed.dispose();
+    const tuned = runConfig(w, 'openqa', { steps: 2 });
+    const fine = await train({ config: { ...tuned, model: { ...tuned.model, fromPretrained: ictDir } }, ...quiet });
+    expect(fine.step).toBe(2);
+  });
+
   it('trains the knowledge-augmented MLM with lm-train (loss falls) and exports the embedder and the encoder', async () => {
     const w = tinyWorld();
     const exportDir = join(w.dir, 'export-mlm');

@@ -1,7 +1,7 @@
 // The REALM family for the trainer (Guu et al. 2020, "REALM: Retrieval-Augmented Language Model
 // Pre-Training"; the reference is Hugging Face transformers `models/realm/modeling_realm.py` +
-// `retrieval_realm.py`, 4.37). Two objectives, both over a document collection given as block records
-// (`objectives.<name>.blockRecordsPath`, a JSON array of block texts, RealmRetriever's format):
+// `retrieval_realm.py`, 4.37), over a document collection given as block records
+// (`objectives.<name>.blockRecordsPath`, a JSON array of block texts, RealmRetriever's format). Three objectives:
 //
 // - `openqa`: fine-tunes `RealmForOpenQA` on question/answer pairs as its forward computes the losses
 //   in training mode: the question's projection against every block of the index (`block_emb`), the
@@ -11,6 +11,9 @@
 //   log-likelihood of the blocks that hold the answer) + reader loss (of the correct spans). The
 //   export is a folder `RealmForOpenQA.fromPretrained` / `RealmOpenQA.fromPretrained` opens, with its
 //   index (block_emb of the final embedder) and block_records.json.
+// - `ict`: the inverse cloze task, ORQA's warm-up of the retriever (RealmForOpenQA's embedder) that
+//   open-QA fine-tuning starts from: a sentence of a block must find the rest of its block among the
+//   batch's blocks, both sides through the embedder with gradients. Exported as `openqa` exports.
 // - `knowledge-mlm`: REALM's pre-training objective on `RealmKnowledgeAugEncoder`: a sentence is
 //   masked as BERT does, an embedder retrieves the top num_candidates blocks for it, the encoder reads
 //   each (masked sentence, block) pair, and the loss is the masked tokens' log-likelihood marginalised
@@ -39,7 +42,7 @@ import {
   parseBlockRecords,
   type RealmConfigFields,
 } from '@lm/realm';
-import { arange, concat, fromHost, full, isGradEnabled, keep, noGrad, scope, topk, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { arange, concat, crossEntropy, fromHost, full, isGradEnabled, keep, noGrad, scope, topk, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { ConfigError, DataError } from '../core/errors.js';
 import type { FamilyObjective, ModelFamily, ObjectiveContext, ResolvedModelConfig, TrainableModel } from '../core/family.js';
 import { IGNORE_INDEX, type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
@@ -380,8 +383,8 @@ export class OpenQAObjective implements Objective<QAExample, QABatch, OpenQATrai
   }
 }
 
-async function createOpenQA(config: RealmConfig, { fromPretrained, backend, settings }: { fromPretrained: string | null; backend: Backend; settings: Record<string, unknown> }): Promise<OpenQATrainable> {
-  const blockRecords = await readRecords(collectionSettings('openqa', settings).blockRecordsPath);
+async function createOpenQA(config: RealmConfig, { fromPretrained, backend, settings }: { fromPretrained: string | null; backend: Backend; settings: Record<string, unknown> }, objective = 'openqa'): Promise<OpenQATrainable> {
+  const blockRecords = await readRecords(collectionSettings(objective, settings).blockRecordsPath);
   let model: RealmForOpenQA;
   if (fromPretrained) {
     model = await RealmForOpenQA.fromPretrained<RealmForOpenQA, RealmConfig>(fromPretrained, { backend });
@@ -394,6 +397,17 @@ async function createOpenQA(config: RealmConfig, { fromPretrained, backend, sett
   return { module: model, blockRecords };
 }
 
+/** config.json + model.safetensors with block_emb (the collection embedded by the trained embedder), block_records.json and the tokenizer. */
+async function exportOpenQA(model: OpenQATrainable, dir: string, tokenizer: Tokenizer): Promise<string[]> {
+  const qa = model.module;
+  const t = realmTokenizer(tokenizer);
+  qa.setBlockEmb(embedBlocks(qa.embedder, blockInputs(model.blockRecords, t, qa.config.readerSeqLen), qa.block_emb.backend));
+  qa.retriever = new RealmRetriever(model.blockRecords, t);
+  qa.config.architectures = ['RealmForOpenQA'];
+  await qa.savePretrained(dir);
+  return ['config.json', 'model.safetensors', ...Object.keys(qa.retriever.files())];
+}
+
 function pick<T extends object, K extends keyof T>(from: T, keys: readonly K[]): Pick<T, K> {
   return Object.fromEntries(keys.map((k) => [k, from[k]])) as Pick<T, K>;
 }
@@ -404,17 +418,8 @@ const openQA: FamilyObjective<RealmConfig, OpenQATrainable> = {
     const { blockRecordsPath, refreshEvery } = collectionSettings('openqa', ctx.settings);
     return new OpenQAObjective(realmTokenizer(ctx.tokenizer), readRecordsSync(blockRecordsPath), { seqLength: ctx.seqLength, refreshEvery, backend: ctx.backend });
   },
-  createModel: createOpenQA,
-  /** config.json + model.safetensors with block_emb (embedded by the trained embedder), block_records.json and the tokenizer. */
-  async exportTo(model, dir, tokenizer) {
-    const qa = model.module;
-    const t = realmTokenizer(tokenizer);
-    qa.setBlockEmb(embedBlocks(qa.embedder, blockInputs(model.blockRecords, t, qa.config.readerSeqLen), qa.block_emb.backend));
-    qa.retriever = new RealmRetriever(model.blockRecords, t);
-    qa.config.architectures = ['RealmForOpenQA'];
-    await qa.savePretrained(dir);
-    return ['config.json', 'model.safetensors', ...Object.keys(qa.retriever.files())];
-  },
+  createModel: (config, options) => createOpenQA(config, options),
+  exportTo: exportOpenQA,
   /** The exported pipeline's answers to the prompts (questions). */
   async showcase(model, tokenizer, prompts) {
     const qa = model.module;
@@ -427,6 +432,118 @@ const openQA: FamilyObjective<RealmConfig, OpenQATrainable> = {
     }
     return lines;
   },
+};
+
+// ---- inverse cloze task --------------------------------------------------------------------------
+
+/** A block of the corpus as its sentences' ids. */
+type ClozeExample = number[][];
+
+interface ClozeBatch {
+  batchSize: number;
+  /** [batch, querySeq]: [CLS] sentence [SEP], padded. */
+  query: Int32Array;
+  queryMask: Int32Array;
+  querySeq: number;
+  /** [batch, contextSeq]: [CLS] the block without that sentence (90%) or with it (10%) [SEP], padded. */
+  context: Int32Array;
+  contextMask: Int32Array;
+  contextSeq: number;
+  tokens: number;
+}
+
+/**
+ * The inverse cloze task that warms up ORQA's and REALM's retriever (Lee et al. 2019, "Latent Retrieval
+ * for Weakly Supervised Open Domain Question Answering", section 5): a random sentence of a block is the
+ * pseudo-question, the rest of the block its evidence (the sentence is left in 10% of the time, so
+ * word overlap still counts), and the other blocks of the batch are the negatives: softmax cross-entropy
+ * of question . block over the batch. Both sides go through RealmForOpenQA's one embedder, with
+ * gradients, so a random embedder learns to tell the blocks apart before open-QA fine-tuning, whose
+ * retrieval gives the block side none.
+ */
+export class InverseClozeObjective implements Objective<ClozeExample, ClozeBatch, OpenQATrainable> {
+  readonly name = 'ict';
+  private readonly special: { cls: number; sep: number; pad: number };
+
+  constructor(
+    tokenizer: RealmTokenizer,
+    private readonly options: { seqLength: number; keepProbability: number; backend: Backend },
+  ) {
+    this.special = specialIds(tokenizer);
+  }
+
+  /** Blocks of at least two sentences (one to ask, one to find). */
+  async *examples(documents: AsyncIterable<TokenizedDocument>): AsyncGenerator<ClozeExample> {
+    for await (const doc of documents) if (doc.sentences.length >= 2) yield doc.sentences;
+  }
+
+  collate(examples: readonly ClozeExample[], rowRng: (row: number) => Rng): ClozeBatch {
+    const { cls, sep, pad } = this.special;
+    const room = this.options.seqLength - 2;
+    const rows = examples.map((sentences, r) => {
+      const rng = rowRng(r);
+      const pick = Math.floor(rng.next() * sentences.length);
+      const keep = rng.next() < this.options.keepProbability;
+      const rest = sentences.filter((_, i) => keep || i !== pick).flat();
+      return { query: [cls, ...sentences[pick].slice(0, room), sep], context: [cls, ...rest.slice(0, room), sep] };
+    });
+    const padded = (seqs: number[][]) => {
+      const width = Math.max(...seqs.map((x) => x.length));
+      const ids = new Int32Array(seqs.length * width).fill(pad);
+      const mask = new Int32Array(seqs.length * width);
+      seqs.forEach((x, r) => {
+        ids.set(x, r * width);
+        mask.fill(1, r * width, r * width + x.length);
+      });
+      return { ids, mask, width };
+    };
+    const q = padded(rows.map((x) => x.query));
+    const c = padded(rows.map((x) => x.context));
+    const tokens = rows.reduce((n, x) => n + x.query.length + x.context.length, 0);
+    return { batchSize: examples.length, query: q.ids, queryMask: q.mask, querySeq: q.width, context: c.ids, contextMask: c.mask, contextSeq: c.width, tokens };
+  }
+
+  compute(model: OpenQATrainable, batch: ClozeBatch): ObjectiveOutput {
+    const { embedder } = model.module;
+    const { backend } = this.options;
+    const B = batch.batchSize;
+    const embed = (ids: Int32Array, mask: Int32Array, seq: number) =>
+      embedder.forward({ inputIds: fromHost(ids, [B, seq], 'int32', backend), attentionMask: fromHost(mask, [B, seq], 'int32', backend) }).projectedScore; // [B, proj]
+    const questions = embed(batch.query, batch.queryMask, batch.querySeq);
+    const blocks = embed(batch.context, batch.contextMask, batch.contextSeq);
+    const logits = questions.matmul(blocks.transpose(0, 1)); // [B, B]: row i's block is column i
+    const targets = arange(0, B, 1, { dtype: 'int32', backend });
+    const lossSum = crossEntropy(logits, targets, { reduction: 'sum' });
+    const correct = logits.argmax(-1).eq(targets).toFloat().sum();
+    return { loss: lossSum.divScalar(B), sums: { lossSum, correct, count: full([], B, { backend }) } };
+  }
+
+  summarize(s: Record<string, number>): ObjectiveMetrics {
+    const loss = s.lossSum / Math.max(1, s.count);
+    return { loss, perplexity: Math.exp(loss), blockAccuracy: s.correct / Math.max(1, s.count) };
+  }
+
+  describe(m: ObjectiveMetrics): string {
+    return `the sentence's own block ranked first among the batch's ${(100 * m.blockAccuracy).toFixed(1)}%`;
+  }
+
+  tokens(batch: ClozeBatch): number {
+    return batch.tokens;
+  }
+}
+
+const inverseCloze: FamilyObjective<RealmConfig, OpenQATrainable> = {
+  description: "inverse cloze task (ORQA's retriever warm-up) on RealmForOpenQA's embedder: a sentence finds its block among the batch's",
+  objective(ctx: ObjectiveContext) {
+    const known = ['blockRecordsPath', 'keepProbability'];
+    for (const key of Object.keys(ctx.settings)) if (!known.includes(key)) throw new ConfigError(`objectives.ict.${key}: unknown field (known: ${known.join(', ')})`);
+    const keepProbability = ctx.settings.keepProbability ?? 0.1;
+    if (typeof keepProbability !== 'number' || keepProbability < 0 || keepProbability > 1) throw new ConfigError(`objectives.ict.keepProbability: expected a number in [0, 1], got ${JSON.stringify(keepProbability)}`);
+    collectionSettings('ict', { blockRecordsPath: ctx.settings.blockRecordsPath });
+    return new InverseClozeObjective(realmTokenizer(ctx.tokenizer), { seqLength: ctx.seqLength, keepProbability, backend: ctx.backend });
+  },
+  createModel: (config, options) => createOpenQA(config, { ...options, settings: { blockRecordsPath: options.settings.blockRecordsPath } }, 'ict'),
+  exportTo: exportOpenQA,
 };
 
 // ---- knowledge-augmented masked LM ---------------------------------------------------------------
@@ -645,7 +762,7 @@ async function loadRealmTokenizer(path: string, options: { lowercase: boolean })
 
 export const realm: ModelFamily<RealmConfig> = {
   name: 'realm',
-  objectives: { openqa: openQA, 'knowledge-mlm': knowledgeMLM } as Record<string, FamilyObjective<RealmConfig>>,
+  objectives: { openqa: openQA, ict: inverseCloze, 'knowledge-mlm': knowledgeMLM } as Record<string, FamilyObjective<RealmConfig>>,
   loadTokenizer: loadRealmTokenizer,
 
   async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<RealmConfig>> {
