@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Generates the REALM open-QA data the `realm` family trains on (configs/realm-openqa.yaml and
-// configs/realm-knowledge-mlm.yaml): a made-up world of countries, each with a capital, a language, a
+// Generates the REALM open-QA data the `realm` family trains on (configs/realm-ict.yaml, then
+// configs/realm-openqa.yaml; facts.txt for the knowledge-mlm objective): a made-up world of countries, each with a capital, a language, a
 // currency and a region, and rivers that flow through those capitals. Every name is invented (random
 // syllables), so a model can only answer by retrieving the block that states the fact: nothing is
 // known in advance, nothing is downloaded. Written for this project (Apache-2.0, like the repository).
