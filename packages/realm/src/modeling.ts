@@ -1043,16 +1043,22 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
   private ownsIndex = false;
 
   /**
-   * The searchable index: the one given to `setIndex`, else a copy of `block_emb` built on first use
-   * (float32, sharded under the backend's binding limit).
+   * The searchable index: the one given to `setIndex`, else one over `block_emb` built on first use
+   * (the buffer itself when it fits one shard, else a float32 copy sharded under the binding limit).
    */
   getIndex(): RealmBlockIndex {
+    // An index built here over a block_emb that has since been replaced (a cast, a new buffer) is rebuilt.
+    if (this.index && this.ownsIndex && this.indexedBuffer !== this.block_emb) this.dropIndex();
     if (!this.index) {
-      this.index = RealmBlockIndex.fromTensor(this.block_emb);
+      this.index = RealmBlockIndex.over(this.block_emb);
       this.ownsIndex = true;
+      this.indexedBuffer = this.block_emb;
     }
     return this.index;
   }
+
+  /** The block_emb tensor the owned index was built over. */
+  private indexedBuffer: Tensor | null = null;
 
   /**
    * Searches this index instead of `block_emb` (e.g. one sharded over several buffers, or float16); the
@@ -1071,12 +1077,14 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
     this.dropIndex();
     this.index = RealmBlockIndex.fromTensor(this.block_emb, options);
     this.ownsIndex = true;
+    this.indexedBuffer = this.block_emb;
   }
 
   private dropIndex(): void {
     if (this.index && this.ownsIndex) this.index.dispose();
     this.index = null;
     this.ownsIndex = false;
+    this.indexedBuffer = null;
   }
 
   override dispose(): void {
