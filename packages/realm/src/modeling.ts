@@ -992,6 +992,8 @@ export interface RealmForOpenQAOutput {
   /** int32 [answerLength]: the predicted span's token ids. */
   predictedAnswerIds: Tensor;
   retriever: RealmRetrievalTrace;
+  /** What the forward already read back to the host: the retrieved block ids, the reader's choice and the answer ids. */
+  host: { blockIds: number[]; blockIdx: number; startPos: number; endPos: number; answerIds: number[] };
 }
 
 /**
@@ -1181,7 +1183,12 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
     const [blockIdx, start, end] = (await Promise.all(readerAndTrace.where)).map((d) => Number(d[0]));
     const answer = pairs.inputIds[blockIdx].slice(start, end + 1);
     const predictedAnswerIds = fromHost(Int32Array.from(answer), [answer.length], 'int32', backend);
-    return { readerOutput: readerAndTrace.readerOutput, predictedAnswerIds, retriever: readerAndTrace.trace };
+    return {
+      readerOutput: readerAndTrace.readerOutput,
+      predictedAnswerIds,
+      retriever: readerAndTrace.trace,
+      host: { blockIds, blockIdx, startPos: start, endPos: end, answerIds: answer },
+    };
   }
 }
 
