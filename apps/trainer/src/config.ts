@@ -269,6 +269,13 @@ function resolvePaths(obj: Record<string, unknown>, base: string, only?: Readonl
     if (Array.isArray(v)) rec[key] = v.map(fix);
     else rec[key] = fix(v);
   }
+  // Objective settings named `...Path` are files too (e.g. objectives.openqa.blockRecordsPath).
+  for (const [name, settings] of Object.entries((obj.objectives ?? {}) as Record<string, Record<string, unknown>>)) {
+    for (const [key, v] of Object.entries(settings ?? {})) {
+      if (!key.endsWith('Path') || (only && !only.has(`objectives.${name}.${key}`))) continue;
+      if (typeof v === 'string' && v !== '' && !isAbsolute(v)) settings[key] = resolve(base, v);
+    }
+  }
 }
 
 export interface LoadConfigOptions {
@@ -293,7 +300,7 @@ export function loadConfig(options: LoadConfigOptions = {}): TrainConfig {
     overridden.add(key);
   }
   // Paths given on the command line resolve against the working directory.
-  const pathOverrides = new Set(PATH_FIELDS.filter((f) => overridden.has(f)));
+  const pathOverrides = new Set([...PATH_FIELDS, ...[...overridden].filter((k) => k.startsWith('objectives.') && k.endsWith('Path'))].filter((f) => overridden.has(f)));
   if (pathOverrides.size) {
     resolvePaths(over, cwd, pathOverrides);
     for (const f of pathOverrides) setDotted(raw, f, getAt(over, f.split('.')));

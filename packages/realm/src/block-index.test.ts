@@ -118,3 +118,35 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('RealmBlockIndex on $name',
     });
   });
 });
+
+describe('RealmBlockIndex.over', () => {
+  it('searches block_emb itself when it fits one shard (no copy; it stays the caller\'s), and copies when it does not', async () => {
+    const next = rng(41);
+    const n = 300;
+    const dim = 16;
+    const rows = Float32Array.from({ length: n * dim }, next);
+    const q = Float32Array.from({ length: dim }, next);
+    const blockEmb = fromHost(rows, [n, dim], 'float32');
+    const index = RealmBlockIndex.over(blockEmb);
+    expect(index.shards).toEqual([blockEmb]);
+    const expected = bruteForce(rows, n, dim, q, 5);
+    const query = fromHost(q, [1, dim], 'float32');
+    const got = index.search(query, 5);
+    expect(Array.from(await got.indices.data())).toEqual(expected.ids);
+    // write() writes into block_emb; add() grows into a new shard and leaves block_emb alone; dispose() too.
+    index.write(0, fromHost(new Float32Array(dim).fill(7), [1, dim], 'float32'));
+    expect((await blockEmb.data())[0]).toBe(7);
+    index.add(fromHost(rows.subarray(0, 2 * dim), [2, dim], 'float32'));
+    expect(index.numBlocks).toBe(n + 2);
+    expect(index.shards[0]).not.toBe(blockEmb);
+    index.dispose();
+    expect(Array.from(await blockEmb.data()).slice(dim, 2 * dim)).toEqual(Array.from(rows.subarray(dim, 2 * dim)));
+    // Over the shard limit (or another dtype): a copy, sharded.
+    const copied = RealmBlockIndex.over(blockEmb, { maxShardBytes: 100 * dim * 4 });
+    expect(copied.shards).toHaveLength(3);
+    expect(copied.shards).not.toContain(blockEmb);
+    expect(Array.from(await copied.search(query, 5).indices.data())).toEqual(Array.from(await RealmBlockIndex.fromTensor(blockEmb).search(query, 5).indices.data()));
+    copied.dispose();
+    blockEmb.dispose();
+  });
+});

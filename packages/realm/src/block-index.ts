@@ -94,6 +94,25 @@ export class RealmBlockIndex {
     return index;
   }
 
+  /**
+   * An index over blockEmb [numBlocks, dim] itself when it can be one shard as it is (float32 index,
+   * contiguous, within the shard limit): no copy, the caller keeps ownership (`dispose` leaves it, and
+   * `write` writes into it); otherwise a copy, as `fromTensor`. RealmForOpenQA searches its block_emb
+   * buffer this way, so the index is not held twice.
+   */
+  static over(blockEmb: Tensor, options: BlockIndexOptions = {}): RealmBlockIndex {
+    if (blockEmb.rank !== 2) throw new ShapeError(`RealmBlockIndex.over: block_emb must be [numBlocks, dim], got [${blockEmb.shape.join(',')}]`);
+    const index = new RealmBlockIndex(blockEmb.shape[1], blockEmb.backend, options);
+    if (blockEmb.dtype === index.dtype && blockEmb.isContiguous && blockEmb.shape[0] >= 1 && blockEmb.shape[0] <= index.maxShardRows) {
+      index.shards.push(blockEmb);
+      index.borrowed = blockEmb;
+    } else index.add(blockEmb);
+    return index;
+  }
+
+  /** The caller's tensor used as the first shard (see `over`): never disposed here. */
+  private borrowed: Tensor | null = null;
+
   /** An index from host rows (row-major [numBlocks, dim]). */
   static fromHost(data: Float32Array, numBlocks: number, dim: number, backend: Backend, options: BlockIndexOptions = {}): RealmBlockIndex {
     if (data.length !== numBlocks * dim) throw new ShapeError(`RealmBlockIndex.fromHost: ${data.length} values are not ${numBlocks} x ${dim}`);
@@ -124,7 +143,8 @@ export class RealmBlockIndex {
         if (room > 0) {
           const n = Math.min(room, rows.shape[0] - start);
           const grown = scope(() => concat([last!, this.stored(rows.slice(0, start, start + n))], 0));
-          last!.dispose();
+          if (last === this.borrowed) this.borrowed = null;
+          else last!.dispose();
           this.shards[this.shards.length - 1] = grown;
           start += n;
         } else {
@@ -263,7 +283,8 @@ export class RealmBlockIndex {
   }
 
   dispose(): void {
-    for (const s of this.shards) s.dispose();
+    for (const s of this.shards) if (s !== this.borrowed) s.dispose();
+    this.borrowed = null;
     this.shards.length = 0;
   }
 }

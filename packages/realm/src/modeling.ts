@@ -992,6 +992,8 @@ export interface RealmForOpenQAOutput {
   /** int32 [answerLength]: the predicted span's token ids. */
   predictedAnswerIds: Tensor;
   retriever: RealmRetrievalTrace;
+  /** What the forward already read back to the host: the retrieved block ids, the reader's choice and the answer ids. */
+  host: { blockIds: number[]; blockIdx: number; startPos: number; endPos: number; answerIds: number[] };
 }
 
 /**
@@ -1043,16 +1045,22 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
   private ownsIndex = false;
 
   /**
-   * The searchable index: the one given to `setIndex`, else a copy of `block_emb` built on first use
-   * (float32, sharded under the backend's binding limit).
+   * The searchable index: the one given to `setIndex`, else one over `block_emb` built on first use
+   * (the buffer itself when it fits one shard, else a float32 copy sharded under the binding limit).
    */
   getIndex(): RealmBlockIndex {
+    // An index built here over a block_emb that has since been replaced (a cast, a new buffer) is rebuilt.
+    if (this.index && this.ownsIndex && this.indexedBuffer !== this.block_emb) this.dropIndex();
     if (!this.index) {
-      this.index = RealmBlockIndex.fromTensor(this.block_emb);
+      this.index = RealmBlockIndex.over(this.block_emb);
       this.ownsIndex = true;
+      this.indexedBuffer = this.block_emb;
     }
     return this.index;
   }
+
+  /** The block_emb tensor the owned index was built over. */
+  private indexedBuffer: Tensor | null = null;
 
   /**
    * Searches this index instead of `block_emb` (e.g. one sharded over several buffers, or float16); the
@@ -1071,12 +1079,14 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
     this.dropIndex();
     this.index = RealmBlockIndex.fromTensor(this.block_emb, options);
     this.ownsIndex = true;
+    this.indexedBuffer = this.block_emb;
   }
 
   private dropIndex(): void {
     if (this.index && this.ownsIndex) this.index.dispose();
     this.index = null;
     this.ownsIndex = false;
+    this.indexedBuffer = null;
   }
 
   override dispose(): void {
@@ -1173,7 +1183,12 @@ export class RealmForOpenQA extends RealmPreTrainedModel {
     const [blockIdx, start, end] = (await Promise.all(readerAndTrace.where)).map((d) => Number(d[0]));
     const answer = pairs.inputIds[blockIdx].slice(start, end + 1);
     const predictedAnswerIds = fromHost(Int32Array.from(answer), [answer.length], 'int32', backend);
-    return { readerOutput: readerAndTrace.readerOutput, predictedAnswerIds, retriever: readerAndTrace.trace };
+    return {
+      readerOutput: readerAndTrace.readerOutput,
+      predictedAnswerIds,
+      retriever: readerAndTrace.trace,
+      host: { blockIds, blockIdx, startPos: start, endPos: end, answerIds: answer },
+    };
   }
 }
 

@@ -211,6 +211,14 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('open QA over own documents
         const out = await model.forward({ inputIds: ids, answerIds });
         expect(out.retriever.retrievedBlockIds.shape).toEqual([4]);
         expect(out.readerOutput.retrieverCorrect!.shape).toEqual([4]);
+        // The host copies the forward hands back are the tensors' values.
+        expect(out.host.blockIds).toEqual(Array.from(await out.retriever.retrievedBlockIds.data()));
+        expect(out.host.answerIds).toEqual(Array.from(await out.predictedAnswerIds.data()));
+        expect([out.host.blockIdx, out.host.startPos, out.host.endPos]).toEqual([
+          Number((await out.readerOutput.blockIdx.data())[0]),
+          Number((await out.readerOutput.startPos.data())[0]),
+          Number((await out.readerOutput.endPos.data())[0]),
+        ]);
         losses.push(Number((await out.readerOutput.loss!.data())[0]));
         retrieverLosses.push(Number((await out.readerOutput.retrieverLoss!.data())[0]));
         out.readerOutput.loss!.backward();

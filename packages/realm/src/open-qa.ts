@@ -315,12 +315,9 @@ export class RealmOpenQA {
     const ids = fromHost(Int32Array.from(encoded.inputIds), [1, encoded.inputIds.length], 'int32', backend);
     const out = await noGrad(() => this.model.forward({ inputIds: ids }));
     try {
-      const blockIds = Array.from(await out.retriever.retrievedBlockIds.data(), Number);
+      // The forward read the ids and the reader's choice back already; only the scores are new.
+      const { blockIds, blockIdx: block, startPos: startToken, endPos: endToken, answerIds } = out.host;
       const scores = Array.from(await out.retriever.retrievedLogits.data(), Number);
-      const block = Number((await out.readerOutput.blockIdx.data())[0]);
-      const startToken = Number((await out.readerOutput.startPos.data())[0]);
-      const endToken = Number((await out.readerOutput.endPos.data())[0]);
-      const answerIds = Array.from(await out.predictedAnswerIds.data(), Number);
       const answer = this.tokenizer.decode(answerIds, { skipSpecialTokens: true });
       const blocks = blockIds.map((id, i) => ({ id, text: retriever.blockRecords[id], score: scores[i] }));
       const text = blocks[block].text;

@@ -4,6 +4,7 @@
 import type { ModelFamily } from '../core/family.js';
 import { chatglm } from './chatglm.js';
 import { megatronBert } from './megatron-bert.js';
+import { realm } from './realm.js';
 import { reformer } from './reformer.js';
 import { megatronT5, t5 } from './t5.js';
 
@@ -13,6 +14,7 @@ const FAMILIES = new Map<string, ModelFamily>([
   [megatronT5.name, megatronT5 as ModelFamily],
   [reformer.name, reformer as ModelFamily],
   [chatglm.name, chatglm as ModelFamily],
+  [realm.name, realm as ModelFamily],
 ]);
 
 export function familyNames(): string[] {
