@@ -9,6 +9,7 @@ import { BINARY, FUSED_BIAS_ACTIVATIONS, FUSED_BINARY, UNARY, biasActivationOp, 
 import { philoxFill } from '../../random.js';
 import { createWebGPUBackend, probeWebGPU, type WebGPUBackend } from './index.js';
 import { at, coords, expectClose, gatherHost, rand, randInt, size, view } from './test-helpers.js';
+import { matmulVariant } from './kernels/matmul.js';
 import { webgpuRequired } from '../../testing/backends.js';
 
 const backend = await createWebGPUBackend().catch((e) => {
@@ -597,6 +598,11 @@ describe.skipIf(!backend)('webgpu backend', () => {
       [2, 70, 1, 6, 'offset', 'offset'],
       [1, 5, 260, 264, 'row', 'row'],
       [1, 67, 130, 70, 'trans', 'trans'],
+      // 128 x 128 tiles of the 'tiled' kernel (M, N >= 128), with vec4 and scalar loads and edge tiles
+      [1, 130, 40, 136, 'row', 'trans'],
+      [2, 129, 33, 257, 'trans', 'row'],
+      [2, 128, 64, 132, 'bcast', 'row'],
+      [1, 140, 20, 160, 'offset', 'bcast'],
     ];
     const layout = (host: Float32Array, storage: ReturnType<typeof be.upload>, batch: number, r: number, c: number, l: Layout): View => {
       void host;
@@ -618,6 +624,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
     for (const [name, make] of backends) {
       it(`matmul (${name} kernel) on contiguous, transposed, broadcast and offset views`, async () => {
         const bk = await make();
+        const variants = new Set<string>();
         try {
           for (const [batch, M, K, N, la, lb] of cases) {
             const ha = rand(batch * (M * K + 1) + 8, -1, 1, M + K);
@@ -629,7 +636,14 @@ describe.skipIf(!backend)('webgpu backend', () => {
             const o = view(bk.alloc('float32', batch * M * N), [batch, M, N]);
             bk.matmul(av, bv, o);
             expectClose(await bk.read(o), refMatmul(ha, av, hb, bv), 1e-5 * K, 1e-5, `${name} ${batch}x${M}x${K}x${N} ${la}/${lb}`);
+            variants.add(matmulVariant(av, bv, bk.matmulKernel));
             for (const s of [sa, sb, o.storage]) bk.free(s);
+          }
+          if (name === 'tiled') {
+            // every load mode and both tile sizes of the hardware kernel ran
+            for (const v of ['tiled64x64-as-bs', 'tiled64x64-avk-bvn', 'tiled64x64-avk-bvk', 'tiled128x128-avk-bvk', 'tiled128x128-as-bs', 'tiled128x128-avk-bvn', 'tiled128x128-as-bvn']) {
+              expect(variants).toContain(v);
+            }
           }
         } finally {
           if (bk !== be) bk.destroy();
