@@ -4,9 +4,9 @@
 import { BackendError } from '../../errors.js';
 import { describeAdapter, findAdapter, isSoftwareAdapter, requestDevice, type DeviceOptions } from './device.js';
 import type { MatmulKernel } from './kernels/matmul.js';
-import { WebGPUBackend } from './webgpu-backend.js';
+import { WebGPUBackend, type AttentionKernel } from './webgpu-backend.js';
 
-export { WebGPUBackend } from './webgpu-backend.js';
+export { WebGPUBackend, type AttentionKernel } from './webgpu-backend.js';
 export type { MatmulKernel } from './kernels/matmul.js';
 
 export interface WebGPUBackendOptions {
@@ -17,6 +17,8 @@ export interface WebGPUBackendOptions {
   requireHardware?: boolean;
   /** Force a matmul kernel family (tests use this to exercise 'tiled' on SwiftShader). */
   matmulKernel?: MatmulKernel | 'auto';
+  /** Force an attention kernel family (tests use this to exercise 'flash' on SwiftShader). */
+  attentionKernel?: AttentionKernel | 'auto';
   /** Request lower limits than the adapter offers (tests use this to hit limit errors cheaply). */
   limits?: DeviceOptions['limits'];
 }
@@ -29,7 +31,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     throw new BackendError(`webgpu: only a software adapter is available (${adapterInfo}) and requireHardware is set`);
   }
   const device = await requestDevice(adapter, { limits: options.limits });
-  return new WebGPUBackend(device, { adapterInfo, isSoftware, matmulKernel: options.matmulKernel });
+  return new WebGPUBackend(device, { adapterInfo, isSoftware, matmulKernel: options.matmulKernel, attentionKernel: options.attentionKernel });
 }
 
 export async function probeWebGPU(): Promise<{ available: boolean; isSoftware: boolean; adapterInfo: string; reason?: string }> {
