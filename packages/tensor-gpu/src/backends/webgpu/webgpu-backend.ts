@@ -15,6 +15,7 @@ import { runDequantizeWeight, runQuantizedMatmul } from './kernels/quantized-mat
 import { runArange } from './kernels/arange.js';
 import { runAttention } from './kernels/attention.js';
 import { flashAttentionFits, runFlashAttention } from './kernels/flash-attention.js';
+import { runFlashAttentionBackward } from './kernels/flash-attention-backward.js';
 import { runBinary } from './kernels/binary.js';
 import { runCopy } from './kernels/copy.js';
 import { runCumsum } from './kernels/cumsum.js';
@@ -83,6 +84,12 @@ export class WebGPUBackend implements Backend {
     adamStep: (p, g, m, v, vmax, h) => runAdamStep(this.live('adamStep'), p, g, m, v, vmax, h),
     attention: (q, k, v, mask, out, scale, causal) =>
       (this.attentionKernel === 'flash' && flashAttentionFits(q, v) ? runFlashAttention : runAttention)(this.live('attention'), q, k, v, mask, out, scale, causal),
+    // Only the flash family has a fused backward; the row kernel's is the op's composite.
+    attentionBackward: (q, k, v, mask, g, gq, gk, gv, scale, causal) => {
+      if (this.attentionKernel !== 'flash' || !flashAttentionFits(q, v) || q.shape[2] === 0 || v.shape[2] === 0) return false;
+      runFlashAttentionBackward(this.live('attention backward'), q, k, v, mask, g, gq, gk, gv, scale, causal);
+      return true;
+    },
     quantizedMatmul: (x, w, s, out, bits, inF) => runQuantizedMatmul(this.live('quantizedMatmul'), x, w, s, out, bits, inF),
     dequantizeWeight: (w, s, out, bits, inF) => runDequantizeWeight(this.live('dequantizeWeight'), w, s, out, bits, inF),
     geluBackward: (g, x, out, approximate) => {

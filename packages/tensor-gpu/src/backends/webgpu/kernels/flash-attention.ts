@@ -35,6 +35,24 @@ export function flashAttentionFits(q: View, v: View): boolean {
 export function runFlashAttention(
   rt: Runtime, q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean,
 ): void {
+  flashForward(rt, q, k, v, mask, out, scale, causal, null);
+}
+
+/**
+ * The backward's first pass (kernels/flash-attention-backward.ts): the forward again, but instead of the
+ * output it writes per query row stats [B * Lq, 4] = (m, l, rowsum(gradOut * out), 0): the softmax of
+ * row i is exp(s - m) / l. (m, l) stay apart rather than folded into one logsumexp: scores replaced by
+ * float32 min would absorb log(l) in m + log(l), and a fully masked row must still weigh every key 1/Lk.
+ */
+export function runFlashAttentionStats(
+  rt: Runtime, q: View, k: View, v: View, mask: View | null, gradOut: View, stats: View, scale: number, causal: boolean,
+): void {
+  flashForward(rt, q, k, v, mask, stats, scale, causal, gradOut);
+}
+
+function flashForward(
+  rt: Runtime, q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean, gradOut: View | null,
+): void {
   const [B, Lq, D] = q.shape;
   const Lk = k.shape[1];
   const Dv = v.shape[2];
@@ -51,13 +69,21 @@ export function runFlashAttention(
   for (const view of [q, k, v]) p.pushU(view.offset).pushI(view.strides[0]).pushI(view.strides[1]).pushI(view.strides[2]);
   p.pushU(mask?.offset ?? 0).pushI(mask?.strides[0] ?? 0).pushI(mask?.strides[1] ?? 0).pushI(mask?.strides[2] ?? 0);
   p.pushU(out.offset).pushI(out.strides[0]).pushI(out.strides[1]).pushI(out.strides[2]);
+  if (gradOut) p.pushU(gradOut.offset).pushI(gradOut.strides[0]).pushI(gradOut.strides[1]).pushI(gradOut.strides[2]);
+  const stats = gradOut !== null;
   const OUT = DM / LANES; // output columns per thread
   const code = (): string => `${enables([q.dtype, k.dtype, v.dtype, md, out.dtype])}${PARAMS_WGSL}${WGSL_MATH}
 @group(0) @binding(1) var<storage, read> Q: array<${wtype(q.dtype)}>;
 @group(0) @binding(2) var<storage, read> K: array<${wtype(k.dtype)}>;
 @group(0) @binding(3) var<storage, read> V: array<${wtype(v.dtype)}>;
 @group(0) @binding(4) var<storage, read> M: array<${wtype(md)}>;
-@group(0) @binding(5) var<storage, read_write> Y: array<${wtype(out.dtype)}>;
+${
+  stats
+    ? `@group(0) @binding(5) var<storage, read> G: array<${wtype(gradOut.dtype)}>;
+@group(0) @binding(6) var<storage, read_write> ST: array<f32>;
+var<workgroup> Red: array<f32, ${NT}>;`
+    : `@group(0) @binding(5) var<storage, read_write> Y: array<${wtype(out.dtype)}>;`
+}
 const BQ: u32 = ${BQ}u;
 const BK: u32 = ${BK}u;
 const DM: u32 = ${DM}u;
@@ -161,26 +187,47 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
   }
+${
+  stats
+    ? `  // rowsum(gradOut * out) over the row's 16 lanes
+  var part = 0.0;
   if (i < Lq) {
+    let go = pu(28u) + b * pu(29u) + i * pu(30u);
+    for (var t = 0u; t < ${OUT}u; t++) {
+      let d = lane + t * ${LANES}u;
+      if (d < Dv) { part += ${toF32(gradOut?.dtype ?? 'float32', 'G[go + d * pu(31u)]')} * (acc[t] / l); }
+    }
+  }
+  Red[li] = part;
+  workgroupBarrier();
+  if (lane == 0u && i < Lq) {
+    var sum = 0.0;
+    for (var x = 0u; x < ${LANES}u; x++) { sum += Red[li + x]; }
+    let so = pu(24u) + (b * Lq + i) * 4u;
+    ST[so] = m; ST[so + 1u] = l; ST[so + 2u] = sum; ST[so + 3u] = 0.0;
+  }`
+    : `  if (i < Lq) {
     let yo = pu(24u) + b * pu(25u) + i * pu(26u);
     for (var t = 0u; t < ${OUT}u; t++) {
       let d = lane + t * ${LANES}u;
       if (d < Dv) { Y[yo + d * pu(27u)] = ${fromF32(out.dtype, 'acc[t] / l')}; }
     }
-  }
+  }`
+}
 }`;
-  const key = `flash-attention:${q.dtype}:${k.dtype}:${v.dtype}:${maskKind}:${md}:${out.dtype}:${BQ}x${BK}x${DM}`;
+  const key = `flash-attention${stats ? `-stats:${gradOut.dtype}` : ''}:${q.dtype}:${k.dtype}:${v.dtype}:${maskKind}:${md}:${out.dtype}:${BQ}x${BK}x${DM}`;
   const maskRef: BufferRef = mask ? storageRef(mask.storage, 'attention', 'mask') : { pb: rt.dummy, size: 16 };
   rt.dispatch(
     'attention',
-    { key, bindings: ['uniform', 'read', 'read', 'read', 'read', 'rw'], code },
+    { key, bindings: ['uniform', 'read', 'read', 'read', 'read', ...(stats ? (['read'] as const) : []), 'rw'], code },
     p,
     [
       storageRef(q.storage, 'attention', 'q'),
       storageRef(k.storage, 'attention', 'k'),
       storageRef(v.storage, 'attention', 'v'),
       maskRef,
-      storageRef(out.storage, 'attention', 'out'),
+      ...(gradOut ? [storageRef(gradOut.storage, 'attention backward', 'gradOut')] : []),
+      storageRef(out.storage, 'attention', stats ? 'stats' : 'out'),
     ],
     grid(B * nBlocks),
   );
