@@ -10,9 +10,9 @@
 // gradient here: the op runs its composite when the mask needs one.
 
 import type { View } from '../../../backend.js';
-import { Params, storageRef, tempStorage, type BufferRef, type Runtime } from '../runtime.js';
-import { GROUP_ID_WGSL, PARAMS_WGSL, enables, fromF32, grid, toF32, wtype } from './common.js';
-import { flashAttentionFits, runFlashAttentionStats } from './flash-attention.js';
+import { storageRef, tempStorage, type BufferRef, type Runtime } from '../runtime.js';
+import { PARAMS_WGSL, enables, fromF32, grid, toF32, wtype } from './common.js';
+import { causalKeyEndWgsl, flashAttentionFits, flashMainWgsl, flashParams, runFlashAttentionStats, stageWgsl } from './flash-attention.js';
 import { WGSL_MATH } from './wgsl-math.js';
 
 const LANES = 16;
@@ -91,9 +91,8 @@ function scoreWgsl(maskKind: string, md: View['dtype']): string {
 
 function pass(P: Pass): void {
   const { rt, q, k, v, mask, gradOut, stats, scale, causal, DM, kind, outs } = P;
-  const [B, Lq, D] = q.shape;
+  const [B, Lq] = q.shape;
   const Lk = k.shape[1];
-  const Dv = v.shape[2];
   // Shared memory: q, gradOut, k, v tiles of DM floats per row plus one or two score tiles, < 16 KiB.
   const dq = kind === 'dq';
   const BQ = dq ? (DM === 64 ? 16 : 8) : DM === 64 ? 8 : 4;
@@ -104,38 +103,15 @@ function pass(P: Pass): void {
   const maskKind = mask ? (mask.dtype === 'bool' ? 'bool' : 'add') : 'none';
   const md = mask?.dtype ?? 'float32';
   const nBlocks = Math.ceil((dq ? Lq : Lk) / rows);
-  const p = new Params()
-    .pushU(B).pushU(Lq).pushU(Lk).pushU(D).pushU(Dv).pushF(scale).pushU(causal ? 1 : 0).pushU(nBlocks);
-  for (const view of [q, k, v]) p.pushU(view.offset).pushI(view.strides[0]).pushI(view.strides[1]).pushI(view.strides[2]);
-  p.pushU(mask?.offset ?? 0).pushI(mask?.strides[0] ?? 0).pushI(mask?.strides[1] ?? 0).pushI(mask?.strides[2] ?? 0);
+  const p = flashParams(q, k, v, mask, scale, causal, nBlocks);
   p.pushU(gradOut.offset).pushI(gradOut.strides[0]).pushI(gradOut.strides[1]).pushI(gradOut.strides[2]);
   p.pushU(stats.offset).pushU(0).pushU(0).pushU(0);
   for (const o of outs) p.pushU(o.offset).pushI(o.strides[0]).pushI(o.strides[1]).pushI(o.strides[2]);
   const odt = outs.map((o) => o.dtype);
-  const loadQ = `for (var e = li; e < BQ * D; e += NT) {
-      let r = e / D; let d = e % D;
-      var x = 0.0;
-      if (i0 + r < Lq) { x = ${toF32(q.dtype, 'Q[qo + (i0 + r) * pu(10u) + d * pu(11u)]')}; }
-      Qs[r * DM + d] = x;
-    }
-    for (var e = li; e < BQ * Dv; e += NT) {
-      let r = e / Dv; let d = e % Dv;
-      var x = 0.0;
-      if (i0 + r < Lq) { x = ${toF32(gradOut.dtype, 'G[go + (i0 + r) * pu(26u) + d * pu(27u)]')}; }
-      Gs[r * DM + d] = x;
-    }`;
-  const loadK = `for (var e = li; e < BK * D; e += NT) {
-      let j = e / D; let d = e % D;
-      var x = 0.0;
-      if (j0 + j < Lk) { x = ${toF32(k.dtype, 'K[ko + (j0 + j) * pu(14u) + d * pu(15u)]')}; }
-      Ks[j * DM + d] = x;
-    }
-    for (var e = li; e < BK * Dv; e += NT) {
-      let j = e / Dv; let d = e % Dv;
-      var x = 0.0;
-      if (j0 + j < Lk) { x = ${toF32(v.dtype, 'V[vo + (j0 + j) * pu(18u) + d * pu(19u)]')}; }
-      Vs[j * DM + d] = x;
-    }`;
+  const loadQ = `${stageWgsl('Qs', 'BQ', 'D', 'Q', q.dtype, 'qo', 'i0', 'Lq', 10, 11)}
+    ${stageWgsl('Gs', 'BQ', 'Dv', 'G', gradOut.dtype, 'go', 'i0', 'Lq', 26, 27)}`;
+  const loadK = `${stageWgsl('Ks', 'BK', 'D', 'K', k.dtype, 'ko', 'j0', 'Lk', 14, 15)}
+    ${stageWgsl('Vs', 'BK', 'Dv', 'V', v.dtype, 'vo', 'j0', 'Lk', 18, 19)}`;
   const scores = `for (var e = li; e < BQ * BK; e += NT) {
       let sr = e / BK; let sj = e % BK;
       let qi = i0 + sr; let kj = j0 + sj;
@@ -145,10 +121,7 @@ function pass(P: Pass): void {
   const body = dq
     ? `  let i0 = blk * BQ;
   ${loadQ}
-  // Without a mask, key tiles past the block's last causal limit carry no weight (see the forward).
-  var kEnd = Lk;
-  let lastRow = min(i0 + BQ, Lq) - 1u;
-  ${maskKind === 'none' ? 'if (causal && i32(i0) + i32(Lk) - i32(Lq) >= 0) { kEnd = min(Lk, u32(i32(lastRow) + i32(Lk) - i32(Lq)) + 1u); }' : ''}
+  ${causalKeyEndWgsl(maskKind)}
   var acc: array<f32, ${OUT}>;
   for (var t = 0u; t < ${OUT}u; t++) { acc[t] = 0.0; }
   for (var j0 = 0u; j0 < kEnd; j0 += BK) {
@@ -228,20 +201,7 @@ var<workgroup> Ks: array<f32, ${BK * DM}>; // [BK][DM]
 var<workgroup> Vs: array<f32, ${BK * DM}>; // [BK][DM]
 var<workgroup> Ds: array<f32, ${BQ * BK}>; // [BQ][BK] dS
 ${dq ? '' : `var<workgroup> Ps: array<f32, ${BQ * BK}>; // [BQ][BK] P`}
-@compute @workgroup_size(${NT})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  ${GROUP_ID_WGSL}
-  let B = pu(0u); let Lq = pu(1u); let Lk = pu(2u); let D = pu(3u); let Dv = pu(4u);
-  let nBlocks = pu(7u);
-  if (gidx >= B * nBlocks) { return; } // uniform: the whole workgroup leaves
-  let b = gidx / nBlocks;
-  let blk = gidx % nBlocks;
-  let scale = pf(5u);
-  let causal = pu(6u) != 0u;
-  let qo = pu(8u) + b * pu(9u);
-  let ko = pu(12u) + b * pu(13u);
-  let vo = pu(16u) + b * pu(17u);
-  let mo = pu(20u) + b * pu(21u);
+${flashMainWgsl(NT)}
   let go = pu(24u) + b * pu(25u);
   let r = li / ${LANES}u;    // this thread's block row (query row for gradQ, key row for gradK/V)
   let lane = li % ${LANES}u; // its columns: lane + 16 t

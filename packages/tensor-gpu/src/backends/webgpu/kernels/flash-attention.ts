@@ -27,6 +27,61 @@ function config(D: number, Dv: number): { BQ: number; BK: number; DM: number } |
   return null;
 }
 
+/** The params head of the flash kernels: [0..7] sizes, scale, causal, blocks; [8..23] q, k, v, mask views. */
+export function flashParams(q: View, k: View, v: View, mask: View | null, scale: number, causal: boolean, nBlocks: number): Params {
+  const p = new Params()
+    .pushU(q.shape[0]).pushU(q.shape[1]).pushU(k.shape[1]).pushU(q.shape[2]).pushU(v.shape[2])
+    .pushF(scale).pushU(causal ? 1 : 0).pushU(nBlocks);
+  for (const view of [q, k, v]) p.pushU(view.offset).pushI(view.strides[0]).pushI(view.strides[1]).pushI(view.strides[2]);
+  p.pushU(mask?.offset ?? 0).pushI(mask?.strides[0] ?? 0).pushI(mask?.strides[1] ?? 0).pushI(mask?.strides[2] ?? 0);
+  return p;
+}
+
+/**
+ * WGSL staging `rows` rows (from row `row0`; zeros at rows >= `len`) of a strided view into the shared
+ * array `dst` [rows][DM], the workgroup's NT threads striding over the elements. `base` is the view's
+ * offset for this batch, `rs`/`cs` the params words of its row and column strides.
+ */
+export function stageWgsl(dst: string, rows: string, width: string, src: string, dtype: View['dtype'], base: string, row0: string, len: string, rs: number, cs: number): string {
+  return `for (var e = li; e < ${rows} * ${width}; e += NT) {
+      let r = e / ${width}; let d = e % ${width};
+      var x = 0.0;
+      if (${row0} + r < ${len}) { x = ${toF32(dtype, `${src}[${base} + (${row0} + r) * pu(${rs}u) + d * pu(${cs}u)]`)}; }
+      ${dst}[r * DM + d] = x;
+    }`;
+}
+
+/**
+ * WGSL setting kEnd: without a mask, key tiles past the block's last causal limit carry no weight for
+ * any of its rows, provided its first row sees at least one key (else that row averages every key).
+ */
+export function causalKeyEndWgsl(maskKind: string): string {
+  return `var kEnd = Lk;
+  let lastRow = min(i0 + BQ, Lq) - 1u;
+  ${maskKind === 'none' ? 'if (causal && i32(i0) + i32(Lk) - i32(Lq) >= 0) { kEnd = min(Lk, u32(i32(lastRow) + i32(Lk) - i32(Lq)) + 1u); }' : ''}`;
+}
+
+/**
+ * WGSL opening the flash kernels' main: a workgroup per (batch b, block blk of rows); the sizes, scale,
+ * causal flag and each view's offset for batch b (qo, ko, vo, mo) from flashParams' words.
+ */
+export function flashMainWgsl(NT: number): string {
+  return `@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  ${GROUP_ID_WGSL}
+  let B = pu(0u); let Lq = pu(1u); let Lk = pu(2u); let D = pu(3u); let Dv = pu(4u);
+  let nBlocks = pu(7u);
+  if (gidx >= B * nBlocks) { return; } // uniform: the whole workgroup leaves
+  let b = gidx / nBlocks;
+  let blk = gidx % nBlocks;
+  let scale = pf(5u);
+  let causal = pu(6u) != 0u;
+  let qo = pu(8u) + b * pu(9u);
+  let ko = pu(12u) + b * pu(13u);
+  let vo = pu(16u) + b * pu(17u);
+  let mo = pu(20u) + b * pu(21u);`;
+}
+
 /** Whether runFlashAttention handles these shapes (else the row-per-thread kernel runs). */
 export function flashAttentionFits(q: View, v: View): boolean {
   return config(q.shape[2], v.shape[2]) !== null;
@@ -54,7 +109,6 @@ function flashForward(
   rt: Runtime, q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean, gradOut: View | null,
 ): void {
   const [B, Lq, D] = q.shape;
-  const Lk = k.shape[1];
   const Dv = v.shape[2];
   if (B * Lq * Dv === 0) return;
   const cfg = config(D, Dv);
@@ -64,10 +118,7 @@ function flashForward(
   const maskKind = mask ? (mask.dtype === 'bool' ? 'bool' : 'add') : 'none';
   const md = mask?.dtype ?? 'float32';
   const nBlocks = Math.ceil(Lq / BQ);
-  const p = new Params()
-    .pushU(B).pushU(Lq).pushU(Lk).pushU(D).pushU(Dv).pushF(scale).pushU(causal ? 1 : 0).pushU(nBlocks);
-  for (const view of [q, k, v]) p.pushU(view.offset).pushI(view.strides[0]).pushI(view.strides[1]).pushI(view.strides[2]);
-  p.pushU(mask?.offset ?? 0).pushI(mask?.strides[0] ?? 0).pushI(mask?.strides[1] ?? 0).pushI(mask?.strides[2] ?? 0);
+  const p = flashParams(q, k, v, mask, scale, causal, nBlocks);
   p.pushU(out.offset).pushI(out.strides[0]).pushI(out.strides[1]).pushI(out.strides[2]);
   if (gradOut) p.pushU(gradOut.offset).pushI(gradOut.strides[0]).pushI(gradOut.strides[1]).pushI(gradOut.strides[2]);
   const stats = gradOut !== null;
@@ -93,36 +144,11 @@ var<workgroup> Qs: array<f32, ${BQ * DM}>; // [BQ][DM]
 var<workgroup> Ks: array<f32, ${BK * DM}>; // [BK][DM]
 var<workgroup> Vs: array<f32, ${BK * DM}>; // [BK][DM]
 var<workgroup> Ss: array<f32, ${BQ * BK}>; // [BQ][BK] scaled, masked scores; -inf past Lk
-@compute @workgroup_size(${NT})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  ${GROUP_ID_WGSL}
-  let B = pu(0u); let Lq = pu(1u); let Lk = pu(2u); let D = pu(3u); let Dv = pu(4u);
-  let nBlocks = pu(7u);
-  if (gidx >= B * nBlocks) { return; } // uniform: the whole workgroup leaves
-  let b = gidx / nBlocks;
-  let i0 = (gidx % nBlocks) * BQ;
-  let scale = pf(5u);
-  let causal = pu(6u) != 0u;
-  let qo = pu(8u) + b * pu(9u);
-  let ko = pu(12u) + b * pu(13u);
-  let vo = pu(16u) + b * pu(17u);
-  let mo = pu(20u) + b * pu(21u);
+${flashMainWgsl(NT)}
+  let i0 = blk * BQ;
   // 1. this block's query rows (zeros past Lq)
-  for (var e = li; e < BQ * D; e += NT) {
-    let r = e / D; let d = e % D;
-    var x = 0.0;
-    if (i0 + r < Lq) { x = ${toF32(q.dtype, 'Q[qo + (i0 + r) * pu(10u) + d * pu(11u)]')}; }
-    Qs[r * DM + d] = x;
-  }
-  // Without a mask, key tiles past the last row's causal limit carry no weight for any row of the
-  // block, provided its first row sees at least one key (else that row averages every key).
-  var kEnd = Lk;
-  let lastRow = min(i0 + BQ, Lq) - 1u;
-  ${
-    maskKind === 'none'
-      ? 'if (causal && i32(i0) + i32(Lk) - i32(Lq) >= 0) { kEnd = min(Lk, u32(i32(lastRow) + i32(Lk) - i32(Lq)) + 1u); }'
-      : ''
-  }
+  ${stageWgsl('Qs', 'BQ', 'D', 'Q', q.dtype, 'qo', 'i0', 'Lq', 10, 11)}
+  ${causalKeyEndWgsl(maskKind)}
   let r = li / ${LANES}u;      // this thread's query row in the block (online-softmax phase)
   let lane = li % ${LANES}u;   // its output columns: lane + 16 t
   let i = i0 + r;
@@ -132,18 +158,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var t = 0u; t < ${OUT}u; t++) { acc[t] = 0.0; }
   for (var j0 = 0u; j0 < kEnd; j0 += BK) {
     // 2. k and v rows of this tile (zeros past Lk), then the scores
-    for (var e = li; e < BK * D; e += NT) {
-      let j = e / D; let d = e % D;
-      var x = 0.0;
-      if (j0 + j < Lk) { x = ${toF32(k.dtype, 'K[ko + (j0 + j) * pu(14u) + d * pu(15u)]')}; }
-      Ks[j * DM + d] = x;
-    }
-    for (var e = li; e < BK * Dv; e += NT) {
-      let j = e / Dv; let d = e % Dv;
-      var x = 0.0;
-      if (j0 + j < Lk) { x = ${toF32(v.dtype, 'V[vo + (j0 + j) * pu(18u) + d * pu(19u)]')}; }
-      Vs[j * DM + d] = x;
-    }
+    ${stageWgsl('Ks', 'BK', 'D', 'K', k.dtype, 'ko', 'j0', 'Lk', 14, 15)}
+    ${stageWgsl('Vs', 'BK', 'Dv', 'V', v.dtype, 'vo', 'j0', 'Lk', 18, 19)}
     workgroupBarrier();
     for (var e = li; e < BQ * BK; e += NT) {
       let sr = e / BK; let sj = e % BK;
