@@ -30,8 +30,23 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   if (options.requireHardware && isSoftware) {
     throw new BackendError(`webgpu: only a software adapter is available (${adapterInfo}) and requireHardware is set`);
   }
+  const matmulKernel = options.matmulKernel ?? kernelFromEnv('LM_WEBGPU_MATMUL', ['auto', 'regblock', 'tiled'] as const);
+  const attentionKernel = options.attentionKernel ?? kernelFromEnv('LM_WEBGPU_ATTENTION', ['auto', 'rowwise', 'flash'] as const);
   const device = await requestDevice(adapter, { limits: options.limits });
-  return new WebGPUBackend(device, { adapterInfo, isSoftware, matmulKernel: options.matmulKernel, attentionKernel: options.attentionKernel });
+  return new WebGPUBackend(device, { adapterInfo, isSoftware, matmulKernel, attentionKernel });
+}
+
+/**
+ * A kernel family forced by an environment variable (Node), e.g. LM_WEBGPU_MATMUL=tiled
+ * LM_WEBGPU_ATTENTION=flash to run the conformance fixtures through the hardware kernels on SwiftShader.
+ */
+function kernelFromEnv<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+  const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
+  if (value === undefined || value === '') return undefined;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new BackendError(`webgpu: ${name}='${value}' is not a kernel family; use one of ${allowed.join(', ')}`);
+  }
+  return value as T;
 }
 
 export async function probeWebGPU(): Promise<{ available: boolean; isSoftware: boolean; adapterInfo: string; reason?: string }> {

@@ -35,6 +35,28 @@ describe.skipIf(!backend)('webgpu backend', () => {
     expect(probe.isSoftware).toBe(be.isSoftware);
   });
 
+  it('takes kernel families from LM_WEBGPU_MATMUL / LM_WEBGPU_ATTENTION, options first, and rejects unknown ones', async () => {
+    expect([be.matmulKernel, be.attentionKernel]).toEqual(be.isSoftware ? ['regblock', 'rowwise'] : ['tiled', 'flash']);
+    const saved = [process.env.LM_WEBGPU_MATMUL, process.env.LM_WEBGPU_ATTENTION];
+    try {
+      process.env.LM_WEBGPU_MATMUL = 'tiled';
+      process.env.LM_WEBGPU_ATTENTION = 'flash';
+      const forced = await createWebGPUBackend();
+      expect([forced.matmulKernel, forced.attentionKernel]).toEqual(['tiled', 'flash']);
+      forced.destroy();
+      const opts = await createWebGPUBackend({ matmulKernel: 'regblock', attentionKernel: 'rowwise' });
+      expect([opts.matmulKernel, opts.attentionKernel]).toEqual(['regblock', 'rowwise']);
+      opts.destroy();
+      process.env.LM_WEBGPU_ATTENTION = 'fast';
+      await expect(createWebGPUBackend()).rejects.toThrow("webgpu: LM_WEBGPU_ATTENTION='fast' is not a kernel family; use one of auto, rowwise, flash");
+    } finally {
+      for (const [name, value] of [['LM_WEBGPU_MATMUL', saved[0]], ['LM_WEBGPU_ATTENTION', saved[1]]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   describe('storage', () => {
     it('uploads and reads every host dtype, strided views included', async () => {
       const f = up([1.5, -2, 3.25, 4, 5, 6]);
