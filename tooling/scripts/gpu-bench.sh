@@ -6,8 +6,12 @@
 # On a machine with a GPU (a Vulkan driver: NVIDIA's ships one with its GL/Vulkan libraries), it
 # prepares what is missing (pnpm, the workspace's packages, the build), then runs, in this order:
 #   1. matmul GFLOPS at 1024, 2048, 4096 cubes, float32 then float16 (packages/tensor-gpu/bench/webgpu-matmul.mjs),
+#      (float16 lines also give max_rel_err_vs_f32; lines give the adapter's float32 peak and the fraction
+#      reached when known: set LM_GPU_PEAK_GFLOPS for an adapter the table does not know),
 #   2. BERT-base forward at batch 1 and 8, the MLM training step and one decode step (tooling/bench/peers.mjs
-#      --backend webgpu --only lm), float32 then float16.
+#      --backend webgpu --only lm), float32 then float16,
+#   3. submits and dispatches per decode step at 16, 64 and 1024 dispatches per submit
+#      (packages/tensor-gpu/bench/webgpu-submits.mjs).
 # Every line is also appended to FILE (default gpu-bench.jsonl in the repository root). Lines with
 # "skipped" say what the adapter lacks (e.g. shader-f16). Under 5 minutes on a GPU.
 # --small: small sizes, the end-to-end check that CI runs on SwiftShader (tooling/bench's test).
@@ -58,4 +62,9 @@ for dtype in float32 float16; do
   run node packages/tensor-gpu/bench/webgpu-matmul.mjs --quick --sizes=$sizes --dtype=$dtype
   run node tooling/bench/peers.mjs --backend webgpu --only lm --dtype $dtype "${peers[@]}"
 done
+if [ "$small" = 1 ]; then
+  run node packages/tensor-gpu/bench/webgpu-submits.mjs --small --reps=2
+else
+  run node packages/tensor-gpu/bench/webgpu-submits.mjs
+fi
 say "done: $(wc -l < "$out") lines in $out"

@@ -9,7 +9,11 @@
  *   node bench/webgpu-matmul.mjs --kernel=tiled  # force a kernel family (default: chosen by adapter)
  *   node bench/webgpu-matmul.mjs --quick         # fewer repetitions
  *   node bench/webgpu-matmul.mjs --sizes=1024,2048,4096   # only these cubes (gpu-bench.sh)
- *   node bench/webgpu-matmul.mjs --dtype=float16 # float16 operands (needs shader-f16; f32 accumulation)
+ *   node bench/webgpu-matmul.mjs --dtype=float16 # float16 operands (needs shader-f16; f32 accumulation);
+ *                                                # each line also gives max_rel_err against the float32 product
+ *
+ * Lines carry the adapter's float32 peak and the fraction reached when it is known: LM_GPU_PEAK_GFLOPS
+ * if set, else a small table of datasheet figures matched on the adapter's description.
  *
  * Loads the TypeScript sources through tsx's ESM loader (a devDependency), so no build step is needed.
  * With no GPU, Dawn runs on SwiftShader (found automatically; see /work/shared/WEBGPU.md).
@@ -28,6 +32,19 @@ const sizesArg = args.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.le
 const dtype = args.find((a) => a.startsWith('--dtype='))?.slice('--dtype='.length) ?? 'float32';
 
 const backend = await createWebGPUBackend(kernelArg ? { matmulKernel: kernelArg } : {});
+
+/** Datasheet float32 peaks (GFLOPS, boost clock, non-tensor-core) for adapters we may be lent. */
+const PEAKS = [
+  [/H200/i, 66900],
+  [/H100.*PCIe/i, 51200],
+  [/H100/i, 66900],
+  [/A100/i, 19500],
+  [/L4\b/i, 30300],
+  [/A10G?\b/i, 31200],
+  [/RTX 4090/i, 82600],
+  [/T4\b/i, 8100],
+];
+const peak = Number(process.env.LM_GPU_PEAK_GFLOPS) || PEAKS.find(([re]) => re.test(backend.adapterInfo))?.[1] || null;
 
 /** [M, K, N, bLayout] ; bLayout 'row' = b [K, N] row-major, 'trans' = b stored [N, K] (x @ W^T). */
 const SHAPES = [
@@ -84,6 +101,27 @@ for (const [M, K, N, bLayout] of SHAPES) {
   }
   times.sort((x, y) => x - y);
   const median = times[Math.floor(times.length / 2)];
+  const gflops = flops / median / 1e6;
+  // float16: the same product from float32 copies of the (float16-rounded) operands, compared.
+  let check = {};
+  if (dtype === 'float16') {
+    const flat = (st, n) => ({ storage: st, dtype, shape: [n], strides: [1], offset: 0 });
+    const a32 = backend.upload(await backend.read(flat(a, M * K)), 'float32');
+    const b32 = backend.upload(await backend.read(flat(b, K * N)), 'float32');
+    const o32 = backend.alloc('float32', M * N);
+    const as32 = (v, st) => ({ ...v, storage: st, dtype: 'float32' });
+    backend.matmul(as32(av, a32), as32(bv, b32), as32(ov, o32));
+    const want = await backend.read(as32(ov, o32));
+    const got = await backend.read(ov);
+    let maxErr = 0;
+    let maxRef = 0;
+    for (let i = 0; i < want.length; i++) {
+      maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
+      maxRef = Math.max(maxRef, Math.abs(want[i]));
+    }
+    check = { max_rel_err_vs_f32: Number((maxErr / maxRef).toExponential(2)) };
+    for (const s of [a32, b32, o32]) backend.free(s);
+  }
   console.log(
     JSON.stringify({
       op: 'matmul',
@@ -96,7 +134,9 @@ for (const [M, K, N, bLayout] of SHAPES) {
       b: bLayout,
       dtype,
       median_ms: Number(median.toFixed(3)),
-      gflops: Number((flops / median / 1e6).toFixed(3)),
+      gflops: Number(gflops.toFixed(3)),
+      ...(peak ? { peak_f32_gflops: peak, fraction_of_peak: Number((gflops / peak).toFixed(4)) } : {}),
+      ...check,
     }),
   );
   for (const s of [a, b, o]) backend.free(s);

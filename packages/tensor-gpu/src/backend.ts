@@ -180,6 +180,14 @@ export interface FusedKernels {
    */
   attention?: (q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean) => void;
   /**
+   * The gradients of `attention` (same arguments) for gradOut [B, Lq, Dv] (any strides): gradQ [B, Lq, D],
+   * gradK [B, Lk, D], gradV [B, Lk, Dv], contiguous; the mask gets none. Returns false, having done
+   * nothing, for shapes the backend leaves to the composite backward (recomputing the weights with ops).
+   */
+  attentionBackward?: (
+    q: View, k: View, v: View, mask: View | null, gradOut: View, gradQ: View, gradK: View, gradV: View, scale: number, causal: boolean,
+  ) => boolean;
+  /**
    * Weight-only quantized matmul (ops/quantized-matmul.ts for the weight layout): x contiguous float32
    * [rows, inFeatures], weight contiguous int32 [out, rowWords] of int8 (bits 8) or packed int4
    * (bits 4) rows, scale float32 [out] -> out contiguous float32 [rows, out] = x @ (q * scale)^T,

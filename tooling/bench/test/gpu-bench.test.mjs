@@ -27,6 +27,9 @@ test('gpu-bench.sh --small writes matmul and workload lines for float32, and flo
     const f16 = rows.filter((x) => x.dtype === 'float16');
     assert.equal(f16.length, 1 + 4);
     for (const x of f16) assert.ok(x.median_ms > 0 || /shader-f16|float32 state/.test(x.skipped), JSON.stringify(x));
+    const submits = rows.filter((x) => x.op === 'submits');
+    assert.deepEqual(submits.map((x) => x.batch_dispatches), [16, 64, 1024]);
+    for (const x of submits) assert.ok(x.workload === 'decode-token' && x.submits_per_step >= 1 && x.dispatches_per_step > x.submits_per_step, JSON.stringify(x));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

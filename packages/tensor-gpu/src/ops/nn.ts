@@ -16,6 +16,7 @@ import { gather } from './indexing.js';
 import { backendOf, describe, empty, requireFloat } from './util.js';
 import { alias, contiguous, reshape, transpose } from './views.js';
 import { matmul } from './linalg.js';
+import { fusedAttentionGrads } from './attention-backward.js';
 
 /**
  * Runs a last-dim row kernel on tensors of one shape along `axis` (moving it last and back when needed):
@@ -397,6 +398,12 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
   out3.dispose();
   const saved = mask ? [q, k, v, mask] : [q, k, v];
   return record('attention', out, [q, k, v, mask], saved, ([g], [qs, ks, vs, ms]) => {
+    // A fused backward (flash kernels) when the backend has one and the mask needs no gradient.
+    const fused = mask?.requiresGrad && mask.dtype !== 'bool' ? null : fusedAttentionGrads(qs, ks, vs, ms ?? null, g!, batch, scale, causal);
+    if (fused) {
+      const wanted = [q.requiresGrad, k.requiresGrad, v.requiresGrad];
+      return [...fused.map((t, n) => (wanted[n] ? t : (t.dispose(), null))), null];
+    }
     const p = attentionWeights(qs, ks, ms ?? null, scale, causal);
     const dv = matmul(transpose(p, -1, -2), g!);
     const dp = matmul(g!, transpose(vs, -1, -2));

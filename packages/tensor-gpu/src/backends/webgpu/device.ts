@@ -95,7 +95,9 @@ export function isSoftwareAdapter(adapter: GPUAdapter): boolean {
 export function describeAdapter(adapter: GPUAdapter): string {
   const info = adapter.info;
   const parts = [info?.vendor, info?.architecture].filter((s) => !!s).join(' ') || 'unknown adapter';
-  const desc = info?.description ? ` (${info.description})` : '';
+  // The device name (e.g. the GPU model) where the driver reports one besides its description.
+  const names = [info?.device, info?.description].filter((s, i, all) => !!s && all.indexOf(s) === i);
+  const desc = names.length ? ` (${names.join(', ')})` : '';
   return `webgpu: ${parts}${desc}`;
 }
 

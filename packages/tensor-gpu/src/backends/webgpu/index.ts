@@ -4,9 +4,9 @@
 import { BackendError } from '../../errors.js';
 import { describeAdapter, findAdapter, isSoftwareAdapter, requestDevice, type DeviceOptions } from './device.js';
 import type { MatmulKernel } from './kernels/matmul.js';
-import { WebGPUBackend } from './webgpu-backend.js';
+import { WebGPUBackend, type AttentionKernel } from './webgpu-backend.js';
 
-export { WebGPUBackend } from './webgpu-backend.js';
+export { WebGPUBackend, type AttentionKernel } from './webgpu-backend.js';
 export type { MatmulKernel } from './kernels/matmul.js';
 
 export interface WebGPUBackendOptions {
@@ -17,6 +17,8 @@ export interface WebGPUBackendOptions {
   requireHardware?: boolean;
   /** Force a matmul kernel family (tests use this to exercise 'tiled' on SwiftShader). */
   matmulKernel?: MatmulKernel | 'auto';
+  /** Force an attention kernel family (tests use this to exercise 'flash' on SwiftShader). */
+  attentionKernel?: AttentionKernel | 'auto';
   /** Request lower limits than the adapter offers (tests use this to hit limit errors cheaply). */
   limits?: DeviceOptions['limits'];
 }
@@ -28,8 +30,23 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   if (options.requireHardware && isSoftware) {
     throw new BackendError(`webgpu: only a software adapter is available (${adapterInfo}) and requireHardware is set`);
   }
+  const matmulKernel = options.matmulKernel ?? kernelFromEnv('LM_WEBGPU_MATMUL', ['auto', 'regblock', 'tiled'] as const);
+  const attentionKernel = options.attentionKernel ?? kernelFromEnv('LM_WEBGPU_ATTENTION', ['auto', 'rowwise', 'flash'] as const);
   const device = await requestDevice(adapter, { limits: options.limits });
-  return new WebGPUBackend(device, { adapterInfo, isSoftware, matmulKernel: options.matmulKernel });
+  return new WebGPUBackend(device, { adapterInfo, isSoftware, matmulKernel, attentionKernel });
+}
+
+/**
+ * A kernel family forced by an environment variable (Node), e.g. LM_WEBGPU_MATMUL=tiled
+ * LM_WEBGPU_ATTENTION=flash to run the conformance fixtures through the hardware kernels on SwiftShader.
+ */
+function kernelFromEnv<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+  const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
+  if (value === undefined || value === '') return undefined;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new BackendError(`webgpu: ${name}='${value}' is not a kernel family; use one of ${allowed.join(', ')}`);
+  }
+  return value as T;
 }
 
 export async function probeWebGPU(): Promise<{ available: boolean; isSoftware: boolean; adapterInfo: string; reason?: string }> {

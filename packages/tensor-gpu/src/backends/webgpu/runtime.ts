@@ -79,9 +79,8 @@ export class Params {
 }
 
 const SLOT_BYTES = 256;
-const ARENA_SLOTS = 64;
-/** Dispatches per submit. */
-const BATCH_DISPATCHES = 64;
+/** Params slots of one batch's uniform arena: the most dispatches one submit can carry. */
+const ARENA_SLOTS = 1024;
 
 function bucketBytes(bytes: number): number {
   const b = Math.max(256, Math.ceil(bytes / 4) * 4);
@@ -103,6 +102,15 @@ export class Runtime {
   readonly maxBindingBytes: number;
   readonly maxBufferBytes: number;
   readonly hasF16: boolean;
+
+  /**
+   * Dispatches per submit, at most (a read-back, a sync or an upload into a buffer the open batch uses
+   * submits earlier). Larger batches mean fewer submits; smaller ones let the GPU start sooner.
+   */
+  batchDispatches = 64;
+  /** Submits and dispatches so far (benchmarks count them per step). */
+  submits = 0;
+  dispatchCount = 0;
 
   private batch = 1;
   private encoder: GPUCommandEncoder | null = null;
@@ -287,7 +295,7 @@ export class Runtime {
     }
     const { pipeline, layout } = this.pipeline(spec);
     const slots = Math.max(1, Math.ceil((params.n * 4) / SLOT_BYTES));
-    if (this.arenaSlots + slots > ARENA_SLOTS || this.dispatches >= BATCH_DISPATCHES) this.flush();
+    if (this.arenaSlots + slots > ARENA_SLOTS || this.dispatches >= this.batchDispatches) this.flush();
     const slot = this.arenaSlots;
     this.arenaData.set(params.u.subarray(0, params.n), (slot * SLOT_BYTES) / 4);
     this.arenaSlots += slots;
@@ -305,6 +313,7 @@ export class Runtime {
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
     this.dispatches++;
+    this.dispatchCount++;
     for (const pb of this.deferred) this.release(pb);
     this.deferred = [];
   }
@@ -327,6 +336,7 @@ export class Runtime {
       this.queue.writeBuffer(this.arena, 0, this.arenaData.buffer, 0, this.arenaSlots * SLOT_BYTES);
     }
     this.queue.submit([enc.finish()]);
+    this.submits++;
     this.encoder = null;
     this.dispatches = 0;
     this.arenaSlots = 0;

@@ -9,6 +9,7 @@ import { BINARY, FUSED_BIAS_ACTIVATIONS, FUSED_BINARY, UNARY, biasActivationOp, 
 import { philoxFill } from '../../random.js';
 import { createWebGPUBackend, probeWebGPU, type WebGPUBackend } from './index.js';
 import { at, coords, expectClose, gatherHost, rand, randInt, size, view } from './test-helpers.js';
+import { matmulVariant } from './kernels/matmul.js';
 import { webgpuRequired } from '../../testing/backends.js';
 
 const backend = await createWebGPUBackend().catch((e) => {
@@ -32,6 +33,28 @@ describe.skipIf(!backend)('webgpu backend', () => {
     const probe = await probeWebGPU();
     expect(probe.available).toBe(true);
     expect(probe.isSoftware).toBe(be.isSoftware);
+  });
+
+  it('takes kernel families from LM_WEBGPU_MATMUL / LM_WEBGPU_ATTENTION, options first, and rejects unknown ones', async () => {
+    expect([be.matmulKernel, be.attentionKernel]).toEqual(be.isSoftware ? ['regblock', 'rowwise'] : ['tiled', 'flash']);
+    const saved = [process.env.LM_WEBGPU_MATMUL, process.env.LM_WEBGPU_ATTENTION];
+    try {
+      process.env.LM_WEBGPU_MATMUL = 'tiled';
+      process.env.LM_WEBGPU_ATTENTION = 'flash';
+      const forced = await createWebGPUBackend();
+      expect([forced.matmulKernel, forced.attentionKernel]).toEqual(['tiled', 'flash']);
+      forced.destroy();
+      const opts = await createWebGPUBackend({ matmulKernel: 'regblock', attentionKernel: 'rowwise' });
+      expect([opts.matmulKernel, opts.attentionKernel]).toEqual(['regblock', 'rowwise']);
+      opts.destroy();
+      process.env.LM_WEBGPU_ATTENTION = 'fast';
+      await expect(createWebGPUBackend()).rejects.toThrow("webgpu: LM_WEBGPU_ATTENTION='fast' is not a kernel family; use one of auto, rowwise, flash");
+    } finally {
+      for (const [name, value] of [['LM_WEBGPU_MATMUL', saved[0]], ['LM_WEBGPU_ATTENTION', saved[1]]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   });
 
   describe('storage', () => {
@@ -597,6 +620,10 @@ describe.skipIf(!backend)('webgpu backend', () => {
       [2, 70, 1, 6, 'offset', 'offset'],
       [1, 5, 260, 264, 'row', 'row'],
       [1, 67, 130, 70, 'trans', 'trans'],
+      // 128 x 128 tiles of the 'tiled' kernel (M, N >= 128): both vec4 loads of b, a's vec4 and scalar
+      // loads, ragged edge tiles (each variant compiles for seconds on SwiftShader: kept to two)
+      [1, 130, 40, 136, 'trans', 'trans'],
+      [2, 128, 64, 132, 'bcast', 'row'],
     ];
     const layout = (host: Float32Array, storage: ReturnType<typeof be.upload>, batch: number, r: number, c: number, l: Layout): View => {
       void host;
@@ -618,6 +645,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
     for (const [name, make] of backends) {
       it(`matmul (${name} kernel) on contiguous, transposed, broadcast and offset views`, async () => {
         const bk = await make();
+        const variants = new Set<string>();
         try {
           for (const [batch, M, K, N, la, lb] of cases) {
             const ha = rand(batch * (M * K + 1) + 8, -1, 1, M + K);
@@ -629,12 +657,19 @@ describe.skipIf(!backend)('webgpu backend', () => {
             const o = view(bk.alloc('float32', batch * M * N), [batch, M, N]);
             bk.matmul(av, bv, o);
             expectClose(await bk.read(o), refMatmul(ha, av, hb, bv), 1e-5 * K, 1e-5, `${name} ${batch}x${M}x${K}x${N} ${la}/${lb}`);
+            variants.add(matmulVariant(av, bv, bk.matmulKernel));
             for (const s of [sa, sb, o.storage]) bk.free(s);
+          }
+          if (name === 'tiled') {
+            // every load mode and both tile sizes of the hardware kernel ran
+            for (const v of ['tiled64x64-as-bs', 'tiled64x64-avk-bvn', 'tiled64x64-avk-bvk', 'tiled128x128-as-bvk', 'tiled128x128-avk-bvn']) {
+              expect(variants).toContain(v);
+            }
           }
         } finally {
           if (bk !== be) bk.destroy();
         }
-      });
+      }, 300_000); // pipeline compiles take seconds each on a loaded SwiftShader
     }
 
     it('matmul of int32 inputs and K = 0', async () => {
@@ -768,35 +803,52 @@ describe.skipIf(!backend)('webgpu backend', () => {
       { B: 1, Lq: 6, Lk: 4, D: 4, Dv: 4, mask: 'none', causal: true, permuted: false },
       { B: 1, Lq: 1, Lk: 33, D: 64, Dv: 64, mask: 'add', causal: true, permuted: false },
     ];
-    for (const c of cases) {
-      it(`attention B${c.B} Lq${c.Lq} Lk${c.Lk} D${c.D} Dv${c.Dv} mask=${c.mask} causal=${c.causal}${c.permuted ? ' permuted' : ''}`, async () => {
-        const { B, Lq, Lk, D, Dv } = c;
-        const hq = Array.from(rand(B * Lq * D, -1, 1, 61)).map(f32);
-        const hk = Array.from(rand(B * Lk * D, -1, 1, 62)).map(f32);
-        const hv = Array.from(rand(B * Lk * Dv, -1, 1, 63)).map(f32);
-        const q = up(hq);
-        const k = up(hk);
-        const v = up(hv);
-        // permuted: stored as [L, B, D] (e.g. a heads/sequence transpose), viewed as [B, L, D].
-        const qv = c.permuted ? view(q, [B, Lq, D], [D, B * D, 1]) : view(q, [B, Lq, D]);
-        const kv = c.permuted ? view(k, [B, Lk, D], [D, B * D, 1]) : view(k, [B, Lk, D]);
-        const vv = c.permuted ? view(v, [B, Lk, Dv], [Dv, B * Dv, 1]) : view(v, [B, Lk, Dv]);
-        let mask: { host: number[]; view: View; bool: boolean } | null = null;
-        if (c.mask !== 'none') {
-          const bool = c.mask === 'bool';
-          const hm = bool
-            ? Array.from(randInt(Lq * Lk, 0, 2, 64)).map((x, e) => (Math.floor(e / Lk) === 1 ? 0 : x)) // query row 1 fully masked
-            : Array.from(rand(Lq * Lk, -2, 2, 65)).map((x, e) => (e % 5 === 0 ? -Infinity : f32(x)));
-          const ms = up(hm, bool ? 'bool' : 'float32');
-          mask = { host: hm, view: view(ms, [B, Lq, Lk], [0, Lk, 1]), bool };
-        }
-        const o = out('float32', [B, Lq, Dv]);
-        const scale = 1 / Math.sqrt(D);
-        be.fused.attention!(qv, kv, vv, mask?.view ?? null, o, scale, c.causal);
-        const want = refAttention(hq, qv, hk, kv, hv, vv, mask, scale, c.causal);
-        expectClose(await read(o), want, 2e-6, 1e-5, 'attention');
-        for (const s of [q, k, v, o.storage, ...(mask ? [mask.view.storage] : [])]) be.free(s);
-      });
+    // The flash kernel (forced: SwiftShader picks 'rowwise') over the same cases, plus blocks of query
+    // rows and key tiles with ragged edges, both tile configurations (head dims <= 64, <= 128) and a
+    // head dim above 128 (which falls back to the row kernel).
+    const flashCases: typeof cases = [
+      ...cases,
+      { B: 2, Lq: 37, Lk: 50, D: 64, Dv: 64, mask: 'none', causal: false, permuted: true },
+      { B: 1, Lq: 40, Lk: 40, D: 32, Dv: 48, mask: 'none', causal: true, permuted: false },
+      { B: 2, Lq: 19, Lk: 35, D: 24, Dv: 40, mask: 'add', causal: true, permuted: false },
+      { B: 1, Lq: 21, Lk: 17, D: 96, Dv: 128, mask: 'bool', causal: false, permuted: true },
+      { B: 1, Lq: 12, Lk: 20, D: 128, Dv: 72, mask: 'none', causal: true, permuted: false },
+    ];
+    let flash: WebGPUBackend | null = null;
+    afterAll(() => flash?.destroy());
+    for (const kernel of ['default', 'flash'] as const) {
+      for (const c of kernel === 'flash' ? flashCases : cases) {
+        it(`attention (${kernel}) B${c.B} Lq${c.Lq} Lk${c.Lk} D${c.D} Dv${c.Dv} mask=${c.mask} causal=${c.causal}${c.permuted ? ' permuted' : ''}`, async () => {
+          const bk = kernel === 'flash' ? (flash ??= await createWebGPUBackend({ attentionKernel: 'flash' })) : be;
+          expect(bk.attentionKernel).toBe(kernel === 'flash' ? 'flash' : 'rowwise');
+          const { B, Lq, Lk, D, Dv } = c;
+          const hq = Array.from(rand(B * Lq * D, -1, 1, 61)).map(f32);
+          const hk = Array.from(rand(B * Lk * D, -1, 1, 62)).map(f32);
+          const hv = Array.from(rand(B * Lk * Dv, -1, 1, 63)).map(f32);
+          const q = bk.upload(Float32Array.from(hq), 'float32');
+          const k = bk.upload(Float32Array.from(hk), 'float32');
+          const v = bk.upload(Float32Array.from(hv), 'float32');
+          // permuted: stored as [L, B, D] (e.g. a heads/sequence transpose), viewed as [B, L, D].
+          const qv = c.permuted ? view(q, [B, Lq, D], [D, B * D, 1]) : view(q, [B, Lq, D]);
+          const kv = c.permuted ? view(k, [B, Lk, D], [D, B * D, 1]) : view(k, [B, Lk, D]);
+          const vv = c.permuted ? view(v, [B, Lk, Dv], [Dv, B * Dv, 1]) : view(v, [B, Lk, Dv]);
+          let mask: { host: number[]; view: View; bool: boolean } | null = null;
+          if (c.mask !== 'none') {
+            const bool = c.mask === 'bool';
+            const hm = bool
+              ? Array.from(randInt(Lq * Lk, 0, 2, 64)).map((x, e) => (Math.floor(e / Lk) === 1 ? 0 : x)) // query row 1 fully masked
+              : Array.from(rand(Lq * Lk, -2, 2, 65)).map((x, e) => (e % 5 === 0 ? -Infinity : f32(x)));
+            const ms = bk.upload(bool ? Uint8Array.from(hm) : Float32Array.from(hm), bool ? 'bool' : 'float32');
+            mask = { host: hm, view: view(ms, [B, Lq, Lk], [0, Lk, 1]), bool };
+          }
+          const o = view(bk.alloc('float32', B * Lq * Dv), [B, Lq, Dv]);
+          const scale = 1 / Math.sqrt(D);
+          bk.fused.attention!(qv, kv, vv, mask?.view ?? null, o, scale, c.causal);
+          const want = refAttention(hq, qv, hk, kv, hv, vv, mask, scale, c.causal);
+          expectClose(await bk.read(o), want, 2e-6, 1e-5, 'attention');
+          for (const s of [q, k, v, o.storage, ...(mask ? [mask.view.storage] : [])]) bk.free(s);
+        });
+      }
     }
   });
 

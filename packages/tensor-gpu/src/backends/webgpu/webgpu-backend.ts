@@ -14,6 +14,8 @@ import { runAdamStep } from './kernels/adam.js';
 import { runDequantizeWeight, runQuantizedMatmul } from './kernels/quantized-matmul.js';
 import { runArange } from './kernels/arange.js';
 import { runAttention } from './kernels/attention.js';
+import { flashAttentionFits, runFlashAttention } from './kernels/flash-attention.js';
+import { runFlashAttentionBackward } from './kernels/flash-attention-backward.js';
 import { runBinary } from './kernels/binary.js';
 import { runCopy } from './kernels/copy.js';
 import { runCumsum } from './kernels/cumsum.js';
@@ -36,7 +38,15 @@ export interface WebGPUBackendConfig {
   isSoftware: boolean;
   /** Matmul kernel choice: 'auto' picks 'regblock' on software adapters and 'tiled' on hardware. */
   matmulKernel?: MatmulKernel | 'auto';
+  /** Attention kernel choice: 'auto' picks 'rowwise' on software adapters and 'flash' on hardware. */
+  attentionKernel?: AttentionKernel | 'auto';
 }
+
+/**
+ * 'rowwise': a thread per query row walks the keys (kernels/attention.ts; no barriers, for SwiftShader);
+ * 'flash': a workgroup per block of query rows shares key/value tiles (kernels/flash-attention.ts).
+ */
+export type AttentionKernel = 'rowwise' | 'flash';
 
 export class WebGPUBackend implements Backend {
   readonly name = 'webgpu' as const;
@@ -46,6 +56,8 @@ export class WebGPUBackend implements Backend {
   readonly maxBindingBytes: number;
   /** The matmul kernel family in use ('regblock' = no shared memory, 'tiled' = shared-memory tiles). */
   readonly matmulKernel: MatmulKernel;
+  /** The attention kernel family in use (head dims above 128 always run 'rowwise'). */
+  readonly attentionKernel: AttentionKernel;
   /** @internal */
   readonly rt: Runtime;
   private liveStorages = 0;
@@ -59,6 +71,8 @@ export class WebGPUBackend implements Backend {
     this.maxBindingBytes = this.rt.maxBindingBytes;
     const mk = config.matmulKernel ?? 'auto';
     this.matmulKernel = mk === 'auto' ? (this.isSoftware ? 'regblock' : 'tiled') : mk;
+    const ak = config.attentionKernel ?? 'auto';
+    this.attentionKernel = ak === 'auto' ? (this.isSoftware ? 'rowwise' : 'flash') : ak;
   }
 
   /** The fused kernels, one line each pointing at its kernel file (kernels/*.ts). */
@@ -68,7 +82,14 @@ export class WebGPUBackend implements Backend {
     layerNorm: (x, w, b, out, eps, rms) => runLayerNorm(this.live('layerNorm'), x, w, b, out, eps, rms),
     layerNormBackward: (x, w, g, gradIn, gx, eps, rms) => runLayerNormBackward(this.live(rms ? 'rmsNorm backward' : 'layerNorm backward'), x, w, g, gradIn, gx, eps, rms),
     adamStep: (p, g, m, v, vmax, h) => runAdamStep(this.live('adamStep'), p, g, m, v, vmax, h),
-    attention: (q, k, v, mask, out, scale, causal) => runAttention(this.live('attention'), q, k, v, mask, out, scale, causal),
+    attention: (q, k, v, mask, out, scale, causal) =>
+      (this.attentionKernel === 'flash' && flashAttentionFits(q, v) ? runFlashAttention : runAttention)(this.live('attention'), q, k, v, mask, out, scale, causal),
+    // Only the flash family has a fused backward; the row kernel's is the op's composite.
+    attentionBackward: (q, k, v, mask, g, gq, gk, gv, scale, causal) => {
+      if (this.attentionKernel !== 'flash' || !flashAttentionFits(q, v) || q.shape[2] === 0 || v.shape[2] === 0) return false;
+      runFlashAttentionBackward(this.live('attention backward'), q, k, v, mask, g, gq, gk, gv, scale, causal);
+      return true;
+    },
     quantizedMatmul: (x, w, s, out, bits, inF) => runQuantizedMatmul(this.live('quantizedMatmul'), x, w, s, out, bits, inF),
     dequantizeWeight: (w, s, out, bits, inF) => runDequantizeWeight(this.live('dequantizeWeight'), w, s, out, bits, inF),
     geluBackward: (g, x, out, approximate) => {
