@@ -1,10 +1,13 @@
-// Weight-only quantized matmul on the cpu backend (layout: ops/quantized-matmul.ts). Each weight row
+// Weight-only quantized matmul on the cpu backend (layout: ops/quantized-matmul.ts). The WebAssembly
+// SIMD kernels (quant/quant.ts) serve every call where WebAssembly SIMD exists; the JS loops below are
+// the fallback (and the reference the SIMD kernels are tested against). Each weight row
 // is decoded once into a float32 scratch row (q only; the row's scale multiplies the dot products),
 // then dotted with every row of x: the inner loops are plain typed-array loops over contiguous memory,
 // which V8 keeps in registers (and WASM SIMD could take over unchanged). Float32 accumulation.
 
 import type { View } from '../../../backend.js';
 import { arr } from '../common.js';
+import { simdDequantize, simdWeightMatmul, type PackedRows } from '../quant/quant.js';
 
 /** Decodes row `r` of a packed weight into `dst` [inFeatures] as float q values (no scale). */
 function decodeRow(w: Int32Array, base: number, bits: 4 | 8, inFeatures: number, dst: Float32Array): void {
@@ -45,6 +48,27 @@ function decodeRow(w: Int32Array, base: number, bits: 4 | 8, inFeatures: number,
 
 function rowWordsOf(weight: View): number {
   return weight.shape[1];
+}
+
+function packedRows(weight: View, scale: View, bits: 4 | 8, inFeatures: number): PackedRows {
+  return {
+    fmt: bits === 4 ? 'q4' : 'q8',
+    data: arr(weight) as Int32Array,
+    offset: weight.offset,
+    rows: weight.shape[0],
+    rowWords: rowWordsOf(weight),
+    cols: inFeatures,
+    scale: arr(scale) as Float32Array,
+    scaleOffset: scale.offset,
+  };
+}
+
+/** Whether the WebAssembly SIMD kernels are used (tests switch them off to compare with the JS loops). */
+let useSimd = true;
+export function setQuantizedSimd(on: boolean): boolean {
+  const prev = useSimd;
+  useSimd = on;
+  return prev;
 }
 
 /**
@@ -89,6 +113,7 @@ export function cpuQuantizedMatmul(x: View, weight: View, scale: View, out: View
   const s = arr(scale) as Float32Array;
   const o = arr(out) as Float32Array;
   const rows = x.shape[0];
+  if (useSimd && simdWeightMatmul(xs, x.offset, rows, packedRows(weight, scale, bits, inFeatures), o, out.offset)) return;
   const outFeatures = weight.shape[0];
   const rowWords = rowWordsOf(weight);
   if (rows <= FUSED_DECODE_ROWS) {
@@ -127,6 +152,7 @@ export function cpuDequantizeWeight(weight: View, scale: View, out: View, bits: 
   const w = arr(weight) as Int32Array;
   const s = arr(scale) as Float32Array;
   const o = arr(out) as Float32Array;
+  if (useSimd && simdDequantize(packedRows(weight, scale, bits, inFeatures), o, out.offset)) return;
   const rowWords = rowWordsOf(weight);
   const row = new Float32Array(inFeatures);
   for (let n = 0; n < weight.shape[0]; n++) {
