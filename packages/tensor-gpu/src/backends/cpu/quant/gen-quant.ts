@@ -11,7 +11,7 @@
  *        dequantize needs column order: arithmetic byte shifts and an interleaving shuffle, widened as q8;
  *  - h16: 16 bytes = 8 float16 columns, widened by moving the exponent/mantissa bits into float32
  *        position and multiplying by 2^112 (exact for normals and subnormals; Inf/NaN are kept).
- * The row's scale (q8, q4) multiplies the finished dot product, as the JS kernel does: float32
+ * The row's scale (every format has one; a float16 table's is usually 1) multiplies the finished dot product, as the JS kernel does: float32
  * accumulation, one f32x4 accumulator per row of x, the eight (or four, two) products of a block summed
  * as a tree so the loop-carried chain is one add per block.
  *
@@ -29,8 +29,6 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { COLS_PER_BLOCK, GEMV_MAX_ROWS, type QuantFormat } from './gen-quant-shared.js';
-
-const hasScale = (f: QuantFormat) => f !== 'h16';
 
 /**
  * Sets $w0.. from the 16-byte block in $v, in column order (or, for the q4 gemv, in Q4_GEMV_ORDER);
@@ -120,7 +118,7 @@ function gemv(fmt: QuantFormat, rows: number): string {
         (local.set $wp (i32.add (local.get $wp) (i32.const 16)))
         (local.set $b (i32.add (local.get $b) (i32.const 1)))
         (br $blockLoop)))
-      ${hasScale(fmt) ? '(local.set $sc (f32.load (i32.add (local.get $ps) (i32.shl (local.get $n) (i32.const 2)))))' : '(local.set $sc (f32.const 1))'}
+      (local.set $sc (f32.load (i32.add (local.get $ps) (i32.shl (local.get $n) (i32.const 2)))))
       ${rs.map((r) => `(f32.store (i32.add (i32.add (local.get $po) (i32.mul (i32.const ${r}) (local.get $ldo))) (i32.shl (local.get $n) (i32.const 2))) (f32.mul ${hsum(`$a${r}`)} (local.get $sc)))`).join('\n      ')}
       (local.set $n (i32.add (local.get $n) (i32.const 1)))
       (br $rowLoop)))
@@ -130,7 +128,6 @@ function gemv(fmt: QuantFormat, rows: number): string {
 function dequantize(fmt: QuantFormat): string {
   const { code, vectors } = decode(fmt, false);
   const xBytes = COLS_PER_BLOCK[fmt] * 4;
-  const scaled = (i: number) => (hasScale(fmt) ? `(f32x4.mul (local.get $w${i}) (local.get $s))` : `(local.get $w${i})`);
   return `
   (func (export "${fmt}deq") (param $pw i32) (param $ldw i32) (param $nrows i32) (param $kb i32) (param $ps i32) (param $pd i32) (param $ldd i32)
     (local $n i32) (local $b i32) (local $wp i32) (local $dp i32) (local $s v128)
@@ -139,13 +136,13 @@ function dequantize(fmt: QuantFormat): string {
       (br_if $rowsDone (i32.ge_u (local.get $n) (local.get $nrows)))
       (local.set $wp (i32.add (local.get $pw) (i32.mul (local.get $n) (local.get $ldw))))
       (local.set $dp (i32.add (local.get $pd) (i32.mul (local.get $n) (local.get $ldd))))
-      ${hasScale(fmt) ? '(local.set $s (v128.load32_splat (i32.add (local.get $ps) (i32.shl (local.get $n) (i32.const 2)))))' : ''}
+      (local.set $s (v128.load32_splat (i32.add (local.get $ps) (i32.shl (local.get $n) (i32.const 2)))))
       (local.set $b (i32.const 0))
       (block $blocksDone (loop $blockLoop
         (br_if $blocksDone (i32.ge_u (local.get $b) (local.get $kb)))
         (local.set $v (v128.load (local.get $wp)))
         ${code}
-        ${Array.from({ length: vectors }, (_, i) => `(v128.store offset=${i * 16} (local.get $dp) ${scaled(i)})`).join('\n        ')}
+        ${Array.from({ length: vectors }, (_, i) => `(v128.store offset=${i * 16} (local.get $dp) (f32x4.mul (local.get $w${i}) (local.get $s)))`).join('\n        ')}
         (local.set $dp (i32.add (local.get $dp) (i32.const ${xBytes})))
         (local.set $wp (i32.add (local.get $wp) (i32.const 16)))
         (local.set $b (i32.add (local.get $b) (i32.const 1)))

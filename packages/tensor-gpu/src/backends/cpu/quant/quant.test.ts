@@ -36,7 +36,10 @@ function makeWeights(fmt: QuantFormat, N: number, K: number, seed: number, lead 
         dense[n * K + k] = float16BitsToNumber(bits);
       }
     }
-    return { rows: { fmt, data, offset: lead, rows: N, rowWords, cols: K }, dense };
+    // a scale per row as every format has (a tied embedding table's is 1; powers of two keep the product exact)
+    const scale = Float32Array.from({ length: 3 + N }, (_, i) => 2 ** ((i % 3) - 1));
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) dense[n * K + k] *= scale[3 + n];
+    return { rows: { fmt, data, offset: lead, rows: N, rowWords, cols: K, scale, scaleOffset: 3 }, dense };
   }
   const bits = fmt === 'q8' ? 8 : 4;
   const qmax = bits === 8 ? 127 : 7;
@@ -136,18 +139,18 @@ describe('cpu WebAssembly SIMD weight-only matmul', () => {
     const data = new Int32Array(rowWords);
     new Uint16Array(data.buffer).set(specials);
     const out = new Float32Array(specials.length);
-    expect(simdDequantize({ fmt: 'h16', data, offset: 0, rows: 1, rowWords, cols: specials.length }, out, 0)).toBe(true);
+    expect(simdDequantize({ fmt: 'h16', data, offset: 0, rows: 1, rowWords, cols: specials.length, scale: Float32Array.of(1), scaleOffset: 0 }, out, 0)).toBe(true);
     expect(Array.from(out)).toEqual(specials.map(float16BitsToNumber));
     expect(Object.is(out[1], -0)).toBe(true);
   });
 
-  it('the cpu op with the SIMD kernels agrees with the JS loops (int4 and int8, decode and prefill)', () => {
+  it('the cpu op with the SIMD kernels agrees with the JS loops (int4, int8 and float16, decode and prefill)', () => {
     const backend = testCpuBackend();
-    for (const bits of [4, 8] as const) {
+    for (const bits of [4, 8, 16] as const) {
       const [N, K] = [45, 77];
-      const w = makeWeights(bits === 4 ? 'q4' : 'q8', N, K, bits);
+      const w = makeWeights(bits === 4 ? 'q4' : bits === 8 ? 'q8' : 'h16', N, K, bits);
       const weight = fromHost(w.rows.data, [N, w.rows.rowWords], 'int32', backend);
-      const scale = fromHost(w.rows.scale!.slice(3), [N], 'float32', backend);
+      const scale = fromHost(w.rows.scale.slice(3), [N], 'float32', backend);
       for (const M of [1, 6, 20]) {
         const rnd = seededRandom(M);
         const x = fromHost(Float32Array.from({ length: M * K }, () => rnd() * 2 - 1), [M, K], 'float32', backend);

@@ -1,5 +1,5 @@
-// The cpu backend's WebAssembly SIMD weight-only matmul (see gen-quant.ts): int8 / int4 rows with a
-// scale per row, and float16 rows, decoded in registers.
+// The cpu backend's WebAssembly SIMD weight-only matmul (see gen-quant.ts): int8 / int4 / float16 rows
+// with a scale per row, decoded in registers.
 //
 // The module has its own growable memory. Decode-sized inputs (M <= DECODE_MAX_ROWS rows of x) run the
 // `gemv` kernels: x is staged once, then the packed weight is streamed through the memory in chunks of
@@ -35,9 +35,9 @@ export interface PackedRows {
   rowWords: number;
   /** Columns of a row (the layer's input features). */
   cols: number;
-  /** One float32 per row (q8, q4); absent for h16. */
-  scale?: Float32Array;
-  scaleOffset?: number;
+  /** One float32 per row. */
+  scale: Float32Array;
+  scaleOffset: number;
 }
 
 /** Rows of x up to which the gemv kernels run (above: dequantize a block, float GEMM). */
@@ -107,7 +107,7 @@ function stageRows(u8: Uint8Array, f32: Float32Array, w: PackedRows, n0: number,
       u8.fill(0, dst + n * ldw + rowBytes, dst + (n + 1) * ldw);
     }
   }
-  if (w.scale) f32.set(w.scale.subarray((w.scaleOffset ?? 0) + n0, (w.scaleOffset ?? 0) + n0 + count), ps >> 2);
+  f32.set(w.scale.subarray(w.scaleOffset + n0, w.scaleOffset + n0 + count), ps >> 2);
 }
 
 /**
