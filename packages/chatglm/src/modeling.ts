@@ -455,12 +455,12 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
   }
 }
 
-/** Whether two float arrays hold the same values bit for bit (NaN payloads included). */
-function sameValues(a: Float32Array, b: Float32Array): boolean {
+/** Rows of a float table read (and packed) at a time by holdEmbeddingsInFloat16. */
+const FLOAT16_PACK_ROWS = 4096;
+
+function sameWords(a: Int32Array, b: Int32Array): boolean {
   if (a.length !== b.length) return false;
-  const x = new Int32Array(a.buffer, a.byteOffset, a.length);
-  const y = new Int32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
@@ -719,15 +719,29 @@ export class ChatGLMForConditionalGeneration extends ChatGLMPreTrainedModel {
       throw new ChatGLMInputError('ChatGLMForConditionalGeneration.holdEmbeddingsInFloat16: expects float word_embeddings and a bias-free float lm_head');
     }
     const backend = emb.weight.backend;
-    const embValues = (await emb.weight.data()) as Float32Array;
-    // Packing checks exactness first: a refused table leaves both modules untouched.
-    const embTable = packFloat16Rows(embValues, vocabSize, hiddenSize, 'transformer.word_embeddings.weight');
-    const headValues = (await head.weight.data()) as Float32Array;
-    const tied = sameValues(embValues, headValues);
-    const headTable = tied ? null : packFloat16Rows(headValues, vocabSize, hiddenSize, 'lm_head.weight');
-    const shape = [vocabSize, quantizedRowWords(16, hiddenSize)];
+    // Read in blocks of rows (a few MB of host copies at a time, not two 2.1 GB ones). Packing checks
+    // exactness first: a refused table leaves both modules untouched.
+    const rowWords = quantizedRowWords(16, hiddenSize);
+    const packAll = async (t: Tensor, name: string, compareWith: Int32Array | null): Promise<{ table: Int32Array; same: boolean }> => {
+      const table = new Int32Array(vocabSize * rowWords);
+      let same = compareWith !== null;
+      for (let r0 = 0; r0 < vocabSize; r0 += FLOAT16_PACK_ROWS) {
+        const n = Math.min(FLOAT16_PACK_ROWS, vocabSize - r0);
+        const block = t.narrow(0, r0, n); // [n, hidden]
+        const values = (await block.data()) as Float32Array;
+        block.dispose();
+        const words = packFloat16Rows(values, n, hiddenSize, name, r0);
+        if (same && !sameWords(words, compareWith!.subarray(r0 * rowWords, (r0 + n) * rowWords))) same = false;
+        table.set(words, r0 * rowWords);
+      }
+      return { table, same };
+    };
+    const embTable = (await packAll(emb.weight, 'transformer.word_embeddings.weight', null)).table;
+    const headPacked = await packAll(head.weight, 'lm_head.weight', embTable);
+    const tied = headPacked.same;
+    const shape = [vocabSize, rowWords];
     const table = fromHost(embTable, shape, 'int32', backend);
-    const headTensor = headTable ? fromHost(headTable, shape, 'int32', backend) : table;
+    const headTensor = tied ? table : fromHost(headPacked.table, shape, 'int32', backend);
     this.transformer.setModule('word_embeddings', new Float16Embedding(table, vocabSize, hiddenSize));
     this.setModule('lm_head', new Float16Linear(headTensor, hiddenSize, vocabSize));
     emb.dispose();

@@ -34,19 +34,27 @@ export function quantizedRowWords(bits: QuantBits, inFeatures: number): number {
 
 /**
  * Host packing of float16-exact values [rows, cols] into the bits-16 layout (int32 [rows, rowWords]);
- * `name` labels the error for a value float16 cannot hold exactly.
+ * `name` labels the error for a value float16 cannot hold exactly, whose row is reported from `firstRow`.
  */
-export function packFloat16Rows(values: Float32Array, rows: number, cols: number, name = 'packFloat16Rows'): Int32Array {
+export function packFloat16Rows(values: Float32Array, rows: number, cols: number, name = 'packFloat16Rows', firstRow = 0): Int32Array {
   if (values.length !== rows * cols) throw new ShapeError(`${name}: ${values.length} values is not ${rows} rows of ${cols}`);
   const rowWords = quantizedRowWords(16, cols);
   const out = new Int32Array(rows * rowWords);
   const halves = new Uint16Array(out.buffer);
+  const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      const v = values[r * cols + c];
-      const h = numberToFloat16Bits(v);
-      if (float16BitsToNumber(h) !== v && !(Number.isNaN(v) && Number.isNaN(float16BitsToNumber(h)))) {
-        throw new RangeError(`${name}: value ${v} at [${r}, ${c}] is not exact in float16`);
+      const b = bits[r * cols + c];
+      const e = (b >>> 23) & 0xff;
+      let h: number;
+      // Fast path: a float16 normal (exponent 113..142, low 13 mantissa bits zero) moves its bits over.
+      if (e >= 113 && e <= 142 && (b & 0x1fff) === 0) h = ((b >>> 16) & 0x8000) | ((e - 112) << 10) | ((b >>> 13) & 0x3ff);
+      else {
+        const v = values[r * cols + c];
+        h = numberToFloat16Bits(v);
+        if (float16BitsToNumber(h) !== v && !(Number.isNaN(v) && Number.isNaN(float16BitsToNumber(h)))) {
+          throw new RangeError(`${name}: value ${v} at [${firstRow + r}, ${c}] is not exact in float16`);
+        }
       }
       halves[r * rowWords * 2 + c] = h;
     }
