@@ -28,17 +28,8 @@ const loadavg = () => {
   }
 };
 
-function randomWords(n, seed) {
-  const out = new Int32Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x;
-  }
-  return out;
-}
+/** Hashed words: every int8 / int4 code appears (the values do not change the timing). */
+const randomWords = (n, seed) => Int32Array.from({ length: n }, (_, i) => Math.imul(i + seed, 2654435761) ^ (i >>> 3));
 
 // ChatGLM-6B's linears: query_key_value [12288, 4096], dense [4096, 4096], dense_h_to_4h [16384, 4096], dense_4h_to_h [4096, 16384]
 const shapes = quick ? [[4096, 4096]] : [[4096, 4096], [12288, 4096], [16384, 4096], [4096, 16384]];
