@@ -2,22 +2,32 @@
 // weights, one JSON line per measurement:
 //   build     time to allocate and fill the model, weight bytes (backend storage) and process RSS
 //   prefill   forward of a prompt (auto masks / 2-D positions), tokens/s
-//   decode    cached greedy steps (the chat path: chatglmDecoderStep), median ms/token, peak live bytes
-// float32 (bits 0), int8 and int4 weights (QuantizedLinear on quantizedMatmul). Embeddings and lm_head
-// stay float32 as in THUDM's int4 checkpoints (2 x 2.1 GB on the cpu backend, which widens float16).
-// Usage: node --expose-gc bench/run.mjs [--layers 2,6] [--bits 4,8,0] [--prompt 16] [--tokens 8] [--backend cpu|webgpu]
-// The 28-layer int4 model: --layers 28 --bits 4 (about 7 GB of host memory).
+//   decode    cached greedy steps (the chat path: chatglmDecoderStep), median ms/token, peak live bytes,
+//             and the process's peak RSS (each configuration runs in its own child process)
+// float32 (bits 0), int8 and int4 weights (QuantizedLinear on quantizedMatmul). The quantized models hold
+// their (equal, float16-exact) word embeddings and lm_head as one 16-bit table (holdEmbeddingsInFloat16,
+// as THUDM's int4 checkpoints allow); --embeddings float32 keeps them float32 (2 x 2.1 GB on the cpu).
+// PyTorch CPU float32 runs side by side on the same shapes (bench/torch_chatglm.py, 2 threads,
+// OMP_WAIT_POLICY=PASSIVE; Debian's python3-torch: $LM_PYTHON, else /usr/bin/python3); --no-torch skips it.
+// Usage: node --expose-gc bench/run.mjs [--layers 2,6,28] [--bits 4,8,0] [--prompt 16] [--tokens 8]
+//        [--backend cpu|webgpu] [--embeddings float16|float32] [--no-torch]
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import * as lm from '@lm/tensor-gpu';
 import { initInPlace, withoutInit } from '@lm/layers';
 import { ChatGLMConfig, ChatGLMForConditionalGeneration, QuantizedLinear, chatglmCacheOps, chatglmDecoderStep } from '../dist/index.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : dflt);
-const layersList = opt('layers', '2,6').split(',').map(Number);
+const layersList = opt('layers', '2,6,28').split(',').map(Number);
 const bitsList = opt('bits', '4,8,0').split(',').map(Number);
 const promptLen = Number(opt('prompt', '16'));
 const tokens = Number(opt('tokens', '8'));
 const backendName = opt('backend', 'cpu');
+const embeddings = opt('embeddings', 'float16');
+const one = opt('one', null); // "layers,bits": run this configuration in this process (the parent spawns these)
 
 const emit = (o) => console.log(JSON.stringify(o));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -52,9 +62,10 @@ function buildModel(layers, bits, backend) {
     for (const [name, p] of model.namedParameters()) {
       if (name.endsWith('layernorm.weight')) initInPlace(p, { kind: 'constant', value: 1 });
       else if (name.endsWith('.bias')) initInPlace(p, { kind: 'constant', value: 0 });
-      // Float weights (embeddings, lm_head; every linear at bits 0) are constant: drawing 10^9 normal
-      // values costs minutes here and timing does not depend on the values.
-      else initInPlace(p, { kind: 'constant', value: 0.01 });
+      // Float weights (embeddings, lm_head; every linear at bits 0) are constant (float16-exact, so the
+      // tied tables can be held in 16 bits): drawing 10^9 normal values costs minutes here and timing
+      // does not depend on the values.
+      else initInPlace(p, { kind: 'constant', value: lm.roundToFloat16(0.01) });
     }
   });
   return model;
@@ -62,11 +73,13 @@ function buildModel(layers, bits, backend) {
 
 async function run(layers, bits, backend) {
   globalThis.gc?.();
-  const tag = { family: 'chatglm', layers, hidden: 4096, weights: bits === 0 ? 'float32' : `int${bits}`, backend: backend.name };
+  const tag = { family: 'chatglm', layers, hidden: 4096, weights: bits === 0 ? 'float32' : `int${bits}`, embeddings: bits === 0 ? 'float32' : embeddings, backend: backend.name };
   const t0 = performance.now();
   const model = buildModel(layers, bits, backend);
+  if (tag.embeddings === 'float16') await model.holdEmbeddingsInFloat16();
   await backend.sync();
-  emit({ ...tag, bench: 'build', ms: Math.round(performance.now() - t0), weightBytesGB: gb(backend.memory().bytes), rssGB: gb(process.memoryUsage().rss), quantizedBytesGB: gb(quantizedBytes(model)) });
+  globalThis.gc?.();
+  emit({ ...tag, bench: 'build', ms: Math.round(performance.now() - t0), weightBytesGB: gb(backend.memory().bytes), rssGB: gb(process.memoryUsage().rss), peakRssGB: peakRss(), quantizedBytesGB: gb(quantizedBytes(model)), loadavg: load() });
 
   const prompt = Int32Array.from({ length: promptLen }, (_, i) => (i === promptLen - 2 ? 130001 : i === promptLen - 1 ? 130004 : 5 + ((i * 7919) % 120000)));
   const ids = lm.fromHost(prompt, [1, promptLen], 'int32', backend);
@@ -76,7 +89,7 @@ async function run(layers, bits, backend) {
   let out = lm.noGrad(() => lm.scope(() => step(ids, null)));
   let next = await argmaxLast(out.logits);
   const prefillMs = performance.now() - t1;
-  emit({ ...tag, bench: 'prefill', promptTokens: promptLen, ms: Math.round(prefillMs), tokensPerSecond: Math.round((promptLen / prefillMs) * 1000 * 1000) / 1000 });
+  emit({ ...tag, bench: 'prefill', promptTokens: promptLen, ms: Math.round(prefillMs), tokensPerSecond: Math.round((promptLen / prefillMs) * 1000 * 1000) / 1000, loadavg: load() });
 
   const times = [];
   let cache = out.cache;
@@ -93,7 +106,7 @@ async function run(layers, bits, backend) {
     out.logits.dispose();
     tok.dispose();
   }
-  emit({ ...tag, bench: 'decode', tokens, msPerToken: Math.round(median(times)), tokensPerSecond: Math.round((1000 / median(times)) * 1000) / 1000, peakLiveGB: gb(peak), rssGB: gb(process.memoryUsage().rss) });
+  emit({ ...tag, bench: 'decode', tokens, msPerToken: Math.round(median(times)), tokensPerSecond: Math.round((1000 / median(times)) * 1000) / 1000, peakLiveGB: gb(peak), rssGB: gb(process.memoryUsage().rss), peakRssGB: peakRss(), loadavg: load() });
   for (const x of chatglmCacheOps.tensors(cache)) x.dispose();
   ids.dispose();
   model.dispose();
@@ -113,13 +126,41 @@ async function argmaxLast(logits) {
   return v;
 }
 
-const backend = backendName === 'webgpu' ? await lm.createWebGPUBackend() : lm.cpu();
+const load = () => loadavg().map((v) => Math.round(v * 100) / 100);
+const peakRss = () => gb(process.resourceUsage().maxRSS * 1024);
+
+if (one) {
+  const [layers, bits] = one.split(',').map(Number);
+  const backend = backendName === 'webgpu' ? await lm.createWebGPUBackend() : lm.cpu();
+  await run(layers, bits, backend);
+  process.exit(0);
+}
+
+// Parent: one child process per configuration (a clean heap and a peak RSS of its own), PyTorch beside.
+const self = fileURLToPath(import.meta.url);
+const python = process.env.LM_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+const withTorch = !args.includes('--no-torch') && spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+if (!args.includes('--no-torch') && !withTorch) emit({ family: 'chatglm', backend: 'pytorch-cpu', skipped: `${python} cannot import torch (Debian: apt-get install python3-torch, or set LM_PYTHON)` });
+let failed = false;
+const child = (cmd, argv, env = process.env) => {
+  const r = spawnSync(cmd, argv, { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    emit({ family: 'chatglm', failed: `${cmd} ${argv.join(' ')} exited with ${r.status ?? r.signal}` });
+    failed = true;
+  }
+};
 for (const layers of layersList) {
   for (const bits of bitsList) {
     if (bits === 0 && layers > 6) {
-      emit({ family: 'chatglm', layers, weights: 'float32', skipped: 'float32 weights of this depth do not fit this machine (about 4 GB per 6 layers plus 4.3 GB of embeddings)' });
+      emit({ family: 'chatglm', layers, weights: 'float32', skipped: 'float32 weights of this depth do not fit this machine (24 GiB): 0.8 GB per layer plus 4.3 GB of embeddings and lm_head' });
       continue;
     }
-    await run(layers, bits, backend);
+    const passOn = args.filter((a, i) => !['--one', '--layers', '--bits'].includes(a) && !['--one', '--layers', '--bits'].includes(args[i - 1]));
+    child(process.execPath, ['--expose-gc', self, '--one', `${layers},${bits}`, ...passOn]);
+  }
+  if (withTorch && bitsList.includes(0)) {
+    if (layers > 6) emit({ family: 'chatglm', layers, weights: 'float32', backend: 'pytorch-cpu', skipped: 'float32 weights of this depth do not fit this machine (24 GiB)' });
+    else child(python, [fileURLToPath(new URL('./torch_chatglm.py', import.meta.url)), '--layers', String(layers), '--prompt', String(promptLen), '--tokens', String(tokens), '--threads', '2'], { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' });
   }
 }
+process.exit(failed ? 1 : 0);

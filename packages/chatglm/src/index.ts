@@ -35,6 +35,7 @@ export {
   type GreedySearchResult,
 } from './generation.js';
 export { conformance } from './conformance.js';
+export { Float16Embedding, Float16Linear } from './float16.js';
 export { QuantizedLinear, quantizeWeight, compressInt4, type QuantizedValues, type QuantizedLinearOptions, type QuantizationRounding } from './quantization.js';
 export {
   chat,

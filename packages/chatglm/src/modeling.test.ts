@@ -9,12 +9,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint, writeTorchCheckpoint, type TensorToWrite } from '@lm/dist-ckpt';
 import { withoutInit } from '@lm/layers';
 import { weightPathProblems } from '@lm/layers/testing';
-import { memory, tensor, type Backend, type Tensor } from '@lm/tensor-gpu';
-import { findSharedFixtures, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
+import { fromHost, memory, noGrad, roundToFloat16, tensor, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { compareArrays, findSharedFixtures, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
 import { ChatGLMConfig } from './config.js';
 import { ChatGLMForConditionalGeneration, ChatGLMInputError } from './modeling.js';
 import { greedySearch } from './generation.js';
 import { QuantizedLinear } from './quantization.js';
+import { Float16Embedding, Float16Linear } from './float16.js';
 
 const webgpu = await testWebGPUBackend();
 afterAll(() => webgpu?.destroy());
@@ -126,6 +127,67 @@ describe.skipIf(!haveInt4).each(backends)('quantize() on %s', (_name, backend) =
       model.dispose();
     });
   }
+});
+
+describe.each(backends)('embeddings and lm_head held in float16 on %s', (_name, backend) => {
+  /** A tiny model whose word embeddings and lm_head are float16-exact; equal when `tied`. */
+  async function halfModel(tied: boolean): Promise<ChatGLMForConditionalGeneration> {
+    const model = new ChatGLMForConditionalGeneration(tiny(), { backend }).eval();
+    const round = async (t: Tensor, seed: number) => {
+      const v = Float32Array.from((await t.data()) as Float32Array, (x, i) => roundToFloat16(x + seed * 1e-3 * (i % 7)));
+      const h = fromHost(v, t.shape, 'float32', backend);
+      noGrad(() => t.copy_(h));
+      h.dispose();
+    };
+    await round(model.transformer.word_embeddings.weight, 0);
+    if (tied) {
+      const w = (model.transformer.word_embeddings.weight as Tensor).clone();
+      noGrad(() => (model.lm_head.weight as Tensor).copy_(w));
+      w.dispose();
+    } else {
+      await round(model.lm_head.weight, 1);
+    }
+    return model;
+  }
+
+  for (const tied of [true, false]) {
+    it(`${tied ? 'equal tables become ONE' : 'different tables become two'} 16-bit table${tied ? '' : 's'}; the logits match the float model's`, async () => {
+      const model = await halfModel(tied);
+      const inputIds = tensor([[3, 7, 31, 32, 5], [9, 8, 31, 32, 6]], { dtype: 'int32', backend });
+      const floatLogits = noGrad(() => model.forward({ inputIds, useCache: false }).logits);
+      const before = backend.memory().bytes;
+      const { tied: shared, bytes } = await model.holdEmbeddingsInFloat16();
+      expect(shared).toBe(tied);
+      expect(model.transformer.word_embeddings).toBeInstanceOf(Float16Embedding);
+      expect(model.lm_head).toBeInstanceOf(Float16Linear);
+      expect(model.lm_head.weight === model.transformer.word_embeddings.weight).toBe(tied);
+      // 40 x 16 float32 tables (2 x 2560 bytes) -> 40 x 8 int32 words (1280 bytes) each, once when tied
+      expect(bytes).toBe((tied ? 1 : 2) * 1280);
+      expect(before - backend.memory().bytes).toBe(2 * 2560 - bytes - 40 * 4); // less the head's row scales
+      const halfLogits = noGrad(() => model.forward({ inputIds, useCache: false }).logits);
+      const cmp = compareArrays(Array.from(await halfLogits.data()), Array.from(await floatLogits.data()), 1e-5, 1e-5);
+      expect(cmp.ok, `max |diff| ${cmp.maxAbs} at ${cmp.at}`).toBe(true);
+      // the state dict keeps the reference's names (the tied table under both)
+      expect([...model.stateDict().keys()]).toEqual(expect.arrayContaining(['transformer.word_embeddings.weight', 'lm_head.weight']));
+      expect(() => model.transformer.getInputEmbeddings()).toThrow(/held in float16/);
+      [inputIds, floatLogits, halfLogits].forEach((t) => t.dispose());
+      model.dispose();
+    });
+  }
+
+  it('a table float16 cannot hold exactly is refused by name and position; the model is left as it was', async () => {
+    const model = await halfModel(true);
+    const w = model.lm_head.weight as Tensor;
+    const v = (await w.data()) as Float32Array;
+    v[16 * 3 + 2] = 0.1; // not a float16 value
+    const bad = fromHost(Float32Array.from(v), w.shape, 'float32', backend);
+    noGrad(() => w.copy_(bad));
+    bad.dispose();
+    await expect(model.holdEmbeddingsInFloat16()).rejects.toThrow(/lm_head.weight: value 0.1.* at \[3, 2\] is not exact in float16/);
+    expect(model.lm_head).not.toBeInstanceOf(Float16Linear);
+    expect(model.transformer.word_embeddings).not.toBeInstanceOf(Float16Embedding);
+    model.dispose();
+  });
 });
 
 describe.each(backends)('bad input on %s', (_name, backend) => {

@@ -17,7 +17,7 @@
 // Ids, labels and positions are int32. Forward methods take one options object (camelCase) and return
 // plain objects of tensors.
 
-import { arange, concat, crossEntropy, dropout, fromHost, full, noGrad, ShapeError, scope, stack, where, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { arange, concat, crossEntropy, dropout, fromHost, full, noGrad, packFloat16Rows, quantizedRowWords, ShapeError, scope, stack, where, type Backend, type Tensor } from '@lm/tensor-gpu';
 import {
   applyRotaryPosEmbIndex,
   attentionCore,
@@ -36,6 +36,7 @@ import {
 } from '@lm/layers';
 import type { Checkpoint } from '@lm/dist-ckpt';
 import { ChatGLMConfig } from './config.js';
+import { Float16Embedding, Float16Linear } from './float16.js';
 import { QuantizedLinear, type QuantizationRounding } from './quantization.js';
 import { ChatGLMRotaryEmbedding, applyChatGLMRotary2D } from './rotary.js';
 
@@ -454,6 +455,15 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
   }
 }
 
+/** Rows of a float table read (and packed) at a time by holdEmbeddingsInFloat16. */
+const FLOAT16_PACK_ROWS = 4096;
+
+function sameWords(a: Int32Array, b: Int32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Refuses (host check) rows the reference's `list.index` would refuse: no <bos>, or neither [gMASK] nor [MASK]. */
 function checkSpecialTokens(inputIds: Tensor, config: ChatGLMConfig): void {
   const [batch, seq] = inputIds.shape;
@@ -500,7 +510,8 @@ export interface ChatGLMModelOutput {
 
 /** The GLM transformer: word embeddings, the GLM blocks, final LayerNorm, and the optional P-tuning v2 prefix. */
 export class ChatGLMModel extends ChatGLMPreTrainedModel {
-  declare word_embeddings: Embedding;
+  /** An Embedding, or after `holdEmbeddingsInFloat16` a Float16Embedding. */
+  declare word_embeddings: Embedding | Float16Embedding;
   declare layers: ModuleList<GLMBlock>;
   declare final_layernorm: LayerNorm;
   declare prefix_encoder: PrefixEncoder | null;
@@ -522,6 +533,9 @@ export class ChatGLMModel extends ChatGLMPreTrainedModel {
   }
 
   getInputEmbeddings(): Embedding {
+    if (this.word_embeddings instanceof Float16Embedding) {
+      throw new ChatGLMInputError('ChatGLMModel.getInputEmbeddings: the word embeddings are held in float16 (holdEmbeddingsInFloat16); load the model again for float ones');
+    }
     return this.word_embeddings;
   }
 
@@ -648,7 +662,8 @@ export interface ChatGLMCausalLMOutput {
 /** ChatGLMModel with the output projection `lm_head` (not tied to the word embeddings) and the shifted LM loss. */
 export class ChatGLMForConditionalGeneration extends ChatGLMPreTrainedModel {
   declare transformer: ChatGLMModel;
-  declare lm_head: Linear;
+  /** A Linear, or after `holdEmbeddingsInFloat16` a Float16Linear (possibly over the embeddings' table). */
+  declare lm_head: Linear | Float16Linear;
 
   constructor(config: ChatGLMConfig, options: ModuleOptions = {}) {
     super(config);
@@ -667,8 +682,9 @@ export class ChatGLMForConditionalGeneration extends ChatGLMPreTrainedModel {
     this.transformer.setInputEmbeddings(value);
   }
 
-  override getOutputEmbeddings(): Linear {
-    return this.lm_head;
+  /** lm_head, or null once it is held in float16 (a Float16Linear is not a Linear to re-tie or resize). */
+  override getOutputEmbeddings(): Linear | null {
+    return this.lm_head instanceof Float16Linear ? null : this.lm_head;
   }
 
   override setOutputEmbeddings(linear: Linear): void {
@@ -681,6 +697,57 @@ export class ChatGLMForConditionalGeneration extends ChatGLMPreTrainedModel {
    * checkpoints hold equal values under both names, so loading both gives the same logits.)
    */
   override tieWeights(): void {}
+
+  /**
+   * Holds `transformer.word_embeddings.weight` and `lm_head.weight` in 16 bits (float16 pairs, int32
+   * [vocab, hidden / 2]; the cpu backend would hold each widened to float32), and as ONE table when
+   * their values are equal, as in THUDM's checkpoints: tying is detected from the values at this call,
+   * not assumed from `tie_word_embeddings` (the reference builds lm_head as its own Linear, and the
+   * fixtures' checkpoints hold different tables under the two names). Lossless: both tables must be
+   * float16-exact (THUDM's are float16; a value that is not is refused, naming the tensor and position,
+   * and the model is left as it was). Inference only: the tables are frozen afterwards.
+   * Returns whether one table is shared and the bytes the tables now take.
+   */
+  async holdEmbeddingsInFloat16(): Promise<{ tied: boolean; bytes: number }> {
+    const emb = this.transformer.word_embeddings;
+    const head = this.lm_head;
+    const { vocabSize, hiddenSize } = this.config;
+    if (emb instanceof Float16Embedding && head instanceof Float16Linear) {
+      return { tied: emb.weight === head.weight, bytes: (emb.weight === head.weight ? 1 : 2) * emb.weight.size * 4 };
+    }
+    if (emb instanceof Float16Embedding || head instanceof Float16Linear || head.bias) {
+      throw new ChatGLMInputError('ChatGLMForConditionalGeneration.holdEmbeddingsInFloat16: expects float word_embeddings and a bias-free float lm_head');
+    }
+    const backend = emb.weight.backend;
+    // Read in blocks of rows (a few MB of host copies at a time, not two 2.1 GB ones). Packing checks
+    // exactness first: a refused table leaves both modules untouched.
+    const rowWords = quantizedRowWords(16, hiddenSize);
+    const packAll = async (t: Tensor, name: string, compareWith: Int32Array | null): Promise<{ table: Int32Array; same: boolean }> => {
+      const table = new Int32Array(vocabSize * rowWords);
+      let same = compareWith !== null;
+      for (let r0 = 0; r0 < vocabSize; r0 += FLOAT16_PACK_ROWS) {
+        const n = Math.min(FLOAT16_PACK_ROWS, vocabSize - r0);
+        const block = t.narrow(0, r0, n); // [n, hidden]
+        const values = (await block.data()) as Float32Array;
+        block.dispose();
+        const words = packFloat16Rows(values, n, hiddenSize, name, r0);
+        if (same && !sameWords(words, compareWith!.subarray(r0 * rowWords, (r0 + n) * rowWords))) same = false;
+        table.set(words, r0 * rowWords);
+      }
+      return { table, same };
+    };
+    const embTable = (await packAll(emb.weight, 'transformer.word_embeddings.weight', null)).table;
+    const headPacked = await packAll(head.weight, 'lm_head.weight', embTable);
+    const tied = headPacked.same;
+    const shape = [vocabSize, rowWords];
+    const table = fromHost(embTable, shape, 'int32', backend);
+    const headTensor = tied ? table : fromHost(headPacked.table, shape, 'int32', backend);
+    this.transformer.setModule('word_embeddings', new Float16Embedding(table, vocabSize, hiddenSize));
+    this.setModule('lm_head', new Float16Linear(headTensor, hiddenSize, vocabSize));
+    emb.dispose();
+    head.dispose();
+    return { tied, bytes: (tied ? 1 : 2) * table.size * 4 };
+  }
 
   /**
    * The P-tuning v2 prefix alone, as the reference's ptuning scripts save it: every

@@ -193,9 +193,9 @@ export interface FusedKernels {
    * (bits 4) rows, scale float32 [out] -> out contiguous float32 [rows, out] = x @ (q * scale)^T,
    * dequantizing in registers and accumulating in float32.
    */
-  quantizedMatmul?: (x: View, weight: View, scale: View, out: View, bits: 4 | 8, inFeatures: number) => void;
+  quantizedMatmul?: (x: View, weight: View, scale: View, out: View, bits: 4 | 8 | 16, inFeatures: number) => void;
   /** The float32 weight [out, inFeatures] = q * scale[row] of a quantized weight (layout as quantizedMatmul). */
-  dequantizeWeight?: (weight: View, scale: View, out: View, bits: 4 | 8, inFeatures: number) => void;
+  dequantizeWeight?: (weight: View, scale: View, out: View, bits: 4 | 8 | 16, inFeatures: number) => void;
   /**
    * gradIn = gradOut * gelu'(x) for the exact ('none') or tanh GELU, elementwise; gradOut and x have
    * gradIn's shape (any strides), gradIn is contiguous.

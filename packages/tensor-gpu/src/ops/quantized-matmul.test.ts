@@ -8,7 +8,8 @@ import type { WebGPUBackend } from '../backends/webgpu/webgpu-backend.js';
 import { runQuantizedMatmul } from '../backends/webgpu/kernels/quantized-matmul.js';
 import { fromHost } from './creation.js';
 import { matmul } from './linalg.js';
-import { dequantizeWeight, packQuantizedRows, quantizedMatmul, quantizedRowWords, type QuantBits } from './quantized-matmul.js';
+import { dequantizeWeight, packFloat16Rows, packQuantizedRows, quantizedMatmul, quantizedRowWords, type QuantBits } from './quantized-matmul.js';
+import { float16BitsToNumber, numberToFloat16Bits } from '../dtype.js';
 import { compareArrays, seededRandom, testCpuBackend, testWebGPUBackend } from '../testing/index.js';
 
 const webgpu = await testWebGPUBackend();
@@ -115,6 +116,39 @@ describe.each(backends)('quantizedMatmul on %s', (_name, backend) => {
     });
   }
 
+  // bits 16: a float16 table (tied embeddings / output head) in 16 bits, decoded to float32 in registers
+  for (const [out, inF, rows] of [
+    [9, 13, 1],
+    [33, 150, 4],
+    [5, 40, 9],
+  ]) {
+    it(`float16 rows: ${rows} x ${inF} @ [${out}, ${inF}]^T matches the float64 reference; dequantize widens exactly`, async () => {
+      const rnd = seededRandom(out + inF);
+      const w = Float32Array.from({ length: out * inF }, () => float16BitsToNumber(numberToFloat16Bits((rnd() * 2 - 1) * 4)));
+      w[0] = 6.1e-5 * 0.5; // a float16 subnormal (2^-15)
+      w[0] = float16BitsToNumber(numberToFloat16Bits(w[0]));
+      const scale = Float32Array.from({ length: out }, (_, n) => (n % 2 ? 1 : 0.5));
+      const x = Float32Array.from({ length: rows * inF }, () => rnd() * 2 - 1);
+      const weight = fromHost(packFloat16Rows(w, out, inF), [out, quantizedRowWords(16, inF)], 'int32', backend);
+      const sc = fromHost(scale, [out], 'float32', backend);
+      const xt = fromHost(x, [rows, inF], 'float32', backend);
+      const y = quantizedMatmul(xt, weight, sc, { bits: 16, inFeatures: inF });
+      const want: number[] = [];
+      for (let r = 0; r < rows; r++) {
+        for (let n = 0; n < out; n++) {
+          let acc = 0;
+          for (let k = 0; k < inF; k++) acc += x[r * inF + k] * w[n * inF + k] * scale[n];
+          want.push(acc);
+        }
+      }
+      const cmp = compareArrays(Array.from(await y.data()), want, 1e-5, 1e-5);
+      expect(cmp.ok, `max |diff| ${cmp.maxAbs} at ${cmp.at}`).toBe(true);
+      const deq = dequantizeWeight(weight, sc, { bits: 16, inFeatures: inF });
+      expect(Array.from(await deq.data())).toEqual(Array.from(w, (v, i) => v * scale[Math.floor(i / inF)]));
+      [y, deq, weight, sc, xt].forEach((u) => u.dispose());
+    });
+  }
+
   it('refuses bad inputs with the op and the shapes in the message', () => {
     const w = fromHost(new Int32Array(8), [2, 4], 'int32', backend);
     const s = fromHost(new Float32Array(2), [2], 'float32', backend);
@@ -123,7 +157,7 @@ describe.each(backends)('quantizedMatmul on %s', (_name, backend) => {
     const narrow = fromHost(new Float32Array(12), [1, 12], 'float32', backend);
     expect(() => quantizedMatmul(narrow, w, s, { bits: 8, inFeatures: 16 })).toThrow(/quantizedMatmul: x .* must end in inFeatures 16/);
     narrow.dispose();
-    expect(() => quantizedMatmul(x, w, s, { bits: 3 as QuantBits, inFeatures: 16 })).toThrow(/bits must be 4 or 8/);
+    expect(() => quantizedMatmul(x, w, s, { bits: 3 as QuantBits, inFeatures: 16 })).toThrow(/bits must be 4, 8 or 16/);
     [w, s, x].forEach((u) => u.dispose());
   });
 });
@@ -144,4 +178,12 @@ describe.skipIf(!webgpu)('quantizedMatmul on webgpu: a weight split across stora
       [y, t.weight, t.scale, t.x].forEach((u) => u.dispose());
     });
   }
+});
+
+describe('packFloat16Rows', () => {
+  it('packs float16-exact values two per word and refuses an inexact one by position', () => {
+    const words = packFloat16Rows(Float32Array.of(1, -2, 0.5), 1, 3);
+    expect(Array.from(new Uint16Array(words.buffer))).toEqual([0x3c00, 0xc000, 0x3800, 0]);
+    expect(() => packFloat16Rows(Float32Array.of(1, 0.1), 2, 1, 'lm_head.weight')).toThrow(/lm_head.weight: value 0.1.* at \[1, 0\] is not exact in float16/);
+  });
 });

@@ -5,8 +5,9 @@
 // Layout of a quantized weight here: int32 [out, rowWords], each row's bytes little-endian in its
 // words (byte b of a row is bits 8*(b%4).. of word b/4), the row's tail padded with zero bytes.
 // bits 8: byte c is column c (two's complement); bits 4: byte j holds columns 2j (high nibble) and
-// 2j+1 (low nibble), each a 4-bit two's-complement value. `packQuantizedRows` builds it from the
-// reference's int8 tensor. Values are dequantized in registers (q * scale[row]) and accumulated in
+// 2j+1 (low nibble), each a 4-bit two's-complement value; bits 16: float16 c is the half-word c
+// (a float16 table, e.g. tied embeddings, held in 16 bits; its scale is usually all ones).
+// `packQuantizedRows` builds it from the reference's int8 tensor, `packFloat16Rows` from float values. Values are dequantized in registers (q * scale[row]) and accumulated in
 // float32; the kernels (FusedKernels.quantizedMatmul / dequantizeWeight) exist on both backends.
 
 import { noGrad, record } from '../autograd.js';
@@ -15,8 +16,9 @@ import { matmul } from './linalg.js';
 import { contiguous, reshape } from './views.js';
 import type { Tensor } from '../tensor.js';
 import { backendOf, describe, empty } from './util.js';
+import { float16BitsToNumber, numberToFloat16Bits } from '../dtype.js';
 
-export type QuantBits = 4 | 8;
+export type QuantBits = 4 | 8 | 16;
 
 export interface QuantizedWeightOptions {
   bits: QuantBits;
@@ -26,8 +28,38 @@ export interface QuantizedWeightOptions {
 
 /** int32 words per packed row of `inFeatures` columns. */
 export function quantizedRowWords(bits: QuantBits, inFeatures: number): number {
-  const bytes = bits === 8 ? inFeatures : Math.ceil(inFeatures / 2);
+  const bytes = bits === 16 ? 2 * inFeatures : bits === 8 ? inFeatures : Math.ceil(inFeatures / 2);
   return Math.ceil(bytes / 4);
+}
+
+/**
+ * Host packing of float16-exact values [rows, cols] into the bits-16 layout (int32 [rows, rowWords]);
+ * `name` labels the error for a value float16 cannot hold exactly, whose row is reported from `firstRow`.
+ */
+export function packFloat16Rows(values: Float32Array, rows: number, cols: number, name = 'packFloat16Rows', firstRow = 0): Int32Array {
+  if (values.length !== rows * cols) throw new ShapeError(`${name}: ${values.length} values is not ${rows} rows of ${cols}`);
+  const rowWords = quantizedRowWords(16, cols);
+  const out = new Int32Array(rows * rowWords);
+  const halves = new Uint16Array(out.buffer);
+  const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const b = bits[r * cols + c];
+      const e = (b >>> 23) & 0xff;
+      let h: number;
+      // Fast path: a float16 normal (exponent 113..142, low 13 mantissa bits zero) moves its bits over.
+      if (e >= 113 && e <= 142 && (b & 0x1fff) === 0) h = ((b >>> 16) & 0x8000) | ((e - 112) << 10) | ((b >>> 13) & 0x3ff);
+      else {
+        const v = values[r * cols + c];
+        h = numberToFloat16Bits(v);
+        if (float16BitsToNumber(h) !== v && !(Number.isNaN(v) && Number.isNaN(float16BitsToNumber(h)))) {
+          throw new RangeError(`${name}: value ${v} at [${firstRow + r}, ${c}] is not exact in float16`);
+        }
+      }
+      halves[r * rowWords * 2 + c] = h;
+    }
+  }
+  return out;
 }
 
 /**
@@ -46,18 +78,18 @@ export function packQuantizedRows(bytes: Int8Array | Uint8Array, rows: number, r
 }
 
 function checkQuantized(op: string, weight: Tensor, scale: Tensor, o: QuantizedWeightOptions): number {
-  if (o.bits !== 4 && o.bits !== 8) throw new RangeError(`${op}: bits must be 4 or 8, got ${String(o.bits)}`);
+  if (o.bits !== 4 && o.bits !== 8 && o.bits !== 16) throw new RangeError(`${op}: bits must be 4, 8 or 16, got ${String(o.bits)}`);
   if (!Number.isInteger(o.inFeatures) || o.inFeatures < 1) throw new RangeError(`${op}: inFeatures must be a positive integer, got ${o.inFeatures}`);
   if (weight.dtype !== 'int32' || weight.rank !== 2) throw new DTypeError(`${op}: weight must be the packed int32 [out, rowWords], got ${describe(weight)}`);
   const rowWords = quantizedRowWords(o.bits, o.inFeatures);
-  if (weight.shape[1] !== rowWords) throw new ShapeError(`${op}: weight ${describe(weight)} needs ${rowWords} words per row for ${o.inFeatures} int${o.bits} columns`);
+  if (weight.shape[1] !== rowWords) throw new ShapeError(`${op}: weight ${describe(weight)} needs ${rowWords} words per row for ${o.inFeatures} ${o.bits === 16 ? 'float16' : `int${o.bits}`} columns`);
   if (scale.dtype !== 'float32' || scale.rank !== 1 || scale.shape[0] !== weight.shape[0]) {
     throw new ShapeError(`${op}: scale must be float32 [${weight.shape[0]}] (one per output row), got ${describe(scale)}`);
   }
   return rowWords;
 }
 
-/** The float32 weight [out, inFeatures] = q * scale[row] (exact: |q| <= 127 and the scale is float16-exact in checkpoints). */
+/** The float32 weight [out, inFeatures] = q * scale[row] (exact: |q| <= 127 and the scale is float16-exact in checkpoints; float16 rows widen exactly). */
 export function dequantizeWeight(weight: Tensor, scale: Tensor, options: QuantizedWeightOptions): Tensor {
   const backend = backendOf('dequantizeWeight', weight, scale);
   checkQuantized('dequantizeWeight', weight, scale, options);

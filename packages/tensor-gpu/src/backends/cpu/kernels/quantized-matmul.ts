@@ -1,13 +1,21 @@
-// Weight-only quantized matmul on the cpu backend (layout: ops/quantized-matmul.ts). Each weight row
+// Weight-only quantized matmul on the cpu backend (layout: ops/quantized-matmul.ts). The WebAssembly
+// SIMD kernels (quant/quant.ts) serve every call where WebAssembly SIMD exists; the JS loops below are
+// the fallback (and the reference the SIMD kernels are tested against). Each weight row
 // is decoded once into a float32 scratch row (q only; the row's scale multiplies the dot products),
 // then dotted with every row of x: the inner loops are plain typed-array loops over contiguous memory,
 // which V8 keeps in registers (and WASM SIMD could take over unchanged). Float32 accumulation.
 
 import type { View } from '../../../backend.js';
+import { float16BitsToNumber } from '../../../dtype.js';
 import { arr } from '../common.js';
+import { simdDequantize, simdWeightMatmul, type PackedRows } from '../quant/quant.js';
 
 /** Decodes row `r` of a packed weight into `dst` [inFeatures] as float q values (no scale). */
-function decodeRow(w: Int32Array, base: number, bits: 4 | 8, inFeatures: number, dst: Float32Array): void {
+function decodeRow(w: Int32Array, base: number, bits: 4 | 8 | 16, inFeatures: number, dst: Float32Array): void {
+  if (bits === 16) {
+    for (let c = 0; c < inFeatures; c++) dst[c] = float16BitsToNumber((w[base + (c >> 1)] >>> (16 * (c & 1))) & 0xffff);
+    return;
+  }
   if (bits === 8) {
     const full = inFeatures >> 2;
     for (let k = 0; k < full; k++) {
@@ -47,11 +55,32 @@ function rowWordsOf(weight: View): number {
   return weight.shape[1];
 }
 
+function packedRows(weight: View, scale: View, bits: 4 | 8 | 16, inFeatures: number): PackedRows {
+  return {
+    fmt: bits === 4 ? 'q4' : bits === 8 ? 'q8' : 'h16',
+    data: arr(weight) as Int32Array,
+    offset: weight.offset,
+    rows: weight.shape[0],
+    rowWords: rowWordsOf(weight),
+    cols: inFeatures,
+    scale: arr(scale) as Float32Array,
+    scaleOffset: scale.offset,
+  };
+}
+
+/** Whether the WebAssembly SIMD kernels are used (tests switch them off to compare with the JS loops). */
+let useSimd = true;
+export function setQuantizedSimd(on: boolean): boolean {
+  const prev = useSimd;
+  useSimd = on;
+  return prev;
+}
+
 /**
  * One output of a decode-sized matmul (few rows): the weight row's words decoded and multiplied in the
  * same loop, no scratch row (the weights are read once, straight from their words).
  */
-function dotWords(xs: Float32Array, xb: number, w: Int32Array, wb: number, bits: 4 | 8, inFeatures: number): number {
+function dotWords(xs: Float32Array, xb: number, w: Int32Array, wb: number, bits: 4 | 8 | 16, inFeatures: number): number {
   let a0 = 0;
   let a1 = 0;
   if (bits === 4) {
@@ -83,15 +112,16 @@ function dotWords(xs: Float32Array, xb: number, w: Int32Array, wb: number, bits:
 /** Rows of x up to which each weight row is decoded inside the dot product (decoding); above, once into a scratch row. */
 const FUSED_DECODE_ROWS = 4;
 
-export function cpuQuantizedMatmul(x: View, weight: View, scale: View, out: View, bits: 4 | 8, inFeatures: number): void {
+export function cpuQuantizedMatmul(x: View, weight: View, scale: View, out: View, bits: 4 | 8 | 16, inFeatures: number): void {
   const xs = arr(x) as Float32Array;
   const w = arr(weight) as Int32Array;
   const s = arr(scale) as Float32Array;
   const o = arr(out) as Float32Array;
   const rows = x.shape[0];
+  if (useSimd && simdWeightMatmul(xs, x.offset, rows, packedRows(weight, scale, bits, inFeatures), o, out.offset)) return;
   const outFeatures = weight.shape[0];
   const rowWords = rowWordsOf(weight);
-  if (rows <= FUSED_DECODE_ROWS) {
+  if (rows <= FUSED_DECODE_ROWS && bits !== 16) {
     for (let n = 0; n < outFeatures; n++) {
       const wb = weight.offset + n * rowWords;
       const sc = s[scale.offset + n];
@@ -123,10 +153,11 @@ export function cpuQuantizedMatmul(x: View, weight: View, scale: View, out: View
   }
 }
 
-export function cpuDequantizeWeight(weight: View, scale: View, out: View, bits: 4 | 8, inFeatures: number): void {
+export function cpuDequantizeWeight(weight: View, scale: View, out: View, bits: 4 | 8 | 16, inFeatures: number): void {
   const w = arr(weight) as Int32Array;
   const s = arr(scale) as Float32Array;
   const o = arr(out) as Float32Array;
+  if (useSimd && simdDequantize(packedRows(weight, scale, bits, inFeatures), o, out.offset)) return;
   const rowWords = rowWordsOf(weight);
   const row = new Float32Array(inFeatures);
   for (let n = 0; n < weight.shape[0]; n++) {

@@ -15,23 +15,24 @@ import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, assertU32, grid } from './common
 const WGQ = 64;
 const OFFSET_ALIGN = 256;
 
-/** q of column j (0-3 for int8, 0-7 for int4) of a word, as f32 (two's complement, sign-extended). */
+/** q of column j (0-3 for int8, 0-7 for int4, 0-1 for float16) of a word, as f32 (two's complement, sign-extended; float16 widened). */
 const DECODE_WGSL = /* wgsl */ `
 fn q8(w: i32, j: u32) -> f32 { return f32((w << (24u - 8u * j)) >> 24u); }
 fn q4(w: i32, j: u32) -> f32 {
   let sh = 8u * (j >> 1u) + select(0u, 4u, (j & 1u) == 0u);
   return f32((w << (28u - sh)) >> 28u);
 }
+fn q16(w: i32, j: u32) -> f32 { return unpack2x16float(bitcast<u32>(w))[j]; }
 `;
 
-export function runQuantizedMatmul(rt: Runtime, x: View, weight: View, scale: View, out: View, bits: 4 | 8, inFeatures: number, windowBytes = rt.maxBindingBytes): void {
+export function runQuantizedMatmul(rt: Runtime, x: View, weight: View, scale: View, out: View, bits: 4 | 8 | 16, inFeatures: number, windowBytes = rt.maxBindingBytes): void {
   const rows = x.shape[0];
   const outFeatures = weight.shape[0];
   const rowWords = weight.shape[1];
   if (rows === 0 || outFeatures === 0) return;
   assertU32('quantizedMatmul', rows * inFeatures, 'x size');
   assertU32('quantizedMatmul', rows * outFeatures, 'out size');
-  const perWord = bits === 8 ? 4 : 8;
+  const perWord = bits === 16 ? 2 : bits === 8 ? 4 : 8;
   const code = (): string => `${PARAMS_WGSL}${DECODE_WGSL}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> W: array<i32>;
@@ -93,12 +94,12 @@ fn main(${MAIN_ARGS}) {
   }
 }
 
-export function runDequantizeWeight(rt: Runtime, weight: View, scale: View, out: View, bits: 4 | 8, inFeatures: number): void {
+export function runDequantizeWeight(rt: Runtime, weight: View, scale: View, out: View, bits: 4 | 8 | 16, inFeatures: number): void {
   const outFeatures = weight.shape[0];
   const n = outFeatures * inFeatures;
   if (n === 0) return;
   assertU32('dequantizeWeight', n, 'size');
-  const perWord = bits === 8 ? 4 : 8;
+  const perWord = bits === 16 ? 2 : bits === 8 ? 4 : 8;
   const code = (): string => `${PARAMS_WGSL}${DECODE_WGSL}
 @group(0) @binding(1) var<storage, read> W: array<i32>;
 @group(0) @binding(2) var<storage, read> S: array<f32>;

@@ -1,0 +1,73 @@
+// The word embeddings and the output head held in 16 bits (the cpu backend widens float tensors to
+// float32, so ChatGLM-6B's two 130528 x 4096 tables would take 2 x 2.1 GB). THUDM publishes them in
+// float16 (also in the int4 / int8 checkpoints), so the values are float16-exact and packing them loses
+// nothing; its checkpoints hold equal values under `transformer.word_embeddings.weight` and
+// `lm_head.weight`, and then both modules read one packed table (1.07 GB).
+//
+// The table is int32 [vocab, hidden / 2]: float16 pairs, the layout of quantizedMatmul's bits 16. The
+// head is a weight-only matmul over it (decoded in registers); the lookup gathers the rows of the ids
+// and widens them.
+
+import { dequantizeWeight, fromHost, indexSelect, noGrad, quantizedMatmul, quantizedRowWords, type Tensor } from '@lm/tensor-gpu';
+import { Module } from '@lm/layers';
+
+/** A row scale of ones (the kernels' layout has one; a float16 table's rows are not scaled). */
+function ones(n: number, like: Tensor): Tensor {
+  return fromHost(new Float32Array(n).fill(1), [n], 'float32', like.backend);
+}
+
+function checkTable(name: string, table: Tensor, rows: number, cols: number): void {
+  const words = quantizedRowWords(16, cols);
+  if (table.dtype !== 'int32' || table.rank !== 2 || table.shape[0] !== rows || table.shape[1] !== words) {
+    throw new RangeError(`${name}: the table must be int32 [${rows}, ${words}] (float16 pairs), got ${table.dtype} [${table.shape.join(',')}]`);
+  }
+}
+
+/** `Embedding` over a float16 table: ids of any shape -> [...ids.shape, embeddingDim] float32. Frozen. */
+export class Float16Embedding extends Module {
+  readonly numEmbeddings: number;
+  readonly embeddingDim: number;
+  declare weight: Tensor;
+
+  constructor(table: Tensor, numEmbeddings: number, embeddingDim: number) {
+    super();
+    checkTable('Float16Embedding', table, numEmbeddings, embeddingDim);
+    this.numEmbeddings = numEmbeddings;
+    this.embeddingDim = embeddingDim;
+    this.registerBuffer('weight', table);
+  }
+
+  forward(ids: Tensor): Tensor {
+    return noGrad(() => {
+      const flat = ids.reshape(-1); // [n]
+      const rows = indexSelect(this.weight, 0, flat); // [n, hidden / 2] float16 pairs
+      const scale = ones(flat.size, rows);
+      const out = dequantizeWeight(rows, scale, { bits: 16, inFeatures: this.embeddingDim }); // [n, hidden]
+      [flat, rows, scale].forEach((t) => t.dispose());
+      const shaped = out.reshape(...ids.shape, this.embeddingDim); // [...ids, hidden]
+      if (shaped !== out) out.dispose();
+      return shaped;
+    });
+  }
+}
+
+/** A bias-free `Linear` over a float16 table [out, in]: x [..., in] -> [..., out]. Frozen (gradients reach x). */
+export class Float16Linear extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  declare weight: Tensor;
+  declare weight_scale: Tensor;
+
+  constructor(table: Tensor, inFeatures: number, outFeatures: number) {
+    super();
+    checkTable('Float16Linear', table, outFeatures, inFeatures);
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    this.registerBuffer('weight', table);
+    this.registerBuffer('weight_scale', ones(outFeatures, table), { persistent: false });
+  }
+
+  forward(x: Tensor): Tensor {
+    return quantizedMatmul(x, this.weight, this.weight_scale, { bits: 16, inFeatures: this.inFeatures });
+  }
+}
