@@ -1,6 +1,6 @@
 // The t5 family through the trainer: the WordPiece + extra-ids tokenizer, and span corruption training
 // the real T5ForConditionalGeneration through train() (loss falls, evaluation, export that loads back).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -147,6 +147,14 @@ describe("span corruption on T5's SentencePiece tokenizer (family t5, data.token
     // spm_encode --output_format=id of "the capital of france is paris ." gives 4 11 9 53 5 140 3; </s> appended.
     expect(sp.encode('the capital of france is paris .').inputIds).toEqual([4, 11, 9, 53, 5, 140, 3, 1]);
     expect(sp.encode('the capital of <extra_id_0> is paris .').inputIds).toEqual([4, 11, 9, 299, 5, 140, 3, 1]);
+    // The .model file itself: the same tokenizer with T5's default 100 extra_ids.
+    const file = await loadT5Tokenizer(join(SPIECE_DIR, 'spiece.model'), { lowercase: true });
+    expect((file as T5Tokenizer).sentinelIds.slice(0, 2)).toEqual([299, 298]);
+    expect(file.encode('the capital of <extra_id_0> is paris .').inputIds).toEqual([4, 11, 9, 299, 5, 140, 3, 1]);
+    const c0 = makeTinyCorpus(1);
+    const bad = join(c0.dir, 'vocab.model');
+    writeFileSync(bad, readFileSync(c0.vocab));
+    await expect(loadT5Tokenizer(bad, { lowercase: true })).rejects.toThrow(/data\.tokenizer: .*vocab\.model: .*not a SentencePiece model/);
     // A vocab.txt (or a folder without spiece.model) still gives the WordPiece + extra ids tokenizer.
     const c = makeTinyCorpus(1);
     expect(await loadT5Tokenizer(c.vocab, { lowercase: true })).toBeInstanceOf(ExtraIdsTokenizer);

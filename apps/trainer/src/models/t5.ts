@@ -55,19 +55,23 @@ export async function loadExtraIdsTokenizer(path: string, options: { lowercase: 
 
 /**
  * The `t5` family's tokenizer: `T5Tokenizer.fromPretrained` when `path` is a folder with spiece.model
- * (its tokenizer_config.json's extra_ids give the sentinels), else the WordPiece vocab.txt + extra ids.
- * T5Tokenizer does not lowercase (data.lowercase is for WordPiece); its model's normalizer applies.
+ * (its tokenizer_config.json's extra_ids give the sentinels) or a `.model` file itself (100 extra_ids,
+ * T5's default), else the WordPiece vocab.txt + extra ids. T5Tokenizer does not lowercase
+ * (data.lowercase is for WordPiece); its model's normalizer applies.
  */
 export async function loadT5Tokenizer(path: string, options: { lowercase: boolean }): Promise<T5Tokenizer | ExtraIdsTokenizer> {
-  const isFolder = await stat(path).then(
-    (s) => s.isDirectory(),
-    () => false,
+  const exists = (p: string) => stat(p).then(
+    (s) => s,
+    () => null,
   );
-  if (!isFolder || !(await stat(join(path, 'spiece.model')).then(() => true, () => false))) return loadExtraIdsTokenizer(path, options);
+  const info = await exists(path);
+  const model = info?.isDirectory() ? join(path, 'spiece.model') : path;
+  const isSentencePiece = info?.isDirectory() ? (await exists(model)) !== null : path.endsWith('.model');
+  if (!isSentencePiece) return loadExtraIdsTokenizer(path, options);
   try {
-    return await T5Tokenizer.fromPretrained(path);
+    return await T5Tokenizer.fromPretrained(info?.isDirectory() ? path : { 'spiece.model': await readFile(path) });
   } catch (e) {
-    throw new DataError(`data.tokenizer: ${join(path, 'spiece.model')}: ${(e as Error).message}`);
+    throw new DataError(`data.tokenizer: ${model}: ${(e as Error).message}`);
   }
 }
 
