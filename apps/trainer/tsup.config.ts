@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { cli: 'src/cli.ts', bench: 'bench/bench.ts' },
+  entry: { cli: 'src/cli.ts', bench: 'bench/bench.ts', 't5-fill-rate': 'src/t5-fill-rate.ts' },
   format: ['esm'],
   dts: false,
   sourcemap: true,

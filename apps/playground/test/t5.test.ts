@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ExtraIdsTokenizer, T5ForConditionalGeneration, type T5GenerateOptions } from '@lm/t5';
+import { ExtraIdsTokenizer, T5ForConditionalGeneration, T5Tokenizer, type T5GenerateOptions } from '@lm/t5';
 import { init, noGrad, tensor } from '@lm/tensor-gpu';
 import { webgpuRequired } from '@lm/tensor-gpu/testing';
 import type { Page } from 'playwright-core';
@@ -43,7 +43,10 @@ async function reference(): Promise<Expected & { decode(ids: number[]): string }
   const model = await T5ForConditionalGeneration.fromPretrained(modelDir, { backend });
   model.eval();
   const tokenizerConfig = JSON.parse(readFileSync(join(modelDir, 'tokenizer_config.json'), 'utf8')) as { do_lower_case?: boolean };
-  const tokenizer = ExtraIdsTokenizer.fromVocab(readFileSync(join(modelDir, 'vocab.txt'), 'utf8'), { lowercase: tokenizerConfig.do_lower_case !== false });
+  // The bundled model's tokenizer: spiece.model (T5Tokenizer); a vocab.txt folder gives ExtraIdsTokenizer, as in the page.
+  const tokenizer = existsSync(join(modelDir, 'spiece.model'))
+    ? await T5Tokenizer.fromPretrained(modelDir)
+    : ExtraIdsTokenizer.fromVocab(readFileSync(join(modelDir, 'vocab.txt'), 'utf8'), { lowercase: tokenizerConfig.do_lower_case !== false });
   const eos = tokenizer.specialTokenIds.eos!;
   const pad = tokenizer.specialTokenIds.pad!;
   const start = model.config.decoderStartTokenId ?? pad;
@@ -117,6 +120,9 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the T5 panel in headless Chrom
     server = served.server;
     url = served.url;
     expected = await reference();
+    // The bundled tokenizer is the SentencePiece one: spm_encode --output_format=id of "the day after monday"
+    // and "." gives 4 10 21 44 and 3; <extra_id_0> is 299 (200 pieces + 100 sentinels, counting down), </s> 1.
+    expect(expected.inputIds).toEqual([4, 10, 21, 44, 299, 3, 1]);
   });
 
   afterAll(() => {

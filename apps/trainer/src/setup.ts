@@ -38,12 +38,15 @@ export async function setupRun(
 ): Promise<RunSetup & { backend: Backend }> {
   const { family, tokenizer } = io;
   const entry = familyEntry(family, config);
-  const resolved = await family.resolveConfig({ fromPretrained: config.model.fromPretrained, overrides: config.model.config, vocabSize: tokenizer.vocabSize });
+  // Ids the tokenizer can produce: its vocabulary and any special tokens added above it (T5Tokenizer's
+  // sentinels; len(tokenizer) in transformers). The embedding must hold them all.
+  const idCount = Math.max(tokenizer.vocabSize, ...tokenizer.allSpecialIds.map((id) => id + 1));
+  const resolved = await family.resolveConfig({ fromPretrained: config.model.fromPretrained, overrides: config.model.config, vocabSize: idCount });
   if (config.data.seqLength > resolved.maxPositions) {
     throw new ConfigError(`data.seqLength: ${config.data.seqLength} exceeds the model's maxPositionEmbeddings (${resolved.maxPositions}); lower data.seqLength or raise model.config.maxPositionEmbeddings`);
   }
-  if (tokenizer.vocabSize > resolved.vocabSize) {
-    throw new ConfigError(`model.config.vocabSize: ${resolved.vocabSize} is smaller than the tokenizer's vocabulary (${tokenizer.vocabSize} tokens in ${io.tokenizerName})`);
+  if (idCount > resolved.vocabSize) {
+    throw new ConfigError(`model.config.vocabSize: ${resolved.vocabSize} is smaller than the tokenizer's vocabulary (${idCount} tokens in ${io.tokenizerName})`);
   }
 
   const backend = await io.backend();

@@ -54,6 +54,11 @@ const STREAM_FILES = 4;
 const STREAM_SPLIT = 5;
 const VALIDATION_EPOCH = 0xffff;
 
+/** True when document (file, ordinal) belongs to the held-out split of a run with this seed and validationFraction. */
+export function isValidationDocument(seed: number, validationFraction: number, doc: { file: number; ordinal: number }): boolean {
+  return hashUniform(seed, STREAM_SPLIT, doc.file, doc.ordinal) < validationFraction;
+}
+
 export class CorpusData<Example, Batch> {
   constructor(
     readonly source: DocumentSource,
@@ -63,7 +68,7 @@ export class CorpusData<Example, Batch> {
 
   /** True when a document belongs to the held-out split. */
   isValidation(doc: { file: number; ordinal: number }): boolean {
-    return hashUniform(this.options.seed, STREAM_SPLIT, doc.file, doc.ordinal) < this.options.validationFraction;
+    return isValidationDocument(this.options.seed, this.options.validationFraction, doc);
   }
 
   /** The split's non-empty documents as ids, files shuffled per epoch (training) or in name order. */

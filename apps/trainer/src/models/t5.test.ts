@@ -1,15 +1,20 @@
 // The t5 family through the trainer: the WordPiece + extra-ids tokenizer, and span corruption training
 // the real T5ForConditionalGeneration through train() (loss falls, evaluation, export that loads back).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { MegatronT5Model, T5ForConditionalGeneration, type ExtraIdsTokenizer } from '@lm/t5';
+import { ExtraIdsTokenizer, MegatronT5Model, T5ForConditionalGeneration, T5Tokenizer } from '@lm/t5';
 import { cpu, noGrad, tensor } from '@lm/tensor-gpu';
+import { Rng } from '../core/rng.js';
 import { readMetrics } from '../metrics.js';
 import { makeTinyCorpus, tinyConfig } from '../test-helpers.js';
 import { train } from '../trainer.js';
 import { maskedTokenLoss } from '../objectives/token-loss.js';
-import { loadExtraIdsTokenizer, megatronT5, t5 } from './t5.js';
+import { loadExtraIdsTokenizer, loadT5Tokenizer, megatronT5, t5 } from './t5.js';
+
+/** The committed SentencePiece tokenizer (data/t5/make-tokenizer.mjs). */
+const SPIECE_DIR = fileURLToPath(new URL('../../data/t5/tokenizer', import.meta.url));
 
 describe('the t5 family tokenizer (WordPiece + extra ids)', () => {
   it('appends the sentinels counting down from the top, frames text with eos and reads its own export back', async () => {
@@ -128,5 +133,71 @@ describe('span corruption on Megatron-core T5Model (family megatron-t5, the conf
     await expect(
       train({ config: tinyConfig(c, { model: { family: 'megatron-t5', config: { hiddenSize: 32, numAttentionHeads: 4, numLayers: 1, maxSequenceLength: 32, dModel: 8 } }, objective: 'span-corruption' }), print: () => {}, tty: false }),
     ).rejects.toThrow(/model\.config\.dModel: unknown MegatronT5Config field/);
+  });
+});
+
+describe("span corruption on T5's SentencePiece tokenizer (family t5, data.tokenizer a folder with spiece.model)", () => {
+  it('loads T5Tokenizer with T5 layout: pad 0, </s> 1, <unk> 2, 200 pieces, <extra_id_k> = 299 - k', async () => {
+    const tok = await loadT5Tokenizer(SPIECE_DIR, { lowercase: true });
+    expect(tok).toBeInstanceOf(T5Tokenizer);
+    const sp = tok as T5Tokenizer;
+    expect(sp.specialTokenIds).toMatchObject({ pad: 0, eos: 1, unk: 2, bos: null });
+    expect(sp.vocabSize).toBe(200);
+    expect(sp.sentinelIds.slice(0, 3)).toEqual([299, 298, 297]);
+    // spm_encode --output_format=id of "the capital of france is paris ." gives 4 11 9 53 5 140 3; </s> appended.
+    expect(sp.encode('the capital of france is paris .').inputIds).toEqual([4, 11, 9, 53, 5, 140, 3, 1]);
+    expect(sp.encode('the capital of <extra_id_0> is paris .').inputIds).toEqual([4, 11, 9, 299, 5, 140, 3, 1]);
+    // The .model file itself: the same tokenizer with T5's default 100 extra_ids.
+    const file = await loadT5Tokenizer(join(SPIECE_DIR, 'spiece.model'), { lowercase: true });
+    expect((file as T5Tokenizer).sentinelIds.slice(0, 2)).toEqual([299, 298]);
+    expect(file.encode('the capital of <extra_id_0> is paris .').inputIds).toEqual([4, 11, 9, 299, 5, 140, 3, 1]);
+    const c0 = makeTinyCorpus(1);
+    const bad = join(c0.dir, 'vocab.model');
+    writeFileSync(bad, readFileSync(c0.vocab));
+    await expect(loadT5Tokenizer(bad, { lowercase: true })).rejects.toThrow(/data\.tokenizer: .*vocab\.model: .*not a SentencePiece model/);
+    // A vocab.txt (or a folder without spiece.model) still gives the WordPiece + extra ids tokenizer.
+    const c = makeTinyCorpus(1);
+    expect(await loadT5Tokenizer(c.vocab, { lowercase: true })).toBeInstanceOf(ExtraIdsTokenizer);
+  });
+
+  it('corrupts with the tokenizer\'s sentinels, descending from the top, and the decoder starts at pad 0', async () => {
+    const tok = await loadT5Tokenizer(SPIECE_DIR, { lowercase: true });
+    const objective = t5.objectives['span-corruption'].objective({ tokenizer: tok, backend: cpu(), seqLength: 16, maskProbability: 0, shortSeqProbability: 0, settings: {} });
+    const { tokensLength } = objective as unknown as { tokensLength: number };
+    expect(tokensLength).toBe(17);
+    const block = Int32Array.from({ length: tokensLength }, (_, i) => 3 + i);
+    const batch = objective.collate([block], (r) => new Rng(11 + r)) as { inputIds: Int32Array; labels: Int32Array; decoderInputIds: Int32Array };
+    // One span of 3 noise tokens in 17, after the 14 kept ones (the reference's mask starts with a kept run):
+    // input = 14 kept + <extra_id_0> (299) + </s>; target = <extra_id_0> + the span + </s>.
+    expect([...batch.inputIds]).toEqual([...block.slice(0, 14), 299, 1]);
+    expect([...batch.labels]).toEqual([299, ...block.slice(14), 1]);
+    expect([...batch.decoderInputIds]).toEqual([0, 299, ...block.slice(14)]);
+  });
+
+  it('trains through train() and exports spiece.model, which T5Tokenizer and T5ForConditionalGeneration.fromPretrained read back', async () => {
+    const c = makeTinyCorpus(8);
+    const config = tinyConfig(c, {
+      model: { family: 't5', config: { dModel: 32, dKv: 8, numHeads: 4, dFf: 64, numLayers: 2, relativeAttentionNumBuckets: 16, relativeAttentionMaxDistance: 32, dropoutRate: 0 } },
+      objective: 'span-corruption',
+      data: { tokenizer: SPIECE_DIR, seqLength: 24, validationFraction: 0.2 },
+      training: { steps: 40, batchSize: 8, lr: 1e-2, warmupSteps: 0 },
+      eval: { everySteps: 20, batches: 2 },
+      output: { export: join(c.dir, 'export'), prompts: ['the capital of <extra_id_0> is paris .'] },
+    });
+    const result = await trainAndCheckLoss(config);
+    expect(result.evalSummary).toMatch(/^perplexity [\d.]+, target-token accuracy [\d.]+%$/);
+    const dir = join(c.dir, 'export');
+    expect(readFileSync(join(dir, 'spiece.model'))).toEqual(readFileSync(join(SPIECE_DIR, 'spiece.model')));
+    expect(JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'))).toMatchObject({ tokenizer_class: 'T5Tokenizer', extra_ids: 100 });
+    const tok = await T5Tokenizer.fromPretrained(dir);
+    expect(tok.sentinelIds[0]).toBe(299);
+    const model = await T5ForConditionalGeneration.fromPretrained(dir, { backend: cpu() });
+    // The embedding holds the 200 pieces and the 100 sentinels above them.
+    expect(model.config.vocabSize).toBe(300);
+    const input = tensor([tok.encode('the capital of <extra_id_0> is paris .').inputIds], { dtype: 'int32' });
+    const out = await model.generate(input, { maxNewTokens: 4, eosTokenId: 1 });
+    expect(out.sequences[0][0]).toBe(0);
+    expect(out.sequences[0].every((id) => id >= 0 && id < 300)).toBe(true);
+    model.dispose();
   });
 });

@@ -7,7 +7,10 @@
 // optimises Megatron's own loss: the per-token `lm_loss` (vocab_parallel_cross_entropy of the logits)
 // averaged under the dataset's `loss_mask` (pretrain_t5.py's loss_func).
 //
-// Tokenizer: Megatron's T5 setup, a WordPiece vocabulary plus extra sentinel ids
+// Tokenizer, `t5`: T5's own, `T5Tokenizer` (SentencePiece `spiece.model`, pad 0 also the decoder start,
+// </s> 1 appended, `extra_ids` sentinels counting down above the pieces) when data.tokenizer is a folder
+// holding spiece.model (data/t5/tokenizer, made by data/t5/make-tokenizer.mjs); otherwise, and always for
+// `megatron-t5`, Megatron's T5 setup: a WordPiece vocabulary plus extra sentinel ids
 // (`--vocab-extra-ids`, 100 by default), pad [PAD] (also the decoder start) and eos [SEP]. Where the
 // sentinels go differs by family: `t5` counts them down from the top as Hugging Face's T5 vocabulary
 // does (`<extra_id_0>` is the last id, sentinel k is `last - k`); `megatron-t5` appends them in order
@@ -17,7 +20,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JsonObject, PreTrainedModel } from '@lm/layers';
-import { ExtraIdsTokenizer, MegatronT5Config, MegatronT5Model, T5Config, T5ForConditionalGeneration, vocabParallelCrossEntropy, type SentinelOrder, type MegatronT5ConfigFields, type T5ConfigFields } from '@lm/t5';
+import { ExtraIdsTokenizer, MegatronT5Config, T5Tokenizer, MegatronT5Model, T5Config, T5ForConditionalGeneration, vocabParallelCrossEntropy, type SentinelOrder, type MegatronT5ConfigFields, type T5ConfigFields } from '@lm/t5';
 import { tensor } from '@lm/tensor-gpu';
 import { ConfigError, DataError } from '../core/errors.js';
 import type { FamilyObjective, ModelFamily, ObjectiveContext, ResolvedModelConfig, TrainableModel } from '../core/family.js';
@@ -50,6 +53,28 @@ export async function loadExtraIdsTokenizer(path: string, options: { lowercase: 
   }
 }
 
+/**
+ * The `t5` family's tokenizer: `T5Tokenizer.fromPretrained` when `path` is a folder with spiece.model
+ * (its tokenizer_config.json's extra_ids give the sentinels) or a `.model` file itself (100 extra_ids,
+ * T5's default), else the WordPiece vocab.txt + extra ids. T5Tokenizer does not lowercase
+ * (data.lowercase is for WordPiece); its model's normalizer applies.
+ */
+export async function loadT5Tokenizer(path: string, options: { lowercase: boolean }): Promise<T5Tokenizer | ExtraIdsTokenizer> {
+  const exists = (p: string) => stat(p).then(
+    (s) => s,
+    () => null,
+  );
+  const info = await exists(path);
+  const model = info?.isDirectory() ? join(path, 'spiece.model') : path;
+  const isSentencePiece = info?.isDirectory() ? (await exists(model)) !== null : path.endsWith('.model');
+  if (!isSentencePiece) return loadExtraIdsTokenizer(path, options);
+  try {
+    return await T5Tokenizer.fromPretrained(info?.isDirectory() ? path : { 'spiece.model': await readFile(path) });
+  } catch (e) {
+    throw new DataError(`data.tokenizer: ${model}: ${(e as Error).message}`);
+  }
+}
+
 /** Every `model.config` key must be a field of the config class: all unknown ones named at once. */
 function checkFieldNames(overrides: Record<string, unknown>, fields: readonly string[], className: string): void {
   const issues = Object.keys(overrides)
@@ -68,13 +93,23 @@ const SPAN_SETTINGS = ['noiseDensity', 'meanNoiseSpanLength'];
 function spanCorruptionObjective(ctx: ObjectiveContext): SpanCorruptionObjective {
   for (const key of Object.keys(ctx.settings)) if (!SPAN_SETTINGS.includes(key)) throw new ConfigError(`objectives.span-corruption.${key}: unknown field (known: ${SPAN_SETTINGS.join(', ')})`);
   const tokenizer = ctx.tokenizer;
-  if (!(tokenizer instanceof ExtraIdsTokenizer)) throw new ConfigError('objective: span-corruption with the T5 families needs their tokenizer (WordPiece + extra ids)');
+  let sentinelId: (k: number) => number;
+  let numSentinels: number;
+  if (tokenizer instanceof ExtraIdsTokenizer) {
+    sentinelId = (k) => tokenizer.sentinelId(k);
+    numSentinels = tokenizer.extraIds;
+  } else if (tokenizer instanceof T5Tokenizer) {
+    // <extra_id_k> from the tokenizer: pieces + extraIds - 1 - k, descending as T5 counts them.
+    const ids = tokenizer.sentinelIds;
+    sentinelId = (k) => ids[k];
+    numSentinels = ids.length;
+  } else throw new ConfigError('objective: span-corruption with the T5 families needs their tokenizer (T5Tokenizer, or WordPiece + extra ids)');
   return new SpanCorruptionObjective(tokenizer, {
     inputLength: ctx.seqLength,
     noiseDensity: Number(ctx.settings.noiseDensity ?? 0.15),
     meanNoiseSpanLength: Number(ctx.settings.meanNoiseSpanLength ?? 3),
-    sentinelId: (k) => tokenizer.sentinelId(k),
-    numSentinels: tokenizer.extraIds,
+    sentinelId,
+    numSentinels,
     decoderStartTokenId: tokenizer.specialTokenIds.pad!,
     backend: ctx.backend,
   });
@@ -103,9 +138,12 @@ const spanCorruption: FamilyObjective<T5Config, T5Trainable> = {
     for (const prompt of prompts) {
       const ids = tokenizer.encode(prompt).inputIds;
       const input = tensor([ids], { dtype: 'int32', backend: t5.shared.weight.backend });
-      const out = await t5.generate(input, { maxNewTokens: 12, eosTokenId: tokenizer.specialTokenIds.eos ?? undefined });
+      const { eos, pad } = tokenizer.specialTokenIds;
+      const out = await t5.generate(input, { maxNewTokens: 12, eosTokenId: eos ?? undefined });
       input.dispose();
-      lines.push(`${prompt} => ${tokenizer.decode(out.sequences[0].slice(1), { skipSpecialTokens: false }).replace(/\s*\[(SEP|PAD)\]/g, '')}`);
+      // The sentinels stay (they delimit the fills); the decoder start (pad) and eos go.
+      const fill = out.sequences[0].slice(1).filter((id) => id !== eos && id !== pad);
+      lines.push(`${prompt} => ${tokenizer.decode(fill, { skipSpecialTokens: false })}`);
     }
     t5.train();
     return lines;
@@ -115,7 +153,7 @@ const spanCorruption: FamilyObjective<T5Config, T5Trainable> = {
 export const t5: ModelFamily<T5Config> = {
   name: 't5',
   objectives: { 'span-corruption': spanCorruption },
-  loadTokenizer: loadExtraIdsTokenizer,
+  loadTokenizer: loadT5Tokenizer,
 
   async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<T5Config>> {
     const issues: string[] = [];
