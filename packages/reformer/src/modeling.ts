@@ -23,6 +23,7 @@ import {
   concat,
   crossEntropy,
   defaultGenerator,
+  dropout,
   enableGrad,
   full,
   Generator,
@@ -735,16 +736,10 @@ export class LSHSelfAttention extends Module {
     dots = maskDots(dots, qIdx, kIdx, keyMask, this.isDecoder);
     dots = this.selfMask(dots, qIdx, kIdx);
     const { probs: p, logits } = expNormalize(dots);
-    let probs = this.dropout > 0 && this.training ? dropoutOf(p, this.dropout) : p;
+    let probs = dropout(p, this.dropout, this.training); // the reference's nn.functional.dropout
     probs = applyHeadMask(probs, headMask);
     return { out: probs.matmul(v), logits, probs };
   }
-}
-
-/** Functional dropout (the reference's nn.functional.dropout on the probabilities). */
-function dropoutOf(x: Tensor, p: number): Tensor {
-  const keepMask = bernoulli(x.shape, 1 - p, { backend: x.backend });
-  return x.mul(keepMask).mulScalar(1 / (1 - p));
 }
 
 // ---- local self-attention ----------------------------------------------------------------------------
@@ -832,7 +827,7 @@ export class LocalSelfAttention extends Module {
     // In cached decoding the single query's causal mask keeps every key (as in the reference).
     if (!cached) dots = maskDots(dots, queryIndices, keyIndices, keyMask, this.isDecoder);
     let probs = softmax(dots, -1);
-    probs = this.dropout > 0 && this.training ? dropoutOf(probs, this.dropout) : probs;
+    probs = dropout(probs, this.dropout, this.training);
     probs = applyHeadMask(probs, options.headMask);
     let out = probs.matmul(valueVectors); // [batch, heads, (chunks,) chunk, d]
     if (!doStandardSelfAttention) out = out.reshape(batch, H, sequenceLength, d);
@@ -1186,7 +1181,7 @@ export class ReformerEncoder extends Module {
     }
     const s = stack as unknown as StackOutputs;
     let normed = this.layer_norm.forward(output);
-    if (this.dropout > 0 && this.training) normed = dropoutOf(normed, this.dropout);
+    normed = dropout(normed, this.dropout, this.training);
     const out: EncoderOutput = { hiddenStates: normed };
     if (options.outputHiddenStates) out.allHiddenStates = s.allHiddenStates;
     if (options.outputAttentions) out.allAttentions = s.allAttentions;
