@@ -54,7 +54,7 @@ const causalLM: FamilyObjective<ReformerConfig, CausalTrainable> = {
 
 /**
  * Packed causal LM: the corpus as one stream cut into full blocks of seqLength tokens (long sequences,
- * no padding); the model and export are causal-lm's. Its showcase samples longer continuations
+ * no padding); the model and export are causal-lm's. Its showcase prints longer greedy continuations
  * (character-level text needs more tokens than a word-level one).
  */
 const packedCausalLM: FamilyObjective<ReformerConfig, CausalTrainable> = {
@@ -67,7 +67,9 @@ const packedCausalLM: FamilyObjective<ReformerConfig, CausalTrainable> = {
   },
   showcase(model, tokenizer, prompts) {
     const backend = model.module.getInputEmbeddings().weight.backend;
-    return new PackedCausalLMObjective(tokenizer, { seqLength: model.module.config.maxPositionEmbeddings, backend }).continueGreedy(model, tokenizer, prompts, 48);
+    const objective = new PackedCausalLMObjective(tokenizer, { seqLength: model.module.config.maxPositionEmbeddings, backend });
+    // One printed line per prompt: the continuation's newlines shown as \n.
+    return objective.continueGreedy(model, tokenizer, prompts, 48).then((lines) => lines.map((line) => line.replaceAll('\n', '\\n')));
   },
 };
 
