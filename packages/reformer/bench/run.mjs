@@ -13,6 +13,7 @@
 // long lengths are skipped with the reason).
 // Usage: node bench/run.mjs [--backend cpu|webgpu|all] [--lengths 2048,8192] [--only train-step,depth,full-attn,decode] [--depth-seq 8192]
 //        [--quick] [--budget-gb N (default min(24, half the machine's memory))]
+import { existsSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import * as lm from '@lm/tensor-gpu';
 import { ReformerConfig, ReformerModelWithLMHead } from '../dist/index.js';
@@ -28,7 +29,9 @@ const budgetBytes = Number(arg('--budget-gb', String(Math.min(24, Math.floor(tot
 const only = arg('--only', 'train-step,depth,full-attn,decode').split(',');
 const depthSeq = Number(arg('--depth-seq', '8192'));
 
-const emit = (o) => console.log(JSON.stringify(o));
+// Every line carries the load average: on a shared machine times are only comparable at similar load.
+const loadavg = () => (existsSync('/proc/loadavg') ? readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') : null);
+const emit = (o) => console.log(JSON.stringify({ ...o, loadavg: loadavg() }));
 const mb = (bytes) => Math.round((bytes / 2 ** 20) * 10) / 10;
 
 /** Tracks the high-water mark of live storage bytes by watching the backend's allocations. */

@@ -2,3 +2,5 @@ export { ReformerConfig } from './config.js';
 export type { ReformerAttentionType, ReformerConfigFields } from './config.js';
 export * from './modeling.js';
 export { conformance } from './conformance.js';
+export { CharTokenizer, CharTokenizerError } from './tokenizer.js';
+export type { CharTokenizerOptions } from './tokenizer.js';

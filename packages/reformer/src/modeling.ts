@@ -23,6 +23,7 @@ import {
   concat,
   crossEntropy,
   defaultGenerator,
+  dropout,
   enableGrad,
   full,
   Generator,
@@ -32,6 +33,7 @@ import {
   randn,
   scope,
   ShapeError,
+  softmax,
   where,
   type Backend,
   type CustomFunction,
@@ -345,10 +347,59 @@ function maskDots(dots: Tensor, qIdx: Tensor, kIdx: Tensor, keyMask: Tensor | nu
   return mask ? where(mask, dots, MASK_VALUE) : dots;
 }
 
+/**
+ * The reference's exp(x - logsumexp(x)) and logsumexp(x) over the last axis, as one function built on the
+ * fused softmax s instead of the composite logsumexp and a second pass of exps. The row max m has
+ * probability exp(m - lse), so log(sum) = -log(max s). The reference rounds lse = m + log(sum) to
+ * float32 before subtracting it (visible where m is large, as in rows masked to the self value -1e5):
+ * its probabilities are s * c with c = exp(the rounding error), a per-row factor.
+ * Backward: with y = s * c, d/dx = y * (gY - (sum(gY * y) - gL) / c).
+ */
+const softmaxAndLogsumexp: CustomFunction<[Tensor]> = {
+  name: 'softmaxAndLogsumexp',
+  forward: (ctx, dots) => {
+    const { probs, logits, c } = scope(() => {
+      const s = softmax(dots, -1);
+      const m = dots.max(-1, true); // [..., q, 1]
+      const logSum = s.max(-1, true).log().neg(); // [..., q, 1]
+      const logits = m.add(logSum); // [..., q, 1], rounded like the reference's
+      const c = logSum.sub(logits.sub(m)).exp(); // exp(exact - rounded): m + logSum - logits, exactly (Fast2Sum)
+      return { probs: s.mul(c), logits, c };
+    });
+    ctx.saveForBackward(probs, c);
+    return [probs, logits];
+  },
+  backward: (ctx, gradProbs, gradLogits) =>
+    scope(() => {
+      const [probs, c] = ctx.saved;
+      // The row term is [..., q, 1]: one full-size product, one subtraction, one product.
+      let row = gradProbs ? gradProbs.mul(probs).sum(-1, true) : null;
+      if (gradLogits) row = row ? row.sub(gradLogits) : gradLogits.neg();
+      row = row!.div(c);
+      return [probs.mul(gradProbs ? gradProbs.sub(row) : row.neg())];
+    }),
+};
+
 /** softmax by exp(x - logsumexp(x)) as the reference computes it; returns the probabilities and the logsumexp. */
 function expNormalize(dots: Tensor): { probs: Tensor; logits: Tensor } {
-  const logits = dots.logsumexp(-1, true); // [..., q, 1]
-  return { probs: dots.sub(logits).exp(), logits };
+  const [probs, logits] = applyFunction(softmaxAndLogsumexp, dots) as Tensor[];
+  return { probs, logits };
+}
+
+/**
+ * Rows of the heads' vectors picked by position, as one row gather (whole d-vectors, and a row scatter in
+ * backward) rather than an element-wise gather: x [batch, seq, heads * d] (a projection's output, read in
+ * place as [batch * seq * heads, d]) and positions [batch, heads, m] -> [batch, heads, m, d].
+ */
+function gatherHeadRows(x: Tensor, positions: Tensor, heads: number): Tensor {
+  const [batch, seq] = x.shape;
+  const d = x.shape[2] / heads;
+  const m = positions.shape[2];
+  const backend = x.backend;
+  // row of (b, h, pos) = (b * seq + pos) * heads + h
+  const base = arange(0, batch, 1, { backend }).mulScalar(seq * heads).reshape(batch, 1, 1).add(arange(0, heads, 1, { backend }).reshape(1, heads, 1)); // [batch, heads, 1]
+  const rows = positions.mulScalar(heads).add(base).reshape(batch * heads * m);
+  return x.reshape(batch * seq * heads, d).indexSelect(0, rows).reshape(batch, heads, m, d); // [batch, heads, m, d]
 }
 
 /** The padding mask as bool [batch, seq], or null. */
@@ -448,8 +499,9 @@ export class LSHSelfAttention extends Module {
       return this.cachedForward(hiddenStates, past, numHashes);
     }
 
-    let queryKeyVectors = splitHiddenSizeDim(this.query_key.forward(hiddenStates), H, d); // [batch, heads, seq, d]
-    let valueVectors = splitHiddenSizeDim(this.value.forward(hiddenStates), H, d); // [batch, heads, seq, d]
+    const queryKeyProjection = this.query_key.forward(hiddenStates); // [batch, seq, heads * d]
+    const valueProjection = this.value.forward(hiddenStates); // [batch, seq, heads * d]
+    const queryKeyVectors = splitHiddenSizeDim(queryKeyProjection, H, d); // [batch, heads, seq, d]
     const doStandardSelfAttention = sequenceLength <= this.chunkLength;
 
     let buckets: Tensor | null = options.buckets ?? null;
@@ -457,7 +509,7 @@ export class LSHSelfAttention extends Module {
       // Ordinary attention over the whole (short) sequence: positions are their own bucket indices.
       const positions = arange(0, sequenceLength, 1, { backend: hiddenStates.backend }).reshape(1, 1, sequenceLength); // [1, 1, seq]
       const keyVectors = this.lenAndDimNorm(queryKeyVectors);
-      const { out, probs } = this.attend(queryKeyVectors, keyVectors, valueVectors, positions, positions, attentionMask?.reshape(batch, 1, sequenceLength) ?? null, options.headMask);
+      const { out, probs } = this.attend(queryKeyVectors, keyVectors, splitHiddenSizeDim(valueProjection, H, d), positions, positions, attentionMask?.reshape(batch, 1, sequenceLength) ?? null, options.headMask);
       const result: SelfAttentionOutput = { hiddenStates: mergeHiddenSizeDims(out, H, d), buckets };
       if (options.outputAttentions) result.attentionProbs = probs;
       return result;
@@ -483,11 +535,10 @@ export class LSHSelfAttention extends Module {
     if (!Number.isInteger(numChunks)) {
       throw new ReformerInputError(`LSHSelfAttention: the sequence length ${sequenceLength} is not a multiple of lsh_attn_chunk_length ${this.chunkLength}`);
     }
-    const gatherIdx = sortedPositions.unsqueeze(-1).expand(batch, H, total, d); // [batch, heads, hashes * seq, d]
-    queryKeyVectors = queryKeyVectors.gather(2, gatherIdx).reshape(batch, H, numChunks, this.chunkLength, d); // [batch, heads, chunks, chunk, d]
-    valueVectors = valueVectors.gather(2, gatherIdx).reshape(batch, H, numChunks, this.chunkLength, d); // [batch, heads, chunks, chunk, d]
-    const keyVectors = lookAdjacent(this.lenAndDimNorm(queryKeyVectors), this.numChunksBefore, this.numChunksAfter); // [batch, heads, chunks, K, d]
-    const values = lookAdjacent(valueVectors, this.numChunksBefore, this.numChunksAfter); // [batch, heads, chunks, K, d]
+    const sortedQueryKeys = gatherHeadRows(queryKeyProjection, sortedPositions, H).reshape(batch, H, numChunks, this.chunkLength, d); // [batch, heads, chunks, chunk, d]
+    const sortedValues = gatherHeadRows(valueProjection, sortedPositions, H).reshape(batch, H, numChunks, this.chunkLength, d); // [batch, heads, chunks, chunk, d]
+    const keyVectors = lookAdjacent(this.lenAndDimNorm(sortedQueryKeys), this.numChunksBefore, this.numChunksAfter); // [batch, heads, chunks, K, d]
+    const values = lookAdjacent(sortedValues, this.numChunksBefore, this.numChunksAfter); // [batch, heads, chunks, K, d]
     const queryBucketIdx = sortedPositions.reshape(batch, H, numChunks, this.chunkLength); // [batch, heads, chunks, chunk]
     const keyValueBucketIdx = lookAdjacent(queryBucketIdx, this.numChunksBefore, this.numChunksAfter); // [batch, heads, chunks, K]
     let keyMask: Tensor | null = null;
@@ -499,21 +550,24 @@ export class LSHSelfAttention extends Module {
         .gather(-1, keyValueBucketIdx.reshape(batch, H, numChunks * K))
         .reshape(batch, H, numChunks, K); // [batch, heads, chunks, K]
     }
-    const { out, logits, probs } = this.attend(queryKeyVectors, keyVectors, values, queryBucketIdx, keyValueBucketIdx, keyMask, options.headMask);
+    const { out, logits, probs } = this.attend(sortedQueryKeys, keyVectors, values, queryBucketIdx, keyValueBucketIdx, keyMask, options.headMask);
 
-    // Unsort: [batch, heads, hashes * seq, d] and [batch, heads, hashes * seq] back to hash-major sequence order.
-    const outSorted = out.reshape(batch, H, total, d);
-    let outVectors = outSorted.gather(2, undoSortedBucketIdx.unsqueeze(-1).expand(batch, H, total, d)); // [batch, heads, hashes * seq, d]
-    const logitsUnsorted = logits.reshape(batch, H, total).gather(-1, undoSortedBucketIdx); // [batch, heads, hashes * seq]
-
+    // Unsort, one row gather straight into [batch, hashes, seq, heads] order (no merge of heads after):
+    // the row of (b, h, slot) in the flat sorted output is (b * heads + h) * total + slot.
+    const blockBase = arange(0, batch * H, 1, { backend: hiddenStates.backend }).mulScalar(total).reshape(batch, H, 1); // [batch, heads, 1]
+    const unsortRows = undoSortedBucketIdx
+      .add(blockBase)
+      .reshape(batch, H, numHashes, sequenceLength)
+      .permute(0, 2, 3, 1)
+      .reshape(batch * numHashes * sequenceLength * H); // rows in [batch, hashes, seq, heads] order
+    let outVectors = out.reshape(batch * H * total, d).indexSelect(0, unsortRows).reshape(batch, numHashes, sequenceLength, H, d); // [batch, hashes, seq, heads, d]
     if (numHashes > 1) {
       // Combine the rounds: weights softmax over rounds of each round's logsumexp.
-      const o = outVectors.reshape(batch, H, numHashes, sequenceLength, d); // [batch, heads, hashes, seq, d]
-      const l = logitsUnsorted.reshape(batch, H, numHashes, sequenceLength, 1); // [batch, heads, hashes, seq, 1]
-      const w = l.sub(l.logsumexp(2, true)).exp();
-      outVectors = o.mul(w).sum(2); // [batch, heads, seq, d]
+      const l = logits.reshape(batch * H * total, 1).indexSelect(0, unsortRows).reshape(batch, numHashes, sequenceLength, H, 1); // [batch, hashes, seq, heads, 1]
+      // exp(l - logsumexp(l)) as the reference (not softmax: its rounding of large logsumexps shows in padded rows)
+      outVectors = outVectors.mul(l.sub(l.logsumexp(1, true)).exp()).sum(1); // [batch, seq, heads, d]
     }
-    const result: SelfAttentionOutput = { hiddenStates: mergeHiddenSizeDims(outVectors.reshape(batch, H, sequenceLength, d), H, d), buckets };
+    const result: SelfAttentionOutput = { hiddenStates: outVectors.reshape(batch, sequenceLength, H * d), buckets };
     if (options.outputAttentions) result.attentionProbs = probs;
     return result;
   }
@@ -682,16 +736,10 @@ export class LSHSelfAttention extends Module {
     dots = maskDots(dots, qIdx, kIdx, keyMask, this.isDecoder);
     dots = this.selfMask(dots, qIdx, kIdx);
     const { probs: p, logits } = expNormalize(dots);
-    let probs = this.dropout > 0 && this.training ? dropoutOf(p, this.dropout) : p;
+    let probs = dropout(p, this.dropout, this.training); // the reference's nn.functional.dropout
     probs = applyHeadMask(probs, headMask);
     return { out: probs.matmul(v), logits, probs };
   }
-}
-
-/** Functional dropout (the reference's nn.functional.dropout on the probabilities). */
-function dropoutOf(x: Tensor, p: number): Tensor {
-  const keepMask = bernoulli(x.shape, 1 - p, { backend: x.backend });
-  return x.mul(keepMask).mulScalar(1 / (1 - p));
 }
 
 // ---- local self-attention ----------------------------------------------------------------------------
@@ -778,8 +826,8 @@ export class LocalSelfAttention extends Module {
     let dots = queryVectors.matmul(keyVectors.transpose(-1, -2)); // [batch, heads, (chunks,) q, K]
     // In cached decoding the single query's causal mask keeps every key (as in the reference).
     if (!cached) dots = maskDots(dots, queryIndices, keyIndices, keyMask, this.isDecoder);
-    const { probs: p } = expNormalize(dots);
-    let probs = this.dropout > 0 && this.training ? dropoutOf(p, this.dropout) : p;
+    let probs = softmax(dots, -1);
+    probs = dropout(probs, this.dropout, this.training);
     probs = applyHeadMask(probs, options.headMask);
     let out = probs.matmul(valueVectors); // [batch, heads, (chunks,) chunk, d]
     if (!doStandardSelfAttention) out = out.reshape(batch, H, sequenceLength, d);
@@ -1133,7 +1181,7 @@ export class ReformerEncoder extends Module {
     }
     const s = stack as unknown as StackOutputs;
     let normed = this.layer_norm.forward(output);
-    if (this.dropout > 0 && this.training) normed = dropoutOf(normed, this.dropout);
+    normed = dropout(normed, this.dropout, this.training);
     const out: EncoderOutput = { hiddenStates: normed };
     if (options.outputHiddenStates) out.allHiddenStates = s.allHiddenStates;
     if (options.outputAttentions) out.allAttentions = s.allAttentions;

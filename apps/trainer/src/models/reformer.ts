@@ -9,11 +9,16 @@
 // max_position_embeddings (the reference's training branch); `model.config.maxPositionEmbeddings` is
 // therefore the training length (`data.seqLength` must equal it).
 
-import { ReformerConfig, ReformerModelWithLMHead, leastCommonMultChunkLength, validateReformerConfig, type ReformerConfigFields } from '@lm/reformer';
+import { CharTokenizer, ReformerConfig, ReformerModelWithLMHead, leastCommonMultChunkLength, validateReformerConfig, type ReformerConfigFields } from '@lm/reformer';
 import { ConfigError } from '../core/errors.js';
 import type { FamilyObjective, ModelFamily, ResolvedModelConfig, TrainableModel } from '../core/family.js';
+import { stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import type { Tokenizer } from '@lm/layers';
+import { DataError } from '../core/errors.js';
 import { loadWordPieceTokenizer } from '../data/tokenizer.js';
 import { CausalLMObjective, type CausalLMModel } from '../objectives/causal-lm.js';
+import { PackedCausalLMObjective } from '../objectives/packed-causal-lm.js';
 import { readPretrainedConfig, writeTokenizerFiles } from './files.js';
 
 const FIELDS = Object.keys(ReformerConfig.fields) as (keyof ReformerConfigFields)[];
@@ -47,10 +52,43 @@ const causalLM: FamilyObjective<ReformerConfig, CausalTrainable> = {
   },
 };
 
+/**
+ * Packed causal LM: the corpus as one stream cut into full blocks of seqLength tokens (long sequences,
+ * no padding); the model and export are causal-lm's. Its showcase prints longer greedy continuations
+ * (character-level text needs more tokens than a word-level one).
+ */
+const packedCausalLM: FamilyObjective<ReformerConfig, CausalTrainable> = {
+  ...causalLM,
+  description: 'packed causal LM (documents concatenated and cut into full seqLength blocks; bits per token reported)',
+  objective: (ctx) => {
+    const keys = Object.keys(ctx.settings);
+    if (keys.length) throw new ConfigError(`objectives.packed-causal-lm.${keys[0]}: unknown field (packed-causal-lm takes no settings of its own)`);
+    return new PackedCausalLMObjective(ctx.tokenizer, { seqLength: ctx.seqLength, backend: ctx.backend });
+  },
+  showcase(model, tokenizer, prompts) {
+    const backend = model.module.getInputEmbeddings().weight.backend;
+    const objective = new PackedCausalLMObjective(tokenizer, { seqLength: model.module.config.maxPositionEmbeddings, backend });
+    // One printed line per prompt: the continuation's newlines shown as \n.
+    return objective.continueGreedy(model, tokenizer, prompts, 48).then((lines) => lines.map((line) => line.replaceAll('\n', '\\n')));
+  },
+};
+
+/** A character vocabulary (`vocab.json`, or a folder holding one) loads as @lm/reformer's CharTokenizer; anything else as WordPiece. */
+async function loadTokenizer(path: string, options: { lowercase: boolean }): Promise<Tokenizer> {
+  const isDir = await stat(path).then((s) => s.isDirectory(), () => false);
+  const charVocab = isDir ? await stat(`${path}/vocab.json`).then(() => true, () => false) : basename(path) === 'vocab.json';
+  if (!charVocab) return loadWordPieceTokenizer(path, options);
+  try {
+    return await CharTokenizer.fromPretrained(isDir ? path : dirname(path));
+  } catch (e) {
+    throw new DataError(`data.tokenizer: ${path}: ${(e as Error).message}`);
+  }
+}
+
 export const reformer: ModelFamily<ReformerConfig> = {
   name: 'reformer',
-  objectives: { 'causal-lm': causalLM },
-  loadTokenizer: loadWordPieceTokenizer,
+  objectives: { 'causal-lm': causalLM, 'packed-causal-lm': packedCausalLM },
+  loadTokenizer,
 
   async resolveConfig({ fromPretrained, overrides, vocabSize }): Promise<ResolvedModelConfig<ReformerConfig>> {
     const issues: string[] = [];
