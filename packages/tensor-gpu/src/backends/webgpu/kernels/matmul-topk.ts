@@ -64,8 +64,10 @@ export function runMatmulTopk(rt: Runtime, queries: View, blocks: readonly View[
   if (k > MATMUL_TOPK_MAX_K) return false;
   const [Q, D] = queries.shape;
   if (Q > 65535) throw new RangeError(`matmulTopk: ${Q} queries exceed the 65535 workgroups of one dispatch dimension`);
-  const G = Math.min(WGT, Math.max(1, Math.ceil(256 / Q)));
   const T = tileRows > 0 ? tileRows : DEFAULT_TILE_ROWS;
+  // Workgroups per query: about 256 in all, but no more than a tile's rows keep busy (each merge costs k rounds).
+  const tileMax = Math.min(T, Math.max(...blocks.map((b) => b.shape[0])));
+  const G = Math.min(WGT, Math.max(1, Math.ceil(256 / Q)), Math.ceil(tileMax / WGT));
   const slotsV = tempStorage(rt, 'float32', Q * G * k);
   const slotsI = tempStorage(rt, 'int32', Q * G * k);
   const sv = storageRef(slotsV, 'matmulTopk', 'score slots');
