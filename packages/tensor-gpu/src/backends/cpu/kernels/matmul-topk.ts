@@ -13,6 +13,8 @@ import { arr, type CpuStorage } from '../common.js';
 const TILE_SCORES = 2 ** 20;
 const MIN_TILE_ROWS = 4096;
 const MAX_TILE_ROWS = 2 ** 17;
+/** From this many queries on, the tile is the GEMM's row operand (measured crossover: 8 queries favour the other way round, 64 this one). */
+const ROW_MAJOR_QUERIES = 16;
 
 function view(storage: View['storage'], shape: number[], strides: number[], offset: number): View {
   return { storage, dtype: storage.dtype, shape, strides, offset };
@@ -32,23 +34,32 @@ export function cpuMatmulTopk(backend: Backend, queries: View, blocks: readonly 
   const count = new Int32Array(Q);
   const threshold = new Float32Array(Q).fill(-Infinity);
   const qT = view(queries.storage, [1, D, Q], [0, 1, D], queries.offset); // [1, D, Q]: the queries transposed
+  const qA = view(queries.storage, [1, Q, D], [0, D, 1], queries.offset); // [1, Q, D]
+  // Score v of block `id` for query q: enters q's list when above its k-th best (or the list is not full).
+  const take = (q: number, v: number, id: number): void => {
+    if (v > threshold[q] || count[q] < k) {
+      count[q] = insert(bestV, bestI, q * k, count[q], k, v, id);
+      if (count[q] === k) threshold[q] = bestV[q * k + k - 1];
+    }
+  };
   let base = 0;
   try {
     for (const b of blocks) {
       const rows = b.shape[0];
       for (let r0 = 0; r0 < rows; r0 += tile) {
         const t = Math.min(tile, rows - r0);
-        // tile [t, D] @ queries^T [D, Q] -> [t, Q]: the long operand streams row-major and only the small
-        // one is packed (the other orientation packs the whole tile: about 3x slower here).
-        backend.matmul(view(b.storage, [1, t, D], [0, D, 1], b.offset + r0 * D), qT, view(scratch, [1, t, Q], [0, Q, 1], 0));
-        for (let r = 0; r < t; r++) {
-          const row = r * Q;
+        if (Q < ROW_MAJOR_QUERIES) {
+          // queries [Q, D] @ tile^T [D, t] -> [Q, t]: for a few queries the GEMM is fastest this way round.
+          backend.matmul(qA, view(b.storage, [1, D, t], [0, 1, D], b.offset + r0 * D), view(scratch, [1, Q, t], [0, t, 1], 0));
           for (let q = 0; q < Q; q++) {
-            const v = s[row + q];
-            if (v > threshold[q] || count[q] < k) {
-              count[q] = insert(bestV, bestI, q * k, count[q], k, v, base + r0 + r);
-              if (count[q] === k) threshold[q] = bestV[q * k + k - 1];
-            }
+            for (let r = 0, at = q * t; r < t; r++) take(q, s[at + r], base + r0 + r);
+          }
+        } else {
+          // tile [t, D] @ queries^T [D, Q] -> [t, Q]: the long operand streams row-major and only the queries
+          // are packed (the other orientation packs the whole tile: about 3x slower at 64 queries).
+          backend.matmul(view(b.storage, [1, t, D], [0, D, 1], b.offset + r0 * D), qT, view(scratch, [1, t, Q], [0, Q, 1], 0));
+          for (let r = 0; r < t; r++) {
+            for (let q = 0, at = r * Q; q < Q; q++) take(q, s[at + q], base + r0 + r);
           }
         }
       }
