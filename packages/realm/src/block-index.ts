@@ -98,9 +98,9 @@ export class RealmBlockIndex {
     return this.shards.reduce((n, s) => n + s.shape[0], 0);
   }
 
-  /** Bytes of device memory the rows take. */
+  /** Bytes the backend holds for the rows (the cpu backend keeps float16 rows widened to float32, so 4 per value there). */
   get bytes(): number {
-    return this.numBlocks * this.dim * (this.dtype === 'float16' ? 2 : 4);
+    return this.shards.reduce((n, s) => n + s.storage.byteLength, 0);
   }
 
   /** Appends rows [n, dim] (copied; the caller keeps its tensor). */
