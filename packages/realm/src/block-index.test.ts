@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { fromHost, type Backend } from '@lm/tensor-gpu';
 import { seededRandom, testCpuBackend, testWebGPUBackend } from '@lm/tensor-gpu/testing';
-import { RealmBlockIndex, tileTopk } from './block-index.js';
+import { RealmBlockIndex } from './block-index.js';
 import { RealmError } from './errors.js';
 
 const webgpu = await testWebGPUBackend();
@@ -80,20 +80,6 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('RealmBlockIndex on $name',
       });
       [q, scores, indices, picked].forEach((t) => t.dispose());
       index.dispose();
-    });
-
-    it.each([5, 50])('tileTopk (groups, then candidates) equals a full sort: k=%i', async (k) => {
-      const cols = 5000 + 37; // not a multiple of the group size
-      const data = Float32Array.from({ length: 2 * cols }, next);
-      const { values, indices } = tileTopk(fromHost(data, [2, cols], 'float32', backend), k);
-      const got = Array.from(await indices.data());
-      const gotValues = Array.from(await values.data());
-      for (let r = 0; r < 2; r++) {
-        const row = Array.from(data.subarray(r * cols, (r + 1) * cols));
-        const want = row.map((_, i) => i).sort((a, b) => row[b] - row[a]).slice(0, k);
-        expect(got.slice(r * k, (r + 1) * k)).toEqual(want);
-        expect(gotValues.slice(r * k, (r + 1) * k)).toEqual(want.map((i) => row[i]));
-      }
     });
 
     it('add() appends incrementally and toHost() returns every row', async () => {

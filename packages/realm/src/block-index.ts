@@ -3,12 +3,13 @@
 //
 // Layout: the rows are split into shards, each one tensor no larger than the backend's storage binding
 // limit (`maxBindingBytes`: 128 MiB on SwiftShader, often 2 GiB on hardware), so an index larger than one
-// binding still lives on the device; rows are stored in float32 or float16. A search walks the shards
-// tile by tile (`tileRows` rows at a time): scores of the tile [queries, tileRows] -> the tile's top k,
-// merged with the running top k. At most one tile of scores exists at a time, so a search needs
-// queries x tileRows x 4 bytes beyond the index (32 MiB by default). Order: best first, as torch.topk.
+// binding still lives on the device; rows are stored in float32 or float16. A search is one
+// `matmulTopk` (@lm/tensor-gpu) over the shards: the fused inner product + top-k scores a tile of rows
+// at a time and folds it into a running top k per query, so the [queries, numBlocks] score matrix never
+// exists (cpu: a [queries, tileRows] scratch of at most 4 MiB; webgpu: scores stay in registers, only
+// [queries, 64, k] running lists). Order: best first, ties to the smaller block id, as torch.topk.
 
-import { arange, cast, concat, fromHost, full, noGrad, scope, ShapeError, topk, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { cast, concat, fromHost, matmulTopk, noGrad, scope, ShapeError, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { RealmError } from './errors.js';
 
 export type BlockIndexDType = 'float32' | 'float16';
@@ -18,7 +19,7 @@ export interface BlockIndexOptions {
   dtype?: BlockIndexDType;
   /** Largest shard in bytes; default the backend's maxBindingBytes (at most 1 GiB). */
   maxShardBytes?: number;
-  /** Rows scored at once by `search`; default: 2^23 scores per tile (8M floats, 32 MiB) split over the queries, 32768 to 1M rows. */
+  /** Rows scored at once by `search`; default: the backend kernel's choice (matmulTopk's tileRows). */
   tileRows?: number;
 }
 
@@ -29,35 +30,7 @@ export interface BlockSearchResult {
   indices: Tensor;
 }
 
-const TILE_SCORES = 2 ** 23;
-const MIN_TILE_ROWS = 32768;
-const MAX_TILE_ROWS = 2 ** 20;
 const MAX_DEFAULT_SHARD_BYTES = 1 << 30;
-
-/**
- * The top k of each row of scores [q, n], best first, without sorting n: the rows are cut into groups
- * of g, the k groups with the largest maxima are kept (every one of the k best values lies in one of
- * them: a group holding one has a maximum at least the k-th best, and at most k groups do), and only
- * their k * g values are sorted. Sorting n / g maxima and k * g candidates instead of n is what makes
- * the search cheap on both backends.
- */
-export function tileTopk(scores: Tensor, k: number): { values: Tensor; indices: Tensor } {
-  const [q, n] = scores.shape;
-  const g = Math.min(256, Math.max(8, 2 ** Math.round(Math.log2(Math.sqrt(n / k)))));
-  if (n <= 4 * g || n <= 2 * k * g) return topk(scores, k, -1);
-  return scope(() => {
-    const groups = Math.ceil(n / g);
-    const padded = groups * g === n ? scores : concat([scores, full([q, groups * g - n], -Infinity, { backend: scores.backend })], 1); // [q, groups * g]
-    const maxima = padded.reshape(q, groups, g).max(2); // [q, groups]
-    const kg = Math.min(k, groups);
-    const bestGroups = topk(maxima, kg, -1).indices; // [q, kg]
-    const offsets = arange(0, g, 1, { dtype: 'int32', backend: scores.backend }); // [g]
-    const elements = bestGroups.mulScalar(g).unsqueeze(-1).add(offsets).reshape(q, kg * g); // [q, kg * g] positions in the row
-    const candidates = padded.gather(1, elements); // [q, kg * g]
-    const top = topk(candidates, k, -1);
-    return { values: top.values, indices: elements.gather(1, top.indices) };
-  });
-}
 
 export class RealmBlockIndex {
   readonly dim: number;
@@ -125,9 +98,9 @@ export class RealmBlockIndex {
     return this.shards.reduce((n, s) => n + s.shape[0], 0);
   }
 
-  /** Bytes of device memory the rows take. */
+  /** Bytes the backend holds for the rows (the cpu backend keeps float16 rows widened to float32, so 4 per value there). */
   get bytes(): number {
-    return this.numBlocks * this.dim * (this.dtype === 'float16' ? 2 : 4);
+    return this.shards.reduce((n, s) => n + s.storage.byteLength, 0);
   }
 
   /** Appends rows [n, dim] (copied; the caller keeps its tensor). */
@@ -212,33 +185,8 @@ export class RealmBlockIndex {
     return noGrad(() =>
       scope(() => {
         const q = q2.dtype === 'float32' ? q2 : q2.toFloat();
-        const tileRows = this.tileRows ?? Math.min(MAX_TILE_ROWS, Math.max(MIN_TILE_ROWS, 2 ** Math.floor(Math.log2(TILE_SCORES / q.shape[0]))));
-        let best: BlockSearchResult | null = null;
-        let offset = 0;
-        for (const shard of this.shards) {
-          for (let r0 = 0; r0 < shard.shape[0]; r0 += tileRows) {
-            const r1 = Math.min(shard.shape[0], r0 + tileRows);
-            const base = offset + r0;
-            const prev: BlockSearchResult | null = best;
-            best = scope(() => {
-              const scores = q.matmul(shard.slice(0, r0, r1).transpose()); // [q, tile] float32
-              const top = tileTopk(scores, Math.min(k, r1 - r0));
-              const ids = top.indices.addScalar(base);
-              if (!prev) return { scores: top.values, indices: ids };
-              // Merge with the running best: candidates [q, k + tileK] -> the best k.
-              const values = concat([prev.scores, top.values], 1);
-              const candidates = concat([prev.indices, ids], 1);
-              const merged = topk(values, k, -1);
-              return { scores: merged.values, indices: candidates.gather(1, merged.indices) };
-            });
-            if (prev) {
-              prev.scores.dispose();
-              prev.indices.dispose();
-            }
-          }
-          offset += shard.shape[0];
-        }
-        return best!;
+        const top = matmulTopk(q, this.shards, k, this.tileRows === null ? {} : { tileRows: this.tileRows });
+        return { scores: top.values, indices: top.indices };
       }),
     );
   }

@@ -201,6 +201,14 @@ export interface FusedKernels {
    * gradIn's shape (any strides), gradIn is contiguous.
    */
   geluBackward?: (gradOut: View, x: View, gradIn: View, approximate: 'none' | 'tanh') => void;
+  /**
+   * Maximum-inner-product search (ops/matmul-topk.ts): queries contiguous float32 [Q, D], blocks contiguous
+   * float32/float16 [rows_i, D] each (their rows in order are the blocks) -> values float32 / indices int32
+   * [Q, k] (contiguous), best first, ties to the smaller id, holding at most a tile of scores. tileRows 0:
+   * the kernel's own choice. Returns false, having done nothing, for a k it does not take (the op then
+   * runs its composite).
+   */
+  matmulTopk?: (queries: View, blocks: readonly View[], values: View, indices: View, k: number, tileRows: number) => boolean;
   /** out = activation(x + bias); x and bias are views already broadcast to out's shape. */
   biasActivation?: (activation: FusedBiasActivation, x: View, bias: View, out: View) => void;
 }

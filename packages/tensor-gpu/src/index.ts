@@ -59,4 +59,5 @@ export {
 export { gather, indexSelect, scatterAdd, embedding, cumsum, sort, argsort, topk, oneHot, type SortResult } from './ops/indexing.js';
 export { concat, stack, split, chunk, pad, tril, triu } from './ops/shape.js';
 export { adamStep_ } from './ops/optim.js';
+export { matmulTopk, type MatmulTopkOptions, type MatmulTopkResult } from './ops/matmul-topk.js';
 export { quantizedMatmul, dequantizeWeight, packQuantizedRows, packFloat16Rows, quantizedRowWords, type QuantBits, type QuantizedWeightOptions } from './ops/quantized-matmul.js';

@@ -10,6 +10,7 @@ import { philoxFill } from '../../random.js';
 import { arr, contiguousRows, converter, roundFloat16Output, type CpuStorage } from './common.js';
 import { cpuAdamStep } from './kernels/adam.js';
 import { cpuDequantizeWeight, cpuQuantizedMatmul } from './kernels/quantized-matmul.js';
+import { cpuMatmulTopk } from './kernels/matmul-topk.js';
 import { cpuAttention } from './kernels/attention.js';
 import { cpuLayerNorm } from './kernels/layer-norm.js';
 import { cpuLayerNormBackward } from './kernels/layer-norm-backward.js';
@@ -76,6 +77,7 @@ class CpuBackend implements Backend {
     attention: cpuAttention,
     quantizedMatmul: cpuQuantizedMatmul,
     dequantizeWeight: cpuDequantizeWeight,
+    matmulTopk: (q, blocks, values, indices, k, tileRows) => cpuMatmulTopk(this, q, blocks, values, indices, k, tileRows),
     geluBackward: (g, x, out, approximate) =>
       (approximate !== 'tanh' && trySimdRow('geluBackward', g, x, out)) || this.binaryRow(approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward', FUSED_BINARY, g, x, out),
     biasActivation: (act, x, bias, out) => (act === 'gelu' && trySimdRow('addGelu', x, bias, out)) || this.binaryRow(biasActivationOp(act), FUSED_BINARY, x, bias, out),

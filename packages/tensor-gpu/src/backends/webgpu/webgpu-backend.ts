@@ -12,6 +12,7 @@ import { GPUStorage, Runtime, storageRef } from './runtime.js';
 import { prod } from './kernels/common.js';
 import { runAdamStep } from './kernels/adam.js';
 import { runDequantizeWeight, runQuantizedMatmul } from './kernels/quantized-matmul.js';
+import { runMatmulTopk } from './kernels/matmul-topk.js';
 import { runArange } from './kernels/arange.js';
 import { runAttention } from './kernels/attention.js';
 import { flashAttentionFits, runFlashAttention } from './kernels/flash-attention.js';
@@ -82,6 +83,7 @@ export class WebGPUBackend implements Backend {
     layerNorm: (x, w, b, out, eps, rms) => runLayerNorm(this.live('layerNorm'), x, w, b, out, eps, rms),
     layerNormBackward: (x, w, g, gradIn, gx, eps, rms) => runLayerNormBackward(this.live(rms ? 'rmsNorm backward' : 'layerNorm backward'), x, w, g, gradIn, gx, eps, rms),
     adamStep: (p, g, m, v, vmax, h) => runAdamStep(this.live('adamStep'), p, g, m, v, vmax, h),
+    matmulTopk: (q, blocks, values, indices, k, tileRows) => runMatmulTopk(this.live('matmulTopk'), q, blocks, values, indices, k, tileRows),
     attention: (q, k, v, mask, out, scale, causal) =>
       (this.attentionKernel === 'flash' && flashAttentionFits(q, v) ? runFlashAttention : runAttention)(this.live('attention'), q, k, v, mask, out, scale, causal),
     // Only the flash family has a fused backward; the row kernel's is the op's composite.
