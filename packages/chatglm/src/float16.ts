@@ -23,6 +23,17 @@ function checkTable(name: string, table: Tensor, rows: number, cols: number): vo
   }
 }
 
+/** A packed table's values as float16 bits [rows, cols] (the layout THUDM's checkpoints store). */
+export async function float16TableBits(table: Tensor, rows: number, cols: number): Promise<Uint16Array> {
+  const words = (await table.data()) as Int32Array;
+  const halves = new Uint16Array(words.buffer, words.byteOffset, words.length * 2);
+  const rowHalves = quantizedRowWords(16, cols) * 2;
+  if (rowHalves === cols) return halves;
+  const out = new Uint16Array(rows * cols); // odd cols: each row's last word holds one value and padding
+  for (let r = 0; r < rows; r++) out.set(halves.subarray(r * rowHalves, r * rowHalves + cols), r * cols);
+  return out;
+}
+
 /** `Embedding` over a float16 table: ids of any shape -> [...ids.shape, embeddingDim] float32. Frozen. */
 export class Float16Embedding extends Module {
   readonly numEmbeddings: number;

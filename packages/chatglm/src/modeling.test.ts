@@ -175,6 +175,58 @@ describe.each(backends)('embeddings and lm_head held in float16 on %s', (_name, 
     });
   }
 
+  // savePretrained writes what fromPretrained of a THUDM quantization_bit checkpoint reads: int8
+  // `weight` (int4: nibble pairs [out, in/2]), float16 `weight_scale`, float16 tables under both names.
+  for (const [bits, held] of [
+    [4, false],
+    [8, false],
+    [4, true],
+  ] as const) {
+    it(`quantize(${bits})${held ? ' + 16-bit tables' : ''} -> savePretrained -> fromPretrained: the published layout, the same logits`, async () => {
+      const model = await halfModel(true);
+      const embeddings = (await model.transformer.word_embeddings.weight.data()) as Float32Array;
+      await model.quantize(bits);
+      if (held) await model.holdEmbeddingsInFloat16();
+      const inputIds = tensor([[3, 7, 31, 32, 5], [9, 8, 31, 32, 6]], { dtype: 'int32', backend });
+      const logits = noGrad(() => model.forward({ inputIds, useCache: false }).logits);
+      const dir = mkdtempSync(join(tmpdir(), 'chatglm-save-'));
+      try {
+        await model.savePretrained(dir);
+        expect((JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { quantization_bit: number }).quantization_bit).toBe(bits);
+        const ckpt = await openCheckpoint(join(dir, 'model.safetensors'));
+        try {
+          const layer = model.transformer.layers.at(1).mlp.dense_h_to_4h as QuantizedLinear;
+          const name = 'transformer.layers.1.mlp.dense_h_to_4h';
+          expect(ckpt.info(`${name}.weight`)).toMatchObject({ dtype: 'I8', shape: [32, bits === 4 ? 8 : 16] });
+          expect(ckpt.info(`${name}.weight_scale`)).toMatchObject({ dtype: 'F16', shape: [32] });
+          const stored = await ckpt.readTensor(`${name}.weight`, { as: 'native' });
+          expect(Array.from(stored.data as Int8Array)).toEqual(Array.from((await layer.storedWeight()).data));
+          const scale = await ckpt.readTensor(`${name}.weight_scale`, { as: 'float32' });
+          expect(Array.from(scale.data)).toEqual(Array.from((await layer.weight_scale.data()) as Float32Array));
+          // the tables' values are the float model's (tied: equal), as float16 when held in 16 bits
+          for (const table of ['transformer.word_embeddings.weight', 'lm_head.weight']) {
+            expect(ckpt.info(table)).toMatchObject({ dtype: held ? 'F16' : 'F32', shape: [40, 16] });
+            expect(Array.from((await ckpt.readTensor(table, { as: 'float32' })).data), table).toEqual(Array.from(embeddings));
+          }
+        } finally {
+          await ckpt.close();
+        }
+        const loaded = await ChatGLMForConditionalGeneration.fromPretrained(dir, { backend });
+        expect(loaded.config.quantizationBit).toBe(bits);
+        expect(loaded.transformer.layers.at(1).mlp.dense_h_to_4h).toBeInstanceOf(QuantizedLinear);
+        const again = noGrad(() => loaded.eval().forward({ inputIds, useCache: false }).logits);
+        const cmp = compareArrays(Array.from(await again.data()), Array.from(await logits.data()), 1e-6, 1e-6);
+        expect(cmp.ok, `max |diff| ${cmp.maxAbs} at ${cmp.at}`).toBe(true);
+        [again].forEach((t) => t.dispose());
+        loaded.dispose();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      [inputIds, logits].forEach((t) => t.dispose());
+      model.dispose();
+    });
+  }
+
   it('a table float16 cannot hold exactly is refused by name and position; the model is left as it was', async () => {
     const model = await halfModel(true);
     const w = model.lm_head.weight as Tensor;

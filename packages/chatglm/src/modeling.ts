@@ -33,10 +33,11 @@ import {
   PreTrainedModel,
   type JsonObject,
   type ModuleOptions,
+  type SavedTensor,
 } from '@lm/layers';
 import type { Checkpoint } from '@lm/dist-ckpt';
 import { ChatGLMConfig } from './config.js';
-import { Float16Embedding, Float16Linear } from './float16.js';
+import { Float16Embedding, Float16Linear, float16TableBits } from './float16.js';
 import { QuantizedLinear, type QuantizationRounding } from './quantization.js';
 import { ChatGLMRotaryEmbedding, applyChatGLMRotary2D } from './rotary.js';
 
@@ -452,6 +453,26 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
       tmp.dispose();
     }
     return { missingKeys, unexpectedKeys };
+  }
+
+  /**
+   * The published layout, which loadWeights reads back: a QuantizedLinear's `weight` as the reference's
+   * int8 bytes (int4: nibble pairs, [out, in/2]) and its `weight_scale` in float16 (float16-exact);
+   * tables held in 16 bits as float16 [rows, cols], under both names when shared (as THUDM's files
+   * hold `transformer.word_embeddings.weight` and `lm_head.weight`).
+   */
+  protected override savedTensors(): [string, SavedTensor][] {
+    const saved = new Map(super.savedTensors());
+    for (const [name, m] of this.namedModules()) {
+      if (m instanceof QuantizedLinear) {
+        saved.set(`${name}.weight`, { dtype: 'I8', shape: m.storedShape, data: async () => (await m.storedWeight()).data });
+        saved.set(`${name}.weight_scale`, { dtype: 'F16', shape: [m.outFeatures], data: () => m.weight_scale.data() as Promise<Float32Array> });
+      } else if (m instanceof Float16Embedding || m instanceof Float16Linear) {
+        const [rows, cols] = m instanceof Float16Embedding ? [m.numEmbeddings, m.embeddingDim] : [m.outFeatures, m.inFeatures];
+        saved.set(`${name}.weight`, { dtype: 'F16', shape: [rows, cols], data: () => float16TableBits(m.weight, rows, cols) });
+      }
+    }
+    return [...saved];
   }
 }
 
