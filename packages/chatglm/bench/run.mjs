@@ -4,9 +4,10 @@
 //   prefill   forward of a prompt (auto masks / 2-D positions), tokens/s
 //   decode    cached greedy steps (the chat path: chatglmDecoderStep), median ms/token, peak live bytes,
 //             and the process's peak RSS (each configuration runs in its own child process)
-// float32 (bits 0), int8 and int4 weights (QuantizedLinear on quantizedMatmul). The quantized models hold
-// their (equal, float16-exact) word embeddings and lm_head as one 16-bit table (holdEmbeddingsInFloat16,
-// as THUDM's int4 checkpoints allow); --embeddings float32 keeps them float32 (2 x 2.1 GB on the cpu).
+// float32 (bits 0), int8 and int4 weights (QuantizedLinear on quantizedMatmul). The quantized models are
+// built with their word embeddings and lm_head as one 16-bit table (embeddingsDtype 'float16', as
+// fromPretrained of THUDM's checkpoints builds them: no float32 table is ever held); --embeddings float32
+// keeps them float32 (2 x 2.1 GB on the cpu).
 // PyTorch CPU float32 runs side by side on the same shapes (bench/torch_chatglm.py, 2 threads,
 // OMP_WAIT_POLICY=PASSIVE; Debian's python3-torch: $LM_PYTHON, else /usr/bin/python3); --no-torch skips it.
 // Usage: node --expose-gc bench/run.mjs [--layers 2,6,28] [--bits 4,8,0] [--prompt 16] [--tokens 8]
@@ -46,9 +47,9 @@ function randomWords(n, seed) {
   return out;
 }
 
-function buildModel(layers, bits, backend) {
+function buildModel(layers, bits, embeddingsDtype, backend) {
   const config = new ChatGLMConfig({ numLayers: layers, quantizationBit: bits, maxSequenceLength: 2048 });
-  const model = withoutInit(() => new ChatGLMForConditionalGeneration(config, { backend })).eval();
+  const model = withoutInit(() => new ChatGLMForConditionalGeneration(config, { backend, embeddingsDtype })).eval();
   let seed = 7;
   lm.noGrad(() => {
     for (const [, m] of model.namedModules()) {
@@ -58,6 +59,13 @@ function buildModel(layers, bits, backend) {
         const scale = (bits === 4 ? 1 / 4 : 1 / 64) / Math.sqrt(m.inFeatures);
         m.setBuffer('weight_scale', lm.full([m.outFeatures], scale, { backend }), { disposeOld: true });
       }
+    }
+    if (embeddingsDtype === 'float16') {
+      // The shared 16-bit table, filled in place with the float16 pair (0.01, 0.01).
+      const half = lm.numberToFloat16Bits(0.01);
+      const word = lm.full([1], (half << 16) | half, { dtype: 'int32', backend });
+      model.transformer.word_embeddings.weight.copy_(word);
+      word.dispose();
     }
     for (const [name, p] of model.namedParameters()) {
       if (name.endsWith('layernorm.weight')) initInPlace(p, { kind: 'constant', value: 1 });
@@ -75,8 +83,7 @@ async function run(layers, bits, backend) {
   globalThis.gc?.();
   const tag = { family: 'chatglm', layers, hidden: 4096, weights: bits === 0 ? 'float32' : `int${bits}`, embeddings: bits === 0 ? 'float32' : embeddings, backend: backend.name };
   const t0 = performance.now();
-  const model = buildModel(layers, bits, backend);
-  if (tag.embeddings === 'float16') await model.holdEmbeddingsInFloat16();
+  const model = buildModel(layers, bits, tag.embeddings, backend);
   await backend.sync();
   globalThis.gc?.();
   emit({ ...tag, bench: 'build', ms: Math.round(performance.now() - t0), weightBytesGB: gb(backend.memory().bytes), rssGB: gb(process.memoryUsage().rss), peakRssGB: peakRss(), quantizedBytesGB: gb(quantizedBytes(model)), loadavg: load() });

@@ -18,6 +18,7 @@ export {
   type LayerPast,
   type PastKeyValues,
   type ChatGLMModelInputs,
+  type ChatGLMModelOptions,
   type ChatGLMModelOutput,
   type ChatGLMForConditionalGenerationInputs,
   type ChatGLMCausalLMOutput,

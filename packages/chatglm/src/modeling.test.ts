@@ -131,8 +131,8 @@ describe.skipIf(!haveInt4).each(backends)('quantize() on %s', (_name, backend) =
 
 describe.each(backends)('embeddings and lm_head held in float16 on %s', (_name, backend) => {
   /** A tiny model whose word embeddings and lm_head are float16-exact; equal when `tied`. */
-  async function halfModel(tied: boolean): Promise<ChatGLMForConditionalGeneration> {
-    const model = new ChatGLMForConditionalGeneration(tiny(), { backend }).eval();
+  async function halfModel(tied: boolean, vocabSize = 40): Promise<ChatGLMForConditionalGeneration> {
+    const model = new ChatGLMForConditionalGeneration(tiny({ vocabSize }), { backend }).eval();
     const round = async (t: Tensor, seed: number) => {
       const v = Float32Array.from((await t.data()) as Float32Array, (x, i) => roundToFloat16(x + seed * 1e-3 * (i % 7)));
       const h = fromHost(v, t.shape, 'float32', backend);
@@ -174,6 +174,110 @@ describe.each(backends)('embeddings and lm_head held in float16 on %s', (_name, 
       model.dispose();
     });
   }
+
+  // savePretrained writes what fromPretrained of a THUDM quantization_bit checkpoint reads: int8
+  // `weight` (int4: nibble pairs [out, in/2]), float16 `weight_scale`, float16 tables under both names.
+  for (const [bits, held] of [
+    [4, false],
+    [8, false],
+    [4, true],
+  ] as const) {
+    it(`quantize(${bits})${held ? ' + 16-bit tables' : ''} -> savePretrained -> fromPretrained: the published layout, the same logits`, async () => {
+      const model = await halfModel(true);
+      const embeddings = (await model.transformer.word_embeddings.weight.data()) as Float32Array;
+      await model.quantize(bits);
+      if (held) await model.holdEmbeddingsInFloat16();
+      const inputIds = tensor([[3, 7, 31, 32, 5], [9, 8, 31, 32, 6]], { dtype: 'int32', backend });
+      const logits = noGrad(() => model.forward({ inputIds, useCache: false }).logits);
+      const dir = mkdtempSync(join(tmpdir(), 'chatglm-save-'));
+      try {
+        await model.savePretrained(dir);
+        expect((JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { quantization_bit: number }).quantization_bit).toBe(bits);
+        const ckpt = await openCheckpoint(join(dir, 'model.safetensors'));
+        try {
+          const layer = model.transformer.layers.at(1).mlp.dense_h_to_4h as QuantizedLinear;
+          const name = 'transformer.layers.1.mlp.dense_h_to_4h';
+          expect(ckpt.info(`${name}.weight`)).toMatchObject({ dtype: 'I8', shape: [32, bits === 4 ? 8 : 16] });
+          expect(ckpt.info(`${name}.weight_scale`)).toMatchObject({ dtype: 'F16', shape: [32] });
+          const stored = await ckpt.readTensor(`${name}.weight`, { as: 'native' });
+          expect(Array.from(stored.data as Int8Array)).toEqual(Array.from((await layer.storedWeight()).data));
+          const scale = await ckpt.readTensor(`${name}.weight_scale`, { as: 'float32' });
+          expect(Array.from(scale.data)).toEqual(Array.from((await layer.weight_scale.data()) as Float32Array));
+          // the tables' values are the float model's (tied: equal), as float16 when held in 16 bits
+          for (const table of ['transformer.word_embeddings.weight', 'lm_head.weight']) {
+            expect(ckpt.info(table)).toMatchObject({ dtype: held ? 'F16' : 'F32', shape: [40, 16] });
+            expect(Array.from((await ckpt.readTensor(table, { as: 'float32' })).data), table).toEqual(Array.from(embeddings));
+          }
+        } finally {
+          await ckpt.close();
+        }
+        const loaded = await ChatGLMForConditionalGeneration.fromPretrained(dir, { backend });
+        expect(loaded.config.quantizationBit).toBe(bits);
+        expect(loaded.transformer.layers.at(1).mlp.dense_h_to_4h).toBeInstanceOf(QuantizedLinear);
+        const again = noGrad(() => loaded.eval().forward({ inputIds, useCache: false }).logits);
+        const cmp = compareArrays(Array.from(await again.data()), Array.from(await logits.data()), 1e-6, 1e-6);
+        expect(cmp.ok, `max |diff| ${cmp.maxAbs} at ${cmp.at}`).toBe(true);
+        [again].forEach((t) => t.dispose());
+        loaded.dispose();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      [inputIds, logits].forEach((t) => t.dispose());
+      model.dispose();
+    });
+  }
+
+  // embeddingsDtype 'float16': the tables are built and loaded in 16 bits (no float32 copy); one table
+  // when the checkpoint's two names hold equal values, two otherwise; float16 files move as bits.
+  // 4200 rows: more than one block of rows (4096) is read, compared and written.
+  for (const tied of [true, false]) {
+    it(`fromPretrained with embeddingsDtype float16 (${tied ? 'equal' : 'different'} tables, float32 and float16 files): the float model's logits`, async () => {
+      const model = await halfModel(tied, 4200);
+      const inputIds = tensor([[3, 4199, 31, 32, 5], [9, 4100, 31, 32, 4150]], { dtype: 'int32', backend });
+      const floatLogits = noGrad(() => model.forward({ inputIds, useCache: false }).logits);
+      const want = Array.from(await floatLogits.data());
+      const dirs = [mkdtempSync(join(tmpdir(), 'chatglm-f32-')), mkdtempSync(join(tmpdir(), 'chatglm-f16-'))];
+      try {
+        await model.savePretrained(dirs[0]); // F32 tables
+        await model.holdEmbeddingsInFloat16();
+        await model.savePretrained(dirs[1]); // F16 tables
+        for (const dir of dirs) {
+          const loaded = await ChatGLMForConditionalGeneration.fromPretrained(dir, { backend, modelOptions: { embeddingsDtype: 'float16' } });
+          expect(loaded.transformer.word_embeddings).toBeInstanceOf(Float16Embedding);
+          expect(loaded.lm_head).toBeInstanceOf(Float16Linear);
+          expect(loaded.lm_head.weight === loaded.transformer.word_embeddings.weight).toBe(tied);
+          const logits = noGrad(() => loaded.eval().forward({ inputIds, useCache: false }).logits);
+          const cmp = compareArrays(Array.from(await logits.data()), want, 1e-5, 1e-5);
+          expect(cmp.ok, `${dir}: max |diff| ${cmp.maxAbs} at ${cmp.at}`).toBe(true);
+          logits.dispose();
+          loaded.dispose();
+        }
+      } finally {
+        dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+      }
+      [inputIds, floatLogits].forEach((t) => t.dispose());
+      model.dispose();
+    });
+  }
+
+  it('embeddingsDtype: a value float16 cannot hold is refused naming the tensor; an unknown dtype is refused', async () => {
+    const model = await halfModel(true);
+    const w = model.lm_head.weight as Tensor;
+    const v = (await w.data()) as Float32Array;
+    v[16 * 5 + 1] = 0.1;
+    const bad = fromHost(Float32Array.from(v), w.shape, 'float32', backend);
+    noGrad(() => w.copy_(bad));
+    bad.dispose();
+    const dir = mkdtempSync(join(tmpdir(), 'chatglm-bad16-'));
+    try {
+      await model.savePretrained(dir);
+      await expect(ChatGLMForConditionalGeneration.fromPretrained(dir, { backend, modelOptions: { embeddingsDtype: 'float16' } })).rejects.toThrow(/lm_head\.weight: value 0\.1.* at \[5, 1\] is not exact in float16/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(() => new ChatGLMForConditionalGeneration(tiny(), { backend, embeddingsDtype: 'bfloat16' as never })).toThrow(/embeddingsDtype must be 'float32' or 'float16', got bfloat16/);
+    model.dispose();
+  });
 
   it('a table float16 cannot hold exactly is refused by name and position; the model is left as it was', async () => {
     const model = await halfModel(true);

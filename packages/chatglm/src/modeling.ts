@@ -33,10 +33,12 @@ import {
   PreTrainedModel,
   type JsonObject,
   type ModuleOptions,
+  type SavedTensor,
+  withoutInit,
 } from '@lm/layers';
 import type { Checkpoint } from '@lm/dist-ckpt';
 import { ChatGLMConfig } from './config.js';
-import { Float16Embedding, Float16Linear } from './float16.js';
+import { FLOAT16_BLOCK_ROWS, Float16Embedding, Float16Linear, float16Table, float16TableBits, writeRows } from './float16.js';
 import { QuantizedLinear, type QuantizationRounding } from './quantization.js';
 import { ChatGLMRotaryEmbedding, applyChatGLMRotary2D } from './rotary.js';
 
@@ -395,7 +397,11 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
   override async loadWeights(ckpt: Checkpoint, options: { strict?: boolean; prefix?: string } = {}): Promise<{ missingKeys: string[]; unexpectedKeys: string[] }> {
     const own = this.stateDict();
     const quantized = new Map<string, QuantizedLinear>();
-    for (const [name, m] of this.namedModules()) if (m instanceof QuantizedLinear) quantized.set(`${name}.weight`, m);
+    const tables = new Map<string, Float16Embedding | Float16Linear>();
+    for (const [name, m] of this.namedModules()) {
+      if (m instanceof QuantizedLinear) quantized.set(`${name}.weight`, m);
+      if (m instanceof Float16Embedding || m instanceof Float16Linear) tables.set(`${name}.weight`, m);
+    }
     const prefix = options.prefix ?? '';
     const fileKeys = new Set(ckpt.tensors.map((t) => t.name));
     const toFile = checkpointKeyOf(own.keys(), fileKeys, prefix);
@@ -404,6 +410,7 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
     const problems: string[] = [];
     const used = new Set<string>();
     const plan: [string, Tensor, QuantizedLinear | undefined][] = [];
+    const tablePlan: [string, Float16Embedding | Float16Linear][] = [];
     for (const [key, t] of own) {
       const fileKey = toFile(key);
       if (key.endsWith('rotary_emb.inv_freq')) {
@@ -417,18 +424,22 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
       used.add(fileKey);
       const info = ckpt.info(fileKey);
       const layer = quantized.get(key);
-      const expected = layer ? layer.storedShape : t.shape;
+      const table = tables.get(key);
+      const expected = layer ? layer.storedShape : table ? tableDims(table) : t.shape;
       const sameShape = info.shape.length === expected.length && info.shape.every((d, i) => d === expected[i]);
       if (layer && (info.dtype !== 'I8' || !sameShape)) {
         const [out, inF] = [layer.outFeatures, layer.inFeatures];
         const seen = info.dtype !== 'I8' ? 'a float weight' : info.shape[1] === inF ? 'the int8 layout' : info.shape[1] === Math.ceil(inF / 2) ? 'the int4 layout' : 'neither layout';
         problems.push(`${fileKey} is ${info.dtype} [${info.shape.join(',')}] (${seen}), but quantization_bit ${bits} in config.json needs I8 [${out},${expected[1]}]`);
       } else if (!layer && !sameShape) {
-        problems.push(`${fileKey}: checkpoint [${info.shape.join(',')}], model [${t.shape.join(',')}]`);
+        problems.push(`${fileKey}: checkpoint [${info.shape.join(',')}], model [${expected.join(',')}]`);
+      } else if (table && !['F16', 'BF16', 'F32', 'F64'].includes(info.dtype)) {
+        problems.push(`${fileKey} is ${info.dtype}, but a table held in float16 needs float values`);
       } else if (!layer && info.dtype === 'I8' && bits === 0) {
         problems.push(`${fileKey} is I8 (a quantized weight), but config.json has quantization_bit 0`);
       }
-      plan.push([fileKey, t, layer]);
+      if (table) tablePlan.push([fileKey, table]);
+      else plan.push([fileKey, t, layer]);
     }
     const unexpectedKeys = [...fileKeys].filter((k) => !used.has(k));
     const scales = unexpectedKeys.filter((k) => k.endsWith('.weight_scale'));
@@ -451,12 +462,90 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
       noGrad(() => t.copy_(tmp));
       tmp.dispose();
     }
+    await loadFloat16Tables(ckpt, tablePlan);
     return { missingKeys, unexpectedKeys };
+  }
+
+  /**
+   * The published layout, which loadWeights reads back: a QuantizedLinear's `weight` as the reference's
+   * int8 bytes (int4: nibble pairs, [out, in/2]) and its `weight_scale` in float16 (float16-exact);
+   * tables held in 16 bits as float16 [rows, cols], under both names when shared (as THUDM's files
+   * hold `transformer.word_embeddings.weight` and `lm_head.weight`).
+   */
+  protected override savedTensors(): [string, SavedTensor][] {
+    const saved = new Map(super.savedTensors());
+    for (const [name, m] of this.namedModules()) {
+      if (m instanceof QuantizedLinear) {
+        saved.set(`${name}.weight`, { dtype: 'I8', shape: m.storedShape, data: async () => (await m.storedWeight()).data });
+        saved.set(`${name}.weight_scale`, { dtype: 'F16', shape: [m.outFeatures], data: () => m.weight_scale.data() as Promise<Float32Array> });
+      } else if (m instanceof Float16Embedding || m instanceof Float16Linear) {
+        const [rows, cols] = m instanceof Float16Embedding ? [m.numEmbeddings, m.embeddingDim] : [m.outFeatures, m.inFeatures];
+        saved.set(`${name}.weight`, { dtype: 'F16', shape: [rows, cols], data: () => float16TableBits(m.weight, rows, cols) });
+      }
+    }
+    return [...saved];
   }
 }
 
-/** Rows of a float table read (and packed) at a time by holdEmbeddingsInFloat16. */
-const FLOAT16_PACK_ROWS = 4096;
+/** [rows, cols] of a 16-bit table's values (the checkpoint's shape). */
+function tableDims(m: Float16Embedding | Float16Linear): [number, number] {
+  return m instanceof Float16Embedding ? [m.numEmbeddings, m.embeddingDim] : [m.outFeatures, m.inFeatures];
+}
+
+/**
+ * Fills tables held in 16 bits straight from the checkpoint (float16 values move as bits; others must
+ * be float16-exact), written into the existing table in blocks of rows: no float32 copy, no second
+ * table. A table two modules share (built tied) stays shared when the second name holds equal values,
+ * as THUDM's checkpoints do; otherwise that module gets a table of its own.
+ */
+async function loadFloat16Tables(ckpt: Checkpoint, tablePlan: [string, Float16Embedding | Float16Linear][]): Promise<void> {
+  const filled = new Set<Tensor>();
+  for (const [fileKey, m] of tablePlan) {
+    const [rows, cols] = tableDims(m);
+    const rowWords = quantizedRowWords(16, cols);
+    let words: Int32Array;
+    if (ckpt.info(fileKey).dtype === 'F16') {
+      const bits = (await ckpt.readTensor(fileKey, { as: 'native' })).data as Uint16Array;
+      words = float16BitsToWords(bits, rows, cols);
+    } else {
+      words = packFloat16Rows((await ckpt.readTensor(fileKey, { as: 'float32' })).data, rows, cols, fileKey);
+    }
+    let target = m.weight;
+    if (filled.has(target)) {
+      if (await tableEquals(target, words)) continue;
+      target = withoutInit(() => float16Table(rows, cols, target.backend));
+      m.setBuffer('weight', target, { disposeOld: false });
+    }
+    for (let r0 = 0; r0 < rows; r0 += FLOAT16_BLOCK_ROWS) {
+      const n = Math.min(FLOAT16_BLOCK_ROWS, rows - r0);
+      writeRows(target, r0, words.subarray(r0 * rowWords, (r0 + n) * rowWords));
+    }
+    filled.add(target);
+  }
+}
+
+/** float16 bits [rows, cols] -> the table's words [rows, ceil(cols / 2)] (a view when cols is even). */
+function float16BitsToWords(bits: Uint16Array, rows: number, cols: number): Int32Array {
+  const rowWords = quantizedRowWords(16, cols);
+  if (rowWords * 2 === cols && bits.byteOffset % 4 === 0) return new Int32Array(bits.buffer, bits.byteOffset, rows * rowWords);
+  const words = new Int32Array(rows * rowWords);
+  const halves = new Uint16Array(words.buffer);
+  for (let r = 0; r < rows; r++) halves.set(bits.subarray(r * cols, (r + 1) * cols), r * rowWords * 2);
+  return words;
+}
+
+/** Whether a table holds these words, read back in blocks of rows. */
+async function tableEquals(table: Tensor, words: Int32Array): Promise<boolean> {
+  const [rows, rowWords] = table.shape;
+  for (let r0 = 0; r0 < rows; r0 += FLOAT16_BLOCK_ROWS) {
+    const n = Math.min(FLOAT16_BLOCK_ROWS, rows - r0);
+    const block = table.narrow(0, r0, n); // [n, rowWords]
+    const have = (await block.data()) as Int32Array;
+    if (block !== table) block.dispose();
+    if (!sameWords(have, words.subarray(r0 * rowWords, (r0 + n) * rowWords))) return false;
+  }
+  return true;
+}
 
 function sameWords(a: Int32Array, b: Int32Array): boolean {
   if (a.length !== b.length) return false;
@@ -508,6 +597,15 @@ export interface ChatGLMModelOutput {
   attentions?: Tensor[];
 }
 
+export interface ChatGLMModelOptions extends ModuleOptions {
+  /**
+   * 'float16': build `word_embeddings` (and lm_head, sharing its table) held in 16 bits from the start,
+   * as `holdEmbeddingsInFloat16` leaves them, so that loading never holds float32 tables (THUDM's
+   * checkpoints are float16: exact). Inference only. Default 'float32'.
+   */
+  embeddingsDtype?: 'float32' | 'float16';
+}
+
 /** The GLM transformer: word embeddings, the GLM blocks, final LayerNorm, and the optional P-tuning v2 prefix. */
 export class ChatGLMModel extends ChatGLMPreTrainedModel {
   /** An Embedding, or after `holdEmbeddingsInFloat16` a Float16Embedding. */
@@ -516,10 +614,14 @@ export class ChatGLMModel extends ChatGLMPreTrainedModel {
   declare final_layernorm: LayerNorm;
   declare prefix_encoder: PrefixEncoder | null;
 
-  constructor(config: ChatGLMConfig, options: ModuleOptions = {}) {
+  constructor(config: ChatGLMConfig, options: ChatGLMModelOptions = {}) {
     super(config);
     const { backend } = options;
-    this.registerModule('word_embeddings', new Embedding(config.vocabSize, config.hiddenSize, { backend }));
+    const { vocabSize, hiddenSize } = config;
+    const dtype = options.embeddingsDtype ?? 'float32';
+    if (dtype !== 'float32' && dtype !== 'float16') throw new ChatGLMInputError(`ChatGLMModel: embeddingsDtype must be 'float32' or 'float16', got ${String(dtype)}`);
+    const embeddings = dtype === 'float16' ? new Float16Embedding(float16Table(vocabSize, hiddenSize, backend), vocabSize, hiddenSize) : new Embedding(vocabSize, hiddenSize, { backend });
+    this.registerModule('word_embeddings', embeddings);
     this.registerModule('layers', new ModuleList(Array.from({ length: config.numLayers }, (_, i) => new GLMBlock(config, i, { backend }))));
     this.registerModule('final_layernorm', new LayerNorm(config.hiddenSize, { eps: config.layernormEpsilon, backend }));
     if (config.preSeqLen !== null) {
@@ -665,12 +767,15 @@ export class ChatGLMForConditionalGeneration extends ChatGLMPreTrainedModel {
   /** A Linear, or after `holdEmbeddingsInFloat16` a Float16Linear (possibly over the embeddings' table). */
   declare lm_head: Linear | Float16Linear;
 
-  constructor(config: ChatGLMConfig, options: ModuleOptions = {}) {
+  constructor(config: ChatGLMConfig, options: ChatGLMModelOptions = {}) {
     super(config);
     const { backend } = options;
     // The transformer initialises itself (torch's defaults for Linear / Embedding) unless loading skips it.
-    this.registerModule('transformer', new ChatGLMModel(config, { backend }));
-    this.registerModule('lm_head', new Linear(config.hiddenSize, config.vocabSize, { bias: false, backend }));
+    this.registerModule('transformer', new ChatGLMModel(config, options));
+    const emb = this.transformer.word_embeddings;
+    // 16-bit tables: lm_head reads the embeddings' table until a checkpoint holds different values there.
+    const head = emb instanceof Float16Embedding ? new Float16Linear(emb.weight, config.hiddenSize, config.vocabSize) : new Linear(config.hiddenSize, config.vocabSize, { bias: false, backend });
+    this.registerModule('lm_head', head);
     this.postInit();
   }
 
@@ -725,8 +830,8 @@ export class ChatGLMForConditionalGeneration extends ChatGLMPreTrainedModel {
     const packAll = async (t: Tensor, name: string, compareWith: Int32Array | null): Promise<{ table: Int32Array; same: boolean }> => {
       const table = new Int32Array(vocabSize * rowWords);
       let same = compareWith !== null;
-      for (let r0 = 0; r0 < vocabSize; r0 += FLOAT16_PACK_ROWS) {
-        const n = Math.min(FLOAT16_PACK_ROWS, vocabSize - r0);
+      for (let r0 = 0; r0 < vocabSize; r0 += FLOAT16_BLOCK_ROWS) {
+        const n = Math.min(FLOAT16_BLOCK_ROWS, vocabSize - r0);
         const block = t.narrow(0, r0, n); // [n, hidden]
         const values = (await block.data()) as Float32Array;
         block.dispose();

@@ -22,6 +22,7 @@ export {
   type PretrainedSource,
   type FromPretrainedOptions,
   type SavePretrainedOptions,
+  type SavedTensor,
   type GradientCheckpointable,
 } from './pretrained-model.js';
 export * from './attention/index.js';

@@ -86,6 +86,13 @@ export interface SavePretrainedOptions {
   safeSerialization?: boolean;
 }
 
+/** One tensor savePretrained writes: its file dtype and shape, and its data, read when written. */
+export interface SavedTensor {
+  dtype: 'F32' | 'F16' | 'I32' | 'I8' | 'BOOL';
+  shape: number[];
+  data: () => Promise<Float32Array | Int32Array | Int8Array | Uint8Array | Uint16Array>;
+}
+
 export class PretrainedLoadError extends Error {
   override name = 'PretrainedLoadError';
 }
@@ -244,19 +251,28 @@ export abstract class PreTrainedModel<C extends PretrainedConfig = PretrainedCon
     const fs = await import(/* @vite-ignore */ 'node:fs/promises');
     const path = await import(/* @vite-ignore */ 'node:path');
     await fs.mkdir(dir, { recursive: true });
+    await writeShardedSafetensors(dir, this.savedTensors(), { maxShardSize: options.maxShardSize ?? '5GB', metadata: { format: 'pt' } });
+    const configJson = (this.config as unknown as { toJSON(): JsonObject }).toJSON();
+    const tmp = path.join(dir, `.config.json.${process.pid}.tmp`);
+    await fs.writeFile(tmp, `${JSON.stringify(configJson, null, 2)}\n`);
+    await fs.rename(tmp, path.join(dir, 'config.json'));
+  }
+
+  /**
+   * The tensors savePretrained writes, by file name: the state dict, tied tensors once under their
+   * first name. A family whose in-memory layout differs from its published one (packed quantized
+   * weights) overrides this to write the published layout.
+   */
+  protected savedTensors(): [string, SavedTensor][] {
     const seen = new Set<Tensor>();
-    const entries: [string, { dtype: 'F32' | 'F16' | 'I32' | 'BOOL'; shape: number[]; data: () => Promise<Float32Array | Int32Array | Uint8Array | Uint16Array> }][] = [];
+    const entries: [string, SavedTensor][] = [];
     for (const [name, t] of this.stateDict()) {
       if (seen.has(t)) continue;
       seen.add(t);
       const dtype = t.dtype === 'float32' ? 'F32' : t.dtype === 'float16' ? 'F16' : t.dtype === 'int32' ? 'I32' : 'BOOL';
       entries.push([name, { dtype, shape: [...t.shape], data: () => t.data() }]);
     }
-    await writeShardedSafetensors(dir, entries, { maxShardSize: options.maxShardSize ?? '5GB', metadata: { format: 'pt' } });
-    const configJson = (this.config as unknown as { toJSON(): JsonObject }).toJSON();
-    const tmp = path.join(dir, `.config.json.${process.pid}.tmp`);
-    await fs.writeFile(tmp, `${JSON.stringify(configJson, null, 2)}\n`);
-    await fs.rename(tmp, path.join(dir, 'config.json'));
+    return entries;
   }
 
   /** Converts every floating parameter and buffer to dtype (e.g. float16 for inference). */
