@@ -3,6 +3,7 @@
 // `[Round N]\n问：...\n答：...` prompt), sampling settings (greedy, or top-p / temperature as the
 // reference samples), and the model's memory footprint and decoding speed.
 import { clear, formatBytes, h } from '../../ui/dom.js';
+import { exampleChips } from '../../ui/panel-parts.js';
 import type { FamilyPanel, ModelSession } from '../types.js';
 import type { ChatPartial, ChatResult, ChatTurn } from './tasks.js';
 
@@ -142,27 +143,10 @@ export const chatglmPanel: FamilyPanel = {
       h('label', { class: 'muted' }, ' seed ', seed),
       h('label', { class: 'muted' }, ' max length ', maxLength),
     );
-    const examples = session.examples.length
-      ? h(
-          'div',
-          { class: 'examples' },
-          h('span', { class: 'muted' }, 'Examples: '),
-          session.examples.map((text) =>
-            h(
-              'button',
-              {
-                type: 'button',
-                class: 'chip',
-                onclick: () => {
-                  input.value = text;
-                  void run();
-                },
-              },
-              text,
-            ),
-          ),
-        )
-      : null;
+    const examples = exampleChips(session.examples, (text) => {
+      input.value = text;
+      void run();
+    });
 
     root.append(
       h(
