@@ -152,8 +152,8 @@ const TRANS_CASES: Case[] = [
 
 /**
  * x @ W^T with W in the shared memory: M <= 8 rows run the in-place GEMV (tasks of 16 rows of W read
- * where W lies, the mb = 1 kernel for one row, N % 4 tail columns on the calling thread); the rest
- * (M > 8, batched W) take the copying paths with the same array.
+ * where W lies, the mb = 1 kernel for one row, N % 4 tail columns on the calling thread); more rows
+ * and batched W run the blocked `dots` rounds, also on W in place; row-major B is copied as before.
  */
 const IN_PLACE_CASES: Case[] = [
   { batch: 1, M: 1, N: 1, K: 1, transB: true },
@@ -169,6 +169,11 @@ const IN_PLACE_CASES: Case[] = [
   { batch: 1, M: 9, N: 40, K: 33, transB: true },
   { batch: 2, M: 1, N: 50, K: 33, transB: true, bcastB: true },
   { batch: 1, M: 4, N: 30, K: 20 },
+  // M > 8: the dots rounds read W's rows in place (tasks of 16 rows, K split past 4096, batched W)
+  { batch: 1, M: 12, N: 70, K: 4101, transB: true },
+  { batch: 3, M: 10, N: 45, K: 37, transB: true, pad: 2 },
+  { batch: 3, M: 17, N: 29, K: 64, transB: true, bcastB: true, transA: true },
+  { batch: 1, M: 530, N: 300, K: 1000, transB: true, pad: 1 },
 ];
 
 /** Shapes crossing the MC/NC/KC block limits (multiple rounds per C block). */

@@ -12,6 +12,12 @@
 /** Blocks are multiples of this many bytes (and aligned to it). */
 const GRAIN = 64;
 const PAGE = 65536;
+/**
+ * Bytes kept allocated past the last block: the GEMM's kernels read whole tasks of 16 rows of a weight
+ * in place, so the last task of a weight may read up to 15 rows past its end (into the next block or
+ * this guard, never outside the memory; those results land in C's padding).
+ */
+export const HEAP_GUARD_BYTES = 1 << 20;
 
 const owners = new WeakMap<Float32Array, SharedHeap>();
 
@@ -68,7 +74,7 @@ export class SharedHeap {
       // extend: a free block that ends at the top is reused as the start of the new block
       const last = fl[fl.length - 1];
       const start = last && last[0] + last[1] === this.top ? last[0] : this.top;
-      const need = start + bytes - this.memory.buffer.byteLength;
+      const need = start + bytes + HEAP_GUARD_BYTES - this.memory.buffer.byteLength;
       if (need > 0) {
         try {
           this.memory.grow(Math.ceil(need / PAGE));

@@ -46,7 +46,7 @@ import {
   type StripFn,
   type WorkerInit,
 } from './worker-body.js';
-import { heapOf, SharedHeap } from './heap.js';
+import { HEAP_GUARD_BYTES, heapOf, SharedHeap } from './heap.js';
 
 export interface GemmOperand {
   /** The whole backing array (may be large); elements read at offset + strides. */
@@ -598,7 +598,7 @@ class WasmGemm implements Gemm {
    * align4(kc) <= kc+LD_PAD (never read: the kernels stop at kc); B columns up to ncPad,
    * but exactly kc rows (the next batch item's block follows).
    */
-  private pack(r: Round, buf: number, a: GemmOperand, b: GemmOperand): void {
+  private pack(r: Round, buf: number, a: GemmOperand, b: GemmOperand, wInPlace: boolean): void {
     const f32 = this.f32;
     const tr = this.transpose;
     const aBcast = a.strides[0] === 0;
@@ -623,7 +623,7 @@ class WasmGemm implements Gemm {
           align(r.kc, 4),
         );
       }
-      if (gi === 0 || !bBcast) {
+      if (!wInPlace && (gi === 0 || !bBcast)) {
         const s0 = b.offset + bt * b.strides[0] + r.p0 * b.strides[1] + r.j0 * b.strides[2];
         if (r.dots) {
           // W[n, k] = B[k, n]: nc rows of kc, contiguous in the source (b.strides[1] === 1)
@@ -649,7 +649,7 @@ class WasmGemm implements Gemm {
   }
 
   /** Writes the round descriptor; returns the task-counter value at which the round ends. */
-  private describe(r: Round, buf: number, aBcast: boolean, bBcast: boolean): number {
+  private describe(r: Round, buf: number, aBcast: boolean, bBcast: boolean, b: GemmOperand, wInPlace: boolean): number {
     const ctl = this.ctl;
     const L = LAYOUT;
     // Seqlock write: SEQ goes odd before the fields change and even after, so a worker can never take
@@ -677,6 +677,14 @@ class WasmGemm implements Gemm {
     ctl[L.CSS] = r.unit * 4;
     ctl[L.NRT] = r.unit;
     ctl[L.KIND] = r.dots ? 1 : 0;
+    if (wInPlace) {
+      // the rows of W where the tensor lies: W[n, k] = B[k, n] at b.offset + n*strides[2] + k
+      const [sb0, , sb2] = b.strides;
+      ctl[L.BBASE] = b.data.byteOffset + 4 * (b.offset + r.b0 * sb0 + r.p0 + r.j0 * sb2);
+      ctl[L.LDB] = sb2 * 4;
+      ctl[L.BGS] = sb0 * 4;
+      ctl[L.SS] = r.unit * sb2 * 4;
+    }
     ctl[L.CMD] = CMD_RUN;
     Atomics.add(ctl, L.SEQ, 1); // publish: even again (seq-cst, after the plain writes above)
     return (base + n) | 0;
@@ -731,14 +739,17 @@ class WasmGemm implements Gemm {
     // x @ W^T (B's rows are contiguous along k): dots kernel on rows of W, no transpose.
     const dots = b.strides[1] === 1 && b.strides[2] !== 1;
     const rounds = this.rounds(batch, M, N, K, dots, b.strides[2]);
+    // W allocated in this memory: the dots tasks read its rows in place (no copy); the last task of a
+    // block may read up to DOTS_NRT - 1 rows past W, which the heap's guard keeps inside the memory
+    const wInPlace = dots && this.heap !== null && heapOf(b.data) === this.heap && b.strides[2] * 4 * DOTS_NRT <= HEAP_GUARD_BYTES;
     const aBcast = a.strides[0] === 0;
     const bBcast = b.strides[0] === 0;
     const ctl = this.ctl;
     if (!parallel) {
       for (let i = 0; i < rounds.length; i++) {
         const r = rounds[i];
-        this.pack(r, 0, a, b);
-        const end = this.describe(r, 0, aBcast, bBcast);
+        this.pack(r, 0, a, b, wInPlace);
+        const end = this.describe(r, 0, aBcast, bBcast, b, wInPlace);
         claimAndRun(ctl, this.strip, this.dots, LAYOUT, this.dots1);
         // Workers still spinning from an earlier parallel call see the new round and may claim
         // tasks of it too: wait for every task before reading C.
@@ -748,13 +759,13 @@ class WasmGemm implements Gemm {
       return;
     }
     let pending: Round | null = null;
-    this.pack(rounds[0], 0, a, b);
+    this.pack(rounds[0], 0, a, b, wInPlace);
     for (let i = 0; i < rounds.length; i++) {
       const r = rounds[i];
-      const end = this.describe(r, i & 1, aBcast, bBcast);
+      const end = this.describe(r, i & 1, aBcast, bBcast, b, wInPlace);
       this.wake();
       // Overlap: pack the next round and copy out the previous block while workers compute.
-      if (i + 1 < rounds.length) this.pack(rounds[i + 1], (i + 1) & 1, a, b);
+      if (i + 1 < rounds.length) this.pack(rounds[i + 1], (i + 1) & 1, a, b, wInPlace);
       if (pending) {
         this.copyOut(pending, out, M, N);
         pending = null;
