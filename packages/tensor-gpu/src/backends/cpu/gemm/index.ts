@@ -391,11 +391,12 @@ class WasmGemm implements Gemm {
   private readonly heap: SharedHeap | null;
   private disposed = false;
 
-  constructor(simd: GemmSimd, module: WebAssembly.Module, memory: WebAssembly.Memory, workers: InlineWorker[], shared: boolean) {
+  /** `heap`: the memory is shared and growable, so tensor storage can live in it. */
+  constructor(simd: GemmSimd, module: WebAssembly.Module, memory: WebAssembly.Memory, workers: InlineWorker[], heap: boolean) {
     this.simd = simd;
     this.workers = workers;
     this.threads = workers.length + 1;
-    this.heap = shared ? new SharedHeap(memory, MEMORY_BYTES) : null;
+    this.heap = heap ? new SharedHeap(memory, MEMORY_BYTES) : null;
     this.f32 = new Float32Array(memory.buffer);
     this.ctl = new Int32Array(memory.buffer, 0, LAYOUT.CTL_INTS);
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
@@ -828,7 +829,15 @@ export function createGemm(options: GemmOptions = {}): Gemm {
   }
   if (!bytes) return new ScalarGemm();
   const module = new WebAssembly.Module(bytes);
-  const memory = new WebAssembly.Memory({ initial: MEMORY_PAGES, maximum: shared ? MEMORY_MAX_PAGES : MEMORY_PAGES, shared });
+  let memory: WebAssembly.Memory;
+  let heap = shared;
+  try {
+    memory = new WebAssembly.Memory({ initial: MEMORY_PAGES, maximum: shared ? MEMORY_MAX_PAGES : MEMORY_PAGES, shared });
+  } catch {
+    // no room to reserve a growable shared memory (a 32-bit host): the fixed scratch only, no heap
+    memory = new WebAssembly.Memory({ initial: MEMORY_PAGES, maximum: MEMORY_PAGES, shared });
+    heap = false;
+  }
   let threads = Math.max(1, Math.floor(options.threads ?? hardwareConcurrency()));
   if (!shared || !canBlockHere()) threads = 1;
   const workers: InlineWorker[] = [];
@@ -842,5 +851,5 @@ export function createGemm(options: GemmOptions = {}): Gemm {
       workers.push(w);
     }
   }
-  return new WasmGemm(simd, module, memory, workers, shared);
+  return new WasmGemm(simd, module, memory, workers, heap);
 }
