@@ -17,7 +17,7 @@ import { cpuLayerNormBackward } from './kernels/layer-norm-backward.js';
 import { cpuSoftmax } from './kernels/softmax.js';
 import { cpuSoftmaxBackward } from './kernels/softmax-backward.js';
 import { arrayKinds, binaryLoop, copyLoop, unaryLoop } from './loops.js';
-import { matmulKernel } from './matmul.js';
+import { matmulKernel, releaseStorage } from './matmul.js';
 import { trySimdRow } from './simd/eltwise.js';
 import { collapse, forEachRow, offsetsOf } from './strided.js';
 
@@ -87,8 +87,15 @@ class CpuBackend implements Backend {
     return `cpu (${matmulKernel.describe()})`;
   }
 
+  /**
+   * Float storages from this size up live in the GEMM's shared wasm memory, where its threads read a
+   * weight in place (decision 0015); smaller ones are ordinary typed arrays.
+   */
+  static readonly SHARED_MIN_BYTES = 256 * 1024;
+
   alloc(dtype: DType, size: number): CpuStorage {
-    const data = this.takePooled(dtype, size) ?? hostArrayFor(dtype, size);
+    const shared = (dtype === 'float32' || dtype === 'float16') && size * 4 >= CpuBackend.SHARED_MIN_BYTES;
+    const data = this.takePooled(dtype, size) ?? (shared ? matmulKernel.alloc(size) : null) ?? hostArrayFor(dtype, size);
     this.live++;
     this.liveBytes += data.byteLength;
     return { backend: this, dtype, size, byteLength: data.byteLength, refs: 1, data };
@@ -133,7 +140,7 @@ class CpuBackend implements Backend {
       if (!list) this.pool.set(key, (list = []));
       list.push(data);
       this.pooledBytes += data.byteLength;
-    }
+    } else if (data instanceof Float32Array) releaseStorage(data);
   }
 
   private takePooled(dtype: DType, size: number): AnyHostArray | null {
@@ -144,6 +151,7 @@ class CpuBackend implements Backend {
   }
 
   trim(): void {
+    for (const list of this.pool.values()) for (const a of list) if (a instanceof Float32Array) releaseStorage(a);
     this.pool.clear();
     this.pooledBytes = 0;
   }

@@ -2,10 +2,13 @@
 // engine (WebAssembly SIMD + worker threads, see gemm/), created lazily on first use.
 
 import type { View } from '../../backend.js';
+import { heapOf } from './gemm/heap.js';
 import { createGemm, type Gemm, type GemmOperand } from './gemm/index.js';
 
 interface Engine {
   describe(): string;
+  /** Storage the engine's threads can read in place (the GEMM's shared memory), or null. */
+  alloc(length: number): Float32Array | null;
   run(a: View, aData: Float32Array, b: View, bData: Float32Array, out: Float32Array, outOffset: number): void;
   dispose(): void;
 }
@@ -38,6 +41,7 @@ function jsMatmul(a: View, aData: Float32Array, b: View, bData: Float32Array, ou
 
 const jsEngine: Engine = {
   describe: () => 'js',
+  alloc: () => null,
   run: jsMatmul,
   dispose: () => {},
 };
@@ -51,6 +55,7 @@ function gemmEngine(): Engine {
       const g = get();
       return g.simd === 'scalar' ? 'js' : `wasm ${g.simd}, ${g.threads} thread${g.threads === 1 ? '' : 's'}`;
     },
+    alloc: (length) => get().alloc(length),
     run: (a, aData, b, bData, out, outOffset) => {
       const [batch, M, K] = a.shape;
       const N = b.shape[2];
@@ -73,8 +78,14 @@ export function setMatmulEngine(next: Engine | 'js' | 'gemm'): Engine {
   return prev;
 }
 
+/** Gives back an array from `matmulKernel.alloc` to the memory it came from (a no-op for any other array). */
+export function releaseStorage(a: Float32Array): void {
+  heapOf(a)?.release(a);
+}
+
 export const matmulKernel: Engine = {
   describe: () => engine.describe(),
+  alloc: (length) => engine.alloc(length),
   run: (a, aData, b, bData, out, outOffset) => engine.run(a, aData, b, bData, out, outOffset),
   dispose: () => engine.dispose(),
 };

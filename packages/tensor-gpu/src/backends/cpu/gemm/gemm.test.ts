@@ -46,12 +46,19 @@ function makeOperand(rand: () => number, batch: number, R: number, C: number, tr
   return { data, offset, strides } satisfies GemmOperand;
 }
 
-function check(g: Gemm, c: Case, seed: number) {
+/** `inPlace`: B's array is allocated in the engine's shared memory (`g.alloc`), as tensor storage is. */
+function check(g: Gemm, c: Case, seed: number, inPlace = false) {
   const rand = rng(seed);
   const { batch, M, N, K } = c;
   const pad = c.pad ?? 0;
   const a = makeOperand(rand, batch, M, K, !!c.transA, !!c.bcastA, pad);
-  const b = makeOperand(rand, batch, K, N, !!c.transB, !!c.bcastB, pad);
+  const b: GemmOperand = makeOperand(rand, batch, K, N, !!c.transB, !!c.bcastB, pad);
+  if (inPlace) {
+    const placed = g.alloc(b.data.length);
+    expect(placed).not.toBeNull();
+    placed!.set(b.data);
+    b.data = placed!;
+  }
   const out = new Float32Array(batch * M * N + 5).fill(Number.NaN);
   g.matmul(a, b, out, batch, M, N, K);
   let worst = 0;
@@ -143,6 +150,32 @@ const TRANS_CASES: Case[] = [
   { batch: 2, M: 18, N: 7, K: 90, transA: true, transB: true, bcastB: true, pad: 2 },
 ];
 
+/**
+ * x @ W^T with W in the shared memory: M <= 8 rows run the in-place GEMV (tasks of 16 rows of W read
+ * where W lies, the mb = 1 kernel for one row, N % 4 tail columns on the calling thread); more rows
+ * and batched W run the blocked `dots` rounds, also on W in place; row-major B is copied as before.
+ */
+const IN_PLACE_CASES: Case[] = [
+  { batch: 1, M: 1, N: 1, K: 1, transB: true },
+  { batch: 1, M: 1, N: 3, K: 5, transB: true },
+  { batch: 1, M: 1, N: 4, K: 4, transB: true },
+  { batch: 1, M: 1, N: 37, K: 19, transB: true, pad: 3 },
+  { batch: 1, M: 1, N: 512, K: 512, transB: true },
+  { batch: 1, M: 2, N: 33, K: 130, transB: true },
+  { batch: 1, M: 3, N: 1001, K: 77, transB: true, pad: 1 },
+  { batch: 1, M: 7, N: 66, K: 257, transB: true, transA: true },
+  { batch: 1, M: 8, N: 2050, K: 64, transB: true },
+  { batch: 1, M: 1, N: 300, K: 5000, transB: true, pad: 2 },
+  { batch: 1, M: 9, N: 40, K: 33, transB: true },
+  { batch: 2, M: 1, N: 50, K: 33, transB: true, bcastB: true },
+  { batch: 1, M: 4, N: 30, K: 20 },
+  // M > 8: the dots rounds read W's rows in place (tasks of 16 rows, K split past 4096, batched W)
+  { batch: 1, M: 12, N: 70, K: 4101, transB: true },
+  { batch: 3, M: 10, N: 45, K: 37, transB: true, pad: 2 },
+  { batch: 3, M: 17, N: 29, K: 64, transB: true, bcastB: true, transA: true },
+  { batch: 1, M: 530, N: 300, K: 1000, transB: true, pad: 1 },
+];
+
 /** Shapes crossing the MC/NC/KC block limits (multiple rounds per C block). */
 const BIG_CASES: Case[] = [
   { batch: 1, M: 531, N: 1045, K: 300, pad: 1 },
@@ -205,6 +238,14 @@ for (const eng of ENGINES) {
 
     it('transposed A / B (dots kernel, wasm transpose)', () => {
       TRANS_CASES.forEach((c, i) => check(g, c, 4000 + i));
+    });
+
+    it('x @ W^T with W allocated in the shared memory (in-place GEMV)', () => {
+      if (eng.opts?.simd === 'scalar') {
+        expect(g.alloc(16)).toBeNull();
+        return;
+      }
+      IN_PLACE_CASES.forEach((c, i) => check(g, c, 5000 + i, true));
     });
 
     // The scalar JS engine is too slow for multi-block shapes; it is covered by the cases above.

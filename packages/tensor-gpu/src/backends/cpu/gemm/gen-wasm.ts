@@ -131,7 +131,8 @@ export function generateWat(v: KernelVariant): string {
   e('    )');
   e('  )');
   emitTranspose(e);
-  emitDots(e, DOTS_MB, fma);
+  emitDots(e, DOTS_MB, fma, 'dots');
+  emitDots(e, 1, fma, 'dots1');
   e(')');
   return L.join('\n') + '\n';
 }
@@ -234,13 +235,15 @@ function emitTranspose(e: (s: string) => void): void {
  * into a sum. acc: 0 -> C = X W^T, otherwise C += X W^T.
  * Measured (1 thread, relaxed FMA): ~50 GFLOPS at M = 128 with W streamed from L2, vs
  * ~30-37 for the 4x12 strip kernel, so every transposed-B product uses it.
+ * `dots1` is the same with mb = 1: the in-place GEMV of a single row (decoding one token), which
+ * would otherwise also multiply the padding row.
  */
-function emitDots(e: (s: string) => void, mb: number, fma: boolean): void {
+function emitDots(e: (s: string) => void, mb: number, fma: boolean, name: string): void {
   const madd = (x: string, y: string, acc: string) =>
     fma
       ? `(f32x4.relaxed_madd (local.get ${x}) (local.get ${y}) (local.get ${acc}))`
       : `(f32x4.add (local.get ${acc}) (f32x4.mul (local.get ${x}) (local.get ${y})))`;
-  e('  (func (export "dots") (param $x i32) (param $ldx i32) (param $mrows i32) (param $w i32) (param $ldw i32) (param $nrows i32) (param $k i32) (param $c i32) (param $ldc i32) (param $acc i32)');
+  e(`  (func (export "${name}") (param $x i32) (param $ldx i32) (param $mrows i32) (param $w i32) (param $ldw i32) (param $nrows i32) (param $k i32) (param $c i32) (param $ldc i32) (param $acc i32)`);
   e('    (local $m i32) (local $n i32) (local $cp i32) (local $kk i32) (local $k4 i32) (local $xr i32) (local $cr i32) (local $wv v128) (local $t0 v128) (local $t1 v128)');
   for (let i = 0; i < mb; i++) e(`    (local $xp${i} i32) (local $xv${i} v128)`);
   for (let j = 0; j < 4; j++) e(`    (local $w${j} i32)`);

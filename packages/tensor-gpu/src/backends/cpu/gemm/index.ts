@@ -46,6 +46,7 @@ import {
   type StripFn,
   type WorkerInit,
 } from './worker-body.js';
+import { HEAP_GUARD_BYTES, heapOf, SharedHeap } from './heap.js';
 
 export interface GemmOperand {
   /** The whole backing array (may be large); elements read at offset + strides. */
@@ -67,6 +68,15 @@ export interface Gemm {
   /** Threads actually used (calling thread included). */
   readonly threads: number;
   readonly simd: GemmSimd;
+  /**
+   * A Float32Array of `length` floats inside the memory the GEMM's threads share (contents
+   * unspecified), or null where there is none or it cannot grow. `matmul` reads a weight allocated
+   * here in place on every thread. Give it back with `release` (or drop it: it is returned when
+   * collected).
+   */
+  alloc(length: number): Float32Array | null;
+  /** Returns an array from `alloc` (a no-op for any other array). */
+  release(a: Float32Array): void;
   /** Terminates the workers. The engine cannot be used afterwards. */
   dispose(): void;
 }
@@ -94,6 +104,10 @@ export const PARALLEL_MIN_WORK = 64 * 64 * 64;
 export const DOTS_NRT = 16;
 /** Largest K block of a `dots` round (K is not split below this when the A block fits). */
 export const DOTS_KC_MAX = 4096;
+/** In-place GEMV (W allocated in the shared memory, read by every thread): at most this many rows of x. */
+export const GEMV_MAX_M = 8;
+/** In-place GEMV: rows of W per task. */
+export const GEMV_NRT = 16;
 
 const LAYOUT: ControlLayout = {
   CTL_INTS: 64,
@@ -121,6 +135,10 @@ const LAYOUT: ControlLayout = {
   KIND: 21,
   CSS: 22,
   NRT: 23,
+  WBASE: 24,
+  NCOLS: 25,
+  SLEEPERS: 26,
+  MAIN_SLEEPS: 27,
 };
 const CMD_RUN = 1;
 const CMD_EXIT = 2;
@@ -149,6 +167,8 @@ const OFF_C = [OFF_B[1] + CAP_B * 4, OFF_B[1] + CAP_B * 4 + CAP_C * 4];
 const OFF_S = OFF_C[1] + CAP_C * 4;
 const MEMORY_BYTES = align(OFF_S + CAP_S * 4, 65536);
 const MEMORY_PAGES = MEMORY_BYTES / 65536;
+/** A shared memory may grow to this (wasm32's 4 GiB): tensor storage lives above the scratch. */
+const MEMORY_MAX_PAGES = 65536;
 
 function base64ToBytes(b64: string): Uint8Array<ArrayBuffer> {
   const bin = atob(b64);
@@ -350,6 +370,10 @@ class ScalarGemm implements Gemm {
     if (batch * M * N === 0) return;
     matmulJs(a, b, out, batch, M, N, K);
   }
+  alloc(): Float32Array | null {
+    return null;
+  }
+  release(): void {}
   dispose(): void {}
 }
 
@@ -361,19 +385,25 @@ class WasmGemm implements Gemm {
   private readonly strip: StripFn;
   private readonly transpose: TransposeFn;
   private readonly dots: DotsFn;
+  private readonly dots1: DotsFn;
   private readonly workers: InlineWorker[];
+  /** Tensor storage above the scratch (shared memory only). */
+  private readonly heap: SharedHeap | null;
   private disposed = false;
 
-  constructor(simd: GemmSimd, module: WebAssembly.Module, memory: WebAssembly.Memory, workers: InlineWorker[]) {
+  /** `heap`: the memory is shared and growable, so tensor storage can live in it. */
+  constructor(simd: GemmSimd, module: WebAssembly.Module, memory: WebAssembly.Memory, workers: InlineWorker[], heap: boolean) {
     this.simd = simd;
     this.workers = workers;
     this.threads = workers.length + 1;
+    this.heap = heap ? new SharedHeap(memory, MEMORY_BYTES) : null;
     this.f32 = new Float32Array(memory.buffer);
     this.ctl = new Int32Array(memory.buffer, 0, LAYOUT.CTL_INTS);
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
     this.strip = exports.strip as StripFn;
     this.transpose = exports.transpose as TransposeFn;
     this.dots = exports.dots as DotsFn;
+    this.dots1 = exports.dots1 as DotsFn;
   }
 
   matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number): void {
@@ -389,7 +419,90 @@ class WasmGemm implements Gemm {
       matmulJs(a, b, out, batch, M, N, K);
       return;
     }
-    this.run(a, b, out, batch, M, N, K, this.workers.length > 0 && work >= PARALLEL_MIN_WORK);
+    if (this.gemvInPlace(a, b, batch, M, K)) this.runGemv(a, b, out, M, N, K);
+    else this.run(a, b, out, batch, M, N, K, this.workers.length > 0 && work >= PARALLEL_MIN_WORK);
+  }
+
+  alloc(length: number): Float32Array | null {
+    return this.heap ? this.heap.alloc(length) : null;
+  }
+
+  release(a: Float32Array): void {
+    if (this.heap && heapOf(a) === this.heap) this.heap.release(a);
+  }
+
+  /**
+   * `x @ W^T` with a few rows of x (decoding) and W allocated in this memory: every thread reads its
+   * rows of W where they lie, so each weight streams from memory once, on all threads, with no copy.
+   */
+  private gemvInPlace(a: GemmOperand, b: GemmOperand, batch: number, M: number, K: number): boolean {
+    return (
+      batch === 1 &&
+      M <= GEMV_MAX_M &&
+      align(M, DOTS_MB) * (K + LD_PAD) <= CAP_A &&
+      b.strides[1] === 1 &&
+      b.strides[2] !== 1 &&
+      this.heap !== null &&
+      heapOf(b.data) === this.heap
+    );
+  }
+
+  /**
+   * One round per C block: x (M rows of K) is copied to the A buffer; tasks of GEMV_NRT rows of W
+   * (columns of C) run the `dots` kernel on W in place; the last N % 4 columns (the kernel works in
+   * fours and must not read past W's end) are plain dot products on the calling thread.
+   */
+  private runGemv(a: GemmOperand, b: GemmOperand, out: Float32Array, M: number, N: number, K: number): void {
+    const f32 = this.f32;
+    const ctl = this.ctl;
+    const L = LAYOUT;
+    const mcPad = align(M, DOTS_MB);
+    const lda = K + LD_PAD;
+    const aOff = OFF_A[0] / 4;
+    copyBlock(a.data, a.offset, a.strides[1], a.strides[2], M, K, f32, aOff, lda, null, mcPad, K);
+    const ldw = b.strides[2];
+    const wAddr = b.data.byteOffset + 4 * b.offset; // byte address of W[0, 0] in the memory
+    const n4 = N & ~3;
+    const ncMax = Math.floor(CAP_C / mcPad / GEMV_NRT) * GEMV_NRT;
+    const parallel = this.workers.length > 0 && M * N * K >= PARALLEL_MIN_WORK;
+    for (let j0 = 0; j0 < n4; j0 += ncMax) {
+      const nc = Math.min(ncMax, n4 - j0);
+      const n = Math.ceil(nc / GEMV_NRT);
+      Atomics.add(ctl, L.SEQ, 1);
+      const base = Atomics.load(ctl, L.NEXT);
+      ctl[L.BASE] = base;
+      ctl[L.NTASKS] = n;
+      ctl[L.ABASE] = OFF_A[0];
+      ctl[L.CBASE] = OFF_C[0];
+      ctl[L.NP] = M === 1 ? 1 : mcPad; // one row: the mb = 1 kernel
+      ctl[L.KC] = K;
+      ctl[L.LDA] = lda * 4;
+      ctl[L.LDB] = ldw * 4;
+      ctl[L.LDC] = nc * 4;
+      ctl[L.STRIPS] = n;
+      ctl[L.NRT] = GEMV_NRT;
+      ctl[L.WBASE] = wAddr + j0 * ldw * 4;
+      ctl[L.NCOLS] = nc;
+      ctl[L.KIND] = 2;
+      ctl[L.CMD] = CMD_RUN;
+      Atomics.add(ctl, L.SEQ, 1);
+      if (parallel) this.wake();
+      claimAndRun(ctl, this.strip, this.dots, L, this.dots1);
+      this.waitDone((base + n) | 0);
+      const c0 = OFF_C[0] / 4;
+      for (let i = 0; i < M; i++) out.set(f32.subarray(c0 + i * nc, c0 + (i + 1) * nc), i * N + j0);
+    }
+    // the N % 4 last columns: float32 dot products, like the kernel's
+    const W = b.data;
+    for (let j = n4; j < N; j++) {
+      for (let i = 0; i < M; i++) {
+        const ai = aOff + i * lda;
+        const wj = b.offset + j * ldw;
+        let s = 0;
+        for (let k = 0; k < K; k++) s = Math.fround(s + f32[ai + k] * W[wj + k]);
+        out[i * N + j] = s;
+      }
+    }
   }
 
   /**
@@ -486,7 +599,7 @@ class WasmGemm implements Gemm {
    * align4(kc) <= kc+LD_PAD (never read: the kernels stop at kc); B columns up to ncPad,
    * but exactly kc rows (the next batch item's block follows).
    */
-  private pack(r: Round, buf: number, a: GemmOperand, b: GemmOperand): void {
+  private pack(r: Round, buf: number, a: GemmOperand, b: GemmOperand, wInPlace: boolean): void {
     const f32 = this.f32;
     const tr = this.transpose;
     const aBcast = a.strides[0] === 0;
@@ -511,7 +624,7 @@ class WasmGemm implements Gemm {
           align(r.kc, 4),
         );
       }
-      if (gi === 0 || !bBcast) {
+      if (!wInPlace && (gi === 0 || !bBcast)) {
         const s0 = b.offset + bt * b.strides[0] + r.p0 * b.strides[1] + r.j0 * b.strides[2];
         if (r.dots) {
           // W[n, k] = B[k, n]: nc rows of kc, contiguous in the source (b.strides[1] === 1)
@@ -537,7 +650,7 @@ class WasmGemm implements Gemm {
   }
 
   /** Writes the round descriptor; returns the task-counter value at which the round ends. */
-  private describe(r: Round, buf: number, aBcast: boolean, bBcast: boolean): number {
+  private describe(r: Round, buf: number, aBcast: boolean, bBcast: boolean, b: GemmOperand, wInPlace: boolean): number {
     const ctl = this.ctl;
     const L = LAYOUT;
     // Seqlock write: SEQ goes odd before the fields change and even after, so a worker can never take
@@ -565,6 +678,14 @@ class WasmGemm implements Gemm {
     ctl[L.CSS] = r.unit * 4;
     ctl[L.NRT] = r.unit;
     ctl[L.KIND] = r.dots ? 1 : 0;
+    if (wInPlace) {
+      // the rows of W where the tensor lies: W[n, k] = B[k, n] at b.offset + n*strides[2] + k
+      const [sb0, , sb2] = b.strides;
+      ctl[L.BBASE] = b.data.byteOffset + 4 * (b.offset + r.b0 * sb0 + r.p0 + r.j0 * sb2);
+      ctl[L.LDB] = sb2 * 4;
+      ctl[L.BGS] = sb0 * 4;
+      ctl[L.SS] = r.unit * sb2 * 4;
+    }
     ctl[L.CMD] = CMD_RUN;
     Atomics.add(ctl, L.SEQ, 1); // publish: even again (seq-cst, after the plain writes above)
     return (base + n) | 0;
@@ -586,15 +707,24 @@ class WasmGemm implements Gemm {
     }
   }
 
+  /** Wakes the workers asleep on SEQ after a round was published (spinning ones see it by themselves). */
+  private wake(): void {
+    if (Atomics.load(this.ctl, LAYOUT.SLEEPERS) > 0) Atomics.notify(this.ctl, LAYOUT.SEQ);
+  }
+
   private waitDone(end: number): void {
     const ctl = this.ctl;
     const L = LAYOUT;
     let d = Atomics.load(ctl, L.DONE);
     for (let i = 0; ((d - end) | 0) < 0 && i < MAIN_SPIN; i++) d = Atomics.load(ctl, L.DONE);
+    if (((d - end) | 0) >= 0) return;
+    Atomics.store(ctl, L.MAIN_SLEEPS, 1);
+    d = Atomics.load(ctl, L.DONE);
     while (((d - end) | 0) < 0) {
       Atomics.wait(ctl, L.DONE, d);
       d = Atomics.load(ctl, L.DONE);
     }
+    Atomics.store(ctl, L.MAIN_SLEEPS, 0);
   }
 
   private run(
@@ -610,15 +740,18 @@ class WasmGemm implements Gemm {
     // x @ W^T (B's rows are contiguous along k): dots kernel on rows of W, no transpose.
     const dots = b.strides[1] === 1 && b.strides[2] !== 1;
     const rounds = this.rounds(batch, M, N, K, dots, b.strides[2]);
+    // W allocated in this memory: the dots tasks read its rows in place (no copy); the last task of a
+    // block may read up to DOTS_NRT - 1 rows past W, which the heap's guard keeps inside the memory
+    const wInPlace = dots && this.heap !== null && heapOf(b.data) === this.heap && b.strides[2] * 4 * DOTS_NRT <= HEAP_GUARD_BYTES;
     const aBcast = a.strides[0] === 0;
     const bBcast = b.strides[0] === 0;
     const ctl = this.ctl;
     if (!parallel) {
       for (let i = 0; i < rounds.length; i++) {
         const r = rounds[i];
-        this.pack(r, 0, a, b);
-        const end = this.describe(r, 0, aBcast, bBcast);
-        claimAndRun(ctl, this.strip, this.dots, LAYOUT);
+        this.pack(r, 0, a, b, wInPlace);
+        const end = this.describe(r, 0, aBcast, bBcast, b, wInPlace);
+        claimAndRun(ctl, this.strip, this.dots, LAYOUT, this.dots1);
         // Workers still spinning from an earlier parallel call see the new round and may claim
         // tasks of it too: wait for every task before reading C.
         this.waitDone(end);
@@ -627,18 +760,18 @@ class WasmGemm implements Gemm {
       return;
     }
     let pending: Round | null = null;
-    this.pack(rounds[0], 0, a, b);
+    this.pack(rounds[0], 0, a, b, wInPlace);
     for (let i = 0; i < rounds.length; i++) {
       const r = rounds[i];
-      const end = this.describe(r, i & 1, aBcast, bBcast);
-      Atomics.notify(ctl, LAYOUT.SEQ);
+      const end = this.describe(r, i & 1, aBcast, bBcast, b, wInPlace);
+      this.wake();
       // Overlap: pack the next round and copy out the previous block while workers compute.
-      if (i + 1 < rounds.length) this.pack(rounds[i + 1], (i + 1) & 1, a, b);
+      if (i + 1 < rounds.length) this.pack(rounds[i + 1], (i + 1) & 1, a, b, wInPlace);
       if (pending) {
         this.copyOut(pending, out, M, N);
         pending = null;
       }
-      claimAndRun(ctl, this.strip, this.dots, LAYOUT);
+      claimAndRun(ctl, this.strip, this.dots, LAYOUT, this.dots1);
       this.waitDone(end);
       if (r.last) pending = r;
     }
@@ -661,6 +794,7 @@ class WasmGemm implements Gemm {
       for (const w of this.workers) w.terminate();
       this.workers.length = 0;
     }
+    this.heap?.dispose();
   }
 }
 
@@ -695,7 +829,15 @@ export function createGemm(options: GemmOptions = {}): Gemm {
   }
   if (!bytes) return new ScalarGemm();
   const module = new WebAssembly.Module(bytes);
-  const memory = new WebAssembly.Memory({ initial: MEMORY_PAGES, maximum: MEMORY_PAGES, shared });
+  let memory: WebAssembly.Memory;
+  let heap = shared;
+  try {
+    memory = new WebAssembly.Memory({ initial: MEMORY_PAGES, maximum: shared ? MEMORY_MAX_PAGES : MEMORY_PAGES, shared });
+  } catch {
+    // no room to reserve a growable shared memory (a 32-bit host): the fixed scratch only, no heap
+    memory = new WebAssembly.Memory({ initial: MEMORY_PAGES, maximum: MEMORY_PAGES, shared });
+    heap = false;
+  }
   let threads = Math.max(1, Math.floor(options.threads ?? hardwareConcurrency()));
   if (!shared || !canBlockHere()) threads = 1;
   const workers: InlineWorker[] = [];
@@ -709,5 +851,5 @@ export function createGemm(options: GemmOptions = {}): Gemm {
       workers.push(w);
     }
   }
-  return new WasmGemm(simd, module, memory, workers);
+  return new WasmGemm(simd, module, memory, workers, heap);
 }

@@ -34,6 +34,10 @@ export interface ControlLayout {
   readonly KIND: number; // 0 = strip kernel (B row-major), 1 = dots kernel (B given as rows of W = B^T)
   readonly CSS: number; // byte step between tasks in C (NR * 4 or NRT * 4)
   readonly NRT: number; // dots: rows of W (columns of C) per task
+  readonly WBASE: number; // in-place GEMV (KIND 2): byte address of W's first row of this round, in the memory
+  readonly NCOLS: number; // in-place GEMV: rows of W (columns of C) in this round, a multiple of 4
+  readonly SLEEPERS: number; // workers in (or about to enter) Atomics.wait on SEQ
+  readonly MAIN_SLEEPS: number; // 1 while the caller is in (or about to enter) Atomics.wait on DONE
 }
 
 /** The wasm micro-kernel driver: C[np*MR x NR] (+)= A[np*MR x kc] * B[kc x NR], row-major blocks. */
@@ -69,11 +73,11 @@ export type DotsFn = (
  * one) and runs them. Returns the number of tasks this thread completed.
  * Self-contained (serialized into the worker).
  */
-export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: ControlLayout): number {
+export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: ControlLayout, dots1: DotsFn): number {
   let seq: number;
   let base: number, n: number, aBase: number, bBase: number, cBase: number, np: number, kc: number;
   let lda: number, ldb: number, ldc: number, acc: number, strips: number, ags: number, bgs: number, cgs: number;
-  let ss: number, kind: number, css: number, nrt: number;
+  let ss: number, kind: number, css: number, nrt: number, wBase: number, ncols: number;
   // consistent snapshot of the round descriptor
   // Seqlock read: an odd SEQ means the main thread is rewriting the descriptor.
   for (;;) {
@@ -98,6 +102,8 @@ export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: Co
     kind = ctl[L.KIND];
     css = ctl[L.CSS];
     nrt = ctl[L.NRT];
+    wBase = ctl[L.WBASE];
+    ncols = ctl[L.NCOLS];
     if (Atomics.load(ctl, L.SEQ) === seq) break;
   }
   let done = 0;
@@ -108,13 +114,18 @@ export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: Co
     if (Atomics.compareExchange(ctl, L.NEXT, cur, (cur + 1) | 0) !== cur) continue;
     const g = (t / strips) | 0;
     const s = t - g * strips;
-    if (kind === 1) dots(aBase + g * ags, lda, np, bBase + g * bgs + s * ss, ldb, nrt, kc, cBase + g * cgs + s * css, ldc, acc);
+    if (kind === 2) {
+      // in-place GEMV: rows [n0, n0 + nrt) of W read where the tensor lies (ldb = W's row stride)
+      const n0 = t * nrt;
+      (np === 1 ? dots1 : dots)(aBase, lda, np, wBase + n0 * ldb, ldb, ncols - n0 < nrt ? ncols - n0 : nrt, kc, cBase + n0 * 4, ldc, 0);
+    } else if (kind === 1) dots(aBase + g * ags, lda, np, bBase + g * bgs + s * ss, ldb, nrt, kc, cBase + g * cgs + s * css, ldc, acc);
     else strip(aBase + g * ags, lda, bBase + g * bgs + s * ss, ldb, cBase + g * cgs + s * css, ldc, np, kc, acc);
     done++;
   }
   if (done > 0) {
     const prev = Atomics.add(ctl, L.DONE, done);
-    if (((prev + done - base) | 0) >= n) Atomics.notify(ctl, L.DONE);
+    // the round's last task: wake the caller if it sleeps on DONE (it announces that first, as workers do)
+    if (((prev + done - base) | 0) >= n && Atomics.load(ctl, L.MAIN_SLEEPS) > 0) Atomics.notify(ctl, L.DONE);
   }
   return done;
 }
@@ -140,6 +151,7 @@ export function gemmWorkerMain(
     const inst = new WebAssembly.Instance(msg.module, { env: { memory: msg.memory } });
     const strip = inst.exports.strip as StripFn;
     const dots = inst.exports.dots as DotsFn;
+    const dots1 = inst.exports.dots1 as DotsFn;
     const ctl = new Int32Array(msg.memory.buffer, 0, L.CTL_INTS);
     Atomics.add(ctl, L.READY, 1);
     let seen = -1;
@@ -147,13 +159,17 @@ export function gemmWorkerMain(
       let s = Atomics.load(ctl, L.SEQ);
       for (let i = 0; s === seen && i < msg.spin; i++) s = Atomics.load(ctl, L.SEQ);
       if (s === seen) {
+        // announce the sleep first: the caller wakes only sleepers (a futex wake costs a system call),
+        // and a round published after this add is seen by the wait's own compare
+        Atomics.add(ctl, L.SLEEPERS, 1);
         Atomics.wait(ctl, L.SEQ, seen);
+        Atomics.sub(ctl, L.SLEEPERS, 1);
         continue;
       }
       if (s & 1) continue; // a descriptor is being written: look again
       seen = s;
       if (Atomics.load(ctl, L.CMD) === 2) break;
-      run(ctl, strip, dots, L);
+      run(ctl, strip, dots, L, dots1);
     }
     const g = globalThis as { close?: () => void };
     if (!nodePort && typeof g.close === 'function') g.close();
