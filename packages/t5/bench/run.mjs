@@ -8,8 +8,8 @@
 // Backends: cpu always; webgpu when an adapter exists (with --quick on a software adapter).
 // Side by side in the same run: PyTorch CPU (bench/pytorch_t5.py, the same shape and arithmetic in plain
 // torch, 2 threads, OMP_WAIT_POLICY=PASSIVE; Debian's python3-torch, LM_BENCH_PYTHON to pick another
-// python), then a `cpu-vs-pytorch` line: the ratio of ms per generated token against the 1.5x target.
-// ONNX Runtime is not measured (a line says so).
+// python), then a `cpu-vs-pytorch` line: the ratio of ms per generated token against the 1.5x target;
+// then onnxruntime-node on graphs exported from that torch model (see onnxruntime() below).
 // Usage: node --expose-gc bench/run.mjs [--backend cpu|webgpu|all] [--quick] [--no-pytorch]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
