@@ -131,7 +131,7 @@ describe.each(backends)('quantizedMatmul on %s', (_name, backend) => {
       const x = Float32Array.from({ length: rows * inF }, () => rnd() * 2 - 1);
       const weight = fromHost(packFloat16Rows(w, out, inF), [out, quantizedRowWords(16, inF)], 'int32', backend);
       const sc = fromHost(scale, [out], 'float32', backend);
-      const xt = fromHost(x, [rows, inF], 'float32', backend);
+      const xt = fromHost(x, [rows, inF], 'float32', backend).requiresGrad_();
       const y = quantizedMatmul(xt, weight, sc, { bits: 16, inFeatures: inF });
       const want: number[] = [];
       for (let r = 0; r < rows; r++) {
@@ -145,6 +145,15 @@ describe.each(backends)('quantizedMatmul on %s', (_name, backend) => {
       expect(cmp.ok, `max |diff| ${cmp.maxAbs} at ${cmp.at}`).toBe(true);
       const deq = dequantizeWeight(weight, sc, { bits: 16, inFeatures: inF });
       expect(Array.from(await deq.data())).toEqual(Array.from(w, (v, i) => v * scale[Math.floor(i / inF)]));
+      // d sum(y) / d x[r, k] = sum_n w[n, k] * scale[n]
+      y.sum().backward();
+      const wantGrad = Array.from({ length: rows * inF }, (_, i) => {
+        let g = 0;
+        for (let n = 0; n < out; n++) g += w[n * inF + (i % inF)] * scale[n];
+        return g;
+      });
+      const gcmp = compareArrays(Array.from(await xt.grad!.data()), wantGrad, 1e-5, 1e-5);
+      expect(gcmp.ok, `input gradient: max |diff| ${gcmp.maxAbs}`).toBe(true);
       [y, deq, weight, sc, xt].forEach((u) => u.dispose());
     });
   }
