@@ -16,18 +16,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from './seeded-random.mjs';
 
 const root = process.env.CORPUS_OUT ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'data');
 
-// mulberry32, seeded: the corpus is the same on every run.
-let state = 20261122;
-function rand() {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+// Seeded: the corpus is the same on every run.
+const rand = mulberry32(20261122);
 function sample(xs, n) {
   const a = [...xs];
   for (let i = a.length - 1; i > 0; i--) {

@@ -19,20 +19,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from './seeded-random.mjs';
 
 const out = process.env.REALM_DATA_OUT ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'data', 'realm');
 const COUNTRIES = Number(process.env.REALM_COUNTRIES ?? 120);
 const RIVERS = Number(process.env.REALM_RIVERS ?? 80);
 
-// mulberry32, seeded: the data are the same on every run.
-let state = 20261206;
-function rand() {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+// Seeded: the data are the same on every run.
+const rand = mulberry32(20261206);
 const pick = (xs) => xs[Math.floor(rand() * xs.length)];
 
 const TEMPLATE_WORDS = new Set(
