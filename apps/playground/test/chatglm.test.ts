@@ -174,7 +174,7 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the ChatGLM chat panel in head
         expect(await page.evaluate(() => document.documentElement.dataset.model), log.join('\n')).toBe('ready');
         expect(await page.textContent('[data-testid=chat-memory]')).toMatch(/^Model memory: \d+\.\d+ MiB$/);
 
-        await page.check('[data-testid=chat-greedy]');
+        await page.selectOption('[data-testid=chat-mode]', 'greedy');
         expectSame(await say(page, FIRST, 0), expected.first, log);
         // The second turn goes out as "[Round 0]\n问：...\n答：...\n[Round 1]\n问：...\n答：" with the first in it.
         const second = await say(page, SECOND, 1);
@@ -195,7 +195,7 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the ChatGLM chat panel in head
         expect(await page.evaluate(() => document.documentElement.dataset.model), `${await page.textContent('#model')}\n${log.join('\n')}`).toBe('ready');
         expect(await page.textContent('[data-testid=model-name]')).toBe(`config.json, pytorch_model.bin, ${TOKENIZER_FILES.join(', ')}`);
         expect(await page.textContent('[data-testid=chat-memory]')).toMatch(/, of which quantized linears \d+\.\d+ MiB$/);
-        await page.check('[data-testid=chat-greedy]');
+        await page.selectOption('[data-testid=chat-mode]', 'greedy');
         expectSame(await say(page, FIRST, 0), expected.int4, log);
       } finally {
         await browser.close();

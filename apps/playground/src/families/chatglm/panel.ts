@@ -2,15 +2,11 @@
 // worker (@lm/chatglm's streamChat), the history kept and sent back with every turn (the reference's
 // `[Round N]\n问：...\n答：...` prompt), sampling settings (greedy, or top-p / temperature as the
 // reference samples), and the model's memory footprint and decoding speed.
+import { decodingSelect, read, samplingInputs } from '../../ui/decoding.js';
 import { clear, formatBytes, h } from '../../ui/dom.js';
-import { exampleChips } from '../../ui/panel-parts.js';
+import { busy, card, errorBox, exampleChips, initialText, inputForm, labelled, numberInput, statusLine, textInput } from '../../ui/panel-parts.js';
 import type { FamilyPanel, ModelSession } from '../types.js';
-import type { ChatPartial, ChatResult, ChatTurn } from './tasks.js';
-
-function errorBox(err: unknown): HTMLElement {
-  const e = err as Error;
-  return h('p', { class: 'error', 'data-testid': 'chat-error' }, h('strong', null, `${e.name ?? 'Error'}: `), e.message ?? String(err));
-}
+import type { ChatInput, ChatPartial, ChatResult, ChatTurn } from './tasks.js';
 
 function message(role: 'user' | 'model', text: string): HTMLElement {
   return h(
@@ -24,24 +20,15 @@ function message(role: 'user' | 'model', text: string): HTMLElement {
 export const chatglmPanel: FamilyPanel = {
   modelType: 'chatglm',
   mount(root: HTMLElement, session: ModelSession) {
-    const initial = new URLSearchParams(location.search).get('text') ?? session.examples[0] ?? '你好';
-    const input = h('input', { type: 'text', value: initial, 'data-testid': 'chat-input', spellcheck: false, 'aria-label': 'message' });
+    const input = textInput('chat-input', 'message', initialText(session.examples, '你好'));
     const send = h('button', { type: 'submit', class: 'primary', 'data-testid': 'chat-send' }, 'Send');
     const clearButton = h('button', { type: 'button', 'data-testid': 'chat-clear' }, 'New conversation');
-    const greedy = h('input', { type: 'checkbox', checked: true, 'data-testid': 'chat-greedy', 'aria-label': 'greedy' });
-    const topP = h('input', { type: 'number', value: '0.7', min: '0.01', max: '1', step: '0.05', 'data-testid': 'chat-top-p', 'aria-label': 'top-p' });
-    const temperature = h('input', { type: 'number', value: '0.95', min: '0.01', max: '5', step: '0.05', 'data-testid': 'chat-temperature', 'aria-label': 'temperature' });
-    const maxLength = h('input', { type: 'number', value: '2048', min: '2', max: '8192', 'data-testid': 'chat-max-length', 'aria-label': 'max length' });
-    const seed = h('input', { type: 'number', value: '0', min: '0', 'data-testid': 'chat-seed', 'aria-label': 'seed' });
-    const syncSampling = () => {
-      topP.disabled = greedy.checked;
-      temperature.disabled = greedy.checked;
-      seed.disabled = greedy.checked;
-    };
-    greedy.onchange = syncSampling;
-    syncSampling();
+    // The reference's chat samples with top-p 0.7 and temperature 0.95 (no top-k).
+    const sampling = samplingInputs('chat', { temperature: 0.95, topP: 0.7, seed: 0 });
+    const mode = decodingSelect('chat', ['greedy', 'sample'], { sample: sampling.element });
+    const maxLength = numberInput('chat-max-length', 'max length', 2048, { min: 2, max: 8192 });
     const log = h('div', { class: 'chat-log', 'data-testid': 'chat-log', dataset: { state: 'idle', turns: '0' } });
-    const status = h('p', { class: 'muted status-line', 'data-testid': 'chat-status' });
+    const status = statusLine('chat-status');
     const footprint = session.summary.config.find(([label]) => label.startsWith('memory'));
     const memory = h('p', { class: 'muted', 'data-testid': 'chat-memory' }, footprint ? `Model memory: ${footprint[1]}` : '');
 
@@ -62,20 +49,12 @@ export const chatglmPanel: FamilyPanel = {
       const replyText = reply.querySelector<HTMLElement>('.chat-text')!;
       reply.dataset.testid = 'chat-reply';
       log.append(message('user', query), reply);
-      clear(status, h('span', { class: 'spinner' }), ' decoding in the worker…');
+      busy(status, 'decoding in the worker…');
       let partials = 0;
       try {
         const result = await session.run<ChatResult>(
           'chat',
-          {
-            query,
-            history,
-            maxLength: Number(maxLength.value) || 2048,
-            doSample: !greedy.checked,
-            topP: Number(topP.value) || 0.7,
-            temperature: Number(temperature.value) || 0.95,
-            seed: Number(seed.value) || 0,
-          },
+          { query, history, maxLength: read(maxLength, 2048), doSample: mode.value === 'sample', ...sampling.read() } satisfies ChatInput,
           (partial) => {
             if (id !== runId) return;
             const p = partial as ChatPartial;
@@ -104,7 +83,7 @@ export const chatglmPanel: FamilyPanel = {
         if (id !== runId) return;
         reply.remove();
         log.lastElementChild?.remove();
-        log.append(errorBox(err));
+        log.append(errorBox(err, 'chat-error'));
         log.dataset.state = 'error';
         clear(status);
       } finally {
@@ -121,39 +100,14 @@ export const chatglmPanel: FamilyPanel = {
       clear(status);
     };
 
-    const form = h(
-      'form',
-      {
-        class: 'fill-mask-form',
-        onsubmit: (event: Event) => {
-          event.preventDefault();
-          void run();
-        },
-      },
-      input,
-      send,
-      clearButton,
-    );
-    const settings = h(
-      'div',
-      { class: 'examples' },
-      h('label', { class: 'muted' }, greedy, ' greedy'),
-      h('label', { class: 'muted' }, ' top-p ', topP),
-      h('label', { class: 'muted' }, ' temperature ', temperature),
-      h('label', { class: 'muted' }, ' seed ', seed),
-      h('label', { class: 'muted' }, ' max length ', maxLength),
-    );
-    const examples = exampleChips(session.examples, (text) => {
-      input.value = text;
-      void run();
-    });
+    const form = inputForm(run, input, send, clearButton);
+    const settings = h('div', { class: 'controls' }, labelled('decoding', mode), labelled('max length', maxLength), sampling.element);
+    const examples = exampleChips(session.examples, input, run);
 
     root.append(
-      h(
-        'section',
-        { class: 'card' },
-        h('h2', null, 'Chat'),
-        h('p', { class: 'muted' }, 'Each reply streams as it decodes; the conversation so far goes with every message as the reference\'s [Round N] prompt. Max length counts the prompt too and stops at the model\'s max_sequence_length. Sampling off is greedy decoding.'),
+      card(
+        'Chat',
+        'Each reply streams as it decodes; the conversation so far goes with every message as the reference\'s [Round N] prompt. Max length counts the prompt too and stops at the model\'s max_sequence_length. Decoding is greedy unless sampling is chosen.',
         memory,
         log,
         form,

@@ -3,6 +3,7 @@
 // submit; only the latest submit's answers are shown.
 import { bars } from '../../ui/bars.js';
 import { clear, h } from '../../ui/dom.js';
+import { busy, card, errorBox, exampleChips, initialText, inputForm, statusLine, textInput } from '../../ui/panel-parts.js';
 import type { FamilyPanel, ModelSession } from '../types.js';
 import { attentionView, type AttentionSelection } from './attention-view.js';
 import { fillMaskView } from './fill-mask-view.js';
@@ -11,24 +12,18 @@ import { tokensView } from './tokens-view.js';
 
 const TOP_K = [3, 5, 10, 20];
 
-function errorBox(err: unknown): HTMLElement {
-  const e = err as Error;
-  return h('p', { class: 'error' }, h('strong', null, `${e.name ?? 'Error'}: `), e.message ?? String(err));
-}
-
 export const megatronBertPanel: FamilyPanel = {
   modelType: 'megatron-bert',
   mount(root: HTMLElement, session: ModelSession) {
     const mask = session.summary.maskToken ?? '[MASK]';
-    const initial = new URLSearchParams(location.search).get('text') ?? session.examples[0] ?? `The capital of France is ${mask}.`;
-    const input = h('input', { type: 'text', value: initial, 'data-testid': 'fill-mask-input', spellcheck: false, 'aria-label': 'text with a mask token' });
+    const input = textInput('fill-mask-input', 'text with a mask token', initialText(session.examples, `The capital of France is ${mask}.`));
     const topK = h(
       'select',
       { 'data-testid': 'fill-mask-topk', 'aria-label': 'top k' },
       TOP_K.map((k) => h('option', { value: String(k), selected: k === 5 }, `top ${k}`)),
     );
     const runButton = h('button', { type: 'submit', class: 'primary', 'data-testid': 'fill-mask-run' }, 'Fill mask');
-    const status = h('span', { class: 'muted status-line' });
+    const status = statusLine();
     const results = h('div', { class: 'fill-mask-results', 'data-testid': 'fill-mask', dataset: { state: 'idle' } });
     const attention = h('div', { class: 'attention-host' }, h('p', { class: 'muted' }, 'Run the model to see its attention.'));
     const tokens = h('div', { class: 'tokens-host' });
@@ -73,7 +68,7 @@ export const megatronBertPanel: FamilyPanel = {
       results.dataset.state = 'running';
       results.dataset.text = text;
       runButton.disabled = true;
-      clear(status, h('span', { class: 'spinner' }), ' running in the worker…');
+      busy(status, 'running in the worker…');
       const [fill, insp] = await Promise.allSettled([
         session.run<FillMaskResult>('fillMask', { text, topK: k }),
         session.run<InspectResult>('inspect', { text }),
@@ -103,54 +98,20 @@ export const megatronBertPanel: FamilyPanel = {
       clear(status, times.filter(Boolean).join(' · '));
     };
 
-    const form = h(
-      'form',
-      {
-        class: 'fill-mask-form',
-        onsubmit: (event: Event) => {
-          event.preventDefault();
-          void run();
-        },
-      },
-      input,
-      topK,
-      runButton,
-    );
-    const examples = session.examples.length
-      ? h(
-          'div',
-          { class: 'examples' },
-          h('span', { class: 'muted' }, 'Examples: '),
-          session.examples.map((text) =>
-            h(
-              'button',
-              {
-                type: 'button',
-                class: 'chip',
-                onclick: () => {
-                  input.value = text;
-                  void run();
-                },
-              },
-              text,
-            ),
-          ),
-        )
-      : null;
+    const form = inputForm(run, input, topK, runButton);
+    const examples = exampleChips(session.examples, input, run);
 
     root.append(
-      h(
-        'section',
-        { class: 'card' },
-        h('h2', null, 'Fill mask'),
-        h('p', { class: 'muted' }, `Write a sentence with ${mask}; the model ranks the vocabulary for each mask.`),
+      card(
+        'Fill mask',
+        `Write a sentence with ${mask}; the model ranks the vocabulary for each mask.`,
         form,
         examples,
         status,
         results,
       ),
-      h('section', { class: 'card' }, h('h2', null, 'Attention'), attention),
-      h('section', { class: 'card' }, h('h2', null, 'Tokens and embeddings'), h('div', { class: 'tokens-layout' }, tokens, neighbours)),
+      card('Attention', null, attention),
+      card('Tokens and embeddings', null, h('div', { class: 'tokens-layout' }, tokens, neighbours)),
     );
     void run();
     return () => {

@@ -3,13 +3,9 @@
 // (dropped here, opened from files, or pasted), which the worker splits into blocks and embeds with a
 // progress bar, so later questions search them too.
 import { clear, h } from '../../ui/dom.js';
+import { busy, card, errorBox, exampleChips, initialText, inputForm, statusLine, textInput } from '../../ui/panel-parts.js';
 import type { FamilyPanel, ModelSession } from '../types.js';
 import type { AddDocumentsResult, AskResult, IndexProgressMessage, ShownBlock } from './tasks.js';
-
-function errorBox(err: unknown): HTMLElement {
-  const e = err as Error;
-  return h('p', { class: 'error' }, h('strong', null, `${e.name ?? 'Error'}: `), e.message ?? String(err));
-}
 
 /** The block's text with [charStart, charEnd) in a <mark>. */
 function blockText(text: string, range: { charStart: number | null; charEnd: number | null } | null): HTMLElement {
@@ -60,10 +56,9 @@ async function readDocuments(files: Iterable<File>): Promise<{ title: string; te
 export const realmPanel: FamilyPanel = {
   modelType: 'realm',
   mount(root: HTMLElement, session: ModelSession) {
-    const initial = new URLSearchParams(location.search).get('question') ?? session.examples[0] ?? 'What is the capital of France?';
-    const question = h('input', { type: 'text', value: initial, 'data-testid': 'realm-question', spellcheck: false, 'aria-label': 'question' });
+    const question = textInput('realm-question', 'question', initialText(session.examples, 'What is the capital of France?', 'question'));
     const askButton = h('button', { type: 'submit', class: 'primary', 'data-testid': 'realm-ask' }, 'Ask');
-    const askStatus = h('span', { class: 'muted status-line' });
+    const askStatus = statusLine();
     const results = h('div', { class: 'realm-results', 'data-testid': 'realm-answer', dataset: { state: 'idle' } });
 
     const pasted = h('textarea', { rows: 4, 'data-testid': 'realm-paste', placeholder: 'Paste a document here, or drop text files on this card.', 'aria-label': 'a document to add' });
@@ -79,7 +74,7 @@ export const realmPanel: FamilyPanel = {
       results.dataset.state = 'running';
       results.dataset.question = text;
       askButton.disabled = true;
-      clear(askStatus, h('span', { class: 'spinner' }), ' retrieving and reading in the worker…');
+      busy(askStatus, 'retrieving and reading in the worker…');
       try {
         const result = await session.run<AskResult>('ask', { question: text });
         if (id !== askId) return;
@@ -164,46 +159,13 @@ export const realmPanel: FamilyPanel = {
       indexStatus,
     );
 
-    const examples = session.examples.length
-      ? h(
-          'div',
-          { class: 'examples' },
-          h('span', { class: 'muted' }, 'Examples: '),
-          session.examples.map((text) =>
-            h(
-              'button',
-              {
-                type: 'button',
-                class: 'chip',
-                onclick: () => {
-                  question.value = text;
-                  void ask();
-                },
-              },
-              text,
-            ),
-          ),
-        )
-      : null;
+    const examples = exampleChips(session.examples, question, ask);
 
     root.append(
-      h(
-        'section',
-        { class: 'card' },
-        h('h2', null, 'Ask the documents'),
-        h('p', { class: 'muted' }, 'The question is embedded, scored against every block of the index (inner product), and the reader picks an answer span in the top blocks.'),
-        h(
-          'form',
-          {
-            class: 'fill-mask-form',
-            onsubmit: (event: Event) => {
-              event.preventDefault();
-              void ask();
-            },
-          },
-          question,
-          askButton,
-        ),
+      card(
+        'Ask the documents',
+        'The question is embedded, scored against every block of the index (inner product), and the reader picks an answer span in the top blocks.',
+        inputForm(ask, question, askButton),
         examples,
         askStatus,
         results,

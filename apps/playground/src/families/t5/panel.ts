@@ -4,7 +4,8 @@
 // selected row's weights listed below it. Both run in the worker; only the latest request is shown.
 import { clear, h } from '../../ui/dom.js';
 import { heatmap, legend } from '../../ui/heatmap.js';
-import { errorBox, exampleChips, inputForm } from '../../ui/panel-parts.js';
+import { decodingSelect, read, samplingInputs } from '../../ui/decoding.js';
+import { busy, card, errorBox, exampleChips, initialText, inputForm, labelled, numberInput, statusLine, textInput } from '../../ui/panel-parts.js';
 import type { FamilyPanel, ModelSession } from '../types.js';
 import type { CrossAttentionResult, DecodingMode, GenerateInput, GeneratePartial, GenerateResult } from './tasks.js';
 
@@ -81,32 +82,14 @@ function crossAttentionView(att: CrossAttentionResult, selection: Selection, onS
 export const t5Panel: FamilyPanel = {
   modelType: 't5',
   mount(root: HTMLElement, session: ModelSession) {
-    const initial = new URLSearchParams(location.search).get('text') ?? session.examples[0] ?? 'translate English to German: The house is wonderful.';
-    const input = h('input', { type: 'text', value: initial, 'data-testid': 't5-input', spellcheck: false, 'aria-label': 'input text' });
-    const mode = h(
-      'select',
-      { 'data-testid': 't5-mode', 'aria-label': 'decoding' },
-      (['greedy', 'beam', 'sample'] as DecodingMode[]).map((m) => h('option', { value: m }, m === 'beam' ? 'beam search' : m === 'sample' ? 'sampling' : 'greedy')),
-    );
-    const number = (testid: string, label: string, value: string, min: string, max: string, step = '1') =>
-      h('input', { type: 'number', value, min, max, step, 'data-testid': testid, 'aria-label': label, style: { width: '5rem' } });
-    const maxNew = number('t5-max-new', 'max new tokens', '16', '1', '256');
-    const beams = number('t5-beams', 'beams', '4', '2', '16');
-    const temperature = number('t5-temperature', 'temperature', '1', '0.05', '5', '0.05');
-    const topK = number('t5-top-k', 'top-k (0: off)', '50', '0', '10000');
-    const topP = number('t5-top-p', 'top-p', '1', '0.05', '1', '0.05');
-    const seed = number('t5-seed', 'seed', '0', '0', '1000000');
-    const labelled = (text: string, el: HTMLElement) => h('label', { class: 'muted' }, text, ' ', el);
-    const beamOptions = h('span', { class: 't5-options' }, labelled('beams', beams));
-    const sampleOptions = h('span', { class: 't5-options' }, labelled('temperature', temperature), labelled('top-k', topK), labelled('top-p', topP), labelled('seed', seed));
-    const showOptions = () => {
-      beamOptions.hidden = mode.value !== 'beam';
-      sampleOptions.hidden = mode.value !== 'sample';
-    };
-    mode.onchange = showOptions;
-    showOptions();
+    const input = textInput('t5-input', 'input text', initialText(session.examples, 'translate English to German: The house is wonderful.'));
+    const maxNew = numberInput('t5-max-new', 'max new tokens', 16, { min: 1, max: 256 });
+    const beams = numberInput('t5-beams', 'beams', 4, { min: 2, max: 16 });
+    const beamOptions = h('span', { class: 'decoding-options' }, labelled('beams', beams));
+    const sampling = samplingInputs('t5', { temperature: 1, topK: 50, topP: 1, seed: 0 });
+    const mode = decodingSelect('t5', ['greedy', 'beam', 'sample'], { beam: beamOptions, sample: sampling.element });
     const runButton = h('button', { type: 'submit', class: 'primary', 'data-testid': 't5-run' }, 'Generate');
-    const status = h('span', { class: 'muted status-line', 'data-testid': 't5-status' });
+    const status = statusLine('t5-status');
     const output = h('div', { class: 'generate-output', 'data-testid': 't5-output', dataset: { state: 'idle' } });
     const attention = h('div', { 'data-testid': 't5-cross-host', dataset: { state: 'idle' } });
 
@@ -119,15 +102,16 @@ export const t5Panel: FamilyPanel = {
 
     const run = async () => {
       const id = ++runId;
+      const { temperature, topK = 0, topP, seed } = sampling.read();
       const request: GenerateInput = {
         text: input.value,
         mode: mode.value as DecodingMode,
-        maxNewTokens: Number(maxNew.value),
-        numBeams: Number(beams.value),
-        temperature: Number(temperature.value),
-        topK: Number(topK.value),
-        topP: Number(topP.value),
-        seed: Number(seed.value),
+        maxNewTokens: read(maxNew, 16),
+        numBeams: read(beams, 4),
+        temperature,
+        topK,
+        topP,
+        seed,
       };
       output.dataset.state = 'running';
       output.dataset.text = request.text;
@@ -135,7 +119,7 @@ export const t5Panel: FamilyPanel = {
       runButton.disabled = true;
       const streamed = h('span', { class: 'generated', 'data-testid': 't5-generated' });
       clear(output, streamed);
-      clear(status, h('span', { class: 'spinner' }), request.mode === 'beam' ? ` beam search (${request.numBeams} beams) in the worker…` : ' generating in the worker…');
+      busy(status, request.mode === 'beam' ? `beam search (${request.numBeams} beams) in the worker…` : 'generating in the worker…');
       try {
         const result = await session.run<GenerateResult>('generate', request, (partial) => {
           if (id === runId) streamed.textContent = (partial as GeneratePartial).text;
@@ -168,25 +152,20 @@ export const t5Panel: FamilyPanel = {
     };
 
     const form = inputForm(run, input, runButton);
-    const options = h('div', { class: 'controls' }, labelled('decoding', mode), labelled('max new tokens', maxNew), beamOptions, sampleOptions);
-    const examples = exampleChips(session.examples, (text) => {
-      input.value = text;
-      void run();
-    });
+    const options = h('div', { class: 'controls' }, labelled('decoding', mode), labelled('max new tokens', maxNew), beamOptions, sampling.element);
+    const examples = exampleChips(session.examples, input, run);
 
     root.append(
-      h(
-        'section',
-        { class: 'card' },
-        h('h2', null, 'Text to text'),
-        h('p', { class: 'muted' }, 'The encoder reads the input once; the decoder writes the answer token by token (sentinels such as <extra_id_0> mark the spans a span-corruption model fills).'),
+      card(
+        'Text to text',
+        'The encoder reads the input once; the decoder writes the answer token by token (sentinels such as <extra_id_0> mark the spans a span-corruption model fills).',
         form,
         options,
         examples,
         status,
         output,
       ),
-      h('section', { class: 'card' }, h('h2', null, 'Cross-attention'), h('p', { class: 'muted' }, 'Rows: the generated tokens; columns: the input tokens; per decoder layer and head.'), attention),
+      card('Cross-attention', 'Rows: the generated tokens; columns: the input tokens; per decoder layer and head.', attention),
     );
     void run();
     return () => {
