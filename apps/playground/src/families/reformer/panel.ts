@@ -2,13 +2,9 @@
 // path, and a view of the LSH buckets (which positions share a bucket, per layer, head and hash round)
 // beside the local-attention chunks. Both run in the worker; only the latest request's answers are shown.
 import { clear, h } from '../../ui/dom.js';
+import { busy, errorBox, exampleChips, initialText, inputForm, numberInput, statusLine, textInput } from '../../ui/panel-parts.js';
 import type { FamilyPanel, ModelSession } from '../types.js';
 import type { BucketsResult, GeneratePartial, GenerateResult, LayerBuckets } from './tasks.js';
-
-function errorBox(err: unknown): HTMLElement {
-  const e = err as Error;
-  return h('p', { class: 'error' }, h('strong', null, `${e.name ?? 'Error'}: `), e.message ?? String(err));
-}
 
 /** A distinct colour per bucket (or chunk) index. */
 const hue = (i: number, n: number) => `hsl(${Math.round((360 * i) / Math.max(1, n))} 70% 78%)`;
@@ -45,12 +41,11 @@ function layerView(layer: LayerBuckets, seq: number, head: number): HTMLElement 
 export const reformerPanel: FamilyPanel = {
   modelType: 'reformer',
   mount(root: HTMLElement, session: ModelSession) {
-    const initial = new URLSearchParams(location.search).get('text') ?? session.examples[0] ?? 'the capital of france is';
-    const prompt = h('input', { type: 'text', value: initial, 'data-testid': 'generate-input', spellcheck: false, 'aria-label': 'prompt' });
-    const maxNew = h('input', { type: 'number', value: '12', min: '1', max: '256', 'data-testid': 'generate-max', 'aria-label': 'new tokens' });
+    const prompt = textInput('generate-input', 'prompt', initialText(session.examples, 'the capital of france is'));
+    const maxNew = numberInput('generate-max', 'new tokens', 12, { min: 1, max: 256 });
     const sample = h('input', { type: 'checkbox', 'data-testid': 'generate-sample', 'aria-label': 'sample' });
     const runButton = h('button', { type: 'submit', class: 'primary', 'data-testid': 'generate-run' }, 'Generate');
-    const status = h('span', { class: 'muted status-line' });
+    const status = statusLine();
     const output = h('div', { class: 'generate-output', 'data-testid': 'generate', dataset: { state: 'idle' } });
     const headSelect = h('select', { 'data-testid': 'buckets-head', 'aria-label': 'head' });
     const buckets = h('div', { class: 'buckets-host', 'data-testid': 'buckets', dataset: { state: 'idle' } });
@@ -80,7 +75,7 @@ export const reformerPanel: FamilyPanel = {
       runButton.disabled = true;
       const streamed = h('span', { class: 'generated', 'data-testid': 'generated' });
       clear(output, h('span', { class: 'prompt' }, text, ' '), streamed);
-      clear(status, h('span', { class: 'spinner' }), ' generating in the worker…');
+      busy(status, 'generating in the worker…');
       const generated = session.run<GenerateResult>(
         'generate',
         { prompt: text, maxNewTokens: Number(maxNew.value) || 12, doSample: sample.checked, temperature: 1, topK: 20, seed: 0 },
@@ -113,41 +108,8 @@ export const reformerPanel: FamilyPanel = {
       }
     };
 
-    const form = h(
-      'form',
-      {
-        class: 'fill-mask-form',
-        onsubmit: (event: Event) => {
-          event.preventDefault();
-          void run();
-        },
-      },
-      prompt,
-      maxNew,
-      h('label', { class: 'muted' }, sample, ' sample'),
-      runButton,
-    );
-    const examples = session.examples.length
-      ? h(
-          'div',
-          { class: 'examples' },
-          h('span', { class: 'muted' }, 'Examples: '),
-          session.examples.map((text) =>
-            h(
-              'button',
-              {
-                type: 'button',
-                class: 'chip',
-                onclick: () => {
-                  prompt.value = text;
-                  void run();
-                },
-              },
-              text,
-            ),
-          ),
-        )
-      : null;
+    const form = inputForm(run, prompt, maxNew, h('label', { class: 'muted' }, sample, ' sample'), runButton);
+    const examples = exampleChips(session.examples, prompt, run);
 
     root.append(
       h('section', { class: 'card' }, h('h2', null, 'Generate'), h('p', { class: 'muted' }, 'Greedy (or sampled) continuation, streamed as it decodes.'), form, examples, status, output),
