@@ -65,18 +65,31 @@ export async function float16TableBits(table: Tensor, rows: number, cols: number
   return out;
 }
 
-/** `Embedding` over a float16 table: ids of any shape -> [...ids.shape, embeddingDim] float32. Frozen. */
-export class Float16Embedding extends Module {
-  readonly numEmbeddings: number;
-  readonly embeddingDim: number;
+/** A frozen float16 table [rows, cols] held as `weight` (int32 float16 pairs): what both modules below share. */
+export abstract class Float16Table extends Module {
   declare weight: Tensor;
 
-  constructor(table: Tensor, numEmbeddings: number, embeddingDim: number) {
+  constructor(
+    name: string,
+    table: Tensor,
+    /** The table's rows and columns (of values, not of packed words): the checkpoint's shape. */
+    readonly rows: number,
+    readonly cols: number,
+  ) {
     super();
-    checkTable('Float16Embedding', table, numEmbeddings, embeddingDim);
-    this.numEmbeddings = numEmbeddings;
-    this.embeddingDim = embeddingDim;
+    checkTable(name, table, rows, cols);
     this.registerBuffer('weight', table);
+  }
+}
+
+/** `Embedding` over a float16 table: ids of any shape -> [...ids.shape, embeddingDim] float32. Frozen. */
+export class Float16Embedding extends Float16Table {
+  constructor(
+    table: Tensor,
+    readonly numEmbeddings: number,
+    readonly embeddingDim: number,
+  ) {
+    super('Float16Embedding', table, numEmbeddings, embeddingDim);
   }
 
   forward(ids: Tensor): Tensor {
@@ -94,18 +107,15 @@ export class Float16Embedding extends Module {
 }
 
 /** A bias-free `Linear` over a float16 table [out, in]: x [..., in] -> [..., out]. Frozen (gradients reach x). */
-export class Float16Linear extends Module {
-  readonly inFeatures: number;
-  readonly outFeatures: number;
-  declare weight: Tensor;
+export class Float16Linear extends Float16Table {
   declare weight_scale: Tensor;
 
-  constructor(table: Tensor, inFeatures: number, outFeatures: number) {
-    super();
-    checkTable('Float16Linear', table, outFeatures, inFeatures);
-    this.inFeatures = inFeatures;
-    this.outFeatures = outFeatures;
-    this.registerBuffer('weight', table);
+  constructor(
+    table: Tensor,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+  ) {
+    super('Float16Linear', table, outFeatures, inFeatures);
     this.registerBuffer('weight_scale', ones(outFeatures, table), { persistent: false });
   }
 

@@ -36,7 +36,7 @@ export {
   type GreedySearchResult,
 } from './generation.js';
 export { conformance } from './conformance.js';
-export { Float16Embedding, Float16Linear } from './float16.js';
+export { Float16Embedding, Float16Linear, Float16Table } from './float16.js';
 export { QuantizedLinear, quantizeWeight, compressInt4, type QuantizedValues, type QuantizedLinearOptions, type QuantizationRounding } from './quantization.js';
 export {
   chat,

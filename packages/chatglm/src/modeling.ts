@@ -38,7 +38,7 @@ import {
 } from '@lm/layers';
 import type { Checkpoint } from '@lm/dist-ckpt';
 import { ChatGLMConfig } from './config.js';
-import { FLOAT16_BLOCK_ROWS, Float16Embedding, Float16Linear, float16Table, float16TableBits, writeRows } from './float16.js';
+import { FLOAT16_BLOCK_ROWS, Float16Embedding, Float16Linear, Float16Table, float16Table, float16TableBits, writeRows } from './float16.js';
 import { QuantizedLinear, type QuantizationRounding } from './quantization.js';
 import { ChatGLMRotaryEmbedding, applyChatGLMRotary2D } from './rotary.js';
 
@@ -397,10 +397,10 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
   override async loadWeights(ckpt: Checkpoint, options: { strict?: boolean; prefix?: string } = {}): Promise<{ missingKeys: string[]; unexpectedKeys: string[] }> {
     const own = this.stateDict();
     const quantized = new Map<string, QuantizedLinear>();
-    const tables = new Map<string, Float16Embedding | Float16Linear>();
+    const tables = new Map<string, Float16Table>();
     for (const [name, m] of this.namedModules()) {
       if (m instanceof QuantizedLinear) quantized.set(`${name}.weight`, m);
-      if (m instanceof Float16Embedding || m instanceof Float16Linear) tables.set(`${name}.weight`, m);
+      if (m instanceof Float16Table) tables.set(`${name}.weight`, m);
     }
     const prefix = options.prefix ?? '';
     const fileKeys = new Set(ckpt.tensors.map((t) => t.name));
@@ -410,7 +410,7 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
     const problems: string[] = [];
     const used = new Set<string>();
     const plan: [string, Tensor, QuantizedLinear | undefined][] = [];
-    const tablePlan: [string, Float16Embedding | Float16Linear][] = [];
+    const tablePlan: [string, Float16Table][] = [];
     for (const [key, t] of own) {
       const fileKey = toFile(key);
       if (key.endsWith('rotary_emb.inv_freq')) {
@@ -425,7 +425,7 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
       const info = ckpt.info(fileKey);
       const layer = quantized.get(key);
       const table = tables.get(key);
-      const expected = layer ? layer.storedShape : table ? tableDims(table) : t.shape;
+      const expected = layer ? layer.storedShape : table ? [table.rows, table.cols] : t.shape;
       const sameShape = info.shape.length === expected.length && info.shape.every((d, i) => d === expected[i]);
       if (layer && (info.dtype !== 'I8' || !sameShape)) {
         const [out, inF] = [layer.outFeatures, layer.inFeatures];
@@ -478,18 +478,12 @@ export abstract class ChatGLMPreTrainedModel extends PreTrainedModel<ChatGLMConf
       if (m instanceof QuantizedLinear) {
         saved.set(`${name}.weight`, { dtype: 'I8', shape: m.storedShape, data: async () => (await m.storedWeight()).data });
         saved.set(`${name}.weight_scale`, { dtype: 'F16', shape: [m.outFeatures], data: () => m.weight_scale.data() as Promise<Float32Array> });
-      } else if (m instanceof Float16Embedding || m instanceof Float16Linear) {
-        const [rows, cols] = m instanceof Float16Embedding ? [m.numEmbeddings, m.embeddingDim] : [m.outFeatures, m.inFeatures];
-        saved.set(`${name}.weight`, { dtype: 'F16', shape: [rows, cols], data: () => float16TableBits(m.weight, rows, cols) });
+      } else if (m instanceof Float16Table) {
+        saved.set(`${name}.weight`, { dtype: 'F16', shape: [m.rows, m.cols], data: () => float16TableBits(m.weight, m.rows, m.cols) });
       }
     }
     return [...saved];
   }
-}
-
-/** [rows, cols] of a 16-bit table's values (the checkpoint's shape). */
-function tableDims(m: Float16Embedding | Float16Linear): [number, number] {
-  return m instanceof Float16Embedding ? [m.numEmbeddings, m.embeddingDim] : [m.outFeatures, m.inFeatures];
 }
 
 /**
@@ -498,10 +492,10 @@ function tableDims(m: Float16Embedding | Float16Linear): [number, number] {
  * table. A table two modules share (built tied) stays shared when the second name holds equal values,
  * as THUDM's checkpoints do; otherwise that module gets a table of its own.
  */
-async function loadFloat16Tables(ckpt: Checkpoint, tablePlan: [string, Float16Embedding | Float16Linear][]): Promise<void> {
+async function loadFloat16Tables(ckpt: Checkpoint, tablePlan: [string, Float16Table][]): Promise<void> {
   const filled = new Set<Tensor>();
   for (const [fileKey, m] of tablePlan) {
-    const [rows, cols] = tableDims(m);
+    const { rows, cols } = m;
     const rowWords = quantizedRowWords(16, cols);
     let words: Int32Array;
     if (ckpt.info(fileKey).dtype === 'F16') {
