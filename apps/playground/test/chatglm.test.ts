@@ -6,25 +6,17 @@
 // float16 everything else, quantization_bit 4), written here from the bundled model, is picked as files,
 // opens in the page and replies as Node does with the same checkpoint. Skips like browser.test.ts when
 // Chromium or a WebGPU adapter is missing, unless LM_REQUIRE_WEBGPU=1.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ChatGLMForConditionalGeneration, ChatGLMTokenizer, QuantizedLinear, type ChatGLMConfig, streamChat, type ChatHistory } from '@lm/chatglm';
 import { writeTorchCheckpoint, type TensorToWrite } from '@lm/dist-ckpt';
 import { init, type Backend } from '@lm/tensor-gpu';
-import { webgpuRequired } from '@lm/tensor-gpu/testing';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { haveChromium, executablePath, launch, NO_WEBGPU_ARGS, WEBGPU_ARGS } from './chromium.js';
-import { serveStatic } from './static-server.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { artifacts, BACKENDS, bundledModel, describePanel } from './panel-suite.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = join(here, '..', 'dist');
-const modelDir = join(dist, 'models', 'chatglm');
-const artifacts = join(here, '..', 'artifacts');
-const requireWebGPU = webgpuRequired();
+const modelDir = bundledModel('chatglm');
 
 const FIRST = 'repeat cat moon ?';
 const SECOND = 'reverse red dog sun ?';
@@ -128,21 +120,11 @@ function expectSame(shown: Shown, node: Turn, log: string[]): void {
   expect(shown.partials, context).toBe(node.tokens.length);
 }
 
-if (!haveChromium && !requireWebGPU) console.warn(`[playground chatglm test] SKIPPED: no Chromium at ${executablePath} (LM_REQUIRE_WEBGPU=1 makes this a failure)`);
-
-describe.skipIf(!haveChromium && !requireWebGPU)('the ChatGLM chat panel in headless Chromium', () => {
-  let server: Server | undefined;
-  let url = '';
+describePanel('chatglm', 'the ChatGLM chat panel in headless Chromium', 'chatglm', (suite) => {
   let int4Dir = '';
   let expected: Awaited<ReturnType<typeof reference>>;
 
   beforeAll(async () => {
-    if (!haveChromium) throw new Error(`LM_REQUIRE_WEBGPU=1 but no Chromium at ${executablePath}`);
-    if (!existsSync(join(modelDir, 'config.json'))) throw new Error(`no bundled ChatGLM model at ${modelDir}: run the playground build first`);
-    mkdirSync(artifacts, { recursive: true });
-    const served = await serveStatic(dist);
-    server = served.server;
-    url = served.url;
     int4Dir = mkdtempSync(join(tmpdir(), 'lm-playground-chatglm-int4-'));
     expected = await reference(await init('cpu'), int4Dir);
     // The bundled model answers the task it was trained on.
@@ -150,28 +132,14 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the ChatGLM chat panel in head
   }, 120_000);
 
   afterAll(() => {
-    server?.close();
     if (int4Dir) rmSync(int4Dir, { recursive: true, force: true });
   });
 
-  for (const [name, args] of [
-    ['webgpu', WEBGPU_ARGS],
-    ['cpu', NO_WEBGPU_ARGS],
-  ] as const) {
-    it(`streams Node's greedy replies with history, and opens an int4 checkpoint (${name === 'webgpu' ? 'WebGPU' : 'the cpu fallback'})`, async (ctx) => {
-      const browser = await launch([...args]);
+  for (const backend of BACKENDS) {
+    it(`streams Node's greedy replies with history, and opens an int4 checkpoint (${backend.label})`, async (ctx) => {
+      const browser = await suite.open(ctx, backend, 'model=chatglm');
       const { page, log } = browser;
       try {
-        await page.goto(`${url}?model=chatglm`);
-        await page.waitForFunction(() => ['ready', 'error'].includes(document.documentElement.dataset.model ?? '') || document.documentElement.dataset.backend === 'error', undefined, { timeout: 60_000 });
-        const backend = await page.evaluate(() => document.documentElement.dataset.backend);
-        if (name === 'webgpu' && backend !== 'webgpu') {
-          if (requireWebGPU) throw new Error(`the page runs on ${backend}, not WebGPU\n${log.join('\n')}`);
-          console.warn('[playground chatglm test] SKIPPED: the browser exposes no WebGPU adapter');
-          ctx.skip();
-        }
-        expect(backend, log.join('\n')).toBe(name);
-        expect(await page.evaluate(() => document.documentElement.dataset.model), log.join('\n')).toBe('ready');
         expect(await page.textContent('[data-testid=chat-memory]')).toMatch(/^Model memory: \d+\.\d+ MiB$/);
 
         await page.selectOption('[data-testid=chat-mode]', 'greedy');
@@ -182,7 +150,7 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the ChatGLM chat panel in head
         expect(second.turns).toBe(2);
         const status = (await page.textContent('[data-testid=chat-status]')) ?? '';
         expect(status).toMatch(new RegExp(`^${expected.second.tokens.length} tokens in \\d+ ms: \\d+\\.\\d tokens/s after the first .*backend holds \\d`));
-        await page.screenshot({ path: join(artifacts, `playground-chatglm-${name}.png`), fullPage: true });
+        await page.screenshot({ path: join(artifacts, `playground-chatglm-${backend.name}.png`), fullPage: true });
 
         // A new conversation starts without history.
         await page.click('[data-testid=chat-clear]');

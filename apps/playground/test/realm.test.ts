@@ -4,25 +4,14 @@
 // (cpu backend) from the same files, before and after a document is dropped on the panel and indexed in
 // the browser (with its progress bar); the answer span is highlighted in its block. Skips like
 // browser.test.ts when Chromium or a WebGPU adapter is missing, unless LM_REQUIRE_WEBGPU=1.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { REALM_BLOCK_TOKENS, RealmBlockIndex, RealmDocumentIndex, RealmOpenQA, type OpenQAAnswer } from '@lm/realm';
 import { init } from '@lm/tensor-gpu';
-import { webgpuRequired } from '@lm/tensor-gpu/testing';
-import { chromium, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveStatic } from './static-server.js';
+import type { Page } from 'playwright-core';
+import { beforeAll, expect, it } from 'vitest';
+import { artifacts, BACKENDS, bundledModel, describePanel } from './panel-suite.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = join(here, '..', 'dist');
-const modelDir = join(dist, 'models', 'realm');
-const artifacts = join(here, '..', 'artifacts');
-const executablePath = process.env.LM_CHROMIUM ?? '/usr/bin/chromium';
-const requireWebGPU = webgpuRequired();
-const haveChromium = existsSync(executablePath);
+const modelDir = bundledModel('realm');
 
 const QUESTION = 'What is the capital of France?';
 const AFTER_QUESTION = 'What colour is the water of the glimmer lake?';
@@ -32,10 +21,6 @@ const DROPPED = {
 };
 /** Scores may differ in float32 rounding between backends; ranks may swap only between near ties. */
 const TOLERANCE = 1e-4; // the scores are ~32 (float32 step ~4e-6); the random model's top blocks differ by ~1e-4
-
-const QUIET = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-const WEBGPU_ARGS = [...QUIET, '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader'];
-const NO_WEBGPU_ARGS = [...QUIET, '--disable-gpu'];
 
 interface Shown {
   answer: string;
@@ -103,50 +88,18 @@ function expectSame(shown: Shown, node: OpenQAAnswer, bundled: number, log: stri
   else expect(shown.mark, context).toBeNull();
 }
 
-if (!haveChromium && !requireWebGPU) console.warn(`[playground realm test] SKIPPED: no Chromium at ${executablePath} (LM_REQUIRE_WEBGPU=1 makes this a failure)`);
-
-describe.skipIf(!haveChromium && !requireWebGPU)('the REALM panel in headless Chromium', () => {
-  let server: Server | undefined;
-  let url = '';
+describePanel('realm', 'the REALM panel in headless Chromium', 'realm', (suite) => {
   let expected: Awaited<ReturnType<typeof reference>>;
 
   beforeAll(async () => {
-    if (!haveChromium) throw new Error(`LM_REQUIRE_WEBGPU=1 but no Chromium at ${executablePath}`);
-    if (!existsSync(join(modelDir, 'config.json'))) throw new Error(`no bundled REALM model at ${modelDir}: run the playground build first`);
-    mkdirSync(artifacts, { recursive: true });
-    const served = await serveStatic(dist);
-    server = served.server;
-    url = served.url;
     expected = await reference();
   });
 
-  afterAll(() => {
-    server?.close();
-  });
-
-  for (const [name, args] of [
-    ['webgpu', WEBGPU_ARGS],
-    ['cpu', NO_WEBGPU_ARGS],
-  ] as const) {
-    it(`answers over the bundled index and a dropped document as Node does (${name === 'webgpu' ? 'WebGPU' : 'the cpu fallback'})`, async (ctx) => {
-      const profile = mkdtempSync(join(tmpdir(), 'lm-playground-realm-'));
-      const context = await chromium.launchPersistentContext(profile, { executablePath, headless: true, args: [...args], viewport: { width: 1100, height: 900 } });
-      const log: string[] = [];
+  for (const backend of BACKENDS) {
+    it(`answers over the bundled index and a dropped document as Node does (${backend.label})`, async (ctx) => {
+      const browser = await suite.open(ctx, backend, 'model=realm');
+      const { page, log } = browser;
       try {
-        const page = await context.newPage();
-        page.on('console', (msg) => log.push(`[${msg.type()}] ${msg.text()}`));
-        page.on('pageerror', (err) => log.push(`[pageerror] ${err.message}`));
-        await page.goto(`${url}?model=realm`);
-        await page.waitForFunction(() => ['ready', 'error'].includes(document.documentElement.dataset.model ?? '') || document.documentElement.dataset.backend === 'error', undefined, { timeout: 60_000 });
-        const backend = await page.evaluate(() => document.documentElement.dataset.backend);
-        if (name === 'webgpu' && backend !== 'webgpu') {
-          if (requireWebGPU) throw new Error(`the page runs on ${backend}, not WebGPU\n${log.join('\n')}`);
-          console.warn('[playground realm test] SKIPPED: the browser exposes no WebGPU adapter');
-          ctx.skip();
-        }
-        expect(backend, log.join('\n')).toBe(name);
-        expect(await page.evaluate(() => document.documentElement.dataset.model), log.join('\n')).toBe('ready');
-
         expectSame(await askInPage(page, QUESTION), expected.before, expected.bundled, log);
 
         // Drop a text file on the panel's documents card: indexed in the worker with a progress bar.
@@ -168,10 +121,9 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the REALM panel in headless Ch
 
         expectSame(during, expected.after, expected.bundled, log);
         expectSame(await askInPage(page, AFTER_QUESTION), expected.after, expected.bundled, log);
-        await page.screenshot({ path: join(artifacts, `playground-realm-${name}.png`), fullPage: true });
+        await page.screenshot({ path: join(artifacts, `playground-realm-${backend.name}.png`), fullPage: true });
       } finally {
-        await context.close();
-        rmSync(profile, { recursive: true, force: true });
+        await browser.close();
       }
     });
   }

@@ -3,23 +3,15 @@
 // text (greedy, streamed token by token; beam search; seeded sampling) and a row of the cross-attention
 // view shown in the page must be what @lm/t5 computes in this Node process (cpu backend) from the same
 // files. Skips like browser.test.ts when Chromium or a WebGPU adapter is missing, unless LM_REQUIRE_WEBGPU=1.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ExtraIdsTokenizer, T5ForConditionalGeneration, T5Tokenizer, type T5GenerateOptions } from '@lm/t5';
 import { init, noGrad, tensor } from '@lm/tensor-gpu';
-import { webgpuRequired } from '@lm/tensor-gpu/testing';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NO_WEBGPU_ARGS, WEBGPU_ARGS, haveChromium, executablePath, launch } from './chromium.js';
-import { serveStatic } from './static-server.js';
+import { beforeAll, expect, it } from 'vitest';
+import { artifacts, BACKENDS, bundledModel, describePanel } from './panel-suite.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const dist = join(here, '..', 'dist');
-const modelDir = join(dist, 'models', 't5');
-const artifacts = join(here, '..', 'artifacts');
-const requireWebGPU = webgpuRequired();
+const modelDir = bundledModel('t5');
 
 const TEXT = 'the day after monday <extra_id_0> .';
 const TOLERANCE = 1e-4;
@@ -105,57 +97,30 @@ async function generateWith(page: Page, mode: string, fields: Record<string, str
   return shownIds(page, 'data-tokens');
 }
 
-if (!haveChromium && !requireWebGPU) console.warn(`[playground t5 test] SKIPPED: no Chromium at ${executablePath} (LM_REQUIRE_WEBGPU=1 makes this a failure)`);
-
-describe.skipIf(!haveChromium && !requireWebGPU)('the T5 panel in headless Chromium', () => {
-  let server: Server | undefined;
-  let url = '';
+describePanel('t5', 'the T5 panel in headless Chromium', 't5', (suite) => {
   let expected: Awaited<ReturnType<typeof reference>>;
 
   beforeAll(async () => {
-    if (!haveChromium) throw new Error(`LM_REQUIRE_WEBGPU=1 but no Chromium at ${executablePath}`);
-    if (!existsSync(join(modelDir, 'config.json'))) throw new Error(`no bundled T5 model at ${modelDir}: run the playground build first`);
-    mkdirSync(artifacts, { recursive: true });
-    const served = await serveStatic(dist);
-    server = served.server;
-    url = served.url;
     expected = await reference();
     // The bundled tokenizer is the SentencePiece one: spm_encode --output_format=id of "the day after monday"
     // and "." gives 4 10 21 44 and 3; <extra_id_0> is 299 (200 pieces + 100 sentinels, counting down), </s> 1.
     expect(expected.inputIds).toEqual([4, 10, 21, 44, 299, 3, 1]);
   });
 
-  afterAll(() => {
-    server?.close();
-  });
-
-  for (const [name, args] of [
-    ['webgpu', WEBGPU_ARGS],
-    ['cpu', NO_WEBGPU_ARGS],
-  ] as const) {
-    it(`generates and shows cross-attention as Node does (${name === 'webgpu' ? 'WebGPU' : 'the cpu fallback'})`, async (ctx) => {
-      const browser = await launch([...args], 1400);
-      const { page, log } = browser;
-      try {
-        // Record every text the streamed answer shows (each update replaces the span's text node).
-        await page.addInitScript(() => {
+  for (const backend of BACKENDS) {
+    it(`generates and shows cross-attention as Node does (${backend.label})`, async (ctx) => {
+      // Record every text the streamed answer shows (each update replaces the span's text node).
+      const recordStream = (page: Page) =>
+        page.addInitScript(() => {
           const seen: string[] = [];
           (window as unknown as { __t5Stream: string[] }).__t5Stream = seen;
           new MutationObserver((records) => {
             for (const r of records) for (const n of r.addedNodes) if (n.nodeType === Node.TEXT_NODE && (n.parentElement?.dataset.testid === 't5-generated')) seen.push((n as Text).data);
           }).observe(document, { childList: true, subtree: true });
         });
-        await page.goto(`${url}?model=t5&text=${encodeURIComponent(TEXT)}`);
-        await page.waitForFunction(() => ['ready', 'error'].includes(document.documentElement.dataset.model ?? '') || document.documentElement.dataset.backend === 'error', undefined, { timeout: 60_000 });
-        const backend = await page.evaluate(() => document.documentElement.dataset.backend);
-        if (name === 'webgpu' && backend !== 'webgpu') {
-          if (requireWebGPU) throw new Error(`the page runs on ${backend}, not WebGPU\n${log.join('\n')}`);
-          console.warn('[playground t5 test] SKIPPED: the browser exposes no WebGPU adapter');
-          ctx.skip();
-        }
-        expect(backend, log.join('\n')).toBe(name);
-        expect(await page.evaluate(() => document.documentElement.dataset.model), log.join('\n')).toBe('ready');
-
+      const browser = await suite.open(ctx, backend, `model=t5&text=${encodeURIComponent(TEXT)}`, { height: 1400, beforeGoto: recordStream });
+      const { page, log } = browser;
+      try {
         // Greedy on mount: the same encoder ids, generated ids and text as Node, streamed token by token.
         await waitDone(page);
         const context = log.join('\n');
@@ -182,7 +147,7 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the T5 panel in headless Chrom
         const mean = await page.$$eval('[data-testid=t5-cross-row-values] td', (tds) => tds.map((td) => Number((td as HTMLElement).dataset.value)));
         mean.forEach((v, i) => expect(Math.abs(v - expected.meanRow[i]), `mean of heads, encoder token ${i}`).toBeLessThan(TOLERANCE));
         await page.selectOption('[data-testid=t5-cross-head]', String(expected.pick.head));
-        await page.screenshot({ path: join(artifacts, `playground-t5-${name}.png`), fullPage: true });
+        await page.screenshot({ path: join(artifacts, `playground-t5-${backend.name}.png`), fullPage: true });
 
         // Beam search and seeded sampling give Node's ids.
         expect(await generateWith(page, 'beam', { 't5-beams': '3' }), log.join('\n')).toEqual(expected.beam);
