@@ -3,17 +3,11 @@
 // that mode, and sampling's temperature / top-k / top-p / seed. Test ids are `<prefix>-mode`,
 // `<prefix>-temperature`, `<prefix>-top-k`, `<prefix>-top-p`, `<prefix>-seed`.
 import { h } from './dom.js';
-import { labelled, numberInput } from './panel-parts.js';
+import { labelled, numberInput, numberValue } from './panel-parts.js';
 
 export type DecodingMode = 'greedy' | 'beam' | 'sample';
 
 const MODE_LABELS: Record<DecodingMode, string> = { greedy: 'greedy', beam: 'beam search', sample: 'sampling' };
-
-/** A number field's value; `fallback` when it is empty or not a number. */
-export function read(input: HTMLInputElement, fallback: number): number {
-  const value = input.valueAsNumber;
-  return Number.isFinite(value) ? value : fallback;
-}
 
 /**
  * The mode selector over `modes` (the first is the default); `options[mode]` is shown while that mode
@@ -47,10 +41,10 @@ export function samplingInputs(prefix: string, defaults: SamplingSettings): { el
   return {
     element,
     read: () => ({
-      temperature: read(temperature, defaults.temperature),
-      ...(topK && { topK: read(topK, defaults.topK!) }),
-      topP: read(topP, defaults.topP),
-      seed: read(seed, defaults.seed),
+      temperature: numberValue(temperature, defaults.temperature),
+      ...(topK && { topK: numberValue(topK, defaults.topK!) }),
+      topP: numberValue(topP, defaults.topP),
+      seed: numberValue(seed, defaults.seed),
     }),
   };
 }

@@ -48,10 +48,16 @@ export function textInput(testid: string, label: string, value: string): HTMLInp
   return h('input', { type: 'text', value, 'data-testid': testid, spellcheck: false, 'aria-label': label });
 }
 
-/** A number field; `read` of decoding.ts gives its value. */
+/** A number field (its value: numberValue). */
 export function numberInput(testid: string, label: string, value: number, range: { min: number; max?: number; step?: number }): HTMLInputElement {
   const { min, max, step = 1 } = range;
   return h('input', { type: 'number', value: String(value), min: String(min), max: max === undefined ? undefined : String(max), step: String(step), 'data-testid': testid, 'aria-label': label, style: { width: '5rem' } });
+}
+
+/** A number field's value; `fallback` when it is empty or not a number. */
+export function numberValue(input: HTMLInputElement, fallback: number): number {
+  const value = input.valueAsNumber;
+  return Number.isFinite(value) ? value : fallback;
 }
 
 /** A control with its name before it. */

@@ -2,9 +2,9 @@
 // worker (@lm/chatglm's streamChat), the history kept and sent back with every turn (the reference's
 // `[Round N]\n问：...\n答：...` prompt), sampling settings (greedy, or top-p / temperature as the
 // reference samples), and the model's memory footprint and decoding speed.
-import { decodingSelect, read, samplingInputs } from '../../ui/decoding.js';
+import { decodingSelect, samplingInputs } from '../../ui/decoding.js';
 import { clear, formatBytes, h } from '../../ui/dom.js';
-import { busy, card, errorBox, exampleChips, initialText, inputForm, labelled, numberInput, statusLine, textInput } from '../../ui/panel-parts.js';
+import { busy, card, errorBox, exampleChips, initialText, inputForm, labelled, numberInput, numberValue, statusLine, textInput } from '../../ui/panel-parts.js';
 import type { FamilyPanel, ModelSession } from '../types.js';
 import type { ChatInput, ChatPartial, ChatResult, ChatTurn } from './tasks.js';
 
@@ -54,7 +54,7 @@ export const chatglmPanel: FamilyPanel = {
       try {
         const result = await session.run<ChatResult>(
           'chat',
-          { query, history, maxLength: read(maxLength, 2048), doSample: mode.value === 'sample', ...sampling.read() } satisfies ChatInput,
+          { query, history, maxLength: numberValue(maxLength, 2048), doSample: mode.value === 'sample', ...sampling.read() } satisfies ChatInput,
           (partial) => {
             if (id !== runId) return;
             const p = partial as ChatPartial;

@@ -4,8 +4,8 @@
 // selected row's weights listed below it. Both run in the worker; only the latest request is shown.
 import { clear, h } from '../../ui/dom.js';
 import { heatmap, legend } from '../../ui/heatmap.js';
-import { decodingSelect, read, samplingInputs } from '../../ui/decoding.js';
-import { busy, card, errorBox, exampleChips, initialText, inputForm, labelled, numberInput, statusLine, textInput } from '../../ui/panel-parts.js';
+import { decodingSelect, samplingInputs } from '../../ui/decoding.js';
+import { busy, card, errorBox, exampleChips, initialText, inputForm, labelled, numberInput, numberValue, statusLine, textInput } from '../../ui/panel-parts.js';
 import type { FamilyPanel, ModelSession } from '../types.js';
 import type { CrossAttentionResult, DecodingMode, GenerateInput, GeneratePartial, GenerateResult } from './tasks.js';
 
@@ -106,8 +106,8 @@ export const t5Panel: FamilyPanel = {
       const request: GenerateInput = {
         text: input.value,
         mode: mode.value as DecodingMode,
-        maxNewTokens: read(maxNew, 16),
-        numBeams: read(beams, 4),
+        maxNewTokens: numberValue(maxNew, 16),
+        numBeams: numberValue(beams, 4),
         temperature,
         topK,
         topP,
