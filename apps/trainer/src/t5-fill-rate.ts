@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Sentinel-fill rate of a span-corruption T5 run's export on held-out sentences, for the README:
 //
-//   node apps/trainer/dist/t5-fill-rate.js -c apps/trainer/configs/t5-span-corruption-sp.yaml [export dir]
+//   node apps/trainer/dist/t5-fill-rate.js -c apps/trainer/configs/t5-span-corruption-sp.yaml [--examples N] [export dir]
 //
 // The config gives the corpus, the split (seed, data.validationFraction) and the export (output.export,
 // unless a folder is given). Held-out sentences: the distinct sentences of the run's validation documents,
@@ -10,10 +10,16 @@
 // rate measures recall of trained facts. In each sentence three words are hidden behind <extra_id_0> (the
 // configs' blocks always hide one span of 3 tokens, and every corpus word is one token in both tokenizers):
 // the three that end with the word carrying the fact (the last before the final "."), and, as a second
-// task, three at a seeded position. The model fills greedily (up to 12 new tokens, stopping at eos); a fill
-// counts when the text between <extra_id_0> and <extra_id_1> (or the end) equals the hidden words exactly.
+// task, three at a seeded position. Each is asked twice: the sentence alone, and inside its held-out
+// document (the document's other sentences around it, as training blocks show text; a document states
+// each fact once, so the answer is never in it). The model fills greedily (up to 12 new tokens, stopping
+// at eos); the fill is the text between <extra_id_0> and <extra_id_1> (or the end). It is right when it
+// equals the hidden words, and sensible when it is right or each of its three words is one seen in that
+// slot in training (t5-fill-score.ts: training sentences of the same template, i.e. as long and differing
+// in at most two words): `called a kitten` for `called a puppy` is sensible, `is called a` is not.
 // The tokenizer is the export's own (spiece.model: T5Tokenizer; vocab.txt: WordPiece + extra ids), so runs
-// on different tokenizers are scored alike. Prints one JSON line.
+// on different tokenizers are scored alike. Prints one JSON line; --examples N adds N fills spread evenly
+// over the run.
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -25,10 +31,16 @@ import { isValidationDocument } from './core/data.js';
 import { Rng } from './core/rng.js';
 import { corpusSource } from './data/sources.js';
 import { loadT5Tokenizer } from './models/t5.js';
+import { isSensibleFill, slotWords } from './t5-fill-score.js';
 
-const { values, positionals } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: true });
+const { values, positionals } = parseArgs({ options: { config: { type: 'string', short: 'c' }, examples: { type: 'string', default: '4' } }, allowPositionals: true });
 if (!values.config) {
-  console.error('usage: t5-fill-rate -c <run config.yaml> [export dir]');
+  console.error('usage: t5-fill-rate -c <run config.yaml> [--examples N] [export dir]');
+  process.exit(2);
+}
+const maxExamples = Number(values.examples);
+if (!Number.isInteger(maxExamples) || maxExamples < 0) {
+  console.error(`t5-fill-rate: --examples: expected a whole number >= 0, got ${values.examples}`);
   process.exit(2);
 }
 const config = loadConfig({ file: values.config });
@@ -38,14 +50,19 @@ if (!existsSync(join(exportDir, 'config.json'))) {
   process.exit(2);
 }
 
-// The split's sentences, in the trainer's file order.
+// The split's sentences, in the trainer's file order, and the first held-out document of each held-out one.
 const source = await corpusSource(config.data.paths, config.data.format, config.data.jsonlField);
 const train = new Set<string>();
-const held = new Set<string>();
+const documentOf = new Map<string, readonly string[]>();
 for await (const doc of source.read(Array.from({ length: source.fileCount }, (_, i) => i))) {
-  for (const s of doc.sentences) (isValidationDocument(config.seed, config.data.validationFraction, doc) ? held : train).add(s);
+  const held = isValidationDocument(config.seed, config.data.validationFraction, doc);
+  for (const s of doc.sentences) {
+    if (!held) train.add(s);
+    else if (!documentOf.has(s)) documentOf.set(s, doc.sentences);
+  }
 }
-const sentences = [...held].sort();
+const sentences = [...documentOf.keys()].sort();
+const trainingWords = [...train].map((s) => s.split(' '));
 
 const backend = await init('cpu');
 const tokenizer = await loadT5Tokenizer(exportDir, { lowercase: config.data.lowercase });
@@ -66,10 +83,16 @@ async function fill(masked: string): Promise<string> {
 }
 
 const rng = new Rng(config.seed);
-const tasks = { fact: { right: 0, of: 0 }, span: { right: 0, of: 0 } };
-const examples: string[] = [];
+type Score = { right: number; sensible: number; of: number };
+const presentations = ['alone', 'inDocument'] as const;
+const scores = Object.fromEntries(presentations.map((p) => [p, { fact: { right: 0, sensible: 0, of: 0 }, span: { right: 0, sensible: 0, of: 0 } }])) as Record<
+  (typeof presentations)[number],
+  Record<'fact' | 'span', Score>
+>;
+const all: string[] = [];
 for (const sentence of sentences) {
   const words = sentence.split(' ');
+  const slots = slotWords(words, trainingWords);
   const at = words.lastIndexOf('.') - 1;
   const spans: ['fact' | 'span', number][] = [];
   if (at >= 2) spans.push(['fact', at - 2]);
@@ -77,13 +100,21 @@ for (const sentence of sentences) {
   for (const [task, from] of spans) {
     const answer = words.slice(from, from + 3).join(' ');
     const masked = [...words.slice(0, from), '<extra_id_0>', ...words.slice(from + 3)].join(' ');
-    const got = await fill(masked);
-    tasks[task].of++;
-    if (got === answer) tasks[task].right++;
-    if (examples.length < 4) examples.push(`${masked} => ${got} (${answer})`);
+    const inputs = { alone: masked, inDocument: documentOf.get(sentence)!.map((s) => (s === sentence ? masked : s)).join(' ') };
+    for (const p of presentations) {
+      const got = await fill(inputs[p]);
+      const score = scores[p][task];
+      score.of++;
+      if (got === answer) score.right++;
+      if (got === answer || isSensibleFill(got.split(' ').filter(Boolean), from, 3, slots)) score.sensible++;
+      all.push(`[${p}, ${task}] ${inputs[p]} => ${got} (${answer})`);
+    }
   }
 }
 model.dispose();
-const rate = (t: { right: number; of: number }) => ({ ...t, rate: +(t.right / t.of).toFixed(3) });
-console.log(JSON.stringify({ export: exportDir, heldOutSentences: sentences.length, alsoInTraining: sentences.filter((s) => train.has(s)).length, fact: rate(tasks.fact), span: rate(tasks.span), examples }));
+// --examples N: N fills spread evenly over the run (sentences in sorted order, both presentations).
+const examples = Array.from({ length: Math.min(maxExamples, all.length) }, (_, i) => all[Math.floor((i * all.length) / maxExamples)]);
+const rates = (t: Score) => ({ ...t, rate: +(t.right / t.of).toFixed(3), sensibleRate: +(t.sensible / t.of).toFixed(3) });
+const figures = Object.fromEntries(presentations.map((p) => [p, { fact: rates(scores[p].fact), span: rates(scores[p].span) }]));
+console.log(JSON.stringify({ export: exportDir, heldOutSentences: sentences.length, alsoInTraining: sentences.filter((s) => train.has(s)).length, ...figures, examples }));
 process.exit(0);

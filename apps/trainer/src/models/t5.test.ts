@@ -10,6 +10,7 @@ import { Rng } from '../core/rng.js';
 import { readMetrics } from '../metrics.js';
 import { makeTinyCorpus, tinyConfig } from '../test-helpers.js';
 import { train } from '../trainer.js';
+import type { SpanCorruptionObjective } from '../objectives/span-corruption.js';
 import { maskedTokenLoss } from '../objectives/token-loss.js';
 import { loadExtraIdsTokenizer, loadT5Tokenizer, megatronT5, t5 } from './t5.js';
 
@@ -199,5 +200,18 @@ describe("span corruption on T5's SentencePiece tokenizer (family t5, data.token
     expect(out.sequences[0][0]).toBe(0);
     expect(out.sequences[0].every((id) => id >= 0 && id < 300)).toBe(true);
     model.dispose();
+  });
+});
+
+describe('objectives.span-corruption settings', () => {
+  it('passes shiftBlocks to the objective and names a wrong value or an unknown field', async () => {
+    const c = makeTinyCorpus(2);
+    const tokenizer = await loadExtraIdsTokenizer(c.vocab, { lowercase: true });
+    const make = (settings: Record<string, unknown>) =>
+      t5.objectives['span-corruption'].objective({ tokenizer, backend: cpu(), seqLength: 16, maskProbability: 0.15, shortSeqProbability: 0.1, settings });
+    expect((make({ shiftBlocks: true }) as unknown as SpanCorruptionObjective).options.shiftBlocks).toBe(true);
+    expect((make({}) as unknown as SpanCorruptionObjective).options.shiftBlocks).toBe(false);
+    expect(() => make({ shiftBlocks: 'yes' })).toThrow(/^objectives\.span-corruption\.shiftBlocks: expected true or false, got "yes"$/);
+    expect(() => make({ shiftBlock: true })).toThrow(/objectives\.span-corruption\.shiftBlock: unknown field \(known: noiseDensity, meanNoiseSpanLength, shiftBlocks\)/);
   });
 });

@@ -87,7 +87,7 @@ const readConfig = (dir: string): Promise<T5Config> => readPretrainedConfig(dir,
 
 type T5Trainable = TrainableModel & Seq2SeqModel & { readonly module: T5ForConditionalGeneration };
 
-const SPAN_SETTINGS = ['noiseDensity', 'meanNoiseSpanLength'];
+const SPAN_SETTINGS = ['noiseDensity', 'meanNoiseSpanLength', 'shiftBlocks'];
 
 /** The span-corruption objective over the family tokenizer's sentinels. */
 function spanCorruptionObjective(ctx: ObjectiveContext): SpanCorruptionObjective {
@@ -104,8 +104,11 @@ function spanCorruptionObjective(ctx: ObjectiveContext): SpanCorruptionObjective
     sentinelId = (k) => ids[k];
     numSentinels = ids.length;
   } else throw new ConfigError('objective: span-corruption with the T5 families needs their tokenizer (T5Tokenizer, or WordPiece + extra ids)');
+  const shiftBlocks = ctx.settings.shiftBlocks ?? false;
+  if (typeof shiftBlocks !== 'boolean') throw new ConfigError(`objectives.span-corruption.shiftBlocks: expected true or false, got ${JSON.stringify(shiftBlocks)}`);
   return new SpanCorruptionObjective(tokenizer, {
     inputLength: ctx.seqLength,
+    shiftBlocks,
     noiseDensity: Number(ctx.settings.noiseDensity ?? 0.15),
     meanNoiseSpanLength: Number(ctx.settings.meanNoiseSpanLength ?? 3),
     sentinelId,

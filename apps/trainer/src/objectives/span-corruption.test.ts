@@ -100,6 +100,32 @@ describe('span corruption: the collator', () => {
     expect(objective.collate(bs, (r) => new Rng(100 + r))).toEqual(batch);
   });
 
+  it('shiftBlocks starts an epoch\'s blocks at a seeded offset of the same stream; without it the generator is unused', async () => {
+    const stream = (n: number) =>
+      (async function* () {
+        // Documents of 10 distinct tokens (ids 10 + 10 d ...), each followed by eos by the objective.
+        for (let d = 0; d < n; d++) yield { id: d, sentences: [Array.from({ length: 10 }, (_, i) => 10 + 10 * d + i)] };
+      })();
+    const collect = async (o: SpanCorruptionObjective, rng?: Rng) => {
+      const out: number[][] = [];
+      for await (const b of o.examples(stream(20), rng)) out.push(Array.from(b));
+      return out;
+    };
+    // The token stream: 20 documents of 10 tokens, each followed by eos (1): 220 tokens.
+    const tokens = Array.from({ length: 20 }, (_, d) => [...Array.from({ length: 10 }, (_, i) => 10 + 10 * d + i), 1]).flat();
+    const plain = await collect(objective, new Rng(3));
+    expect(plain).toHaveLength(8); // 220 / 26
+    expect(plain.flat()).toEqual(tokens.slice(0, 8 * 26));
+    const shifted = new SpanCorruptionObjective(tokenizer, { ...objective.options, shiftBlocks: true });
+    expect(Math.floor(new Rng(3).next() * 26)).toBe(18);
+    const got = await collect(shifted, new Rng(3));
+    // The same stream from token 18: (220 - 18) / 26 -> 7 whole blocks, the first from doc 1's 8th token.
+    expect(got).toHaveLength(7);
+    expect(got[0].slice(0, 5)).toEqual([27, 28, 29, 1, 30]);
+    expect(got.flat()).toEqual(tokens.slice(18, 18 + 7 * 26));
+    expect(await collect(shifted, new Rng(4))).not.toEqual(got);
+  });
+
   it('refuses a tokenizer without eos and a block with more spans than sentinels', () => {
     class NoEos extends WordTokenizer {
       override get specialTokenIds() {

@@ -9,7 +9,7 @@
 //
 // Examples: the corpus's documents, each followed by eos, concatenated and cut into blocks of the
 // expanded length (run_t5_mlm_flax.py's `group_texts`; the tail that does not fill a block is
-// dropped). The collator draws each row's noise mask from the row's seeded generator.
+// dropped; `shiftBlocks` moves the cuts per epoch). The collator draws each row's noise mask from the row's seeded generator.
 
 import type { Tokenizer } from '@lm/layers';
 import { fromHost, full, type Backend, type Tensor } from '@lm/tensor-gpu';
@@ -38,6 +38,14 @@ export interface SpanCorruptionOptions {
   sentinelId: (k: number) => number;
   /** How many sentinels the vocabulary has (T5: 100). */
   numSentinels: number;
+  /**
+   * Start each epoch's blocks at a seeded offset in [0, block length) of the token stream (its first tokens
+   * dropped), so that epochs cut the corpus at different places. The reference cuts at multiples of the
+   * block length only; a small corpus read for hundreds of epochs then shows the same blocks every epoch,
+   * and a small model learns those blocks (training loss keeps falling) instead of the facts in them
+   * (held-out loss flat). Default false: the reference's blocks.
+   */
+  shiftBlocks?: boolean;
   /** The decoder's first input (T5: the pad id). */
   decoderStartTokenId: number;
   backend?: Backend;
@@ -167,10 +175,16 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
     return this.options.sentinelId(k);
   }
 
-  async *examples(documents: AsyncIterable<TokenizedDocument>): AsyncGenerator<Int32Array> {
+  async *examples(documents: AsyncIterable<TokenizedDocument>, rng?: Rng): AsyncGenerator<Int32Array> {
     let pending: number[] = [];
+    let skip = this.options.shiftBlocks && rng ? Math.floor(rng.next() * this.tokensLength) : 0;
     for await (const doc of documents) {
       pending.push(...doc.sentences.flat(), this.eos);
+      if (skip > 0) {
+        const dropped = Math.min(skip, pending.length);
+        pending = pending.slice(dropped);
+        skip -= dropped;
+      }
       while (pending.length >= this.tokensLength) {
         yield Int32Array.from(pending.slice(0, this.tokensLength));
         pending = pending.slice(this.tokensLength);
