@@ -24,8 +24,8 @@ const executablePath = process.env.LM_CHROMIUM ?? '/usr/bin/chromium';
 const requireWebGPU = webgpuRequired();
 const haveChromium = existsSync(executablePath);
 
-// The bundled model is trained on the trainer's made-up world (apps/trainer/data/realm); this question
-// is one of the panel's examples, which it answers (nedal, from the block about pevigon).
+// The bundled model is trained on the trainer's made-up world (apps/trainer/data/realm); it answers this
+// question of that world (nedal, from the block about pevigon).
 const QUESTION = 'What is the capital of pevigon?';
 const QUESTION_ANSWER = 'nedal';
 // A document about a country the model never saw, in the style of its world: its names are not in the
@@ -36,7 +36,7 @@ const DROPPED = {
   text: 'Quenmoria is a country in the south. The capital of quenmoria is Valtessa. People in quenmoria speak Orvish.',
 };
 /** Scores may differ in float32 rounding between backends; ranks may swap only between near ties. */
-const TOLERANCE = 1e-4; // the scores are at most ~32 (float32 step ~4e-6)
+const TOLERANCE = 1e-4; // float32 steps at these scores (tens) are ~4e-6
 
 const QUIET = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const WEBGPU_ARGS = [...QUIET, '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader'];
