@@ -1,80 +1,95 @@
 #!/usr/bin/env node
-// Generates the bundled REALM model: a tiny random-init RealmForOpenQA (hidden 64, 2 layers, 4 heads,
-// retriever_proj_size 32) with a WordPiece vocabulary covering scripts/realm-documents.json (plus single
-// letters and digits, so any text tokenizes), and the index of those documents built with its embedder
-// (block_emb inside model.safetensors, block_records.json), saved in Hugging Face format under
-// public/models/realm/ and listed in public/models/index.json beside the other bundled models
-// (writeModelsIndex).
+// Bundles the REALM model of the playground's REALM panel: the RealmForOpenQA that the trainer's open-QA
+// recipe exports (apps/trainer: `lm-train -c configs/realm-ict.yaml`, then `-c configs/realm-openqa.yaml`,
+// writing apps/trainer/out/realm-openqa/export/), trained on the trainer's made-up world
+// (apps/trainer/data/realm: invented countries and rivers, 200 evidence blocks). The folder holds the
+// weights with block_emb (the collection embedded by the trained embedder), block_records.json and the
+// tokenizer; it is copied to public/models/realm/ and listed in public/models/index.json beside the
+// other bundled models (writeModelsIndex).
 //
-// Its weights are random: the retrieval order and the answer spans are not meaningful, only the
-// mechanics (question -> embedder -> top-k over block_emb -> reader -> span) are.
+// Before copying, the model answers every question of the trainer's qa.jsonl here (cpu backend, the
+// same RealmOpenQA pipeline the panel runs): the exact match over them goes into the description, and
+// the panel's examples are questions it answers correctly, one of each kind.
 //
-//   node scripts/make-realm-model.mjs      (needs the @lm packages built: pnpm build)
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { writeModelsIndex } from './models-index.mjs';
-import { dirname, join } from 'node:path';
+//   node scripts/make-realm-model.mjs [--from <export dir>] [--max-mib 3]   (needs pnpm build)
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { init, manualSeed } from '@lm/tensor-gpu';
-import { RealmConfig, RealmDocumentIndex, RealmForOpenQA, RealmOpenQA, RealmTokenizer, progressBar } from '@lm/realm';
+import { parseArgs } from 'node:util';
+import { init } from '@lm/tensor-gpu';
+import { RealmOpenQA } from '@lm/realm';
+import { writeModelsIndex } from './models-index.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '..', '..', '..');
 const modelsDir = join(here, '..', 'public', 'models');
 const outDir = join(modelsDir, 'realm');
-const collection = JSON.parse(readFileSync(join(here, 'realm-documents.json'), 'utf8'));
-
-// Whole words of the collection and the examples, and the letters / digits as word starts and ##pieces.
-const words = new Set();
-for (const text of [...collection.documents.flatMap((d) => [d.title, d.text]), ...collection.examples]) {
-  for (const w of text.toLowerCase().match(/[a-z]+|[0-9]+|[^\sa-z0-9]/g) ?? []) words.add(w);
+const { values } = parseArgs({
+  options: {
+    from: { type: 'string', default: join(repo, 'apps', 'trainer', 'out', 'realm-openqa', 'export') },
+    qa: { type: 'string', default: join(repo, 'apps', 'trainer', 'data', 'realm', 'qa.jsonl') },
+    'max-mib': { type: 'string', default: '3' },
+  },
+});
+const from = resolve(values.from);
+const FILES = ['config.json', 'model.safetensors', 'block_records.json', 'tokenizer_config.json', 'vocab.txt'];
+const missing = FILES.filter((f) => !existsSync(join(from, f)));
+if (missing.length) {
+  console.error(
+    `make-realm-model: ${relative(repo, from)} lacks ${missing.join(', ')}: train the model first ` +
+      '(apps/trainer: lm-train -c configs/realm-ict.yaml, then lm-train -c configs/realm-openqa.yaml)',
+  );
+  process.exit(1);
 }
-const pieces = [...'abcdefghijklmnopqrstuvwxyz0123456789'].flatMap((c) => [c, `##${c}`]);
-const punctuation = [...'.,;:!?\'"()-'];
-const vocab = [...new Set(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...punctuation, ...pieces, ...[...words].sort()])];
+const bytes = FILES.reduce((n, f) => n + statSync(join(from, f)).size, 0);
+if (bytes > Number(values['max-mib']) * 2 ** 20) {
+  console.error(`make-realm-model: ${relative(repo, from)} holds ${(bytes / 2 ** 20).toFixed(2)} MiB, over the ${values['max-mib']} MiB limit for the committed model (--max-mib)`);
+  process.exit(1);
+}
 
-await init('cpu');
-manualSeed(16);
-const tokenizer = RealmTokenizer.fromVocab(vocab.join('\n'));
-const config = new RealmConfig({
-  vocabSize: vocab.length,
-  hiddenSize: 64,
-  numHiddenLayers: 2,
-  numAttentionHeads: 4,
-  intermediateSize: 128,
-  retrieverProjSize: 32,
-  spanHiddenSize: 32,
-  maxSpanWidth: 4,
-  readerBeamSize: 5, // blocks retrieved and read per question (eval)
-  searcherBeamSize: 5,
-  readerSeqLen: 128,
-  maxPositionEmbeddings: 128,
-  numBlockRecords: 1,
-});
-const model = new RealmForOpenQA(config);
-model.eval();
-const docs = await RealmDocumentIndex.build(model.embedder, tokenizer, collection.documents, {
-  maxBlockTokens: 64,
-  batchSize: 8,
-  onProgress: (p) => console.log(`make-realm-model: ${progressBar(p)}`),
-});
-const qa = new RealmOpenQA(model, tokenizer);
-qa.useIndex(docs);
+// The trainer's questions: {"text": "<question>? <answer>"}.
+const questions = readFileSync(values.qa, 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((line) => {
+    const text = JSON.parse(line).text;
+    const at = text.indexOf('?') + 1;
+    return { question: text.slice(0, at), gold: text.slice(at).trim() };
+  });
+
+const backend = await init('cpu');
+const qa = await RealmOpenQA.fromPretrained(from, { backend });
+const kinds = new Map(); // the first question of each kind ("what is the capital of", ...) it answers
+let correct = 0;
+for (const { question, gold } of questions) {
+  const { answer } = await qa.ask(question);
+  if (answer !== gold) continue;
+  correct++;
+  const kind = question.split(' ').slice(0, 4).join(' ');
+  if (!kinds.has(kind)) kinds.set(kind, question);
+}
+const numBlocks = qa.model.block_emb.shape[0];
+const { hiddenSize, numHiddenLayers, numAttentionHeads, retrieverProjSize, readerBeamSize } = qa.model.config;
+qa.model.dispose();
+const capitalised = (q) => q[0].toUpperCase() + q.slice(1);
+const examples = [...kinds.values()].map(capitalised);
+console.log(`make-realm-model: exact match ${correct}/${questions.length} over ${relative(repo, values.qa)}`);
 
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
-await model.savePretrained(outDir); // config.json, model.safetensors (with block_emb), block_records.json, tokenizer files
-docs.dispose();
-model.dispose();
-
+for (const f of FILES) copyFileSync(join(from, f), join(outDir, f));
 const entry = {
   id: 'realm',
-  name: 'tiny REALM open QA (random weights) over a bundled collection',
+  name: 'tiny REALM open QA, trained, over a made-up world',
   description:
-    'Generated by scripts/make-realm-model.mjs: a random-init RealmForOpenQA (hidden 64, 2 layers, 4 heads, ' +
-    `${vocab.length} tokens) and the index of ${collection.documents.length} short documents written for the playground. ` +
-    `Its weights are random, so which blocks it retrieves and the answer it picks are not meaningful; ` +
-    'the panel shows the mechanics: question -> embedder -> top-k over block_emb -> reader -> answer span.',
-  source: 'scripts/make-realm-model.mjs',
-  examples: collection.examples,
+    `RealmForOpenQA (hidden ${hiddenSize}, ${numHiddenLayers} layers, ${numAttentionHeads} heads, retriever projection ${retrieverProjSize}, ` +
+    `reads the top ${readerBeamSize} blocks) trained by apps/trainer (configs/realm-ict.yaml, then configs/realm-openqa.yaml) ` +
+    `on invented countries and rivers: its index holds the ${numBlocks} evidence blocks of apps/trainer/data/realm. ` +
+    `It answers ${correct} of the ${questions.length} questions of that data set (the trainer held 15% of them out); ` +
+    'ask about those names: it knows nothing else, and documents you add are retrieved and read only as well as that world taught it.',
+  source: 'apps/trainer/out/realm-openqa/export (scripts/make-realm-model.mjs)',
+  examples,
 };
-const files = writeModelsIndex(modelsDir, entry); // replaces an earlier `realm` entry; the other models stay
-console.log(`make-realm-model: wrote ${files.map((f) => `${f.name} (${f.size} B)`).join(', ')} to ${outDir}`);
+const files = writeModelsIndex(modelsDir, entry); // replaces the earlier `realm` entry; the other models stay
+console.log(`make-realm-model: wrote ${files.map((f) => `${f.name} (${f.size} B)`).join(', ')} to ${relative(repo, outDir)}`);
+console.log(`make-realm-model: examples ${JSON.stringify(examples)}`);

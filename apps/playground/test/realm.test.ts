@@ -13,14 +13,19 @@ import { artifacts, BACKENDS, bundledModel, describePanel } from './panel-suite.
 
 const modelDir = bundledModel('realm');
 
-const QUESTION = 'What is the capital of France?';
-const AFTER_QUESTION = 'What colour is the water of the glimmer lake?';
+// The bundled model is trained on the trainer's made-up world (apps/trainer/data/realm); it answers this
+// question of that world (nedal, from the block about pevigon).
+const QUESTION = 'What is the capital of pevigon?';
+const QUESTION_ANSWER = 'nedal';
+// A document about a country the model never saw, in the style of its world: its names are not in the
+// vocabulary, so they tokenize into letter pieces.
+const AFTER_QUESTION = 'What is the capital of quenmoria?';
 const DROPPED = {
-  name: 'glimmer-lake.txt',
-  text: 'The glimmer lake lies above the village of Oakvale. Its water is green because of tiny algae, and otters swim in it every summer.',
+  name: 'quenmoria.txt',
+  text: 'Quenmoria is a country in the south. The capital of quenmoria is Valtessa. People in quenmoria speak Orvish.',
 };
 /** Scores may differ in float32 rounding between backends; ranks may swap only between near ties. */
-const TOLERANCE = 1e-4; // the scores are ~32 (float32 step ~4e-6); the random model's top blocks differ by ~1e-4
+const TOLERANCE = 1e-4; // float32 steps at these scores (tens) are ~4e-6
 
 interface Shown {
   answer: string;
@@ -36,8 +41,10 @@ async function reference(): Promise<{ before: OpenQAAnswer; after: OpenQAAnswer;
   const docs = new RealmDocumentIndex(qa.model.retriever!.blockRecords, RealmBlockIndex.fromHost(Float32Array.from(await qa.model.block_emb.data()), rows, dim, backend));
   qa.useIndex(docs);
   const before = await qa.ask(QUESTION);
+  // The trained model answers its example (not a comparison of the page with Node: of the model itself).
+  expect(before.answer).toBe(QUESTION_ANSWER);
   const maxBlockTokens = Math.min(REALM_BLOCK_TOKENS, Math.floor(qa.model.config.readerSeqLen / 2));
-  const added = await docs.addDocuments(qa.model.embedder, qa.tokenizer, [{ title: 'glimmer-lake', text: DROPPED.text }], { maxBlockTokens, batchSize: 4 });
+  const added = await docs.addDocuments(qa.model.embedder, qa.tokenizer, [{ title: 'quenmoria', text: DROPPED.text }], { maxBlockTokens, batchSize: 4 });
   qa.useIndex(docs);
   const after = await qa.ask(AFTER_QUESTION);
   docs.dispose();

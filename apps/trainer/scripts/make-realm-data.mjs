@@ -14,7 +14,7 @@
 //   qa.jsonl            question/answer pairs: {"text": "what is the capital of veloria? mirth"}
 //                       (the first sentence is the question, the rest the answer)
 //   facts.txt           the facts restated as sentences, one document per country (the MLM corpus)
-//   vocab.txt           a WordPiece vocabulary of the whole words used
+//   vocab.txt           a WordPiece vocabulary of the whole words used, single letters and digits
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -30,7 +30,7 @@ const rand = mulberry32(20261206);
 const pick = (xs) => xs[Math.floor(rand() * xs.length)];
 
 const TEMPLATE_WORDS = new Set(
-  'what is the capital of which language do people speak in currency used region lies does river flow through a country its and pay with they call their it runs across on way to sea north south east west'.split(' '),
+  'what is the capital of which language do people speak in currency used region lies does river flow through a country its and pay with they call their it runs flows across on way to sea north south east west'.split(' '),
 );
 const used = new Set(TEMPLATE_WORDS);
 /** An invented word of `syllables` consonant-vowel(-consonant) syllables, never used before. */
@@ -66,14 +66,17 @@ const blocks = [];
 const qa = [];
 const facts = [];
 for (const c of countries) {
-  blocks.push(`${c.name} is a country in the ${c.region}. its capital is ${c.capital}. people in ${c.name} speak ${c.language} and pay with the ${c.currency}.`);
+  // Every sentence names its subject, as encyclopedia text mostly does: a question shares its
+  // subject and relation words with the sentence that answers it (real open-QA overlaps its evidence
+  // lexically), and each sentence is a fair inverse-cloze query for its block.
+  blocks.push(`${c.name} is a country in the ${c.region}. the capital of ${c.name} is ${c.capital}. people in ${c.name} speak ${c.language}. the currency of ${c.name} is the ${c.currency}.`);
   qa.push([`what is the capital of ${c.name}?`, c.capital]);
   qa.push([`which language do people speak in ${c.name}?`, c.language]);
   qa.push([`what is the currency of ${c.name}?`, c.currency]);
   facts.push([`the capital of ${c.name} is ${c.capital}.`, `in ${c.name} they speak ${c.language}.`, `the currency of ${c.name} is the ${c.currency}.`]);
 }
 for (const r of rivers) {
-  blocks.push(`the ${r.name} is a river of ${r.country}. it runs through ${r.city} on its way to the ${r.sea} sea.`);
+  blocks.push(`the ${r.name} is a river of ${r.country}. the ${r.name} flows through ${r.city} on its way to the ${r.sea} sea.`);
   qa.push([`which city does the ${r.name} flow through?`, r.city]);
 }
 // Blocks in a shuffled order, so that a block's id says nothing about its kind.
@@ -84,7 +87,11 @@ for (let i = blocks.length - 1; i > 0; i--) {
 
 const words = new Set();
 for (const text of [...blocks, ...qa.flat(), ...facts.flat()]) for (const w of text.toLowerCase().match(/[a-z]+/g)) words.add(w);
-const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '.', '?', ',', ...[...words].sort()];
+// Letters and digits as word starts and ##pieces too, so that any text tokenizes (a document dropped on
+// the playground's panel, a question about it) without [UNK].
+const pieces = [...'abcdefghijklmnopqrstuvwxyz0123456789'].flatMap((c) => [c, `##${c}`]);
+const punctuation = [...'.,;:!?\'"()-'];
+const vocab = [...new Set(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...punctuation, ...pieces, ...[...words].sort()])];
 
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, 'block_records.json'), `${JSON.stringify(blocks, null, 0).replace(/","/g, '",\n"')}\n`);
