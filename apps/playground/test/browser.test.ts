@@ -8,9 +8,7 @@
 // 2. WebGPU disabled (no WebGPU flags, --disable-gpu): the page falls back to the cpu backend, shows
 //    why, and gives the same fill-mask answers; a model dropped on the page or opened from files loads,
 //    and a broken or an unsupported one is reported with the loader's error.
-// 3. The Reformer panel (`?model=reformer`, the bundled Reformer causal LM) on WebGPU and on the cpu
-//    fallback: the streamed greedy generation gives the ids @lm/reformer generates in Node (cached
-//    decoding), and the LSH bucket view shows Node's buckets (hash_seed fixes the rotations).
+// (The Reformer panel has its own file, reformer.test.ts, as the T5, REALM and ChatGLM panels do.)
 //
 // Screenshots go to artifacts/. With LM_UPDATE_SCREENSHOT=1 the WebGPU run also rewrites the README's
 // docs/fill-mask.png. Skips with a message when Chromium is absent or the browser exposes no WebGPU
@@ -23,8 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BertTokenizer } from '@lm/layers';
 import { fillMask, MegatronBertForMaskedLM, type FillMaskCandidate } from '@lm/megatron-bert';
-import { LSHSelfAttention, ReformerModelWithLMHead } from '@lm/reformer';
-import { init, noGrad, tensor } from '@lm/tensor-gpu';
+import { init } from '@lm/tensor-gpu';
 import { webgpuRequired } from '@lm/tensor-gpu/testing';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,7 +32,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, '..', 'dist');
 // The bundled model as the built site serves it (copied there from public/ by the build).
 const modelDir = join(dist, 'models', 'default');
-const reformerDir = join(dist, 'models', 'reformer');
 const artifacts = join(here, '..', 'artifacts');
 const docsScreenshot = join(here, '..', 'docs', 'fill-mask.png');
 const requireWebGPU = webgpuRequired();
@@ -348,68 +344,5 @@ describe.skipIf(!haveChromium && !requireWebGPU)('playground in headless Chromiu
         rmSync(broken, { recursive: true, force: true });
       }
     });
-  });
-  describe('the Reformer panel (?model=reformer)', () => {
-    const PROMPT = 'the capital of france is';
-    const NEW_TOKENS = 8;
-    let expectedIds: number[] = [];
-    let expectedBuckets = new Map<string, number[]>();
-
-    beforeAll(async () => {
-      // What @lm/reformer computes in Node (cpu) for the same files: greedy ids through past_buckets_states,
-      // and head 0's buckets of every LSH layer and round (hash_seed is set in the bundled config).
-      const backend = await init('cpu');
-      const model = await ReformerModelWithLMHead.fromPretrained(reformerDir, { backend });
-      const tokenizer = await BertTokenizer.fromPretrained(reformerDir);
-      const ids = [tokenizer.clsTokenId!, ...tokenizer.encode(PROMPT, null, { addSpecialTokens: false }).inputIds];
-      const out = await model.generate(tensor([ids], { dtype: 'int32', backend }), { maxNewTokens: NEW_TOKENS, eosTokenId: tokenizer.sepTokenId! });
-      expectedIds = out.sequences[0].slice(ids.length);
-      expectedBuckets = new Map();
-      const layers = model.reformer.encoder.layers.items;
-      const hidden = noGrad(() => model.reformer.forward({ inputIds: tensor([ids], { dtype: 'int32', backend }), outputHiddenStates: true, useCache: false }).hiddenStates!);
-      for (const [i, layer] of layers.entries()) {
-        const attn = layer.attention.self_attention;
-        if (!(attn instanceof LSHSelfAttention)) continue;
-        const b = noGrad(() => attn.bucketsFor(layer.attention.layer_norm.forward(hidden[i])));
-        const data = Array.from(await b.data());
-        const [, , rounds, seq] = b.shape;
-        for (let r = 0; r < rounds; r++) expectedBuckets.set(`buckets-${i}-${r}`, data.slice(r * seq, (r + 1) * seq));
-      }
-      model.dispose();
-    });
-
-    for (const [label, args] of [
-      ['WebGPU (SwiftShader)', WEBGPU_ARGS],
-      ['the cpu fallback', NO_WEBGPU_ARGS],
-    ] as const) {
-      it(`generates, streamed, the ids Node generates, and shows Node's LSH buckets, on ${label}`, async (ctx) => {
-        const browser = await launch(args);
-        try {
-          const { page, log } = browser;
-          await open(page, `${url}?model=reformer&text=${encodeURIComponent(PROMPT)}`);
-          const backend = await page.evaluate(() => document.documentElement.dataset.backend);
-          if (args === WEBGPU_ARGS && backend !== 'webgpu') {
-            if (requireWebGPU) throw new Error(`the page runs on ${backend}\n${log.join('\n')}`);
-            ctx.skip();
-          }
-          if (args === NO_WEBGPU_ARGS) expect(backend).toBe('cpu');
-          expect(await page.evaluate(() => document.documentElement.dataset.model), log.join('\n')).toBe('ready');
-          await page.fill('[data-testid=generate-max]', String(NEW_TOKENS));
-          await page.click('[data-testid=generate-run]');
-          await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector<HTMLElement>('[data-testid=generate]')?.dataset.state ?? '') && document.querySelector<HTMLElement>('[data-testid=buckets]')?.dataset.state === 'done', undefined, { timeout: 120_000 });
-          const shownIds = (await page.getAttribute('[data-testid=generate]', 'data-tokens')) ?? '';
-          expect(shownIds, `${await page.textContent('[data-testid=generate]')}\n${log.join('\n')}`).toBe(expectedIds.join(','));
-          expect((await page.textContent('[data-testid=generated]'))?.length).toBeGreaterThan(0);
-          for (const [testid, groups] of expectedBuckets) {
-            expect(await page.getAttribute(`[data-testid=${testid}]`, 'data-groups'), testid).toBe(groups.join(','));
-          }
-          expect(await page.$$('[data-testid^=chunks-]')).not.toHaveLength(0);
-          expect(log.filter((line) => line.startsWith('[pageerror]'))).toEqual([]);
-          await page.screenshot({ path: join(artifacts, `playground-reformer-${backend}.png`), fullPage: true });
-        } finally {
-          await browser.close();
-        }
-      });
-    }
   });
 });

@@ -52,10 +52,15 @@ const causalLM: FamilyObjective<ReformerConfig, CausalTrainable> = {
   },
 };
 
+/** The packed showcase's sampled continuation (HF generate's names): a little below temperature 1, the 10 likeliest
+ * characters, no 16-character string repeated (breaks loops, keeps the corpus's stock phrases), a fixed seed so a run prints the same text again. */
+export const PACKED_SAMPLING = { doSample: true, temperature: 0.8, topK: 10, noRepeatNgramSize: 16, seed: 1 } as const;
+
 /**
  * Packed causal LM: the corpus as one stream cut into full blocks of seqLength tokens (long sequences,
- * no padding); the model and export are causal-lm's. Its showcase prints longer greedy continuations
- * (character-level text needs more tokens than a word-level one).
+ * no padding); the model and export are causal-lm's. Its showcase prints two longer continuations per
+ * prompt (character-level text needs more tokens than a word-level one): greedy, and sampled with
+ * PACKED_SAMPLING (greedy decoding of a small character model falls into loops such as " .\nthe .").
  */
 const packedCausalLM: FamilyObjective<ReformerConfig, CausalTrainable> = {
   ...causalLM,
@@ -65,11 +70,14 @@ const packedCausalLM: FamilyObjective<ReformerConfig, CausalTrainable> = {
     if (keys.length) throw new ConfigError(`objectives.packed-causal-lm.${keys[0]}: unknown field (packed-causal-lm takes no settings of its own)`);
     return new PackedCausalLMObjective(ctx.tokenizer, { seqLength: ctx.seqLength, backend: ctx.backend });
   },
-  showcase(model, tokenizer, prompts) {
+  async showcase(model, tokenizer, prompts) {
     const backend = model.module.getInputEmbeddings().weight.backend;
     const objective = new PackedCausalLMObjective(tokenizer, { seqLength: model.module.config.maxPositionEmbeddings, backend });
-    // One printed line per prompt: the continuation's newlines shown as \n.
-    return objective.continueGreedy(model, tokenizer, prompts, 48).then((lines) => lines.map((line) => line.replaceAll('\n', '\\n')));
+    const greedy = await objective.continueGreedy(model, tokenizer, prompts, 48);
+    const sampled = await objective.continueGreedy(model, tokenizer, prompts, 48, PACKED_SAMPLING);
+    // Two printed lines per prompt, the continuation's newlines shown as \n.
+    const shown = (line: string): string => line.replaceAll('\n', '\\n');
+    return prompts.flatMap((_, i) => [`greedy:  ${shown(greedy[i])}`, `sampled: ${shown(sampled[i])}`]);
   },
 };
 

@@ -10,11 +10,14 @@
 // The collator pads on the right and shifts labels on the host: labels[t] = ids[t + 1], -100 on
 // padding and on the last position, so the loss needs no device-side slicing.
 
-import { generate, stepWithoutCache, type Tokenizer } from '@lm/layers';
+import { generate, stepWithoutCache, type GenerateOptions, type Tokenizer } from '@lm/layers';
 import { fromHost, full, noGrad, scope, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { ConfigError } from '../core/errors.js';
 import { IGNORE_INDEX, type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
 import { tokenCrossEntropy, tokenMetrics } from './token-loss.js';
+
+/** What a continuation may add to greedy decoding: `@lm/layers` generate's sampling and repetition controls. */
+export type ContinueOptions = Pick<GenerateOptions, 'doSample' | 'temperature' | 'topK' | 'topP' | 'repetitionPenalty' | 'noRepeatNgramSize' | 'seed'>;
 
 /** The forward contract: int32 [batch, seq] ids and mask -> [batch, seq, vocab] next-token logits. */
 export interface CausalLMModel {
@@ -113,14 +116,15 @@ export class CausalLMObjective implements Objective<Int32Array, CausalLMBatch, C
    * Greedy continuations of the prompts (bos + prompt, up to `maxNewTokens` or eos), with
    * @lm/layers' `generate`; the model runs without a cache (prompts here are a few tokens).
    */
-  async continueGreedy(model: CausalLMModel, tokenizer: Tokenizer, prompts: readonly string[], maxNewTokens = 8): Promise<string[]> {
+  /** Continues each prompt: greedy by default; `options` adds sampling or logits processors (`@lm/layers` generate's). */
+  async continueGreedy(model: CausalLMModel, tokenizer: Tokenizer, prompts: readonly string[], maxNewTokens = 8, options: ContinueOptions = {}): Promise<string[]> {
     const lines: string[] = [];
     for (const prompt of prompts) {
       const ids = [...(this.bos !== null ? [this.bos] : []), ...tokenizer.encode(prompt, null, { addSpecialTokens: false }).inputIds];
       const input = fromHost(Int32Array.from(ids), [1, ids.length], 'int32', this.options.backend);
       // Each step's temporaries (the mask, the hidden states) are freed by its scope; generate owns the logits.
       const step = stepWithoutCache((x) => noGrad(() => scope(() => model.forward({ inputIds: x, attentionMask: full(x.shape, 1, { dtype: 'int32', backend: x.backend }) }).logits)));
-      const out = await generate(step, input, { maxNewTokens, ...(this.eos !== null ? { eosTokenId: this.eos } : {}) });
+      const out = await generate(step, input, { maxNewTokens, ...(this.eos !== null ? { eosTokenId: this.eos } : {}), ...options });
       input.dispose();
       const generated = out.sequences[0].slice(ids.length);
       lines.push(`${prompt} -> ${tokenizer.decode(generated, { skipSpecialTokens: true })}`);

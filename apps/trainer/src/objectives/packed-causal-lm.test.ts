@@ -87,7 +87,13 @@ describe('packed causal LM', () => {
     expect(losses.at(-1)!).toBeLessThan(losses[0] * 0.9); // 3.37 -> 2.86 here
     expect(result.eval!.bitsPerToken).toBeCloseTo(result.eval!.loss / Math.LN2, 6);
     expect(result.evalSummary).toMatch(/bits per token/);
-    expect(result.showcase[0]).toMatch(/^the cow -> [^\n]*$/); // one line: newlines shown as \n
+    // Two lines per prompt, greedy then sampled (newlines shown as \n); no 16 characters repeat in the sample.
+    expect(result.showcase).toHaveLength(2);
+    expect(result.showcase[0]).toMatch(/^greedy: {2}the cow -> [^\n]*$/);
+    expect(result.showcase[1]).toMatch(/^sampled: the cow -> [^\n]*$/);
+    const sampled = result.showcase[1].slice('sampled: '.length).replace(' -> ', '').replaceAll('\\n', '\n');
+    const grams = Array.from({ length: Math.max(0, sampled.length - 15) }, (_, i) => sampled.slice(i, i + 16));
+    expect(new Set(grams).size).toBe(grams.length);
 
     const tokenizer = await CharTokenizer.fromPretrained(exportDir);
     const ids = tokenizer.encode('the cow says moo .\n').inputIds;

@@ -1,0 +1,133 @@
+// End-to-end test of the Reformer panel in the BUILT playground (dist/, ?model=reformer), in headless
+// Chromium on WebGPU (SwiftShader) and with WebGPU disabled (the cpu fallback): the streamed greedy
+// generation (cached decoding through past_buckets_states) must give the ids and text that
+// @lm/reformer generates in this Node process (cpu backend) from the same files, and the LSH bucket view
+// must show Node's buckets (hash_seed is set in the bundled config, so the rotations are fixed). The
+// bundled model is the character-level export of apps/trainer/configs/reformer-long.yaml (vocab.json,
+// CharTokenizer); a WordPiece export (vocab.txt) is read the same way. Skips like browser.test.ts when
+// Chromium or a WebGPU adapter is missing, unless LM_REQUIRE_WEBGPU=1.
+import { existsSync, mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BertTokenizer, type Tokenizer } from '@lm/layers';
+import { CharTokenizer, LSHSelfAttention, ReformerModelWithLMHead } from '@lm/reformer';
+import { init, noGrad, tensor } from '@lm/tensor-gpu';
+import { webgpuRequired } from '@lm/tensor-gpu/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { executablePath, haveChromium, launch, NO_WEBGPU_ARGS, WEBGPU_ARGS } from './chromium.js';
+import { serveStatic } from './static-server.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, '..', 'dist');
+const reformerDir = join(dist, 'models', 'reformer');
+const artifacts = join(here, '..', 'artifacts');
+const requireWebGPU = webgpuRequired();
+
+const PROMPT = 'the capital of france is';
+const NEW_TOKENS = 12;
+
+interface Expected {
+  promptIds: number[];
+  generated: number[];
+  text: string;
+  /** `buckets-<layer>-<round>` -> head 0's bucket per position. */
+  buckets: Map<string, number[]>;
+}
+
+/** Node's answers on the cpu backend from the files the page loads. */
+async function reference(): Promise<Expected> {
+  const backend = await init('cpu');
+  const model = await ReformerModelWithLMHead.fromPretrained(reformerDir, { backend });
+  model.eval();
+  const charLevel = existsSync(join(reformerDir, 'vocab.json'));
+  const tokenizer: Tokenizer = charLevel ? await CharTokenizer.fromPretrained(reformerDir) : await BertTokenizer.fromPretrained(reformerDir);
+  // Prompts start as the panel starts them: nothing before the characters, [CLS] under WordPiece.
+  const bos = tokenizer.specialTokenIds.bos ?? tokenizer.specialTokenIds.cls;
+  const promptIds = [...(bos !== null ? [bos] : []), ...tokenizer.encode(PROMPT, null, { addSpecialTokens: false }).inputIds];
+  const eos = tokenizer.specialTokenIds.eos ?? tokenizer.specialTokenIds.sep;
+  const out = await model.generate(tensor([promptIds], { dtype: 'int32', backend }), { maxNewTokens: NEW_TOKENS, ...(eos !== null ? { eosTokenId: eos } : {}) });
+  const generated = out.sequences[0].slice(promptIds.length);
+  const buckets = new Map<string, number[]>();
+  const layers = model.reformer.encoder.layers.items;
+  const hidden = noGrad(() => model.reformer.forward({ inputIds: tensor([promptIds], { dtype: 'int32', backend }), outputHiddenStates: true, useCache: false }).hiddenStates!);
+  for (const [i, layer] of layers.entries()) {
+    const attn = layer.attention.self_attention;
+    if (!(attn instanceof LSHSelfAttention)) continue;
+    const b = noGrad(() => attn.bucketsFor(layer.attention.layer_norm.forward(hidden[i]))); // [1, heads, rounds, seq]
+    const data = Array.from(await b.data());
+    const [, , rounds, seq] = b.shape;
+    for (let r = 0; r < rounds; r++) buckets.set(`buckets-${i}-${r}`, data.slice(r * seq, (r + 1) * seq));
+  }
+  model.dispose();
+  return { promptIds, generated, text: tokenizer.decode(generated, { skipSpecialTokens: true }), buckets };
+}
+
+if (!haveChromium && !requireWebGPU) console.warn(`[playground reformer test] SKIPPED: no Chromium at ${executablePath} (LM_REQUIRE_WEBGPU=1 makes this a failure)`);
+
+describe.skipIf(!haveChromium && !requireWebGPU)('the Reformer panel (?model=reformer) in headless Chromium', () => {
+  let server: Server | undefined;
+  let url = '';
+  let expected: Expected;
+
+  beforeAll(async () => {
+    if (!haveChromium) throw new Error(`LM_REQUIRE_WEBGPU=1 but no Chromium at ${executablePath}`);
+    if (!existsSync(join(reformerDir, 'config.json'))) throw new Error(`no bundled Reformer model at ${reformerDir}: run the playground build first`);
+    mkdirSync(artifacts, { recursive: true });
+    const served = await serveStatic(dist);
+    server = served.server;
+    url = served.url;
+    expected = await reference();
+    // The bundled model is character-level: one id per character of the prompt, and LSH layers to show.
+    expect(expected.promptIds).toHaveLength(PROMPT.length);
+    expect(expected.buckets.size).toBeGreaterThan(0);
+  });
+
+  afterAll(() => {
+    server?.close();
+  });
+
+  for (const [name, args] of [
+    ['webgpu', WEBGPU_ARGS],
+    ['cpu', NO_WEBGPU_ARGS],
+  ] as const) {
+    it(`generates, streamed, the ids Node generates, and shows Node's LSH buckets (${name === 'webgpu' ? 'WebGPU' : 'the cpu fallback'})`, async (ctx) => {
+      const browser = await launch([...args]);
+      const { page, log } = browser;
+      try {
+        await page.goto(`${url}?model=reformer&text=${encodeURIComponent(PROMPT)}`);
+        await page.waitForFunction(() => ['ready', 'error'].includes(document.documentElement.dataset.model ?? '') || document.documentElement.dataset.backend === 'error', undefined, { timeout: 60_000 });
+        const backend = await page.evaluate(() => document.documentElement.dataset.backend);
+        if (name === 'webgpu' && backend !== 'webgpu') {
+          if (requireWebGPU) throw new Error(`the page runs on ${backend}, not WebGPU\n${log.join('\n')}`);
+          console.warn('[playground reformer test] SKIPPED: the browser exposes no WebGPU adapter');
+          ctx.skip();
+        }
+        expect(backend, log.join('\n')).toBe(name);
+        expect(await page.evaluate(() => document.documentElement.dataset.model), log.join('\n')).toBe('ready');
+        // The summary names the character tokenizer read from vocab.json.
+        expect(await page.textContent('body')).toContain('characters (vocab.json, CharTokenizer)');
+
+        await page.fill('[data-testid=generate-max]', String(NEW_TOKENS));
+        await page.click('[data-testid=generate-run]');
+        await page.waitForFunction(
+          () => ['done', 'error'].includes(document.querySelector<HTMLElement>('[data-testid=generate]')?.dataset.state ?? '') && ['done', 'error'].includes(document.querySelector<HTMLElement>('[data-testid=buckets]')?.dataset.state ?? ''),
+          undefined,
+          { timeout: 120_000 },
+        );
+        const context = `${await page.textContent('[data-testid=generate]')}\n${log.join('\n')}`;
+        expect(await page.getAttribute('[data-testid=generate]', 'data-tokens'), context).toBe(expected.generated.join(','));
+        expect(await page.textContent('[data-testid=generated]'), context).toBe(expected.text);
+        expect(await page.getAttribute('[data-testid=buckets]', 'data-state'), await page.textContent('[data-testid=buckets]') ?? '').toBe('done');
+        for (const [testid, groups] of expected.buckets) {
+          expect(await page.getAttribute(`[data-testid=${testid}]`, 'data-groups'), testid).toBe(groups.join(','));
+        }
+        expect(await page.$$('[data-testid^=chunks-]')).not.toHaveLength(0);
+        expect(log.filter((line) => line.startsWith('[pageerror]')), log.join('\n')).toEqual([]);
+        await page.screenshot({ path: join(artifacts, `playground-reformer-${name}.png`), fullPage: true });
+      } finally {
+        await browser.close();
+      }
+    });
+  }
+});
