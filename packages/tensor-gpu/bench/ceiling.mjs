@@ -25,7 +25,8 @@ function wat(relaxed) {
   const L = [];
   const e = (s) => L.push(s);
   e('(module (import "env" "memory" (memory 1 65536 shared))');
-  // fma(iters): ACC accumulators, each iteration ACC f32x4 multiply-adds = ACC * 8 flops
+  // fma(iters): ACC accumulators, each iteration ACC f32x4 multiply-adds = ACC * 8 flops; the
+  // accumulator is the addend, as in the GEMM kernels (acc = x * y + acc)
   e('  (func (export "fma") (param $n i32) (result f32)');
   e('    (local $x v128) (local $y v128)');
   for (let i = 0; i < ACC; i++) e(`    (local $a${i} v128)`);
@@ -34,8 +35,8 @@ function wat(relaxed) {
   e('    (loop $l');
   for (let i = 0; i < ACC; i++) {
     e(relaxed
-      ? `      (local.set $a${i} (f32x4.relaxed_madd (local.get $a${i}) (local.get $x) (local.get $y)))`
-      : `      (local.set $a${i} (f32x4.add (f32x4.mul (local.get $a${i}) (local.get $x)) (local.get $y)))`);
+      ? `      (local.set $a${i} (f32x4.relaxed_madd (local.get $x) (local.get $y) (local.get $a${i})))`
+      : `      (local.set $a${i} (f32x4.add (local.get $a${i}) (f32x4.mul (local.get $x) (local.get $y))))`);
   }
   e('      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))');
   let sum = '(local.get $a0)';

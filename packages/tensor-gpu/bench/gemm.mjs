@@ -7,6 +7,9 @@
  *   node bench/gemm.mjs --no-tfjs       # skip the tfjs-backend-wasm comparison
  *   node bench/gemm.mjs --filter=bert   # only shapes whose label contains the string
  *   node bench/gemm.mjs --threads=1     # only this thread count (default: 1 and max)
+ *   node bench/gemm.mjs --base=DIR      # also another version's gemm (DIR/index.ts, e.g. main's
+ *                                       # src/backends/cpu/gemm from `git archive`), engine 'base',
+ *                                       # measured interleaved with this one, shape by shape
  *
  * Shapes are named M x K x N: out[M, N] = A[M, K] * B[K, N] (batch > 1: B per batch item).
  * `layout`: nn = both row-major; nt = B transposed (B = W^T with W stored [N, K], i.e.
@@ -15,6 +18,8 @@
  * Loads the TypeScript sources directly through tsx's ESM loader (devDependency), so it
  * needs no build step and can be spawned from bench/run.mjs.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { register } from 'tsx/esm/api';
 
 register();
@@ -27,6 +32,8 @@ const withTfjs = !args.has('--no-tfjs');
 const argValue = (name) => process.argv.slice(2).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const filter = argValue('filter');
 const onlyThreads = argValue('threads');
+const baseDir = argValue('base');
+const base = baseDir ? await import(new URL(`file://${resolve(baseDir, 'index.ts')}`).href) : null;
 
 /** [batch, M, K, N, label, layout = 'nn'] */
 const SHAPES = [
@@ -82,7 +89,7 @@ function operands(layout, A, B, batch, M, K, N) {
   return { a, b };
 }
 
-const minTimeMs = quick ? 300 : 1000;
+const minTimeMs = quick ? 300 : base ? 400 : 1000;
 
 /**
  * Median wall time and GFLOPS, and GFLOPS "on cores": flops over the process's cpu time per thread
@@ -121,6 +128,8 @@ function randomArray(n) {
   return a;
 }
 
+const loadavg = () => (existsSync('/proc/loadavg') ? Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]) : null);
+
 function emit(obj) {
   console.log(JSON.stringify(obj));
 }
@@ -132,16 +141,25 @@ const inputs = SHAPES.map(([batch, M, K, N]) => ({ A: randomArray(batch * M * K)
 const maxThreads = hardwareConcurrency();
 const threadCounts = onlyThreads ? [Number(onlyThreads)] : [...new Set([1, maxThreads])];
 for (const threads of threadCounts) {
-  const g = createGemm({ threads });
-  for (let i = 0; i < 500 && gemmReadyWorkers(g) < g.threads - 1; i++) await sleep(10);
+  const engines = [['new', createGemm({ threads })]];
+  if (base) engines.unshift(['base', base.createGemm({ threads })]);
+  for (const [, g] of engines) for (let i = 0; i < 500 && base?.gemmReadyWorkers(g) !== g.threads - 1 && gemmReadyWorkers(g) < g.threads - 1; i++) await sleep(10);
   SHAPES.forEach(([batch, M, K, N, label, layout], s) => {
     const { A, B } = inputs[s];
     const { a, b } = operands(layout, A, B, batch, M, K, N);
     const out = new Float32Array(batch * M * N);
-    const r = measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K, g.threads);
-    emit({ op: 'matmul', backend: 'cpu', impl: `wasm-${g.simd}`, threads: g.threads, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r });
+    // with a base engine: alternate the two in short turns, so both see the same machine
+    const turns = base ? 3 : 1;
+    const rs = engines.map(() => []);
+    for (let t = 0; t < turns; t++) {
+      engines.forEach(([, g], e) => rs[e].push(measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K, g.threads)));
+    }
+    engines.forEach(([engine, g], e) => {
+      const r = rs[e].sort((p, q) => p.cpu_ms_per_thread - q.cpu_ms_per_thread)[rs[e].length >> 1];
+      emit({ op: 'matmul', backend: 'cpu', impl: `wasm-${g.simd}`, ...(base ? { engine } : {}), threads: g.threads, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r, load: loadavg() });
+    });
   });
-  g.dispose();
+  for (const [, g] of engines) g.dispose();
 }
 
 // Plain JS scalar reference on the small shapes only (it is ~1 GFLOPS).

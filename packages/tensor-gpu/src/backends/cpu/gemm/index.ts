@@ -92,6 +92,8 @@ const MR = KERNEL_MR;
 const NR = KERNEL_NR;
 /** Blocking: K per packed panel (B micro-panel KC*NR*4 = 8 KiB stays in L1). */
 export const KC_MAX = 256;
+/** Strip rounds with at least this many rows (padded) pack B into micro-panels. */
+export const PANEL_MIN_ROWS = 4 * MR;
 /** Rows per block (packed A block MC*KC*4 ~ 512 KiB stays in L2); a multiple of MR and DOTS_MB. */
 export const MC_MAX = 504;
 /** Columns per block (multiple of NR and DOTS_NRT). */
@@ -197,6 +199,7 @@ function validateRelaxed(bytes: Uint8Array<ArrayBuffer>): boolean {
 
 interface Round {
   dots: boolean; // dots kernel (B copied as rows of W = B^T) instead of the strip kernel
+  panels: boolean; // strip kernel: B packed into NR-wide micro-panels (else row-major, ld ncPad + LD_PAD)
   lda: number; // floats per row of the A copy
   ldb: number; // floats per row of the B copy (strip: a k row; dots: a row of W)
   unit: number; // columns of C per task (NR or DOTS_NRT); ncPad is a multiple
@@ -547,7 +550,7 @@ class WasmGemm implements Gemm {
     if (nM === 1 && nN === 1 && nK === 1) {
       const mcPad = align(M, mAlign);
       const ncPad = align(N, unit);
-      const bFloats = dots ? ncPad * ldbOf(K) : K * ncPad;
+      const bFloats = dots ? ncPad * ldbOf(K) : K * (ncPad + LD_PAD);
       G = Math.max(
         1,
         Math.min(
@@ -569,16 +572,21 @@ class WasmGemm implements Gemm {
           const ncPad = align(nc, unit);
           for (let p0 = 0; p0 < K; p0 += kStep) {
             const kc = Math.min(kStep, K - p0);
+            const mcPad = align(mc, mAlign);
+            // packing B into panels costs a second pass over it: it pays when each panel is read by many
+            // MR-row panels of A (a few rows of A, e.g. x @ W for one token, read the row-major copy)
+            const panels = !dots && mcPad >= PANEL_MIN_ROWS;
             rounds.push({
               dots,
+              panels,
               lda: kc + LD_PAD,
-              ldb: dots ? ldbOf(kc) : NR,
+              ldb: dots ? ldbOf(kc) : panels ? NR : ncPad + LD_PAD,
               unit,
               b0,
               g,
               i0,
               mc,
-              mcPad: align(mc, mAlign),
+              mcPad,
               j0,
               nc,
               ncPad,
@@ -634,11 +642,13 @@ class WasmGemm implements Gemm {
         if (r.dots) {
           // W[n, k] = B[k, n]: nc rows of kc, contiguous in the source (b.strides[1] === 1)
           copyLines(b.data, s0, b.strides[2], r.kc, r.nc, f32, OFF_B[buf] / 4 + gi * r.ncPad * ldb, ldb);
-        } else {
+        } else if (r.panels) {
           // row-major into the staging area (free again: A's transpose is done), then NR-wide micro-panels
           const lds = r.ncPad + LD_PAD;
           copyBlock(b.data, s0, b.strides[1], b.strides[2], r.kc, r.nc, f32, OFF_S / 4, lds, null, r.kc, r.ncPad);
           this.packb(OFF_S, lds * 4, OFF_B[buf] + gi * r.kc * r.ncPad * 4, r.kc, r.ncPad / NR);
+        } else {
+          copyBlock(b.data, s0, b.strides[1], b.strides[2], r.kc, r.nc, f32, OFF_B[buf] / 4 + gi * r.kc * ldb, ldb, tr, r.kc, r.ncPad);
         }
       }
     }
@@ -667,9 +677,10 @@ class WasmGemm implements Gemm {
     ctl[L.ACC] = r.first ? 0 : 1;
     ctl[L.STRIPS] = strips;
     ctl[L.AGS] = aBcast ? 0 : r.mcPad * r.lda * 4;
-    ctl[L.BGS] = bBcast ? 0 : r.ncPad * (r.dots ? r.ldb : r.kc) * 4;
+    ctl[L.BGS] = bBcast ? 0 : (r.dots ? r.ncPad * r.ldb : r.kc * (r.panels ? r.ncPad : r.ldb)) * 4;
     ctl[L.CGS] = r.mcPad * r.ncPad * 4;
-    ctl[L.SS] = r.unit * (r.dots ? r.ldb : r.kc) * 4; // a strip task's B is one kc x NR micro-panel
+    // a strip task's B: one kc x NR micro-panel, or NR columns of the row-major copy
+    ctl[L.SS] = r.unit * (r.dots ? r.ldb : r.panels ? r.kc : 1) * 4;
     ctl[L.CSS] = r.unit * 4;
     ctl[L.NRT] = r.unit;
     ctl[L.KIND] = r.dots ? 1 : 0;
