@@ -7,6 +7,9 @@
  *   node bench/gemm.mjs --no-tfjs       # skip the tfjs-backend-wasm comparison
  *   node bench/gemm.mjs --filter=bert   # only shapes whose label contains the string
  *   node bench/gemm.mjs --threads=1     # only this thread count (default: 1 and max)
+ *   node bench/gemm.mjs --base=DIR      # also another version's gemm (DIR/index.ts, e.g. main's
+ *                                       # src/backends/cpu/gemm from `git archive`), engine 'base',
+ *                                       # measured interleaved with this one, shape by shape
  *
  * Shapes are named M x K x N: out[M, N] = A[M, K] * B[K, N] (batch > 1: B per batch item).
  * `layout`: nn = both row-major; nt = B transposed (B = W^T with W stored [N, K], i.e.
@@ -15,6 +18,8 @@
  * Loads the TypeScript sources directly through tsx's ESM loader (devDependency), so it
  * needs no build step and can be spawned from bench/run.mjs.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { register } from 'tsx/esm/api';
 
 register();
@@ -27,6 +32,8 @@ const withTfjs = !args.has('--no-tfjs');
 const argValue = (name) => process.argv.slice(2).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const filter = argValue('filter');
 const onlyThreads = argValue('threads');
+const baseDir = argValue('base');
+const base = baseDir ? await import(new URL(`file://${resolve(baseDir, 'index.ts')}`).href) : null;
 
 /** [batch, M, K, N, label, layout = 'nn'] */
 const SHAPES = [
@@ -56,6 +63,20 @@ const SHAPES = [
   [1, 1, 768, 3072, 'gemv', 'nt'],
   [1, 4, 768, 3072, 'decode', 'nt'],
   [1, 8, 3072, 768, 'decode', 'nt'],
+  // BERT-base at batch 8 (M = 8 x 128): forward x @ W^T, and the backward's dX = dY @ W (nn), dW = dY^T @ X (tn)
+  [1, 1024, 768, 768, 'bert8-qkv', 'nt'],
+  [1, 1024, 768, 3072, 'bert8-up', 'nt'],
+  [1, 1024, 3072, 768, 'bert8-down', 'nt'],
+  [1, 1024, 3072, 768, 'bert8-up-dx', 'nn'],
+  [1, 3072, 1024, 768, 'bert8-up-dw', 'tn'],
+  // the MLM step (hidden 256, ffn 1024, vocab 8192, 1024 tokens): forward, dX and dW of the LM head and the MLP
+  [1, 1024, 256, 8192, 'mlm-head', 'nt'],
+  [1, 1024, 8192, 256, 'mlm-head-dx', 'nn'],
+  [1, 8192, 1024, 256, 'mlm-head-dw', 'tn'],
+  [1, 1024, 256, 1024, 'mlm-up', 'nt'],
+  [1, 1024, 1024, 256, 'mlm-down', 'nt'],
+  [1, 1024, 1024, 256, 'mlm-up-dx', 'nn'],
+  [1, 1024, 1024, 256, 'mlm-up-dw', 'tn'],
 ]
   .map(([batch, M, K, N, label, layout = 'nn']) => [batch, M, K, N, label, layout])
   .filter((s) => !quick || s[1] * s[2] * s[3] * s[0] <= 1024 ** 3)
@@ -68,20 +89,37 @@ function operands(layout, A, B, batch, M, K, N) {
   return { a, b };
 }
 
-const minTimeMs = quick ? 300 : 1000;
+const minTimeMs = quick ? 300 : base ? 400 : 1000;
 
-function measure(fn, flops) {
+/**
+ * Median wall time and GFLOPS, and GFLOPS "on cores": flops over the process's cpu time per thread
+ * (threads = the GEMM's). On a machine shared with other jobs the wall time mostly measures the queue
+ * for a core; the cpu time counts only the time the threads ran (their spinning included), so it is
+ * what the kernels and their threading reach where they have the cores to themselves.
+ */
+function measure(fn, flops, threads) {
   for (let i = 0; i < 2; i++) fn();
   const times = [];
+  const cpus = [];
   const start = performance.now();
   while (times.length < 5 || (performance.now() - start < minTimeMs && times.length < 200)) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     fn();
     times.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpus.push((c.user + c.system) / 1000 / threads);
   }
-  times.sort((a, b) => a - b);
-  const median = times[times.length >> 1];
-  return { median_ms: +median.toFixed(4), gflops: +(flops / median / 1e6).toFixed(2), reps: times.length };
+  const median = (a) => [...a].sort((p, q) => p - q)[a.length >> 1];
+  const wall = median(times);
+  const cpu = median(cpus);
+  return {
+    median_ms: +wall.toFixed(4),
+    gflops: +(flops / wall / 1e6).toFixed(2),
+    cpu_ms_per_thread: +cpu.toFixed(4),
+    gflops_on_cores: +(flops / cpu / 1e6).toFixed(2),
+    reps: times.length,
+  };
 }
 
 function randomArray(n) {
@@ -89,6 +127,8 @@ function randomArray(n) {
   for (let i = 0; i < n; i++) a[i] = Math.random() * 2 - 1;
   return a;
 }
+
+const loadavg = () => (existsSync('/proc/loadavg') ? Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]) : null);
 
 function emit(obj) {
   console.log(JSON.stringify(obj));
@@ -101,16 +141,25 @@ const inputs = SHAPES.map(([batch, M, K, N]) => ({ A: randomArray(batch * M * K)
 const maxThreads = hardwareConcurrency();
 const threadCounts = onlyThreads ? [Number(onlyThreads)] : [...new Set([1, maxThreads])];
 for (const threads of threadCounts) {
-  const g = createGemm({ threads });
-  for (let i = 0; i < 500 && gemmReadyWorkers(g) < g.threads - 1; i++) await sleep(10);
+  const engines = [['new', createGemm({ threads })]];
+  if (base) engines.unshift(['base', base.createGemm({ threads })]);
+  for (const [, g] of engines) for (let i = 0; i < 500 && base?.gemmReadyWorkers(g) !== g.threads - 1 && gemmReadyWorkers(g) < g.threads - 1; i++) await sleep(10);
   SHAPES.forEach(([batch, M, K, N, label, layout], s) => {
     const { A, B } = inputs[s];
     const { a, b } = operands(layout, A, B, batch, M, K, N);
     const out = new Float32Array(batch * M * N);
-    const r = measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K);
-    emit({ op: 'matmul', backend: 'cpu', impl: `wasm-${g.simd}`, threads: g.threads, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r });
+    // with a base engine: alternate the two in short turns, so both see the same machine
+    const turns = base ? 3 : 1;
+    const rs = engines.map(() => []);
+    for (let t = 0; t < turns; t++) {
+      engines.forEach(([, g], e) => rs[e].push(measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K, g.threads)));
+    }
+    engines.forEach(([engine, g], e) => {
+      const r = rs[e].sort((p, q) => p.cpu_ms_per_thread - q.cpu_ms_per_thread)[rs[e].length >> 1];
+      emit({ op: 'matmul', backend: 'cpu', impl: `wasm-${g.simd}`, ...(base ? { engine } : {}), threads: g.threads, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r, load: loadavg() });
+    });
   });
-  g.dispose();
+  for (const [, g] of engines) g.dispose();
 }
 
 // Plain JS scalar reference on the small shapes only (it is ~1 GFLOPS).
@@ -121,7 +170,7 @@ for (const threads of threadCounts) {
     const { A, B } = inputs[s];
     const { a, b } = operands(layout, A, B, batch, M, K, N);
     const out = new Float32Array(batch * M * N);
-    const r = measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K);
+    const r = measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K, 1);
     emit({ op: 'matmul', backend: 'cpu', impl: 'js-scalar', threads: 1, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r });
   });
 }
@@ -148,7 +197,7 @@ if (withTfjs) {
         const c = tf.matMul(a, b, transA, transB);
         c.dataSync();
         c.dispose();
-      }, 2 * batch * M * N * K);
+      }, 2 * batch * M * N * K, tfThreads);
       a.dispose();
       b.dispose();
       emit({ op: 'matmul', backend: 'cpu', impl: `tfjs-wasm-${tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'scalar'}`, threads: tfThreads, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r });

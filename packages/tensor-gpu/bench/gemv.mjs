@@ -9,6 +9,7 @@
  *   node bench/gemv.mjs [--m=1] [--reps=15]
  * Loads the TypeScript sources through tsx (devDependency), like gemm.mjs.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { register } from 'tsx/esm/api';
 
 register();
@@ -39,18 +40,26 @@ const x = new Float32Array(M * F).fill(0.5);
 const out = new Float32Array(M * V);
 const median = (a) => [...a].sort((p, q) => p - q)[a.length >> 1];
 const mm = (w, n, k) => g.matmul({ data: x, offset: 0, strides: [0, k, 1] }, { data: w, offset: 0, strides: [0, 1, k] }, out, 1, M, n, k);
+/** [wall ms, cpu ms per thread]: on a shared machine the second is the time the threads had cores. */
 const step = (ws) => {
+  const c0 = process.cpuUsage();
   const t = performance.now();
   for (let i = 0; i < shapes.length; i++) mm(ws[i], shapes[i][0], shapes[i][1]);
-  return performance.now() - t;
+  const c = process.cpuUsage(c0);
+  return [performance.now() - t, (c.user + c.system) / 1000 / g.threads];
 };
 const times = { copied: [], inPlace: [] };
+const cpus = { copied: [], inPlace: [] };
 for (let r = 0; r < reps + 2; r++) {
   for (const k of Object.keys(sets)) {
-    const t = step(sets[k]);
-    if (r >= 2) times[k].push(t);
+    const [t, c] = step(sets[k]);
+    if (r >= 2) {
+      times[k].push(t);
+      cpus[k].push(c);
+    }
   }
 }
+const load = () => (existsSync('/proc/loadavg') ? Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]) : null);
 for (const k of Object.keys(sets)) {
   const perShape = {};
   for (const [n, kk] of [[H, H], [F, H], [H, F], [V, H]]) {
@@ -64,15 +73,20 @@ for (const k of Object.keys(sets)) {
     perShape[`[${M},${kk}]x[${kk},${n}]`] = +((n * kk * 4) / median(ts) / 1e6).toFixed(2);
   }
   const ms = median(times[k]);
-  console.log(JSON.stringify({ bench: 'decode-gemv', weights: k, M, threads: g.threads, weightMB: +(bytes / 1e6).toFixed(1), step_ms: +ms.toFixed(2), GBps: +(bytes / ms / 1e6).toFixed(2), repeatedShapeGBps: perShape }));
+  const cpu = median(cpus[k]);
+  console.log(JSON.stringify({ bench: 'decode-gemv', weights: k, M, threads: g.threads, weightMB: +(bytes / 1e6).toFixed(1), step_ms: +ms.toFixed(2), GBps: +(bytes / ms / 1e6).toFixed(2), cpu_ms_per_thread: +cpu.toFixed(2), GBps_on_cores: +(bytes / cpu / 1e6).toFixed(2), repeatedShapeGBps: perShape, load: load() }));
 }
 // the machine's own ceiling: one thread streaming the same bytes with a plain copy
 const src = new Float32Array(bytes / 4), dst = new Float32Array(bytes / 4);
 const tc = [];
+const cc = [];
 for (let r = 0; r < 5; r++) {
+  const c0 = process.cpuUsage();
   const t = performance.now();
   dst.set(src);
   tc.push(performance.now() - t);
+  const c = process.cpuUsage(c0);
+  cc.push((c.user + c.system) / 1000);
 }
-console.log(JSON.stringify({ bench: 'memcpy-1-thread', MB: +(bytes / 1e6).toFixed(1), GBps: +(bytes / median(tc) / 1e6).toFixed(2) }));
+console.log(JSON.stringify({ bench: 'memcpy-1-thread', MB: +(bytes / 1e6).toFixed(1), GBps: +(bytes / median(tc) / 1e6).toFixed(2), GBps_on_cores: +(bytes / median(cc) / 1e6).toFixed(2), load: load() }));
 g.dispose();

@@ -95,6 +95,9 @@ const CASES: Case[] = [
   { batch: 2, M: 3, N: 4, K: 0 },
   { batch: 1, M: 7, N: 13, K: 11 },
   { batch: 1, M: 17, N: 19, K: 23 },
+  // strip rounds of >= 24 rows pack B into micro-panels: batched (several items per round), broadcast B
+  { batch: 3, M: 30, N: 21, K: 40 },
+  { batch: 2, M: 25, N: 9, K: 17, bcastB: true, transA: true },
   { batch: 1, M: 37, N: 41, K: 43, transA: true },
   { batch: 1, M: 4, N: 12, K: 256 },
   { batch: 1, M: 5, N: 13, K: 257 },

@@ -90,12 +90,14 @@ export interface GemmOptions {
 
 const MR = KERNEL_MR;
 const NR = KERNEL_NR;
-/** Blocking: K per packed panel (B micro-panel KC*NR*4 = 12 KiB stays in L1). */
+/** Blocking: K per packed panel (B micro-panel KC*NR*4 = 8 KiB stays in L1). */
 export const KC_MAX = 256;
-/** Rows per block (packed A block MC*KC*4 = 512 KiB stays in L2). */
-export const MC_MAX = 512;
-/** Columns per block (multiple of NR). */
-export const NC_MAX = 86 * NR;
+/** Strip rounds with at least this many rows (padded) pack B into micro-panels. */
+export const PANEL_MIN_ROWS = 4 * MR;
+/** Rows per block (packed A block MC*KC*4 ~ 512 KiB stays in L2); a multiple of MR and DOTS_MB. */
+export const MC_MAX = 504;
+/** Columns per block (multiple of NR and DOTS_NRT). */
+export const NC_MAX = 1024;
 /** Below this many multiply-adds (batch*M*N*K) a plain JS loop is used (measured: wasm wins from ~6^3). */
 export const JS_MAX_WORK = 256;
 /** Below this many multiply-adds the worker threads are not woken. */
@@ -197,6 +199,7 @@ function validateRelaxed(bytes: Uint8Array<ArrayBuffer>): boolean {
 
 interface Round {
   dots: boolean; // dots kernel (B copied as rows of W = B^T) instead of the strip kernel
+  panels: boolean; // strip kernel: B packed into NR-wide micro-panels (else row-major, ld ncPad + LD_PAD)
   lda: number; // floats per row of the A copy
   ldb: number; // floats per row of the B copy (strip: a k row; dots: a row of W)
   unit: number; // columns of C per task (NR or DOTS_NRT); ncPad is a multiple
@@ -220,6 +223,8 @@ const MEMCPY_MIN = 16;
 
 /** The wasm `transpose(s, lds, d, ldd, rows, cols)`: D[c, r] = S[r, c], byte addresses/strides. */
 type TransposeFn = (s: number, lds: number, d: number, ldd: number, rows: number, cols: number) => void;
+/** The wasm `packb(s, lds, d, kc, panels)`: a row-major B block into NR-wide micro-panels (byte addresses). */
+type PackBFn = (s: number, lds: number, d: number, kc: number, panels: number) => void;
 
 /**
  * Copies a rows x cols block (element (i, j) at s0 + i*rs + j*cs) into the shared
@@ -384,6 +389,7 @@ class WasmGemm implements Gemm {
   private readonly ctl: Int32Array;
   private readonly strip: StripFn;
   private readonly transpose: TransposeFn;
+  private readonly packb: PackBFn;
   private readonly dots: DotsFn;
   private readonly dots1: DotsFn;
   private readonly workers: InlineWorker[];
@@ -402,6 +408,7 @@ class WasmGemm implements Gemm {
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
     this.strip = exports.strip as StripFn;
     this.transpose = exports.transpose as TransposeFn;
+    this.packb = exports.packb as PackBFn;
     this.dots = exports.dots as DotsFn;
     this.dots1 = exports.dots1 as DotsFn;
   }
@@ -565,16 +572,21 @@ class WasmGemm implements Gemm {
           const ncPad = align(nc, unit);
           for (let p0 = 0; p0 < K; p0 += kStep) {
             const kc = Math.min(kStep, K - p0);
+            const mcPad = align(mc, mAlign);
+            // packing B into panels costs a second pass over it: it pays when each panel is read by many
+            // MR-row panels of A (a few rows of A, e.g. x @ W for one token, read the row-major copy)
+            const panels = !dots && mcPad >= PANEL_MIN_ROWS;
             rounds.push({
               dots,
+              panels,
               lda: kc + LD_PAD,
-              ldb: dots ? ldbOf(kc) : ncPad + LD_PAD,
+              ldb: dots ? ldbOf(kc) : panels ? NR : ncPad + LD_PAD,
               unit,
               b0,
               g,
               i0,
               mc,
-              mcPad: align(mc, mAlign),
+              mcPad,
               j0,
               nc,
               ncPad,
@@ -593,8 +605,9 @@ class WasmGemm implements Gemm {
   }
 
   /**
-   * Copies the round's A block (mc x kc, ld kc+LD_PAD) and B block: strip mode kc x nc
-   * (ld ncPad+LD_PAD); dots mode the rows of W = B^T, nc x kc (ld r.ldb).
+   * Copies the round's A block (mc x kc, ld kc+LD_PAD) and B block: strip mode kc x nc as
+   * ncPad/NR micro-panels of kc x NR (through the staging area); dots mode the rows of W = B^T,
+   * nc x kc (ld r.ldb).
    * Transposed operands may write padding: A rows up to mcPad and columns up to
    * align4(kc) <= kc+LD_PAD (never read: the kernels stop at kc); B columns up to ncPad,
    * but exactly kc rows (the next batch item's block follows).
@@ -629,21 +642,13 @@ class WasmGemm implements Gemm {
         if (r.dots) {
           // W[n, k] = B[k, n]: nc rows of kc, contiguous in the source (b.strides[1] === 1)
           copyLines(b.data, s0, b.strides[2], r.kc, r.nc, f32, OFF_B[buf] / 4 + gi * r.ncPad * ldb, ldb);
+        } else if (r.panels) {
+          // row-major into the staging area (free again: A's transpose is done), then NR-wide micro-panels
+          const lds = r.ncPad + LD_PAD;
+          copyBlock(b.data, s0, b.strides[1], b.strides[2], r.kc, r.nc, f32, OFF_S / 4, lds, null, r.kc, r.ncPad);
+          this.packb(OFF_S, lds * 4, OFF_B[buf] + gi * r.kc * r.ncPad * 4, r.kc, r.ncPad / NR);
         } else {
-          copyBlock(
-            b.data,
-            s0,
-            b.strides[1],
-            b.strides[2],
-            r.kc,
-            r.nc,
-            f32,
-            OFF_B[buf] / 4 + gi * r.kc * ldb,
-            ldb,
-            tr,
-            r.kc,
-            r.ncPad,
-          );
+          copyBlock(b.data, s0, b.strides[1], b.strides[2], r.kc, r.nc, f32, OFF_B[buf] / 4 + gi * r.kc * ldb, ldb, tr, r.kc, r.ncPad);
         }
       }
     }
@@ -672,9 +677,10 @@ class WasmGemm implements Gemm {
     ctl[L.ACC] = r.first ? 0 : 1;
     ctl[L.STRIPS] = strips;
     ctl[L.AGS] = aBcast ? 0 : r.mcPad * r.lda * 4;
-    ctl[L.BGS] = bBcast ? 0 : (r.dots ? r.ncPad : r.kc) * r.ldb * 4;
+    ctl[L.BGS] = bBcast ? 0 : (r.dots ? r.ncPad * r.ldb : r.kc * (r.panels ? r.ncPad : r.ldb)) * 4;
     ctl[L.CGS] = r.mcPad * r.ncPad * 4;
-    ctl[L.SS] = r.dots ? r.unit * r.ldb * 4 : r.unit * 4;
+    // a strip task's B: one kc x NR micro-panel, or NR columns of the row-major copy
+    ctl[L.SS] = r.unit * (r.dots ? r.ldb : r.panels ? r.kc : 1) * 4;
     ctl[L.CSS] = r.unit * 4;
     ctl[L.NRT] = r.unit;
     ctl[L.KIND] = r.dots ? 1 : 0;
