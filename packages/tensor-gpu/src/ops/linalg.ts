@@ -7,6 +7,7 @@ import { broadcastShapes, broadcastStrides, contiguousStrides, viewStrides } fro
 import type { Tensor } from '../tensor.js';
 import { sumToShape } from './broadcast.js';
 import { backendOf, empty, requireFloat } from './util.js';
+import { outerBatchViews } from './batch-views.js';
 import { contiguous, reshape, transpose } from './views.js';
 import { noGrad } from '../autograd.js';
 
@@ -59,13 +60,24 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const [K2, N] = b2.shape.slice(-2);
   if (K !== K2) throw new ShapeError(`matmul: a${fmtShape(a.shape)} @ b${fmtShape(b.shape)}: inner dims ${K} != ${K2}`);
   const batchShape = broadcastShapes('matmul', a2.shape.slice(0, -2), b2.shape.slice(0, -2));
-  const a3 = as3d(a2, batchShape);
-  const b3 = as3d(b2, batchShape);
-  const B = a3.shape[0];
+  const B = batchShape.reduce((n, d) => n * d, 1);
   const out3 = empty(backend, a.dtype === 'float16' && b.dtype === 'float16' ? 'float16' : 'float32', [B, M, N]);
-  backend.matmul(a3, b3, out3);
-  a3.dispose();
-  b3.dispose();
+  const perOuter = outerBatchViews(backend, batchShape, [[a2, M, K], [b2, K, N]]);
+  if (perOuter) {
+    // batch dims that do not merge (attention heads [B, H] of a permuted [B, L, H, D]): one product per outer index, no copy
+    const inner = batchShape[batchShape.length - 1];
+    perOuter.forEach(([ao, bo], o) => {
+      const oo = out3.viewOf([inner, M, N], [M * N, N, 1], o * inner * M * N);
+      backend.matmul(ao!, bo!, oo);
+      [ao, bo, oo].forEach((t) => t!.dispose());
+    });
+  } else {
+    const a3 = as3d(a2, batchShape);
+    const b3 = as3d(b2, batchShape);
+    backend.matmul(a3, b3, out3);
+    a3.dispose();
+    b3.dispose();
+  }
   let shape = [...batchShape, M, N];
   if (a.rank === 1) shape = shape.filter((_, i) => i !== shape.length - 2);
   if (b.rank === 1) shape = shape.slice(0, -1);

@@ -14,6 +14,7 @@ import { broadcastTo, sumToShape } from './broadcast.js';
 import { where } from './elementwise.js';
 import { gather } from './indexing.js';
 import { backendOf, describe, empty, requireFloat } from './util.js';
+import { outerBatchViews } from './batch-views.js';
 import { alias, contiguous, reshape, transpose } from './views.js';
 import { matmul } from './linalg.js';
 import { fusedAttentionGrads } from './attention-backward.js';
@@ -387,13 +388,24 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
       if (e !== t) e.dispose();
       return out;
     });
-  const q3 = flat(q, Lq, D);
-  const k3 = flat(k, Lk, D);
-  const v3 = flat(v, Lk, Dv);
-  const m3 = mask ? flat(mask, Lq, Lk) : null;
   const out3 = empty(backend, q.dtype, [B, Lq, Dv]);
-  kernel(q3, k3, v3, m3, out3, scale, causal);
-  [q3, k3, v3, m3].forEach((t) => t?.dispose());
+  const perOuter = outerBatchViews(backend, batch, [[q, Lq, D], [k, Lk, D], [v, Lk, Dv], [mask, Lq, Lk]]);
+  if (perOuter) {
+    // batch [B, H] of a head split (and a mask broadcast over heads): one kernel call per outer index, no copies
+    const inner = batch[batch.length - 1];
+    perOuter.forEach(([qo, ko, vo, mo], o) => {
+      const oo = out3.viewOf([inner, Lq, Dv], [Lq * Dv, Dv, 1], o * inner * Lq * Dv);
+      kernel(qo!, ko!, vo!, mo, oo, scale, causal);
+      [qo, ko, vo, mo, oo].forEach((t) => t?.dispose());
+    });
+  } else {
+    const q3 = flat(q, Lq, D);
+    const k3 = flat(k, Lk, D);
+    const v3 = flat(v, Lk, Dv);
+    const m3 = mask ? flat(mask, Lq, Lk) : null;
+    kernel(q3, k3, v3, m3, out3, scale, causal);
+    [q3, k3, v3, m3].forEach((t) => t?.dispose());
+  }
   const out = reshape(out3, [...batch, Lq, Dv]);
   out3.dispose();
   const saved = mask ? [q, k, v, mask] : [q, k, v];

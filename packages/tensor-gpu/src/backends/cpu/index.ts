@@ -54,6 +54,8 @@ class CpuBackend implements Backend {
   readonly isSoftware = false;
   readonly supportsFloat16 = true;
   readonly maxBindingBytes = 2 ** 31 - 1;
+  // the GEMM and the attention kernel take a view's offset and three strides as they are
+  readonly readsStridedBatches = true;
   private live = 0;
   private liveBytes = 0;
   /**
