@@ -253,21 +253,25 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   const ignoreIndex = options.ignoreIndex ?? -100;
   const reduction = options.reduction ?? 'mean';
   const smoothing = options.labelSmoothing ?? 0;
-  const logp = logSoftmax(logits, 1);
-  const valid = targets.ne(ignoreIndex);
-  const safeTargets = where(valid, targets, 0);
-  const picked = gather(logp, 1, safeTargets.unsqueeze(1)).squeeze(1);
-  let perItem = picked.neg();
-  if (smoothing > 0) {
-    const uniform = logp.mean(1).neg();
-    perItem = perItem.mulScalar(1 - smoothing).add(uniform.mulScalar(smoothing));
-  }
-  const masked = where(valid, perItem, 0);
-  if (reduction === 'none') return masked;
-  const total = masked.sum();
-  if (reduction === 'sum') return total;
-  const count = valid.toFloat().sum();
-  return total.div(count);
+  // a scope frees the [N, C] log-probabilities at once (autograd keeps what backward needs), not at
+  // garbage collection: the next step's allocation reuses their storage instead of growing the heap
+  return scope(() => {
+    const logp = logSoftmax(logits, 1);
+    const valid = targets.ne(ignoreIndex);
+    const safeTargets = where(valid, targets, 0);
+    const picked = gather(logp, 1, safeTargets.unsqueeze(1)).squeeze(1);
+    let perItem = picked.neg();
+    if (smoothing > 0) {
+      const uniform = logp.mean(1).neg();
+      perItem = perItem.mulScalar(1 - smoothing).add(uniform.mulScalar(smoothing));
+    }
+    const masked = where(valid, perItem, 0);
+    if (reduction === 'none') return masked;
+    const total = masked.sum();
+    if (reduction === 'sum') return total;
+    const count = valid.toFloat().sum();
+    return total.div(count);
+  });
 }
 
 export interface MSELossOptions {
