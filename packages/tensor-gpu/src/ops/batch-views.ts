@@ -4,7 +4,7 @@
 // (Lk, 0). Merging those dims needs a contiguous copy; on a backend that reads strided batches the
 // kernel runs once per index of the outer batch dims instead, on [H, r, c] views with no copy.
 
-import type { Backend } from '../backend.js';
+import type { Backend, View } from '../backend.js';
 import { broadcastStrides, viewStrides } from '../layout.js';
 import type { Tensor } from '../tensor.js';
 
@@ -15,16 +15,17 @@ export type BatchOperand = readonly [Tensor | null, number, number];
  * For operands broadcast to [...batch, r, c]: null when every one merges to [B, r, c] without a copy
  * or the backend cannot read strided batches (the caller's single-call path, which copies if it must);
  * else, per index of batch's leading dims, each operand as an [inner, r, c] view (inner = batch's last
- * dim, at the operand's own stride, 0 when broadcast). The caller disposes the views.
+ * dim, at the operand's own stride, 0 when broadcast): plain views for the kernel, valid while the
+ * operands are alive.
  */
-export function outerBatchViews(backend: Backend, batch: readonly number[], operands: readonly BatchOperand[]): (Tensor | null)[][] | null {
+export function outerBatchViews(backend: Backend, batch: readonly number[], operands: readonly BatchOperand[]): (View | null)[][] | null {
   if (!backend.readsStridedBatches || batch.length < 2) return null;
   const B = batch.reduce((n, d) => n * d, 1);
   const full = operands.map(([t, r, c]) => (t ? broadcastStrides(t.shape, t.strides, [...batch, r, c]) : null));
   if (operands.every(([t, r, c], i) => !t || viewStrides([...batch, r, c], full[i]!, [B, r, c]))) return null;
   const last = batch.length - 1;
   const inner = batch[last];
-  const views: (Tensor | null)[][] = [];
+  const views: (View | null)[][] = [];
   const coord = new Array<number>(last).fill(0);
   for (let o = 0; o < B / inner; o++) {
     views.push(
@@ -33,7 +34,7 @@ export function outerBatchViews(backend: Backend, batch: readonly number[], oper
         const s = full[i]!;
         let offset = t.offset;
         for (let d = 0; d < last; d++) offset += coord[d] * s[d];
-        return t.viewOf([inner, r, c], [s[last], s[last + 1], s[last + 2]], offset);
+        return { storage: t.storage, dtype: t.dtype, shape: [inner, r, c], strides: [s[last], s[last + 1], s[last + 2]], offset };
       }),
     );
     // next outer index, row-major

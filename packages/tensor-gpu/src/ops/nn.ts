@@ -398,9 +398,8 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
     // batch [B, H] of a head split (and a mask broadcast over heads): one kernel call per outer index, no copies
     const inner = batch[batch.length - 1];
     perOuter.forEach(([qo, ko, vo, mo], o) => {
-      const oo = out3.viewOf([inner, Lq, Dv], [Lq * Dv, Dv, 1], o * inner * Lq * Dv);
+      const oo = { storage: out3.storage, dtype: out3.dtype, shape: [inner, Lq, Dv], strides: [Lq * Dv, Dv, 1], offset: o * inner * Lq * Dv };
       kernel(qo!, ko!, vo!, mo, oo, scale, causal);
-      [qo, ko, vo, mo, oo].forEach((t) => t?.dispose());
     });
   } else {
     const q3 = flat(q, Lq, D);
