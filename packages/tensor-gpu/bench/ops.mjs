@@ -1,10 +1,13 @@
 // Op benchmarks on the built package: one JSON line per measurement.
-// Usage: node bench/ops.mjs [--backend cpu|webgpu|all] [--quick] [--only dispatch,memory,...] [--large]
+// Usage: node bench/ops.mjs [--backend cpu|webgpu|all] [--quick] [--only dispatch,memory,...] [--large] [--dist DIR]
 //   --only  run only these sections: dispatch, tiny, matmul, memory, rows, linear, attention, embedding
 //   --large the memory section also times Adam over 110M floats (BERT-base's parameters; 1.8 GB)
-import * as lm from '../dist/index.js';
+//   --dist  benchmark another build's dist folder (e.g. main's, for a before/after)
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const args = process.argv.slice(2);
+const lm = await import(args.includes('--dist') ? pathToFileURL(resolve(args[args.indexOf('--dist') + 1], 'index.js')).href : '../dist/index.js');
 const which = args.includes('--backend') ? args[args.indexOf('--backend') + 1] : 'all';
 const quick = args.includes('--quick');
 const large = args.includes('--large');
