@@ -71,6 +71,12 @@ export interface Backend {
   readonly supportsFloat16: boolean;
   /** Largest storage, in bytes, one kernel binding can address. */
   readonly maxBindingBytes: number;
+  /**
+   * True when matmul and the fused attention read any [batch, r, c] strides with an offset, so the ops
+   * hand them one view per outer batch index instead of copying a batch that does not merge into one
+   * stride (attention's [B, H] head split of [B, L, H, D]); otherwise such a batch is made contiguous.
+   */
+  readonly readsStridedBatches?: boolean;
 
   // ---- storage -------------------------------------------------------------------------------
   /** Uninitialised storage for `size` elements of `dtype`, with refs = 1 (the tensor about to wrap it). */

@@ -3,27 +3,31 @@
 
 import { record } from '../autograd.js';
 import { ShapeError, fmtShape } from '../errors.js';
-import { broadcastShapes, broadcastStrides, contiguousStrides, viewStrides } from '../layout.js';
+import type { View } from '../backend.js';
+import { broadcastShapes, broadcastStrides, viewStrides } from '../layout.js';
 import type { Tensor } from '../tensor.js';
 import { sumToShape } from './broadcast.js';
 import { backendOf, empty, requireFloat } from './util.js';
+import { outerBatchViews } from './batch-views.js';
 import { contiguous, reshape, transpose } from './views.js';
 import { noGrad } from '../autograd.js';
 
-/** Views t (shape [...batch, r, c]) as [B, r, c] broadcast to batchShape, copying only if strides cannot merge. */
-function as3d(t: Tensor, batchShape: number[]): Tensor {
+/**
+ * t (shape [...batch, r, c]) broadcast to batchShape as a [B, r, c] view for the kernel: a plain view
+ * of t's storage when the strides merge (no Tensor handle to create and dispose: tiny matmuls are
+ * dispatch-bound), else of a contiguous copy, returned for the caller to dispose.
+ */
+function as3d(t: Tensor, batchShape: number[]): { view: View; copy: Tensor | null } {
   const [r, c] = t.shape.slice(-2);
   const full = [...batchShape, r, c];
   const strides = broadcastStrides(t.shape, t.strides, full);
   const B = batchShape.reduce((n, d) => n * d, 1);
   const merged = viewStrides(full, strides, [B, r, c]);
-  if (merged) return t.viewOf([B, r, c], merged, t.offset);
+  if (merged) return { view: { storage: t.storage, dtype: t.dtype, shape: [B, r, c], strides: merged, offset: t.offset }, copy: null };
   const expanded = t.viewOf(full, strides, t.offset);
   const copy = noGrad(() => contiguous(expanded));
   expanded.dispose();
-  const out = copy.viewOf([B, r, c], [r * c, c, 1], copy.offset);
-  copy.dispose();
-  return out;
+  return { view: { storage: copy.storage, dtype: copy.dtype, shape: [B, r, c], strides: [r * c, c, 1], offset: copy.offset }, copy };
 }
 
 /**
@@ -59,18 +63,24 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const [K2, N] = b2.shape.slice(-2);
   if (K !== K2) throw new ShapeError(`matmul: a${fmtShape(a.shape)} @ b${fmtShape(b.shape)}: inner dims ${K} != ${K2}`);
   const batchShape = broadcastShapes('matmul', a2.shape.slice(0, -2), b2.shape.slice(0, -2));
-  const a3 = as3d(a2, batchShape);
-  const b3 = as3d(b2, batchShape);
-  const B = a3.shape[0];
-  const out3 = empty(backend, a.dtype === 'float16' && b.dtype === 'float16' ? 'float16' : 'float32', [B, M, N]);
-  backend.matmul(a3, b3, out3);
-  a3.dispose();
-  b3.dispose();
+  const B = batchShape.reduce((n, d) => n * d, 1);
   let shape = [...batchShape, M, N];
   if (a.rank === 1) shape = shape.filter((_, i) => i !== shape.length - 2);
   if (b.rank === 1) shape = shape.slice(0, -1);
-  const out = out3.viewOf(shape, contiguousStrides(shape), 0);
-  out3.dispose();
+  const out = empty(backend, a.dtype === 'float16' && b.dtype === 'float16' ? 'float16' : 'float32', shape);
+  const outView = (batch: number, offset: number): View => ({ storage: out.storage, dtype: out.dtype, shape: [batch, M, N], strides: [M * N, N, 1], offset });
+  const perOuter = outerBatchViews(backend, batchShape, [[a2, M, K], [b2, K, N]]);
+  if (perOuter) {
+    // batch dims that do not merge (attention heads [B, H] of a permuted [B, L, H, D]): one product per outer index, no copy
+    const inner = batchShape[batchShape.length - 1];
+    perOuter.forEach(([ao, bo], o) => backend.matmul(ao!, bo!, outView(inner, o * inner * M * N)));
+  } else {
+    const a3 = as3d(a2, batchShape);
+    const b3 = as3d(b2, batchShape);
+    backend.matmul(a3.view, b3.view, outView(B, 0));
+    a3.copy?.dispose();
+    b3.copy?.dispose();
+  }
   if (a2 !== a) a2.dispose();
   if (b2 !== b) b2.dispose();
   const aShape = a.shape;

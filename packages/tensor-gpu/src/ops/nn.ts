@@ -14,6 +14,7 @@ import { broadcastTo, sumToShape } from './broadcast.js';
 import { where } from './elementwise.js';
 import { gather } from './indexing.js';
 import { backendOf, describe, empty, requireFloat } from './util.js';
+import { outerBatchViews } from './batch-views.js';
 import { alias, contiguous, reshape, transpose } from './views.js';
 import { matmul } from './linalg.js';
 import { fusedAttentionGrads } from './attention-backward.js';
@@ -252,21 +253,25 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   const ignoreIndex = options.ignoreIndex ?? -100;
   const reduction = options.reduction ?? 'mean';
   const smoothing = options.labelSmoothing ?? 0;
-  const logp = logSoftmax(logits, 1);
-  const valid = targets.ne(ignoreIndex);
-  const safeTargets = where(valid, targets, 0);
-  const picked = gather(logp, 1, safeTargets.unsqueeze(1)).squeeze(1);
-  let perItem = picked.neg();
-  if (smoothing > 0) {
-    const uniform = logp.mean(1).neg();
-    perItem = perItem.mulScalar(1 - smoothing).add(uniform.mulScalar(smoothing));
-  }
-  const masked = where(valid, perItem, 0);
-  if (reduction === 'none') return masked;
-  const total = masked.sum();
-  if (reduction === 'sum') return total;
-  const count = valid.toFloat().sum();
-  return total.div(count);
+  // a scope frees the [N, C] log-probabilities at once (autograd keeps what backward needs), not at
+  // garbage collection: the next step's allocation reuses their storage instead of growing the heap
+  return scope(() => {
+    const logp = logSoftmax(logits, 1);
+    const valid = targets.ne(ignoreIndex);
+    const safeTargets = where(valid, targets, 0);
+    const picked = gather(logp, 1, safeTargets.unsqueeze(1)).squeeze(1);
+    let perItem = picked.neg();
+    if (smoothing > 0) {
+      const uniform = logp.mean(1).neg();
+      perItem = perItem.mulScalar(1 - smoothing).add(uniform.mulScalar(smoothing));
+    }
+    const masked = where(valid, perItem, 0);
+    if (reduction === 'none') return masked;
+    const total = masked.sum();
+    if (reduction === 'sum') return total;
+    const count = valid.toFloat().sum();
+    return total.div(count);
+  });
 }
 
 export interface MSELossOptions {
@@ -387,13 +392,23 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
       if (e !== t) e.dispose();
       return out;
     });
-  const q3 = flat(q, Lq, D);
-  const k3 = flat(k, Lk, D);
-  const v3 = flat(v, Lk, Dv);
-  const m3 = mask ? flat(mask, Lq, Lk) : null;
   const out3 = empty(backend, q.dtype, [B, Lq, Dv]);
-  kernel(q3, k3, v3, m3, out3, scale, causal);
-  [q3, k3, v3, m3].forEach((t) => t?.dispose());
+  const perOuter = outerBatchViews(backend, batch, [[q, Lq, D], [k, Lk, D], [v, Lk, Dv], [mask, Lq, Lk]]);
+  if (perOuter) {
+    // batch [B, H] of a head split (and a mask broadcast over heads): one kernel call per outer index, no copies
+    const inner = batch[batch.length - 1];
+    perOuter.forEach(([qo, ko, vo, mo], o) => {
+      const oo = { storage: out3.storage, dtype: out3.dtype, shape: [inner, Lq, Dv], strides: [Lq * Dv, Dv, 1], offset: o * inner * Lq * Dv };
+      kernel(qo!, ko!, vo!, mo, oo, scale, causal);
+    });
+  } else {
+    const q3 = flat(q, Lq, D);
+    const k3 = flat(k, Lk, D);
+    const v3 = flat(v, Lk, Dv);
+    const m3 = mask ? flat(mask, Lq, Lk) : null;
+    kernel(q3, k3, v3, m3, out3, scale, causal);
+    [q3, k3, v3, m3].forEach((t) => t?.dispose());
+  }
   const out = reshape(out3, [...batch, Lq, Dv]);
   out3.dispose();
   const saved = mask ? [q, k, v, mask] : [q, k, v];

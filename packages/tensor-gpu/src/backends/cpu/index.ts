@@ -18,7 +18,7 @@ import { cpuSoftmax } from './kernels/softmax.js';
 import { cpuSoftmaxBackward } from './kernels/softmax-backward.js';
 import { arrayKinds, binaryLoop, copyLoop, unaryLoop } from './loops.js';
 import { matmulKernel, releaseStorage } from './matmul.js';
-import { trySimdRow } from './simd/eltwise.js';
+import { trySimdRow, trySimdUnary } from './simd/eltwise.js';
 import { collapse, forEachRow, offsetsOf } from './strided.js';
 
 export type { CpuStorage } from './common.js';
@@ -54,6 +54,8 @@ class CpuBackend implements Backend {
   readonly isSoftware = false;
   readonly supportsFloat16 = true;
   readonly maxBindingBytes = 2 ** 31 - 1;
+  // the GEMM and the attention kernel take a view's offset and three strides as they are
+  readonly readsStridedBatches = true;
   private live = 0;
   private liveBytes = 0;
   /**
@@ -216,6 +218,7 @@ class CpuBackend implements Backend {
   }
 
   unary(op: UnaryOpName, x: View, out: View, p0: number, p1: number): void {
+    if ((op === 'gelu' || op === 'silu') && trySimdUnary(op, x, out)) return;
     const xs = arr(x);
     const o = arr(out);
     const loop = unaryLoop(op, UNARY[op].cpu, converter(out.dtype), arrayKinds(xs, o));

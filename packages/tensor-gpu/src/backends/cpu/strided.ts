@@ -1,6 +1,8 @@
 // Strided iteration for the cpu kernels: collapse dims that are contiguous in every operand, then
 // walk "rows" (all dims but the innermost) and hand each row to a tight inner loop.
 
+import { isContiguous } from '../../layout.js';
+
 export interface Operand {
   strides: readonly number[];
   offset: number;
@@ -41,7 +43,14 @@ export function forEachRow(
   operands: readonly Operand[],
   row: (bases: number[], n: number, innerStrides: number[]) => void,
 ): void {
-  for (const d of shape) if (d === 0) return;
+  let size = 1;
+  for (const d of shape) size *= d;
+  if (size === 0) return;
+  // every operand contiguous over the whole shape (the common case): one row, without collapse's arrays
+  if (operands.every((op) => isContiguous(shape, op.strides))) {
+    row(operands.map((op) => op.offset), size, operands.map(() => 1));
+    return;
+  }
   const c = collapse(shape, operands);
   const rank = c.shape.length;
   const n = c.shape[rank - 1];

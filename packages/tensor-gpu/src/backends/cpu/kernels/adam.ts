@@ -2,6 +2,7 @@
 
 import type { AdamStepParams, View } from '../../../backend.js';
 import { arr } from '../common.js';
+import { adamSimd } from '../simd/eltwise.js';
 
 export function cpuAdamStep(param: View, grad: View, expAvg: View, expAvgSq: View, maxExpAvgSq: View | null, h: AdamStepParams): void {
   const p = arr(param);
@@ -21,6 +22,14 @@ export function cpuAdamStep(param: View, grad: View, expAvg: View, expAvgSq: Vie
   const invBc2Sqrt = f(1 / Math.sqrt(h.biasCorrection2));
   const eps = f(h.eps);
   const stepSize = f(h.lr / h.biasCorrection1);
+  // float32 arrays without amsgrad or maximize: the same float32 operations four lanes at a time
+  const all32 = [p, g, m, v].every((a) => a instanceof Float32Array);
+  if (all32 && !vmax && !h.maximize) {
+    const decoupled = h.decoupled || h.weightDecay === 0;
+    const coef = h.weightDecay === 0 ? 1 : decoupled ? decay : wd;
+    const [pf, gf, mf, vf] = [p, g, m, v] as Float32Array[];
+    if (adamSimd(pf, po, gf, go, mf, mo, vf, vo, n, decoupled, coef, b1, b2, c1, c2, invBc2Sqrt, eps, stepSize)) return;
+  }
   for (let i = 0; i < n; i++) {
     const pv = p[po + i];
     let gv = h.maximize ? -g[go + i] : g[go + i];

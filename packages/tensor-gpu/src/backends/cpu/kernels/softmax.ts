@@ -2,13 +2,15 @@
 
 import type { View } from '../../../backend.js';
 import { arr, contiguousRows, converter } from '../common.js';
-import { expShiftedRow } from '../simd/eltwise.js';
+import { expShiftedRow, softmaxRowsSimd } from '../simd/eltwise.js';
 
 export function cpuSoftmax(x: View, out: View, log: boolean): void {
   const { rows, inner, base } = contiguousRows(x);
   const xs = arr(x);
   const o = arr(out);
   const conv = converter(out.dtype);
+  // float32 rows of a SIMD-friendly length: both passes in WebAssembly SIMD over many rows at a time
+  if (!conv && xs instanceof Float32Array && o instanceof Float32Array && softmaxRowsSimd(xs, base, rows, inner, o, out.offset, log)) return;
   for (let r = 0; r < rows; r++) {
     const s = base + r * inner;
     const d = out.offset + r * inner;

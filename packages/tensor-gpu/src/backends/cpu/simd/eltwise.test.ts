@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FUSED_BINARY } from '../../../elementwise-math.js';
-import { biasActivation, cpu, logSoftmax, softmax, tensor } from '../../../index.js';
+import { adamStep_, biasActivation, cpu, layerNorm, logSoftmax, noGrad, rmsNorm, softmax, tensor, UNARY } from '../../../index.js';
 import { ELTWISE_BYTES_PATH, generateEltwiseBytesSource } from './gen-eltwise.js';
-import { eltwiseModule, SIMD_ROW_MIN, trySimdRow } from './eltwise.js';
+import { eltwiseModule, layerNormRowsSimd, SIMD_ROW_MIN, softmaxRowsSimd, trySimdRow, trySimdUnary } from './eltwise.js';
 
 const backend = cpu();
 
@@ -131,4 +131,108 @@ describe('cpu SIMD elementwise rows', () => {
       expect(maxRelError(leaf.grad!.dataSync(), wantG, ws.map((_, i) => wsums[Math.floor(i / n)]))).toBeLessThan(2e-6);
     });
   }
+
+  it('softmax and log-softmax over [1200, 128] (rows staged across several chunks) match float64', () => {
+    const [rows, n] = [1200, 128];
+    const xs = values(rows * n, 10).map((v) => (Math.abs(v) > 100 ? v / 1e5 : v));
+    for (let j = 0; j < n; j++) xs[7 * n + j] = -Infinity; // a fully masked row: 0 / 0 like PyTorch
+    const x = tensor(xs, { backend }).reshape([rows, n]);
+    const p = softmax(x, -1).dataSync();
+    const lp = logSoftmax(x, -1).dataSync();
+    const wantP: number[] = [];
+    const wantL: number[] = [];
+    for (let r = 0; r < rows; r++) {
+      const row = xs.slice(r * n, (r + 1) * n).map(Math.fround);
+      const m = r === 7 ? 0 : Math.max(...row);
+      const z = row.reduce((s, v) => s + Math.exp(v - m), 0);
+      row.forEach((v) => {
+        wantP.push(Math.exp(v - m) / z);
+        wantL.push(v - m - Math.log(z));
+      });
+    }
+    expect(Number.isNaN(p[7 * n])).toBe(true);
+    for (let j = 0; j < n; j++) wantP[7 * n + j] = p[7 * n + j] = 0;
+    expect(maxRelError(p, wantP)).toBeLessThan(1e-6);
+    for (let j = 0; j < n; j++) wantL[7 * n + j] = lp[7 * n + j] = 0;
+    expect(maxRelError(lp, wantL)).toBeLessThan(2e-6);
+  });
+
+  for (const rms of [false, true]) {
+    it(`${rms ? 'RMS' : 'layer'} norm over [700, 768] with and without weight and bias matches float64`, () => {
+      const [rows, n] = [700, 768];
+      // a large common offset in some rows: the two-pass variance keeps its precision
+      const xs = values(rows * n, 11).map((v, i) => (Math.abs(v) > 100 ? v / 1e4 : v) + (Math.floor(i / n) % 5 === 0 ? 300 : 0));
+      // weights and biases of ordinary size (a 1e5 weight would make the float32 rounding of x w itself the error)
+      const ws = values(n, 12).map((v) => (Math.abs(v) > 100 ? 1 : v / 10));
+      const bs = values(n, 13).map((v) => (Math.abs(v) > 100 ? 1 : v / 10));
+      const x = tensor(xs, { backend }).reshape([rows, n]);
+      for (const affine of [true, false]) {
+        const w = affine ? tensor(ws, { backend }) : null;
+        const b = affine ? tensor(bs, { backend }) : null;
+        const got = (rms ? rmsNorm(x, w, 1e-6) : layerNorm(x, n, w, b, 1e-5)).dataSync();
+        const want: number[] = [];
+        for (let r = 0; r < rows; r++) {
+          const row = xs.slice(r * n, (r + 1) * n).map(Math.fround);
+          const mean = rms ? 0 : row.reduce((s, v) => s + v, 0) / n;
+          const rstd = 1 / Math.sqrt(row.reduce((s, v) => s + (v - mean) ** 2, 0) / n + (rms ? 1e-6 : 1e-5));
+          row.forEach((v, j) => want.push((v - mean) * rstd * (affine ? Math.fround(ws[j]) : 1) + (affine && !rms ? Math.fround(bs[j]) : 0)));
+        }
+        expect(maxRelError(got, want)).toBeLessThan(2e-5);
+      }
+    });
+  }
+
+  for (const op of ['gelu', 'silu'] as const) {
+    it(`${op} alone over 50001 floats matches the JS row`, () => {
+      const xs = values(50001, 14).map((v) => (Math.abs(v) > 100 ? v / 1e4 : v * 8));
+      const got = tensor(xs, { backend })[op]().dataSync();
+      const f = UNARY[op].cpu as (x: number) => number;
+      const want = xs.map((v) => Math.fround(f(Math.fround(v))));
+      expect(maxRelError(got, want)).toBeLessThan(2e-6);
+    });
+  }
+
+  for (const [decoupled, weightDecay] of [[true, 0.01], [false, 0.01], [false, 0]] as const) {
+    it(`the Adam step (decoupled ${decoupled}, weight decay ${weightDecay}) is bitwise the float32 loop`, () => {
+      const n = 40003;
+      const ps = values(n, 15).map((v) => v / 100);
+      const gs = values(n, 16).map((v) => v / 1000);
+      const ms = values(n, 17).map((v) => v / 1e4);
+      const vs = values(n, 18).map((v) => Math.abs(v) / 1e6);
+      const [p, g, m, v] = [ps, gs, ms, vs].map((a) => tensor(a, { backend }));
+      const h = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay, decoupled, maximize: false, biasCorrection1: 1 - 0.9 ** 3, biasCorrection2: 1 - 0.999 ** 3 };
+      noGrad(() => adamStep_(p, g, m, v, null, h));
+      // torch's single-tensor Adam, every operation rounded to float32
+      const f = Math.fround;
+      const [wantP, wantM, wantV] = [[], [], []] as number[][];
+      for (let i = 0; i < n; i++) {
+        const [pv, mv0, vv0] = [f(ps[i]), f(ms[i]), f(vs[i])];
+        let gv = f(gs[i]);
+        let base = pv;
+        if (decoupled) base = f(pv * f(1 - h.lr * weightDecay));
+        else gv = f(gv + f(pv * f(weightDecay)));
+        const mv = f(f(mv0 * f(0.9)) + f(gv * f(1 - 0.9)));
+        const vv = f(f(vv0 * f(0.999)) + f(f(gv * gv) * f(1 - 0.999)));
+        const denom = f(f(f(Math.sqrt(vv)) * f(1 / Math.sqrt(h.biasCorrection2))) + f(1e-8));
+        wantP.push(f(base - f(f(mv / denom) * f(h.lr / h.biasCorrection1))));
+        wantM.push(mv);
+        wantV.push(vv);
+      }
+      expect(Array.from(p.dataSync())).toEqual(wantP);
+      expect(Array.from(m.dataSync())).toEqual(wantM);
+      expect(Array.from(v.dataSync())).toEqual(wantV);
+    });
+  }
+
+  it('the row kernels refuse lengths they do not stage (the JS loops run then)', () => {
+    const a = new Float32Array(3 * 37);
+    expect(softmaxRowsSimd(a, 0, 3, 37, a, 0, false)).toBe(false);
+    expect(layerNormRowsSimd(a, 0, 3, 37, null, 0, null, 0, a, 0, 1e-5, false)).toBe(false);
+    const big = new Float32Array(2 * 8196);
+    expect(softmaxRowsSimd(big, 0, 2, 8196, big, 0, true)).toBe(false);
+    const x = tensor(values(64 * 64, 19), { backend }).reshape([64, 64]);
+    const view = (v: typeof x) => ({ storage: v.storage, dtype: v.dtype, shape: v.shape, strides: v.strides, offset: v.offset }) as never;
+    expect(trySimdUnary('gelu', view(x.transpose(0, 1)), view(x))).toBe(false);
+    expect(trySimdUnary('silu', view(x), view(x.cast('float16')))).toBe(false);
+  });
 });

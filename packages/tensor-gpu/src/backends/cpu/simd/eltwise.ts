@@ -11,12 +11,20 @@ import { isContiguous } from '../../../layout.js';
 import { ELTWISE_PAGES, ELTWISE_WASM_B64 } from './eltwise-bytes.js';
 
 export type SimdRowName = 'addGelu' | 'geluBackward';
+export type SimdUnaryName = 'gelu' | 'silu';
 
 type RowFn = (pa: number, pb: number, po: number, count: number) => void;
+type AdamFn = (pp: number, pg: number, pm: number, pv: number, count: number, decay: number, b1: number, b2: number, c1: number, c2: number, inv: number, eps: number, step: number) => void;
 interface EltwiseModule {
   f32: Float32Array;
-  rows: Record<SimdRowName, RowFn>;
+  rows: Record<SimdRowName | SimdUnaryName, RowFn>;
   expSum: (pa: number, po: number, count: number, m: number) => number;
+  rowsExpSum: (pa: number, po: number, ps: number, rows: number, n: number) => void;
+  rowsAffine: (pa: number, po: number, ps: number, rows: number, n: number) => void;
+  rowsMoments: (pa: number, rms: number, ps: number, rows: number, n: number) => void;
+  rowsNorm: (pa: number, po: number, pw: number, pb: number, ps: number, rows: number, n: number) => void;
+  adamDecoupled: AdamFn;
+  adamL2: AdamFn;
 }
 
 /** Floats per staged operand: three regions (a, b, out) fill the module's memory less 16 KiB. */
@@ -40,8 +48,18 @@ export function eltwiseModule(): EltwiseModule | null {
     const bytes = decode(ELTWISE_WASM_B64);
     if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(bytes)) throw new Error('no wasm simd');
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
-    const ex = inst.exports as unknown as { memory: WebAssembly.Memory; expSum: EltwiseModule['expSum'] } & Record<SimdRowName, RowFn>;
-    loaded = { f32: new Float32Array(ex.memory.buffer), rows: { addGelu: ex.addGelu, geluBackward: ex.geluBackward }, expSum: ex.expSum };
+    const ex = inst.exports as unknown as { memory: WebAssembly.Memory } & Omit<EltwiseModule, 'f32' | 'rows'> & Record<SimdRowName | SimdUnaryName, RowFn>;
+    loaded = {
+      f32: new Float32Array(ex.memory.buffer),
+      rows: { addGelu: ex.addGelu, geluBackward: ex.geluBackward, gelu: ex.gelu, silu: ex.silu },
+      expSum: ex.expSum,
+      rowsExpSum: ex.rowsExpSum,
+      rowsAffine: ex.rowsAffine,
+      rowsMoments: ex.rowsMoments,
+      rowsNorm: ex.rowsNorm,
+      adamDecoupled: ex.adamDecoupled,
+      adamL2: ex.adamL2,
+    };
   } catch {
     loaded = null;
   }
@@ -123,4 +141,129 @@ export function expShiftedRow(src: Float32Array, srcOffset: number, n: number, m
     dst.set(f32.subarray(po, po + len), dstOffset + i);
   }
   return sum;
+}
+
+/**
+ * out = op(x) (GELU, SiLU) in WebAssembly SIMD for float32 x and out, both contiguous; false (nothing
+ * written) otherwise, and the JS loop runs.
+ */
+export function trySimdUnary(op: SimdUnaryName, x: View, out: View): boolean {
+  const count = out.shape.reduce((n, d) => n * d, 1);
+  if (count < SIMD_ROW_MIN) return false;
+  const xs = f32Contiguous(x);
+  const os = f32Contiguous(out);
+  const m = xs && os ? eltwiseModule() : null;
+  if (!m || !xs || !os) return false;
+  const { f32 } = m;
+  const fn = m.rows[op];
+  const po = CHUNK;
+  for (let i = 0; i < count; i += CHUNK) {
+    const len = Math.min(CHUNK, count - i);
+    f32.set(xs.subarray(x.offset + i, x.offset + i + len), 0);
+    fn(0, 0, po * 4, (len + 3) & ~3);
+    os.set(f32.subarray(po, po + len), out.offset + i);
+  }
+  return true;
+}
+
+/** Rows whose length is a multiple of 4 up to this many floats are staged whole for the row kernels. */
+export const SIMD_ROWS_MAX = 8192;
+
+/** How many whole rows of n floats fit one staging region, with room for their stats (and w, b) in region b. */
+function rowsPerChunk(n: number): number {
+  return Math.floor((CHUNK - 2 * n) / (n + 2));
+}
+
+/**
+ * softmax (out = exp(x - max) / sum) or log-softmax (out = x - max - log(sum)) over `rows` contiguous
+ * rows of n floats, in WebAssembly SIMD: the exps and row sums in one pass over the staged rows, the
+ * scale (or shift, computed here in float64) in a second. False (nothing written) when the module is
+ * unavailable or n is not a multiple of 4 up to SIMD_ROWS_MAX.
+ */
+export function softmaxRowsSimd(xs: Float32Array, xo: number, rows: number, n: number, o: Float32Array, oo: number, log: boolean): boolean {
+  if (n % 4 !== 0 || n < SIMD_EXP_MIN || n > SIMD_ROWS_MAX) return false;
+  const m = eltwiseModule();
+  if (!m) return false;
+  const { f32 } = m;
+  const [pa, ps, po] = [0, CHUNK, 2 * CHUNK];
+  const per = rowsPerChunk(n);
+  for (let r0 = 0; r0 < rows; r0 += per) {
+    const k = Math.min(per, rows - r0);
+    const at = xo + r0 * n;
+    f32.set(xs.subarray(at, at + k * n), pa);
+    m.rowsExpSum(pa * 4, po * 4, ps * 4, k, n);
+    for (let r = 0; r < k; r++) {
+      const [max, sum] = [f32[ps + 2 * r], f32[ps + 2 * r + 1]];
+      f32[ps + 2 * r] = log ? -(max + Math.log(sum)) : 0;
+      f32[ps + 2 * r + 1] = log ? 1 : 1 / sum;
+    }
+    m.rowsAffine((log ? pa : po) * 4, po * 4, ps * 4, k, n);
+    o.set(f32.subarray(po, po + k * n), oo + r0 * n);
+  }
+  return true;
+}
+
+/**
+ * Layer norm (or, with rms, RMS norm: mean taken as 0) over `rows` contiguous rows of n floats with
+ * optional weight and bias rows, in WebAssembly SIMD; false under the same conditions as softmaxRowsSimd.
+ */
+export function layerNormRowsSimd(
+  xs: Float32Array, xo: number, rows: number, n: number,
+  w: Float32Array | null, wo: number, b: Float32Array | null, bo: number,
+  o: Float32Array, oo: number, eps: number, rms: boolean,
+): boolean {
+  if (n % 4 !== 0 || n < SIMD_EXP_MIN || n > SIMD_ROWS_MAX) return false;
+  const m = eltwiseModule();
+  if (!m) return false;
+  const { f32 } = m;
+  // region b holds the weight row, the bias row, then two stats floats per staged row
+  const [pa, pw, pb, ps, po] = [0, CHUNK, CHUNK + n, CHUNK + 2 * n, 2 * CHUNK];
+  if (w) f32.set(w.subarray(wo, wo + n), pw);
+  else f32.fill(1, pw, pw + n);
+  if (b) f32.set(b.subarray(bo, bo + n), pb);
+  else f32.fill(0, pb, pb + n);
+  const per = rowsPerChunk(n);
+  for (let r0 = 0; r0 < rows; r0 += per) {
+    const k = Math.min(per, rows - r0);
+    const at = xo + r0 * n;
+    f32.set(xs.subarray(at, at + k * n), pa);
+    m.rowsMoments(pa * 4, rms ? 1 : 0, ps * 4, k, n);
+    // rstd in float64 from the float32 centred sum of squares
+    for (let r = 0; r < k; r++) f32[ps + 2 * r + 1] = 1 / Math.sqrt(f32[ps + 2 * r + 1] / n + eps);
+    m.rowsNorm(pa * 4, po * 4, pw * 4, pb * 4, ps * 4, k, n);
+    o.set(f32.subarray(po, po + k * n), oo + r0 * n);
+  }
+  return true;
+}
+
+/** Floats per operand when the Adam step stages its four arrays (p, g, m, v). */
+const ADAM_CHUNK = ((ELTWISE_PAGES * 65536 - 16384) / 16) & ~15;
+
+/**
+ * The Adam step over n floats in place in WebAssembly SIMD (bitwise the JS loop's result: every
+ * operation is a float32 one in both); false when the module is unavailable or n is small.
+ * decoupled: p *= coef first; else g += p * coef.
+ */
+export function adamSimd(
+  p: Float32Array, po: number, g: Float32Array, go: number, mm: Float32Array, mo: number, v: Float32Array, vo: number, n: number,
+  decoupled: boolean, coef: number, b1: number, b2: number, c1: number, c2: number, inv: number, eps: number, step: number,
+): boolean {
+  if (n < SIMD_ROW_MIN) return false;
+  const m = eltwiseModule();
+  if (!m) return false;
+  const { f32 } = m;
+  const fn = decoupled ? m.adamDecoupled : m.adamL2;
+  const [pp, pg, pm, pv] = [0, ADAM_CHUNK, 2 * ADAM_CHUNK, 3 * ADAM_CHUNK];
+  for (let i = 0; i < n; i += ADAM_CHUNK) {
+    const len = Math.min(ADAM_CHUNK, n - i);
+    f32.set(p.subarray(po + i, po + i + len), pp);
+    f32.set(g.subarray(go + i, go + i + len), pg);
+    f32.set(mm.subarray(mo + i, mo + i + len), pm);
+    f32.set(v.subarray(vo + i, vo + i + len), pv);
+    fn(pp * 4, pg * 4, pm * 4, pv * 4, (len + 3) & ~3, coef, b1, b2, c1, c2, inv, eps, step);
+    p.set(f32.subarray(pp, pp + len), po + i);
+    mm.set(f32.subarray(pm, pm + len), mo + i);
+    v.set(f32.subarray(pv, pv + len), vo + i);
+  }
+  return true;
 }

@@ -2,7 +2,10 @@
  * Generator of the cpu backend's WebAssembly SIMD elementwise module (`eltwise-bytes.ts`): the
  * transcendental rows that cost 10-80 ns per element as JS loops (Math.exp is a libm call in V8) and
  * ~1 ns as f32x4 code: exact GELU fused with the bias add (`addGelu`) and its gradient (`geluBackward`),
- * and the shifted exp with its sum that softmax, log-softmax and attention rows need (`expSum`).
+ * GELU and SiLU alone (`gelu`, `silu`: b is not read), and the shifted exp with its sum that softmax,
+ * log-softmax and attention rows need (`expSum`). The memory-bound row kernels run here too (decision
+ * 0023): softmax / log-softmax in two passes over staged rows (`rowsExpSum`, then `rowsAffine`), layer
+ * and RMS norm (`rowsMoments`, then `rowsNorm`), and the Adam step (`adamDecoupled`, `adamL2`).
  *
  * Each export is `op(a, b, out, count)` over `count` float32 (byte pointers into the module's own
  * memory, 16-byte aligned): out[i] = row(a[i], b[i]). It reads and writes whole f32x4 lanes, so the
@@ -102,7 +105,158 @@ function expSum(): string {
   )`;
 }
 
-export const ELTWISE_PAGES = 4;
+/** The four lanes of v128 $v reduced with the f32 op (f32.add, f32.max). */
+function hreduce(op: string, v: string): string {
+  return `(${op} (${op} (f32x4.extract_lane 0 (local.get ${v})) (f32x4.extract_lane 1 (local.get ${v})))
+      (${op} (f32x4.extract_lane 2 (local.get ${v})) (f32x4.extract_lane 3 (local.get ${v}))))`;
+}
+
+/**
+ * A function over `rows` staged rows of `n` floats (n a multiple of 4, rows back to back): header
+ * declares params and locals, perRow runs with $row (byte offset of the row in a staged region) and
+ * $st (byte offset of the row's two stats floats) set; $end is $row + 4 n.
+ */
+function rowsFunction(name: string, params: string, locals: string, perRow: string): string {
+  return `
+  (func (export "${name}") ${params} (param $ps i32) (param $rows i32) (param $n i32)
+    (local $r i32) (local $row i32) (local $st i32) (local $i i32) (local $end i32) ${locals}
+    (block $rdone
+      (loop $rnext
+        (br_if $rdone (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $row (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 2)))
+        (local.set $st (i32.add (local.get $ps) (i32.shl (local.get $r) (i32.const 3))))
+        (local.set $end (i32.add (local.get $row) (i32.shl (local.get $n) (i32.const 2))))
+        ${perRow}
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rnext)))
+  )`;
+}
+
+/** (loop over i = $row .. $end step 16, running body; $i is the byte offset within the region). */
+function lanes(label: string, body: string): string {
+  return `
+        (local.set $i (local.get $row))
+        (block $${label}done
+          (loop $${label}
+            (br_if $${label}done (i32.ge_u (local.get $i) (local.get $end)))
+            ${body}
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $${label})))`;
+}
+
+/**
+ * rowsExpSum(pa, po, ps, rows, n): per row, m = max (0 when the row is all -inf), out = exp(a - m),
+ * stats = (m, sum of out). Arguments below -87 give exactly 0, as in expSum.
+ */
+function rowsExpSum(): string {
+  return rowsFunction(
+    'rowsExpSum',
+    '(param $pa i32) (param $po i32)',
+    '(local $x v128) (local $y v128) (local $acc v128) (local $mv v128) (local $r4 v128) (local $p v128) (local $nn v128) (local $m f32)',
+    `(local.set $acc (f32x4.splat (f32.const -inf)))
+        ${lanes('max', `(local.set $acc (f32x4.max (local.get $acc) (v128.load (i32.add (local.get $pa) (local.get $i)))))`)}
+        (local.set $m ${hreduce('f32.max', '$acc')})
+        (if (f32.eq (local.get $m) (f32.const -inf)) (then (local.set $m (f32.const 0))))
+        (local.set $mv (f32x4.splat (local.get $m)))
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        ${lanes(
+          'exp',
+          `(local.set $x (f32x4.sub (v128.load (i32.add (local.get $pa) (local.get $i))) (local.get $mv)))
+            ${expInto('$y', '$x').replaceAll('$r)', '$r4)').replaceAll('$r ', '$r4 ').replaceAll('$n)', '$nn)').replaceAll('$n ', '$nn ')}
+            (local.set $y (v128.andnot (local.get $y) (f32x4.lt (local.get $x) ${f4(-87)})))
+            (v128.store (i32.add (local.get $po) (local.get $i)) (local.get $y))
+            (local.set $acc (f32x4.add (local.get $acc) (local.get $y)))`,
+        )}
+        (f32.store (local.get $st) (local.get $m))
+        (f32.store offset=4 (local.get $st) ${hreduce('f32.add', '$acc')})`,
+  );
+}
+
+/** rowsAffine(pa, po, ps, rows, n): out = (a + stats[0]) * stats[1], row by row (softmax's scale, log-softmax's shift). */
+function rowsAffine(): string {
+  return rowsFunction(
+    'rowsAffine',
+    '(param $pa i32) (param $po i32)',
+    '(local $sh v128) (local $sc v128)',
+    `(local.set $sh (f32x4.splat (f32.load (local.get $st))))
+        (local.set $sc (f32x4.splat (f32.load offset=4 (local.get $st))))
+        ${lanes('aff', `(v128.store (i32.add (local.get $po) (local.get $i)) (f32x4.mul (f32x4.add (v128.load (i32.add (local.get $pa) (local.get $i))) (local.get $sh)) (local.get $sc)))`)}`,
+  );
+}
+
+/**
+ * rowsMoments(pa, ps, rows, n, rms): stats = (mean, sum of (a - mean)^2) per row, two passes; the
+ * mean is summed shifted by the row's first element and the squares centred, so float32 sums keep
+ * their precision when the mean is large next to the spread. With rms set the mean is taken as 0.
+ */
+function rowsMoments(): string {
+  return rowsFunction(
+    'rowsMoments',
+    '(param $pa i32) (param $rms i32)',
+    '(local $acc v128) (local $c v128) (local $mean f32) (local $shift f32)',
+    `(local.set $mean (f32.const 0))
+        (if (i32.eqz (local.get $rms))
+          (then
+            (local.set $acc (v128.const i32x4 0 0 0 0))
+            (local.set $shift (f32.load (i32.add (local.get $pa) (local.get $row))))
+            ${lanes('sum', `(local.set $acc (f32x4.add (local.get $acc) (f32x4.sub (v128.load (i32.add (local.get $pa) (local.get $i))) (f32x4.splat (local.get $shift)))))`)}
+            (local.set $mean (f32.add (local.get $shift) (f32.div ${hreduce('f32.add', '$acc')} (f32.convert_i32_u (local.get $n)))))))
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        ${lanes('sq', `(local.set $c (f32x4.sub (v128.load (i32.add (local.get $pa) (local.get $i))) (f32x4.splat (local.get $mean))))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $c) (local.get $c))))`)}
+        (f32.store (local.get $st) (local.get $mean))
+        (f32.store offset=4 (local.get $st) ${hreduce('f32.add', '$acc')})`,
+  );
+}
+
+/** rowsNorm(pa, po, pw, pb, ps, rows, n): out = (a - stats[0]) * stats[1] * w + b, w and b one row each. */
+function rowsNorm(): string {
+  return rowsFunction(
+    'rowsNorm',
+    '(param $pa i32) (param $po i32) (param $pw i32) (param $pb i32)',
+    '(local $mean v128) (local $rstd v128) (local $j i32)',
+    `(local.set $mean (f32x4.splat (f32.load (local.get $st))))
+        (local.set $rstd (f32x4.splat (f32.load offset=4 (local.get $st))))
+        ${lanes('nrm', `(local.set $j (i32.sub (local.get $i) (local.get $row)))
+            (v128.store (i32.add (local.get $po) (local.get $i))
+              (f32x4.add
+                (f32x4.mul (f32x4.mul (f32x4.sub (v128.load (i32.add (local.get $pa) (local.get $i))) (local.get $mean)) (local.get $rstd))
+                  (v128.load (i32.add (local.get $pw) (local.get $j))))
+                (v128.load (i32.add (local.get $pb) (local.get $j)))))`)}`,
+  );
+}
+
+/**
+ * The Adam step over count floats (a multiple of 4) in place: p, g, m, v at pp, pg, pm, pv; each
+ * operation rounded to float32 as kernels/adam.ts (and torch's single-tensor loop) does, so the result
+ * is bitwise the JS loop's. decoupled: p *= decay first (AdamW; decay = 1 without weight decay);
+ * otherwise g += p * wd (Adam's L2 term).
+ */
+function adam(name: string, decoupled: boolean): string {
+  const c = (x: string) => `(f32x4.splat (local.get ${x}))`;
+  return `
+  (func (export "${name}") (param $pp i32) (param $pg i32) (param $pm i32) (param $pv i32) (param $count i32)
+    (param $decay f32) (param $b1 f32) (param $b2 f32) (param $c1 f32) (param $c2 f32) (param $inv f32) (param $eps f32) (param $step f32)
+    (local $i i32) (local $end i32) (local $p v128) (local $g v128) (local $m v128) (local $v v128)
+    (local.set $end (i32.shl (local.get $count) (i32.const 2)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $p (v128.load (i32.add (local.get $pp) (local.get $i))))
+        (local.set $g (v128.load (i32.add (local.get $pg) (local.get $i))))
+        ${decoupled ? `(local.set $p (f32x4.mul (local.get $p) ${c('$decay')}))` : `(local.set $g (f32x4.add (local.get $g) (f32x4.mul (local.get $p) ${c('$decay')})))`}
+        (local.set $m (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $pm) (local.get $i))) ${c('$b1')}) (f32x4.mul (local.get $g) ${c('$c1')})))
+        (local.set $v (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $pv) (local.get $i))) ${c('$b2')}) (f32x4.mul (f32x4.mul (local.get $g) (local.get $g)) ${c('$c2')})))
+        (v128.store (i32.add (local.get $pm) (local.get $i)) (local.get $m))
+        (v128.store (i32.add (local.get $pv) (local.get $i)) (local.get $v))
+        (local.set $v (f32x4.add (f32x4.mul (f32x4.sqrt (local.get $v)) ${c('$inv')}) ${c('$eps')}))
+        (v128.store (i32.add (local.get $pp) (local.get $i)) (f32x4.sub (local.get $p) (f32x4.mul (f32x4.div (local.get $m) (local.get $v)) ${c('$step')})))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next)))
+  )`;
+}
+
+export const ELTWISE_PAGES = 8;
 
 export function generateEltwiseWat(): string {
   const INV_SQRT_2 = 0.7071067811865476;
@@ -119,11 +273,25 @@ export function generateEltwiseWat(): string {
         ${onePlusErfInto('$y', '$y')}
         (local.set $y (f32x4.add (f32x4.mul ${f4(0.5)} (local.get $y)) (f32x4.mul (f32x4.mul (local.get $b) (local.get $e)) ${f4(INV_SQRT_2PI)})))
         (local.set $y (f32x4.mul (local.get $a) (local.get $y)))`;
+  // gelu, silu: unary rows (b is loaded but not used)
+  const gelu = addGelu.replace('(f32x4.add (local.get $a) (local.get $b))', '(local.get $a)');
+  const silu = `
+        (local.set $x (f32x4.neg (local.get $a)))
+        ${expInto('$y', '$x')}
+        (local.set $y (f32x4.div (local.get $a) (f32x4.add ${f4(1)} (local.get $y))))`;
   return `(module
   (memory (export "memory") ${ELTWISE_PAGES} ${ELTWISE_PAGES})
   ${elementwise('addGelu', addGelu)}
   ${elementwise('geluBackward', geluBackward)}
+  ${elementwise('gelu', gelu)}
+  ${elementwise('silu', silu)}
   ${expSum()}
+  ${rowsExpSum()}
+  ${rowsAffine()}
+  ${rowsMoments()}
+  ${rowsNorm()}
+  ${adam('adamDecoupled', true)}
+  ${adam('adamL2', false)}
 )
 `;
 }
@@ -146,7 +314,7 @@ export async function generateEltwiseBytesSource(): Promise<string> {
   return `// GENERATED by gen-eltwise.ts (npx tsx src/backends/cpu/simd/gen-eltwise.ts). Do not edit.
 // The drift check in eltwise.test.ts regenerates this file and compares.
 export const ELTWISE_PAGES = ${ELTWISE_PAGES};
-/** The SIMD elementwise module (exports memory, addGelu, geluBackward, expSum). */
+/** The SIMD elementwise module (exports memory, addGelu, geluBackward, gelu, silu, expSum, rowsExpSum, rowsAffine, rowsMoments, rowsNorm, adamDecoupled, adamL2). */
 export const ELTWISE_WASM_B64 =
 ${lines.map((l) => `  '${l}'`).join(' +\n')};
 `;
