@@ -13,6 +13,7 @@ import { register } from 'tsx/esm/api';
 
 register();
 const lm = await import('../src/index.ts');
+const { seededRandom } = await import('../src/testing/index.ts');
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1) ?? dflt;
@@ -23,16 +24,10 @@ const shapes = opt('--shapes', '1x5,1x100,64x5').split(',').map((s) => s.split('
 const before = opt('--before', '');
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** Deterministic uniform(-0.5, 0.5) floats. */
 function randomFloats(n, seed) {
-  const out = new Float32Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = (x >>> 0) / 4294967296 - 0.5;
-  }
-  return out;
+  const rnd = seededRandom(seed);
+  return Float32Array.from({ length: n }, () => rnd() - 0.5);
 }
 
 const rows = randomFloats(N * D, 12345);
