@@ -1,6 +1,7 @@
 // The WebGPU matmulTopk kernel's lane and merge layout (kernels/matmul-topk.ts) where the op's cases
 // (src/ops/matmul-topk.test.ts) do not reach: one query over enough rows for three merge passes
-// (625 lanes -> 40 -> 3 -> 1 lists), many tiles, and k above the rows of a lane (short lists), all
+// (625 lanes -> 40 -> 3 -> 1 lists), many tiles, k above the rows of a lane (short lists), and a
+// last group of queries smaller than the kernel's queries per thread, all
 // with integer scores and many ties, ids checked exactly against a host sort (score desc, id asc).
 import { afterAll, describe, expect, it } from 'vitest';
 import { fromHost, matmulTopk } from '../../index.js';
@@ -37,6 +38,7 @@ describe.skipIf(!backend)('webgpu matmulTopk kernel', () => {
     { name: 'Q = 1 over 20000 rows: three merge passes', Q: 1, D: 6, shards: [12000, 8000], k: 5, tileRows: undefined },
     { name: 'Q = 2, k = 200 over short lane lists and 7 tiles', Q: 2, D: 5, shards: [3000, 500], k: 200, tileRows: 512 },
     { name: 'Q = 3, k = 1, one row per shard tail', Q: 3, D: 7, shards: [4001, 1, 33], k: 1, tileRows: 1000 },
+    { name: 'Q = 6, k = 9: four queries per thread, then a group of two', Q: 6, D: 9, shards: [700, 300], k: 9, tileRows: 400 },
   ];
   for (const c of cases) {
     it(c.name, async () => {

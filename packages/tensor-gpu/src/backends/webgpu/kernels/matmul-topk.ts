@@ -1,8 +1,11 @@
 // matmulTopk on WebGPU (contract: FusedKernels.matmulTopk). Two barrier-free kernels, no shared memory:
-//  1. score: P lanes per query (thread t: query t / P, lane t % P). Lane j scores rows j, j + P, ... of a
-//     tile, keeping its own sorted top k in private memory, and folds it into its own list of a [Q, P, k]
-//     slot buffer (read back on the next tile, so a lane's list runs over every tile and shard). One
-//     dispatch per tile; each block tensor is its own binding (at most maxStorageBufferBindingSize).
+//  1. score: P lanes per query (thread t: the queries of group t / P, lane t % P). Lane j scores rows
+//     j, j + P, ... of a tile, keeping its own sorted top k in private memory, and folds it into its
+//     own list of a [Q, P, k] slot buffer (read back on the next tile, so a lane's list runs over every
+//     tile and shard). One dispatch per tile; each block tensor is its own binding (at most
+//     maxStorageBufferBindingSize).
+//     For k <= 32 a thread serves up to 4 queries with one list each, so a row it reads is scored
+//     against all of them (a batch of queries reads the rows a quarter as often).
 //  2. merge: each thread merges up to F = 16 consecutive lists of a query into one, by k rounds of picking
 //     the best of the F list heads (kept in private memory); passes ping-pong between two slot buffers
 //     until one list per query is left, the last pass writing [Q, k] values and ids.
@@ -21,6 +24,9 @@ const WGT = 64;
 /** Largest k the kernel keeps per thread (private arrays of k values and ids). */
 export const MATMUL_TOPK_MAX_K = 256;
 const DEFAULT_TILE_ROWS = 2 ** 17;
+/** Queries one thread scores against each row it reads, where k is at most QUERIES_PER_THREAD_MAX_K. */
+const QUERIES_PER_THREAD = 4;
+const QUERIES_PER_THREAD_MAX_K = 32;
 /** Lists merged by one thread per merge pass. */
 const FAN_IN = 16;
 /** Lanes per query: at most this many in all over the queries... */
@@ -55,7 +61,10 @@ export function runMatmulTopk(rt: Runtime, queries: View, blocks: readonly View[
   const qRef = storageRef(queries.storage, 'matmulTopk', 'queries');
   const sv = storageRef(slots[0], 'matmulTopk', 'score slots');
   const si = storageRef(slots[1], 'matmulTopk', 'id slots');
-  const scoreGrid = grid(Math.ceil((Q * P) / WGT));
+  // Queries per thread: a row read once serves QB queries (their lists: QB * k private entries each).
+  const QB = k <= QUERIES_PER_THREAD_MAX_K ? Math.min(QUERIES_PER_THREAD, Q) : 1;
+  const each = (line: (j: number) => string): string => Array.from({ length: QB }, (_, j) => line(j)).join('\n');
+  const scoreGrid = grid(Math.ceil((Math.ceil(Q / QB) * P) / WGT));
   let first = true;
   let base = 0;
   for (const [i, b] of blocks.entries()) {
@@ -69,51 +78,69 @@ export function runMatmulTopk(rt: Runtime, queries: View, blocks: readonly View[
 @group(0) @binding(2) var<storage, read> B: array<${f16 ? 'f16' : 'f32'}>;
 @group(0) @binding(3) var<storage, read_write> SV: array<f32>;
 @group(0) @binding(4) var<storage, read_write> SI: array<i32>;
+alias List = array<f32, ${k}>;
+alias Ids = array<i32, ${k}>;
+// A lane's list from its slot (on tiles after the first), c = its length.
+fn load(slot: u32, lv: ptr<function, List>, li: ptr<function, Ids>) -> u32 {
+  var c = 0u;
+  for (var j = 0u; j < ${k}u; j++) {
+    if (SI[slot + j] < 0) { break; }
+    (*lv)[j] = SV[slot + j]; (*li)[j] = SI[slot + j]; c = j + 1u;
+  }
+  return c;
+}
+// Inserts (acc, id) after every entry >= acc (rows come in increasing id: equal scores keep the earlier id first).
+fn insert(lv: ptr<function, List>, li: ptr<function, Ids>, c: ptr<function, u32>, acc: f32, id: i32) {
+  if (*c < ${k}u || acc > (*lv)[${k - 1}u]) {
+    var p = select(${k - 1}u, *c, *c < ${k}u);
+    while (p > 0u && !((*lv)[p - 1u] >= acc)) { (*lv)[p] = (*lv)[p - 1u]; (*li)[p] = (*li)[p - 1u]; p--; }
+    (*lv)[p] = acc;
+    (*li)[p] = id;
+    if (*c < ${k}u) { *c += 1u; }
+  }
+}
+fn store(slot: u32, lv: ptr<function, List>, li: ptr<function, Ids>, c: u32) {
+  for (var j = 0u; j < c; j++) { SV[slot + j] = (*lv)[j]; SI[slot + j] = (*li)[j]; }
+  if (c < ${k}u) { SI[slot + c] = -1; }
+}
 @compute @workgroup_size(${WGT})
 fn main(${MAIN_ARGS}) {
   ${GROUP_ID_WGSL}
   let t = gidx * ${WGT}u + lid;
+  let Q = pu(0u);
   let P = pu(2u);
-  if (t >= pu(0u) * P) { return; }
+  if (t >= ((Q + ${QB - 1}u) / ${QB}u) * P) { return; }
   let D = pu(1u);
-  let lane = t % P;
-  let qb = pu(5u) + (t / P) * D;
-  let slot = t * ${k}u;
-  var lv: array<f32, ${k}>;
-  var li: array<i32, ${k}>;
-  var c = 0u;
-  if (pu(7u) == 0u) {
-    for (var j = 0u; j < ${k}u; j++) {
-      if (SI[slot + j] < 0) { break; }
-      lv[j] = SV[slot + j]; li[j] = SI[slot + j]; c = j + 1u;
-    }
-  }
   let D4 = D & ~3u;
+  let lane = t % P;
+  // this thread's queries q0 .. q0 + nq - 1 (a short last group reads query Q - 1 again, unused)
+  let q0 = (t / P) * ${QB}u;
+  let nq = min(${QB}u, Q - q0);
+${each((j) => `  let qb${j} = pu(5u) + min(q0 + ${j}u, Q - 1u) * D;
+  let slot${j} = ((q0 + ${j}u) * P + lane) * ${k}u;
+  var lv${j}: List;
+  var li${j}: Ids;
+  var c${j} = 0u;
+  if (pu(7u) == 0u && ${j}u < nq) { c${j} = load(slot${j}, &lv${j}, &li${j}); }`)}
   for (var r = lane; r < pu(3u); r += P) {
     let rb = pu(4u) + r * D;
-    var acc = 0.0;
+${each((j) => `    var a${j} = 0.0;`)}
+    // each row value read once for the thread's queries; each sum in d order, as one query at a time
     var d = 0u;
-    // Four terms per step, summed in the same order as one at a time.
     for (; d < D4; d += 4u) {
-      acc += Qv[qb + d] * f32(B[rb + d]);
-      acc += Qv[qb + d + 1u] * f32(B[rb + d + 1u]);
-      acc += Qv[qb + d + 2u] * f32(B[rb + d + 2u]);
-      acc += Qv[qb + d + 3u] * f32(B[rb + d + 3u]);
+${[0, 1, 2, 3].map((e) => `      let x${e} = f32(B[rb + d + ${e}u]);`).join('\n')}
+${each((j) => [0, 1, 2, 3].map((e) => `      a${j} += Qv[qb${j} + d + ${e}u] * x${e};`).join('\n'))}
     }
-    for (; d < D; d++) { acc += Qv[qb + d] * f32(B[rb + d]); }
-    if (c < ${k}u || acc > lv[${k - 1}u]) {
-      // Insert after every entry >= acc (rows come in increasing id: equal scores keep the earlier id first).
-      var p = select(${k - 1}u, c, c < ${k}u);
-      while (p > 0u && !(lv[p - 1u] >= acc)) { lv[p] = lv[p - 1u]; li[p] = li[p - 1u]; p--; }
-      lv[p] = acc;
-      li[p] = i32(pu(6u) + r);
-      if (c < ${k}u) { c++; }
+    for (; d < D; d++) {
+      let x = f32(B[rb + d]);
+${each((j) => `      a${j} += Qv[qb${j} + d] * x;`)}
     }
+    let id = i32(pu(6u) + r);
+${each((j) => `    if (${j}u < nq) { insert(&lv${j}, &li${j}, &c${j}, a${j}, id); }`)}
   }
-  for (var j = 0u; j < c; j++) { SV[slot + j] = lv[j]; SI[slot + j] = li[j]; }
-  if (c < ${k}u) { SI[slot + c] = -1; }
+${each((j) => `  if (${j}u < nq) { store(slot${j}, &lv${j}, &li${j}, c${j}); }`)}
 }`;
-    const spec = { key: `matmulTopkScore:${k}:${f16 ? 'f16' : 'f32'}`, bindings: ['uniform', 'read', 'read', 'rw', 'rw'] as const, code };
+    const spec = { key: `matmulTopkScore:${k}:${QB}:${f16 ? 'f16' : 'f32'}`, bindings: ['uniform', 'read', 'read', 'rw', 'rw'] as const, code };
     const rows = b.shape[0];
     for (let r0 = 0; r0 < rows; r0 += T) {
       // params: [0] Q [1] D [2] P [3] rows in the tile [4] the tile's first element in the binding
