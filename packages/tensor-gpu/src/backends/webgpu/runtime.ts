@@ -6,6 +6,10 @@
 //   upload into a pooled buffer that a pending command touches flushes first (tracked per buffer).
 // - Uniform parameters of the whole batch live in one arena buffer written just before its submit; the
 //   queue orders that write after every earlier submit, so the arena can be reused batch after batch.
+// - Bind groups are cached by (layout, params slot, buffers with offsets and sizes): a decode step
+//   repeats the previous step's dispatches on the same pooled buffers, so it reuses their bind groups.
+//   Buffers are keyed by a number given once per GPUBuffer, never reused, so an entry naming a
+//   destroyed buffer can never match again; it only waits for the LRU bound to drop it.
 
 import type { DType } from '../../dtype.js';
 import { BackendError, DeviceLostError, DisposedError, IndexError } from '../../errors.js';
@@ -111,6 +115,16 @@ export class Runtime {
   /** Submits and dispatches so far (benchmarks count them per step). */
   submits = 0;
   dispatchCount = 0;
+  /**
+   * Bind groups kept for reuse (least recently used dropped first); 0 turns the cache off. Settable, as
+   * `bench/webgpu-submits.mjs` does to count the bind groups created per step with and without it.
+   */
+  bindGroupCacheLimit = 4096;
+  /** Bind groups created so far (benchmarks count them per step). */
+  bindGroupsCreated = 0;
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
 
   private batch = 1;
   private encoder: GPUCommandEncoder | null = null;
@@ -299,14 +313,8 @@ export class Runtime {
     const slot = this.arenaSlots;
     this.arenaData.set(params.u.subarray(0, params.n), (slot * SLOT_BYTES) / 4);
     this.arenaSlots += slots;
-    const entries: GPUBindGroupEntry[] = [
-      { binding: 0, resource: { buffer: this.arena, offset: slot * SLOT_BYTES, size: SLOT_BYTES } },
-    ];
-    buffers.forEach((b, i) => {
-      b.pb.lastBatch = this.batch;
-      entries.push({ binding: i + 1, resource: { buffer: b.pb.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
-    });
-    const bindGroup = this.device.createBindGroup({ layout, entries });
+    for (const b of buffers) b.pb.lastBatch = this.batch;
+    const bindGroup = this.bindGroup(spec.bindings.join(','), layout, slot * SLOT_BYTES, buffers);
     const enc = this.encoderOrNew();
     if (!this.pass) this.pass = enc.beginComputePass();
     this.pass.setPipeline(pipeline);
@@ -316,6 +324,38 @@ export class Runtime {
     this.dispatchCount++;
     for (const pb of this.deferred) this.release(pb);
     this.deferred = [];
+  }
+
+  /** The bind group of the params slot at `paramsOffset` and `buffers`, from the cache or created (and cached). */
+  private bindGroup(layoutKey: string, layout: GPUBindGroupLayout, paramsOffset: number, buffers: readonly BufferRef[]): GPUBindGroup {
+    const limit = this.bindGroupCacheLimit;
+    let key = '';
+    if (limit > 0) {
+      key = `${layoutKey}|${paramsOffset}`;
+      for (const b of buffers) {
+        let id = this.bufferIds.get(b.pb.buffer);
+        if (id === undefined) this.bufferIds.set(b.pb.buffer, (id = this.nextBufferId++));
+        key += `|${id}:${b.offset ?? 0}:${b.size}`;
+      }
+      const hit = this.bindGroups.get(key);
+      if (hit) {
+        // most recently used last
+        this.bindGroups.delete(key);
+        this.bindGroups.set(key, hit);
+        return hit;
+      }
+    }
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: paramsOffset, size: SLOT_BYTES } }];
+    buffers.forEach((b, i) => {
+      entries.push({ binding: i + 1, resource: { buffer: b.pb.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
+    });
+    const group = this.device.createBindGroup({ layout, entries });
+    this.bindGroupsCreated++;
+    if (limit > 0) {
+      this.bindGroups.set(key, group);
+      while (this.bindGroups.size > limit) this.bindGroups.delete(this.bindGroups.keys().next().value!);
+    }
+    return group;
   }
 
   copyBuffer(src: PooledBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
@@ -429,6 +469,7 @@ export class Runtime {
     this.all.clear();
     this.pool.clear();
     this.pooledBytes = 0;
+    this.bindGroups.clear();
     this.arena.destroy();
     this.device.destroy();
   }
