@@ -6,6 +6,8 @@
 // The SentencePiece model itself runs in `@lm/layers` (SentencePieceProcessor).
 
 import {
+  AddedTokenTable,
+  addedTokenContent,
   BasePadTokenizer,
   decodeTokens,
   pyStrip,
@@ -15,7 +17,7 @@ import {
   splitOnAddedTokens,
   TokenizerError,
 } from '@lm/layers';
-import type { AddedTokenStrip, DecodeOptions, EncodeOptions, SpecialTokenIds, Strategies, Tokenizer, TokenizerFiles, TokenizerSaveFiles } from '@lm/layers';
+import type { AddedTokensDecoderJSON, AddedTokenStrip, DecodeOptions, EncodeOptions, SpecialTokenIds, Strategies, Tokenizer, TokenizerFiles, TokenizerSaveFiles } from '@lm/layers';
 
 /** The init arguments (tokenizer_config.json / special_tokens_map.json, camelCase). */
 export interface ReformerTokenizerConfig {
@@ -34,7 +36,7 @@ export interface ReformerTokenizerConfig {
   paddingSide?: 'right' | 'left';
   truncationSide?: 'right' | 'left';
   /** `added_tokens_decoder` as save_pretrained writes it: id -> token; its ids win. */
-  addedTokensDecoder?: Record<string, { content: string; lstrip?: boolean; rstrip?: boolean; special?: boolean }>;
+  addedTokensDecoder?: AddedTokensDecoderJSON;
 }
 
 export type ResolvedReformerTokenizerConfig = Required<Omit<ReformerTokenizerConfig, 'addedTokensDecoder' | 'padToken'>> & { padToken: string | null };
@@ -54,12 +56,7 @@ const CONFIG_KEYS: Record<string, keyof ReformerTokenizerConfig> = {
   added_tokens_decoder: 'addedTokensDecoder',
 };
 
-/** A token given as a string or as an AddedToken object (`{ content, ... }`) -> its string. */
-function tokenString(value: unknown, key: string): string {
-  if (typeof value === 'string') return value;
-  if (typeof value === 'object' && value !== null && typeof (value as { content?: unknown }).content === 'string') return (value as { content: string }).content;
-  throw new TokenizerError(`ReformerTokenizer: ${key} must be a string or an AddedToken object, got ${JSON.stringify(value)}`);
-}
+const tokenString = (value: unknown, key: string) => addedTokenContent(value, key, 'ReformerTokenizer');
 
 /** tokenizer_config.json (+ special_tokens_map.json) values -> ReformerTokenizerConfig; unknown keys are ignored. */
 export function reformerTokenizerConfigFromJSON(json: Record<string, unknown>): ReformerTokenizerConfig {
@@ -85,21 +82,15 @@ export function reformerTokenizerConfigFromJSON(json: Record<string, unknown>): 
   return out as ReformerTokenizerConfig;
 }
 
-interface AddedToken extends AddedTokenStrip {
-  content: string;
-  special: boolean;
-}
-
 export class ReformerTokenizer extends BasePadTokenizer implements Tokenizer {
   readonly sp: SentencePieceProcessor;
   readonly config: ResolvedReformerTokenizerConfig;
   /** `_added_tokens_encoder` / `_added_tokens_decoder`: the special tokens (their vocab ids, or new ids past it). */
-  private readonly addedEncoder = new Map<string, number>();
-  private readonly addedDecoder = new Map<number, AddedToken>();
+  private readonly added: AddedTokenTable;
   /** `all_special_tokens`: eos, unk, pad (if any), then the additional ones. */
   readonly allSpecialTokens: readonly string[];
   private readonly allSpecialIdSet: Set<number>;
-  private readonly splitTokens = new Map<string, AddedTokenStrip>();
+  private readonly splitTokens: Map<string, AddedTokenStrip>;
 
   /** `model`: the spiece.model file's bytes (a file that is not one is refused by the loader, naming `fileName`). */
   constructor(model: Uint8Array, config: ReformerTokenizerConfig = {}, fileName = 'spiece.model') {
@@ -119,26 +110,14 @@ export class ReformerTokenizer extends BasePadTokenizer implements Tokenizer {
 
     // A saved added_tokens_decoder first (its ids win); then each special token not yet added: its
     // SentencePiece id when the vocabulary has the piece, else the next id past everything (`_add_tokens`).
-    const add = (id: number, token: AddedToken) => {
-      this.addedEncoder.set(token.content, id);
-      this.addedDecoder.set(id, token);
-    };
-    for (const [key, t] of Object.entries(config.addedTokensDecoder ?? {})) {
-      const id = Number(key);
-      if (!Number.isInteger(id) || id < 0) throw new TokenizerError(`ReformerTokenizer: added_tokens_decoder key ${JSON.stringify(key)} is not an id`);
-      add(id, { content: t.content, lstrip: t.lstrip ?? false, rstrip: t.rstrip ?? false, special: t.special ?? true });
-    }
+    this.added = new AddedTokenTable('ReformerTokenizer', this.sp);
+    this.added.setSaved(config.addedTokensDecoder);
     const specials: string[] = [];
     for (const token of [c.eosToken, c.unkToken, ...(c.padToken === null ? [] : [c.padToken]), ...c.additionalSpecialTokens]) if (!specials.includes(token)) specials.push(token);
     this.allSpecialTokens = specials;
-    for (const token of specials) {
-      if (this.addedEncoder.has(token)) continue;
-      const inVocab = this.sp.pieceToId(token);
-      const id = this.sp.idToPiece(inVocab) === token ? inVocab : Math.max(this.sp.pieceSize, ...[...this.addedDecoder.keys()].map((k) => k + 1));
-      add(id, { content: token, lstrip: false, rstrip: false, special: true });
-    }
-    for (const [content, id] of this.addedEncoder) this.splitTokens.set(content, this.addedDecoder.get(id)!);
-    this.allSpecialIdSet = new Set(specials.map((token) => this.addedEncoder.get(token)!));
+    this.added.addSpecials(specials);
+    this.splitTokens = this.added.splitTokens();
+    this.allSpecialIdSet = new Set(specials.map((token) => this.added.encoder.get(token)!));
   }
 
   /**
@@ -161,36 +140,28 @@ export class ReformerTokenizer extends BasePadTokenizer implements Tokenizer {
   }
 
   get eosTokenId(): number {
-    return this.addedEncoder.get(this.config.eosToken)!;
+    return this.added.encoder.get(this.config.eosToken)!;
   }
   get unkTokenId(): number {
-    return this.addedEncoder.get(this.config.unkToken)!;
+    return this.added.encoder.get(this.config.unkToken)!;
   }
   get padTokenId(): number | null {
-    return this.config.padToken === null ? null : this.addedEncoder.get(this.config.padToken)!;
+    return this.config.padToken === null ? null : this.added.encoder.get(this.config.padToken)!;
   }
   get specialTokenIds(): SpecialTokenIds {
     return { pad: this.padTokenId, unk: this.unkTokenId, bos: null, eos: this.eosTokenId, cls: null, sep: null, mask: null };
   }
   get allSpecialIds(): number[] {
-    return this.allSpecialTokens.map((token) => this.addedEncoder.get(token)!);
+    return this.allSpecialTokens.map((token) => this.added.encoder.get(token)!);
   }
 
   convertTokensToIds(tokens: readonly string[]): number[] {
-    return tokens.map((token) => this.addedEncoder.get(token) ?? this.sp.pieceToId(token));
+    return this.added.tokensToIds(tokens);
   }
 
   /** Id -> token (`convert_ids_to_tokens`); an id past the vocabulary and the added tokens is an error naming it. */
   convertIdsToTokens(ids: Iterable<number> | ArrayLike<number>, skipSpecialTokens = false): string[] {
-    const out: string[] = [];
-    for (const id of Array.from(ids)) {
-      if (skipSpecialTokens && this.allSpecialIdSet.has(id)) continue;
-      const added = this.addedDecoder.get(id);
-      if (added) out.push(added.content);
-      else if (Number.isInteger(id) && id >= 0 && id < this.sp.pieceSize) out.push(this.sp.idToPiece(id));
-      else throw new TokenizerError(`ReformerTokenizer: id ${id} is out of range (vocabulary of ${this.sp.pieceSize} pieces, added ids ${[...this.addedDecoder.keys()].filter((k) => k >= this.sp.pieceSize).join(', ') || 'none'})`);
-    }
-    return out;
+    return this.added.idsToTokens(ids, skipSpecialTokens ? this.allSpecialIdSet : null);
   }
 
   // ---- tokenize ----------------------------------------------------------------------------
@@ -267,13 +238,7 @@ export class ReformerTokenizer extends BasePadTokenizer implements Tokenizer {
     return decodeTokens(this.convertIdsToTokens(ids, skip), {
       skipSpecialTokens: skip,
       cleanUpTokenizationSpaces: options.cleanUpTokenizationSpaces ?? this.config.cleanUpTokenizationSpaces,
-      isSpecial: (token) => this.allSpecialTokens.includes(token),
-      isLegacyAdded: (token) => {
-        const id = this.addedEncoder.get(token);
-        if (id === undefined) return false;
-        return !this.allSpecialTokens.includes(token) || (this.config.additionalSpecialTokens.includes(token) && id >= this.vocabSize);
-      },
-      padToken: this.config.padToken,
+      ...this.added.decodeHooks(this.allSpecialTokens, this.config.additionalSpecialTokens, this.config.padToken),
       convertTokensToString: (tokens) => this.convertTokensToString(tokens),
     });
   }
@@ -316,9 +281,7 @@ export class ReformerTokenizer extends BasePadTokenizer implements Tokenizer {
     if (c.padToken !== null) config.pad_token = c.padToken;
     if (c.modelMaxLength < VERY_LARGE_INTEGER) config.model_max_length = c.modelMaxLength;
     // Every added token with its id, as save_pretrained writes added_tokens_decoder.
-    const decoder: Record<string, object> = {};
-    for (const [id, t] of [...this.addedDecoder].sort((a, b) => a[0] - b[0])) decoder[String(id)] = { content: t.content, lstrip: t.lstrip, rstrip: t.rstrip, special: t.special };
-    config.added_tokens_decoder = decoder;
+    config.added_tokens_decoder = this.added.toJSON();
     if (!this.sp.modelBytes) throw new TokenizerError('ReformerTokenizer.save: the SentencePiece model has no file bytes to save');
     return { 'spiece.model': this.sp.modelBytes, 'tokenizer_config.json': `${JSON.stringify(config, null, 2)}\n` };
   }
