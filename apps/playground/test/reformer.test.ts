@@ -4,14 +4,18 @@
 // @lm/reformer generates in this Node process (cpu backend) from the same files, and the LSH bucket view
 // must show Node's buckets (hash_seed is set in the bundled config, so the rotations are fixed). The
 // bundled model is the character-level export of apps/trainer/configs/reformer-long.yaml (vocab.json,
-// CharTokenizer); a WordPiece export (vocab.txt) is read the same way. Skips like browser.test.ts when
-// Chromium or a WebGPU adapter is missing, unless LM_REQUIRE_WEBGPU=1.
-import { existsSync, mkdirSync } from 'node:fs';
+// CharTokenizer); a WordPiece export (vocab.txt) is read the same way. A SentencePiece Reformer (a tiny
+// random ReformerModelWithLMHead saved here with ReformerTokenizer's spiece.model, the T5 bundle's
+// SentencePiece model) is then picked as files, as a person picks a Hugging Face folder, and must
+// generate Node's ids and text too. Skips like browser.test.ts when Chromium or a WebGPU adapter is
+// missing, unless LM_REQUIRE_WEBGPU=1.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BertTokenizer, type Tokenizer } from '@lm/layers';
-import { CharTokenizer, LSHSelfAttention, ReformerModelWithLMHead } from '@lm/reformer';
+import { CharTokenizer, LSHSelfAttention, ReformerConfig, ReformerModelWithLMHead, ReformerTokenizer } from '@lm/reformer';
 import { init, noGrad, tensor } from '@lm/tensor-gpu';
 import { webgpuRequired } from '@lm/tensor-gpu/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +30,7 @@ const requireWebGPU = webgpuRequired();
 
 const PROMPT = 'the capital of france is';
 const NEW_TOKENS = 12;
+const SPM_FILES = ['config.json', 'model.safetensors', 'spiece.model', 'tokenizer_config.json'];
 
 interface Expected {
   promptIds: number[];
@@ -63,12 +68,55 @@ async function reference(): Promise<Expected> {
   return { promptIds, generated, text: tokenizer.decode(generated, { skipSpecialTokens: true }), buckets };
 }
 
+/**
+ * A tiny random causal Reformer whose tokenizer is SentencePiece: the T5 bundle's spiece.model (200
+ * pieces) saved by ReformerTokenizer, written to `dir`; returns Node's greedy ids and text for PROMPT.
+ */
+async function sentencePieceReformer(dir: string): Promise<{ promptIds: number[]; generated: number[]; text: string }> {
+  const backend = await init('cpu');
+  const tokenizer = new ReformerTokenizer(new Uint8Array(readFileSync(join(here, '..', 'public', 'models', 't5', 'spiece.model'))));
+  const config = new ReformerConfig({
+    vocabSize: tokenizer.vocabSize,
+    hiddenSize: 32,
+    numAttentionHeads: 2,
+    attentionHeadSize: 16,
+    feedForwardSize: 48,
+    attnLayers: ['local', 'lsh'],
+    axialPosShape: [8, 8],
+    axialPosEmbdsDim: [16, 16],
+    maxPositionEmbeddings: 64,
+    localAttnChunkLength: 8,
+    lshAttnChunkLength: 8,
+    numBuckets: 4,
+    numHashes: 2,
+    isDecoder: true,
+    hiddenDropoutProb: 0,
+    localAttentionProbsDropoutProb: 0,
+    lshAttentionProbsDropoutProb: 0,
+    initializerRange: 0.5,
+    hashSeed: 3,
+    eosTokenId: tokenizer.eosTokenId,
+  });
+  const model = new ReformerModelWithLMHead(config, { backend });
+  model.eval();
+  await model.savePretrained(dir);
+  for (const [name, content] of Object.entries(tokenizer.save())) writeFileSync(join(dir, name), content);
+  const loaded = await ReformerTokenizer.fromPretrained(dir);
+  const promptIds = loaded.encode(PROMPT).inputIds;
+  const out = await model.generate(tensor([promptIds], { dtype: 'int32', backend }), { maxNewTokens: NEW_TOKENS, eosTokenId: loaded.eosTokenId });
+  const generated = out.sequences[0].slice(promptIds.length);
+  model.dispose();
+  return { promptIds, generated, text: loaded.decode(generated, { skipSpecialTokens: true }) };
+}
+
 if (!haveChromium && !requireWebGPU) console.warn(`[playground reformer test] SKIPPED: no Chromium at ${executablePath} (LM_REQUIRE_WEBGPU=1 makes this a failure)`);
 
 describe.skipIf(!haveChromium && !requireWebGPU)('the Reformer panel (?model=reformer) in headless Chromium', () => {
   let server: Server | undefined;
   let url = '';
   let expected: Expected;
+  let spmDir = '';
+  let spmExpected: { promptIds: number[]; generated: number[]; text: string };
 
   beforeAll(async () => {
     if (!haveChromium) throw new Error(`LM_REQUIRE_WEBGPU=1 but no Chromium at ${executablePath}`);
@@ -81,17 +129,24 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the Reformer panel (?model=ref
     // The bundled model is character-level: one id per character of the prompt, and LSH layers to show.
     expect(expected.promptIds).toHaveLength(PROMPT.length);
     expect(expected.buckets.size).toBeGreaterThan(0);
+    spmDir = mkdtempSync(join(tmpdir(), 'playground-reformer-spm-'));
+    spmExpected = await sentencePieceReformer(spmDir);
+    // SentencePiece pieces, not characters; the reference ReformerTokenizer adds no </s>.
+    expect(spmExpected.promptIds.length).toBeLessThan(PROMPT.length);
+    expect(spmExpected.promptIds.at(-1)).not.toBe(1);
+    expect(spmExpected.generated).not.toHaveLength(0);
   });
 
   afterAll(() => {
     server?.close();
+    if (spmDir) rmSync(spmDir, { recursive: true, force: true });
   });
 
   for (const [name, args] of [
     ['webgpu', WEBGPU_ARGS],
     ['cpu', NO_WEBGPU_ARGS],
   ] as const) {
-    it(`generates, streamed, the ids Node generates, and shows Node's LSH buckets (${name === 'webgpu' ? 'WebGPU' : 'the cpu fallback'})`, async (ctx) => {
+    it(`generates, streamed, the ids Node generates, shows Node's LSH buckets, and opens a SentencePiece (spiece.model) Reformer picked as files (${name === 'webgpu' ? 'WebGPU' : 'the cpu fallback'})`, async (ctx) => {
       const browser = await launch([...args]);
       const { page, log } = browser;
       try {
@@ -125,6 +180,20 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the Reformer panel (?model=ref
         expect(await page.$$('[data-testid^=chunks-]')).not.toHaveLength(0);
         expect(log.filter((line) => line.startsWith('[pageerror]')), log.join('\n')).toEqual([]);
         await page.screenshot({ path: join(artifacts, `playground-reformer-${name}.png`), fullPage: true });
+
+        // The SentencePiece Reformer, picked as files: spiece.model read by ReformerTokenizer.
+        await page.evaluate(() => (document.documentElement.dataset.model = 'picking'));
+        await page.setInputFiles('[data-testid=open-files-input]', SPM_FILES.map((f) => join(spmDir, f)));
+        await page.waitForFunction(() => ['ready', 'error'].includes(document.documentElement.dataset.model ?? ''), undefined, { timeout: 60_000 });
+        expect(await page.evaluate(() => document.documentElement.dataset.model), `${await page.textContent('#model')}\n${log.join('\n')}`).toBe('ready');
+        expect(await page.textContent('body')).toContain('SentencePiece (spiece.model, ReformerTokenizer)');
+        await page.fill('[data-testid=generate-max]', String(NEW_TOKENS));
+        await page.click('[data-testid=generate-run]');
+        await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector<HTMLElement>('[data-testid=generate]')?.dataset.state ?? ''), undefined, { timeout: 120_000 });
+        const spmContext = `${await page.textContent('[data-testid=generate]')}\n${log.join('\n')}`;
+        expect(await page.getAttribute('[data-testid=generate]', 'data-tokens'), spmContext).toBe(spmExpected.generated.join(','));
+        expect(await page.textContent('[data-testid=generated]'), spmContext).toBe(spmExpected.text);
+        expect(log.filter((line) => line.startsWith('[pageerror]')), log.join('\n')).toEqual([]);
       } finally {
         await browser.close();
       }

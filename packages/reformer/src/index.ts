@@ -4,3 +4,5 @@ export * from './modeling.js';
 export { conformance } from './conformance.js';
 export { CharTokenizer, CharTokenizerError } from './tokenizer.js';
 export type { CharTokenizerOptions } from './tokenizer.js';
+export { ReformerTokenizer, reformerTokenizerConfigFromJSON } from './reformer-tokenizer.js';
+export type { ReformerTokenizerConfig, ResolvedReformerTokenizerConfig } from './reformer-tokenizer.js';

@@ -6,6 +6,8 @@
 // SentencePiece model itself runs in `@lm/layers` (SentencePieceProcessor).
 
 import {
+  AddedTokenTable,
+  addedTokenContent,
   BasePadTokenizer,
   decodeTokens,
   pyStrip,
@@ -18,6 +20,7 @@ import {
   TokenizerError,
 } from '@lm/layers';
 import type {
+  AddedTokensDecoderJSON,
   AddedTokenStrip,
   DecodeOptions,
   EncodeOptions,
@@ -49,7 +52,7 @@ export interface T5TokenizerConfig {
   paddingSide?: 'right' | 'left';
   truncationSide?: 'right' | 'left';
   /** `added_tokens_decoder` as saved by save_pretrained: id -> token; overrides the computed sentinel ids. */
-  addedTokensDecoder?: Record<string, { content: string; lstrip?: boolean; rstrip?: boolean; special?: boolean }>;
+  addedTokensDecoder?: AddedTokensDecoderJSON;
 }
 
 export type ResolvedT5TokenizerConfig = Required<Omit<T5TokenizerConfig, 'addedTokensDecoder' | 'additionalSpecialTokens'>> & { additionalSpecialTokens: string[] };
@@ -72,12 +75,7 @@ const CONFIG_KEYS: Record<string, keyof T5TokenizerConfig> = {
   added_tokens_decoder: 'addedTokensDecoder',
 };
 
-/** A token given as a string or as an AddedToken object (`{ content, ... }`) -> its string. */
-function tokenString(value: unknown, key: string): string {
-  if (typeof value === 'string') return value;
-  if (typeof value === 'object' && value !== null && typeof (value as { content?: unknown }).content === 'string') return (value as { content: string }).content;
-  throw new TokenizerError(`T5Tokenizer: ${key} must be a string or an AddedToken object, got ${JSON.stringify(value)}`);
-}
+const tokenString = (value: unknown, key: string) => addedTokenContent(value, key, 'T5Tokenizer');
 
 /** tokenizer_config.json (+ special_tokens_map.json) values -> T5TokenizerConfig; unknown keys are ignored. */
 export function t5TokenizerConfigFromJSON(json: Record<string, unknown>): T5TokenizerConfig {
@@ -103,23 +101,17 @@ export function t5TokenizerConfigFromJSON(json: Record<string, unknown>): T5Toke
   return out as T5TokenizerConfig;
 }
 
-interface AddedToken extends AddedTokenStrip {
-  content: string;
-  special: boolean;
-}
-
 export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
   readonly sp: SentencePieceProcessor;
   readonly config: ResolvedT5TokenizerConfig;
   /** The tokenizer.json it was built from, when it was (saved back instead of a spiece.model). */
   private readonly tokenizerJson: unknown;
   /** `_added_tokens_encoder` / `_added_tokens_decoder`: pad, eos, unk (their vocab ids) and the sentinels. */
-  private readonly addedEncoder = new Map<string, number>();
-  private readonly addedDecoder = new Map<number, AddedToken>();
+  private readonly added: AddedTokenTable;
   /** `all_special_tokens`: eos, unk, pad, then the additional ones. */
   readonly allSpecialTokens: readonly string[];
   private readonly allSpecialIdSet: Set<number>;
-  private readonly splitTokens = new Map<string, AddedTokenStrip>();
+  private readonly splitTokens: Map<string, AddedTokenStrip>;
   /** How many pieces `<unk>` encodes to (legacy=False strips that prefix again). */
   private readonly unkTokenLength: number;
 
@@ -161,27 +153,15 @@ export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
 
     // Sentinels at the top, in reverse: <extra_id_i> = pieces + extraIds - 1 - i; then a saved
     // added_tokens_decoder (it wins), then the special tokens the model has, then any other at the next id.
-    const add = (id: number, token: AddedToken) => {
-      this.addedEncoder.set(token.content, id);
-      this.addedDecoder.set(id, token);
-    };
-    sentinels.forEach((content, i) => add(this.sp.pieceSize + extraIds - 1 - i, { content, lstrip: true, rstrip: true, special: true }));
-    for (const [key, t] of Object.entries(config.addedTokensDecoder ?? {})) {
-      const id = Number(key);
-      if (!Number.isInteger(id) || id < 0) throw new TokenizerError(`T5Tokenizer: added_tokens_decoder key ${JSON.stringify(key)} is not an id`);
-      add(id, { content: t.content, lstrip: t.lstrip ?? false, rstrip: t.rstrip ?? false, special: t.special ?? true });
-    }
+    this.added = new AddedTokenTable('T5Tokenizer', this.sp);
+    sentinels.forEach((content, i) => this.added.set(this.sp.pieceSize + extraIds - 1 - i, { content, lstrip: true, rstrip: true, special: true }));
+    this.added.setSaved(config.addedTokensDecoder);
     const specials: string[] = [];
     for (const token of [c.eosToken, c.unkToken, c.padToken, ...c.additionalSpecialTokens]) if (!specials.includes(token)) specials.push(token);
     this.allSpecialTokens = specials;
-    for (const token of specials) {
-      if (this.addedEncoder.has(token)) continue;
-      const inVocab = this.sp.pieceToId(token);
-      const id = this.sp.idToPiece(inVocab) === token ? inVocab : Math.max(this.sp.pieceSize, ...[...this.addedDecoder.keys()].map((k) => k + 1));
-      add(id, { content: token, lstrip: false, rstrip: false, special: true });
-    }
-    for (const [content, id] of this.addedEncoder) this.splitTokens.set(content, this.addedDecoder.get(id)!);
-    this.allSpecialIdSet = new Set(specials.map((token) => this.addedEncoder.get(token)!));
+    this.added.addSpecials(specials);
+    this.splitTokens = this.added.splitTokens();
+    this.allSpecialIdSet = new Set(specials.map((token) => this.added.encoder.get(token)!));
     this.unkTokenLength = this.sp.encodeAsIds(c.unkToken).length;
   }
 
@@ -220,40 +200,32 @@ export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
   }
 
   get padTokenId(): number {
-    return this.addedEncoder.get(this.config.padToken)!;
+    return this.added.encoder.get(this.config.padToken)!;
   }
   get eosTokenId(): number {
-    return this.addedEncoder.get(this.config.eosToken)!;
+    return this.added.encoder.get(this.config.eosToken)!;
   }
   get unkTokenId(): number {
-    return this.addedEncoder.get(this.config.unkToken)!;
+    return this.added.encoder.get(this.config.unkToken)!;
   }
   get specialTokenIds(): SpecialTokenIds {
     return { pad: this.padTokenId, unk: this.unkTokenId, bos: null, eos: this.eosTokenId, cls: null, sep: null, mask: null };
   }
   get allSpecialIds(): number[] {
-    return this.allSpecialTokens.map((token) => this.addedEncoder.get(token)!);
+    return this.allSpecialTokens.map((token) => this.added.encoder.get(token)!);
   }
   /** The ids of `<extra_id_0>`, `<extra_id_1>`, ... in that order (span corruption's sentinels). */
   get sentinelIds(): number[] {
-    return Array.from({ length: this.config.extraIds }, (_, i) => this.addedEncoder.get(`<extra_id_${i}>`)!);
+    return Array.from({ length: this.config.extraIds }, (_, i) => this.added.encoder.get(`<extra_id_${i}>`)!);
   }
 
   convertTokensToIds(tokens: readonly string[]): number[] {
-    return tokens.map((token) => this.addedEncoder.get(token) ?? this.sp.pieceToId(token));
+    return this.added.tokensToIds(tokens);
   }
 
   /** Id -> token (`convert_ids_to_tokens`); an id past the vocabulary and the sentinels is an error naming it. */
   convertIdsToTokens(ids: Iterable<number> | ArrayLike<number>, skipSpecialTokens = false): string[] {
-    const out: string[] = [];
-    for (const id of Array.from(ids)) {
-      if (skipSpecialTokens && this.allSpecialIdSet.has(id)) continue;
-      const added = this.addedDecoder.get(id);
-      if (added) out.push(added.content);
-      else if (Number.isInteger(id) && id >= 0 && id < this.sp.pieceSize) out.push(this.sp.idToPiece(id));
-      else throw new TokenizerError(`T5Tokenizer: id ${id} is out of range (vocabulary ${this.sp.pieceSize} pieces + ${this.config.extraIds} sentinels)`);
-    }
-    return out;
+    return this.added.idsToTokens(ids, skipSpecialTokens ? this.allSpecialIdSet : null);
   }
 
   // ---- tokenize ----------------------------------------------------------------------------
@@ -350,13 +322,7 @@ export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
     return decodeTokens(this.convertIdsToTokens(ids, skip), {
       skipSpecialTokens: skip,
       cleanUpTokenizationSpaces: options.cleanUpTokenizationSpaces ?? this.config.cleanUpTokenizationSpaces,
-      isSpecial: (token) => this.allSpecialTokens.includes(token),
-      isLegacyAdded: (token) => {
-        const id = this.addedEncoder.get(token);
-        if (id === undefined) return false;
-        return !this.allSpecialTokens.includes(token) || (this.config.additionalSpecialTokens.includes(token) && id >= this.vocabSize);
-      },
-      padToken: this.config.padToken,
+      ...this.added.decodeHooks(this.allSpecialTokens, this.config.additionalSpecialTokens, this.config.padToken),
       convertTokensToString: (tokens) => this.convertTokensToString(tokens),
     });
   }
@@ -415,11 +381,7 @@ export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
     };
     if (c.modelMaxLength < VERY_LARGE_INTEGER) config.model_max_length = c.modelMaxLength;
     // Ids that differ from the computed layout (a saved added_tokens_decoder) are written back.
-    const decoder: Record<string, object> = {};
-    for (const [id, t] of [...this.addedDecoder].sort((a, b) => a[0] - b[0])) {
-      const computed = sentinels.includes(t.content) ? this.sp.pieceSize + c.extraIds - 1 - sentinels.indexOf(t.content) : this.sp.pieceToId(t.content);
-      if (computed !== id) decoder[String(id)] = { content: t.content, lstrip: t.lstrip, rstrip: t.rstrip, special: t.special };
-    }
+    const decoder = this.added.toJSON((id, t) => id !== (sentinels.includes(t.content) ? this.sp.pieceSize + c.extraIds - 1 - sentinels.indexOf(t.content) : this.sp.pieceToId(t.content)));
     if (Object.keys(decoder).length > 0) config.added_tokens_decoder = decoder;
     const model: TokenizerSaveFiles = this.sp.modelBytes ? { 'spiece.model': this.sp.modelBytes } : { 'tokenizer.json': JSON.stringify(this.tokenizerJson) };
     return { ...model, 'tokenizer_config.json': `${JSON.stringify(config, null, 2)}\n` };

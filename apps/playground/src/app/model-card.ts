@@ -16,7 +16,7 @@ export interface BundledModel {
 }
 
 /** The files a Hugging Face model folder may hold that the playground reads. */
-const RELEVANT = /^(config\.json|.*\.safetensors|.*\.bin|.*\.index\.json|vocab\.txt|vocab\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|ice_text\.model)$/;
+const RELEVANT = /^(config\.json|.*\.safetensors|.*\.bin|.*\.index\.json|vocab\.txt|vocab\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|ice_text\.model|spiece\.model)$/;
 
 /** Keeps the model files, first occurrence of each name (a dropped folder may nest others). */
 export function relevantFiles(files: Iterable<File>): File[] {

@@ -46,3 +46,5 @@ export { parseSentencePieceModel, PieceType, sentencePieceModelFromTokenizerJSON
 export type { NormalizerSpec, SentencePieceModelProto, SentencePieceModelType, SentencePiecePiece } from './sentencepiece-model.js';
 export { pyLstrip, pyRstrip, pySplit, pyStrip, splitOnAddedTokens, splitOnTokens } from './text.js';
 export type { AddedTokenStrip, TextPiece } from './text.js';
+export { AddedTokenTable, addedTokenContent } from './added-tokens.js';
+export type { AddedTokenEntry, AddedTokensDecoderJSON } from './added-tokens.js';

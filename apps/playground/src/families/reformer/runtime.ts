@@ -2,16 +2,21 @@
 // runs the panel's tasks with @lm/reformer: generation through the cached decoding path
 // (past_buckets_states), streamed token by token, and the LSH buckets of every layer and hash round for a
 // text (with the local layers' chunks). Tokenizers: a character vocabulary `vocab.json` (CharTokenizer,
-// what `lm-train` exports for configs/reformer-long.yaml) or WordPiece `vocab.txt` / `tokenizer.json`
-// (configs/reformer-causal-lm.yaml's export).
+// what `lm-train` exports for configs/reformer-long.yaml), SentencePiece `spiece.model` (ReformerTokenizer,
+// what Hugging Face's Reformer checkpoints such as google/reformer-crime-and-punishment carry) or WordPiece
+// `vocab.txt` / `tokenizer.json` (configs/reformer-causal-lm.yaml's export).
 import { BertTokenizer, stream, type Tokenizer } from '@lm/layers';
-import { CharTokenizer, ReformerModelWithLMHead, LSHSelfAttention } from '@lm/reformer';
+import { CharTokenizer, ReformerModelWithLMHead, ReformerTokenizer, LSHSelfAttention } from '@lm/reformer';
 import { noGrad, scope, tensor, type Tensor } from '@lm/tensor-gpu';
 import { pretrainedFiles, tokenizerFiles } from '../files.js';
 import type { FamilyRuntime, LoadedModel } from '../types.js';
 import type { BucketsInput, BucketsResult, GenerateInput, GeneratePartial, GenerateResult, LayerBuckets } from './tasks.js';
 
-/** vocab.json (+ tokenizer_config.json) -> CharTokenizer; vocab.txt / tokenizer.json -> BertTokenizer; anything else is refused by name. */
+/**
+ * vocab.json (+ tokenizer_config.json) -> CharTokenizer; spiece.model (+ tokenizer_config.json /
+ * special_tokens_map.json) -> ReformerTokenizer, ahead of a tokenizer.json beside it (as Hugging Face's slow
+ * tokenizer reads the folder); vocab.txt / tokenizer.json -> BertTokenizer; anything else is refused by name.
+ */
 async function loadTokenizer(files: File[]): Promise<Tokenizer> {
   const named = (name: string) => files.find((f) => f.name === name);
   const charVocab = named('vocab.json');
@@ -19,23 +24,24 @@ async function loadTokenizer(files: File[]): Promise<Tokenizer> {
     const config = named('tokenizer_config.json');
     return CharTokenizer.fromPretrained({ 'vocab.json': await charVocab.text(), ...(config ? { 'tokenizer_config.json': await config.text() } : {}) });
   }
+  if (named('spiece.model')) return ReformerTokenizer.fromPretrained(files.filter((f) => /^(spiece\.model|tokenizer_config\.json|special_tokens_map\.json)$/.test(f.name)));
   if (named('vocab.txt') || named('tokenizer.json')) return BertTokenizer.fromPretrained(tokenizerFiles(files));
-  const spiece = named('spiece.model') ? ' (spiece.model, SentencePiece, is not read by this panel)' : '';
-  throw new Error(`the Reformer panel reads a vocab.json (CharTokenizer), vocab.txt or tokenizer.json tokenizer${spiece}; none among the files (${files.map((f) => f.name).join(', ')})`);
+  throw new Error(`the Reformer panel reads a vocab.json (CharTokenizer), spiece.model (ReformerTokenizer), vocab.txt or tokenizer.json tokenizer; none among the files (${files.map((f) => f.name).join(', ')})`);
 }
 
 export const reformerRuntime: FamilyRuntime = {
   modelType: 'reformer',
   async load({ files, config: rawConfig, backend, progress }): Promise<LoadedModel> {
     // The tokenizer first: a folder without one is refused before the weights are read.
-    progress({ stage: 'tokenizer', message: 'CharTokenizer (vocab.json) or BertTokenizer (vocab.txt / tokenizer.json)' });
+    progress({ stage: 'tokenizer', message: 'CharTokenizer (vocab.json), ReformerTokenizer (spiece.model) or BertTokenizer (vocab.txt / tokenizer.json)' });
     const tokenizer = await loadTokenizer(files);
     progress({ stage: 'weights', message: 'ReformerModelWithLMHead.fromPretrained: reading the weights' });
     const model = await ReformerModelWithLMHead.fromPretrained(pretrainedFiles(files), { backend });
     const config = model.config;
     const architectures = Array.isArray(rawConfig.architectures) ? rawConfig.architectures.join(', ') : 'not given';
     // Prompts start like the trainer's examples: [CLS] under WordPiece (no bos there), nothing under the
-    // character tokenizer (packed blocks start anywhere in the text).
+    // character tokenizer (packed blocks start anywhere in the text) nor under SentencePiece (the
+    // reference ReformerTokenizer adds no special tokens).
     const bos = tokenizer.specialTokenIds.bos ?? tokenizer.specialTokenIds.cls;
     const eos = tokenizer.specialTokenIds.eos ?? tokenizer.specialTokenIds.sep;
     const encode = (text: string): number[] => {
@@ -43,8 +49,10 @@ export const reformerRuntime: FamilyRuntime = {
       if (ids.length > config.maxPositionEmbeddings) throw new RangeError(`the text is ${ids.length} tokens long; this model takes at most ${config.maxPositionEmbeddings}`);
       return ids;
     };
-    // Each id's token as shown: WordPiece's pieces (with ##), else each id decoded alone (one character).
-    const strings = (ids: number[]): string[] => (tokenizer instanceof BertTokenizer ? (tokenizer.convertIdsToTokens(ids) as string[]) : ids.map((id) => tokenizer.decode([id])));
+    // Each id's token as shown: WordPiece's pieces (with ##) or SentencePiece's (with ▁), else each id
+    // decoded alone (one character).
+    const strings = (ids: number[]): string[] =>
+      tokenizer instanceof BertTokenizer ? (tokenizer.convertIdsToTokens(ids) as string[]) : tokenizer instanceof ReformerTokenizer ? tokenizer.convertIdsToTokens(ids) : ids.map((id) => tokenizer.decode([id]));
 
     const tasks: LoadedModel['tasks'] = {
       async generate(input, emit) {
@@ -145,7 +153,7 @@ export const reformerRuntime: FamilyRuntime = {
           ['local chunk', config.localAttnChunkLength],
           ['positions', config.axialPosEmbds ? `axial ${config.axialPosShape.join(' x ')}` : `learned ${config.maxPositionEmbeddings}`],
           ['vocabulary', config.vocabSize],
-          ['tokenizer', tokenizer instanceof CharTokenizer ? 'characters (vocab.json, CharTokenizer)' : 'WordPiece (BertTokenizer)'],
+          ['tokenizer', tokenizer instanceof CharTokenizer ? 'characters (vocab.json, CharTokenizer)' : tokenizer instanceof ReformerTokenizer ? 'SentencePiece (spiece.model, ReformerTokenizer)' : 'WordPiece (BertTokenizer)'],
           ['hash seed', config.hashSeed === null ? 'none (fresh rotations each call)' : config.hashSeed],
         ],
       },
