@@ -28,8 +28,13 @@ test('gpu-bench.sh --small writes matmul and workload lines for float32, and flo
     assert.equal(f16.length, 1 + 4);
     for (const x of f16) assert.ok(x.median_ms > 0 || /shader-f16|float32 state/.test(x.skipped), JSON.stringify(x));
     const submits = rows.filter((x) => x.op === 'submits');
-    assert.deepEqual(submits.map((x) => x.batch_dispatches), [16, 64, 1024]);
+    // Each batch size with the runtime's bind-group cache (its default limit) and without it (limit 0).
+    assert.deepEqual(submits.map((x) => [x.batch_dispatches, x.bind_group_cache]), [[16, 4096], [16, 0], [64, 4096], [64, 0], [1024, 4096], [1024, 0]]);
     for (const x of submits) assert.ok(x.workload === 'decode-token' && x.submits_per_step >= 1 && x.dispatches_per_step > x.submits_per_step, JSON.stringify(x));
+    // Without the cache every dispatch makes a bind group (what the cache saves is tested in
+    // bind-group-cache.test.ts: at --reps=2 a cached step may still be a cold one).
+    for (const x of submits.filter((r) => r.bind_group_cache === 0)) assert.equal(x.bind_groups_per_step, x.dispatches_per_step, JSON.stringify(x));
+    for (const x of submits.filter((r) => r.bind_group_cache > 0)) assert.ok(x.bind_groups_per_step >= 0 && x.bind_groups_per_step <= x.dispatches_per_step, JSON.stringify(x));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
