@@ -4,7 +4,8 @@
 
 import { noGrad } from '../autograd.js';
 import type { Tensor } from '../tensor.js';
-import { broadcastTo, sumToShape } from './broadcast.js';
+import { sumToShape } from './broadcast.js';
+import { flatBatch } from './batch-views.js';
 import { empty } from './util.js';
 import { reshape } from './views.js';
 
@@ -21,12 +22,7 @@ export function fusedAttentionGrads(
   const [Lq, D] = q.shape.slice(-2);
   const [Lk, Dv] = v.shape.slice(-2);
   return noGrad(() => {
-    const flat = (t: Tensor, r: number, c: number) => {
-      const e = broadcastTo(t, [...batch, r, c]);
-      const out = reshape(e, [B, r, c]);
-      if (e !== t) e.dispose();
-      return out;
-    };
+    const flat = (t: Tensor, r: number, c: number) => flatBatch(t, batch, r, c);
     const ins = [flat(q, Lq, D), flat(k, Lk, D), flat(v, Lk, Dv), mask ? flat(mask, Lq, Lk) : null, flat(gradOut, Lq, Dv)] as const;
     const grads = [empty(q.backend, q.dtype, [B, Lq, D]), empty(q.backend, k.dtype, [B, Lk, D]), empty(q.backend, v.dtype, [B, Lk, Dv])];
     const done = kernel(ins[0], ins[1], ins[2], ins[3], ins[4], grads[0], grads[1], grads[2], scale, causal);

@@ -4,9 +4,12 @@
 // (Lk, 0). Merging those dims needs a contiguous copy; on a backend that reads strided batches the
 // kernel runs once per index of the outer batch dims instead, on [H, r, c] views with no copy.
 
+import { noGrad } from '../autograd.js';
 import type { Backend, View } from '../backend.js';
 import { broadcastStrides, viewStrides } from '../layout.js';
 import type { Tensor } from '../tensor.js';
+import { broadcastTo } from './broadcast.js';
+import { reshape } from './views.js';
 
 /** An operand: the tensor (or null, passed through) and its two matrix dims. */
 export type BatchOperand = readonly [Tensor | null, number, number];
@@ -44,4 +47,14 @@ export function outerBatchViews(backend: Backend, batch: readonly number[], oper
     }
   }
   return views;
+}
+
+/** `t` broadcast to [...batch, r, c] and merged to [B, r, c] for a one-batch-dim kernel (a view where the dims merge, else a copy); no gradient. */
+export function flatBatch(t: Tensor, batch: readonly number[], r: number, c: number): Tensor {
+  return noGrad(() => {
+    const e = broadcastTo(t, [...batch, r, c]);
+    const out = reshape(e, [batch.reduce((n, d) => n * d, 1), r, c]);
+    if (e !== t) e.dispose();
+    return out;
+  });
 }

@@ -10,11 +10,11 @@ import { scope } from '../memory.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import type { Tensor } from '../tensor.js';
 import { bernoulli, full } from './creation.js';
-import { broadcastTo, sumToShape } from './broadcast.js';
+import { sumToShape } from './broadcast.js';
 import { where } from './elementwise.js';
 import { gather } from './indexing.js';
 import { backendOf, describe, empty, requireFloat } from './util.js';
-import { outerBatchViews } from './batch-views.js';
+import { flatBatch, outerBatchViews } from './batch-views.js';
 import { alias, contiguous, reshape, transpose } from './views.js';
 import { matmul } from './linalg.js';
 import { fusedAttentionGrads } from './attention-backward.js';
@@ -385,13 +385,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
   if (mask) broadcastShapes('attention mask', mask.shape, [...batch, Lq, Lk]);
   const kernel = backend.fused.attention;
   if (!kernel) return scope(() => matmul(attentionWeights(q, k, mask, scale, causal), v));
-  const flat = (t: Tensor, r: number, c: number) =>
-    noGrad(() => {
-      const e = broadcastTo(t, [...batch, r, c]);
-      const out = reshape(e, [B, r, c]);
-      if (e !== t) e.dispose();
-      return out;
-    });
+  const flat = (t: Tensor, r: number, c: number) => flatBatch(t, batch, r, c);
   const out3 = empty(backend, q.dtype, [B, Lq, Dv]);
   const perOuter = outerBatchViews(backend, batch, [[q, Lq, D], [k, Lk, D], [v, Lk, Dv], [mask, Lq, Lk]]);
   if (perOuter) {
