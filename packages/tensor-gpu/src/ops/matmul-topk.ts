@@ -54,13 +54,15 @@ export function matmulTopk(queries: Tensor, blocks: Tensor | readonly Tensor[], 
     const indices = empty(backend, 'int32', [Q, k]);
     const q = queries.contiguous();
     const rows = parts.filter((b) => b.shape[0] > 0).map((b) => b.contiguous());
-    const done = kernel(q, rows, values, indices, k, tileRows ?? 0);
-    [q, ...rows].forEach((t) => t.dispose());
-    if (!done) {
-      values.dispose();
-      indices.dispose();
-      return fallback();
+    let done = false;
+    try {
+      done = kernel(q, rows, values, indices, k, tileRows ?? 0);
+    } finally {
+      [q, ...rows].forEach((t) => t.dispose());
+      // a kernel that throws (a binding over the adapter's limit) leaves nothing allocated behind
+      if (!done) [values, indices].forEach((t) => t.dispose());
     }
+    if (!done) return fallback();
     return { values, indices };
   });
 }

@@ -71,12 +71,10 @@ export interface Gemm {
   /**
    * A Float32Array of `length` floats inside the memory the GEMM's threads share (contents
    * unspecified), or null where there is none or it cannot grow. `matmul` reads a weight allocated
-   * here in place on every thread. Give it back with `release` (or drop it: it is returned when
-   * collected).
+   * here in place on every thread. The cpu backend gives it back through its heap (`heapOf(a).release`,
+   * in `releaseStorage`), or drops it: it is returned when collected.
    */
   alloc(length: number): Float32Array | null;
-  /** Returns an array from `alloc` (a no-op for any other array). */
-  release(a: Float32Array): void;
   /** Terminates the workers. The engine cannot be used afterwards. */
   dispose(): void;
 }
@@ -378,7 +376,6 @@ class ScalarGemm implements Gemm {
   alloc(): Float32Array | null {
     return null;
   }
-  release(): void {}
   dispose(): void {}
 }
 
@@ -432,10 +429,6 @@ class WasmGemm implements Gemm {
 
   alloc(length: number): Float32Array | null {
     return this.heap ? this.heap.alloc(length) : null;
-  }
-
-  release(a: Float32Array): void {
-    if (this.heap && heapOf(a) === this.heap) this.heap.release(a);
   }
 
   /**
