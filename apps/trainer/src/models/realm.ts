@@ -42,7 +42,7 @@ import {
   parseBlockRecords,
   type RealmConfigFields,
 } from '@lm/realm';
-import { arange, concat, crossEntropy, fromHost, full, isGradEnabled, keep, noGrad, scope, topk, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { arange, concat, crossEntropy, fromHost, full, isGradEnabled, keep, matmulTopk, noGrad, scope, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { ConfigError, DataError } from '../core/errors.js';
 import type { FamilyObjective, ModelFamily, ObjectiveContext, ResolvedModelConfig, TrainableModel } from '../core/family.js';
 import { IGNORE_INDEX, type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
@@ -85,6 +85,13 @@ function parseRecords(text: string, path: string): string[] {
   }
   if (records.length === 0) throw new DataError(`objectives: ${path} holds no block records (the document collection is empty)`);
   return records;
+}
+
+/** The ids of the `k` blocks with the largest inner product with each projection [Q, proj], best first (ties to the lower id): the engine's fused search, as `RealmBlockIndex.search`; a search, so no gradient. */
+function topIds(projection: Tensor, blockEmb: Tensor, k: number): Tensor {
+  const { values, indices } = matmulTopk(projection.detach(), blockEmb, k); // [Q, k]
+  values.dispose();
+  return indices;
 }
 
 function readRecordsSync(path: string): string[] {
@@ -330,7 +337,7 @@ export class OpenQAObjective implements Objective<QAExample, QABatch, OpenQATrai
       const question = fromHost(row.question, [1, row.question.length], 'int32', backend);
       const projection = qa.embedder.forward({ inputIds: question }).projectedScore; // [1, proj]
       // The top k blocks by inner product with the current index: no gradient flows through the search.
-      const ids = noGrad(() => topk(projection.detach().matmul(blockEmb.transpose(0, 1)).reshape(numBlocks), k).indices); // [k], best first
+      const ids = topIds(projection, blockEmb, k).reshape(k); // [k], best first
       const retrieved = (data: Int32Array, width: number) => fromHost(data, [numBlocks, width], 'int32', backend).indexSelect(0, ids); // [k, width]
       // retrieved_logits: block_emb[ids] . question, the gradient reaching the embedder through the question.
       const relevance = blockEmb.indexSelect(0, ids).matmul(projection.reshape(-1, 1)).reshape(k); // [k]
@@ -674,7 +681,7 @@ export class KnowledgeMLMObjective implements Objective<Int32Array, KnowledgeBat
       inputIds: fromHost(batch.query, [B, batch.querySeq], 'int32', backend),
       attentionMask: fromHost(batch.queryMask, [B, batch.querySeq], 'int32', backend),
     }).projectedScore; // [B, proj]
-    const ids = noGrad(() => topk(projection.detach().matmul(blockEmb.transpose(0, 1)), C).indices); // [B, C]
+    const ids = topIds(projection, blockEmb, C); // [B, C]
     // Row b's candidate c is pair row b * numBlocks + ids[b, c].
     const rows = ids.add(arange(0, B * n, n, { dtype: 'int32', backend }).reshape(B, 1)).reshape(B * C);
     const candidates = (data: Int32Array) => fromHost(data, [B * n, seq], 'int32', backend).indexSelect(0, rows).reshape(B, C, seq); // [B, C, seq]
