@@ -32,6 +32,7 @@ describe.skipIf(!have)('AddedTokenTable', () => {
   it('names the bad added_tokens_decoder key, the out-of-range id and the bad token value', () => {
     const table = new AddedTokenTable('Tok', sp());
     expect(() => table.setSaved({ x: { content: '<x>' } })).toThrow(/Tok: added_tokens_decoder key "x" is not an id/);
+    expect(() => table.setSaved({ 900: {} as { content: string } })).toThrow(/Tok: added_tokens_decoder\["900"\]\.content must be a string, got undefined/);
     expect(() => table.idsToTokens([3, 800], null)).toThrow(/Tok: id 800 is out of range \(vocabulary of 800 pieces and 0 added tokens\)/);
     expect(addedTokenContent({ content: '<s>', lstrip: false }, 'bos_token', 'Tok')).toBe('<s>');
     expect(() => addedTokenContent(3, 'bos_token', 'Tok')).toThrow(/Tok: bos_token must be a string or an AddedToken object, got 3/);

@@ -45,6 +45,8 @@ export class AddedTokenTable {
     for (const [key, t] of Object.entries(saved ?? {})) {
       const id = Number(key);
       if (!Number.isInteger(id) || id < 0) throw new TokenizerError(`${this.owner}: added_tokens_decoder key ${JSON.stringify(key)} is not an id`);
+      const content: unknown = (t as { content?: unknown } | null)?.content;
+      if (typeof content !== 'string') throw new TokenizerError(`${this.owner}: added_tokens_decoder[${JSON.stringify(key)}].content must be a string, got ${JSON.stringify(content)}`);
       this.set(id, { content: t.content, lstrip: t.lstrip ?? false, rstrip: t.rstrip ?? false, special: t.special ?? true });
     }
   }
