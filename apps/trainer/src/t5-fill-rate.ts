@@ -113,8 +113,9 @@ for (const sentence of sentences) {
 }
 model.dispose();
 // --examples N: N fills spread evenly over the run (sentences in sorted order, both presentations).
-const examples = Array.from({ length: Math.min(maxExamples, all.length) }, (_, i) => all[Math.floor((i * all.length) / maxExamples)]);
-const rates = (t: Score) => ({ ...t, rate: +(t.right / t.of).toFixed(3), sensibleRate: +(t.sensible / t.of).toFixed(3) });
+const shown = Math.min(maxExamples, all.length);
+const examples = Array.from({ length: shown }, (_, i) => all[Math.floor((i * all.length) / shown)]);
+const rates = (t: Score) => ({ ...t, rate: t.of ? +(t.right / t.of).toFixed(3) : null, sensibleRate: t.of ? +(t.sensible / t.of).toFixed(3) : null });
 const figures = Object.fromEntries(presentations.map((p) => [p, { fact: rates(scores[p].fact), span: rates(scores[p].span) }]));
 console.log(JSON.stringify({ export: exportDir, heldOutSentences: sentences.length, alsoInTraining: sentences.filter((s) => train.has(s)).length, ...figures, examples }));
 process.exit(0);

@@ -113,10 +113,10 @@ export class CausalLMObjective implements Objective<Int32Array, CausalLMBatch, C
   }
 
   /**
-   * Greedy continuations of the prompts (bos + prompt, up to `maxNewTokens` or eos), with
-   * @lm/layers' `generate`; the model runs without a cache (prompts here are a few tokens).
+   * Continuations of the prompts (bos + prompt, up to `maxNewTokens` or eos) with @lm/layers'
+   * `generate`: greedy by default; `options` adds sampling or logits processors. The model runs
+   * without a cache (prompts here are a few tokens).
    */
-  /** Continues each prompt: greedy by default; `options` adds sampling or logits processors (`@lm/layers` generate's). */
   async continueGreedy(model: CausalLMModel, tokenizer: Tokenizer, prompts: readonly string[], maxNewTokens = 8, options: ContinueOptions = {}): Promise<string[]> {
     const lines: string[] = [];
     for (const prompt of prompts) {
