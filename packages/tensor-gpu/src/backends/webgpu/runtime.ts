@@ -264,7 +264,7 @@ export class Runtime {
     return enc;
   }
 
-  pipeline(spec: KernelSpec): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+  pipeline(spec: KernelSpec): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; layoutKey: string } {
     const layoutKey = spec.bindings.join(',');
     let layout = this.layouts.get(layoutKey);
     if (!layout) {
@@ -290,7 +290,7 @@ export class Runtime {
       });
       this.pipelines.set(spec.key, pipeline);
     }
-    return { pipeline, layout };
+    return { pipeline, layout, layoutKey };
   }
 
   /**
@@ -307,14 +307,14 @@ export class Runtime {
         );
       }
     }
-    const { pipeline, layout } = this.pipeline(spec);
+    const { pipeline, layout, layoutKey } = this.pipeline(spec);
     const slots = Math.max(1, Math.ceil((params.n * 4) / SLOT_BYTES));
     if (this.arenaSlots + slots > ARENA_SLOTS || this.dispatches >= this.batchDispatches) this.flush();
     const slot = this.arenaSlots;
     this.arenaData.set(params.u.subarray(0, params.n), (slot * SLOT_BYTES) / 4);
     this.arenaSlots += slots;
     for (const b of buffers) b.pb.lastBatch = this.batch;
-    const bindGroup = this.bindGroup(spec.bindings.join(','), layout, slot * SLOT_BYTES, buffers);
+    const bindGroup = this.bindGroup(layoutKey, layout, slot * SLOT_BYTES, buffers);
     const enc = this.encoderOrNew();
     if (!this.pass) this.pass = enc.beginComputePass();
     this.pass.setPipeline(pipeline);

@@ -12,12 +12,10 @@
 import type { View } from '../../../backend.js';
 import { storageRef, tempStorage, type BufferRef, type Runtime } from '../runtime.js';
 import { PARAMS_WGSL, enables, fromF32, grid, toF32, wtype } from './common.js';
-import { causalKeyEndWgsl, flashAttentionFits, flashMainWgsl, flashParams, runFlashAttentionStats, stageWgsl } from './flash-attention.js';
+import { causalKeyEndWgsl, flashConfig, flashMainWgsl, flashParams, runFlashAttentionStats, stageWgsl } from './flash-attention.js';
 import { WGSL_MATH } from './wgsl-math.js';
 
 const LANES = 16;
-
-export { flashAttentionFits };
 
 /**
  * gradQ [B, Lq, D], gradK [B, Lk, D], gradV [B, Lk, Dv] (contiguous) of attention(q, k, v, mask).
@@ -30,8 +28,9 @@ export function runFlashAttentionBackward(
   const [B, Lq, D] = q.shape;
   const Lk = k.shape[1];
   const Dv = v.shape[2];
-  const DM = Math.max(D, Dv) <= 64 ? 64 : 128;
-  if (Math.max(D, Dv) > 128) throw new Error(`attention backward: flash kernel called with head dims D ${D}, Dv ${Dv} above 128`);
+  const fit = flashConfig(D, Dv);
+  if (!fit) throw new Error(`attention backward: flash kernel called with head dims D ${D}, Dv ${Dv} above 128`);
+  const { DM } = fit;
   const stats = tempStorage(rt, 'float32', Math.max(1, B * Lq * 4));
   const st: View = { storage: stats, dtype: 'float32', shape: [B * Lq, 4], strides: [4, 1], offset: 0 };
   try {

@@ -20,7 +20,7 @@ import { WGSL_MATH } from './wgsl-math.js';
 const LANES = 16;
 
 /** The shared-memory tile sizes for these head dims, or null when they are too large for this kernel. */
-function config(D: number, Dv: number): { BQ: number; BK: number; DM: number } | null {
+export function flashConfig(D: number, Dv: number): { BQ: number; BK: number; DM: number } | null {
   const d = Math.max(D, Dv);
   if (d <= 64) return { BQ: 16, BK: 16, DM: 64 };
   if (d <= 128) return { BQ: 8, BK: 8, DM: 128 };
@@ -84,7 +84,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 /** Whether runFlashAttention handles these shapes (else the row-per-thread kernel runs). */
 export function flashAttentionFits(q: View, v: View): boolean {
-  return config(q.shape[2], v.shape[2]) !== null;
+  return flashConfig(q.shape[2], v.shape[2]) !== null;
 }
 
 export function runFlashAttention(
@@ -111,7 +111,7 @@ function flashForward(
   const [B, Lq, D] = q.shape;
   const Dv = v.shape[2];
   if (B * Lq * Dv === 0) return;
-  const cfg = config(D, Dv);
+  const cfg = flashConfig(D, Dv);
   if (!cfg) throw new Error(`attention: flash kernel called with head dims D ${D}, Dv ${Dv} above 128`);
   const { BQ, BK, DM } = cfg;
   const NT = BQ * LANES;
