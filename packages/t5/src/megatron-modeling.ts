@@ -159,7 +159,7 @@ export class MegatronT5SelfAttention extends Module {
   declare linear_proj: Linear;
   readonly s: AttentionSettings;
 
-  constructor(config: MegatronT5Config, layerNumber: number, options: ModuleOptions = {}) {
+  constructor(config: MegatronT5Config, options: ModuleOptions = {}) {
     super();
     const { backend } = options;
     this.s = attentionSettings(config);
@@ -196,7 +196,7 @@ export class MegatronT5CrossAttention extends Module {
   declare linear_proj: Linear;
   readonly s: AttentionSettings;
 
-  constructor(config: MegatronT5Config, layerNumber: number, options: ModuleOptions = {}) {
+  constructor(config: MegatronT5Config, options: ModuleOptions = {}) {
     super();
     const { backend } = options;
     this.s = attentionSettings(config);
@@ -292,10 +292,10 @@ export class MegatronT5TransformerLayer extends Module {
     this.isDecoder = options.isDecoder;
     this.hiddenDropout = config.hiddenDropout;
     this.registerModule('input_layernorm', norm(config, backend));
-    this.registerModule('self_attention', new MegatronT5SelfAttention(config, layerNumber, { backend }));
+    this.registerModule('self_attention', new MegatronT5SelfAttention(config, { backend }));
     // The encoder spec has IdentityOp here: no parameters.
     this.registerModule('pre_cross_attn_layernorm', this.isDecoder ? norm(config, backend) : null);
-    this.registerModule('cross_attention', this.isDecoder ? new MegatronT5CrossAttention(config, layerNumber, { backend }) : null);
+    this.registerModule('cross_attention', this.isDecoder ? new MegatronT5CrossAttention(config, { backend }) : null);
     this.registerModule('pre_mlp_layernorm', norm(config, backend));
     this.registerModule('mlp', new MegatronT5MLP(config, { backend }));
   }
