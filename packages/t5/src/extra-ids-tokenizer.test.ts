@@ -16,6 +16,19 @@ describe('ExtraIdsTokenizer', () => {
     expect(ExtraIdsTokenizer.fromVocab(vocab([])).sentinelId(0)).toBe(109);
   });
 
+  it('lists the sentinel ids as <extra_id_0>, <extra_id_1>, ... in either order, as T5Tokenizer.sentinelIds does', () => {
+    // 10 WordPiece ids (0..9), then the sentinels.
+    expect(ExtraIdsTokenizer.fromVocab(vocab(['<extra_id_2>', '<extra_id_1>', '<extra_id_0>'])).sentinelIds).toEqual([12, 11, 10]);
+    const up = ExtraIdsTokenizer.fromVocab(vocab(['<extra_id_0>', '<extra_id_1>', '<extra_id_2>']));
+    expect(up.sentinelIds).toEqual([10, 11, 12]);
+    // Each id encodes back to its sentinel's text.
+    expect(up.sentinelIds.map((id) => up.decode([id]))).toEqual(['<extra_id_0>', '<extra_id_1>', '<extra_id_2>']);
+    expect(up.encode('<extra_id_1>', null, { addSpecialTokens: false }).inputIds).toEqual([up.sentinelIds[1]]);
+    const megatron = ExtraIdsTokenizer.fromVocab(vocab([]), { order: 'ascending' });
+    expect([megatron.sentinelIds.length, megatron.sentinelIds[0], megatron.sentinelIds[99]]).toEqual([100, 10, 109]);
+    expect(ExtraIdsTokenizer.fromVocab(vocab([])).sentinelIds.slice(0, 2)).toEqual([109, 108]);
+  });
+
   it('encodes sentinels in the text as themselves with eos at the end, decodes them back, and saves in id order', () => {
     const tok = ExtraIdsTokenizer.fromVocab(vocab(['<extra_id_0>', '<extra_id_1>']));
     expect(tok.encode('the cow says <extra_id_0> . <extra_id_1>').inputIds).toEqual([5, 6, 7, 10, 9, 11, 3]);

@@ -54,6 +54,11 @@ export class ExtraIdsTokenizer implements Tokenizer {
     return this.order === 'descending' ? this.vocabSize - 1 - k : this.base.vocabSize + k;
   }
 
+  /** The ids of `<extra_id_0>`, `<extra_id_1>`, ... in that order (span corruption's sentinels), as `T5Tokenizer.sentinelIds`. */
+  get sentinelIds(): number[] {
+    return Array.from({ length: this.extraIds }, (_, k) => this.sentinelId(k));
+  }
+
   /** k of the sentinel `id` (an id >= the WordPiece vocabulary size). */
   sentinelIndex(id: number): number {
     return this.order === 'descending' ? this.vocabSize - 1 - id : id - this.base.vocabSize;
@@ -94,7 +99,7 @@ export class ExtraIdsTokenizer implements Tokenizer {
   }
 
   get allSpecialIds(): number[] {
-    return [...this.base.allSpecialIds, ...Array.from({ length: this.extraIds }, (_, k) => this.sentinelId(k))];
+    return [...this.base.allSpecialIds, ...this.sentinelIds];
   }
 
   /** vocab.txt (the WordPiece vocabulary, then the sentinels in id order) and tokenizer_config.json. */
