@@ -3,11 +3,21 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { BertTokenizer } from '@lm/layers';
+import { BertTokenizer, type BertTokenizerConfig } from '@lm/layers';
 import { DataError } from '../core/errors.js';
 
-/** Loads the tokenizer from a vocab.txt, a tokenizer.json, or a folder with one of them. */
-export async function loadWordPieceTokenizer(path: string, options: { lowercase: boolean }): Promise<BertTokenizer> {
+/** A BertTokenizer class (BertTokenizer itself, or a family's subclass such as RealmTokenizer): its two builders. */
+export interface WordPieceTokenizerClass<T extends BertTokenizer> {
+  fromVocab(vocabText: string, config?: BertTokenizerConfig): T;
+  fromTokenizerJSON(json: unknown, config?: BertTokenizerConfig): T;
+}
+
+/** Loads the tokenizer from a vocab.txt, a tokenizer.json, or a folder with one of them, as an instance of `kind`. */
+export async function loadWordPieceTokenizer<T extends BertTokenizer = BertTokenizer>(
+  path: string,
+  options: { lowercase: boolean },
+  kind: WordPieceTokenizerClass<T> = BertTokenizer as unknown as WordPieceTokenizerClass<T>,
+): Promise<T> {
   let file = path;
   let st;
   try {
@@ -23,7 +33,7 @@ export async function loadWordPieceTokenizer(path: string, options: { lowercase:
     file = found[0];
   }
   const text = await readFile(file, 'utf8');
-  let tokenizer: BertTokenizer;
+  let tokenizer: T;
   if (basename(file).endsWith('.json')) {
     let json: unknown;
     try {
@@ -31,10 +41,10 @@ export async function loadWordPieceTokenizer(path: string, options: { lowercase:
     } catch (e) {
       throw new DataError(`data.tokenizer: ${file} is not valid JSON (${(e as Error).message})`);
     }
-    tokenizer = BertTokenizer.fromTokenizerJSON(json, { doLowerCase: options.lowercase });
+    tokenizer = kind.fromTokenizerJSON(json, { doLowerCase: options.lowercase });
   } else {
     if (text.trim() === '') throw new DataError(`data.tokenizer: ${file} is empty`);
-    tokenizer = BertTokenizer.fromVocab(text, { doLowerCase: options.lowercase });
+    tokenizer = kind.fromVocab(text, { doLowerCase: options.lowercase });
   }
   for (const [role, id] of Object.entries({ '[CLS]': tokenizer.clsTokenId, '[SEP]': tokenizer.sepTokenId, '[PAD]': tokenizer.padTokenId, '[MASK]': tokenizer.maskTokenId })) {
     if (id === null) throw new DataError(`data.tokenizer: ${file} has no ${role} token`);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RealmConfig, RealmDocumentIndex, RealmEmbedder, RealmForOpenQA, RealmKnowledgeAugEncoder, RealmOpenQA, RealmRetriever, RealmTokenizer } from '@lm/realm';
-import { fromHost, manualSeed, noGrad, scope, stack, type Tensor } from '@lm/tensor-gpu';
+import { fromHost, init, manualSeed, noGrad, scope, stack, type Tensor } from '@lm/tensor-gpu';
 import { ConfigError, DataError } from '../core/errors.js';
 import { loadConfig, validateConfig } from '../config.js';
 import { train } from '../trainer.js';
@@ -99,6 +99,28 @@ describe('realm family', () => {
     writeFileSync(empty, '[]');
     expect(() => realm.objectives.openqa.objective(ctx({ blockRecordsPath: empty }))).toThrow(/holds no block records \(the document collection is empty\)/);
     expect(() => realm.objectives.openqa.objective(ctx({ blockRecordsPath: w.blocks, refreshEvery: 'often' }))).toThrow(ConfigError);
+  });
+
+  it('reads the block records once for the objective and the model the run builds, and loads a RealmTokenizer', async () => {
+    const w = tinyWorld();
+    const tokenizer = await realm.loadTokenizer(w.vocab, { lowercase: true });
+    expect(tokenizer).toBeInstanceOf(RealmTokenizer);
+    expect(tokenizer.encode('the capital of', null, { addSpecialTokens: false }).inputIds).toHaveLength(3);
+    const backend = await init('cpu');
+    const { config } = await realm.resolveConfig({ fromPretrained: null, overrides: modelConfig, vocabSize: tokenizer.vocabSize });
+    for (const name of ['openqa', 'knowledge-mlm'] as const) {
+      // The loop hands the objective and createModel the same objectives.<name> settings object.
+      const settings = { blockRecordsPath: w.blocks, refreshEvery: 2 };
+      writeFileSync(w.blocks, JSON.stringify(w.records));
+      const objective = realm.objectives[name].objective({ tokenizer, backend, seqLength: 40, maskProbability: 0.15, shortSeqProbability: 0, settings }) as unknown as { records: readonly string[] };
+      expect(objective.records).toEqual(w.records);
+      // A file changed after the objective read it is not read again: the model gets the objective's records.
+      writeFileSync(w.blocks, JSON.stringify(['another collection']));
+      const model = (await realm.objectives[name].createModel(config, { fromPretrained: null, backend, settings })) as unknown as { blockRecords: readonly string[]; module: { dispose(): void } };
+      expect(model.blockRecords).toBe(objective.records);
+      model.module.dispose();
+    }
+    writeFileSync(w.blocks, JSON.stringify(w.records));
   });
 
   it('resolves objective settings named ...Path against the config file, or the working directory on the command line', () => {

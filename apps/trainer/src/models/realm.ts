@@ -28,7 +28,6 @@
 // gathered on the backend (docs/decisions/0019-realm-training.md says why, and what it costs).
 
 import { readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Embedding, Tokenizer } from '@lm/layers';
 import {
@@ -94,7 +93,7 @@ function topIds(projection: Tensor, blockEmb: Tensor, k: number): Tensor {
   return indices;
 }
 
-function readRecordsSync(path: string): string[] {
+function readRecords(path: string): string[] {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -104,14 +103,20 @@ function readRecordsSync(path: string): string[] {
   return parseRecords(text, path);
 }
 
-async function readRecords(path: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    throw new DataError(`objectives: the block records ${path} cannot be read`);
-  }
-  return parseRecords(text, path);
+/**
+ * The records read for a run's settings. The loop builds the objective, then the model, handing both
+ * the same `objectives.<name>` settings object: the collection is read and parsed once for the two.
+ */
+const collections = new WeakMap<Record<string, unknown>, { path: string; records: string[] }>();
+
+/** The collection's settings and its block records (read once per settings object). */
+function collection(objective: string, settings: Record<string, unknown>): CollectionSettings & { records: string[] } {
+  const checked = collectionSettings(objective, settings);
+  const cached = collections.get(settings);
+  if (cached?.path === checked.blockRecordsPath) return { ...checked, records: cached.records };
+  const records = readRecords(checked.blockRecordsPath);
+  collections.set(settings, { path: checked.blockRecordsPath, records });
+  return { ...checked, records };
 }
 
 function realmTokenizer(tokenizer: Tokenizer): RealmTokenizer {
@@ -391,7 +396,7 @@ export class OpenQAObjective implements Objective<QAExample, QABatch, OpenQATrai
 }
 
 async function createOpenQA(config: RealmConfig, { fromPretrained, backend, settings }: { fromPretrained: string | null; backend: Backend; settings: Record<string, unknown> }, objective = 'openqa'): Promise<OpenQATrainable> {
-  const blockRecords = await readRecords(collectionSettings(objective, settings).blockRecordsPath);
+  const blockRecords = collection(objective, settings).records;
   let model: RealmForOpenQA;
   if (fromPretrained) {
     model = await RealmForOpenQA.fromPretrained<RealmForOpenQA, RealmConfig>(fromPretrained, { backend });
@@ -422,8 +427,8 @@ function pick<T extends object, K extends keyof T>(from: T, keys: readonly K[]):
 const openQA: FamilyObjective<RealmConfig, OpenQATrainable> = {
   description: 'open-QA fine-tuning of RealmForOpenQA (retriever + reader loss over the top searcherBeamSize blocks of an index refreshed every N batches)',
   objective(ctx: ObjectiveContext) {
-    const { blockRecordsPath, refreshEvery } = collectionSettings('openqa', ctx.settings);
-    return new OpenQAObjective(realmTokenizer(ctx.tokenizer), readRecordsSync(blockRecordsPath), { seqLength: ctx.seqLength, refreshEvery, backend: ctx.backend });
+    const { records, refreshEvery } = collection('openqa', ctx.settings);
+    return new OpenQAObjective(realmTokenizer(ctx.tokenizer), records, { seqLength: ctx.seqLength, refreshEvery, backend: ctx.backend });
   },
   createModel: (config, options) => createOpenQA(config, options),
   exportTo: exportOpenQA,
@@ -724,11 +729,11 @@ export class KnowledgeMLMObjective implements Objective<Int32Array, KnowledgeBat
 const knowledgeMLM: FamilyObjective<RealmConfig, KnowledgeTrainable> = {
   description: 'knowledge-augmented masked LM (RealmKnowledgeAugEncoder over the top numCandidates blocks an embedder retrieves; marginal log-likelihood)',
   objective(ctx: ObjectiveContext) {
-    const { blockRecordsPath, refreshEvery } = collectionSettings('knowledge-mlm', ctx.settings);
-    return new KnowledgeMLMObjective(realmTokenizer(ctx.tokenizer), readRecordsSync(blockRecordsPath), { seqLength: ctx.seqLength, maskProbability: ctx.maskProbability, refreshEvery, backend: ctx.backend });
+    const { records, refreshEvery } = collection('knowledge-mlm', ctx.settings);
+    return new KnowledgeMLMObjective(realmTokenizer(ctx.tokenizer), records, { seqLength: ctx.seqLength, maskProbability: ctx.maskProbability, refreshEvery, backend: ctx.backend });
   },
   async createModel(config, { fromPretrained, backend, settings }) {
-    const blockRecords = await readRecords(collectionSettings('knowledge-mlm', settings).blockRecordsPath);
+    const blockRecords = collection('knowledge-mlm', settings).records;
     const module = fromPretrained
       ? new RealmKnowledgeAugmentedLM(config, {
           embedder: await RealmEmbedder.fromPretrained<RealmEmbedder, RealmConfig>(join(fromPretrained, 'embedder'), { backend }),
@@ -758,13 +763,8 @@ const knowledgeMLM: FamilyObjective<RealmConfig, KnowledgeTrainable> = {
 // ---- the family ------------------------------------------------------------------------------------
 
 /** RealmTokenizer from a vocab.txt, a tokenizer.json, or a folder with one (checked as every WordPiece loader checks). */
-async function loadRealmTokenizer(path: string, options: { lowercase: boolean }): Promise<RealmTokenizer> {
-  await loadWordPieceTokenizer(path, options);
-  const isDir = (await stat(path)).isDirectory();
-  const vocab = isDir ? join(path, 'vocab.txt') : path;
-  if (!isDir && path.endsWith('.json')) return RealmTokenizer.fromTokenizerJSON(JSON.parse(await readFile(path, 'utf8')), { doLowerCase: options.lowercase });
-  if (isDir && !(await stat(vocab).then(() => true, () => false))) return RealmTokenizer.fromTokenizerJSON(JSON.parse(await readFile(join(path, 'tokenizer.json'), 'utf8')), { doLowerCase: options.lowercase });
-  return RealmTokenizer.fromVocab(await readFile(vocab, 'utf8'), { doLowerCase: options.lowercase });
+function loadRealmTokenizer(path: string, options: { lowercase: boolean }): Promise<RealmTokenizer> {
+  return loadWordPieceTokenizer<RealmTokenizer>(path, options, RealmTokenizer);
 }
 
 export const realm: ModelFamily<RealmConfig> = {
