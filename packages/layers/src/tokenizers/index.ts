@@ -32,9 +32,9 @@ export type {
   Truncation,
   TruncationStrategy,
 } from './slow-tokenizer.js';
-export { TokenizerError } from './errors.js';
-export { BERT_TOKENIZER_DEFAULTS, bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON } from './tokenizer-config.js';
-export type { BertTokenizerConfig } from './tokenizer-config.js';
+export { MissingPadTokenError, TokenizerError } from './errors.js';
+export { BERT_TOKENIZER_DEFAULTS, bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON, initArgumentsJSON, tokenizerConfigFromJSON } from './tokenizer-config.js';
+export type { BertTokenizerConfig, TokenizerConfigKeys, TokenizerConfigValueKind } from './tokenizer-config.js';
 export { bertPartsFromTokenizerJSON, buildBertTokenizerJSON } from './tokenizer-json.js';
 export type { TokenizerJSON } from './tokenizer-json.js';
 export { readTokenizerFiles } from './pretrained-files.js';
@@ -48,3 +48,5 @@ export { pyLstrip, pyRstrip, pySplit, pyStrip, splitOnAddedTokens, splitOnTokens
 export type { AddedTokenStrip, TextPiece } from './text.js';
 export { AddedTokenTable, addedTokenContent } from './added-tokens.js';
 export type { AddedTokenEntry, AddedTokensDecoderJSON } from './added-tokens.js';
+export { SentencePieceSlowTokenizer, sentencePieceTokensToString } from './sentencepiece-slow-tokenizer.js';
+export type { SentencePieceSlowTokenizerConfig } from './sentencepiece-slow-tokenizer.js';

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BertTokenizer } from './bert-tokenizer.js';
-import { TokenizerError } from './errors.js';
-import { bertTokenizerConfigFromJSON } from './tokenizer-config.js';
+import { MissingPadTokenError, TokenizerError } from './errors.js';
+import { resolveStrategies } from './slow-tokenizer.js';
+import { bertTokenizerConfigFromJSON, initArgumentsJSON, tokenizerConfigFromJSON, type TokenizerConfigKeys } from './tokenizer-config.js';
 import { parseVocab } from './vocab.js';
 
 const VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'Hello', 'hello', 'world', '<m>', '!'].join('\n') + '\n';
@@ -38,6 +39,59 @@ describe('bertTokenizerConfigFromJSON', () => {
       }),
     ).toEqual({ doLowerCase: false, maskToken: '<m>', modelMaxLength: 512, stripAccents: null });
     expect(() => bertTokenizerConfigFromJSON({ unk_token: 3 })).toThrow(TokenizerError);
+  });
+});
+
+describe('tokenizerConfigFromJSON', () => {
+  const KEYS: TokenizerConfigKeys<{ eosToken?: string; extra?: string[]; n?: number; legacy?: boolean; side?: 'left' | 'right'; saved?: unknown }> = {
+    eos_token: ['eosToken', 'token'],
+    additional_special_tokens: ['extra', 'tokens'],
+    extra_ids: ['n', 'count'],
+    legacy: ['legacy', 'flag'],
+    padding_side: ['side', 'side'],
+    added_tokens_decoder: ['saved', 'json'],
+  };
+  it('maps each key to its field, AddedToken objects to their content, and ignores nulls and unknown keys', () => {
+    const saved = { '5': { content: '<x>' } };
+    expect(
+      tokenizerConfigFromJSON('T', {
+        eos_token: { content: '</s>', lstrip: false, __type: 'AddedToken' },
+        additional_special_tokens: ['<a>', { content: '<b>' }],
+        extra_ids: 0,
+        legacy: false,
+        padding_side: 'left',
+        added_tokens_decoder: saved,
+        pad_token: '<pad>',
+        tokenizer_class: 'T5Tokenizer',
+        toString: 'not a key',
+      }, KEYS),
+    ).toEqual({ eosToken: '</s>', extra: ['<a>', '<b>'], n: 0, legacy: false, side: 'left', saved });
+    expect(tokenizerConfigFromJSON('T', { eos_token: null, extra_ids: null }, KEYS)).toEqual({});
+  });
+  it('names the tokenizer, the key and the value of a bad entry', () => {
+    expect(() => tokenizerConfigFromJSON('T', { eos_token: 3 }, KEYS)).toThrow('T: eos_token must be a string or an AddedToken object, got 3');
+    expect(() => tokenizerConfigFromJSON('T', { additional_special_tokens: '<a>' }, KEYS)).toThrow('T: additional_special_tokens must be a list, got "<a>"');
+    expect(() => tokenizerConfigFromJSON('T', { additional_special_tokens: ['<a>', 7] }, KEYS)).toThrow('T: additional_special_tokens[1] must be a string or an AddedToken object, got 7');
+    expect(() => tokenizerConfigFromJSON('T', { extra_ids: -1 }, KEYS)).toThrow('T: extra_ids must be a non-negative number, got -1');
+    expect(() => tokenizerConfigFromJSON('T', { legacy: 'no' }, KEYS)).toThrow('T: legacy must be true or false, got "no"');
+    expect(() => tokenizerConfigFromJSON('T', { padding_side: 'up' }, KEYS)).toThrow('T: padding_side must be "left" or "right", got "up"');
+  });
+  it('merges special_tokens_map.json over tokenizer_config.json', () => {
+    expect(initArgumentsJSON({ tokenizerConfig: { eos_token: '</s>', legacy: true }, specialTokensMap: { eos_token: '<e>' } })).toEqual({ eos_token: '<e>', legacy: true });
+    expect(initArgumentsJSON({})).toEqual({});
+  });
+});
+
+describe('resolveStrategies', () => {
+  it('padding without a pad token is a MissingPadTokenError, with the tokenizer\'s message when it gives one', () => {
+    const defaults = { modelMaxLength: 1e30, padTokenId: null, returnTokenTypeIds: false };
+    expect(() => resolveStrategies({ padding: true }, defaults)).toThrow(MissingPadTokenError);
+    expect(() => resolveStrategies({ padding: 'max_length', maxLength: 4 }, { ...defaults, missingPadToken: 'X.encode: no pad_token' })).toThrow(new MissingPadTokenError('X.encode: no pad_token'));
+    expect(resolveStrategies({ padding: true }, { ...defaults, padTokenId: 0 }).padding).toBe('longest');
+    expect(resolveStrategies({}, defaults).padding).toBe('do_not_pad');
+    // Other bad options are TokenizerErrors of the plain kind.
+    expect(() => resolveStrategies({ padding: 'up' as never }, defaults)).toThrow(TokenizerError);
+    expect(() => resolveStrategies({ padding: 'up' as never }, defaults)).not.toThrow(MissingPadTokenError);
   });
 });
 

@@ -5,7 +5,7 @@
 // T5Tokenizer and ChatGLMTokenizer differ only in the hooks: their special tokens and (ChatGLM) padding.
 // Reference: transformers 4.57 `tokenization_utils_base.py`.
 
-import { TokenizerError } from './errors.js';
+import { MissingPadTokenError, TokenizerError } from './errors.js';
 import { LARGE_INTEGER } from './tokenizer-config.js';
 
 /** `padding`: true = 'longest' (pad to the longest in the batch), 'max_length' = to `maxLength`. */
@@ -96,6 +96,8 @@ export interface StrategyDefaults {
   padTokenId: number | null;
   /** Whether `token_type_ids` is in the model's input names (the default of `returnTokenTypeIds`). */
   returnTokenTypeIds: boolean;
+  /** The message of the MissingPadTokenError thrown when padding is asked for and `padTokenId` is null (default: a generic one). */
+  missingPadToken?: string;
 }
 
 /** `_get_padding_truncation_strategies`, with the reference's defaults and checks. */
@@ -132,7 +134,7 @@ export function resolveStrategies(options: EncodeOptions, defaults: StrategyDefa
     }
   }
   if (paddingStrategy !== 'do_not_pad' && defaults.padTokenId === null) {
-    throw new TokenizerError('encode: asked to pad but the tokenizer has no padding token');
+    throw new MissingPadTokenError(defaults.missingPadToken ?? 'encode: asked to pad but the tokenizer has no padding token');
   }
   if (padToMultipleOf !== null && !(Number.isInteger(padToMultipleOf) && padToMultipleOf > 0)) {
     throw new TokenizerError(`encode: padToMultipleOf must be a positive integer, got ${padToMultipleOf}`);

@@ -2,6 +2,7 @@
 // camelCase, with the reference's defaults; `bertTokenizerConfigFromJSON` is the one place that maps
 // the snake_case keys of tokenizer_config.json / special_tokens_map.json onto them.
 
+import { addedTokenContent } from './added-tokens.js';
 import { TokenizerError } from './errors.js';
 
 export interface BertTokenizerConfig {
@@ -134,4 +135,51 @@ export function bertTokenizerConfigToJSON(config: ResolvedBertTokenizerConfig, t
     if (JSON.stringify(value) !== JSON.stringify(BERT_TOKENIZER_DEFAULTS[field])) json[FIELDS[field]] = value;
   }
   return json;
+}
+
+/**
+ * How `tokenizerConfigFromJSON` checks a value: a special token (a string or an AddedToken object, read
+ * as its content), a list of them, a non-negative number, true/false, "left"/"right", or any JSON (an
+ * `added_tokens_decoder`, checked where it is used).
+ */
+export type TokenizerConfigValueKind = 'token' | 'tokens' | 'count' | 'flag' | 'side' | 'json';
+
+/** tokenizer_config.json key -> [the camelCase config field, how its value is checked]. */
+export type TokenizerConfigKeys<C> = Readonly<Record<string, readonly [keyof C & string, TokenizerConfigValueKind]>>;
+
+/**
+ * Reads tokenizer_config.json (and/or special_tokens_map.json, merged, the map last) into the init
+ * arguments of a slow tokenizer, `owner` naming it in errors: each key of `keys` is checked by its kind
+ * and stored under its field; null values and keys not in `keys` are ignored (the reference's
+ * `tokenizer_class`, `name_or_path`, ...). The SentencePiece tokenizers (T5, Reformer, ChatGLM) read
+ * theirs with it.
+ */
+export function tokenizerConfigFromJSON<C>(owner: string, json: Record<string, unknown>, keys: TokenizerConfigKeys<C>): C {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(json)) {
+    const entry = Object.hasOwn(keys, key) ? keys[key] : undefined;
+    if (entry === undefined || value === null || value === undefined) continue;
+    const [field, kind] = entry;
+    const bad = (want: string) => new TokenizerError(`${owner}: ${key} must be ${want}, got ${JSON.stringify(value)}`);
+    if (kind === 'token') out[field] = addedTokenContent(value, key, owner);
+    else if (kind === 'tokens') {
+      if (!Array.isArray(value)) throw bad('a list');
+      out[field] = value.map((v, i) => addedTokenContent(v, `${key}[${i}]`, owner));
+    } else if (kind === 'count') {
+      if (typeof value !== 'number' || !(value >= 0)) throw bad('a non-negative number');
+      out[field] = value;
+    } else if (kind === 'flag') {
+      if (typeof value !== 'boolean') throw bad('true or false');
+      out[field] = value;
+    } else if (kind === 'side') {
+      if (value !== 'left' && value !== 'right') throw bad('"left" or "right"');
+      out[field] = value;
+    } else out[field] = value;
+  }
+  return out as C;
+}
+
+/** The init arguments `from_pretrained` reads: tokenizer_config.json, then special_tokens_map.json over it. */
+export function initArgumentsJSON(files: { tokenizerConfig?: Record<string, unknown>; specialTokensMap?: Record<string, unknown> }): Record<string, unknown> {
+  return { ...(files.tokenizerConfig ?? {}), ...(files.specialTokensMap ?? {}) };
 }
