@@ -6,31 +6,17 @@
 // SentencePiece model itself runs in `@lm/layers` (SentencePieceProcessor).
 
 import {
-  AddedTokenTable,
-  addedTokenContent,
-  BasePadTokenizer,
-  decodeTokens,
-  pyStrip,
+  initArgumentsJSON,
   readTokenizerFiles,
-  resolveStrategies,
   SentencePieceProcessor,
   sentencePieceModelFromTokenizerJSON,
-  splitOnAddedTokens,
+  SentencePieceSlowTokenizer,
+  sentencePieceTokensToString,
   SPIECE_UNDERLINE,
+  tokenizerConfigFromJSON,
   TokenizerError,
 } from '@lm/layers';
-import type {
-  AddedTokensDecoderJSON,
-  AddedTokenStrip,
-  DecodeOptions,
-  EncodeOptions,
-  SentencePieceModelProto,
-  SpecialTokenIds,
-  Strategies,
-  Tokenizer,
-  TokenizerFiles,
-  TokenizerSaveFiles,
-} from '@lm/layers';
+import type { AddedTokensDecoderJSON, SentencePieceModelProto, SpecialTokenIds, Tokenizer, TokenizerConfigKeys, TokenizerFiles, TokenizerSaveFiles } from '@lm/layers';
 
 /** The init arguments (tokenizer_config.json / special_tokens_map.json, camelCase). */
 export interface T5TokenizerConfig {
@@ -59,59 +45,31 @@ export type ResolvedT5TokenizerConfig = Required<Omit<T5TokenizerConfig, 'addedT
 
 const VERY_LARGE_INTEGER = 1e30;
 
-/** tokenizer_config.json key -> config field. */
-const CONFIG_KEYS: Record<string, keyof T5TokenizerConfig> = {
-  eos_token: 'eosToken',
-  unk_token: 'unkToken',
-  pad_token: 'padToken',
-  extra_ids: 'extraIds',
-  additional_special_tokens: 'additionalSpecialTokens',
-  legacy: 'legacy',
-  add_prefix_space: 'addPrefixSpace',
-  clean_up_tokenization_spaces: 'cleanUpTokenizationSpaces',
-  model_max_length: 'modelMaxLength',
-  padding_side: 'paddingSide',
-  truncation_side: 'truncationSide',
-  added_tokens_decoder: 'addedTokensDecoder',
+/** tokenizer_config.json key -> config field, and how its value is checked. */
+const CONFIG_KEYS: TokenizerConfigKeys<T5TokenizerConfig> = {
+  eos_token: ['eosToken', 'token'],
+  unk_token: ['unkToken', 'token'],
+  pad_token: ['padToken', 'token'],
+  extra_ids: ['extraIds', 'count'],
+  additional_special_tokens: ['additionalSpecialTokens', 'tokens'],
+  legacy: ['legacy', 'flag'],
+  add_prefix_space: ['addPrefixSpace', 'flag'],
+  clean_up_tokenization_spaces: ['cleanUpTokenizationSpaces', 'flag'],
+  model_max_length: ['modelMaxLength', 'count'],
+  padding_side: ['paddingSide', 'side'],
+  truncation_side: ['truncationSide', 'side'],
+  added_tokens_decoder: ['addedTokensDecoder', 'json'],
 };
-
-const tokenString = (value: unknown, key: string) => addedTokenContent(value, key, 'T5Tokenizer');
 
 /** tokenizer_config.json (+ special_tokens_map.json) values -> T5TokenizerConfig; unknown keys are ignored. */
 export function t5TokenizerConfigFromJSON(json: Record<string, unknown>): T5TokenizerConfig {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(json)) {
-    const field = CONFIG_KEYS[key];
-    if (field === undefined || value === null || value === undefined) continue;
-    if (field === 'eosToken' || field === 'unkToken' || field === 'padToken') out[field] = tokenString(value, key);
-    else if (field === 'additionalSpecialTokens') {
-      if (!Array.isArray(value)) throw new TokenizerError(`T5Tokenizer: additional_special_tokens must be a list, got ${JSON.stringify(value)}`);
-      out[field] = value.map((v, i) => tokenString(v, `additional_special_tokens[${i}]`));
-    } else if (field === 'extraIds' || field === 'modelMaxLength') {
-      if (typeof value !== 'number' || !(value >= 0)) throw new TokenizerError(`T5Tokenizer: ${key} must be a non-negative number, got ${JSON.stringify(value)}`);
-      out[field] = value;
-    } else if (field === 'legacy' || field === 'addPrefixSpace' || field === 'cleanUpTokenizationSpaces') {
-      if (typeof value !== 'boolean') throw new TokenizerError(`T5Tokenizer: ${key} must be true or false, got ${JSON.stringify(value)}`);
-      out[field] = value;
-    } else if (field === 'paddingSide' || field === 'truncationSide') {
-      if (value !== 'left' && value !== 'right') throw new TokenizerError(`T5Tokenizer: ${key} must be "left" or "right", got ${JSON.stringify(value)}`);
-      out[field] = value;
-    } else out[field] = value;
-  }
-  return out as T5TokenizerConfig;
+  return tokenizerConfigFromJSON('T5Tokenizer', json, CONFIG_KEYS);
 }
 
-export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
-  readonly sp: SentencePieceProcessor;
+export class T5Tokenizer extends SentencePieceSlowTokenizer implements Tokenizer {
   readonly config: ResolvedT5TokenizerConfig;
   /** The tokenizer.json it was built from, when it was (saved back instead of a spiece.model). */
   private readonly tokenizerJson: unknown;
-  /** `_added_tokens_encoder` / `_added_tokens_decoder`: pad, eos, unk (their vocab ids) and the sentinels. */
-  private readonly added: AddedTokenTable;
-  /** `all_special_tokens`: eos, unk, pad, then the additional ones. */
-  readonly allSpecialTokens: readonly string[];
-  private readonly allSpecialIdSet: Set<number>;
-  private readonly splitTokens: Map<string, AddedTokenStrip>;
   /** How many pieces `<unk>` encodes to (legacy=False strips that prefix again). */
   private readonly unkTokenLength: number;
 
@@ -121,11 +79,10 @@ export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
    * reference does.
    */
   constructor(model: Uint8Array | SentencePieceModelProto, config: T5TokenizerConfig = {}, fileName = 'spiece.model', tokenizerJson: unknown = null) {
-    super();
     const extraIds = config.extraIds ?? 100;
     if (!Number.isInteger(extraIds) || extraIds < 0) throw new TokenizerError(`T5Tokenizer: extraIds must be a non-negative integer, got ${extraIds}`);
     const legacy = config.legacy ?? true;
-    this.sp = new SentencePieceProcessor(model, { fileName, ...(legacy ? {} : { addDummyPrefix: false }) });
+    super('T5Tokenizer', new SentencePieceProcessor(model, { fileName, ...(legacy ? {} : { addDummyPrefix: false }) }));
     this.tokenizerJson = tokenizerJson;
     const sentinels = Array.from({ length: extraIds }, (_, i) => `<extra_id_${i}>`);
     let additional = config.additionalSpecialTokens ?? null;
@@ -153,15 +110,9 @@ export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
 
     // Sentinels at the top, in reverse: <extra_id_i> = pieces + extraIds - 1 - i; then a saved
     // added_tokens_decoder (it wins), then the special tokens the model has, then any other at the next id.
-    this.added = new AddedTokenTable('T5Tokenizer', this.sp);
     sentinels.forEach((content, i) => this.added.set(this.sp.pieceSize + extraIds - 1 - i, { content, lstrip: true, rstrip: true, special: true }));
     this.added.setSaved(config.addedTokensDecoder);
-    const specials: string[] = [];
-    for (const token of [c.eosToken, c.unkToken, c.padToken, ...c.additionalSpecialTokens]) if (!specials.includes(token)) specials.push(token);
-    this.allSpecialTokens = specials;
-    this.added.addSpecials(specials);
-    this.splitTokens = this.added.splitTokens();
-    this.allSpecialIdSet = new Set(specials.map((token) => this.added.encoder.get(token)!));
+    this.setSpecialTokens([c.eosToken, c.unkToken, c.padToken, ...c.additionalSpecialTokens]);
     this.unkTokenLength = this.sp.encodeAsIds(c.unkToken).length;
   }
 
@@ -172,7 +123,7 @@ export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
    */
   static async fromPretrained(source: TokenizerFiles, overrides: T5TokenizerConfig = {}): Promise<T5Tokenizer> {
     const files = await readTokenizerFiles(source, { modelFiles: ['spiece.model'] });
-    const config = { ...t5TokenizerConfigFromJSON({ ...(files.tokenizerConfig ?? {}), ...(files.specialTokensMap ?? {}) }), ...overrides };
+    const config = { ...t5TokenizerConfigFromJSON(initArgumentsJSON(files)), ...overrides };
     if (files.model !== undefined) return new T5Tokenizer(files.model.bytes, config, files.model.name);
     return T5Tokenizer.fromTokenizerJSON(files.tokenizerJson, config);
   }
@@ -192,64 +143,36 @@ export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
     return new T5Tokenizer(model, { extraIds: sentinelIds.length, ...config }, 'tokenizer.json', json);
   }
 
-  // ---- vocabulary --------------------------------------------------------------------------
-
-  /** The SentencePiece vocabulary size (`vocab_size`); the sentinels sit at and above it. */
-  get vocabSize(): number {
-    return this.sp.pieceSize;
-  }
+  // ---- vocabulary (`vocabSize`, `allSpecialIds`, ids <-> tokens: SentencePieceSlowTokenizer) -------
 
   get padTokenId(): number {
-    return this.added.encoder.get(this.config.padToken)!;
+    return this.tokenId(this.config.padToken);
   }
   get eosTokenId(): number {
-    return this.added.encoder.get(this.config.eosToken)!;
+    return this.tokenId(this.config.eosToken);
   }
   get unkTokenId(): number {
-    return this.added.encoder.get(this.config.unkToken)!;
+    return this.tokenId(this.config.unkToken);
   }
   get specialTokenIds(): SpecialTokenIds {
     return { pad: this.padTokenId, unk: this.unkTokenId, bos: null, eos: this.eosTokenId, cls: null, sep: null, mask: null };
   }
-  get allSpecialIds(): number[] {
-    return this.allSpecialTokens.map((token) => this.added.encoder.get(token)!);
-  }
   /** The ids of `<extra_id_0>`, `<extra_id_1>`, ... in that order (span corruption's sentinels). */
   get sentinelIds(): number[] {
-    return Array.from({ length: this.config.extraIds }, (_, i) => this.added.encoder.get(`<extra_id_${i}>`)!);
-  }
-
-  convertTokensToIds(tokens: readonly string[]): number[] {
-    return this.added.tokensToIds(tokens);
-  }
-
-  /** Id -> token (`convert_ids_to_tokens`); an id past the vocabulary and the sentinels is an error naming it. */
-  convertIdsToTokens(ids: Iterable<number> | ArrayLike<number>, skipSpecialTokens = false): string[] {
-    return this.added.idsToTokens(ids, skipSpecialTokens ? this.allSpecialIdSet : null);
+    return Array.from({ length: this.config.extraIds }, (_, i) => this.tokenId(`<extra_id_${i}>`));
   }
 
   // ---- tokenize ----------------------------------------------------------------------------
 
   /** Text -> pieces, no `</s>` (`tokenizer.tokenize(text)`). */
   tokenize(text: string): string[] {
-    if (typeof text !== 'string') throw new TokenizerError(`T5Tokenizer.tokenize: expected a string, got ${typeof text}`);
-    if (this.config.legacy || text.length === 0) return this.tokenizeAddedSplit(text);
+    if (this.config.legacy || typeof text !== 'string' || text.length === 0) return this.tokenizeAddedSplit(text, (chunk) => this.tokenizeChunk(chunk));
     // legacy=False: `▁` in the text is a space; one `▁` goes in front of the whole text.
     text = text.replaceAll(SPIECE_UNDERLINE, ' ');
     if (this.config.addPrefixSpace) text = SPIECE_UNDERLINE + text;
-    const tokens = this.tokenizeAddedSplit(text);
+    const tokens = this.tokenizeAddedSplit(text, (chunk) => this.tokenizeChunk(chunk));
     if (tokens.length > 1 && tokens[0] === SPIECE_UNDERLINE && this.allSpecialTokens.includes(tokens[1])) return tokens.slice(1);
     return tokens;
-  }
-
-  /** The base `tokenize`: cut the added tokens out (sentinels eat the whitespace around them), encode each chunk. */
-  private tokenizeAddedSplit(text: string): string[] {
-    const out: string[] = [];
-    for (const piece of splitOnAddedTokens(text, this.splitTokens)) {
-      if (piece.isToken) out.push(piece.text);
-      else out.push(...this.tokenizeChunk(piece.text));
-    }
-    return out;
   }
 
   /**
@@ -292,44 +215,7 @@ export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
     return pair ? 2 : 1;
   }
 
-  // ---- encode (`encode` / `encodeBatch`: BasePadTokenizer) ---------------------------------
-
-  protected strategies(options: EncodeOptions): Strategies {
-    // T5's model inputs are input_ids and attention_mask: no token_type_ids unless asked.
-    return resolveStrategies(options, { modelMaxLength: this.config.modelMaxLength, padTokenId: this.padTokenId, returnTokenTypeIds: false });
-  }
-
-  protected get truncationSide(): 'left' | 'right' {
-    return this.config.truncationSide;
-  }
-
-  protected get paddingSide(): 'left' | 'right' {
-    return this.config.paddingSide;
-  }
-
-  protected padId(): number {
-    return this.padTokenId;
-  }
-
-  // ---- decode ------------------------------------------------------------------------------
-
-  /**
-   * Ids -> text (`decode`): sentinels come out as separate words, every other run through
-   * `convertTokensToString`; the pieces are joined with spaces and, if asked, cleaned up.
-   */
-  decode(ids: Iterable<number> | ArrayLike<number>, options: DecodeOptions = {}): string {
-    const skip = options.skipSpecialTokens ?? false;
-    return decodeTokens(this.convertIdsToTokens(ids, skip), {
-      skipSpecialTokens: skip,
-      cleanUpTokenizationSpaces: options.cleanUpTokenizationSpaces ?? this.config.cleanUpTokenizationSpaces,
-      ...this.added.decodeHooks(this.allSpecialTokens, this.config.additionalSpecialTokens, this.config.padToken),
-      convertTokensToString: (tokens) => this.convertTokensToString(tokens),
-    });
-  }
-
-  batchDecode(batch: readonly (Iterable<number> | ArrayLike<number>)[], options: DecodeOptions = {}): string[] {
-    return batch.map((ids) => this.decode(ids, options));
-  }
+  // ---- encode and decode: SentencePieceSlowTokenizer ---------------------------------------
 
   /**
    * T5's `convert_tokens_to_string`: the first piece loses its `▁`; each `</s>` / `<pad>` / `<unk>`
@@ -339,22 +225,7 @@ export class T5Tokenizer extends BasePadTokenizer implements Tokenizer {
   convertTokensToString(tokens: readonly string[]): string {
     const list = [...tokens];
     if (list.length > 0 && list[0].startsWith(SPIECE_UNDERLINE) && this.config.addPrefixSpace) list[0] = list[0].slice(1);
-    let out = '';
-    let pending: string[] = [];
-    let prevIsSpecial = false;
-    for (const token of list) {
-      if (this.allSpecialTokens.includes(token)) {
-        if (!prevIsSpecial) out += ' ';
-        out += this.sp.decodePieces(pending) + token;
-        prevIsSpecial = true;
-        pending = [];
-      } else {
-        pending.push(token);
-        prevIsSpecial = false;
-      }
-    }
-    out += this.sp.decodePieces(pending);
-    return pyStrip(out);
+    return sentencePieceTokensToString(this.sp, list, this.allSpecialTokens, { spaceBeforeSpecial: true });
   }
 
   // ---- save --------------------------------------------------------------------------------
