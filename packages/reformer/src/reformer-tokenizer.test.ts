@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findSharedFixtures } from '@lm/tensor-gpu/testing';
-import { TokenizerError } from '@lm/layers';
+import { MissingPadTokenError, TokenizerError } from '@lm/layers';
 import { ReformerTokenizer } from './reformer-tokenizer.js';
 
 const fixtures = findSharedFixtures(import.meta.url);
@@ -99,8 +99,12 @@ describe.skipIf(!have)('ReformerTokenizer special tokens, decode, padding, save 
 
   it('a pad token from the config is special (its vocab id); padding without one is an error naming pad_token', () => {
     const bare = new ReformerTokenizer(model());
-    expect(() => bare.encode('a', null, { padding: 'max_length', maxLength: 4 })).toThrow(TokenizerError);
-    expect(() => bare.encodeBatch(['a is', 'a'], { padding: true })).toThrow(/no pad_token/);
+    expect(() => bare.encode('a', null, { padding: 'max_length', maxLength: 4 })).toThrow(MissingPadTokenError);
+    expect(() => bare.encodeBatch(['a is', 'a'], { padding: true })).toThrow(MissingPadTokenError);
+    expect(() => bare.encodeBatch(['a is', 'a'], { padding: true })).toThrow(/ReformerTokenizer\.encode: asked to pad but the tokenizer has no pad_token; give one/);
+    // Other encode errors are not that one.
+    expect(() => bare.encode('a', null, { padding: 'sideways' as never })).toThrow(TokenizerError);
+    expect(() => bare.encode('a', null, { padding: 'sideways' as never })).not.toThrow(MissingPadTokenError);
     const tok = new ReformerTokenizer(model(), { padToken: '<pad>' });
     expect(tok.specialTokenIds.pad).toBe(0);
     expect(tok.encodeBatch(['a is', 'a'], { padding: true })).toEqual({ inputIds: [[8, 167], [8, 0]], attentionMask: [[1, 1], [1, 0]] });
