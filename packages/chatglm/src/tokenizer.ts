@@ -10,6 +10,7 @@
 import {
   decodeTokens,
   encodeOne,
+  initArgumentsJSON,
   padBatch,
   padTarget,
   prepareForModel,
@@ -20,6 +21,7 @@ import {
   SentencePieceProcessor,
   SlowTokenizer,
   splitOnAddedTokens,
+  tokenizerConfigFromJSON,
   TokenizerError,
 } from '@lm/layers';
 import type {
@@ -32,6 +34,7 @@ import type {
   Strategies,
   TextInput,
   Tokenizer,
+  TokenizerConfigKeys,
   TokenizerFiles,
   TokenizerSaveFiles,
 } from '@lm/layers';
@@ -88,44 +91,31 @@ const MAX_BLANK_LENGTH = 80;
 const TAB_TOKEN = '<|tab|>';
 const blankToken = (k: number) => `<|blank_${k}|>`;
 
-const CONFIG_KEYS: Record<string, keyof ChatGLMTokenizerConfig> = {
-  do_lower_case: 'doLowerCase',
-  remove_space: 'removeSpace',
-  bos_token: 'bosToken',
-  eos_token: 'eosToken',
-  end_token: 'endToken',
-  mask_token: 'maskToken',
-  gmask_token: 'gmaskToken',
-  pad_token: 'padToken',
-  unk_token: 'unkToken',
-  num_image_tokens: 'numImageTokens',
-  clean_up_tokenization_spaces: 'cleanUpTokenizationSpaces',
-  model_max_length: 'modelMaxLength',
-  padding_side: 'paddingSide',
-  truncation_side: 'truncationSide',
+/** tokenizer_config.json key -> config field, and how its value is checked. */
+const CONFIG_KEYS: TokenizerConfigKeys<ChatGLMTokenizerConfig> = {
+  do_lower_case: ['doLowerCase', 'flag'],
+  remove_space: ['removeSpace', 'flag'],
+  bos_token: ['bosToken', 'token'],
+  eos_token: ['eosToken', 'token'],
+  end_token: ['endToken', 'token'],
+  mask_token: ['maskToken', 'token'],
+  gmask_token: ['gmaskToken', 'token'],
+  pad_token: ['padToken', 'token'],
+  unk_token: ['unkToken', 'token'],
+  num_image_tokens: ['numImageTokens', 'count'],
+  clean_up_tokenization_spaces: ['cleanUpTokenizationSpaces', 'flag'],
+  model_max_length: ['modelMaxLength', 'count'],
+  padding_side: ['paddingSide', 'side'],
+  truncation_side: ['truncationSide', 'side'],
 };
 
 /** tokenizer_config.json (+ special_tokens_map.json) values -> ChatGLMTokenizerConfig; unknown keys are ignored. */
 export function chatGLMTokenizerConfigFromJSON(json: Record<string, unknown>): ChatGLMTokenizerConfig {
-  const out: Record<string, unknown> = {};
-  for (const [key, raw] of Object.entries(json)) {
-    const field = CONFIG_KEYS[key];
-    if (field === undefined || raw === null || raw === undefined) continue;
-    // AddedToken objects ({ content, ... }) stand for their content.
-    const value = typeof raw === 'object' && typeof (raw as { content?: unknown }).content === 'string' ? (raw as { content: string }).content : raw;
-    const bad = (want: string) => new TokenizerError(`ChatGLMTokenizer: ${key} must be ${want}, got ${JSON.stringify(raw)}`);
-    if (field === 'doLowerCase' || field === 'removeSpace' || field === 'cleanUpTokenizationSpaces') {
-      if (typeof value !== 'boolean') throw bad('true or false');
-    } else if (field === 'numImageTokens' || field === 'modelMaxLength') {
-      if (typeof value !== 'number' || !(value >= 0)) throw bad('a non-negative number');
-    } else if (field === 'paddingSide') {
-      if (value !== 'left') throw bad('"left" (ChatGLM pads on the left only)');
-    } else if (field === 'truncationSide') {
-      if (value !== 'left' && value !== 'right') throw bad('"left" or "right"');
-    } else if (typeof value !== 'string') throw bad('a string');
-    out[field] = value;
+  const config = tokenizerConfigFromJSON<ChatGLMTokenizerConfig>('ChatGLMTokenizer', json, CONFIG_KEYS);
+  if (config.paddingSide !== undefined && config.paddingSide !== 'left') {
+    throw new TokenizerError(`ChatGLMTokenizer: padding_side must be "left" (ChatGLM pads on the left only), got ${JSON.stringify(json.padding_side)}`);
   }
-  return out as ChatGLMTokenizerConfig;
+  return config;
 }
 
 export class ChatGLMTokenizer extends SlowTokenizer implements Tokenizer {
@@ -178,7 +168,7 @@ export class ChatGLMTokenizer extends SlowTokenizer implements Tokenizer {
   static async fromPretrained(source: TokenizerFiles, overrides: ChatGLMTokenizerConfig = {}): Promise<ChatGLMTokenizer> {
     const files = await readTokenizerFiles(source, { modelFiles: ['ice_text.model'] });
     if (files.model === undefined) throw new TokenizerError('ChatGLMTokenizer.fromPretrained: ice_text.model is required');
-    const config = chatGLMTokenizerConfigFromJSON({ ...(files.tokenizerConfig ?? {}), ...(files.specialTokensMap ?? {}) });
+    const config = chatGLMTokenizerConfigFromJSON(initArgumentsJSON(files));
     return new ChatGLMTokenizer(files.model.bytes, { ...config, ...overrides }, files.model.name);
   }
 
