@@ -7,26 +7,20 @@
 // CharTokenizer); a WordPiece export (vocab.txt) is read the same way. A SentencePiece Reformer (a tiny
 // random ReformerModelWithLMHead saved here with ReformerTokenizer's spiece.model, the T5 bundle's
 // SentencePiece model) is then picked as files, as a person picks a Hugging Face folder, and must
-// generate Node's ids and text too. Skips like browser.test.ts when Chromium or a WebGPU adapter is
+// generate Node's ids and text too. Skips (test/panel-suite.ts) when Chromium or a WebGPU adapter is
 // missing, unless LM_REQUIRE_WEBGPU=1.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BertTokenizer, type Tokenizer } from '@lm/layers';
 import { CharTokenizer, LSHSelfAttention, ReformerConfig, ReformerModelWithLMHead, ReformerTokenizer } from '@lm/reformer';
 import { init, noGrad, tensor } from '@lm/tensor-gpu';
-import { webgpuRequired } from '@lm/tensor-gpu/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { executablePath, haveChromium, launch, NO_WEBGPU_ARGS, WEBGPU_ARGS } from './chromium.js';
-import { serveStatic } from './static-server.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { artifacts, BACKENDS, bundledModel, describePanel } from './panel-suite.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const dist = join(here, '..', 'dist');
-const reformerDir = join(dist, 'models', 'reformer');
-const artifacts = join(here, '..', 'artifacts');
-const requireWebGPU = webgpuRequired();
+const reformerDir = bundledModel('reformer');
 
 const PROMPT = 'the capital of france is';
 const NEW_TOKENS = 12;
@@ -109,22 +103,12 @@ async function sentencePieceReformer(dir: string): Promise<{ promptIds: number[]
   return { promptIds, generated, text: loaded.decode(generated, { skipSpecialTokens: true }) };
 }
 
-if (!haveChromium && !requireWebGPU) console.warn(`[playground reformer test] SKIPPED: no Chromium at ${executablePath} (LM_REQUIRE_WEBGPU=1 makes this a failure)`);
-
-describe.skipIf(!haveChromium && !requireWebGPU)('the Reformer panel (?model=reformer) in headless Chromium', () => {
-  let server: Server | undefined;
-  let url = '';
+describePanel('reformer', 'the Reformer panel (?model=reformer) in headless Chromium', 'reformer', (suite) => {
   let expected: Expected;
   let spmDir = '';
   let spmExpected: { promptIds: number[]; generated: number[]; text: string };
 
   beforeAll(async () => {
-    if (!haveChromium) throw new Error(`LM_REQUIRE_WEBGPU=1 but no Chromium at ${executablePath}`);
-    if (!existsSync(join(reformerDir, 'config.json'))) throw new Error(`no bundled Reformer model at ${reformerDir}: run the playground build first`);
-    mkdirSync(artifacts, { recursive: true });
-    const served = await serveStatic(dist);
-    server = served.server;
-    url = served.url;
     expected = await reference();
     // The bundled model is character-level: one id per character of the prompt, and LSH layers to show.
     expect(expected.promptIds).toHaveLength(PROMPT.length);
@@ -138,28 +122,14 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the Reformer panel (?model=ref
   });
 
   afterAll(() => {
-    server?.close();
     if (spmDir) rmSync(spmDir, { recursive: true, force: true });
   });
 
-  for (const [name, args] of [
-    ['webgpu', WEBGPU_ARGS],
-    ['cpu', NO_WEBGPU_ARGS],
-  ] as const) {
-    it(`generates, streamed, the ids Node generates, shows Node's LSH buckets, and opens a SentencePiece (spiece.model) Reformer picked as files (${name === 'webgpu' ? 'WebGPU' : 'the cpu fallback'})`, async (ctx) => {
-      const browser = await launch([...args]);
+  for (const backend of BACKENDS) {
+    it(`generates, streamed, the ids Node generates, shows Node's LSH buckets, and opens a SentencePiece (spiece.model) Reformer picked as files (${backend.label})`, async (ctx) => {
+      const browser = await suite.open(ctx, backend, `model=reformer&text=${encodeURIComponent(PROMPT)}`);
       const { page, log } = browser;
       try {
-        await page.goto(`${url}?model=reformer&text=${encodeURIComponent(PROMPT)}`);
-        await page.waitForFunction(() => ['ready', 'error'].includes(document.documentElement.dataset.model ?? '') || document.documentElement.dataset.backend === 'error', undefined, { timeout: 60_000 });
-        const backend = await page.evaluate(() => document.documentElement.dataset.backend);
-        if (name === 'webgpu' && backend !== 'webgpu') {
-          if (requireWebGPU) throw new Error(`the page runs on ${backend}, not WebGPU\n${log.join('\n')}`);
-          console.warn('[playground reformer test] SKIPPED: the browser exposes no WebGPU adapter');
-          ctx.skip();
-        }
-        expect(backend, log.join('\n')).toBe(name);
-        expect(await page.evaluate(() => document.documentElement.dataset.model), log.join('\n')).toBe('ready');
         // The summary names the character tokenizer read from vocab.json.
         expect(await page.textContent('body')).toContain('characters (vocab.json, CharTokenizer)');
 
@@ -179,7 +149,7 @@ describe.skipIf(!haveChromium && !requireWebGPU)('the Reformer panel (?model=ref
         }
         expect(await page.$$('[data-testid^=chunks-]')).not.toHaveLength(0);
         expect(log.filter((line) => line.startsWith('[pageerror]')), log.join('\n')).toEqual([]);
-        await page.screenshot({ path: join(artifacts, `playground-reformer-${name}.png`), fullPage: true });
+        await page.screenshot({ path: join(artifacts, `playground-reformer-${backend.name}.png`), fullPage: true });
 
         // The SentencePiece Reformer, picked as files: spiece.model read by ReformerTokenizer.
         await page.evaluate(() => (document.documentElement.dataset.model = 'picking'));
