@@ -109,6 +109,13 @@ function dotWords(xs: Float32Array, xb: number, w: Int32Array, wb: number, bits:
   return a0 + a1;
 }
 
+/** The decoded-row scratch of the JS loops, kept between calls (grown when a layer is wider). */
+let rowScratch = new Float32Array(0);
+function scratchRow(inFeatures: number): Float32Array {
+  if (rowScratch.length < inFeatures) rowScratch = new Float32Array(inFeatures);
+  return rowScratch;
+}
+
 /** Rows of x up to which each weight row is decoded inside the dot product (decoding); above, once into a scratch row. */
 const FUSED_DECODE_ROWS = 4;
 
@@ -129,7 +136,7 @@ export function cpuQuantizedMatmul(x: View, weight: View, scale: View, out: View
     }
     return;
   }
-  const row = new Float32Array(inFeatures);
+  const row = scratchRow(inFeatures);
   for (let n = 0; n < outFeatures; n++) {
     decodeRow(w, weight.offset + n * rowWords, bits, inFeatures, row);
     const sc = s[scale.offset + n];
@@ -159,7 +166,7 @@ export function cpuDequantizeWeight(weight: View, scale: View, out: View, bits: 
   const o = arr(out) as Float32Array;
   if (useSimd && simdDequantize(packedRows(weight, scale, bits, inFeatures), o, out.offset)) return;
   const rowWords = rowWordsOf(weight);
-  const row = new Float32Array(inFeatures);
+  const row = scratchRow(inFeatures);
   for (let n = 0; n < weight.shape[0]; n++) {
     decodeRow(w, weight.offset + n * rowWords, bits, inFeatures, row);
     const sc = s[scale.offset + n];

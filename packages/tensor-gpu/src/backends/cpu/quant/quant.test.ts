@@ -2,7 +2,7 @@
 // integers (or float16 values) and scales directly: int8, int4 and float16 rows, M = 1..8 (the gemv
 // kernels in groups of up to 4 rows) and prefill-sized M (dequantized blocks through the GEMM engine),
 // widths that are not a multiple of a block (ragged tails), weights spanning several staged chunks, a
-// weight at an offset inside its array, float16 specials; and the cpu backend's op with the SIMD kernels
+// weight at an offset inside its array, float16 specials, memory grown between calls; and the cpu backend's op with the SIMD kernels
 // against the JS loops.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -95,6 +95,25 @@ describe('cpu WebAssembly SIMD weight-only matmul', () => {
 
   it('loads where WebAssembly SIMD is available (Node 20+)', () => {
     expect(quantModule()).not.toBeNull();
+  });
+
+  it('stays right when the module memory grows between calls (its cached views are replaced, not reused detached)', () => {
+    const w = makeWeights('q4', 37, 100, 11, 1);
+    const rnd = seededRandom(5);
+    const x = Float32Array.from({ length: 3 * 100 }, () => rnd() * 2 - 1);
+    const { y, mag } = hostMatmul(x, 0, 3, w);
+    for (let i = 0; i < 3; i++) {
+      const out = new Float32Array(3 * 37);
+      const buffer = quantModule()!.memory.buffer;
+      expect(simdWeightMatmul(x, 0, 3, w.rows, out, 0)).toBe(true);
+      expect(worstError(out, 0, y, mag), `call ${i}`).toBeLessThan(1e-6);
+      const dense = new Float32Array(37 * 100);
+      expect(simdDequantize(w.rows, dense, 0)).toBe(true);
+      expect(Array.from(dense)).toEqual(Array.from(w.dense, (v) => Math.fround(v)));
+      // Growing detaches the buffer the previous call's views were made over.
+      quantModule()!.memory.grow(1);
+      expect(buffer.byteLength).toBe(0);
+    }
   });
 
   const shapes: [number, number][] = [

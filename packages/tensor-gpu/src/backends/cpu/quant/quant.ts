@@ -23,6 +23,14 @@ interface QuantModule {
   memory: WebAssembly.Memory;
   gemv: Record<QuantFormat, GemvFn[]>;
   deq: Record<QuantFormat, DeqFn>;
+  /** Views of `memory.buffer`, made again only when the memory grew (growing detaches the old buffer). */
+  views: MemoryViews | null;
+}
+
+interface MemoryViews {
+  buffer: ArrayBuffer;
+  f32: Float32Array;
+  u8: Uint8Array;
 }
 
 /** Packed weight rows as the kernels read them: `rows` rows of `rowWords` int32 words from `offset`. */
@@ -70,18 +78,27 @@ export function quantModule(): QuantModule | null {
       gemv[f] = Array.from({ length: GEMV_MAX_ROWS }, (_, r) => ex[`${f}m${r + 1}`] as GemvFn);
       deq[f] = ex[`${f}deq`] as DeqFn;
     }
-    loaded = { memory: ex.memory as WebAssembly.Memory, gemv, deq };
+    loaded = { memory: ex.memory as WebAssembly.Memory, gemv, deq, views: null };
   } catch {
     loaded = null;
   }
   return loaded;
 }
 
-/** Grows the module's memory to at least `bytes` and returns fresh views of it. */
-function memoryOf(m: QuantModule, bytes: number): { f32: Float32Array; u8: Uint8Array } {
+/** Grows the module's memory to at least `bytes` and returns views of it (the cached ones unless it grew). */
+function memoryOf(m: QuantModule, bytes: number): MemoryViews {
   const have = m.memory.buffer.byteLength;
   if (have < bytes) m.memory.grow(Math.ceil((bytes - have) / 65536));
-  return { f32: new Float32Array(m.memory.buffer), u8: new Uint8Array(m.memory.buffer) };
+  const buffer = m.memory.buffer;
+  if (m.views?.buffer !== buffer) m.views = { buffer, f32: new Float32Array(buffer), u8: new Uint8Array(buffer) };
+  return m.views;
+}
+
+/** Float32 scratch of at least `length` elements, kept between calls (grown when a call needs more). */
+let scratch = new Float32Array(0);
+function scratchOf(length: number): Float32Array {
+  if (scratch.length < length) scratch = new Float32Array(length);
+  return scratch;
 }
 
 const align16 = (n: number) => (n + 15) & ~15;
@@ -197,7 +214,7 @@ function prefill(m: QuantModule, x: Float32Array, xOffset: number, M: number, w:
   const pd = pw + NB * ldw;
   memoryOf(m, pd + NB * kp * 4);
   const a = gemmView([1, M, K], [0, K, 1], xOffset); // x [M, K]
-  const tmp = NB === N ? null : new Float32Array(M * NB);
+  const tmp = NB === N ? null : scratchOf(M * NB);
   for (let n0 = 0; n0 < N; n0 += NB) {
     const count = Math.min(NB, N - n0);
     const { f32, u8 } = memoryOf(m, 0);
