@@ -14,7 +14,7 @@ import {
   tokenizerConfigFromJSON,
   TokenizerError,
 } from '@lm/layers';
-import type { AddedTokensDecoderJSON, SpecialTokenIds, Tokenizer, TokenizerConfigKeys, TokenizerFiles, TokenizerSaveFiles } from '@lm/layers';
+import type { AddedTokensDecoderJSON, Tokenizer, TokenizerConfigKeys, TokenizerFiles, TokenizerSaveFiles } from '@lm/layers';
 
 /** The init arguments (tokenizer_config.json / special_tokens_map.json, camelCase). */
 export interface ReformerTokenizerConfig {
@@ -93,19 +93,10 @@ export class ReformerTokenizer extends SentencePieceSlowTokenizer implements Tok
     return new ReformerTokenizer(files.model.bytes, config, files.model.name);
   }
 
-  // ---- vocabulary (`vocabSize`, `allSpecialIds`, ids <-> tokens: SentencePieceSlowTokenizer) -------
+  // ---- vocabulary (`vocabSize`, eos / unk ids, `specialTokenIds`, ids <-> tokens: SentencePieceSlowTokenizer)
 
-  get eosTokenId(): number {
-    return this.tokenId(this.config.eosToken);
-  }
-  get unkTokenId(): number {
-    return this.tokenId(this.config.unkToken);
-  }
   get padTokenId(): number | null {
     return this.config.padToken === null ? null : this.tokenId(this.config.padToken);
-  }
-  get specialTokenIds(): SpecialTokenIds {
-    return { pad: this.padTokenId, unk: this.unkTokenId, bos: null, eos: this.eosTokenId, cls: null, sep: null, mask: null };
   }
 
   // ---- tokenize ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import {
   tokenizerConfigFromJSON,
   TokenizerError,
 } from '@lm/layers';
-import type { AddedTokensDecoderJSON, SentencePieceModelProto, SpecialTokenIds, Tokenizer, TokenizerConfigKeys, TokenizerFiles, TokenizerSaveFiles } from '@lm/layers';
+import type { AddedTokensDecoderJSON, SentencePieceModelProto, Tokenizer, TokenizerConfigKeys, TokenizerFiles, TokenizerSaveFiles } from '@lm/layers';
 
 /** The init arguments (tokenizer_config.json / special_tokens_map.json, camelCase). */
 export interface T5TokenizerConfig {
@@ -143,19 +143,10 @@ export class T5Tokenizer extends SentencePieceSlowTokenizer implements Tokenizer
     return new T5Tokenizer(model, { extraIds: sentinelIds.length, ...config }, 'tokenizer.json', json);
   }
 
-  // ---- vocabulary (`vocabSize`, `allSpecialIds`, ids <-> tokens: SentencePieceSlowTokenizer) -------
+  // ---- vocabulary (`vocabSize`, eos / unk ids, `specialTokenIds`, ids <-> tokens: SentencePieceSlowTokenizer)
 
   get padTokenId(): number {
     return this.tokenId(this.config.padToken);
-  }
-  get eosTokenId(): number {
-    return this.tokenId(this.config.eosToken);
-  }
-  get unkTokenId(): number {
-    return this.tokenId(this.config.unkToken);
-  }
-  get specialTokenIds(): SpecialTokenIds {
-    return { pad: this.padTokenId, unk: this.unkTokenId, bos: null, eos: this.eosTokenId, cls: null, sep: null, mask: null };
   }
   /** The ids of `<extra_id_0>`, `<extra_id_1>`, ... in that order (span corruption's sentinels). */
   get sentinelIds(): number[] {

@@ -12,9 +12,12 @@ import { BasePadTokenizer, decodeTokens, resolveStrategies } from './slow-tokeni
 import type { DecodeOptions, EncodeOptions, Strategies } from './slow-tokenizer.js';
 import { pyStrip, splitOnAddedTokens } from './text.js';
 import type { AddedTokenStrip } from './text.js';
+import type { SpecialTokenIds } from './tokenizer.js';
 
 /** The resolved init arguments the shared steps read. */
 export interface SentencePieceSlowTokenizerConfig {
+  eosToken: string;
+  unkToken: string;
   padToken: string | null;
   additionalSpecialTokens: readonly string[];
   cleanUpTokenizationSpaces: boolean;
@@ -72,6 +75,17 @@ export abstract class SentencePieceSlowTokenizer extends BasePadTokenizer {
   }
 
   abstract get padTokenId(): number | null;
+
+  get eosTokenId(): number {
+    return this.tokenId(this.config.eosToken);
+  }
+  get unkTokenId(): number {
+    return this.tokenId(this.config.unkToken);
+  }
+  /** eos, unk and pad; no bos, cls, sep or mask. */
+  get specialTokenIds(): SpecialTokenIds {
+    return { pad: this.padTokenId, unk: this.unkTokenId, bos: null, eos: this.eosTokenId, cls: null, sep: null, mask: null };
+  }
 
   get allSpecialIds(): number[] {
     return this.allSpecialTokens.map((token) => this.tokenId(token));
