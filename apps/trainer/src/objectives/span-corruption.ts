@@ -52,7 +52,10 @@ export interface SpanCorruptionOptions {
    * its input and target padded to the fixed lengths (pad id, encoder attention mask 0, label -100). The
    * reference's blocks are all full, so a model trained on them sees inputs of one length only, with the
    * end of input always at the same distance; T5's own pipeline (`split_tokens`) leaves a shorter last
-   * piece of each document. Default: every block full (the reference's `group_texts`).
+   * piece of each document. A short block keeps the noise tokens and spans of a full one (at most all
+   * but one of its tokens), so its spans keep their mean length: with the density's count instead, a
+   * sentence-long block hides one token, and the model learns that short inputs hide short spans.
+   * Default: every block full (the reference's `group_texts`).
    */
   minBlockLength?: number;
   /** Pads short blocks' inputs and decoder inputs (T5: 0); needed with minBlockLength. */
@@ -134,6 +137,11 @@ function randomSegmentation(num: number, segments: number, rng: Rng): number[] {
  */
 export function randomSpansNoiseMask(length: number, noiseDensity: number, meanNoiseSpanLength: number, rng: Rng): boolean[] {
   const { noiseTokens, noiseSpans } = noiseCounts(length, noiseDensity, meanNoiseSpanLength);
+  return spansNoiseMask(length, noiseTokens, noiseSpans, rng);
+}
+
+/** A noise mask of `noiseTokens` in `noiseSpans` spans of random lengths, starting with non-noise. */
+function spansNoiseMask(length: number, noiseTokens: number, noiseSpans: number, rng: Rng): boolean[] {
   const noiseLengths = randomSegmentation(noiseTokens, noiseSpans, rng);
   const keepLengths = randomSegmentation(length - noiseTokens, noiseSpans, rng);
   const mask: boolean[] = [];
@@ -191,6 +199,14 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
     this.targetLength = targetLength;
   }
 
+  /** A short block's noise mask: a full block's noise tokens and spans (see minBlockLength), within its length. */
+  private shortBlockMask(length: number, rng: Rng): boolean[] {
+    const full = noiseCounts(this.tokensLength, this.options.noiseDensity, this.options.meanNoiseSpanLength);
+    const noiseTokens = Math.min(full.noiseTokens, length - 1);
+    const noiseSpans = Math.min(full.noiseSpans, noiseTokens, length - noiseTokens);
+    return spansNoiseMask(length, noiseTokens, noiseSpans, rng);
+  }
+
   /** The next block's length: full, or seeded in [minBlockLength, tokensLength]. */
   private blockLength(rng?: Rng): number {
     const min = this.options.minBlockLength;
@@ -236,7 +252,7 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
     let targets = 0;
     const sentinel = (k: number) => this.sentinel(k);
     examples.forEach((block, r) => {
-      const noise = randomSpansNoiseMask(block.length, noiseDensity, meanNoiseSpanLength, rowRng(r));
+      const noise = block.length === this.tokensLength ? randomSpansNoiseMask(block.length, noiseDensity, meanNoiseSpanLength, rowRng(r)) : this.shortBlockMask(block.length, rowRng(r));
       const input = replaceSpans(block, noise, sentinel, this.eos);
       const target = replaceSpans(
         block,
