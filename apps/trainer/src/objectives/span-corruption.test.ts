@@ -157,6 +157,7 @@ describe('span corruption: the collator', () => {
     expect(Array.from(batch.decoderInputIds.subarray(6, 12))).toEqual([0, ...target.slice(0, 4), 0]);
     expect(Array.from(batch.labels.subarray(0, 6)).filter((id) => id >= 10 && id < 20)).toHaveLength(4);
     expect(batch.targets).toBe(6 + 5 + 6);
+    expect(varied.tokens(batch)).toBe(4 + 3 + 24 + 6 + 5 + 6);
     expect(() => new SpanCorruptionObjective(tokenizer, { ...objective.options, minBlockLength: 27, padTokenId: 0 })).toThrow(
       /objectives\.span-corruption\.minBlockLength: expected a whole number in \[2, 26\] \(data\.seqLength 24 gives blocks of 26\), got 27/,
     );

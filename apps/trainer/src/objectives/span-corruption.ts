@@ -298,7 +298,8 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
     return `perplexity ${m.perplexity.toFixed(2)}, target-token accuracy ${(100 * m.targetAccuracy).toFixed(1)}%`;
   }
 
+  /** Input and target tokens, padding left out. */
   tokens(batch: SpanCorruptionBatch): number {
-    return batch.batchSize * (batch.inputLength + batch.targetLength);
+    return batch.attentionMask.reduce((a, m) => a + m, 0) + batch.targets;
   }
 }
