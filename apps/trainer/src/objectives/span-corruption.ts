@@ -252,7 +252,8 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
     let targets = 0;
     const sentinel = (k: number) => this.sentinel(k);
     examples.forEach((block, r) => {
-      const noise = block.length === this.tokensLength ? randomSpansNoiseMask(block.length, noiseDensity, meanNoiseSpanLength, rowRng(r)) : this.shortBlockMask(block.length, rowRng(r));
+      const full = block.length === this.tokensLength;
+      const noise = full ? randomSpansNoiseMask(block.length, noiseDensity, meanNoiseSpanLength, rowRng(r)) : this.shortBlockMask(block.length, rowRng(r));
       const input = replaceSpans(block, noise, sentinel, this.eos);
       const target = replaceSpans(
         block,
@@ -260,7 +261,6 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
         sentinel,
         this.eos,
       );
-      const full = block.length === this.tokensLength;
       if (full ? input.length !== inputLength || target.length !== T : input.length > inputLength || target.length > T) {
         throw new Error(`span-corruption: a block of ${block.length} tokens gave ${input.length} inputs / ${target.length} targets, expected ${full ? '' : 'at most '}${inputLength} / ${T}`);
       }
