@@ -212,6 +212,13 @@ describe('objectives.span-corruption settings', () => {
     expect((make({ shiftBlocks: true }) as unknown as SpanCorruptionObjective).options.shiftBlocks).toBe(true);
     expect((make({}) as unknown as SpanCorruptionObjective).options.shiftBlocks).toBe(false);
     expect(() => make({ shiftBlocks: 'yes' })).toThrow(/^objectives\.span-corruption\.shiftBlocks: expected true or false, got "yes"$/);
-    expect(() => make({ shiftBlock: true })).toThrow(/objectives\.span-corruption\.shiftBlock: unknown field \(known: noiseDensity, meanNoiseSpanLength, shiftBlocks\)/);
+    expect(() => make({ shiftBlock: true })).toThrow(/objectives\.span-corruption\.shiftBlock: unknown field \(known: noiseDensity, meanNoiseSpanLength, shiftBlocks, minBlockLength\)/);
+    // minBlockLength: passed on with the tokenizer's pad; a wrong type named; megatron-t5 (no encoder mask) does not know it.
+    const varied = make({ minBlockLength: 6 }) as unknown as SpanCorruptionObjective;
+    expect([varied.options.minBlockLength, varied.options.padTokenId]).toEqual([6, tokenizer.specialTokenIds.pad]);
+    expect(() => make({ minBlockLength: 'short' })).toThrow(/^objectives\.span-corruption\.minBlockLength: expected a whole number, got "short"$/);
+    const megatron = (settings: Record<string, unknown>) =>
+      megatronT5.objectives['span-corruption'].objective({ tokenizer, backend: cpu(), seqLength: 16, maskProbability: 0.15, shortSeqProbability: 0.1, settings });
+    expect(() => megatron({ minBlockLength: 6 })).toThrow(/objectives\.span-corruption\.minBlockLength: unknown field \(known: noiseDensity, meanNoiseSpanLength, shiftBlocks\)/);
   });
 });

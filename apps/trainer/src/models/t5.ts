@@ -87,11 +87,12 @@ const readConfig = (dir: string): Promise<T5Config> => readPretrainedConfig(dir,
 
 type T5Trainable = TrainableModel & Seq2SeqModel & { readonly module: T5ForConditionalGeneration };
 
-const SPAN_SETTINGS = ['noiseDensity', 'meanNoiseSpanLength', 'shiftBlocks'];
+const SPAN_SETTINGS = ['noiseDensity', 'meanNoiseSpanLength', 'shiftBlocks', 'minBlockLength'];
 
-/** The span-corruption objective over the family tokenizer's sentinels. */
-function spanCorruptionObjective(ctx: ObjectiveContext): SpanCorruptionObjective {
-  for (const key of Object.keys(ctx.settings)) if (!SPAN_SETTINGS.includes(key)) throw new ConfigError(`objectives.span-corruption.${key}: unknown field (known: ${SPAN_SETTINGS.join(', ')})`);
+/** The span-corruption objective over the family tokenizer's sentinels; `padding`: the model takes padded blocks (minBlockLength). */
+function spanCorruptionObjective(ctx: ObjectiveContext, padding = true): SpanCorruptionObjective {
+  const known = padding ? SPAN_SETTINGS : SPAN_SETTINGS.filter((k) => k !== 'minBlockLength');
+  for (const key of Object.keys(ctx.settings)) if (!known.includes(key)) throw new ConfigError(`objectives.span-corruption.${key}: unknown field (known: ${known.join(', ')})`);
   const tokenizer = ctx.tokenizer;
   let sentinelId: (k: number) => number;
   let numSentinels: number;
@@ -106,9 +107,13 @@ function spanCorruptionObjective(ctx: ObjectiveContext): SpanCorruptionObjective
   } else throw new ConfigError('objective: span-corruption with the T5 families needs their tokenizer (T5Tokenizer, or WordPiece + extra ids)');
   const shiftBlocks = ctx.settings.shiftBlocks ?? false;
   if (typeof shiftBlocks !== 'boolean') throw new ConfigError(`objectives.span-corruption.shiftBlocks: expected true or false, got ${JSON.stringify(shiftBlocks)}`);
+  const minBlockLength = ctx.settings.minBlockLength;
+  if (minBlockLength !== undefined && typeof minBlockLength !== 'number') throw new ConfigError(`objectives.span-corruption.minBlockLength: expected a whole number, got ${JSON.stringify(minBlockLength)}`);
   return new SpanCorruptionObjective(tokenizer, {
     inputLength: ctx.seqLength,
     shiftBlocks,
+    minBlockLength,
+    padTokenId: tokenizer.specialTokenIds.pad ?? undefined,
     noiseDensity: Number(ctx.settings.noiseDensity ?? 0.15),
     meanNoiseSpanLength: Number(ctx.settings.meanNoiseSpanLength ?? 3),
     sentinelId,
@@ -197,7 +202,8 @@ type MegatronTrainable = TrainableModel & Seq2SeqModel & { readonly megatron: Me
 
 const megatronSpanCorruption: FamilyObjective<MegatronT5Config, MegatronTrainable> = {
   description: "T5 span corruption on Megatron-core's T5Model (per-token lm_loss under loss_mask, sentinels after the WordPiece vocabulary)",
-  objective: spanCorruptionObjective,
+  // Megatron's forward here takes no encoder mask (its blocks are never padded): no minBlockLength.
+  objective: (ctx) => spanCorruptionObjective(ctx, false),
   async createModel(config, { fromPretrained, backend }) {
     const model = fromPretrained ? await MegatronT5Model.fromPretrained(fromPretrained, { backend }) : new MegatronT5Model(config, { backend });
     model.train();

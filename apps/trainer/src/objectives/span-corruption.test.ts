@@ -126,6 +126,43 @@ describe('span corruption: the collator', () => {
     expect(await collect(shifted, new Rng(4))).not.toEqual(got);
   });
 
+  it('minBlockLength cuts the stream into blocks of seeded lengths in [min, full], padded (attention mask 0, labels -100), spans as long as a full block\'s', async () => {
+    const varied = new SpanCorruptionObjective(tokenizer, { ...objective.options, minBlockLength: 4, padTokenId: 0 });
+    const docs = (async function* () {
+      for (let d = 0; d < 30; d++) yield { id: d, sentences: [Array.from({ length: 10 }, (_, i) => 10 + i)] };
+    })();
+    const bs: Int32Array[] = [];
+    for await (const b of varied.examples(docs, new Rng(5))) bs.push(b);
+    const lengths = bs.map((b) => b.length);
+    expect(Math.min(...lengths)).toBeGreaterThanOrEqual(4);
+    expect(Math.max(...lengths)).toBeLessThanOrEqual(26);
+    expect(new Set(lengths).size).toBeGreaterThan(5);
+    // The blocks are the stream in order (30 documents of 10 tokens + eos), nothing skipped.
+    const stream = Array.from({ length: 30 }, () => [...Array.from({ length: 10 }, (_, i) => 10 + i), 1]).flat();
+    expect(bs.flatMap((b) => Array.from(b))).toEqual(stream.slice(0, lengths.reduce((a, n) => a + n, 0)));
+    // Short blocks keep a full block's noise: 26 tokens -> round(3.9) = 4 noise tokens in 1 span. A block of 6:
+    // 4 noise tokens, input 6 - 4 + 1 + 1 = 4 of 24, target 4 + 1 + 1 = 6 of 6. A block of 4: at most 3 noise
+    // tokens (one kept), input 3, target 5 (one label padded).
+    const rows = [Int32Array.from([10, 11, 12, 13, 14, 15]), Int32Array.from([10, 11, 12, 13]), Int32Array.from(stream.slice(0, 26))];
+    const batch = varied.collate(rows, (r) => new Rng(7 + r));
+    const real = (mask: ArrayLike<number>, from: number, n: number) => Array.from(mask).slice(from, from + n).reduce((a, m) => a + m, 0);
+    expect([0, 1, 2].map((r) => real(batch.attentionMask, r * 24, 24))).toEqual([4, 3, 24]);
+    expect([0, 1, 2].map((r) => real(batch.lossMask, r * 6, 6))).toEqual([6, 5, 6]);
+    const input = Array.from(batch.inputIds.subarray(24, 48));
+    const target = Array.from(batch.labels.subarray(6, 12));
+    // The 4-token block: one kept token, then a 3-token span (a noise mask starts with non-noise).
+    expect(input).toEqual([10, tokenizer.vocabSize - 1, 1, ...new Array(21).fill(0)]);
+    expect(target).toEqual([tokenizer.vocabSize - 1, 11, 12, 13, 1, -100]);
+    expect(Array.from(batch.attentionMask.subarray(24, 48))).toEqual([1, 1, 1, ...new Array(21).fill(0)]);
+    expect(Array.from(batch.decoderInputIds.subarray(6, 12))).toEqual([0, ...target.slice(0, 4), 0]);
+    expect(Array.from(batch.labels.subarray(0, 6)).filter((id) => id >= 10 && id < 20)).toHaveLength(4);
+    expect(batch.targets).toBe(6 + 5 + 6);
+    expect(varied.tokens(batch)).toBe(4 + 3 + 24 + 6 + 5 + 6);
+    expect(() => new SpanCorruptionObjective(tokenizer, { ...objective.options, minBlockLength: 27, padTokenId: 0 })).toThrow(
+      /objectives\.span-corruption\.minBlockLength: expected a whole number in \[2, 26\] \(data\.seqLength 24 gives blocks of 26\), got 27/,
+    );
+  });
+
   it('refuses a tokenizer without eos and a block with more spans than sentinels', () => {
     class NoEos extends WordTokenizer {
       override get specialTokenIds() {

@@ -9,12 +9,13 @@
 //
 // Examples: the corpus's documents, each followed by eos, concatenated and cut into blocks of the
 // expanded length (run_t5_mlm_flax.py's `group_texts`; the tail that does not fill a block is
-// dropped; `shiftBlocks` moves the cuts per epoch). The collator draws each row's noise mask from the row's seeded generator.
+// dropped; `shiftBlocks` moves the cuts per epoch; `minBlockLength` cuts blocks of seeded lengths, padded).
+// The collator draws each row's noise mask from the row's seeded generator.
 
 import type { Tokenizer } from '@lm/layers';
-import { fromHost, full, type Backend, type Tensor } from '@lm/tensor-gpu';
+import { fromHost, type Backend, type Tensor } from '@lm/tensor-gpu';
 import { ConfigError } from '../core/errors.js';
-import { type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
+import { IGNORE_INDEX, type Objective, type ObjectiveMetrics, type ObjectiveOutput, type TokenizedDocument } from '../core/objective.js';
 import type { Rng } from '../core/rng.js';
 import { maskedTokenLoss, tokenCrossEntropy, tokenMetrics } from './token-loss.js';
 
@@ -46,6 +47,19 @@ export interface SpanCorruptionOptions {
    * (held-out loss flat). Default false: the reference's blocks.
    */
   shiftBlocks?: boolean;
+  /**
+   * Cut each block at a seeded length in [minBlockLength, block length] instead of the full block length,
+   * its input and target padded to the fixed lengths (pad id, encoder attention mask 0, label -100). The
+   * reference's blocks are all full, so a model trained on them sees inputs of one length only, with the
+   * end of input always at the same distance; T5's own pipeline (`split_tokens`) leaves a shorter last
+   * piece of each document. A short block keeps the noise tokens and spans of a full one (at most all
+   * but one of its tokens), so its spans keep their mean length: with the density's count instead, a
+   * sentence-long block hides one token, and the model learns that short inputs hide short spans.
+   * Default: every block full (the reference's `group_texts`).
+   */
+  minBlockLength?: number;
+  /** Pads short blocks' inputs and decoder inputs (T5: 0); needed with minBlockLength. */
+  padTokenId?: number;
   /** The decoder's first input (T5: the pad id). */
   decoderStartTokenId: number;
   backend?: Backend;
@@ -59,9 +73,11 @@ export interface SpanCorruptionBatch {
   inputIds: Int32Array;
   labels: Int32Array;
   decoderInputIds: Int32Array;
-  /** Megatron's `loss_mask` over the targets: 1 per target token, 0 per padding (span corruption pads none). */
+  /** Encoder attention mask: 1 per input token, 0 per padding (none unless minBlockLength). */
+  attentionMask: Int32Array;
+  /** Megatron's `loss_mask` over the targets: 1 per target token, 0 per padding. */
   lossMask: Float32Array;
-  /** Target tokens (every label counts: no padding). */
+  /** Target tokens (labels other than -100). */
   targets: number;
 }
 
@@ -121,6 +137,11 @@ function randomSegmentation(num: number, segments: number, rng: Rng): number[] {
  */
 export function randomSpansNoiseMask(length: number, noiseDensity: number, meanNoiseSpanLength: number, rng: Rng): boolean[] {
   const { noiseTokens, noiseSpans } = noiseCounts(length, noiseDensity, meanNoiseSpanLength);
+  return spansNoiseMask(length, noiseTokens, noiseSpans, rng);
+}
+
+/** A noise mask of `noiseTokens` in `noiseSpans` spans of random lengths, starting with non-noise. */
+function spansNoiseMask(length: number, noiseTokens: number, noiseSpans: number, rng: Rng): boolean[] {
   const noiseLengths = randomSegmentation(noiseTokens, noiseSpans, rng);
   const keepLengths = randomSegmentation(length - noiseTokens, noiseSpans, rng);
   const mask: boolean[] = [];
@@ -167,8 +188,30 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
     if (spans > options.numSentinels) {
       throw new ConfigError(`data.seqLength: ${inputLength} gives blocks of ${tokensLength} tokens with ${spans} corrupted spans, more than the ${options.numSentinels} sentinels of the vocabulary`);
     }
+    const { minBlockLength } = options;
+    if (minBlockLength !== undefined) {
+      if (!Number.isInteger(minBlockLength) || minBlockLength < 2 || minBlockLength > tokensLength) {
+        throw new ConfigError(`objectives.span-corruption.minBlockLength: expected a whole number in [2, ${tokensLength}] (data.seqLength ${inputLength} gives blocks of ${tokensLength}), got ${minBlockLength}`);
+      }
+      if (options.padTokenId === undefined) throw new ConfigError('objectives.span-corruption.minBlockLength pads short blocks, and data.tokenizer has no pad token');
+    }
     this.tokensLength = tokensLength;
     this.targetLength = targetLength;
+  }
+
+  /** A short block's noise mask: a full block's noise tokens and spans (see minBlockLength), within its length. */
+  private shortBlockMask(length: number, rng: Rng): boolean[] {
+    const full = noiseCounts(this.tokensLength, this.options.noiseDensity, this.options.meanNoiseSpanLength);
+    const noiseTokens = Math.min(full.noiseTokens, length - 1);
+    const noiseSpans = Math.min(full.noiseSpans, noiseTokens, length - noiseTokens);
+    return spansNoiseMask(length, noiseTokens, noiseSpans, rng);
+  }
+
+  /** The next block's length: full, or seeded in [minBlockLength, tokensLength]. */
+  private blockLength(rng?: Rng): number {
+    const min = this.options.minBlockLength;
+    if (min === undefined || !rng) return this.tokensLength;
+    return min + Math.floor(rng.next() * (this.tokensLength - min + 1));
   }
 
   sentinel(k: number): number {
@@ -178,6 +221,9 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
   async *examples(documents: AsyncIterable<TokenizedDocument>, rng?: Rng): AsyncGenerator<Int32Array> {
     let pending: number[] = [];
     let skip = this.options.shiftBlocks && rng ? Math.floor(rng.next() * this.tokensLength) : 0;
+    // The length of the block being filled, drawn once per block (kept while the stream is short of it).
+    let length: number | undefined;
+    const next = () => (length ??= this.blockLength(rng));
     for await (const doc of documents) {
       pending.push(...doc.sentences.flat(), this.eos);
       if (skip > 0) {
@@ -185,23 +231,29 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
         pending = pending.slice(dropped);
         skip -= dropped;
       }
-      while (pending.length >= this.tokensLength) {
-        yield Int32Array.from(pending.slice(0, this.tokensLength));
-        pending = pending.slice(this.tokensLength);
+      while (pending.length >= next()) {
+        yield Int32Array.from(pending.slice(0, length));
+        pending = pending.slice(length);
+        length = undefined;
       }
     }
   }
 
   collate(examples: readonly Int32Array[], rowRng: (row: number) => Rng): SpanCorruptionBatch {
-    const { inputLength, noiseDensity, meanNoiseSpanLength, decoderStartTokenId } = this.options;
+    const { inputLength, noiseDensity, meanNoiseSpanLength, decoderStartTokenId, padTokenId = 0 } = this.options;
     const B = examples.length;
     const T = this.targetLength;
-    const inputIds = new Int32Array(B * inputLength);
-    const labels = new Int32Array(B * T);
-    const decoderInputIds = new Int32Array(B * T);
+    // Padding where a block is short (minBlockLength): pad ids, attention mask 0, labels ignored.
+    const inputIds = new Int32Array(B * inputLength).fill(padTokenId);
+    const attentionMask = new Int32Array(B * inputLength);
+    const labels = new Int32Array(B * T).fill(IGNORE_INDEX);
+    const decoderInputIds = new Int32Array(B * T).fill(padTokenId);
+    const lossMask = new Float32Array(B * T);
+    let targets = 0;
     const sentinel = (k: number) => this.sentinel(k);
     examples.forEach((block, r) => {
-      const noise = randomSpansNoiseMask(block.length, noiseDensity, meanNoiseSpanLength, rowRng(r));
+      const full = block.length === this.tokensLength;
+      const noise = full ? randomSpansNoiseMask(block.length, noiseDensity, meanNoiseSpanLength, rowRng(r)) : this.shortBlockMask(block.length, rowRng(r));
       const input = replaceSpans(block, noise, sentinel, this.eos);
       const target = replaceSpans(
         block,
@@ -209,15 +261,18 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
         sentinel,
         this.eos,
       );
-      if (input.length !== inputLength || target.length !== T) {
-        throw new Error(`span-corruption: a block of ${block.length} tokens gave ${input.length} inputs / ${target.length} targets, expected ${inputLength} / ${T}`);
+      if (full ? input.length !== inputLength || target.length !== T : input.length > inputLength || target.length > T) {
+        throw new Error(`span-corruption: a block of ${block.length} tokens gave ${input.length} inputs / ${target.length} targets, expected ${full ? '' : 'at most '}${inputLength} / ${T}`);
       }
       inputIds.set(input, r * inputLength);
+      attentionMask.fill(1, r * inputLength, r * inputLength + input.length);
       labels.set(target, r * T);
+      lossMask.fill(1, r * T, r * T + target.length);
+      targets += target.length;
       // The decoder reads the target shifted right, starting from decoderStartTokenId (`shift_tokens_right`).
       decoderInputIds.set([decoderStartTokenId, ...target.slice(0, -1)], r * T);
     });
-    return { batchSize: B, inputLength, targetLength: T, inputIds, labels, decoderInputIds, lossMask: new Float32Array(B * T).fill(1), targets: B * T };
+    return { batchSize: B, inputLength, targetLength: T, inputIds, labels, decoderInputIds, attentionMask, lossMask, targets };
   }
 
   compute(model: Seq2SeqModel, batch: SpanCorruptionBatch): ObjectiveOutput {
@@ -226,7 +281,7 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
     const labels = fromHost(batch.labels, [B, T], 'int32', backend);
     const out = model.forward({
       inputIds: fromHost(batch.inputIds, [B, inputLength], 'int32', backend),
-      attentionMask: full([B, inputLength], 1, { dtype: 'int32', backend }),
+      attentionMask: fromHost(batch.attentionMask, [B, inputLength], 'int32', backend),
       decoderInputIds: fromHost(batch.decoderInputIds, [B, T], 'int32', backend),
       labels,
     });
@@ -243,7 +298,8 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
     return `perplexity ${m.perplexity.toFixed(2)}, target-token accuracy ${(100 * m.targetAccuracy).toFixed(1)}%`;
   }
 
+  /** Input and target tokens, padding left out. */
   tokens(batch: SpanCorruptionBatch): number {
-    return batch.batchSize * (batch.inputLength + batch.targetLength);
+    return batch.attentionMask.reduce((a, m) => a + m, 0) + batch.targets;
   }
 }
