@@ -235,13 +235,6 @@ interface Round {
   cBuf: number;
 }
 
-/**
- * Strip rounds read a row-major B that lies in the shared memory in place (no micro-panels) when one K
- * block of it spans at most this many bytes: beyond that its rows are too far apart (pages past the L1
- * TLB per task, decision 0022) and packing pays (1024^3 in place: 66 GFLOPS on cores, packed 75).
- */
-const STRIP_B_SPAN_MAX = 512 * 1024;
-
 /** Below this row length a plain loop beats `set(subarray())`. */
 const MEMCPY_MIN = 16;
 
@@ -553,23 +546,23 @@ class WasmGemm implements Gemm {
   /**
    * Which operands the threads use where they lie: those allocated in this memory (`alloc`, where the
    * cpu backend keeps storages from 256 KiB). A kernel reads whole padded tasks, so A may be read up
-   * to mAlign - 1 rows past M and B up to a task's columns past N (strip) or DOTS_NRT - 1 rows of W
-   * past N (dots): the heap's guard keeps those reads inside the memory, and their results land only in
+   * to mAlign - 1 rows past M and W (dots) up to DOTS_NRT - 1 rows past N: the heap's guard keeps those
+   * reads inside the memory, and their results land only in
    * C's padding. So C is written in place only where there is no padding (M and N multiples of the
    * kernel's block); otherwise it is copied out of the C buffer as before.
    */
-  private inPlace(a: GemmOperand, b: GemmOperand, out: Float32Array, M: number, N: number, K: number, dots: boolean, o: GemmOutLayout): InPlace {
+  private inPlace(a: GemmOperand, b: GemmOperand, out: Float32Array, M: number, N: number, dots: boolean, o: GemmOutLayout): InPlace {
     const heap = this.heap;
     if (heap === null) return { a: false, b: false, c: false };
     const mAlign = dots ? DOTS_MB : MR;
     const unit = dots ? DOTS_NRT : NR;
     const [sa0, sa1, sa2] = a.strides;
-    const [sb0, sb1, sb2] = b.strides;
+    const [sb0, , sb2] = b.strides;
     const aIn = heapOf(a.data) === heap && sa2 === 1 && sa0 >= 0 && sa1 >= 0 && sa1 * 4 * mAlign <= HEAP_GUARD_BYTES;
-    const bIn =
-      heapOf(b.data) === heap &&
-      sb0 >= 0 &&
-      (dots ? sb2 * 4 * DOTS_NRT <= HEAP_GUARD_BYTES : sb2 === 1 && sb1 >= 0 && Math.min(K, KC_MAX) * sb1 * 4 <= STRIP_B_SPAN_MAX);
+    // a row-major B (strip rounds) is still packed into micro-panels: read in place, a task's kc rows lie
+    // a whole row apart (pages past the L1 TLB, and at strides like 1 or 3 KiB a handful of cache sets):
+    // measured slower (1024^3 66 against 75 GFLOPS on cores, attention's p @ v 36-45 against 50-58)
+    const bIn = dots && heapOf(b.data) === heap && sb0 >= 0 && sb2 * 4 * DOTS_NRT <= HEAP_GUARD_BYTES;
     const cIn = heapOf(out) === heap && M % mAlign === 0 && N % unit === 0 && o.strides[1] >= N;
     return { a: aIn, b: bIn, c: cIn };
   }
@@ -638,7 +631,7 @@ class WasmGemm implements Gemm {
             const mcPad = align(mc, mAlign);
             // packing B into panels costs a second pass over it: it pays when each panel is read by many
             // MR-row panels of A (a few rows of A, e.g. x @ W for one token, read the row-major copy)
-            const panels = !dots && !inPlace.b && mcPad >= PANEL_MIN_ROWS;
+            const panels = !dots && mcPad >= PANEL_MIN_ROWS;
             rounds.push({
               dots,
               panels,
@@ -757,19 +750,12 @@ class WasmGemm implements Gemm {
       ctl[L.AGS] = sa0 * 4;
     }
     if (inPlace.b) {
-      const [sb0, sb1, sb2] = b.strides;
-      if (r.dots) {
-        // the rows of W where the tensor lies: W[n, k] = B[k, n] at b.offset + n*strides[2] + k
-        ctl[L.BBASE] = b.data.byteOffset + 4 * (b.offset + r.b0 * sb0 + r.p0 + r.j0 * sb2);
-        ctl[L.LDB] = sb2 * 4;
-        ctl[L.SS] = r.unit * sb2 * 4;
-      } else {
-        // B's rows where the tensor lies (contiguous along n): a task reads NR columns of kc rows
-        ctl[L.BBASE] = b.data.byteOffset + 4 * (b.offset + r.b0 * sb0 + r.p0 * sb1 + r.j0);
-        ctl[L.LDB] = sb1 * 4;
-        ctl[L.SS] = r.unit * 4;
-      }
+      // the rows of W where the tensor lies: W[n, k] = B[k, n] at b.offset + n*strides[2] + k
+      const [sb0, , sb2] = b.strides;
+      ctl[L.BBASE] = b.data.byteOffset + 4 * (b.offset + r.b0 * sb0 + r.p0 + r.j0 * sb2);
+      ctl[L.LDB] = sb2 * 4;
       ctl[L.BGS] = sb0 * 4;
+      ctl[L.SS] = r.unit * sb2 * 4;
     }
     if (inPlace.c) {
       // C written straight into out (no padding rows or columns to drop)
@@ -833,7 +819,7 @@ class WasmGemm implements Gemm {
   ): void {
     // x @ W^T (B's rows are contiguous along k): dots kernel on rows of W, no transpose.
     const dots = b.strides[1] === 1 && b.strides[2] !== 1;
-    const inPlace = this.inPlace(a, b, out, M, N, K, dots, layout);
+    const inPlace = this.inPlace(a, b, out, M, N, dots, layout);
     const rounds = this.rounds(batch, M, N, K, dots, b.strides[2], inPlace);
     const ctl = this.ctl;
     if (!parallel) {
