@@ -7,6 +7,9 @@
  *   node bench/gemm.mjs --no-tfjs       # skip the tfjs-backend-wasm comparison
  *   node bench/gemm.mjs --filter=bert   # only shapes whose label contains the string
  *   node bench/gemm.mjs --threads=1     # only this thread count (default: 1 and max)
+ *   node bench/gemm.mjs --alloc         # operands and output allocated in the GEMM's shared memory
+ *                                       # (g.alloc), as the cpu backend keeps storages from 256 KiB:
+ *                                       # the threads then read and write them in place
  *   node bench/gemm.mjs --base=DIR      # also another version's gemm (DIR/index.ts, e.g. main's
  *                                       # src/backends/cpu/gemm from `git archive`), engine 'base',
  *                                       # measured interleaved with this one, shape by shape
@@ -33,6 +36,7 @@ const argValue = (name) => process.argv.slice(2).find((a) => a.startsWith(`--${n
 const filter = argValue('filter');
 const onlyThreads = argValue('threads');
 const baseDir = argValue('base');
+const inShared = args.has('--alloc');
 const base = baseDir ? await import(new URL(`file://${resolve(baseDir, 'index.ts')}`).href) : null;
 
 /** [batch, M, K, N, label, layout = 'nn'] */
@@ -48,6 +52,9 @@ const SHAPES = [
   [12, 512, 64, 512, 'attn-scores'],
   [12, 128, 64, 128, 'attn-scores', 'nt'], // q @ k^T as models write it
   [12, 512, 512, 64, 'attn-values'],
+  // BERT-base attention at batch 8: 96 heads of q @ k^T (nt) and p @ v (nn)
+  [96, 128, 64, 128, 'attn8-scores', 'nt'],
+  [96, 128, 128, 64, 'attn8-values'],
   [1, 1, 768, 768, 'gemv'],
   [1, 64, 64, 64, 'cube'],
   // BERT-base Linear layers at batch 1, seq 128: forward x @ W^T (nt), weight gradient g^T @ x (tn)
@@ -145,18 +152,25 @@ for (const threads of threadCounts) {
   if (base) engines.unshift(['base', base.createGemm({ threads })]);
   for (const [, g] of engines) for (let i = 0; i < 500 && base?.gemmReadyWorkers(g) !== g.threads - 1 && gemmReadyWorkers(g) < g.threads - 1; i++) await sleep(10);
   SHAPES.forEach(([batch, M, K, N, label, layout], s) => {
-    const { A, B } = inputs[s];
-    const { a, b } = operands(layout, A, B, batch, M, K, N);
-    const out = new Float32Array(batch * M * N);
+    // each engine its own copies (in its memory with --alloc)
+    const own = (g, x) => {
+      const y = inShared ? (g.alloc(x.length) ?? new Float32Array(x.length)) : new Float32Array(x.length);
+      y.set(x);
+      return y;
+    };
+    const per = engines.map(([, g]) => ({ ...operands(layout, own(g, inputs[s].A), own(g, inputs[s].B), batch, M, K, N), out: own(g, new Float32Array(batch * M * N)) }));
     // with a base engine: alternate the two in short turns, so both see the same machine
     const turns = base ? 3 : 1;
     const rs = engines.map(() => []);
     for (let t = 0; t < turns; t++) {
-      engines.forEach(([, g], e) => rs[e].push(measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K, g.threads)));
+      engines.forEach(([, g], e) => {
+        const { a, b, out } = per[e];
+        rs[e].push(measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K, g.threads));
+      });
     }
     engines.forEach(([engine, g], e) => {
       const r = rs[e].sort((p, q) => p.cpu_ms_per_thread - q.cpu_ms_per_thread)[rs[e].length >> 1];
-      emit({ op: 'matmul', backend: 'cpu', impl: `wasm-${g.simd}`, ...(base ? { engine } : {}), threads: g.threads, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r, load: loadavg() });
+      emit({ op: 'matmul', backend: 'cpu', impl: `wasm-${g.simd}`, ...(base ? { engine } : {}), ...(inShared ? { alloc: true } : {}), threads: g.threads, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r, load: loadavg() });
     });
   });
   for (const [, g] of engines) g.dispose();

@@ -75,6 +75,8 @@ export interface Backend {
    * True when matmul and the fused attention read any [batch, r, c] strides with an offset, so the ops
    * hand them one view per outer batch index instead of copying a batch that does not merge into one
    * stride (attention's [B, H] head split of [B, L, H, D]); otherwise such a batch is made contiguous.
+   * The fused attention's `out` may then have any batch and row strides (rows contiguous): the op writes
+   * a head split's context into [B, L, H, Dv] storage so that merging the heads is a view.
    */
   readonly readsStridedBatches?: boolean;
 

@@ -1,6 +1,7 @@
 // Attention's head split as strided views: matmul and the fused attention on [B, L, H, D] permuted to
 // [B, H, L, D] (batch dims that do not merge), with a mask broadcast over the heads, against float64
-// loops on both backends; on the cpu backend without a single contiguous copy.
+// loops on both backends; on the cpu backend without a single contiguous copy, the fused attention's
+// context written in [B, L, H, D] order so that merging the heads back is a view.
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { Backend } from '../backend.js';
 import { scaledDotProductAttention, tensor, type Tensor } from '../index.js';
@@ -73,6 +74,27 @@ describe.each(Object.keys(backends).map((name) => ({ name })))('head split views
       if (name === 'cpu') expect(copies).not.toHaveBeenCalled();
       else expect(copies).toHaveBeenCalled(); // webgpu keeps its contiguous copies
       copies.mockRestore();
+    });
+
+    it("the context's head merge (permute + reshape to [B, L, H*D]) is a view on cpu, with the same values", async () => {
+      const q = heads(qh, D);
+      const k = heads(kh, D);
+      const v = heads(vh, D);
+      const mask = tensor(Array.from(maskh), { backend }).reshape(B, 1, 1, L);
+      // heads split as views (batch dims that do not merge) and as contiguous [B, H, L, D] inputs (they merge)
+      const split = scaledDotProductAttention(q, k, v, { mask, scale: 0.3 });
+      const dense = scaledDotProductAttention(q.contiguous(), k.contiguous(), v.contiguous(), { mask, scale: 0.3 });
+      const copies = vi.spyOn(backend, 'copy');
+      const merged = [split, dense].map((c) => c.permute(0, 2, 1, 3).reshape(B, L, H * D));
+      if (name === 'cpu') {
+        expect(copies).not.toHaveBeenCalled();
+        expect(split.isContiguous).toBe(false); // [B, H, L, D] over [B, L, H, D] storage
+      }
+      copies.mockRestore();
+      const [a, b] = await Promise.all(merged.map((t) => t.data()));
+      expect(compareArrays(a, await split.permute(0, 2, 1, 3).contiguous().data(), 0, 0).ok).toBe(true);
+      expect(compareArrays(a, b, 1e-6, 1e-5).ok).toBe(true);
+      expect(Array.from(a).some((u) => Math.abs(u) > 1e-2)).toBe(true);
     });
 
     it('gradients through permuted heads (and a mask broadcast over heads) equal those through contiguous copies', async () => {

@@ -8,6 +8,7 @@ import { DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { broadcastShapes, normAxis, sizeOf } from '../layout.js';
 import { scope } from '../memory.js';
 import { defaultGenerator, type Generator } from '../random.js';
+import type { View } from '../backend.js';
 import type { Tensor } from '../tensor.js';
 import { bernoulli, full } from './creation.js';
 import { sumToShape } from './broadcast.js';
@@ -386,25 +387,42 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
   const kernel = backend.fused.attention;
   if (!kernel) return scope(() => matmul(attentionWeights(q, k, mask, scale, causal), v));
   const flat = (t: Tensor, r: number, c: number) => flatBatch(t, batch, r, c);
-  const out3 = empty(backend, q.dtype, [B, Lq, Dv]);
-  const perOuter = outerBatchViews(backend, batch, [[q, Lq, D], [k, Lk, D], [v, Lk, Dv], [mask, Lq, Lk]]);
-  if (perOuter) {
-    // batch [B, H] of a head split (and a mask broadcast over heads): one kernel call per outer index, no copies
-    const inner = batch[batch.length - 1];
-    perOuter.forEach(([qo, ko, vo, mo], o) => {
-      const oo = { storage: out3.storage, dtype: out3.dtype, shape: [inner, Lq, Dv], strides: [Lq * Dv, Dv, 1], offset: o * inner * Lq * Dv };
-      kernel(qo!, ko!, vo!, mo, oo, scale, causal);
-    });
+  let out: Tensor;
+  if (backend.readsStridedBatches && batch.length >= 2) {
+    // Heads (batch's last dim H) written straight into [..., Lq, H, Dv] storage and returned as its
+    // [..., H, Lq, Dv] view, so the head merge that follows (permute + reshape) is a view, not a copy.
+    const H = batch[batch.length - 1];
+    const outer = B / H;
+    const store = empty(backend, q.dtype, [outer, Lq, H, Dv]);
+    const slab = Lq * H * Dv; // one outer index: [Lq, H, Dv]
+    const headsOf = (o: number): View => ({ storage: store.storage, dtype: store.dtype, shape: [H, Lq, Dv], strides: [Dv, H * Dv, 1], offset: o * slab });
+    const perOuter = outerBatchViews(backend, batch, [[q, Lq, D], [k, Lk, D], [v, Lk, Dv], [mask, Lq, Lk]]);
+    if (perOuter) {
+      // a batch that does not merge (a [B, H] head split, a mask broadcast over heads): one call per outer index, no copies
+      perOuter.forEach(([qo, ko, vo, mo], o) => kernel(qo!, ko!, vo!, mo, headsOf(o), scale, causal));
+    } else {
+      // every input merges to [B, r, c] (views): the outer indices are slices of it
+      const flats = [flat(q, Lq, D), flat(k, Lk, D), flat(v, Lk, Dv), mask ? flat(mask, Lq, Lk) : null];
+      const slice = (t: Tensor | null, o: number): View | null =>
+        t && { storage: t.storage, dtype: t.dtype, shape: [H, t.shape[1], t.shape[2]], strides: t.strides, offset: t.offset + o * H * t.strides[0] };
+      for (let o = 0; o < outer; o++) kernel(slice(flats[0], o)!, slice(flats[1], o)!, slice(flats[2], o)!, slice(flats[3], o), headsOf(o), scale, causal);
+      flats.forEach((t) => t?.dispose());
+    }
+    // [..., H, Lq, Dv] over [outer..., Lq, H, Dv] storage
+    const outerStrides = batch.slice(0, -1).map((_, d) => batch.slice(d + 1, -1).reduce((n, x) => n * x, 1) * slab);
+    out = store.viewOf([...batch, Lq, Dv], [...outerStrides, Dv, H * Dv, 1], 0);
+    store.dispose();
   } else {
+    const out3 = empty(backend, q.dtype, [B, Lq, Dv]);
     const q3 = flat(q, Lq, D);
     const k3 = flat(k, Lk, D);
     const v3 = flat(v, Lk, Dv);
     const m3 = mask ? flat(mask, Lq, Lk) : null;
     kernel(q3, k3, v3, m3, out3, scale, causal);
     [q3, k3, v3, m3].forEach((t) => t?.dispose());
+    out = reshape(out3, [...batch, Lq, Dv]);
+    out3.dispose();
   }
-  const out = reshape(out3, [...batch, Lq, Dv]);
-  out3.dispose();
   const saved = mask ? [q, k, v, mask] : [q, k, v];
   return record('attention', out, [q, k, v, mask], saved, ([g], [qs, ks, vs, ms]) => {
     // A fused backward (flash kernels) when the backend has one and the mask needs no gradient.

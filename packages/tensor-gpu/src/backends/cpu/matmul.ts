@@ -9,14 +9,16 @@ interface Engine {
   describe(): string;
   /** Storage the engine's threads can read in place (the GEMM's shared memory), or null. */
   alloc(length: number): Float32Array | null;
-  run(a: View, aData: Float32Array, b: View, bData: Float32Array, out: Float32Array, outOffset: number): void;
+  /** out[outOffset + bt*outStrides[0] + m*outStrides[1] + n]; contiguous [batch, M, N] by default. */
+  run(a: View, aData: Float32Array, b: View, bData: Float32Array, out: Float32Array, outOffset: number, outStrides?: readonly [number, number]): void;
   dispose(): void;
 }
 
 /** Plain JS fallback: i-k-j loop over a packed, row-contiguous B. */
-function jsMatmul(a: View, aData: Float32Array, b: View, bData: Float32Array, out: Float32Array, outOffset: number): void {
+function jsMatmul(a: View, aData: Float32Array, b: View, bData: Float32Array, out: Float32Array, outOffset: number, outStrides?: readonly [number, number]): void {
   const [batch, M, K] = a.shape;
   const N = b.shape[2];
+  const [sob, som] = outStrides ?? [M * N, N];
   const [sab, sam, sak] = a.strides;
   const [sbb, sbk, sbn] = b.strides;
   const packed = new Float32Array(K * N);
@@ -33,7 +35,7 @@ function jsMatmul(a: View, aData: Float32Array, b: View, bData: Float32Array, ou
         const pk = k * N;
         for (let n = 0; n < N; n++) row[n] += av * packed[pk + n];
       }
-      const o = outOffset + (bt * M + m) * N;
+      const o = outOffset + bt * sob + m * som;
       for (let n = 0; n < N; n++) out[o + n] = row[n];
     }
   }
@@ -56,11 +58,13 @@ function gemmEngine(): Engine {
       return g.simd === 'scalar' ? 'js' : `wasm ${g.simd}, ${g.threads} thread${g.threads === 1 ? '' : 's'}`;
     },
     alloc: (length) => get().alloc(length),
-    run: (a, aData, b, bData, out, outOffset) => {
+    run: (a, aData, b, bData, out, outOffset, outStrides) => {
       const [batch, M, K] = a.shape;
       const N = b.shape[2];
       const operand = (v: View, data: Float32Array): GemmOperand => ({ data, offset: v.offset, strides: [v.strides[0], v.strides[1], v.strides[2]] });
-      get().matmul(operand(a, aData), operand(b, bData), out.subarray(outOffset, outOffset + batch * M * N), batch, M, N, K);
+      // the whole array and an offset (not a subarray): the GEMM writes storage of its own memory in place
+      const [sob, som] = outStrides ?? [M * N, N];
+      get().matmul(operand(a, aData), operand(b, bData), out, batch, M, N, K, { offset: outOffset, strides: [sob, som] });
     },
     dispose: () => {
       gemm?.dispose();
@@ -86,6 +90,6 @@ export function releaseStorage(a: Float32Array): void {
 export const matmulKernel: Engine = {
   describe: () => engine.describe(),
   alloc: (length) => engine.alloc(length),
-  run: (a, aData, b, bData, out, outOffset) => engine.run(a, aData, b, bData, out, outOffset),
+  run: (a, aData, b, bData, out, outOffset, outStrides) => engine.run(a, aData, b, bData, out, outOffset, outStrides),
   dispose: () => engine.dispose(),
 };

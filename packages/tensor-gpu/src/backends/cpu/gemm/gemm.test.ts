@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateWasmBytesSource, WASM_BYTES_PATH } from './gen-wasm.js';
-import { createGemm, gemmReadyWorkers, type Gemm, type GemmOperand } from './index.js';
+import { createGemm, gemmReadyWorkers, type Gemm, type GemmOperand, type GemmOutLayout } from './index.js';
 
 /** Deterministic PRNG (mulberry32). */
 function rng(seed: number) {
@@ -46,21 +46,39 @@ function makeOperand(rand: () => number, batch: number, R: number, C: number, tr
   return { data, offset, strides } satisfies GemmOperand;
 }
 
-/** `inPlace`: B's array is allocated in the engine's shared memory (`g.alloc`), as tensor storage is. */
-function check(g: Gemm, c: Case, seed: number, inPlace = false) {
+/** Which arrays live in the engine's shared memory (`g.alloc`, as tensor storage does); `heads`: out strided. */
+interface Placement {
+  a?: boolean;
+  b?: boolean;
+  c?: boolean;
+  /** C written as attention's head merge: item bt, row i at [i, bt, :] of [M, batch, N] (+ an offset and a gap) */
+  heads?: boolean;
+}
+
+function placed(g: Gemm, data: Float32Array): Float32Array {
+  const p = g.alloc(data.length);
+  expect(p).not.toBeNull();
+  p!.set(data);
+  return p!;
+}
+
+/** `place === true`: B allocated in the shared memory (the in-place GEMV cases). */
+function check(g: Gemm, c: Case, seed: number, place: Placement | boolean = false) {
+  const where: Placement = place === true ? { b: true } : place || {};
   const rand = rng(seed);
   const { batch, M, N, K } = c;
   const pad = c.pad ?? 0;
-  const a = makeOperand(rand, batch, M, K, !!c.transA, !!c.bcastA, pad);
+  const a: GemmOperand = makeOperand(rand, batch, M, K, !!c.transA, !!c.bcastA, pad);
   const b: GemmOperand = makeOperand(rand, batch, K, N, !!c.transB, !!c.bcastB, pad);
-  if (inPlace) {
-    const placed = g.alloc(b.data.length);
-    expect(placed).not.toBeNull();
-    placed!.set(b.data);
-    b.data = placed!;
-  }
-  const out = new Float32Array(batch * M * N + 5).fill(Number.NaN);
-  g.matmul(a, b, out, batch, M, N, K);
+  if (where.a) a.data = placed(g, a.data);
+  if (where.b) b.data = placed(g, b.data);
+  const layout: GemmOutLayout = where.heads ? { offset: 3, strides: [N, batch * N + 2] } : { offset: 0, strides: [M * N, N] };
+  const outLength = where.heads ? 3 + M * (batch * N + 2) + 5 : batch * M * N + 5;
+  let out: Float32Array = new Float32Array(outLength).fill(Number.NaN);
+  if (where.c) out = placed(g, out);
+  const written = new Set<number>();
+  const at = (bt: number, i: number, j: number) => layout.offset + bt * layout.strides[0] + i * layout.strides[1] + j;
+  g.matmul(a, b, out, batch, M, N, K, where.heads ? layout : undefined);
   let worst = 0;
   let worstAt = -1;
   for (let bt = 0; bt < batch; bt++) {
@@ -74,18 +92,19 @@ function check(g: Gemm, c: Case, seed: number, inPlace = false) {
           s += x * y;
           sa += Math.abs(x * y);
         }
-        const got = out[bt * M * N + i * N + j];
+        const got = out[at(bt, i, j)];
+        written.add(at(bt, i, j));
         const err = Math.abs(got - s) / (sa + 1e-30);
         if (!(err <= worst)) {
           worst = Number.isNaN(err) ? Infinity : err;
-          worstAt = bt * M * N + i * N + j;
+          worstAt = at(bt, i, j);
         }
       }
     }
   }
   expect(worst, `${JSON.stringify(c)} worst rel err at ${worstAt}`).toBeLessThanOrEqual(1e-5);
-  // elements past batch*M*N are untouched
-  for (let i = batch * M * N; i < out.length; i++) expect(out[i]).toBeNaN();
+  // elements outside the output's layout are untouched
+  for (let i = 0; i < out.length; i++) if (!written.has(i)) expect(out[i], `element ${i} outside the output`).toBeNaN();
 }
 
 const CASES: Case[] = [
@@ -179,6 +198,22 @@ const IN_PLACE_CASES: Case[] = [
   { batch: 1, M: 530, N: 300, K: 1000, transB: true, pad: 1 },
 ];
 
+/**
+ * A, B and C in the shared memory: the threads read A's rows (contiguous along k), B (W's rows for
+ * x @ W^T, row-major rows otherwise) and write C where they lie (C only when M and N fill whole
+ * kernel blocks, else through the C buffer). Attention's shapes, and odd ones around the blocks.
+ */
+const SHARED_CASES: Case[] = [
+  { batch: 12, M: 128, N: 128, K: 64, transB: true },
+  { batch: 12, M: 128, N: 64, K: 128 },
+  { batch: 3, M: 36, N: 16, K: 20 },
+  { batch: 3, M: 37, N: 17, K: 20, pad: 2 },
+  { batch: 2, M: 30, N: 32, K: 33, transB: true, bcastB: true },
+  { batch: 2, M: 31, N: 33, K: 9, transB: true, bcastA: true, pad: 1 },
+  { batch: 1, M: 60, N: 24, K: 300, transA: true },
+  { batch: 1, M: 510, N: 1032, K: 40 },
+];
+
 /** Shapes crossing the MC/NC/KC block limits (multiple rounds per C block). */
 const BIG_CASES: Case[] = [
   { batch: 1, M: 531, N: 1045, K: 300, pad: 1 },
@@ -249,6 +284,22 @@ for (const eng of ENGINES) {
         return;
       }
       IN_PLACE_CASES.forEach((c, i) => check(g, c, 5000 + i, true));
+    });
+
+    it('operands and output in the shared memory, read and written in place; a strided (head-merge) output', () => {
+      if (eng.opts?.simd === 'scalar') {
+        SHARED_CASES.slice(2, 6).forEach((c, i) => check(g, c, 6000 + i, { heads: true }));
+        return;
+      }
+      const places: Placement[] = [{ a: true, b: true, c: true }, { a: true }, { c: true }, { a: true, b: true, c: true, heads: true }, { heads: true }];
+      places.forEach((p, n) => SHARED_CASES.forEach((c, i) => check(g, c, 6000 + 100 * n + i, p)));
+    });
+
+    it('rejects a negative or out-of-range output layout', () => {
+      const a: GemmOperand = { data: new Float32Array(4), offset: 0, strides: [0, 2, 1] };
+      expect(() => g.matmul(a, a, new Float32Array(8), 2, 2, 2, 2, { offset: 0, strides: [2, 4] })).not.toThrow();
+      expect(() => g.matmul(a, a, new Float32Array(8), 2, 2, 2, 2, { offset: 1, strides: [2, 4] })).toThrow(/layout writes up to element 8/);
+      expect(() => g.matmul(a, a, new Float32Array(8), 2, 2, 2, 2, { offset: 0, strides: [-2, 4] })).toThrow(/non-negative/);
     });
 
     // The scalar JS engine is too slow for multi-block shapes; it is covered by the cases above.

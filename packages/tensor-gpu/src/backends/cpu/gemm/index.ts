@@ -19,6 +19,10 @@
  *  - `x @ W^T` (B's rows contiguous along k, e.g. W stored [N, K]) runs the `dots`
  *    kernel on memcpy'd rows of W (no transpose; one memcpy per block when W is dense).
  *    A transposed A is memcpy'd line by line and transposed by the wasm `transpose`.
+ *  - Operands and outputs allocated in the shared memory (`alloc`: the cpu backend's storages from
+ *    256 KiB) are read and written where they lie when the layout allows (`inPlace`): then nothing is
+ *    packed or copied out, and a batch of small products (attention's heads) is one round whose tasks
+ *    stream through every head. C may be written with any row / batch stride (`GemmOutLayout`).
  *  - Tiny problems use a plain JS loop (no packing at all).
  */
 import {
@@ -59,12 +63,20 @@ export interface GemmOperand {
 
 export type GemmSimd = 'relaxed-simd' | 'simd128' | 'scalar';
 
+/** Where C goes: out[offset + bt*strides[0] + m*strides[1] + n] (rows contiguous, any row and batch stride). */
+export interface GemmOutLayout {
+  offset: number;
+  strides: [number, number];
+}
+
 export interface Gemm {
   /**
-   * out[bt, m, n] = sum_k a[bt, m, k] * b[bt, k, n]; out is a contiguous Float32Array of
-   * batch*M*N (overwritten). `out` must not alias the inputs.
+   * out[bt, m, n] = sum_k a[bt, m, k] * b[bt, k, n], overwritten; `out` is contiguous (batch*M*N
+   * from element 0) unless `layout` gives its offset and batch/row strides (e.g. heads written
+   * straight into [B, L, H, D] storage). `out` must not alias the inputs. Operands and an output
+   * allocated with `alloc` are read and written in place by the threads where the layout allows.
    */
-  matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number): void;
+  matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number, layout?: GemmOutLayout): void;
   /** Threads actually used (calling thread included). */
   readonly threads: number;
   readonly simd: GemmSimd;
@@ -195,6 +207,13 @@ function validateRelaxed(bytes: Uint8Array<ArrayBuffer>): boolean {
   return WebAssembly.validate(bytes);
 }
 
+/** Which operands the threads read (A, B) or write (C) where they lie in the shared memory: nothing copied. */
+interface InPlace {
+  a: boolean;
+  b: boolean;
+  c: boolean;
+}
+
 interface Round {
   dots: boolean; // dots kernel (B copied as rows of W = B^T) instead of the strip kernel
   panels: boolean; // strip kernel: B packed into NR-wide micro-panels (else row-major, ld ncPad + LD_PAD)
@@ -305,18 +324,24 @@ function copyLines(src: Float32Array, s0: number, stride: number, len: number, l
   }
 }
 
+/** The output layout, contiguous [batch, M, N] when none is given. */
+function outLayoutOf(layout: GemmOutLayout | undefined, M: number, N: number): GemmOutLayout {
+  return layout ?? { offset: 0, strides: [M * N, N] };
+}
+
 /** Plain JS matmul for tiny problems and the no-SIMD fallback (f32 accumulation). */
-function matmulJs(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number) {
+function matmulJs(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number, layout: GemmOutLayout) {
   const A = a.data;
   const B = b.data;
   const [as0, as1, as2] = a.strides;
   const [bs0, bs1, bs2] = b.strides;
+  const [os0, os1] = layout.strides;
   for (let bt = 0; bt < batch; bt++) {
     const aB = a.offset + bt * as0;
     const bB = b.offset + bt * bs0;
-    const oB = bt * M * N;
+    const oB = layout.offset + bt * os0;
     for (let i = 0; i < M; i++) {
-      const o = oB + i * N;
+      const o = oB + i * os1;
       out.fill(0, o, o + N);
       const ai = aB + i * as1;
       for (let k = 0; k < K; k++) {
@@ -354,13 +379,19 @@ function checkOperand(name: string, op: GemmOperand, batch: number, rows: number
   }
 }
 
-function checkArgs(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number) {
+function checkArgs(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number, o: GemmOutLayout) {
   checkDim('batch', batch);
   checkDim('M', M);
   checkDim('N', N);
   checkDim('K', K);
-  if (out.length < batch * M * N) throw new RangeError(`gemm: out has ${out.length} elements, need ${batch * M * N}`);
-  if (batch * M * N * K === 0) return;
+  const [osb, osm] = o.strides;
+  if (![o.offset, osb, osm].every((v) => Number.isInteger(v) && v >= 0)) {
+    throw new RangeError(`gemm: out layout needs a non-negative integer offset and strides, got offset ${o.offset}, strides [${osb}, ${osm}]`);
+  }
+  if (batch * M * N === 0) return;
+  const last = o.offset + (batch - 1) * osb + (M - 1) * osm + N - 1;
+  if (last >= out.length) throw new RangeError(`gemm: out has ${out.length} elements, the layout writes up to element ${last}`);
+  if (K === 0) return;
   checkOperand('a', a, batch, M, K);
   checkOperand('b', b, batch, K, N);
 }
@@ -368,10 +399,11 @@ function checkArgs(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: num
 class ScalarGemm implements Gemm {
   readonly threads = 1;
   readonly simd = 'scalar' as const;
-  matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number): void {
-    checkArgs(a, b, out, batch, M, N, K);
+  matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number, layout?: GemmOutLayout): void {
+    const o = outLayoutOf(layout, M, N);
+    checkArgs(a, b, out, batch, M, N, K, o);
     if (batch * M * N === 0) return;
-    matmulJs(a, b, out, batch, M, N, K);
+    matmulJs(a, b, out, batch, M, N, K, o);
   }
   alloc(): Float32Array | null {
     return null;
@@ -410,21 +442,27 @@ class WasmGemm implements Gemm {
     this.dots1 = exports.dots1 as DotsFn;
   }
 
-  matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number): void {
+  matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number, layout?: GemmOutLayout): void {
     if (this.disposed) throw new Error('gemm: engine was disposed');
-    checkArgs(a, b, out, batch, M, N, K);
+    const o = outLayoutOf(layout, M, N);
+    checkArgs(a, b, out, batch, M, N, K, o);
     if (batch * M * N === 0) return;
     if (K === 0) {
-      out.fill(0, 0, batch * M * N);
+      for (let bt = 0; bt < batch; bt++) {
+        for (let i = 0; i < M; i++) {
+          const r = o.offset + bt * o.strides[0] + i * o.strides[1];
+          out.fill(0, r, r + N);
+        }
+      }
       return;
     }
     const work = batch * M * N * K;
     if (work <= JS_MAX_WORK) {
-      matmulJs(a, b, out, batch, M, N, K);
+      matmulJs(a, b, out, batch, M, N, K, o);
       return;
     }
-    if (this.gemvInPlace(a, b, batch, M, K)) this.runGemv(a, b, out, M, N, K);
-    else this.run(a, b, out, batch, M, N, K, this.workers.length > 0 && work >= PARALLEL_MIN_WORK);
+    if (this.gemvInPlace(a, b, batch, M, K)) this.runGemv(a, b, out, M, N, K, o);
+    else this.run(a, b, out, batch, M, N, K, this.workers.length > 0 && work >= PARALLEL_MIN_WORK, o);
   }
 
   alloc(length: number): Float32Array | null {
@@ -452,7 +490,7 @@ class WasmGemm implements Gemm {
    * (columns of C) run the `dots` kernel on W in place; the last N % 4 columns (the kernel works in
    * fours and must not read past W's end) are plain dot products on the calling thread.
    */
-  private runGemv(a: GemmOperand, b: GemmOperand, out: Float32Array, M: number, N: number, K: number): void {
+  private runGemv(a: GemmOperand, b: GemmOperand, out: Float32Array, M: number, N: number, K: number, o: GemmOutLayout): void {
     const f32 = this.f32;
     const ctl = this.ctl;
     const L = LAYOUT;
@@ -490,7 +528,7 @@ class WasmGemm implements Gemm {
       claimAndRun(ctl, this.strip, this.dots, L, this.dots1);
       this.waitDone((base + n) | 0);
       const c0 = OFF_C[0] / 4;
-      for (let i = 0; i < M; i++) out.set(f32.subarray(c0 + i * nc, c0 + (i + 1) * nc), i * N + j0);
+      for (let i = 0; i < M; i++) out.set(f32.subarray(c0 + i * nc, c0 + (i + 1) * nc), o.offset + i * o.strides[1] + j0);
     }
     // the N % 4 last columns: float32 dot products, like the kernel's
     const W = b.data;
@@ -500,9 +538,33 @@ class WasmGemm implements Gemm {
         const wj = b.offset + j * ldw;
         let s = 0;
         for (let k = 0; k < K; k++) s = Math.fround(s + f32[ai + k] * W[wj + k]);
-        out[i * N + j] = s;
+        out[o.offset + i * o.strides[1] + j] = s;
       }
     }
+  }
+
+  /**
+   * Which operands the threads use where they lie: those allocated in this memory (`alloc`, where the
+   * cpu backend keeps storages from 256 KiB). A kernel reads whole padded tasks, so A may be read up
+   * to mAlign - 1 rows past M and W (dots) up to DOTS_NRT - 1 rows past N: the heap's guard keeps those
+   * reads inside the memory, and their results land only in
+   * C's padding. So C is written in place only where there is no padding (M and N multiples of the
+   * kernel's block); otherwise it is copied out of the C buffer as before.
+   */
+  private inPlace(a: GemmOperand, b: GemmOperand, out: Float32Array, M: number, N: number, dots: boolean, o: GemmOutLayout): InPlace {
+    const heap = this.heap;
+    if (heap === null) return { a: false, b: false, c: false };
+    const mAlign = dots ? DOTS_MB : MR;
+    const unit = dots ? DOTS_NRT : NR;
+    const [sa0, sa1, sa2] = a.strides;
+    const [sb0, , sb2] = b.strides;
+    const aIn = heapOf(a.data) === heap && sa2 === 1 && sa0 >= 0 && sa1 >= 0 && sa1 * 4 * mAlign <= HEAP_GUARD_BYTES;
+    // a row-major B (strip rounds) is still packed into micro-panels: read in place, a task's kc rows lie
+    // a whole row apart (pages past the L1 TLB, and at strides like 1 or 3 KiB a handful of cache sets):
+    // measured slower (1024^3 66 against 75 GFLOPS on cores, attention's p @ v 36-45 against 50-58)
+    const bIn = dots && heapOf(b.data) === heap && sb0 >= 0 && sb2 * 4 * DOTS_NRT <= HEAP_GUARD_BYTES;
+    const cIn = heapOf(out) === heap && M % mAlign === 0 && N % unit === 0 && o.strides[1] >= N;
+    return { a: aIn, b: bIn, c: cIn };
   }
 
   /**
@@ -513,7 +575,7 @@ class WasmGemm implements Gemm {
    * block when `wContig`: W's rows are adjacent and K is not split), A rows are padded
    * to DOTS_MB and C columns to DOTS_NRT.
    */
-  private rounds(batch: number, M: number, N: number, K: number, dots: boolean, wStride: number): Round[] {
+  private rounds(batch: number, M: number, N: number, K: number, dots: boolean, wStride: number, inPlace: InPlace): Round[] {
     let mAlign: number, unit: number, mStep: number, nStep: number, kStep: number, nM: number, nN: number, nK: number;
     let ldbOf = (kc: number) => kc + LD_PAD; // dots mode: floats per copied row of W
     if (!dots) {
@@ -544,13 +606,14 @@ class WasmGemm implements Gemm {
       const mcPad = align(M, mAlign);
       const ncPad = align(N, unit);
       const bFloats = dots ? ncPad * ldbOf(K) : K * (ncPad + LD_PAD);
+      // only the operands that are copied bound the group: in place, a whole batch is one round
       G = Math.max(
         1,
         Math.min(
           batch,
-          Math.floor(CAP_A / (mcPad * (K + LD_PAD))),
-          Math.floor(CAP_B / bFloats),
-          Math.floor(CAP_C / (mcPad * ncPad)),
+          inPlace.a ? batch : Math.floor(CAP_A / (mcPad * (K + LD_PAD))),
+          inPlace.b ? batch : Math.floor(CAP_B / bFloats),
+          inPlace.c ? batch : Math.floor(CAP_C / (mcPad * ncPad)),
         ),
       );
     }
@@ -605,7 +668,7 @@ class WasmGemm implements Gemm {
    * align4(kc) <= kc+LD_PAD (never read: the kernels stop at kc); B columns up to ncPad,
    * but exactly kc rows (the next batch item's block follows).
    */
-  private pack(r: Round, buf: number, a: GemmOperand, b: GemmOperand, wInPlace: boolean): void {
+  private pack(r: Round, buf: number, a: GemmOperand, b: GemmOperand, inPlace: InPlace): void {
     const f32 = this.f32;
     const tr = this.transpose;
     const aBcast = a.strides[0] === 0;
@@ -614,7 +677,7 @@ class WasmGemm implements Gemm {
     const ldb = r.ldb;
     for (let gi = 0; gi < r.g; gi++) {
       const bt = r.b0 + gi;
-      if (gi === 0 || !aBcast) {
+      if (!inPlace.a && (gi === 0 || !aBcast)) {
         copyBlock(
           a.data,
           a.offset + bt * a.strides[0] + r.i0 * a.strides[1] + r.p0 * a.strides[2],
@@ -630,7 +693,7 @@ class WasmGemm implements Gemm {
           align(r.kc, 4),
         );
       }
-      if (!wInPlace && (gi === 0 || !bBcast)) {
+      if (!inPlace.b && (gi === 0 || !bBcast)) {
         const s0 = b.offset + bt * b.strides[0] + r.p0 * b.strides[1] + r.j0 * b.strides[2];
         if (r.dots) {
           // W[n, k] = B[k, n]: nc rows of kc, contiguous in the source (b.strides[1] === 1)
@@ -648,7 +711,9 @@ class WasmGemm implements Gemm {
   }
 
   /** Writes the round descriptor; returns the task-counter value at which the round ends. */
-  private describe(r: Round, buf: number, aBcast: boolean, bBcast: boolean, b: GemmOperand, wInPlace: boolean): number {
+  private describe(r: Round, buf: number, a: GemmOperand, b: GemmOperand, out: Float32Array, o: GemmOutLayout, inPlace: InPlace): number {
+    const aBcast = a.strides[0] === 0;
+    const bBcast = b.strides[0] === 0;
     const ctl = this.ctl;
     const L = LAYOUT;
     // Seqlock write: SEQ goes odd before the fields change and even after, so a worker can never take
@@ -677,7 +742,14 @@ class WasmGemm implements Gemm {
     ctl[L.CSS] = r.unit * 4;
     ctl[L.NRT] = r.unit;
     ctl[L.KIND] = r.dots ? 1 : 0;
-    if (wInPlace) {
+    if (inPlace.a) {
+      // A's rows where the tensor lies (contiguous along k)
+      const [sa0, sa1] = a.strides;
+      ctl[L.ABASE] = a.data.byteOffset + 4 * (a.offset + r.b0 * sa0 + r.i0 * sa1 + r.p0);
+      ctl[L.LDA] = sa1 * 4;
+      ctl[L.AGS] = sa0 * 4;
+    }
+    if (inPlace.b) {
       // the rows of W where the tensor lies: W[n, k] = B[k, n] at b.offset + n*strides[2] + k
       const [sb0, , sb2] = b.strides;
       ctl[L.BBASE] = b.data.byteOffset + 4 * (b.offset + r.b0 * sb0 + r.p0 + r.j0 * sb2);
@@ -685,21 +757,29 @@ class WasmGemm implements Gemm {
       ctl[L.BGS] = sb0 * 4;
       ctl[L.SS] = r.unit * sb2 * 4;
     }
+    if (inPlace.c) {
+      // C written straight into out (no padding rows or columns to drop)
+      const [os0, os1] = o.strides;
+      ctl[L.CBASE] = out.byteOffset + 4 * (o.offset + r.b0 * os0 + r.i0 * os1 + r.j0);
+      ctl[L.LDC] = os1 * 4;
+      ctl[L.CGS] = os0 * 4;
+    }
     ctl[L.CMD] = CMD_RUN;
     Atomics.add(ctl, L.SEQ, 1); // publish: even again (seq-cst, after the plain writes above)
     return (base + n) | 0;
   }
 
-  private copyOut(r: Round, out: Float32Array, M: number, N: number): void {
+  private copyOut(r: Round, out: Float32Array, layout: GemmOutLayout): void {
     const f32 = this.f32;
     const cBase = OFF_C[r.cBuf] / 4;
     const nc = r.nc;
+    const [os0, os1] = layout.strides;
     for (let gi = 0; gi < r.g; gi++) {
       const c0 = cBase + gi * r.mcPad * r.ncPad;
-      const o0 = (r.b0 + gi) * M * N + r.i0 * N + r.j0;
+      const o0 = layout.offset + (r.b0 + gi) * os0 + r.i0 * os1 + r.j0;
       for (let i = 0; i < r.mc; i++) {
         const c = c0 + i * r.ncPad;
-        const o = o0 + i * N;
+        const o = o0 + i * os1;
         if (nc >= 32) out.set(f32.subarray(c, c + nc), o);
         else for (let j = 0; j < nc; j++) out[o + j] = f32[c + j];
       }
@@ -735,46 +815,43 @@ class WasmGemm implements Gemm {
     N: number,
     K: number,
     parallel: boolean,
+    layout: GemmOutLayout,
   ): void {
     // x @ W^T (B's rows are contiguous along k): dots kernel on rows of W, no transpose.
     const dots = b.strides[1] === 1 && b.strides[2] !== 1;
-    const rounds = this.rounds(batch, M, N, K, dots, b.strides[2]);
-    // W allocated in this memory: the dots tasks read its rows in place (no copy); the last task of a
-    // block may read up to DOTS_NRT - 1 rows past W, which the heap's guard keeps inside the memory
-    const wInPlace = dots && this.heap !== null && heapOf(b.data) === this.heap && b.strides[2] * 4 * DOTS_NRT <= HEAP_GUARD_BYTES;
-    const aBcast = a.strides[0] === 0;
-    const bBcast = b.strides[0] === 0;
+    const inPlace = this.inPlace(a, b, out, M, N, dots, layout);
+    const rounds = this.rounds(batch, M, N, K, dots, b.strides[2], inPlace);
     const ctl = this.ctl;
     if (!parallel) {
       for (let i = 0; i < rounds.length; i++) {
         const r = rounds[i];
-        this.pack(r, 0, a, b, wInPlace);
-        const end = this.describe(r, 0, aBcast, bBcast, b, wInPlace);
+        this.pack(r, 0, a, b, inPlace);
+        const end = this.describe(r, 0, a, b, out, layout, inPlace);
         claimAndRun(ctl, this.strip, this.dots, LAYOUT, this.dots1);
         // Workers still spinning from an earlier parallel call see the new round and may claim
         // tasks of it too: wait for every task before reading C.
         this.waitDone(end);
-        if (r.last) this.copyOut(r, out, M, N);
+        if (r.last && !inPlace.c) this.copyOut(r, out, layout);
       }
       return;
     }
     let pending: Round | null = null;
-    this.pack(rounds[0], 0, a, b, wInPlace);
+    this.pack(rounds[0], 0, a, b, inPlace);
     for (let i = 0; i < rounds.length; i++) {
       const r = rounds[i];
-      const end = this.describe(r, i & 1, aBcast, bBcast, b, wInPlace);
+      const end = this.describe(r, i & 1, a, b, out, layout, inPlace);
       this.wake();
       // Overlap: pack the next round and copy out the previous block while workers compute.
-      if (i + 1 < rounds.length) this.pack(rounds[i + 1], (i + 1) & 1, a, b, wInPlace);
+      if (i + 1 < rounds.length) this.pack(rounds[i + 1], (i + 1) & 1, a, b, inPlace);
       if (pending) {
-        this.copyOut(pending, out, M, N);
+        this.copyOut(pending, out, layout);
         pending = null;
       }
       claimAndRun(ctl, this.strip, this.dots, LAYOUT, this.dots1);
       this.waitDone(end);
-      if (r.last) pending = r;
+      if (r.last && !inPlace.c) pending = r;
     }
-    if (pending) this.copyOut(pending, out, M, N);
+    if (pending) this.copyOut(pending, out, layout);
   }
 
   /** Workers that have started and instantiated the kernel (diagnostics / tests). */

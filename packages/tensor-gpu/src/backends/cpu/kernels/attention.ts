@@ -1,13 +1,17 @@
 // Fused scaled-dot-product attention on the GEMM engine, in query blocks (see the function's comment).
 
 import type { View } from '../../../backend.js';
-import { arr, roundFloat16Output } from '../common.js';
-import { matmulKernel } from '../matmul.js';
+import { roundToFloat16 } from '../../../dtype.js';
+import { arr } from '../common.js';
+import { matmulKernel, releaseStorage } from '../matmul.js';
 import { expShiftedRow } from '../simd/eltwise.js';
 
 /**
  * Attention in query blocks: S = Q_blk K^T and O_blk = P V run on the GEMM engine; masking and the
- * softmax run per row in between. Memory beyond the inputs is one [block, Lk] score tile.
+ * softmax run per row in between. Memory beyond the inputs is one [block, Lk] score tile, allocated in
+ * the GEMM's memory where it can be (its threads then read and write it in place). `out`'s rows must
+ * be contiguous; its batch and row strides are free (the op writes a head split's context straight into
+ * [B, L, H, Dv] storage, so merging the heads afterwards is a view).
  */
 export function cpuAttention(q: View, k: View, v: View, mask: View | null, out: View, scale: number, causal: boolean): void {
   const [B, Lq, D] = q.shape;
@@ -21,7 +25,9 @@ export function cpuAttention(q: View, k: View, v: View, mask: View | null, out: 
   const budget = 1 << 22;
   const block = Math.max(1, Math.min(Lq, Math.floor(budget / Math.max(Lk, 1))));
   const group = block === Lq ? Math.max(1, Math.min(B, Math.floor(budget / Math.max(Lq * Lk, 1)))) : 1;
-  const scores = new Float32Array(group * block * Lk);
+  const nScores = group * block * Lk;
+  const scores = matmulKernel.alloc(nScores) ?? new Float32Array(nScores);
+  const [ob, om] = out.strides;
   const shift = Lk - Lq;
   const NEG = -3.4028234663852886e38;
   const view = (base: View, shape: number[], strides: number[], offset: number): View => ({ storage: base.storage, dtype: 'float32', shape, strides, offset });
@@ -69,13 +75,16 @@ export function cpuAttention(q: View, k: View, v: View, mask: View | null, out: 
         }
       }
       const p = { storage: out.storage, dtype: 'float32' as const, shape: [g, rows, Lk], strides: [rows * Lk, Lk, 1], offset: 0 };
-      if (rows === Lq) {
-        matmulKernel.run(p, scores, vb, arr(v) as Float32Array, o, out.offset + b0 * Lq * Dv);
-      } else {
-        // g is 1 when queries are split; the output rows of this block are contiguous.
-        matmulKernel.run(p, scores, vb, arr(v) as Float32Array, o, out.offset + (b0 * Lq + i0) * Dv);
+      matmulKernel.run(p, scores, vb, arr(v) as Float32Array, o, out.offset + b0 * ob + i0 * om, [ob, om]);
+    }
+  }
+  releaseStorage(scores);
+  if (out.dtype === 'float16') {
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < Lq; i++) {
+        const r = out.offset + b * ob + i * om;
+        for (let j = 0; j < Dv; j++) o[r + j] = roundToFloat16(o[r + j]);
       }
     }
   }
-  roundFloat16Output(out);
 }
