@@ -9,6 +9,7 @@
 import type { View } from '../../../backend.js';
 import { isContiguous } from '../../../layout.js';
 import { ELTWISE_PAGES, ELTWISE_WASM_B64 } from './eltwise-bytes.js';
+import { decodeBase64, eltwiseInPlace, runRowTask, type RowOperand } from './rows.js';
 
 export type SimdRowName = 'addGelu' | 'geluBackward';
 export type SimdUnaryName = 'gelu' | 'silu';
@@ -34,18 +35,11 @@ export const SIMD_ROW_MIN = 256;
 
 let loaded: EltwiseModule | null | undefined;
 
-function decode(b64: string): Uint8Array<ArrayBuffer> {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
-
 /** The instantiated module, or null where WebAssembly SIMD is unavailable (then the JS loops run). */
 export function eltwiseModule(): EltwiseModule | null {
   if (loaded !== undefined) return loaded;
   try {
-    const bytes = decode(ELTWISE_WASM_B64);
+    const bytes = decodeBase64(ELTWISE_WASM_B64);
     if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(bytes)) throw new Error('no wasm simd');
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
     const ex = inst.exports as unknown as { memory: WebAssembly.Memory } & Omit<EltwiseModule, 'f32' | 'rows'> & Record<SimdRowName | SimdUnaryName, RowFn>;
@@ -94,6 +88,7 @@ export function trySimdRow(op: SimdRowName, a: View, b: View, out: View): boolea
   const bFull = isContiguous(b.shape, b.strides);
   const n = bFull ? 0 : rowLength(b);
   if (!bFull && (n === 0 || n > CHUNK)) return false;
+  if (eltwiseInPlace(op, as, a.offset, bs, b.offset, bFull ? 0 : n, os, out.offset, count)) return true;
   const m = eltwiseModule();
   if (!m) return false;
   const { f32 } = m;
@@ -152,6 +147,7 @@ export function trySimdUnary(op: SimdUnaryName, x: View, out: View): boolean {
   if (count < SIMD_ROW_MIN) return false;
   const xs = f32Contiguous(x);
   const os = f32Contiguous(out);
+  if (xs && os && eltwiseInPlace(op, xs, x.offset, null, 0, 0, os, out.offset, count)) return true;
   const m = xs && os ? eltwiseModule() : null;
   if (!m || !xs || !os) return false;
   const { f32 } = m;
@@ -181,6 +177,7 @@ function rowsPerChunk(n: number): number {
  * unavailable or n is not a multiple of 4 up to SIMD_ROWS_MAX.
  */
 export function softmaxRowsSimd(xs: Float32Array, xo: number, rows: number, n: number, o: Float32Array, oo: number, log: boolean): boolean {
+  if (runRowTask(log ? 'logSoftmax' : 'softmax', rows, n, [{ data: xs, offset: xo, step: n }, { data: o, offset: oo, step: n, out: true }])) return true;
   if (n % 4 !== 0 || n < SIMD_EXP_MIN || n > SIMD_ROWS_MAX) return false;
   const m = eltwiseModule();
   if (!m) return false;
@@ -212,6 +209,9 @@ export function layerNormRowsSimd(
   w: Float32Array | null, wo: number, b: Float32Array | null, bo: number,
   o: Float32Array, oo: number, eps: number, rms: boolean,
 ): boolean {
+  const row = (a: Float32Array | null, at: number, fill: number): RowOperand => ({ data: a ?? constantRow(n, fill), offset: a ? at : 0, step: 0 });
+  const operands = [{ data: xs, offset: xo, step: n }, { data: o, offset: oo, step: n, out: true }, row(w, wo, 1), row(b, bo, 0)];
+  if (runRowTask(rms ? 'rmsNorm' : 'layerNorm', rows, n, operands, eps)) return true;
   if (n % 4 !== 0 || n < SIMD_EXP_MIN || n > SIMD_ROWS_MAX) return false;
   const m = eltwiseModule();
   if (!m) return false;
@@ -234,6 +234,16 @@ export function layerNormRowsSimd(
     o.set(f32.subarray(po, po + k * n), oo + r0 * n);
   }
   return true;
+}
+
+const constantRows = new Map<string, Float32Array>();
+
+/** A row of n copies of `fill` (a layer norm without weight or bias), kept per (n, fill). */
+export function constantRow(n: number, fill: number): Float32Array {
+  const key = `${n}:${fill}`;
+  let r = constantRows.get(key);
+  if (!r) constantRows.set(key, (r = new Float32Array(n).fill(fill)));
+  return r;
 }
 
 /** Floats per operand when the Adam step stages its four arrays (p, g, m, v). */
