@@ -82,6 +82,7 @@ class CpuBackend implements Backend {
     matmulTopk: (q, blocks, values, indices, k, tileRows) => cpuMatmulTopk(this, q, blocks, values, indices, k, tileRows),
     geluBackward: (g, x, out, approximate) =>
       (approximate !== 'tanh' && trySimdRow('geluBackward', g, x, out)) || this.binaryRow(approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward', FUSED_BINARY, g, x, out),
+    siluBackward: (g, x, out) => trySimdRow('siluBackward', g, x, out) || this.binaryRow('siluBackward', FUSED_BINARY, g, x, out),
     biasActivation: (act, x, bias, out) => (act === 'gelu' && trySimdRow('addGelu', x, bias, out)) || this.binaryRow(biasActivationOp(act), FUSED_BINARY, x, bias, out),
   };
 

@@ -11,7 +11,7 @@ import { isContiguous } from '../../../layout.js';
 import { ELTWISE_PAGES, ELTWISE_WASM_B64 } from './eltwise-bytes.js';
 import { decodeBase64, eltwiseInPlace, runRowTask, type RowOperand } from './rows.js';
 
-export type SimdRowName = 'addGelu' | 'geluBackward';
+export type SimdRowName = 'addGelu' | 'geluBackward' | 'siluBackward';
 export type SimdUnaryName = 'gelu' | 'silu';
 
 type RowFn = (pa: number, pb: number, po: number, count: number) => void;
@@ -45,7 +45,7 @@ export function eltwiseModule(): EltwiseModule | null {
     const ex = inst.exports as unknown as { memory: WebAssembly.Memory } & Omit<EltwiseModule, 'f32' | 'rows'> & Record<SimdRowName | SimdUnaryName, RowFn>;
     loaded = {
       f32: new Float32Array(ex.memory.buffer),
-      rows: { addGelu: ex.addGelu, geluBackward: ex.geluBackward, gelu: ex.gelu, silu: ex.silu },
+      rows: { addGelu: ex.addGelu, geluBackward: ex.geluBackward, siluBackward: ex.siluBackward, gelu: ex.gelu, silu: ex.silu },
       expSum: ex.expSum,
       rowsExpSum: ex.rowsExpSum,
       rowsAffine: ex.rowsAffine,
