@@ -18,7 +18,7 @@ import { cpuSoftmax } from './kernels/softmax.js';
 import { cpuSoftmaxBackward } from './kernels/softmax-backward.js';
 import { arrayKinds, binaryLoop, copyLoop, unaryLoop } from './loops.js';
 import { matmulKernel, releaseStorage } from './matmul.js';
-import { trySimdRow, trySimdUnary } from './simd/eltwise.js';
+import { tryAddInPlace, trySimdRow, trySimdUnary } from './simd/eltwise.js';
 import { collapse, forEachRow, offsetsOf } from './strided.js';
 
 export type { CpuStorage } from './common.js';
@@ -227,6 +227,8 @@ class CpuBackend implements Backend {
   }
 
   binary(op: BinaryOpName, a: View, b: View, out: View): void {
+    // the residual add on tensors in the GEMM's shared memory: SIMD rows in place on both threads
+    if (op === 'add' && tryAddInPlace(a, b, out)) return;
     this.binaryRow(op, BINARY, a, b, out);
   }
 

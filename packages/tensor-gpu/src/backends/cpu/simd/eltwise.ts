@@ -77,18 +77,40 @@ function rowLength(b: View): number {
  * out = row(a, b) elementwise in WebAssembly SIMD, for float32 a and out contiguous and b either
  * contiguous or a broadcast row; false (nothing written) otherwise.
  */
-export function trySimdRow(op: SimdRowName, a: View, b: View, out: View): boolean {
+interface RowOperands {
+  as: Float32Array;
+  bs: Float32Array;
+  os: Float32Array;
+  count: number;
+  bFull: boolean;
+  /** b's row length when it is a broadcast row, else 0. */
+  n: number;
+}
+
+/** a, b, out as a row kernel takes them (float32; a, out contiguous; b contiguous or a row), or null. */
+function rowOperands(a: View, b: View, out: View): RowOperands | null {
   const count = out.shape.reduce((n, d) => n * d, 1);
-  if (count < SIMD_ROW_MIN) return false;
+  if (count < SIMD_ROW_MIN) return null;
   const as = f32Contiguous(a);
   const os = f32Contiguous(out);
-  const bData = (b.storage as { data?: unknown }).data;
-  if (!as || !os || b.dtype !== 'float32' || !(bData instanceof Float32Array)) return false;
-  const bs = bData;
+  const bs = (b.storage as { data?: unknown }).data;
+  if (!as || !os || b.dtype !== 'float32' || !(bs instanceof Float32Array)) return null;
   const bFull = isContiguous(b.shape, b.strides);
   const n = bFull ? 0 : rowLength(b);
-  if (!bFull && (n === 0 || n > CHUNK)) return false;
-  if (eltwiseInPlace(op, as, a.offset, bs, b.offset, bFull ? 0 : n, os, out.offset, count)) return true;
+  return !bFull && (n === 0 || n > CHUNK) ? null : { as, bs, os, count, bFull, n };
+}
+
+/** out = a + b in place on the GEMM's shared memory, on both threads; false when it is not there. */
+export function tryAddInPlace(a: View, b: View, out: View): boolean {
+  const r = rowOperands(a, b, out);
+  return r !== null && eltwiseInPlace('add', r.as, a.offset, r.bs, b.offset, r.n, r.os, out.offset, r.count);
+}
+
+export function trySimdRow(op: SimdRowName, a: View, b: View, out: View): boolean {
+  const r = rowOperands(a, b, out);
+  if (!r) return false;
+  const { as, bs, os, count, bFull, n } = r;
+  if (eltwiseInPlace(op, as, a.offset, bs, b.offset, n, os, out.offset, count)) return true;
   const m = eltwiseModule();
   if (!m) return false;
   const { f32 } = m;

@@ -144,6 +144,19 @@ describe('cpu row kernels in place on the shared memory', () => {
     expect(maxRelError(y.dataSync(), want)).toBeLessThan(2e-6);
   });
 
+  it('the residual add over [100, 768] (and a bias row over it) matches float32 sums', () => {
+    const [rows, n] = [100, 768];
+    const xs = values(rows * n, 12);
+    const ys = values(rows * n, 13);
+    const bs = values(n, 14);
+    const x = tensor(xs, { backend }).reshape([rows, n]);
+    const sum = x.add(tensor(ys, { backend }).reshape([rows, n]));
+    const biased = x.add(tensor(bs, { backend }));
+    expect(inPlace(sum) && inPlace(biased)).toBe(true);
+    expect(Array.from(sum.dataSync())).toEqual(xs.map((v, i) => Math.fround(Math.fround(v) + Math.fround(ys[i]))));
+    expect(Array.from(biased.dataSync())).toEqual(xs.map((v, i) => Math.fround(Math.fround(v) + Math.fround(bs[i % n]))));
+  });
+
   it('a one-thread pool runs the rows on the calling thread; operands it cannot reach decline', () => {
     const gemm = createGemm({ threads: 1 });
     try {
