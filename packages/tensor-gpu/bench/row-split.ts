@@ -1,5 +1,5 @@
 // Where splitting a row kernel over the GEMM's two threads pays (decision 0024): the same round of
-// row tasks run on the calling thread alone and on every thread, interleaved, at sizes around the
+// row tasks run on the calling thread alone and on every thread, in alternating blocks, at sizes around the
 // 256 KiB from which storage lives in the shared memory. One JSON line per (kernel, floats): median
 // and fastest wall-clock microseconds of each.
 // Usage: npx tsx bench/row-split.ts [--reps N]
@@ -33,9 +33,11 @@ for (const [op, len] of cases) {
     };
     const one: number[] = [];
     const two: number[] = [];
-    for (let r = 0; r < reps; r++) {
-      one.push(run(false));
-      two.push(run(true));
+    // in blocks of 10 back-to-back rounds each way (the worker stays awake within a block, as it does
+    // between the kernels of a forward pass), blocks alternating
+    for (let r = 0; r < reps; r += 10) {
+      for (let i = 0; i < 10; i++) one.push(run(false));
+      for (let i = 0; i < 10; i++) two.push(run(true));
     }
     const f = (v: number) => +v.toFixed(1);
     console.log(JSON.stringify({ op, len, floats: rows * len, one_thread_us: f(median(one)), two_threads_us: f(median(two)), one_min_us: f(Math.min(...one)), two_min_us: f(Math.min(...two)) }));
