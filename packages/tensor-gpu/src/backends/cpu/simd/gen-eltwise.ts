@@ -143,13 +143,16 @@ function rowsFunction(name: string, params: string, locals: string, perRow: stri
   )`;
 }
 
-/** (loop over i = $row .. $end step 16, running body; $i is the byte offset within the region). */
-function lanes(label: string, body: string): string {
+/**
+ * (loop over i = from .. end step 16, running body; $i is the byte offset within the region): by
+ * default over the staged row at $row .. $end.
+ */
+function lanes(label: string, body: string, from = '(local.get $row)', end = '$end'): string {
   return `
-        (local.set $i (local.get $row))
+        (local.set $i ${from})
         (block $${label}done
           (loop $${label}
-            (br_if $${label}done (i32.ge_u (local.get $i) (local.get $end)))
+            (br_if $${label}done (i32.ge_u (local.get $i) (local.get ${end})))
             ${body}
             (local.set $i (i32.add (local.get $i) (i32.const 16)))
             (br $${label})))`;
@@ -163,21 +166,8 @@ function rowsExpSum(): string {
   return rowsFunction(
     'rowsExpSum',
     '(param $pa i32) (param $po i32)',
-    '(local $x v128) (local $y v128) (local $acc v128) (local $mv v128) (local $r4 v128) (local $p v128) (local $nn v128) (local $m f32)',
-    `(local.set $acc (f32x4.splat (f32.const -inf)))
-        ${lanes('max', `(local.set $acc (f32x4.max (local.get $acc) (v128.load (i32.add (local.get $pa) (local.get $i)))))`)}
-        (local.set $m ${hreduce('f32.max', '$acc')})
-        (if (f32.eq (local.get $m) (f32.const -inf)) (then (local.set $m (f32.const 0))))
-        (local.set $mv (f32x4.splat (local.get $m)))
-        (local.set $acc (v128.const i32x4 0 0 0 0))
-        ${lanes(
-          'exp',
-          `(local.set $x (f32x4.sub (v128.load (i32.add (local.get $pa) (local.get $i))) (local.get $mv)))
-            ${expInto('$y', '$x').replaceAll('$r)', '$r4)').replaceAll('$r ', '$r4 ').replaceAll('$n)', '$nn)').replaceAll('$n ', '$nn ')}
-            (local.set $y (v128.andnot (local.get $y) (f32x4.lt (local.get $x) ${f4(-87)})))
-            (v128.store (i32.add (local.get $po) (local.get $i)) (local.get $y))
-            (local.set $acc (f32x4.add (local.get $acc) (local.get $y)))`,
-        )}
+    '(local $x v128) (local $y v128) (local $acc v128) (local $mv v128) (local $r4 v128) (local $pp v128) (local $nn v128) (local $m f32)',
+    `${maxExpSum(lanes, '(v128.load (i32.add (local.get $pa) (local.get $i)))', '(i32.add (local.get $po) (local.get $i))')}
         (f32.store (local.get $st) (local.get $m))
         (f32.store offset=4 (local.get $st) ${hreduce('f32.add', '$acc')})`,
   );
@@ -287,20 +277,14 @@ export const ROW_OPS = [
 
 const ld = (p: string) => `(v128.load (i32.add (local.get ${p}) (local.get $i)))`;
 const st = (p: string, v: string) => `(v128.store (i32.add (local.get ${p}) (local.get $i)) ${v})`;
-/** expInto with the row functions' scratch locals ($r4, $pp, $nn: $r, $p, $n name other things there). */
-const expRow = (dst: string, src: string) =>
-  expInto(dst, src).replaceAll('$r)', '$r4)').replaceAll('$r ', '$r4 ').replaceAll('$p)', '$pp)').replaceAll('$p ', '$pp ').replaceAll('$n)', '$nn)').replaceAll('$n ', '$nn ');
+/** Code using expInto's scratch locals with the row functions' names for them ($r, $p, $n name other things there). */
+const renameScratch = (code: string) =>
+  code.replaceAll('$r)', '$r4)').replaceAll('$r ', '$r4 ').replaceAll('$p)', '$pp)').replaceAll('$p ', '$pp ').replaceAll('$n)', '$nn)').replaceAll('$n ', '$nn ');
+const expRow = (dst: string, src: string) => renameScratch(expInto(dst, src));
 
 /** (loop over $i = 0 .. 4 len bytes step 16, running body). */
 function rowLanes(label: string, body: string): string {
-  return `
-        (local.set $i (i32.const 0))
-        (block $${label}done
-          (loop $${label}
-            (br_if $${label}done (i32.ge_u (local.get $i) (local.get $nb)))
-            ${body}
-            (local.set $i (i32.add (local.get $i) (i32.const 16)))
-            (br $${label})))`;
+  return lanes(label, body, '(i32.const 0)', '$nb');
 }
 
 /**
@@ -326,22 +310,31 @@ function rowTask(name: string, advance: string[], locals: string, perRow: string
   )`;
 }
 
-/** $m = the row's max of p0 (0 when the row is all -inf); the shifted exps' sum into $s, stored to p1 when `store`. */
-function rowMaxExpSum(store: boolean): string {
+/**
+ * $m = the row's max (0 when the row is all -inf), $mv its splat, the shifted exps (stored at `store`,
+ * a byte address expression, unless null) summed into $acc. `loop` walks the row's lanes, `load` reads
+ * one. Arguments below -87 give exactly 0.
+ */
+function maxExpSum(loop: (label: string, body: string) => string, load: string, store: string | null): string {
   return `(local.set $acc (f32x4.splat (f32.const -inf)))
-        ${rowLanes('max', `(local.set $acc (f32x4.max (local.get $acc) ${ld('$p0')}))`)}
+        ${loop('max', `(local.set $acc (f32x4.max (local.get $acc) ${load}))`)}
         (local.set $m ${hreduce('f32.max', '$acc')})
         (if (f32.eq (local.get $m) (f32.const -inf)) (then (local.set $m (f32.const 0))))
         (local.set $mv (f32x4.splat (local.get $m)))
         (local.set $acc (v128.const i32x4 0 0 0 0))
-        ${rowLanes(
+        ${loop(
           'exp',
-          `(local.set $x (f32x4.sub ${ld('$p0')} (local.get $mv)))
+          `(local.set $x (f32x4.sub ${load} (local.get $mv)))
             ${expRow('$y', '$x')}
             (local.set $y (v128.andnot (local.get $y) (f32x4.lt (local.get $x) ${f4(-87)})))
-            ${store ? st('$p1', '(local.get $y)') : ''}
+            ${store ? `(v128.store ${store} (local.get $y))` : ''}
             (local.set $acc (f32x4.add (local.get $acc) (local.get $y)))`,
-        )}
+        )}`;
+}
+
+/** maxExpSum over the row at $p0 (exps stored to $p1 when `store`), the sum into $s. */
+function rowMaxExpSum(store: boolean): string {
+  return `${maxExpSum(rowLanes, ld('$p0'), store ? '(i32.add (local.get $p1) (local.get $i))' : null)}
         (local.set $s ${hreduce('f32.add', '$acc')})`;
 }
 
@@ -485,7 +478,7 @@ function rowElementwise(name: string, body: string): string {
     '',
     rowLanes('el', `(local.set $a ${ld('$p0')})
             (local.set $b (v128.load (i32.add (local.get $p1) (local.get $i))))
-            ${body.replaceAll('$r)', '$r4)').replaceAll('$r ', '$r4 ').replaceAll('$p)', '$pp)').replaceAll('$p ', '$pp ').replaceAll('$n)', '$nn)').replaceAll('$n ', '$nn ')}
+            ${renameScratch(body)}
             ${st('$p2', '(local.get $y)')}`),
     true,
   );
