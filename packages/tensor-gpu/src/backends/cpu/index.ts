@@ -19,6 +19,7 @@ import { cpuSoftmaxBackward } from './kernels/softmax-backward.js';
 import { arrayKinds, binaryLoop, copyLoop, unaryLoop } from './loops.js';
 import { matmulKernel, releaseStorage } from './matmul.js';
 import { tryAddInPlace, trySimdRow, trySimdUnary } from './simd/eltwise.js';
+import { runRowTask } from './simd/rows.js';
 import { collapse, forEachRow, offsetsOf } from './strided.js';
 
 export type { CpuStorage } from './common.js';
@@ -214,6 +215,12 @@ class CpuBackend implements Backend {
     if (!conv && c.shape.length === 1 && c.strides[0][0] === 1 && c.strides[1][0] === 1) {
       d.set(s.subarray(src.offset, src.offset + n), dst.offset);
       return;
+    }
+    // a transpose into a contiguous output (src strides [1, S], 4 | rows) in the GEMM's shared memory: in place on both threads
+    const [rows, srcStride] = [c.shape[0], c.strides[0][1]];
+    if (!conv && c.shape.length === 2 && c.strides[0][0] === 1 && c.strides[1][1] === 1 && c.strides[1][0] === n && rows % 4 === 0 && s instanceof Float32Array && d instanceof Float32Array) {
+      const operands = [{ data: s, offset: src.offset, step: 4 }, { data: d, offset: dst.offset, step: 4 * n, out: true }];
+      if (runRowTask('transpose4', rows / 4, n, operands, srcStride * 4)) return;
     }
     copyLoop(conv, arrayKinds(s, d))(s, src.offset, c.strides[0], d, dst.offset, c.strides[1], c.shape);
   }

@@ -272,7 +272,7 @@ function adam(name: string, decoupled: boolean): string {
 export const ROW_OPS = [
   'softmax', 'logSoftmax', 'softmaxBackward', 'logSoftmaxBackward',
   'layerNorm', 'rmsNorm', 'layerNormBackward', 'rmsNormBackward',
-  'gelu', 'silu', 'addGelu', 'geluBackward', 'siluBackward', 'add',
+  'gelu', 'silu', 'addGelu', 'geluBackward', 'siluBackward', 'add', 'transpose4',
 ] as const;
 
 const ld = (p: string) => `(v128.load (i32.add (local.get ${p}) (local.get $i)))`;
@@ -484,6 +484,33 @@ function rowElementwise(name: string, body: string): string {
   );
 }
 
+/**
+ * The strided copy of a transpose, four output rows per task row: output rows 4k .. 4k + 3 (at p1,
+ * `len` floats each, back to back) are source columns 4k .. 4k + 3, read as one f32x4 per source row
+ * (p0 + j f bytes, f the source's row stride) and stored lane by lane; p0 moves 16 bytes per task row.
+ */
+function rowTranspose4(): string {
+  return rowTask(
+    'transpose4',
+    [],
+    '(local $src i32) (local $sb i32) (local $dst i32) (local $v v128)',
+    `(local.set $sb (i32.trunc_f64_u (local.get $f)))
+        (local.set $src (local.get $p0))
+        (local.set $i (i32.const 0))
+        (block $tdone
+          (loop $t
+            (br_if $tdone (i32.ge_u (local.get $i) (local.get $nb)))
+            (local.set $v (v128.load (local.get $src)))
+            (local.set $dst (i32.add (local.get $p1) (local.get $i)))
+            ${[0, 1, 2, 3].map((l) => `(f32.store offset=0 (i32.add (local.get $dst) (i32.mul (local.get $nb) (i32.const ${l}))) (f32x4.extract_lane ${l} (local.get $v)))`).join(' ')}
+            (local.set $src (i32.add (local.get $src) (local.get $sb)))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (br $t)))
+        (local.set $p0 (i32.add (local.get $p0) (i32.const 16)))
+        (local.set $p1 (i32.add (local.get $p1) (i32.shl (local.get $nb) (i32.const 2))))`,
+  );
+}
+
 function rowTaskFunctions(bodies: ActivationBodies): string {
   const fns: Record<(typeof ROW_OPS)[number], string> = {
     softmax: rowSoftmax(false),
@@ -500,6 +527,7 @@ function rowTaskFunctions(bodies: ActivationBodies): string {
     geluBackward: rowElementwise('geluBackward', bodies.geluBackward),
     siluBackward: rowElementwise('siluBackward', bodies.siluBackward),
     add: rowElementwise('add', '(local.set $y (f32x4.add (local.get $a) (local.get $b)))'),
+    transpose4: rowTranspose4(),
   };
   return log64() + ROW_OPS.map((op) => fns[op]).join('\n');
 }

@@ -157,6 +157,18 @@ describe('cpu row kernels in place on the shared memory', () => {
     expect(Array.from(biased.dataSync())).toEqual(xs.map((v, i) => Math.fround(Math.fround(v) + Math.fround(bs[i % n]))));
   });
 
+  it('a transpose made contiguous ([296, 260] -> [260, 296], and a column slice of it) copies every element', () => {
+    const [r, c] = [296, 260];
+    const xs = Array.from({ length: r * c }, (_, i) => i * 0.25 - 3);
+    const x = tensor(xs, { backend }).reshape([r, c]);
+    const t = x.permute(1, 0).contiguous();
+    expect(inPlace(t)).toBe(true);
+    expect(Array.from(t.dataSync())).toEqual(Array.from({ length: r * c }, (_, i) => xs[(i % r) * c + Math.floor(i / r)]));
+    // columns 4 .. 255 of x: the source starts mid-row (offset 4) and its rows are longer than the output's columns
+    const cols = x.slice(1, 4, 256).permute(1, 0).contiguous();
+    expect(Array.from(cols.dataSync())).toEqual(Array.from({ length: r * 252 }, (_, i) => xs[(i % r) * c + 4 + Math.floor(i / r)]));
+  });
+
   it('a one-thread pool runs the rows on the calling thread; operands it cannot reach decline', () => {
     const gemm = createGemm({ threads: 1 });
     try {
