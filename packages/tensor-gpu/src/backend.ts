@@ -209,6 +209,8 @@ export interface FusedKernels {
    * gradIn's shape (any strides), gradIn is contiguous.
    */
   geluBackward?: (gradOut: View, x: View, gradIn: View, approximate: 'none' | 'tanh') => void;
+  /** gradIn = gradOut * silu'(x), elementwise; layouts as geluBackward. */
+  siluBackward?: (gradOut: View, x: View, gradIn: View) => void;
   /**
    * Maximum-inner-product search (ops/matmul-topk.ts): queries contiguous float32 [Q, D], blocks contiguous
    * float32/float16 [rows_i, D] each (their rows in order are the blocks) -> values float32 / indices int32

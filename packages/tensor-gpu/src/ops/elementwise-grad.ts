@@ -38,10 +38,7 @@ export const UNARY_GRAD: { readonly [K in UnaryOpName]: UnaryGrad | null } = {
   erf: (g, x) => g.mul(x.square().neg().exp().mulScalar(2 / Math.sqrt(Math.PI))),
   gelu: (g, x) => geluBackward(g, x, 'none'),
   geluTanh: (g, x) => geluBackward(g, x, 'tanh'),
-  silu: (g, x) => {
-    const s = x.sigmoid();
-    return g.mul(s.mul(x.mul(s.neg().addScalar(1)).addScalar(1)));
-  },
+  silu: (g, x) => siluBackward(g, x),
   softplus: (g, x) => g.mul(x.sigmoid()),
   floor: null,
   ceil: null,
@@ -109,6 +106,31 @@ function geluSecondDerivative(x: Tensor, approximate: 'none' | 'tanh'): Tensor {
   const du = x.square().mulScalar(3 * GELU_TANH_K).addScalar(1).mulScalar(SQRT_2_OVER_PI);
   const sech2 = t.square().neg().addScalar(1);
   return sech2.mul(du.sub(x.mul(t).mul(du.square())).add(x.square().mulScalar(3 * SQRT_2_OVER_PI * GELU_TANH_K)));
+}
+
+/** silu'(x) = s (1 + x (1 - s)), s = sigmoid(x), as a composite. */
+function siluDerivative(x: Tensor): Tensor {
+  const s = x.sigmoid();
+  return s.mul(x.mul(s.neg().addScalar(1)).addScalar(1));
+}
+
+/** silu''(x) = s (1 - s) (2 + x (1 - 2 s)). */
+function siluSecondDerivative(x: Tensor): Tensor {
+  const s = x.sigmoid();
+  return s.mul(s.neg().addScalar(1)).mul(x.mul(s.mulScalar(-2).addScalar(1)).addScalar(2));
+}
+
+/**
+ * g * silu'(x): one pass through the backend's fused kernel when it has one (the composite is 7
+ * elementwise kernels), else the composite; differentiable either way.
+ */
+export function siluBackward(g: Tensor, x: Tensor): Tensor {
+  const kernel = x.backend.fused.siluBackward;
+  if (!kernel || !shapesEqual(g.shape, x.shape)) return g.mul(siluDerivative(x));
+  const promoted = promoteTypes(g.dtype, x.dtype);
+  const out = empty(x.backend, promoted === 'float16' ? 'float16' : 'float32', x.shape);
+  kernel(g, x, out);
+  return record('siluBackward', out, [g, x], [g, x], ([gg], [gs, xs]) => [siluBackward(gg!, xs), gg!.mul(gs).mul(siluSecondDerivative(xs))]);
 }
 
 /**

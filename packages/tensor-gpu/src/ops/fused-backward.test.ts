@@ -65,6 +65,15 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('fused backward kernels on 
       }
     });
 
+    it('the silu gradient equals the composite, including the tails', async () => {
+      const x = input([7, 129], 6, 6);
+      const g = input([7, 129], 7);
+      const leaf = x.detach().requiresGrad_();
+      leaf.silu().backward(g);
+      const s = x.sigmoid();
+      await expectClose(leaf.grad!, g.mul(s.mul(x.mul(s.neg().addScalar(1)).addScalar(1))), 2e-6, 'silu gradient');
+    });
+
     it('the fused bias + gelu epilogue (Linear) uses the same gradient', async () => {
       const x = input([5, 33], 3, 3).requiresGrad_();
       const bias = input([33], 4).requiresGrad_();

@@ -13,7 +13,7 @@ const backends: Record<string, Backend | null> = {
   cpu: cpuBackend,
   webgpu,
   'cpu without fused kernels': withoutFusedKernels(cpuBackend),
-  'cpu without fused backward kernels': withoutFusedKernels(cpuBackend, ['softmaxBackward', 'layerNormBackward', 'geluBackward']),
+  'cpu without fused backward kernels': withoutFusedKernels(cpuBackend, ['softmaxBackward', 'layerNormBackward', 'geluBackward', 'siluBackward']),
 };
 
 function asList(out: Tensor | Tensor[]): Tensor[] {

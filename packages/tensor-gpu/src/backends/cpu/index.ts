@@ -18,7 +18,8 @@ import { cpuSoftmax } from './kernels/softmax.js';
 import { cpuSoftmaxBackward } from './kernels/softmax-backward.js';
 import { arrayKinds, binaryLoop, copyLoop, unaryLoop } from './loops.js';
 import { matmulKernel, releaseStorage } from './matmul.js';
-import { trySimdRow, trySimdUnary } from './simd/eltwise.js';
+import { tryAddInPlace, trySimdRow, trySimdUnary } from './simd/eltwise.js';
+import { runRowTask } from './simd/rows.js';
 import { collapse, forEachRow, offsetsOf } from './strided.js';
 
 export type { CpuStorage } from './common.js';
@@ -82,6 +83,7 @@ class CpuBackend implements Backend {
     matmulTopk: (q, blocks, values, indices, k, tileRows) => cpuMatmulTopk(this, q, blocks, values, indices, k, tileRows),
     geluBackward: (g, x, out, approximate) =>
       (approximate !== 'tanh' && trySimdRow('geluBackward', g, x, out)) || this.binaryRow(approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward', FUSED_BINARY, g, x, out),
+    siluBackward: (g, x, out) => trySimdRow('siluBackward', g, x, out) || this.binaryRow('siluBackward', FUSED_BINARY, g, x, out),
     biasActivation: (act, x, bias, out) => (act === 'gelu' && trySimdRow('addGelu', x, bias, out)) || this.binaryRow(biasActivationOp(act), FUSED_BINARY, x, bias, out),
   };
 
@@ -214,6 +216,12 @@ class CpuBackend implements Backend {
       d.set(s.subarray(src.offset, src.offset + n), dst.offset);
       return;
     }
+    // a transpose into a contiguous output (src strides [1, S], 4 | rows) in the GEMM's shared memory: in place on both threads
+    const [rows, srcStride] = [c.shape[0], c.strides[0][1]];
+    if (!conv && c.shape.length === 2 && c.strides[0][0] === 1 && c.strides[1][1] === 1 && c.strides[1][0] === n && rows % 4 === 0 && s instanceof Float32Array && d instanceof Float32Array) {
+      const operands = [{ data: s, offset: src.offset, step: 4 }, { data: d, offset: dst.offset, step: 4 * n, out: true }];
+      if (runRowTask('transpose4', rows / 4, n, operands, srcStride * 4)) return;
+    }
     copyLoop(conv, arrayKinds(s, d))(s, src.offset, c.strides[0], d, dst.offset, c.strides[1], c.shape);
   }
 
@@ -226,6 +234,8 @@ class CpuBackend implements Backend {
   }
 
   binary(op: BinaryOpName, a: View, b: View, out: View): void {
+    // the residual add on tensors in the GEMM's shared memory: SIMD rows in place on both threads
+    if (op === 'add' && tryAddInPlace(a, b, out)) return;
     this.binaryRow(op, BINARY, a, b, out);
   }
 

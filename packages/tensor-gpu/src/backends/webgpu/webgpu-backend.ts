@@ -98,6 +98,7 @@ export class WebGPUBackend implements Backend {
       const op = approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward';
       runBinary(this.live(op), op, FUSED_BINARY, g, x, out);
     },
+    siluBackward: (g, x, out) => runBinary(this.live('siluBackward'), 'siluBackward', FUSED_BINARY, g, x, out),
     biasActivation: (act, x, bias, out) => runBinary(this.live(biasActivationOp(act)), biasActivationOp(act), FUSED_BINARY, x, bias, out),
   };
 

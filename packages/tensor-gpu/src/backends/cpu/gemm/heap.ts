@@ -21,6 +21,15 @@ export const HEAP_GUARD_BYTES = 1 << 20;
 
 const owners = new WeakMap<Float32Array, SharedHeap>();
 
+/**
+ * The GEMM's thread pool seen from the row kernels (simd/rows.ts): runs a round of row tasks over
+ * operands in this memory (byte addresses), on every thread when `parallel`.
+ */
+export interface RowRunner {
+  readonly threads: number;
+  runRows(op: number, rows: number, per: number, len: number, ptrs: readonly number[], steps: readonly number[], f: number, parallel: boolean): void;
+}
+
 /** The heap an array was allocated from, if any. */
 export function heapOf(a: Float32Array): SharedHeap | undefined {
   return owners.get(a);
@@ -34,6 +43,8 @@ export class SharedHeap {
   private readonly sizes = new Map<number, number>(); // byte offset -> bytes, for live blocks
   private readonly collected: FinalizationRegistry<number> | null;
   private disposed = false;
+  /** The pool that runs row kernels over this memory (set by the GEMM when it has the row module). */
+  rows: RowRunner | null = null;
 
   constructor(
     readonly memory: WebAssembly.Memory,
@@ -129,5 +140,6 @@ export class SharedHeap {
   /** Stops handing out blocks (the engine was disposed); live arrays stay valid. */
   dispose(): void {
     this.disposed = true;
+    this.rows = null;
   }
 }

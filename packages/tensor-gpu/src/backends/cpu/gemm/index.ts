@@ -47,10 +47,12 @@ import {
   gemmWorkerSource,
   type ControlLayout,
   type DotsFn,
+  type RowFn,
   type StripFn,
   type WorkerInit,
 } from './worker-body.js';
 import { HEAP_GUARD_BYTES, heapOf, SharedHeap } from './heap.js';
+import { ROW_OPS, rowTaskModule } from '../simd/rows.js';
 
 export interface GemmOperand {
   /** The whole backing array (may be large); elements read at offset + strides. */
@@ -151,6 +153,13 @@ const LAYOUT: ControlLayout = {
   NCOLS: 25,
   SLEEPERS: 26,
   MAIN_SLEEPS: 27,
+  ROW_OP: 32,
+  ROW_ROWS: 33,
+  ROW_PER: 34,
+  ROW_LEN: 35,
+  ROW_P: 36,
+  ROW_S: 41,
+  ROW_F: 46,
 };
 const CMD_RUN = 1;
 const CMD_EXIT = 2;
@@ -426,8 +435,11 @@ class WasmGemm implements Gemm {
   private readonly heap: SharedHeap | null;
   private disposed = false;
 
+  /** The row-task functions on this thread (simd/rows.ts), or null without the row module. */
+  private readonly rowFns: RowFn[] | null;
+
   /** `heap`: the memory is shared and growable, so tensor storage can live in it. */
-  constructor(simd: GemmSimd, module: WebAssembly.Module, memory: WebAssembly.Memory, workers: InlineWorker[], heap: boolean) {
+  constructor(simd: GemmSimd, module: WebAssembly.Module, memory: WebAssembly.Memory, workers: InlineWorker[], heap: boolean, rows: WebAssembly.Module | null = null) {
     this.simd = simd;
     this.workers = workers;
     this.threads = workers.length + 1;
@@ -440,6 +452,39 @@ class WasmGemm implements Gemm {
     this.packb = exports.packb as PackBFn;
     this.dots = exports.dots as DotsFn;
     this.dots1 = exports.dots1 as DotsFn;
+    const rowsEx = rows ? new WebAssembly.Instance(rows, { env: { memory } }).exports : null;
+    this.rowFns = rowsEx ? ROW_OPS.map((op) => rowsEx[op] as RowFn) : null;
+    if (this.heap && this.rowFns) this.heap.rows = this;
+  }
+
+  /**
+   * A round of row tasks (KIND 3, simd/rows.ts): `rows` rows of row-task function `op` in tasks of
+   * `per` rows; operands are byte addresses in this memory. On every thread when `parallel`.
+   */
+  runRows(op: number, rows: number, per: number, len: number, ptrs: readonly number[], steps: readonly number[], f: number, parallel: boolean): void {
+    const ctl = this.ctl;
+    const L = LAYOUT;
+    const n = Math.ceil(rows / per);
+    Atomics.add(ctl, L.SEQ, 1);
+    const base = Atomics.load(ctl, L.NEXT);
+    ctl[L.BASE] = base;
+    ctl[L.NTASKS] = n;
+    ctl[L.STRIPS] = n;
+    ctl[L.KIND] = 3;
+    ctl[L.ROW_OP] = op;
+    ctl[L.ROW_ROWS] = rows;
+    ctl[L.ROW_PER] = per;
+    ctl[L.ROW_LEN] = len;
+    for (let i = 0; i < 5; i++) {
+      ctl[L.ROW_P + i] = ptrs[i] ?? 0;
+      ctl[L.ROW_S + i] = steps[i] ?? 0;
+    }
+    new Float64Array(ctl.buffer, L.ROW_F * 4, 1)[0] = f;
+    ctl[L.CMD] = CMD_RUN;
+    Atomics.add(ctl, L.SEQ, 1);
+    if (parallel) this.wake();
+    claimAndRun(ctl, this.strip, this.dots, L, this.dots1, this.rowFns);
+    this.waitDone((base + n) | 0);
   }
 
   matmul(a: GemmOperand, b: GemmOperand, out: Float32Array, batch: number, M: number, N: number, K: number, layout?: GemmOutLayout): void {
@@ -914,12 +959,14 @@ export function createGemm(options: GemmOptions = {}): Gemm {
     memory = new WebAssembly.Memory({ initial: MEMORY_PAGES, maximum: MEMORY_PAGES, shared });
     heap = false;
   }
+  // the row kernels' module over the same memory (shared only: the row kernels need the heap)
+  const rows = heap ? rowTaskModule() : null;
   let threads = Math.max(1, Math.floor(options.threads ?? hardwareConcurrency()));
   if (!shared || !canBlockHere()) threads = 1;
   const workers: InlineWorker[] = [];
   if (threads > 1) {
     const src = gemmWorkerSource();
-    const init: WorkerInit = { module, memory, layout: LAYOUT, spin: WORKER_SPIN };
+    const init: WorkerInit = { module, memory, layout: LAYOUT, spin: WORKER_SPIN, rows, rowOps: ROW_OPS };
     for (let i = 1; i < threads; i++) {
       const w = spawnInlineWorker(src);
       if (!w) break;
@@ -927,5 +974,5 @@ export function createGemm(options: GemmOptions = {}): Gemm {
       workers.push(w);
     }
   }
-  return new WasmGemm(simd, module, memory, workers, heap);
+  return new WasmGemm(simd, module, memory, workers, heap, rows);
 }

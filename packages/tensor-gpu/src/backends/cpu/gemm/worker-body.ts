@@ -38,7 +38,18 @@ export interface ControlLayout {
   readonly NCOLS: number; // in-place GEMV: rows of W (columns of C) in this round, a multiple of 4
   readonly SLEEPERS: number; // workers in (or about to enter) Atomics.wait on SEQ
   readonly MAIN_SLEEPS: number; // 1 while the caller is in (or about to enter) Atomics.wait on DONE
+  // row tasks (KIND 3, simd/rows.ts): a row-task function of the eltwise module over rows of operands in the memory
+  readonly ROW_OP: number; // index of the function (ROW_OPS order)
+  readonly ROW_ROWS: number; // rows in the round
+  readonly ROW_PER: number; // rows per task
+  readonly ROW_LEN: number; // floats per row
+  readonly ROW_P: number; // first of 5: byte address of each operand's first row
+  readonly ROW_S: number; // first of 5: byte step per row of each operand (0: one row read again)
+  readonly ROW_F: number; // first of 2 (8-byte aligned): the float64 parameter
 }
+
+/** A row-task function of the eltwise module's shared variant (gen-eltwise.ts, ROW_OPS). */
+export type RowFn = (p0: number, p1: number, p2: number, p3: number, p4: number, rows: number, len: number, f: number) => void;
 
 /** The wasm micro-kernel driver: C[np*MR x NR] (+)= A[np*MR x kc] * B[kc x NR], row-major blocks. */
 export type StripFn = (
@@ -73,11 +84,14 @@ export type DotsFn = (
  * one) and runs them. Returns the number of tasks this thread completed.
  * Self-contained (serialized into the worker).
  */
-export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: ControlLayout, dots1: DotsFn): number {
+export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: ControlLayout, dots1: DotsFn, rowFns?: RowFn[] | null): number {
   let seq: number;
   let base: number, n: number, aBase: number, bBase: number, cBase: number, np: number, kc: number;
   let lda: number, ldb: number, ldc: number, acc: number, strips: number, ags: number, bgs: number, cgs: number;
   let ss: number, kind: number, css: number, nrt: number, wBase: number, ncols: number;
+  let rOp = 0, rRows = 0, rPer = 0, rLen = 0, rf = 0;
+  const rp = [0, 0, 0, 0, 0];
+  const rs = [0, 0, 0, 0, 0];
   // consistent snapshot of the round descriptor
   // Seqlock read: an odd SEQ means the main thread is rewriting the descriptor.
   for (;;) {
@@ -104,6 +118,17 @@ export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: Co
     nrt = ctl[L.NRT];
     wBase = ctl[L.WBASE];
     ncols = ctl[L.NCOLS];
+    if (kind === 3) {
+      rOp = ctl[L.ROW_OP];
+      rRows = ctl[L.ROW_ROWS];
+      rPer = ctl[L.ROW_PER];
+      rLen = ctl[L.ROW_LEN];
+      for (let i = 0; i < 5; i++) {
+        rp[i] = ctl[L.ROW_P + i];
+        rs[i] = ctl[L.ROW_S + i];
+      }
+      rf = new Float64Array(ctl.buffer, ctl.byteOffset + L.ROW_F * 4, 1)[0];
+    }
     if (Atomics.load(ctl, L.SEQ) === seq) break;
   }
   let done = 0;
@@ -114,7 +139,14 @@ export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: Co
     if (Atomics.compareExchange(ctl, L.NEXT, cur, (cur + 1) | 0) !== cur) continue;
     const g = (t / strips) | 0;
     const s = t - g * strips;
-    if (kind === 2) {
+    if (kind === 3) {
+      // rows [r0, r0 + per) of every operand, in place (a thread without the row module never sees kind 3:
+      // the pool publishes it only when every worker was given the module)
+      const r0 = t * rPer;
+      const f = rowFns![rOp];
+      f((rp[0] + r0 * rs[0]) | 0, (rp[1] + r0 * rs[1]) | 0, (rp[2] + r0 * rs[2]) | 0, (rp[3] + r0 * rs[3]) | 0, (rp[4] + r0 * rs[4]) | 0,
+        rRows - r0 < rPer ? rRows - r0 : rPer, rLen, rf);
+    } else if (kind === 2) {
       // in-place GEMV: rows [n0, n0 + nrt) of W read where the tensor lies (ldb = W's row stride)
       const n0 = t * nrt;
       (np === 1 ? dots1 : dots)(aBase, lda, np, wBase + n0 * ldb, ldb, ncols - n0 < nrt ? ncols - n0 : nrt, kc, cBase + n0 * 4, ldc, 0);
@@ -132,6 +164,10 @@ export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: Co
 
 export interface WorkerInit {
   module: WebAssembly.Module;
+  /** The row-task module (simd/rows.ts), instantiated over the same memory; null where it does not validate. */
+  rows: WebAssembly.Module | null;
+  /** Its function names in descriptor order. */
+  rowOps: readonly string[];
   memory: WebAssembly.Memory;
   layout: ControlLayout;
   spin: number;
@@ -152,6 +188,8 @@ export function gemmWorkerMain(
     const strip = inst.exports.strip as StripFn;
     const dots = inst.exports.dots as DotsFn;
     const dots1 = inst.exports.dots1 as DotsFn;
+    const rowsEx = msg.rows ? new WebAssembly.Instance(msg.rows, { env: { memory: msg.memory } }).exports : null;
+    const rowFns = rowsEx ? msg.rowOps.map((op) => rowsEx[op] as RowFn) : null;
     const ctl = new Int32Array(msg.memory.buffer, 0, L.CTL_INTS);
     Atomics.add(ctl, L.READY, 1);
     let seen = -1;
@@ -169,7 +207,7 @@ export function gemmWorkerMain(
       if (s & 1) continue; // a descriptor is being written: look again
       seen = s;
       if (Atomics.load(ctl, L.CMD) === 2) break;
-      run(ctl, strip, dots, L, dots1);
+      run(ctl, strip, dots, L, dots1, rowFns);
     }
     const g = globalThis as { close?: () => void };
     if (!nodePort && typeof g.close === 'function') g.close();

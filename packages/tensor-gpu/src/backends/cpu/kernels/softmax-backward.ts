@@ -3,6 +3,7 @@
 import type { View } from '../../../backend.js';
 import { arr, contiguousRows, converter } from '../common.js';
 import { expShiftedRow } from '../simd/eltwise.js';
+import { runRowTask } from '../simd/rows.js';
 
 export function cpuSoftmaxBackward(y: View, gradOut: View, gradIn: View, log: boolean): void {
   const { rows, inner, base } = contiguousRows(y);
@@ -10,6 +11,12 @@ export function cpuSoftmaxBackward(y: View, gradOut: View, gradIn: View, log: bo
   const gs = arr(gradOut);
   const o = arr(gradIn);
   const conv = converter(gradIn.dtype);
+  // float32 rows in the GEMM's shared memory: whole rows in WebAssembly SIMD, in place, on both threads
+  const f32 = (a: unknown): a is Float32Array => a instanceof Float32Array;
+  if (!conv && f32(ys) && f32(gs) && f32(o)) {
+    const rowOp = (data: Float32Array, offset: number, out = false) => ({ data, offset, step: inner, out });
+    if (runRowTask(log ? 'logSoftmaxBackward' : 'softmaxBackward', rows, inner, [rowOp(ys, base), rowOp(gs, gradOut.offset), rowOp(o, gradIn.offset, true)])) return;
+  }
   for (let r = 0; r < rows; r++) {
     const s = base + r * inner;
     const g = gradOut.offset + r * inner;

@@ -9,8 +9,9 @@
 import type { View } from '../../../backend.js';
 import { isContiguous } from '../../../layout.js';
 import { ELTWISE_PAGES, ELTWISE_WASM_B64 } from './eltwise-bytes.js';
+import { decodeBase64, eltwiseInPlace, runRowTask, type RowOperand } from './rows.js';
 
-export type SimdRowName = 'addGelu' | 'geluBackward';
+export type SimdRowName = 'addGelu' | 'geluBackward' | 'siluBackward';
 export type SimdUnaryName = 'gelu' | 'silu';
 
 type RowFn = (pa: number, pb: number, po: number, count: number) => void;
@@ -34,24 +35,17 @@ export const SIMD_ROW_MIN = 256;
 
 let loaded: EltwiseModule | null | undefined;
 
-function decode(b64: string): Uint8Array<ArrayBuffer> {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
-
 /** The instantiated module, or null where WebAssembly SIMD is unavailable (then the JS loops run). */
 export function eltwiseModule(): EltwiseModule | null {
   if (loaded !== undefined) return loaded;
   try {
-    const bytes = decode(ELTWISE_WASM_B64);
+    const bytes = decodeBase64(ELTWISE_WASM_B64);
     if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(bytes)) throw new Error('no wasm simd');
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
     const ex = inst.exports as unknown as { memory: WebAssembly.Memory } & Omit<EltwiseModule, 'f32' | 'rows'> & Record<SimdRowName | SimdUnaryName, RowFn>;
     loaded = {
       f32: new Float32Array(ex.memory.buffer),
-      rows: { addGelu: ex.addGelu, geluBackward: ex.geluBackward, gelu: ex.gelu, silu: ex.silu },
+      rows: { addGelu: ex.addGelu, geluBackward: ex.geluBackward, siluBackward: ex.siluBackward, gelu: ex.gelu, silu: ex.silu },
       expSum: ex.expSum,
       rowsExpSum: ex.rowsExpSum,
       rowsAffine: ex.rowsAffine,
@@ -83,34 +77,66 @@ function rowLength(b: View): number {
  * out = row(a, b) elementwise in WebAssembly SIMD, for float32 a and out contiguous and b either
  * contiguous or a broadcast row; false (nothing written) otherwise.
  */
-export function trySimdRow(op: SimdRowName, a: View, b: View, out: View): boolean {
+interface RowOperands {
+  as: Float32Array;
+  bs: Float32Array;
+  os: Float32Array;
+  count: number;
+  bFull: boolean;
+  /** b's row length when it is a broadcast row, else 0. */
+  n: number;
+}
+
+/** a, b, out as a row kernel takes them (float32; a, out contiguous; b contiguous or a row), or null. */
+function rowOperands(a: View, b: View, out: View): RowOperands | null {
   const count = out.shape.reduce((n, d) => n * d, 1);
-  if (count < SIMD_ROW_MIN) return false;
+  if (count < SIMD_ROW_MIN) return null;
   const as = f32Contiguous(a);
   const os = f32Contiguous(out);
-  const bData = (b.storage as { data?: unknown }).data;
-  if (!as || !os || b.dtype !== 'float32' || !(bData instanceof Float32Array)) return false;
-  const bs = bData;
+  const bs = (b.storage as { data?: unknown }).data;
+  if (!as || !os || b.dtype !== 'float32' || !(bs instanceof Float32Array)) return null;
   const bFull = isContiguous(b.shape, b.strides);
   const n = bFull ? 0 : rowLength(b);
-  if (!bFull && (n === 0 || n > CHUNK)) return false;
+  return !bFull && (n === 0 || n > CHUNK) ? null : { as, bs, os, count, bFull, n };
+}
+
+/** out = a + b in place on the GEMM's shared memory, on both threads; false when it is not there. */
+export function tryAddInPlace(a: View, b: View, out: View): boolean {
+  const r = rowOperands(a, b, out);
+  return r !== null && eltwiseInPlace('add', r.as, a.offset, r.bs, b.offset, r.n, r.os, out.offset, r.count);
+}
+
+export function trySimdRow(op: SimdRowName, a: View, b: View, out: View): boolean {
+  const r = rowOperands(a, b, out);
+  if (!r) return false;
+  const { as, bs, os, count, n } = r;
+  return eltwiseInPlace(op, as, a.offset, bs, b.offset, n, os, out.offset, count) || stagedElementwise(op, as, a.offset, bs, b.offset, n, os, out.offset, count);
+}
+
+/**
+ * out = row(a, b) over count floats staged through the module's memory in chunks: b a whole operand
+ * (bRow 0), a row of bRow floats repeated (laid out once as whole rows over the chunk, which then
+ * holds whole rows only), or null (a unary row: b is not read). False when the module is unavailable.
+ */
+function stagedElementwise(
+  op: SimdRowName | SimdUnaryName, as: Float32Array, ao: number, bs: Float32Array | null, bo: number, bRow: number, os: Float32Array, oo: number, count: number,
+): boolean {
   const m = eltwiseModule();
   if (!m) return false;
   const { f32 } = m;
   const fn = m.rows[op];
   const [pa, pb, po] = [0, CHUNK, 2 * CHUNK];
-  // a row-broadcast b is laid out once as whole rows repeated over the chunk, which then holds whole rows only
-  const step = bFull ? CHUNK : Math.floor(CHUNK / n) * n;
-  if (!bFull) {
-    const row = bs.subarray(b.offset, b.offset + n);
-    for (let i = 0; i < step; i += n) f32.set(row, pb + i);
+  const step = bRow > 0 ? Math.floor(CHUNK / bRow) * bRow : CHUNK;
+  if (bs && bRow > 0) {
+    const row = bs.subarray(bo, bo + bRow);
+    for (let i = 0; i < step; i += bRow) f32.set(row, pb + i);
   }
   for (let i = 0; i < count; i += step) {
     const len = Math.min(step, count - i);
-    f32.set(as.subarray(a.offset + i, a.offset + i + len), pa);
-    if (bFull) f32.set(bs.subarray(b.offset + i, b.offset + i + len), pb);
+    f32.set(as.subarray(ao + i, ao + i + len), pa);
+    if (bs && bRow === 0) f32.set(bs.subarray(bo + i, bo + i + len), pb);
     fn(pa * 4, pb * 4, po * 4, (len + 3) & ~3);
-    os.set(f32.subarray(po, po + len), out.offset + i);
+    os.set(f32.subarray(po, po + len), oo + i);
   }
   return true;
 }
@@ -149,21 +175,10 @@ export function expShiftedRow(src: Float32Array, srcOffset: number, n: number, m
  */
 export function trySimdUnary(op: SimdUnaryName, x: View, out: View): boolean {
   const count = out.shape.reduce((n, d) => n * d, 1);
-  if (count < SIMD_ROW_MIN) return false;
   const xs = f32Contiguous(x);
   const os = f32Contiguous(out);
-  const m = xs && os ? eltwiseModule() : null;
-  if (!m || !xs || !os) return false;
-  const { f32 } = m;
-  const fn = m.rows[op];
-  const po = CHUNK;
-  for (let i = 0; i < count; i += CHUNK) {
-    const len = Math.min(CHUNK, count - i);
-    f32.set(xs.subarray(x.offset + i, x.offset + i + len), 0);
-    fn(0, 0, po * 4, (len + 3) & ~3);
-    os.set(f32.subarray(po, po + len), out.offset + i);
-  }
-  return true;
+  if (count < SIMD_ROW_MIN || !xs || !os) return false;
+  return eltwiseInPlace(op, xs, x.offset, null, 0, 0, os, out.offset, count) || stagedElementwise(op, xs, x.offset, null, 0, 0, os, out.offset, count);
 }
 
 /** Rows whose length is a multiple of 4 up to this many floats are staged whole for the row kernels. */
@@ -181,16 +196,8 @@ function rowsPerChunk(n: number): number {
  * unavailable or n is not a multiple of 4 up to SIMD_ROWS_MAX.
  */
 export function softmaxRowsSimd(xs: Float32Array, xo: number, rows: number, n: number, o: Float32Array, oo: number, log: boolean): boolean {
-  if (n % 4 !== 0 || n < SIMD_EXP_MIN || n > SIMD_ROWS_MAX) return false;
-  const m = eltwiseModule();
-  if (!m) return false;
-  const { f32 } = m;
-  const [pa, ps, po] = [0, CHUNK, 2 * CHUNK];
-  const per = rowsPerChunk(n);
-  for (let r0 = 0; r0 < rows; r0 += per) {
-    const k = Math.min(per, rows - r0);
-    const at = xo + r0 * n;
-    f32.set(xs.subarray(at, at + k * n), pa);
+  if (runRowTask(log ? 'logSoftmax' : 'softmax', rows, n, [{ data: xs, offset: xo, step: n }, { data: o, offset: oo, step: n, out: true }])) return true;
+  return stagedRows(xs, xo, rows, n, o, oo, null, (m, f32, k, [pa, ps, po]) => {
     m.rowsExpSum(pa * 4, po * 4, ps * 4, k, n);
     for (let r = 0; r < k; r++) {
       const [max, sum] = [f32[ps + 2 * r], f32[ps + 2 * r + 1]];
@@ -198,7 +205,36 @@ export function softmaxRowsSimd(xs: Float32Array, xo: number, rows: number, n: n
       f32[ps + 2 * r + 1] = log ? 1 : 1 / sum;
     }
     m.rowsAffine((log ? pa : po) * 4, po * 4, ps * 4, k, n);
-    o.set(f32.subarray(po, po + k * n), oo + r0 * n);
+  });
+}
+
+/** Region offsets (floats) of a staged chunk: the rows, their two stats floats each, the output. */
+type StagedRegions = [pa: number, ps: number, po: number];
+
+/**
+ * Stages whole rows of n floats through the module's memory, a chunk at a time, and copies each chunk's
+ * output back: `prepare` fills the start of region b before the first chunk (the weight and bias rows)
+ * and returns how many floats it used (the stats follow); `run` computes k staged rows. False (nothing written) when the module is unavailable or n
+ * is not a multiple of 4 from SIMD_EXP_MIN to SIMD_ROWS_MAX.
+ */
+function stagedRows(
+  xs: Float32Array, xo: number, rows: number, n: number, o: Float32Array, oo: number,
+  prepare: ((f32: Float32Array) => number) | null,
+  run: (m: EltwiseModule, f32: Float32Array, k: number, regions: StagedRegions) => void,
+): boolean {
+  if (n % 4 !== 0 || n < SIMD_EXP_MIN || n > SIMD_ROWS_MAX) return false;
+  const m = eltwiseModule();
+  if (!m) return false;
+  const { f32 } = m;
+  const ps = CHUNK + (prepare ? prepare(f32) : 0);
+  const regions: StagedRegions = [0, ps, 2 * CHUNK];
+  const per = rowsPerChunk(n);
+  for (let r0 = 0; r0 < rows; r0 += per) {
+    const k = Math.min(per, rows - r0);
+    const at = xo + r0 * n;
+    f32.set(xs.subarray(at, at + k * n), 0);
+    run(m, f32, k, regions);
+    o.set(f32.subarray(2 * CHUNK, 2 * CHUNK + k * n), oo + r0 * n);
   }
   return true;
 }
@@ -212,28 +248,34 @@ export function layerNormRowsSimd(
   w: Float32Array | null, wo: number, b: Float32Array | null, bo: number,
   o: Float32Array, oo: number, eps: number, rms: boolean,
 ): boolean {
-  if (n % 4 !== 0 || n < SIMD_EXP_MIN || n > SIMD_ROWS_MAX) return false;
-  const m = eltwiseModule();
-  if (!m) return false;
-  const { f32 } = m;
+  const row = (a: Float32Array | null, at: number, fill: number): RowOperand => ({ data: a ?? constantRow(n, fill), offset: a ? at : 0, step: 0 });
+  const operands = [{ data: xs, offset: xo, step: n }, { data: o, offset: oo, step: n, out: true }, row(w, wo, 1), row(b, bo, 0)];
+  if (runRowTask(rms ? 'rmsNorm' : 'layerNorm', rows, n, operands, eps)) return true;
   // region b holds the weight row, the bias row, then two stats floats per staged row
-  const [pa, pw, pb, ps, po] = [0, CHUNK, CHUNK + n, CHUNK + 2 * n, 2 * CHUNK];
-  if (w) f32.set(w.subarray(wo, wo + n), pw);
-  else f32.fill(1, pw, pw + n);
-  if (b) f32.set(b.subarray(bo, bo + n), pb);
-  else f32.fill(0, pb, pb + n);
-  const per = rowsPerChunk(n);
-  for (let r0 = 0; r0 < rows; r0 += per) {
-    const k = Math.min(per, rows - r0);
-    const at = xo + r0 * n;
-    f32.set(xs.subarray(at, at + k * n), pa);
+  const [pw, pb] = [CHUNK, CHUNK + n];
+  const prepare = (f32: Float32Array) => {
+    if (w) f32.set(w.subarray(wo, wo + n), pw);
+    else f32.fill(1, pw, pw + n);
+    if (b) f32.set(b.subarray(bo, bo + n), pb);
+    else f32.fill(0, pb, pb + n);
+    return 2 * n;
+  };
+  return stagedRows(xs, xo, rows, n, o, oo, prepare, (m, f32, k, [pa, ps, po]) => {
     m.rowsMoments(pa * 4, rms ? 1 : 0, ps * 4, k, n);
     // rstd in float64 from the float32 centred sum of squares
     for (let r = 0; r < k; r++) f32[ps + 2 * r + 1] = 1 / Math.sqrt(f32[ps + 2 * r + 1] / n + eps);
     m.rowsNorm(pa * 4, po * 4, pw * 4, pb * 4, ps * 4, k, n);
-    o.set(f32.subarray(po, po + k * n), oo + r0 * n);
-  }
-  return true;
+  });
+}
+
+const constantRows = new Map<string, Float32Array>();
+
+/** A row of n copies of `fill` (a layer norm without weight or bias), kept per (n, fill). */
+export function constantRow(n: number, fill: number): Float32Array {
+  const key = `${n}:${fill}`;
+  let r = constantRows.get(key);
+  if (!r) constantRows.set(key, (r = new Float32Array(n).fill(fill)));
+  return r;
 }
 
 /** Floats per operand when the Adam step stages its four arrays (p, g, m, v). */
