@@ -24,7 +24,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ExtraIdsTokenizer, T5ForConditionalGeneration, type T5Config, type T5Tokenizer } from '@lm/t5';
+import { T5ForConditionalGeneration, type T5Config } from '@lm/t5';
 import { init, tensor } from '@lm/tensor-gpu';
 import { loadConfig } from './config.js';
 import { isValidationDocument } from './core/data.js';
@@ -69,7 +69,7 @@ const tokenizer = await loadT5Tokenizer(exportDir, { lowercase: config.data.lowe
 const model = await T5ForConditionalGeneration.fromPretrained<T5ForConditionalGeneration, T5Config>(exportDir, { backend });
 model.eval();
 const { eos, pad } = tokenizer.specialTokenIds;
-const [s0, s1] = tokenizer instanceof ExtraIdsTokenizer ? [tokenizer.sentinelId(0), tokenizer.sentinelId(1)] : (tokenizer as T5Tokenizer).sentinelIds;
+const [s0, s1] = tokenizer.sentinelIds;
 
 /** The greedy fill of <extra_id_0> in `masked`, as words. */
 async function fill(masked: string): Promise<string> {

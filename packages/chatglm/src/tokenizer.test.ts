@@ -91,6 +91,7 @@ describe.skipIf(!have)('ChatGLMTokenizer on the fixture ice_text.model', () => {
   it('bad input: not a SentencePiece model names the file; right padding is refused; ids out of range name the id', async () => {
     await expect(ChatGLMTokenizer.fromPretrained({ 'ice_text.model': new TextEncoder().encode('not a model') })).rejects.toThrow(/ice_text\.model is not a SentencePiece model/);
     await expect(ChatGLMTokenizer.fromPretrained({ 'ice_text.model': model(), 'tokenizer_config.json': '{"padding_side": "right"}' })).rejects.toThrow(/padding_side must be "left"/);
+    await expect(ChatGLMTokenizer.fromPretrained({ 'ice_text.model': model(), 'tokenizer_config.json': '{"padding_side": "up"}' })).rejects.toThrow(/padding_side must be "left" \(ChatGLM pads on the left only\), got "up"/);
     expect(() => tok().decode([1144])).toThrow(/id 1144 is out of range \[0, 1144\)/);
   });
 });

@@ -105,7 +105,7 @@ const CONFIG_KEYS: TokenizerConfigKeys<ChatGLMTokenizerConfig> = {
   num_image_tokens: ['numImageTokens', 'count'],
   clean_up_tokenization_spaces: ['cleanUpTokenizationSpaces', 'flag'],
   model_max_length: ['modelMaxLength', 'count'],
-  padding_side: ['paddingSide', 'side'],
+  padding_side: ['paddingSide', 'json'], // any value but "left" gets ChatGLM's own message below
   truncation_side: ['truncationSide', 'side'],
 };
 

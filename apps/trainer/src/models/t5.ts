@@ -94,17 +94,13 @@ function spanCorruptionObjective(ctx: ObjectiveContext, padding = true): SpanCor
   const known = padding ? SPAN_SETTINGS : SPAN_SETTINGS.filter((k) => k !== 'minBlockLength');
   for (const key of Object.keys(ctx.settings)) if (!known.includes(key)) throw new ConfigError(`objectives.span-corruption.${key}: unknown field (known: ${known.join(', ')})`);
   const tokenizer = ctx.tokenizer;
-  let sentinelId: (k: number) => number;
-  let numSentinels: number;
-  if (tokenizer instanceof ExtraIdsTokenizer) {
-    sentinelId = (k) => tokenizer.sentinelId(k);
-    numSentinels = tokenizer.extraIds;
-  } else if (tokenizer instanceof T5Tokenizer) {
-    // <extra_id_k> from the tokenizer: pieces + extraIds - 1 - k, descending as T5 counts them.
-    const ids = tokenizer.sentinelIds;
-    sentinelId = (k) => ids[k];
-    numSentinels = ids.length;
-  } else throw new ConfigError('objective: span-corruption with the T5 families needs their tokenizer (T5Tokenizer, or WordPiece + extra ids)');
+  if (!(tokenizer instanceof ExtraIdsTokenizer) && !(tokenizer instanceof T5Tokenizer)) {
+    throw new ConfigError('objective: span-corruption with the T5 families needs their tokenizer (T5Tokenizer, or WordPiece + extra ids)');
+  }
+  // <extra_id_0>, <extra_id_1>, ... as either tokenizer numbers them (T5's count down from the top).
+  const ids = tokenizer.sentinelIds;
+  const sentinelId = (k: number): number => ids[k];
+  const numSentinels = ids.length;
   const shiftBlocks = ctx.settings.shiftBlocks ?? false;
   if (typeof shiftBlocks !== 'boolean') throw new ConfigError(`objectives.span-corruption.shiftBlocks: expected true or false, got ${JSON.stringify(shiftBlocks)}`);
   const minBlockLength = ctx.settings.minBlockLength;

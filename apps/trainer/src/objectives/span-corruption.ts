@@ -170,6 +170,8 @@ export function replaceSpans(ids: ArrayLike<number>, drop: readonly boolean[], s
 export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorruptionBatch, Seq2SeqModel> {
   readonly name = 'span-corruption';
   readonly tokensLength: number;
+  /** A full block's noise tokens and spans, which a short block keeps too (minBlockLength). */
+  private readonly fullNoise: { noiseTokens: number; noiseSpans: number };
   readonly targetLength: number;
   private readonly eos: number;
 
@@ -184,7 +186,8 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
     if (!(noiseDensity > 0 && noiseDensity < 1)) throw new ConfigError(`objectives.span-corruption.noiseDensity: expected a number in (0, 1), got ${noiseDensity}`);
     if (!(meanNoiseSpanLength >= 1)) throw new ConfigError(`objectives.span-corruption.meanNoiseSpanLength: expected a number >= 1, got ${meanNoiseSpanLength}`);
     const { tokensLength, targetLength } = spanCorruptionLengths(inputLength, noiseDensity, meanNoiseSpanLength);
-    const spans = noiseCounts(tokensLength, noiseDensity, meanNoiseSpanLength).noiseSpans;
+    this.fullNoise = noiseCounts(tokensLength, noiseDensity, meanNoiseSpanLength);
+    const spans = this.fullNoise.noiseSpans;
     if (spans > options.numSentinels) {
       throw new ConfigError(`data.seqLength: ${inputLength} gives blocks of ${tokensLength} tokens with ${spans} corrupted spans, more than the ${options.numSentinels} sentinels of the vocabulary`);
     }
@@ -201,7 +204,7 @@ export class SpanCorruptionObjective implements Objective<Int32Array, SpanCorrup
 
   /** A short block's noise mask: a full block's noise tokens and spans (see minBlockLength), within its length. */
   private shortBlockMask(length: number, rng: Rng): boolean[] {
-    const full = noiseCounts(this.tokensLength, this.options.noiseDensity, this.options.meanNoiseSpanLength);
+    const full = this.fullNoise;
     const noiseTokens = Math.min(full.noiseTokens, length - 1);
     const noiseSpans = Math.min(full.noiseSpans, noiseTokens, length - noiseTokens);
     return spansNoiseMask(length, noiseTokens, noiseSpans, rng);

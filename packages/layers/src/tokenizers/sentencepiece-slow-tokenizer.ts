@@ -122,8 +122,12 @@ export abstract class SentencePieceSlowTokenizer extends BasePadTokenizer {
       modelMaxLength: this.config.modelMaxLength,
       padTokenId: this.padTokenId,
       returnTokenTypeIds: false,
-      missingPadToken: `${this.owner}.encode: asked to pad but the tokenizer has no pad_token; give one, e.g. { padToken: "<pad>" } or pad_token in tokenizer_config.json`,
+      missingPadToken: this.missingPadMessage(),
     });
+  }
+
+  private missingPadMessage(): string {
+    return `${this.owner}.encode: asked to pad but the tokenizer has no pad_token; give one, e.g. { padToken: "<pad>" } or pad_token in tokenizer_config.json`;
   }
 
   protected get truncationSide(): 'left' | 'right' {
@@ -136,7 +140,7 @@ export abstract class SentencePieceSlowTokenizer extends BasePadTokenizer {
 
   protected padId(): number {
     const id = this.padTokenId;
-    if (id === null) throw new MissingPadTokenError(`${this.owner}.encode: asked to pad but the tokenizer has no pad_token`);
+    if (id === null) throw new MissingPadTokenError(this.missingPadMessage());
     return id;
   }
 

@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../backend.js';
 import { biasActivation, crossEntropy, layerNorm, logSoftmax, matmul, rmsNorm, scaledDotProductAttention, softmax, tensor, type Tensor } from '../index.js';
 import { compareArrays, hostInput, testCpuBackend, testWebGPUBackend } from '../testing/index.js';
+import { siluBackward } from './elementwise-grad.js';
 
 const webgpu = await testWebGPUBackend();
 afterAll(() => webgpu?.destroy());
@@ -72,6 +73,21 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('fused backward kernels on 
       leaf.silu().backward(g);
       const s = x.sigmoid();
       await expectClose(leaf.grad!, g.mul(s.mul(x.mul(s.neg().addScalar(1)).addScalar(1))), 2e-6, 'silu gradient');
+    });
+
+    it('double backward through the fused silu gradient equals autograd through the composite', async () => {
+      const x = input([7, 129], 10, 6);
+      const g = input([7, 129], 11);
+      const h = input([7, 129], 12);
+      // fused: d/dx and d/dg of sum(h * siluBackward(g, x))
+      const [xf, gf] = [x.detach().requiresGrad_(), g.detach().requiresGrad_()];
+      siluBackward(gf, xf).backward(h);
+      // composite: g * s * (1 + x (1 - s)), differentiated by autograd through sigmoid and the products
+      const [xc, gc] = [x.detach().requiresGrad_(), g.detach().requiresGrad_()];
+      const s = xc.sigmoid();
+      gc.mul(s.mul(xc.mul(s.neg().addScalar(1)).addScalar(1))).backward(h);
+      await expectClose(xf.grad!, xc.grad!, 1e-5, 'silu second derivative (d/dx)');
+      await expectClose(gf.grad!, gc.grad!, 2e-6, 'silu gradient (d/dg)');
     });
 
     it('the fused bias + gelu epilogue (Linear) uses the same gradient', async () => {

@@ -63,3 +63,11 @@ export function rowRstd(xs: AnyHostArray, s: number, n: number, mean: number, ep
   }
   return 1 / Math.sqrt(v / n + eps);
 }
+
+/** A committed WebAssembly module's bytes from their base64 text (the GEMM, row, element-wise and quant modules). */
+export function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}

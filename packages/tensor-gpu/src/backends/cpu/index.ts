@@ -216,9 +216,10 @@ class CpuBackend implements Backend {
       d.set(s.subarray(src.offset, src.offset + n), dst.offset);
       return;
     }
-    // a transpose into a contiguous output (src strides [1, S], 4 | rows) in the GEMM's shared memory: in place on both threads
+    // a transpose into a contiguous output (src strides [1, S], S >= 0, 4 | rows) in the GEMM's shared memory: in place on both
+    // threads (the wasm reads S unsigned: a negative stride would trap in a worker)
     const [rows, srcStride] = [c.shape[0], c.strides[0][1]];
-    if (!conv && c.shape.length === 2 && c.strides[0][0] === 1 && c.strides[1][1] === 1 && c.strides[1][0] === n && rows % 4 === 0 && s instanceof Float32Array && d instanceof Float32Array) {
+    if (!conv && c.shape.length === 2 && srcStride >= 0 && c.strides[0][0] === 1 && c.strides[1][1] === 1 && c.strides[1][0] === n && rows % 4 === 0 && s instanceof Float32Array && d instanceof Float32Array) {
       const operands = [{ data: s, offset: src.offset, step: 4 }, { data: d, offset: dst.offset, step: 4 * n, out: true }];
       if (runRowTask('transpose4', rows / 4, n, operands, srcStride * 4)) return;
     }

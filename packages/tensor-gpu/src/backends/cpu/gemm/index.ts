@@ -52,6 +52,7 @@ import {
   type WorkerInit,
 } from './worker-body.js';
 import { HEAP_GUARD_BYTES, heapOf, SharedHeap } from './heap.js';
+import { decodeBase64 } from '../common.js';
 import { ROW_OPS, rowTaskModule } from '../simd/rows.js';
 
 export interface GemmOperand {
@@ -191,12 +192,6 @@ const MEMORY_PAGES = MEMORY_BYTES / 65536;
 /** A shared memory may grow to this (wasm32's 4 GiB): tensor storage lives above the scratch. */
 const MEMORY_MAX_PAGES = 65536;
 
-function base64ToBytes(b64: string): Uint8Array<ArrayBuffer> {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
 
 let relaxedFlagTried = false;
 /** Validates a module, enabling V8's relaxed-SIMD flag in Node 20 if that is what is missing. */
@@ -479,7 +474,7 @@ class WasmGemm implements Gemm {
       ctl[L.ROW_P + i] = ptrs[i] ?? 0;
       ctl[L.ROW_S + i] = steps[i] ?? 0;
     }
-    new Float64Array(ctl.buffer, L.ROW_F * 4, 1)[0] = f;
+    new Float64Array(ctl.buffer, ctl.byteOffset + L.ROW_F * 4, 1)[0] = f;
     ctl[L.CMD] = CMD_RUN;
     Atomics.add(ctl, L.SEQ, 1);
     if (parallel) this.wake();
@@ -935,14 +930,14 @@ export function createGemm(options: GemmOptions = {}): Gemm {
   let simd: GemmSimd = 'scalar';
   let bytes: Uint8Array<ArrayBuffer> | null = null;
   if (want === 'relaxed-simd') {
-    const rb = base64ToBytes(shared ? GEMM_WASM_RELAXED_SHARED_B64 : GEMM_WASM_RELAXED_B64);
+    const rb = decodeBase64(shared ? GEMM_WASM_RELAXED_SHARED_B64 : GEMM_WASM_RELAXED_B64);
     if (validateRelaxed(rb)) {
       simd = 'relaxed-simd';
       bytes = rb;
     }
   }
   if (!bytes) {
-    const sb = base64ToBytes(shared ? GEMM_WASM_SIMD_SHARED_B64 : GEMM_WASM_SIMD_B64);
+    const sb = decodeBase64(shared ? GEMM_WASM_SIMD_SHARED_B64 : GEMM_WASM_SIMD_B64);
     if (WebAssembly.validate(sb)) {
       simd = 'simd128';
       bytes = sb;

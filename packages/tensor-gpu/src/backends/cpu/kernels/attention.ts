@@ -31,54 +31,58 @@ export function cpuAttention(q: View, k: View, v: View, mask: View | null, out: 
   const shift = Lk - Lq;
   const NEG = -3.4028234663852886e38;
   const view = (base: View, shape: number[], strides: number[], offset: number): View => ({ storage: base.storage, dtype: 'float32', shape, strides, offset });
-  for (let b0 = 0; b0 < B; b0 += group) {
-    const g = Math.min(group, B - b0);
-    // K^T: [g, D, Lk] by swapping k's strides.
-    const kT = view(k, [g, D, Lk], [k.strides[0], k.strides[2], k.strides[1]], k.offset + b0 * k.strides[0]);
-    const vb = view(v, [g, Lk, Dv], [v.strides[0], v.strides[1], v.strides[2]], v.offset + b0 * v.strides[0]);
-    for (let i0 = 0; i0 < Lq; i0 += block) {
-      const rows = Math.min(block, Lq - i0);
-      const qBlk = view(q, [g, rows, D], [q.strides[0], q.strides[1], q.strides[2]], q.offset + b0 * q.strides[0] + i0 * q.strides[1]);
-      matmulKernel.run(qBlk, arr(q) as Float32Array, kT, arr(k) as Float32Array, scores, 0);
-      for (let bi = 0; bi < g; bi++) {
-        const bt = b0 + bi;
-        for (let r = 0; r < rows; r++) {
-          const i = i0 + r;
-          const srow = (bi * rows + r) * Lk;
-          let m = -Infinity;
-          const mBase = mask ? mask.offset + bt * mask.strides[0] + i * mask.strides[1] : 0;
-          const ms2 = mask ? mask.strides[2] : 0;
-          for (let j = 0; j < Lk; j++) {
-            let sc = scores[srow + j] * scale;
-            if (ms) {
-              const mv = ms[mBase + j * ms2];
-              if (boolMask) {
-                if (mv === 0) sc = NEG;
-              } else sc += mv;
-            }
-            if (causal && j > i + shift) sc = NEG;
-            sc = Math.fround(sc);
-            scores[srow + j] = sc;
-            if (sc > m) m = sc;
-          }
-          const simd = expShiftedRow(scores, srow, Lk, m, scores, srow);
-          let sum = simd ?? 0;
-          if (simd === null) {
+  try {
+    for (let b0 = 0; b0 < B; b0 += group) {
+      const g = Math.min(group, B - b0);
+      // K^T: [g, D, Lk] by swapping k's strides.
+      const kT = view(k, [g, D, Lk], [k.strides[0], k.strides[2], k.strides[1]], k.offset + b0 * k.strides[0]);
+      const vb = view(v, [g, Lk, Dv], [v.strides[0], v.strides[1], v.strides[2]], v.offset + b0 * v.strides[0]);
+      for (let i0 = 0; i0 < Lq; i0 += block) {
+        const rows = Math.min(block, Lq - i0);
+        const qBlk = view(q, [g, rows, D], [q.strides[0], q.strides[1], q.strides[2]], q.offset + b0 * q.strides[0] + i0 * q.strides[1]);
+        matmulKernel.run(qBlk, arr(q) as Float32Array, kT, arr(k) as Float32Array, scores, 0);
+        for (let bi = 0; bi < g; bi++) {
+          const bt = b0 + bi;
+          for (let r = 0; r < rows; r++) {
+            const i = i0 + r;
+            const srow = (bi * rows + r) * Lk;
+            let m = -Infinity;
+            const mBase = mask ? mask.offset + bt * mask.strides[0] + i * mask.strides[1] : 0;
+            const ms2 = mask ? mask.strides[2] : 0;
             for (let j = 0; j < Lk; j++) {
-              const e = Math.exp(scores[srow + j] - m);
-              scores[srow + j] = e;
-              sum += e;
+              let sc = scores[srow + j] * scale;
+              if (ms) {
+                const mv = ms[mBase + j * ms2];
+                if (boolMask) {
+                  if (mv === 0) sc = NEG;
+                } else sc += mv;
+              }
+              if (causal && j > i + shift) sc = NEG;
+              sc = Math.fround(sc);
+              scores[srow + j] = sc;
+              if (sc > m) m = sc;
             }
+            const simd = expShiftedRow(scores, srow, Lk, m, scores, srow);
+            let sum = simd ?? 0;
+            if (simd === null) {
+              for (let j = 0; j < Lk; j++) {
+                const e = Math.exp(scores[srow + j] - m);
+                scores[srow + j] = e;
+                sum += e;
+              }
+            }
+            const inv = 1 / sum;
+            for (let j = 0; j < Lk; j++) scores[srow + j] *= inv;
           }
-          const inv = 1 / sum;
-          for (let j = 0; j < Lk; j++) scores[srow + j] *= inv;
         }
+        const p = { storage: out.storage, dtype: 'float32' as const, shape: [g, rows, Lk], strides: [rows * Lk, Lk, 1], offset: 0 };
+        matmulKernel.run(p, scores, vb, arr(v) as Float32Array, o, out.offset + b0 * ob + i0 * om, [ob, om]);
       }
-      const p = { storage: out.storage, dtype: 'float32' as const, shape: [g, rows, Lk], strides: [rows * Lk, Lk, 1], offset: 0 };
-      matmulKernel.run(p, scores, vb, arr(v) as Float32Array, o, out.offset + b0 * ob + i0 * om, [ob, om]);
     }
+  } finally {
+    // the tile lives in the GEMM's shared memory: give it back even when a product throws
+    releaseStorage(scores);
   }
-  releaseStorage(scores);
   if (out.dtype === 'float16') {
     for (let b = 0; b < B; b++) {
       for (let i = 0; i < Lq; i++) {

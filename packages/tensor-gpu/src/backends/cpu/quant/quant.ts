@@ -12,6 +12,7 @@
 // Returns false (nothing written) where WebAssembly SIMD is unavailable: the JS kernels run then.
 
 import type { View } from '../../../backend.js';
+import { decodeBase64 } from '../common.js';
 import { matmulKernel } from '../matmul.js';
 import { COLS_PER_BLOCK, GEMV_MAX_ROWS, Q4_GEMV_ORDER, type QuantFormat } from './gen-quant-shared.js';
 import { QUANT_WASM_B64 } from './quant-bytes.js';
@@ -57,18 +58,12 @@ const DEQ_BLOCK_BYTES = 2 * 1024 * 1024;
 
 let loaded: QuantModule | null | undefined;
 
-function decode(b64: string): Uint8Array<ArrayBuffer> {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
 
 /** The instantiated module, or null where WebAssembly SIMD is unavailable. */
 export function quantModule(): QuantModule | null {
   if (loaded !== undefined) return loaded;
   try {
-    const bytes = decode(QUANT_WASM_B64);
+    const bytes = decodeBase64(QUANT_WASM_B64);
     if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(bytes)) throw new Error('no wasm simd');
     const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as Record<string, unknown>;
     const formats: QuantFormat[] = ['q8', 'q4', 'h16'];

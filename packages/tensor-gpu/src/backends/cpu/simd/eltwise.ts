@@ -9,7 +9,8 @@
 import type { View } from '../../../backend.js';
 import { isContiguous } from '../../../layout.js';
 import { ELTWISE_PAGES, ELTWISE_WASM_B64 } from './eltwise-bytes.js';
-import { decodeBase64, eltwiseInPlace, runRowTask, type RowOperand } from './rows.js';
+import { decodeBase64 } from '../common.js';
+import { eltwiseInPlace, runRowTask, type RowOperand } from './rows.js';
 
 export type SimdRowName = 'addGelu' | 'geluBackward' | 'siluBackward';
 export type SimdUnaryName = 'gelu' | 'silu';

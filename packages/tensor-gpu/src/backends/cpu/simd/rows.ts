@@ -8,19 +8,13 @@
 // Anything else (storage outside the memory, a row length that is not a multiple of 4, no shared memory
 // in a browser page without cross-origin isolation) returns false, and the callers' staged path runs.
 
+import { decodeBase64 } from '../common.js';
 import { heapOf, type SharedHeap } from '../gemm/heap.js';
 import { ELTWISE_SHARED_WASM_B64, ROW_OPS } from './eltwise-bytes.js';
 
 export { ROW_OPS };
 export type RowOp = (typeof ROW_OPS)[number];
 
-/** The committed module bytes from their base64 text. */
-export function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
 
 let compiled: WebAssembly.Module | null | undefined;
 
@@ -87,6 +81,15 @@ export function runRowTask(op: RowOp, rows: number, len: number, operands: reado
   const sc = staged > 0 ? scratch(heap, staged) : null;
   if (staged > 0 && !sc) return false;
   if (rows === 0) return true;
+  // wasm has no bounds per tensor: an operand in the memory whose rows overrun its view would read or write
+  // its neighbours silently (transpose4's source is read by columns: its extent is the caller's view)
+  if (op !== 'transpose4') {
+    for (const o of operands) {
+      if (o && heapOf(o.data) === heap && o.offset + (rows - 1) * o.step + len > o.data.length) {
+        throw new RangeError(`cpu row kernel '${op}': ${rows} rows of ${len} floats (step ${o.step}) from element ${o.offset} overrun an operand of ${o.data.length} floats`);
+      }
+    }
+  }
   const ptrs: number[] = [];
   const steps: number[] = [];
   let at = 0;
