@@ -212,6 +212,15 @@ const SHARED_CASES: Case[] = [
   { batch: 2, M: 31, N: 33, K: 9, transB: true, bcastA: true, pad: 1 },
   { batch: 1, M: 60, N: 24, K: 300, transA: true },
   { batch: 1, M: 510, N: 1032, K: 40 },
+  // C in place with M not a multiple of the kernel's rows: the last partial row block goes through the C
+  // buffer (K split into two accumulated blocks; transposed A; dots with odd M; M below one row block;
+  // two M blocks, the second partial; a batch group)
+  { batch: 3, M: 31, N: 32, K: 300 },
+  { batch: 2, M: 131, N: 40, K: 70, transA: true },
+  { batch: 2, M: 25, N: 48, K: 9, transB: true },
+  { batch: 4, M: 5, N: 16, K: 12 },
+  { batch: 1, M: 515, N: 64, K: 20 },
+  { batch: 96, M: 128, N: 64, K: 13 },
 ];
 
 /** Shapes crossing the MC/NC/KC block limits (multiple rounds per C block). */

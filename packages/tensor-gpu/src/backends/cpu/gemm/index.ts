@@ -237,6 +237,14 @@ interface Round {
   first: boolean; // first K block of its C block (overwrite C)
   last: boolean; // last K block of its C block (copy C out afterwards)
   cBuf: number;
+  /**
+   * Rows [0, mIn) of the block written in place (C in place: mc rounded down to the kernel's rows, else 0);
+   * the rows after them go through the C buffer (C in place: one padded row block per batch item, computed
+   * on the calling thread by `tail`) and are copied out.
+   */
+  mIn: number;
+  cIn: boolean; // C written in place (rows [0, mIn))
+  cRows: number; // padded rows per batch item in the C buffer (mcPad, or mAlign for the tail block)
 }
 
 /** Below this row length a plain loop beats `set(subarray())`. */
@@ -588,8 +596,10 @@ class WasmGemm implements Gemm {
    * cpu backend keeps storages from 256 KiB). A kernel reads whole padded tasks, so A may be read up
    * to mAlign - 1 rows past M and W (dots) up to DOTS_NRT - 1 rows past N: the heap's guard keeps those
    * reads inside the memory, and their results land only in
-   * C's padding. So C is written in place only where there is no padding (M and N multiples of the
-   * kernel's block); otherwise it is copied out of the C buffer as before.
+   * C's padding. So C is written in place only where N is a multiple of the kernel's columns; when M is
+   * not a multiple of its rows, the whole row blocks are written in place and the last partial one goes
+   * through the C buffer and is copied out (`tail`): p @ v at M = 128 (132 padded rows) no longer copies
+   * all of C out on the calling thread. Otherwise C is copied out of the C buffer as before.
    */
   private inPlace(a: GemmOperand, b: GemmOperand, out: Float32Array, M: number, N: number, dots: boolean, o: GemmOutLayout): InPlace {
     const heap = this.heap;
@@ -603,7 +613,8 @@ class WasmGemm implements Gemm {
     // a whole row apart (pages past the L1 TLB, and at strides like 1 or 3 KiB a handful of cache sets):
     // measured slower (1024^3 66 against 75 GFLOPS on cores, attention's p @ v 36-45 against 50-58)
     const bIn = dots && heapOf(b.data) === heap && sb0 >= 0 && sb2 * 4 * DOTS_NRT <= HEAP_GUARD_BYTES;
-    const cIn = heapOf(out) === heap && M % mAlign === 0 && N % unit === 0 && o.strides[1] >= N;
+    // M need not be a multiple of mAlign: the last partial row block goes through the C buffer (`tail`)
+    const cIn = heapOf(out) === heap && M >= mAlign && N % unit === 0 && o.strides[1] >= N;
     return { a: aIn, b: bIn, c: cIn };
   }
 
@@ -653,7 +664,8 @@ class WasmGemm implements Gemm {
           batch,
           inPlace.a ? batch : Math.floor(CAP_A / (mcPad * (K + LD_PAD))),
           inPlace.b ? batch : Math.floor(CAP_B / bFloats),
-          inPlace.c ? batch : Math.floor(CAP_C / (mcPad * ncPad)),
+          // in place, only a partial last row block per batch item goes through the C buffer
+          inPlace.c ? (M % mAlign === 0 ? batch : Math.floor(CAP_C / (mAlign * ncPad))) : Math.floor(CAP_C / (mcPad * ncPad)),
         ),
       );
     }
@@ -672,6 +684,7 @@ class WasmGemm implements Gemm {
             // packing B into panels costs a second pass over it: it pays when each panel is read by many
             // MR-row panels of A (a few rows of A, e.g. x @ W for one token, read the row-major copy)
             const panels = !dots && mcPad >= PANEL_MIN_ROWS;
+            const mIn = inPlace.c ? mc - (mc % mAlign) : 0;
             rounds.push({
               dots,
               panels,
@@ -691,6 +704,9 @@ class WasmGemm implements Gemm {
               first: p0 === 0,
               last: p0 + kc === K,
               cBuf: blk & 1,
+              mIn,
+              cIn: inPlace.c,
+              cRows: inPlace.c ? mAlign : mcPad,
             });
           }
           blk++;
@@ -761,7 +777,8 @@ class WasmGemm implements Gemm {
     Atomics.add(ctl, L.SEQ, 1);
     const base = Atomics.load(ctl, L.NEXT);
     const strips = r.ncPad / r.unit;
-    const n = r.g * strips;
+    // C in place: the tasks cover the block's whole row blocks (none when mc < mAlign); `tail` does the rest
+    const n = inPlace.c && r.mIn === 0 ? 0 : r.g * strips;
     ctl[L.BASE] = base;
     ctl[L.NTASKS] = n;
     ctl[L.ABASE] = OFF_A[buf];
@@ -803,21 +820,56 @@ class WasmGemm implements Gemm {
       ctl[L.CBASE] = out.byteOffset + 4 * (o.offset + r.b0 * os0 + r.i0 * os1 + r.j0);
       ctl[L.LDC] = os1 * 4;
       ctl[L.CGS] = os0 * 4;
+      ctl[L.NP] = r.dots ? r.mIn : r.mIn / MR;
     }
     ctl[L.CMD] = CMD_RUN;
     Atomics.add(ctl, L.SEQ, 1); // publish: even again (seq-cst, after the plain writes above)
     return (base + n) | 0;
   }
 
+  /**
+   * C in place with a partial last row block (mc % mAlign rows after mIn): the calling thread runs the
+   * kernel on that block, one padded row block per batch item and column strip, into the C buffer (rows
+   * past M would land in the next rows or batch item of out). Reads the round just described from `ctl`.
+   */
+  private tail(r: Round): void {
+    if (!r.cIn || r.mIn === r.mc) return;
+    const ctl = this.ctl;
+    const L = LAYOUT;
+    const aBase = ctl[L.ABASE] + r.mIn * ctl[L.LDA];
+    const lda = ctl[L.LDA];
+    const ags = ctl[L.AGS];
+    const bBase = ctl[L.BBASE];
+    const ldb = ctl[L.LDB];
+    const bgs = ctl[L.BGS];
+    const ss = ctl[L.SS];
+    const acc = ctl[L.ACC];
+    const cBase = OFF_C[r.cBuf];
+    const ldc = r.ncPad * 4;
+    const cgs = r.cRows * ldc;
+    const css = r.unit * 4;
+    const strips = r.ncPad / r.unit;
+    for (let gi = 0; gi < r.g; gi++) {
+      for (let s = 0; s < strips; s++) {
+        const aAddr = aBase + gi * ags;
+        const bAddr = bBase + gi * bgs + s * ss;
+        const cAddr = cBase + gi * cgs + s * css;
+        if (r.dots) this.dots(aAddr, lda, r.cRows, bAddr, ldb, r.unit, r.kc, cAddr, ldc, acc);
+        else this.strip(aAddr, lda, bAddr, ldb, cAddr, ldc, 1, r.kc, acc);
+      }
+    }
+  }
+
+  /** Copies the block's rows [mIn, mc) from the C buffer to out. */
   private copyOut(r: Round, out: Float32Array, layout: GemmOutLayout): void {
     const f32 = this.f32;
     const cBase = OFF_C[r.cBuf] / 4;
     const nc = r.nc;
     const [os0, os1] = layout.strides;
     for (let gi = 0; gi < r.g; gi++) {
-      const c0 = cBase + gi * r.mcPad * r.ncPad;
-      const o0 = layout.offset + (r.b0 + gi) * os0 + r.i0 * os1 + r.j0;
-      for (let i = 0; i < r.mc; i++) {
+      const c0 = cBase + gi * r.cRows * r.ncPad;
+      const o0 = layout.offset + (r.b0 + gi) * os0 + (r.i0 + r.mIn) * os1 + r.j0;
+      for (let i = 0; i < r.mc - r.mIn; i++) {
         const c = c0 + i * r.ncPad;
         const o = o0 + i * os1;
         if (nc >= 32) out.set(f32.subarray(c, c + nc), o);
@@ -867,11 +919,12 @@ class WasmGemm implements Gemm {
         const r = rounds[i];
         this.pack(r, 0, a, b, inPlace);
         const end = this.describe(r, 0, a, b, out, layout, inPlace);
+        this.tail(r);
         claimAndRun(ctl, this.strip, this.dots, LAYOUT, this.dots1);
         // Workers still spinning from an earlier parallel call see the new round and may claim
         // tasks of it too: wait for every task before reading C.
         this.waitDone(end);
-        if (r.last && !inPlace.c) this.copyOut(r, out, layout);
+        if (r.last && r.mIn < r.mc) this.copyOut(r, out, layout);
       }
       return;
     }
@@ -881,6 +934,7 @@ class WasmGemm implements Gemm {
       const r = rounds[i];
       const end = this.describe(r, i & 1, a, b, out, layout, inPlace);
       this.wake();
+      this.tail(r);
       // Overlap: pack the next round and copy out the previous block while workers compute.
       if (i + 1 < rounds.length) this.pack(rounds[i + 1], (i + 1) & 1, a, b, inPlace);
       if (pending) {
@@ -889,7 +943,7 @@ class WasmGemm implements Gemm {
       }
       claimAndRun(ctl, this.strip, this.dots, LAYOUT, this.dots1);
       this.waitDone(end);
-      if (r.last && !inPlace.c) pending = r;
+      if (r.last && r.mIn < r.mc) pending = r;
     }
     if (pending) this.copyOut(pending, out, layout);
   }
