@@ -4,7 +4,7 @@ import type { View } from '../../../backend.js';
 import { roundToFloat16 } from '../../../dtype.js';
 import { arr } from '../common.js';
 import { matmulKernel, releaseStorage } from '../matmul.js';
-import { expShiftedRow } from '../simd/eltwise.js';
+import { expNormalizeRow } from './softmax.js';
 
 /**
  * Attention in query blocks: S = Q_blk K^T and O_blk = P V run on the GEMM engine; masking and the
@@ -62,17 +62,7 @@ export function cpuAttention(q: View, k: View, v: View, mask: View | null, out: 
               scores[srow + j] = sc;
               if (sc > m) m = sc;
             }
-            const simd = expShiftedRow(scores, srow, Lk, m, scores, srow);
-            let sum = simd ?? 0;
-            if (simd === null) {
-              for (let j = 0; j < Lk; j++) {
-                const e = Math.exp(scores[srow + j] - m);
-                scores[srow + j] = e;
-                sum += e;
-              }
-            }
-            const inv = 1 / sum;
-            for (let j = 0; j < Lk; j++) scores[srow + j] *= inv;
+            expNormalizeRow(scores, srow, Lk, m, scores, srow);
           }
         }
         const p = { storage: out.storage, dtype: 'float32' as const, shape: [g, rows, Lk], strides: [rows * Lk, Lk, 1], offset: 0 };
