@@ -10,7 +10,9 @@
 #      reached when known: set LM_GPU_PEAK_GFLOPS for an adapter the table does not know),
 #   2. BERT-base forward at batch 1 and 8, the MLM training step and one decode step (tooling/bench/peers.mjs
 #      --backend webgpu --only lm), float32 then float16,
-#   3. submits and dispatches per decode step at 16, 64 and 1024 dispatches per submit
+#   3. the row kernels (softmax, log-softmax, layer/RMS norm, a row sum) with subgroup reductions and with
+#      the shared-memory tree, interleaved (packages/tensor-gpu/bench/webgpu-rows.mjs),
+#   4. submits and dispatches per decode step at 16, 64 and 1024 dispatches per submit
 #      (packages/tensor-gpu/bench/webgpu-submits.mjs).
 # Every line is also appended to FILE (default gpu-bench.jsonl in the repository root). Lines with
 # "skipped" say what the adapter lacks (e.g. shader-f16). Under 5 minutes on a GPU.
@@ -63,8 +65,10 @@ for dtype in float32 float16; do
   run node tooling/bench/peers.mjs --backend webgpu --only lm --dtype $dtype "${peers[@]}"
 done
 if [ "$small" = 1 ]; then
+  run node packages/tensor-gpu/bench/webgpu-rows.mjs --small
   run node packages/tensor-gpu/bench/webgpu-submits.mjs --small --reps=2
 else
+  run node packages/tensor-gpu/bench/webgpu-rows.mjs
   run node packages/tensor-gpu/bench/webgpu-submits.mjs
 fi
 say "done: $(wc -l < "$out") lines in $out"

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
-test('gpu-bench.sh --small writes matmul and workload lines for float32, and float16 lines or the reason', { timeout: 300_000 }, () => {
+test('gpu-bench.sh --small writes matmul, workload and row-kernel lines for float32, and float16 lines or the reason', { timeout: 300_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'gpu-bench-'));
   try {
     const out = join(dir, 'out.jsonl');
@@ -27,6 +27,14 @@ test('gpu-bench.sh --small writes matmul and workload lines for float32, and flo
     const f16 = rows.filter((x) => x.dtype === 'float16');
     assert.equal(f16.length, 1 + 4);
     for (const x of f16) assert.ok(x.median_ms > 0 || /shader-f16|float32 state/.test(x.skipped), JSON.stringify(x));
+    // The row kernels with subgroup reductions and with the shared-memory tree (SwiftShader offers subgroups).
+    const rowKernels = rows.filter((x) => ['softmax', 'logSoftmax', 'layerNorm', 'rmsNorm', 'sum'].includes(x.op));
+    const tree = rowKernels.filter((x) => x.subgroups === false);
+    assert.deepEqual(tree.map((x) => x.op), ['softmax', 'logSoftmax', 'layerNorm', 'rmsNorm', 'sum']);
+    const withSubgroups = rowKernels.filter((x) => x.subgroups === true);
+    if (withSubgroups.length === 0) assert.ok(rows.some((x) => x.op === 'rows' && /no subgroups/.test(x.skipped)));
+    else assert.deepEqual(withSubgroups.map((x) => x.op), tree.map((x) => x.op));
+    for (const x of rowKernels) assert.ok(x.median_ms > 0 && x.gbps > 0, JSON.stringify(x));
     const submits = rows.filter((x) => x.op === 'submits');
     // Each batch size with the runtime's bind-group cache (its default limit) and without it (limit 0).
     assert.deepEqual(submits.map((x) => [x.batch_dispatches, x.bind_group_cache]), [[16, 4096], [16, 0], [64, 4096], [64, 0], [1024, 4096], [1024, 0]]);

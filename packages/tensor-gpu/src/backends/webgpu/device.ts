@@ -106,7 +106,7 @@ export interface DeviceOptions {
   limits?: Partial<Record<'maxStorageBufferBindingSize' | 'maxBufferSize', number>>;
 }
 
-/** Requests a device with the adapter's large-buffer / workgroup limits and shader-f16 when present. */
+/** Requests a device with the adapter's large-buffer / workgroup limits, and shader-f16 and subgroups when present. */
 export async function requestDevice(adapter: GPUAdapter, opts: DeviceOptions = {}): Promise<GPUDevice> {
   const l = adapter.limits;
   const requiredLimits: Record<string, number> = {
@@ -120,6 +120,7 @@ export async function requestDevice(adapter: GPUAdapter, opts: DeviceOptions = {
   };
   const requiredFeatures: GPUFeatureName[] = [];
   if (adapter.features.has('shader-f16')) requiredFeatures.push('shader-f16');
+  if (adapter.features.has('subgroups' as GPUFeatureName)) requiredFeatures.push('subgroups' as GPUFeatureName);
   try {
     return await adapter.requestDevice({ requiredLimits, requiredFeatures });
   } catch (e) {

@@ -19,6 +19,11 @@ export interface WebGPUBackendOptions {
   matmulKernel?: MatmulKernel | 'auto';
   /** Force an attention kernel family (tests use this to exercise 'flash' on SwiftShader). */
   attentionKernel?: AttentionKernel | 'auto';
+  /**
+   * Reduce rows with subgroup operations where the adapter offers the `subgroups` feature (default true;
+   * `LM_WEBGPU_SUBGROUPS=off` in Node turns them off for every backend the process creates).
+   */
+  subgroups?: boolean;
   /** Request lower limits than the adapter offers (tests use this to hit limit errors cheaply). */
   limits?: DeviceOptions['limits'];
 }
@@ -32,19 +37,21 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   }
   const matmulKernel = options.matmulKernel ?? kernelFromEnv('LM_WEBGPU_MATMUL', ['auto', 'regblock', 'tiled'] as const);
   const attentionKernel = options.attentionKernel ?? kernelFromEnv('LM_WEBGPU_ATTENTION', ['auto', 'rowwise', 'flash'] as const);
+  const subgroups = options.subgroups ?? kernelFromEnv('LM_WEBGPU_SUBGROUPS', ['on', 'off'] as const) !== 'off';
   const device = await requestDevice(adapter, { limits: options.limits });
-  return new WebGPUBackend(device, { adapterInfo, isSoftware, matmulKernel, attentionKernel });
+  return new WebGPUBackend(device, { adapterInfo, isSoftware, matmulKernel, attentionKernel, subgroups });
 }
 
 /**
- * A kernel family forced by an environment variable (Node), e.g. LM_WEBGPU_MATMUL=tiled
- * LM_WEBGPU_ATTENTION=flash to run the conformance fixtures through the hardware kernels on SwiftShader.
+ * A kernel choice forced by an environment variable (Node), e.g. LM_WEBGPU_MATMUL=tiled
+ * LM_WEBGPU_ATTENTION=flash to run the conformance fixtures through the hardware kernels on SwiftShader,
+ * or LM_WEBGPU_SUBGROUPS=off through the shared-memory reductions.
  */
 function kernelFromEnv<T extends string>(name: string, allowed: readonly T[]): T | undefined {
   const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
   if (value === undefined || value === '') return undefined;
   if (!(allowed as readonly string[]).includes(value)) {
-    throw new BackendError(`webgpu: ${name}='${value}' is not a kernel family; use one of ${allowed.join(', ')}`);
+    throw new BackendError(`webgpu: ${name}='${value}' is not one of ${allowed.join(', ')}`);
   }
   return value as T;
 }

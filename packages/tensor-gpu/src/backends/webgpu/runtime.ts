@@ -106,6 +106,12 @@ export class Runtime {
   readonly maxBindingBytes: number;
   readonly maxBufferBytes: number;
   readonly hasF16: boolean;
+  /**
+   * Whether the row kernels reduce with subgroup operations (kernels/workgroup-reduce.ts): the device has
+   * the `subgroups` feature and the backend did not turn them off. Fixed for the runtime's life (its
+   * pipelines are cached by key without it).
+   */
+  readonly subgroups: boolean;
 
   /**
    * Dispatches per submit, at most (a read-back, a sync or an upload into a buffer the open batch uses
@@ -152,11 +158,12 @@ export class Runtime {
   destroyed = false;
   private uncaptured: string | null = null;
 
-  constructor(readonly device: GPUDevice) {
+  constructor(readonly device: GPUDevice, useSubgroups = true) {
     this.queue = device.queue;
     this.maxBindingBytes = device.limits.maxStorageBufferBindingSize;
     this.maxBufferBytes = device.limits.maxBufferSize;
     this.hasF16 = device.features.has('shader-f16');
+    this.subgroups = useSubgroups && device.features.has('subgroups' as GPUFeatureName);
     this.arena = device.createBuffer({
       size: ARENA_SLOTS * SLOT_BYTES,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,

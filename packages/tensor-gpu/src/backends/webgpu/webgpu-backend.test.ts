@@ -48,7 +48,7 @@ describe.skipIf(!backend)('webgpu backend', () => {
       expect([opts.matmulKernel, opts.attentionKernel]).toEqual(['regblock', 'rowwise']);
       opts.destroy();
       process.env.LM_WEBGPU_ATTENTION = 'fast';
-      await expect(createWebGPUBackend()).rejects.toThrow("webgpu: LM_WEBGPU_ATTENTION='fast' is not a kernel family; use one of auto, rowwise, flash");
+      await expect(createWebGPUBackend()).rejects.toThrow("webgpu: LM_WEBGPU_ATTENTION='fast' is not one of auto, rowwise, flash");
     } finally {
       for (const [name, value] of [['LM_WEBGPU_MATMUL', saved[0]], ['LM_WEBGPU_ATTENTION', saved[1]]] as const) {
         if (value === undefined) delete process.env[name];

@@ -41,6 +41,8 @@ export interface WebGPUBackendConfig {
   matmulKernel?: MatmulKernel | 'auto';
   /** Attention kernel choice: 'auto' picks 'rowwise' on software adapters and 'flash' on hardware. */
   attentionKernel?: AttentionKernel | 'auto';
+  /** Row reductions with subgroup operations where the device has them (default true). */
+  subgroups?: boolean;
 }
 
 /**
@@ -59,13 +61,17 @@ export class WebGPUBackend implements Backend {
   readonly matmulKernel: MatmulKernel;
   /** The attention kernel family in use (head dims above 128 always run 'rowwise'). */
   readonly attentionKernel: AttentionKernel;
+  /** Whether the row kernels reduce with subgroup operations (the device's `subgroups` feature). */
+  get subgroups(): boolean {
+    return this.rt.subgroups;
+  }
   /** @internal */
   readonly rt: Runtime;
   private liveStorages = 0;
   private liveBytes = 0;
 
   constructor(readonly device: GPUDevice, config: WebGPUBackendConfig) {
-    this.rt = new Runtime(device);
+    this.rt = new Runtime(device, config.subgroups ?? true);
     this.adapterInfo = config.adapterInfo;
     this.isSoftware = config.isSoftware;
     this.supportsFloat16 = this.rt.hasF16;

@@ -1,18 +1,23 @@
 // layerNorm over the last dim of a contiguous [outer, inner] view: (x - mean) / sqrt(var + eps) * w + b,
 // or the RMS variant x / sqrt(mean(x^2) + eps) * w. f32 accumulation: each thread runs Welford over its
-// strided slice of the row, the (count, mean, M2) triples merge in one shared-memory tree (Chan et al.),
+// strided slice of the row, the (count, mean, M2) triples merge in one workgroup reduction (Chan et al.;
+// subgroup shuffles where the device has them, workgroup-reduce.ts),
 // so a row costs one reduction and no cancellation-prone sum-of-squares. One workgroup per row (64
 // threads, 256 from 2048 elements). weight/bias are strided [inner] views or absent.
 
 import type { View } from '../../../backend.js';
 import { Params, storageRef, type BufferRef, type Runtime } from '../runtime.js';
+import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
 import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
 
 /**
- * WGSL declarations for `rowStats`: Welford triples merged pairwise (Chan et al.) and the workgroup
- * arrays of the tree. Shared by the forward and backward kernels.
+ * WGSL declarations for `rowStats`: Welford triples merged pairwise (Chan et al.; RMS needs only the sum
+ * of squares) and their workgroup reduction. Shared by the forward and backward kernels.
  */
-export function rowStatsDecl(wg: number): string {
+export function rowStatsDecl(wg: number, rms: boolean, subgroups: boolean): string {
+  const red = rms
+    ? workgroupReduce({ name: 'rowStat', type: 'f32', combine: 'a + b', identity: '0.0', wg, subgroups })
+    : workgroupReduce({ name: 'rowStat', type: 'Wf', fields: ['n', 'mean', 'm2'], combine: 'merge(a, b)', identity: 'Wf(0.0, 0.0, 0.0)', wg, subgroups });
   return `struct Wf { n: f32, mean: f32, m2: f32 }
 fn merge(a: Wf, b: Wf) -> Wf {
   let n = a.n + b.n;
@@ -20,44 +25,36 @@ fn merge(a: Wf, b: Wf) -> Wf {
   let d = b.mean - a.mean;
   return Wf(n, a.mean + d * (b.n / n), a.m2 + b.m2 + d * d * (a.n * b.n / n));
 }
-var<workgroup> sn: array<f32, ${wg}>;
-var<workgroup> smean: array<f32, ${wg}>;
-var<workgroup> sm2: array<f32, ${wg}>;`;
+${red.decl}`;
 }
 
 /**
  * WGSL statements that leave `mean` (0 for rms) and `rstd` of the row in scope: each of the `wg`
  * threads (`lid`) accumulates its strided slice of the n elements (`load` reads element j), then one
- * shared-memory tree merges them. Needs `n`, `lid` and the declarations of `rowStatsDecl`.
+ * workgroup reduction merges them. Needs `n`, `lid` (and the subgroup builtins when `subgroups`) and the
+ * declarations of `rowStatsDecl`.
  */
-export function rowStats(wg: number, rms: boolean, load: string, eps: string): string {
-  return `var acc = Wf(0.0, 0.0, 0.0);
+export function rowStats(wg: number, rms: boolean, load: string, eps: string, subgroups: boolean): string {
+  const call = subgroups ? '(acc, lid, sgl, sgs)' : '(acc, lid)';
+  return rms
+    ? `var acc = 0.0;
   for (var j = lid; j < n; j += ${wg}u) {
     let v = ${load};
-    ${
-      rms
-        ? 'acc.m2 += v * v;'
-        : `acc.n += 1.0;
+    acc += v * v;
+  }
+  let mean = 0.0;
+  let rstd = inverseSqrt(rowStat${call} / f32(n) + ${eps});`
+    : `var acc = Wf(0.0, 0.0, 0.0);
+  for (var j = lid; j < n; j += ${wg}u) {
+    let v = ${load};
+    acc.n += 1.0;
     let d = v - acc.mean;
     acc.mean += d / acc.n;
-    acc.m2 += d * (v - acc.mean);`
-    }
+    acc.m2 += d * (v - acc.mean);
   }
-  sn[lid] = acc.n; smean[lid] = acc.mean; sm2[lid] = acc.m2;
-  workgroupBarrier();
-  for (var h = ${wg / 2}u; h > 0u; h = h >> 1u) {
-    if (lid < h) {
-      ${
-        rms
-          ? 'sm2[lid] = sm2[lid] + sm2[lid + h];'
-          : `let c = merge(Wf(sn[lid], smean[lid], sm2[lid]), Wf(sn[lid + h], smean[lid + h], sm2[lid + h]));
-      sn[lid] = c.n; smean[lid] = c.mean; sm2[lid] = c.m2;`
-      }
-    }
-    workgroupBarrier();
-  }
-  let mean = ${rms ? '0.0' : 'smean[0]'};
-  let rstd = inverseSqrt(sm2[0] / f32(n) + ${eps});`;
+  let st = rowStat${call};
+  let mean = st.mean;
+  let rstd = inverseSqrt(st.m2 / f32(n) + ${eps});`;
 }
 
 export function runLayerNorm(
@@ -77,21 +74,22 @@ export function runLayerNorm(
   const hasB = !!bias && !rms;
   const wd = weight?.dtype ?? 'float32';
   const bd = bias?.dtype ?? 'float32';
-  const code = (): string => `${enables([x.dtype, out.dtype, wd, bd])}${PARAMS_WGSL}
+  const sub = rt.subgroups;
+  const code = (): string => `${enableSubgroups(sub)}${enables([x.dtype, out.dtype, wd, bd])}${PARAMS_WGSL}
 @group(0) @binding(1) var<storage, read> X: array<${wtype(x.dtype)}>;
 @group(0) @binding(2) var<storage, read> W: array<${hasW ? wtype(wd) : 'f32'}>;
 @group(0) @binding(3) var<storage, read> B: array<${hasB ? wtype(bd) : 'f32'}>;
 @group(0) @binding(4) var<storage, read_write> Y: array<${wtype(out.dtype)}>;
-${rowStatsDecl(wg)}
+${rowStatsDecl(wg, rms, sub)}
 @compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}) {
+fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
   ${GROUP_ID_WGSL}
   let row = gidx;
   if (row >= pu(0u)) { return; }
   let n = pu(1u);
   let xo = pu(2u) + row * n;
   let yo = pu(3u) + row * n;
-${rowStats(wg, rms, toF32(x.dtype, 'X[xo + j]'), 'pf(8u)')}
+${rowStats(wg, rms, toF32(x.dtype, 'X[xo + j]'), 'pf(8u)', sub)}
   for (var j = lid; j < n; j += ${wg}u) {
     var v = (${toF32(x.dtype, 'X[xo + j]')} - mean) * rstd;
     ${hasW ? `v = v * ${toF32(wd, 'W[pu(4u) + j * pu(5u)]')};` : ''}
@@ -111,7 +109,7 @@ ${rowStats(wg, rms, toF32(x.dtype, 'X[xo + j]'), 'pf(8u)')}
     .pushF(eps);
   const op = rms ? 'rmsNorm' : 'layerNorm';
   const dummy: BufferRef = { pb: rt.dummy, size: 16 };
-  const key = `layerNorm:${rms}:${hasW}:${hasB}:${x.dtype}:${wd}:${bd}:${out.dtype}:${wg}`;
+  const key = `layerNorm:${rms}:${hasW}:${hasB}:${x.dtype}:${wd}:${bd}:${out.dtype}:${wg}:${sub}`;
   rt.dispatch(
     op,
     { key, bindings: ['uniform', 'read', 'read', 'read', 'rw'], code },

@@ -3,13 +3,15 @@
 // the top of an i32, arithmetic-shift it back), float32 accumulation. One workgroup of 64 threads per
 // output feature: the threads walk the row's words with stride 64 (consecutive threads, consecutive
 // words: coalesced reads of the weight, which is what decoding is bound by) and merge their partial sums
-// in one shared-memory tree, once per row of x. A weight larger than one storage binding is bound in
+// in one workgroup reduction (subgroup shuffles where the device has them, workgroup-reduce.ts), once per
+// row of x. A weight larger than one storage binding is bound in
 // windows of whole rows (offsets aligned to 256 bytes), one dispatch per window.
 // dequantizeWeight: one thread per element of the float32 [out, in] result.
 // Measured: correctness only (SwiftShader); decode throughput on hardware is the bench's job.
 
 import type { View } from '../../../backend.js';
 import { Params, storageRef, type GPUStorage, type Runtime } from '../runtime.js';
+import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
 import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, assertU32, grid } from './common.js';
 
 const WGQ = 64;
@@ -33,14 +35,16 @@ export function runQuantizedMatmul(rt: Runtime, x: View, weight: View, scale: Vi
   assertU32('quantizedMatmul', rows * inFeatures, 'x size');
   assertU32('quantizedMatmul', rows * outFeatures, 'out size');
   const perWord = bits === 16 ? 2 : bits === 8 ? 4 : 8;
-  const code = (): string => `${PARAMS_WGSL}${DECODE_WGSL}
+  const sub = rt.subgroups;
+  const red = workgroupReduce({ name: 'dotSum', type: 'f32', combine: 'a + b', identity: '0.0', wg: WGQ, subgroups: sub, repeated: true });
+  const code = (): string => `${enableSubgroups(sub)}${PARAMS_WGSL}${DECODE_WGSL}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> W: array<i32>;
 @group(0) @binding(3) var<storage, read> S: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
-var<workgroup> part: array<f32, ${WGQ}>;
+${red.decl}
 @compute @workgroup_size(${WGQ})
-fn main(${MAIN_ARGS}) {
+fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
   ${GROUP_ID_WGSL}
   let n = gidx;
   if (n >= pu(1u)) { return; }
@@ -61,17 +65,11 @@ fn main(${MAIN_ARGS}) {
         for (var j = 0u; c0 + j < inF; j++) { acc += X[xb + c0 + j] * q${bits}(word, j); }
       }
     }
-    part[lid] = acc;
-    workgroupBarrier();
-    for (var st = ${WGQ / 2}u; st > 0u; st >>= 1u) {
-      if (lid < st) { part[lid] += part[lid + st]; }
-      workgroupBarrier();
-    }
-    if (lid == 0u) { Y[pu(7u) + r * pu(8u) + pu(9u) + n] = part[0] * sc; }
-    workgroupBarrier();
+    let dot = ${red.call('acc')};
+    if (lid == 0u) { Y[pu(7u) + r * pu(8u) + pu(9u) + n] = dot * sc; }
   }
 }`;
-  const spec = { key: `qmm:${bits}`, bindings: ['uniform', 'read', 'read', 'read', 'rw'] as const, code };
+  const spec = { key: `qmm:${bits}:${sub}`, bindings: ['uniform', 'read', 'read', 'read', 'rw'] as const, code };
   const xRef = storageRef(x.storage, 'quantizedMatmul', 'x');
   const sRef = storageRef(scale.storage, 'quantizedMatmul', 'scale');
   const yRef = storageRef(out.storage, 'quantizedMatmul', 'out');

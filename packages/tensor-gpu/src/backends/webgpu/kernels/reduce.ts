@@ -1,7 +1,7 @@
 // reduce: sum/prod/max/min/argmax/argmin over the last dim of a contiguous [outer, inner] view.
 // Tiling: rows of <= 32 elements use one thread per row (no barriers: SwiftShader barriers are slow);
 // longer rows use one workgroup per row (64 threads, 256 from 2048 elements) with a strided per-thread
-// pass and a shared-memory tree. Very long rows with few of them (inner > 65536, outer < 64) are split
+// pass and one workgroup reduction (subgroup shuffles where the device has them, workgroup-reduce.ts). Very long rows with few of them (inner > 65536, outer < 64) are split
 // into chunks reduced in parallel into partial (value, index) pairs, then reduced again.
 // Semantics: int32/bool inputs accumulate in i32 (exact), floats in f32. max/min propagate NaN;
 // argmax/argmin treat NaN as the extreme (PyTorch) and return the FIRST index on ties.
@@ -11,6 +11,7 @@ import type { DType } from '../../../dtype.js';
 import { Params, storageRef, type BufferRef, type Runtime } from '../runtime.js';
 import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, convert, enables, grid, prod, wtype } from './common.js';
 import { WGSL_MATH } from './wgsl-math.js';
+import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
 
 type Acc = 'f32' | 'i32';
 
@@ -56,8 +57,12 @@ interface Stage {
   wg: number;
 }
 
-function code(op: ReduceOpName, acc: Acc, s: Stage): string {
+/** Whether a workgroup stage reduces with subgroup shuffles (row mode has no workgroup reduction). */
+const subOf = (rt: Runtime, s: Stage): boolean => rt.subgroups && !s.rowMode;
+
+function code(op: ReduceOpName, acc: Acc, s: Stage, sub: boolean): string {
   const isArg = op === 'argmax' || op === 'argmin';
+  const red = workgroupReduce({ name: 'rowAcc', type: 'Acc', fields: ['v', 'i'], combine: 'combine(a, b)', identity: identity(op, acc), wg: s.wg, subgroups: sub });
   const yvType = s.final ? wtype(s.outDtype) : acc;
   const write = s.final
     ? isArg
@@ -68,7 +73,7 @@ function code(op: ReduceOpName, acc: Acc, s: Stage): string {
   let o = pu(2u) + row * pu(1u) + j;
   return Acc(${acc}(X[o]), ${s.hasIdx ? 'XI[row * pu(1u) + j]' : 'i32(j)'});
 }`;
-  const head = `${enables([s.inDtype, s.outDtype])}${PARAMS_WGSL}${WGSL_MATH}
+  const head = `${enableSubgroups(sub)}${enables([s.inDtype, s.outDtype])}${PARAMS_WGSL}${WGSL_MATH}
 @group(0) @binding(1) var<storage, read> X: array<${wtype(s.inDtype)}>;
 @group(0) @binding(2) var<storage, read> XI: array<i32>;
 @group(0) @binding(3) var<storage, read_write> YV: array<${yvType}>;
@@ -93,10 +98,9 @@ fn main(${MAIN_ARGS}) {
 }`;
   }
   return `${head}
-var<workgroup> sv: array<${acc}, ${s.wg}>;
-var<workgroup> si: array<i32, ${s.wg}>;
+${red.decl}
 @compute @workgroup_size(${s.wg})
-fn main(${MAIN_ARGS}) {
+fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
   ${GROUP_ID_WGSL}
   let nChunks = pu(4u);
   let row = gidx / nChunks;
@@ -106,17 +110,8 @@ fn main(${MAIN_ARGS}) {
   let end = min(pu(1u), start + pu(3u));
   var acc = ${identity(op, acc)};
   for (var j = start + lid; j < end; j += ${s.wg}u) { acc = combine(acc, load(row, j)); }
-  sv[lid] = acc.v; si[lid] = acc.i;
-  workgroupBarrier();
-  for (var h = ${s.wg / 2}u; h > 0u; h = h >> 1u) {
-    if (lid < h) {
-      let c = combine(Acc(sv[lid], si[lid]), Acc(sv[lid + h], si[lid + h]));
-      sv[lid] = c.v; si[lid] = c.i;
-    }
-    workgroupBarrier();
-  }
+  let r = ${red.call('acc')};
   if (lid == 0u) {
-    let r = Acc(sv[0], si[0]);
     let k = gidx;
     ${write}
   }
@@ -137,9 +132,10 @@ function dispatchStage(
   bufs: BufferRef[],
 ): void {
   const p = new Params().pushU(outer).pushU(inner).pushU(xOffset).pushU(chunkLen).pushU(nChunks).pushU(outOffset);
-  const key = `reduce:${op}:${acc}:${s.inDtype}:${s.outDtype}:${s.hasIdx}:${s.final}:${s.rowMode}:${s.wg}`;
+  const sub = subOf(rt, s);
+  const key = `reduce:${op}:${acc}:${s.inDtype}:${s.outDtype}:${s.hasIdx}:${s.final}:${s.rowMode}:${s.wg}:${sub}`;
   const groups = s.rowMode ? Math.ceil(outer / s.wg) : outer * nChunks;
-  rt.dispatch(op, { key, bindings: ['uniform', 'read', 'read', 'rw', 'rw'], code: () => code(op, acc, s) }, p, bufs, grid(groups));
+  rt.dispatch(op, { key, bindings: ['uniform', 'read', 'read', 'rw', 'rw'], code: () => code(op, acc, s, sub) }, p, bufs, grid(groups));
 }
 
 export function runReduce(rt: Runtime, op: ReduceOpName, x: View, out: View): void {

@@ -2,13 +2,14 @@
 // [outer, inner] rows (FusedKernels.softmaxBackward), from the forward's output y:
 //   softmax: y * (g - sum(g * y));  log-softmax: g - exp(y) * sum(g).
 // One row sum, then one write pass. Geometry as the forward kernel: one workgroup per row (64 threads,
-// 256 from 2048 elements) with a shared-memory tree for the sum; rows of <= 32 elements (attention
+// 256 from 2048 elements) with one workgroup reduction for the sum (workgroup-reduce.ts); rows of <= 32 elements (attention
 // probabilities of short sequences) use one thread per row with no barriers. It replaces a composite
 // of three or four kernels over the row (mul, sum, sub/exp, mul) in softmax, log-softmax (and so
 // cross-entropy) and attention backward.
 
 import type { View } from '../../../backend.js';
 import { Params, storageRef, type Runtime } from '../runtime.js';
+import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
 import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
 
 export function runSoftmaxBackward(rt: Runtime, y: View, gradOut: View, gradIn: View, log: boolean): void {
@@ -19,8 +20,10 @@ export function runSoftmaxBackward(rt: Runtime, y: View, gradOut: View, gradIn: 
   const wg = rowMode ? 64 : inner >= 2048 ? 256 : 64;
   const term = log ? 'g(go + j)' : 'g(go + j) * yv(yo + j)';
   const write = log ? 'g(go + j) - exp(yv(yo + j)) * dot' : 'yv(yo + j) * (g(go + j) - dot)';
+  const sub = rt.subgroups && !rowMode;
+  const red = workgroupReduce({ name: 'rowSum', type: 'f32', combine: 'a + b', identity: '0.0', wg, subgroups: sub });
   const code = (): string => {
-    const head = `${enables([y.dtype, gradOut.dtype, gradIn.dtype])}${PARAMS_WGSL}
+    const head = `${enableSubgroups(sub)}${enables([y.dtype, gradOut.dtype, gradIn.dtype])}${PARAMS_WGSL}
 @group(0) @binding(1) var<storage, read> Yv: array<${wtype(y.dtype)}>;
 @group(0) @binding(2) var<storage, read> G: array<${wtype(gradOut.dtype)}>;
 @group(0) @binding(3) var<storage, read_write> DX: array<${wtype(gradIn.dtype)}>;
@@ -44,28 +47,22 @@ fn main(${MAIN_ARGS}) {
   for (var j = 0u; j < n; j++) { DX[dxo + j] = ${fromF32(gradIn.dtype, write)}; }
 }`
       : `${head}
-var<workgroup> sdot: array<f32, ${wg}>;
+${red.decl}
 @compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}) {
+fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
   ${GROUP_ID_WGSL}
   let row = gidx;
   if (row >= pu(0u)) { return; }
   ${offsets}
   var acc = 0.0;
   for (var j = lid; j < n; j += ${wg}u) { acc += ${term}; }
-  sdot[lid] = acc;
-  workgroupBarrier();
-  for (var h = ${wg / 2}u; h > 0u; h = h >> 1u) {
-    if (lid < h) { sdot[lid] = sdot[lid] + sdot[lid + h]; }
-    workgroupBarrier();
-  }
-  let dot = sdot[0];
+  let dot = ${red.call('acc')};
   for (var j = lid; j < n; j += ${wg}u) { DX[dxo + j] = ${fromF32(gradIn.dtype, write)}; }
 }`;
   };
   const p = new Params().pushU(outer).pushU(inner).pushU(y.offset).pushU(gradOut.offset).pushU(gradIn.offset);
   const op = log ? 'logSoftmax backward' : 'softmax backward';
-  const key = `softmaxBackward:${log}:${y.dtype}:${gradOut.dtype}:${gradIn.dtype}:${rowMode}:${wg}`;
+  const key = `softmaxBackward:${log}:${y.dtype}:${gradOut.dtype}:${gradIn.dtype}:${rowMode}:${wg}:${sub}`;
   rt.dispatch(
     op,
     { key, bindings: ['uniform', 'read', 'read', 'rw'], code },

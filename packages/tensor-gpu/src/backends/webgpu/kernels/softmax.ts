@@ -1,7 +1,7 @@
 // softmax / log-softmax over the last dim of a contiguous [outer, inner] view, numerically stable.
 // Each thread keeps an online (max, sum of exp(x - max)) pair over its strided slice of the row; the
-// pairs merge in one shared-memory tree (one reduction instead of max-then-sum), then every thread writes
-// its elements. One workgroup per row (64 threads, 256 from 2048 elements); rows of <= 32 elements use
+// pairs merge in one workgroup reduction (one instead of max-then-sum; subgroup shuffles where the device
+// has them, see workgroup-reduce.ts), then every thread writes its elements. One workgroup per row (64 threads, 256 from 2048 elements); rows of <= 32 elements use
 // one thread per row with no barriers. NaN anywhere in a row gives a NaN row; an all -inf row gives NaN
 // (0/0) like PyTorch.
 
@@ -9,6 +9,7 @@ import type { View } from '../../../backend.js';
 import { Params, storageRef, type Runtime } from '../runtime.js';
 import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
 import { WGSL_MATH } from './wgsl-math.js';
+import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
 
 const MS_WGSL = /* wgsl */ `
 struct MS { m: f32, s: f32 }
@@ -30,8 +31,10 @@ export function runSoftmax(rt: Runtime, x: View, out: View, log: boolean): void 
   const wg = rowMode ? 64 : inner >= 2048 ? 256 : 64;
   // An all -inf row has m = -inf: write NaN explicitly (SwiftShader's exp(NaN) is not NaN).
   const writeExpr = `select(${log ? 'v - r.m - log_f32(r.s)' : 'exp(v - r.m) / r.s'}, nan_f32(), r.m == -inf_f32())`;
+  const sub = rt.subgroups && !rowMode;
   const code = (): string => {
-  const head = `${enables([x.dtype, out.dtype])}${PARAMS_WGSL}${WGSL_MATH}${MS_WGSL}
+  const red = workgroupReduce({ name: 'rowMs', type: 'MS', fields: ['m', 's'], combine: 'merge(a, b)', identity: 'MS(-inf_f32(), 0.0)', wg, subgroups: sub });
+  const head = `${enableSubgroups(sub)}${enables([x.dtype, out.dtype])}${PARAMS_WGSL}${WGSL_MATH}${MS_WGSL}
 @group(0) @binding(1) var<storage, read> X: array<${wtype(x.dtype)}>;
 @group(0) @binding(2) var<storage, read_write> Y: array<${wtype(out.dtype)}>;
 fn ld(o: u32) -> f32 { return ${toF32(x.dtype, 'X[o]')}; }
@@ -51,10 +54,9 @@ fn main(${MAIN_ARGS}) {
   for (var j = 0u; j < n; j++) { let v = ld(xo + j); Y[yo + j] = ${fromF32(out.dtype, writeExpr)}; }
 }`
     : `${head}
-var<workgroup> sm: array<f32, ${wg}>;
-var<workgroup> ss: array<f32, ${wg}>;
+${red.decl}
 @compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}) {
+fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
   ${GROUP_ID_WGSL}
   let row = gidx;
   if (row >= pu(0u)) { return; }
@@ -63,21 +65,12 @@ fn main(${MAIN_ARGS}) {
   let yo = pu(3u) + row * n;
   var acc = MS(-inf_f32(), 0.0);
   for (var j = lid; j < n; j += ${wg}u) { acc = merge(acc, MS(ld(xo + j), 1.0)); }
-  sm[lid] = acc.m; ss[lid] = acc.s;
-  workgroupBarrier();
-  for (var h = ${wg / 2}u; h > 0u; h = h >> 1u) {
-    if (lid < h) {
-      let c = merge(MS(sm[lid], ss[lid]), MS(sm[lid + h], ss[lid + h]));
-      sm[lid] = c.m; ss[lid] = c.s;
-    }
-    workgroupBarrier();
-  }
-  let r = MS(sm[0], ss[0]);
+  let r = ${red.call('acc')};
   for (var j = lid; j < n; j += ${wg}u) { let v = ld(xo + j); Y[yo + j] = ${fromF32(out.dtype, writeExpr)}; }
 }`;
   };
   const p = new Params().pushU(outer).pushU(inner).pushU(x.offset).pushU(out.offset);
-  const key = `softmax:${log}:${x.dtype}:${out.dtype}:${rowMode}:${wg}`;
+  const key = `softmax:${log}:${x.dtype}:${out.dtype}:${rowMode}:${wg}:${sub}`;
   rt.dispatch(
     log ? 'logSoftmax' : 'softmax',
     { key, bindings: ['uniform', 'read', 'rw'], code },
