@@ -273,6 +273,7 @@ export const ROW_OPS = [
   'softmax', 'logSoftmax', 'softmaxBackward', 'logSoftmaxBackward',
   'layerNorm', 'rmsNorm', 'layerNormBackward', 'rmsNormBackward',
   'gelu', 'silu', 'addGelu', 'geluBackward', 'siluBackward', 'add', 'transpose4',
+  'crossEntropyStats', 'crossEntropyBackward',
 ] as const;
 
 const ld = (p: string) => `(v128.load (i32.add (local.get ${p}) (local.get $i)))`;
@@ -511,6 +512,58 @@ function rowTranspose4(): string {
   );
 }
 
+/**
+ * The fused cross-entropy's forward row (ops/cross-entropy.ts): one read of the logits row at p0, and
+ * per row three floats at p1 (which moves 16 bytes a row): the max m (0 when the row is all -inf), the
+ * sum of exp(x - m) and the sum of x (label smoothing's term). The caller forms lse = m + log(sum) and
+ * the loss in float64.
+ */
+function rowCrossEntropyStats(): string {
+  return rowTask(
+    'crossEntropyStats',
+    ['$p0'],
+    '(local $m f32) (local $mv v128)',
+    `(local.set $acc (f32x4.splat (f32.const -inf)))
+        (local.set $acc2 (v128.const i32x4 0 0 0 0))
+        ${rowLanes('max', `(local.set $x ${ld('$p0')})
+            (local.set $acc (f32x4.max (local.get $acc) (local.get $x)))
+            (local.set $acc2 (f32x4.add (local.get $acc2) (local.get $x)))`)}
+        (local.set $m ${hreduce('f32.max', '$acc')})
+        (if (f32.eq (local.get $m) (f32.const -inf)) (then (local.set $m (f32.const 0))))
+        (local.set $mv (f32x4.splat (local.get $m)))
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        ${rowLanes('exp', `(local.set $x (f32x4.sub ${ld('$p0')} (local.get $mv)))
+            ${expRow('$y', '$x')}
+            (local.set $y (v128.andnot (local.get $y) (f32x4.lt (local.get $x) ${f4(-87)})))
+            (local.set $acc (f32x4.add (local.get $acc) (local.get $y)))`)}
+        (f32.store (local.get $p1) (local.get $m))
+        (f32.store offset=4 (local.get $p1) ${hreduce('f32.add', '$acc')})
+        (f32.store offset=8 (local.get $p1) ${hreduce('f32.add', '$acc2')})
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 16)))`,
+  );
+}
+
+/**
+ * The fused cross-entropy's input gradient without its target term: p1 = a exp(p0 - lse) - b, from
+ * three floats per row at p2 (lse, a, b; p2 moves 16 bytes a row). The caller sets a = g (0 for an
+ * ignored row), b = g eps / C, and subtracts g (1 - eps) at the target afterwards.
+ */
+function rowCrossEntropyBackward(): string {
+  return rowTask(
+    'crossEntropyBackward',
+    ['$p0', '$p1'],
+    '(local $mv v128) (local $sc v128) (local $sh v128)',
+    `(local.set $mv (f32x4.splat (f32.load (local.get $p2))))
+        (local.set $sc (f32x4.splat (f32.load offset=4 (local.get $p2))))
+        (local.set $sh (f32x4.splat (f32.load offset=8 (local.get $p2))))
+        ${rowLanes('ceg', `(local.set $x (f32x4.sub ${ld('$p0')} (local.get $mv)))
+            ${expRow('$y', '$x')}
+            (local.set $y (v128.andnot (local.get $y) (f32x4.lt (local.get $x) ${f4(-87)})))
+            ${st('$p1', '(f32x4.sub (f32x4.mul (local.get $y) (local.get $sc)) (local.get $sh))')}`)}
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 16)))`,
+  );
+}
+
 function rowTaskFunctions(bodies: ActivationBodies): string {
   const fns: Record<(typeof ROW_OPS)[number], string> = {
     softmax: rowSoftmax(false),
@@ -528,6 +581,8 @@ function rowTaskFunctions(bodies: ActivationBodies): string {
     siluBackward: rowElementwise('siluBackward', bodies.siluBackward),
     add: rowElementwise('add', '(local.set $y (f32x4.add (local.get $a) (local.get $b)))'),
     transpose4: rowTranspose4(),
+    crossEntropyStats: rowCrossEntropyStats(),
+    crossEntropyBackward: rowCrossEntropyBackward(),
   };
   return log64() + ROW_OPS.map((op) => fns[op]).join('\n');
 }
