@@ -53,39 +53,34 @@ export interface RowOperand {
 }
 
 const scratches = new WeakMap<SharedHeap, Float32Array>();
+const statsBlocks = new WeakMap<SharedHeap, Float32Array>();
 
-/** A scratch block of at least `n` floats in the heap (kept and grown per heap), or null. */
-function scratch(heap: SharedHeap, n: number): Float32Array | null {
-  let s = scratches.get(heap);
+/** The block of `blocks` for this heap, of at least `n` floats (kept and grown per heap), or null. */
+function heapBlock(blocks: WeakMap<SharedHeap, Float32Array>, heap: SharedHeap, n: number): Float32Array | null {
+  let s = blocks.get(heap);
   if (!s || s.length < n) {
     if (s) heap.release(s);
-    scratches.delete(heap);
+    blocks.delete(heap);
     const next = heap.alloc(Math.max(n, 4096));
     if (!next) return null;
-    scratches.set(heap, (s = next));
+    blocks.set(heap, (s = next));
   }
   return s;
 }
 
-const statsBlocks = new WeakMap<SharedHeap, Float32Array>();
+/** A scratch block of at least `n` floats in the heap (staged operands), or null. */
+function scratch(heap: SharedHeap, n: number): Float32Array | null {
+  return heapBlock(scratches, heap, n);
+}
 
 /**
- * A block of at least `n` floats in the memory holding `near` (kept and grown per heap, apart from the
- * staging scratch), for per-row stats a row task writes or reads; null where `near` is not in the memory.
- * The caller uses it until its next call (every row task runs to completion on the calling thread).
+ * A block of at least `n` floats in the memory holding `near` (apart from the staging scratch), for
+ * per-row stats a row task writes or reads; null where `near` is not in the memory. The caller uses it
+ * until its next call (every row task runs to completion on the calling thread).
  */
 export function rowStatsBlock(near: Float32Array, n: number): Float32Array | null {
   const heap = heapOf(near);
-  if (!heap?.rows) return null;
-  let s = statsBlocks.get(heap);
-  if (!s || s.length < n) {
-    if (s) heap.release(s);
-    statsBlocks.delete(heap);
-    const next = heap.alloc(Math.max(n, 4096));
-    if (!next) return null;
-    statsBlocks.set(heap, (s = next));
-  }
-  return s;
+  return heap?.rows ? heapBlock(statsBlocks, heap, n) : null;
 }
 
 /**
