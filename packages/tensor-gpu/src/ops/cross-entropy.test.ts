@@ -188,6 +188,16 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('fused crossEntropy on $nam
   });
 });
 
+describe('crossEntropy options', () => {
+  it('refuses labelSmoothing outside [0, 1] before any work, naming the op and the value', () => {
+    const backend = testCpuBackend();
+    const logits = tensor(new Float32Array(6), [2, 3], { backend });
+    const t = tensor(Int32Array.from([0, 2]), [2], { dtype: 'int32', backend });
+    expect(() => crossEntropy(logits, t, { labelSmoothing: 1.5 })).toThrow(/crossEntropy: labelSmoothing must be in \[0, 1\], got 1.5/);
+    expect(() => crossEntropy(logits, t, { labelSmoothing: -0.1 })).toThrow(RangeError);
+  });
+});
+
 describe('fused crossEntropy gradcheck (cpu, finite differences)', () => {
   const backend = testCpuBackend();
   for (const [name, run] of [
