@@ -158,6 +158,21 @@ export interface FusedKernels {
    */
   softmaxBackward?: (y: View, gradOut: View, gradIn: View, log: boolean) => void;
   /**
+   * Cross-entropy rows (ops/cross-entropy.ts): logits contiguous float32 [N, C] and targets contiguous
+   * int32 [N] -> loss and lse, contiguous float32 [N], each logits row read once:
+   *   lse = log sum_c exp(x[n, c]) (shifted by the row max);  loss = lse - (1 - eps) x[n, t] - eps mean_c x[n, c]
+   * with eps = smoothing; loss 0 where t = ignoreIndex (lse is written all the same). A target outside
+   * [0, C) that is not ignoreIndex is an IndexError naming crossEntropy (cpu: before any work; GPU: at the
+   * next read, that row's loss written as 0, as gather does).
+   */
+  crossEntropy?: (logits: View, targets: View, loss: View, lse: View, ignoreIndex: number, smoothing: number) => void;
+  /**
+   * The input gradient of crossEntropy from its logits, targets and lse and the loss's gradient g
+   * (contiguous float32 [N]) into gradIn (contiguous float32 [N, C]), softmax recomputed from the logits:
+   *   gradIn[n, c] = g[n] (exp(x[n, c] - lse[n]) - (1 - eps) [c == t[n]] - eps / C);  zero rows where t = ignoreIndex
+   */
+  crossEntropyBackward?: (logits: View, targets: View, lse: View, gradLoss: View, gradIn: View, ignoreIndex: number, smoothing: number) => void;
+  /**
    * Layer norm over the last dim of contiguous [outer, inner]: (x - mean) / sqrt(var + eps) * w + b,
    * or with `rms`, x / sqrt(mean(x^2) + eps) * w. weight/bias are [inner] or null.
    */

@@ -46,16 +46,15 @@ export {
   layerNorm,
   rmsNorm,
   dropout,
-  crossEntropy,
   mseLoss,
   binaryCrossEntropyWithLogits,
   scaledDotProductAttention,
   causalKeep,
-  type CrossEntropyOptions,
   type MSELossOptions,
   type BinaryCrossEntropyWithLogitsOptions,
   type AttentionOptions,
 } from './ops/nn.js';
+export { crossEntropy, type CrossEntropyOptions } from './ops/cross-entropy.js';
 export { gather, indexSelect, scatterAdd, embedding, cumsum, sort, argsort, topk, oneHot, type SortResult } from './ops/indexing.js';
 export { concat, stack, split, chunk, pad, tril, triu } from './ops/shape.js';
 export { adamStep_ } from './ops/optim.js';

@@ -4,7 +4,7 @@
 // table on a backend without any).
 
 import { noGrad, record } from '../autograd.js';
-import { DTypeError, ShapeError, fmtShape } from '../errors.js';
+import { ShapeError, fmtShape } from '../errors.js';
 import { broadcastShapes, normAxis, sizeOf } from '../layout.js';
 import { scope } from '../memory.js';
 import { defaultGenerator, type Generator } from '../random.js';
@@ -13,7 +13,6 @@ import type { Tensor } from '../tensor.js';
 import { bernoulli, full } from './creation.js';
 import { sumToShape } from './broadcast.js';
 import { where } from './elementwise.js';
-import { gather } from './indexing.js';
 import { backendOf, describe, empty, requireFloat } from './util.js';
 import { flatBatch, outerBatchViews } from './batch-views.js';
 import { alias, contiguous, reshape, transpose } from './views.js';
@@ -230,49 +229,6 @@ export function dropout(x: Tensor, p: number, training = true, generator: Genera
   const out = x.mul(scaled);
   scaled.dispose();
   return out;
-}
-
-export interface CrossEntropyOptions {
-  ignoreIndex?: number;
-  reduction?: 'mean' | 'sum' | 'none';
-  labelSmoothing?: number;
-}
-
-/**
- * Cross-entropy of logits [N, C] (or [N, C, ...]) against int32 class targets [N] (or [N, ...]),
- * as torch.nn.functional.cross_entropy: targets equal to ignoreIndex (-100) add nothing and the mean
- * is over the others.
- */
-export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
-  backendOf('crossEntropy', logits, targets);
-  requireFloat('crossEntropy', logits, 'logits');
-  if (targets.dtype !== 'int32') throw new DTypeError(`crossEntropy: targets must be int32 class indices, got ${describe(targets)}`);
-  const expected = [logits.shape[0], ...logits.shape.slice(2)];
-  if (logits.rank < 2 || targets.rank !== expected.length || targets.shape.some((d, i) => d !== expected[i])) {
-    throw new ShapeError(`crossEntropy: logits ${fmtShape(logits.shape)} need targets of shape ${fmtShape(expected)}, got ${fmtShape(targets.shape)}`);
-  }
-  const ignoreIndex = options.ignoreIndex ?? -100;
-  const reduction = options.reduction ?? 'mean';
-  const smoothing = options.labelSmoothing ?? 0;
-  // a scope frees the [N, C] log-probabilities at once (autograd keeps what backward needs), not at
-  // garbage collection: the next step's allocation reuses their storage instead of growing the heap
-  return scope(() => {
-    const logp = logSoftmax(logits, 1);
-    const valid = targets.ne(ignoreIndex);
-    const safeTargets = where(valid, targets, 0);
-    const picked = gather(logp, 1, safeTargets.unsqueeze(1)).squeeze(1);
-    let perItem = picked.neg();
-    if (smoothing > 0) {
-      const uniform = logp.mean(1).neg();
-      perItem = perItem.mulScalar(1 - smoothing).add(uniform.mulScalar(smoothing));
-    }
-    const masked = where(valid, perItem, 0);
-    if (reduction === 'none') return masked;
-    const total = masked.sum();
-    if (reduction === 'sum') return total;
-    const count = valid.toFloat().sum();
-    return total.div(count);
-  });
 }
 
 export interface MSELossOptions {

@@ -6,7 +6,8 @@ import { BINARY, FUSED_BIAS_ACTIVATIONS, UNARY, type BinaryOpName, type UnaryOpN
 import { BINARY_GRAD, UNARY_GRAD } from '../ops/elementwise-grad.js';
 import { biasActivation, binary, cast, maskedFill, pow, unary, where } from '../ops/elementwise.js';
 import { logsumexp, variance } from '../ops/reduce.js';
-import { crossEntropy, layerNorm, logSoftmax, rmsNorm, scaledDotProductAttention, softmax } from '../ops/nn.js';
+import { layerNorm, logSoftmax, rmsNorm, scaledDotProductAttention, softmax } from '../ops/nn.js';
+import { crossEntropy } from '../ops/cross-entropy.js';
 import { cumsum, embedding, gather, indexSelect, oneHot, scatterAdd, sort, topk } from '../ops/indexing.js';
 import { chunk, concat, pad, split, stack, tril, triu } from '../ops/shape.js';
 import { hostInput, type InputSpec } from './inputs.js';

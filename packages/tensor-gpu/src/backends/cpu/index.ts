@@ -16,6 +16,7 @@ import { cpuLayerNorm } from './kernels/layer-norm.js';
 import { cpuLayerNormBackward } from './kernels/layer-norm-backward.js';
 import { cpuSoftmax } from './kernels/softmax.js';
 import { cpuSoftmaxBackward } from './kernels/softmax-backward.js';
+import { cpuCrossEntropy, cpuCrossEntropyBackward } from './kernels/cross-entropy.js';
 import { arrayKinds, binaryLoop, copyLoop, unaryLoop } from './loops.js';
 import { matmulKernel, releaseStorage } from './matmul.js';
 import { tryAddInPlace, trySimdRow, trySimdUnary } from './simd/eltwise.js';
@@ -74,6 +75,8 @@ class CpuBackend implements Backend {
   readonly fused: FusedKernels = {
     softmax: cpuSoftmax,
     softmaxBackward: cpuSoftmaxBackward,
+    crossEntropy: cpuCrossEntropy,
+    crossEntropyBackward: cpuCrossEntropyBackward,
     layerNorm: cpuLayerNorm,
     layerNormBackward: cpuLayerNormBackward,
     adamStep: cpuAdamStep,

@@ -30,6 +30,7 @@ import { runReduce } from './kernels/reduce.js';
 import { runScatterAdd } from './kernels/scatter-add.js';
 import { runSoftmax } from './kernels/softmax.js';
 import { runSoftmaxBackward } from './kernels/softmax-backward.js';
+import { runCrossEntropy, runCrossEntropyBackward } from './kernels/cross-entropy.js';
 import { runSort } from './kernels/sort.js';
 import { runUnary } from './kernels/unary.js';
 import { runWhere } from './kernels/where.js';
@@ -86,6 +87,8 @@ export class WebGPUBackend implements Backend {
   readonly fused: FusedKernels = {
     softmax: (x, out, log) => runSoftmax(this.live('softmax'), x, out, log),
     softmaxBackward: (y, g, gradIn, log) => runSoftmaxBackward(this.live(log ? 'logSoftmax backward' : 'softmax backward'), y, g, gradIn, log),
+    crossEntropy: (x, t, loss, lse, ignore, eps) => runCrossEntropy(this.live('crossEntropy'), x, t, loss, lse, ignore, eps),
+    crossEntropyBackward: (x, t, lse, g, gradIn, ignore, eps) => runCrossEntropyBackward(this.live('crossEntropy backward'), x, t, lse, g, gradIn, ignore, eps),
     layerNorm: (x, w, b, out, eps, rms) => runLayerNorm(this.live('layerNorm'), x, w, b, out, eps, rms),
     layerNormBackward: (x, w, g, gradIn, gx, eps, rms) => runLayerNormBackward(this.live(rms ? 'rmsNorm backward' : 'layerNorm backward'), x, w, g, gradIn, gx, eps, rms),
     adamStep: (p, g, m, v, vmax, h) => runAdamStep(this.live('adamStep'), p, g, m, v, vmax, h),

@@ -29,23 +29,39 @@ import { fileURLToPath } from 'node:url';
 const f4 = (x: number) => `(f32x4.splat (f32.const ${x}))`;
 
 /**
+ * Splat constants held in v128 locals, set once per row instead of splatted inside the lane loop (V8
+ * materializes each `f32x4.splat` of a constant every iteration): `k(x)` names the local holding x;
+ * `decl()` and `init()` declare and set the ones used so far.
+ */
+function hoistedConstants(prefix: string): { k: (x: number) => string; decl: () => string; init: () => string } {
+  const used = new Map<number, string>();
+  const k = (x: number) => {
+    if (!used.has(x)) used.set(x, `$${prefix}${used.size}`);
+    return `(local.get ${used.get(x)})`;
+  };
+  const decl = () => [...used.values()].map((n) => `(local ${n} v128)`).join(' ');
+  const init = () => [...used].map(([x, n]) => `(local.set ${n} ${f4(x)})`).join('\n        ');
+  return { k, decl, init };
+}
+
+/**
  * (local.set $dst exp($src)) for f32x4 locals; uses $n and $r, $p (v128) as scratch. n = x log2 e
  * rounded to nearest (even) by adding 1.5 * 2^23, whose low mantissa bits then hold n: 2^n is those
  * bits plus the bias, shifted into the exponent, with no float-to-int conversion (each a multi-instruction
  * sequence on x86). The clamp is pmin/pmax (one instruction each; NaN passes through as the min/max did).
  */
-function expInto(dst: string, src: string): string {
+function expInto(dst: string, src: string, k: (x: number) => string = f4): string {
   const MAGIC = 12582912; // 1.5 * 2^23
   return `
-    (local.set $r (f32x4.pmax (f32x4.pmin (local.get ${src}) ${f4(88)}) ${f4(-87)}))
-    (local.set $n (f32x4.add (f32x4.mul (local.get $r) ${f4(1.4426950408889634)}) ${f4(MAGIC)}))
-    (local.set $p (f32x4.sub (local.get $n) ${f4(MAGIC)}))
-    (local.set $r (f32x4.sub (f32x4.sub (local.get $r) (f32x4.mul (local.get $p) ${f4(0.693145751953125)})) (f32x4.mul (local.get $p) ${f4(1.428606765330187e-6)})))
+    (local.set $r (f32x4.pmax (f32x4.pmin (local.get ${src}) ${k(88)}) ${k(-87)}))
+    (local.set $n (f32x4.add (f32x4.mul (local.get $r) ${k(1.4426950408889634)}) ${k(MAGIC)}))
+    (local.set $p (f32x4.sub (local.get $n) ${k(MAGIC)}))
+    (local.set $r (f32x4.sub (f32x4.sub (local.get $r) (f32x4.mul (local.get $p) ${k(0.693145751953125)})) (f32x4.mul (local.get $p) ${k(1.428606765330187e-6)})))
     (local.set $p (f32x4.mul (local.get $r) (local.get $r)))
     (local.set $p (f32x4.add
-      (f32x4.add (f32x4.add ${f4(1)} (local.get $r)) (f32x4.mul (local.get $p) (f32x4.add ${f4(0.5)} (f32x4.mul (local.get $r) ${f4(1 / 6)}))))
+      (f32x4.add (f32x4.add ${k(1)} (local.get $r)) (f32x4.mul (local.get $p) (f32x4.add ${k(0.5)} (f32x4.mul (local.get $r) ${k(1 / 6)}))))
       (f32x4.mul (f32x4.mul (local.get $p) (local.get $p))
-        (f32x4.add (f32x4.add ${f4(1 / 24)} (f32x4.mul (local.get $r) ${f4(1 / 120)})) (f32x4.mul (local.get $p) ${f4(1 / 720)})))))
+        (f32x4.add (f32x4.add ${k(1 / 24)} (f32x4.mul (local.get $r) ${k(1 / 120)})) (f32x4.mul (local.get $p) ${k(1 / 720)})))))
     (local.set ${dst} (f32x4.mul (local.get $p) (i32x4.shl (i32x4.add (local.get $n) (i32x4.splat (i32.const 127))) (i32.const 23))))`;
 }
 
@@ -273,6 +289,7 @@ export const ROW_OPS = [
   'softmax', 'logSoftmax', 'softmaxBackward', 'logSoftmaxBackward',
   'layerNorm', 'rmsNorm', 'layerNormBackward', 'rmsNormBackward',
   'gelu', 'silu', 'addGelu', 'geluBackward', 'siluBackward', 'add', 'transpose4',
+  'crossEntropyStats', 'crossEntropyBackward',
 ] as const;
 
 const ld = (p: string) => `(v128.load (i32.add (local.get ${p}) (local.get $i)))`;
@@ -280,7 +297,7 @@ const st = (p: string, v: string) => `(v128.store (i32.add (local.get ${p}) (loc
 /** Code using expInto's scratch locals with the row functions' names for them ($r, $p, $n name other things there). */
 const renameScratch = (code: string) =>
   code.replaceAll('$r)', '$r4)').replaceAll('$r ', '$r4 ').replaceAll('$p)', '$pp)').replaceAll('$p ', '$pp ').replaceAll('$n)', '$nn)').replaceAll('$n ', '$nn ');
-const expRow = (dst: string, src: string) => renameScratch(expInto(dst, src));
+const expRow = (dst: string, src: string, k?: (x: number) => string) => renameScratch(expInto(dst, src, k));
 
 /** (loop over $i = 0 .. 4 len bytes step 16, running body). */
 function rowLanes(label: string, body: string): string {
@@ -511,6 +528,65 @@ function rowTranspose4(): string {
   );
 }
 
+/**
+ * The fused cross-entropy's forward row (ops/cross-entropy.ts): one read of the logits row at p0, and
+ * per row three floats at p1 (which moves 16 bytes a row): the max m (0 when the row is all -inf), the
+ * sum of exp(x - m) and the sum of x (label smoothing's term). The caller forms lse = m + log(sum) and
+ * the loss in float64. The max is f32x4.pmax (one instruction; f32x4.max's NaN rule costs several on
+ * x86 and halved the row's speed): a NaN it drops still makes the sums, and so lse, NaN.
+ */
+function rowCrossEntropyStats(): string {
+  const c = hoistedConstants('k');
+  const exps = rowLanes('exp', `(local.set $x (f32x4.sub ${ld('$p0')} (local.get $mv)))
+            ${expRow('$y', '$x', c.k)}
+            (local.set $y (v128.andnot (local.get $y) (f32x4.lt (local.get $x) ${c.k(-87)})))
+            (local.set $acc (f32x4.add (local.get $acc) (local.get $y)))`);
+  return rowTask(
+    'crossEntropyStats',
+    ['$p0'],
+    `(local $m f32) (local $mv v128) ${c.decl()}`,
+    `${c.init()}
+        (local.set $acc (f32x4.splat (f32.const -inf)))
+        (local.set $acc2 (v128.const i32x4 0 0 0 0))
+        ${rowLanes('max', `(local.set $x ${ld('$p0')})
+            (local.set $acc (f32x4.pmax (local.get $acc) (local.get $x)))
+            (local.set $acc2 (f32x4.add (local.get $acc2) (local.get $x)))`)}
+        (local.set $m ${hreduce('f32.max', '$acc')})
+        (if (f32.eq (local.get $m) (f32.const -inf)) (then (local.set $m (f32.const 0))))
+        (local.set $mv (f32x4.splat (local.get $m)))
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        ${exps}
+        (f32.store (local.get $p1) (local.get $m))
+        (f32.store offset=4 (local.get $p1) ${hreduce('f32.add', '$acc')})
+        (f32.store offset=8 (local.get $p1) ${hreduce('f32.add', '$acc2')})
+        (local.set $p1 (i32.add (local.get $p1) (i32.const 16)))`,
+  );
+}
+
+/**
+ * The fused cross-entropy's input gradient without its target term: p1 = a exp(p0 - lse) - b, from
+ * three floats per row at p2 (lse, a, b; p2 moves 16 bytes a row). The caller sets a = g (0 for an
+ * ignored row), b = g eps / C, and subtracts g (1 - eps) at the target afterwards.
+ */
+function rowCrossEntropyBackward(): string {
+  const c = hoistedConstants('k');
+  const grads = rowLanes('ceg', `(local.set $x (f32x4.sub ${ld('$p0')} (local.get $mv)))
+            ${expRow('$y', '$x', c.k)}
+            (local.set $y (v128.andnot (local.get $y) (f32x4.lt (local.get $x) ${c.k(-87)})))
+            ${st('$p1', '(f32x4.sub (f32x4.mul (local.get $y) (local.get $sc)) (local.get $sh))')}`);
+  return rowTask(
+    'crossEntropyBackward',
+    ['$p0', '$p1'],
+    `(local $mv v128) (local $sc v128) (local $sh v128) ${c.decl()}`,
+    `${c.init()}
+        (local.set $mv (f32x4.splat (f32.load (local.get $p2))))
+        (local.set $sc (f32x4.splat (f32.load offset=4 (local.get $p2))))
+        (local.set $sh (f32x4.splat (f32.load offset=8 (local.get $p2))))
+        ${grads}
+        (local.set $p2 (i32.add (local.get $p2) (i32.const 16)))`,
+  );
+}
+
 function rowTaskFunctions(bodies: ActivationBodies): string {
   const fns: Record<(typeof ROW_OPS)[number], string> = {
     softmax: rowSoftmax(false),
@@ -528,6 +604,8 @@ function rowTaskFunctions(bodies: ActivationBodies): string {
     siluBackward: rowElementwise('siluBackward', bodies.siluBackward),
     add: rowElementwise('add', '(local.set $y (f32x4.add (local.get $a) (local.get $b)))'),
     transpose4: rowTranspose4(),
+    crossEntropyStats: rowCrossEntropyStats(),
+    crossEntropyBackward: rowCrossEntropyBackward(),
   };
   return log64() + ROW_OPS.map((op) => fns[op]).join('\n');
 }

@@ -48,21 +48,39 @@ export interface RowOperand {
   step: number;
   /** Written by the kernel (must lie in the memory). */
   out?: boolean;
+  /** Floats the kernel touches per row when that is not the row length (a few per-row stats floats). */
+  width?: number;
 }
 
 const scratches = new WeakMap<SharedHeap, Float32Array>();
+const statsBlocks = new WeakMap<SharedHeap, Float32Array>();
 
-/** A scratch block of at least `n` floats in the heap (kept and grown per heap), or null. */
-function scratch(heap: SharedHeap, n: number): Float32Array | null {
-  let s = scratches.get(heap);
+/** The block of `blocks` for this heap, of at least `n` floats (kept and grown per heap), or null. */
+function heapBlock(blocks: WeakMap<SharedHeap, Float32Array>, heap: SharedHeap, n: number): Float32Array | null {
+  let s = blocks.get(heap);
   if (!s || s.length < n) {
     if (s) heap.release(s);
-    scratches.delete(heap);
+    blocks.delete(heap);
     const next = heap.alloc(Math.max(n, 4096));
     if (!next) return null;
-    scratches.set(heap, (s = next));
+    blocks.set(heap, (s = next));
   }
   return s;
+}
+
+/** A scratch block of at least `n` floats in the heap (staged operands), or null. */
+function scratch(heap: SharedHeap, n: number): Float32Array | null {
+  return heapBlock(scratches, heap, n);
+}
+
+/**
+ * A block of at least `n` floats in the memory holding `near` (apart from the staging scratch), for
+ * per-row stats a row task writes or reads; null where `near` is not in the memory. The caller uses it
+ * until its next call (every row task runs to completion on the calling thread).
+ */
+export function rowStatsBlock(near: Float32Array, n: number): Float32Array | null {
+  const heap = heapOf(near);
+  return heap?.rows ? heapBlock(statsBlocks, heap, n) : null;
 }
 
 /**
@@ -85,8 +103,9 @@ export function runRowTask(op: RowOp, rows: number, len: number, operands: reado
   // its neighbours silently (transpose4's source is read by columns: its extent is the caller's view)
   if (op !== 'transpose4') {
     for (const o of operands) {
-      if (o && heapOf(o.data) === heap && o.offset + (rows - 1) * o.step + len > o.data.length) {
-        throw new RangeError(`cpu row kernel '${op}': ${rows} rows of ${len} floats (step ${o.step}) from element ${o.offset} overrun an operand of ${o.data.length} floats`);
+      const width = o?.width ?? len;
+      if (o && heapOf(o.data) === heap && o.offset + (rows - 1) * o.step + width > o.data.length) {
+        throw new RangeError(`cpu row kernel '${op}': ${rows} rows of ${width} floats (step ${o.step}) from element ${o.offset} overrun an operand of ${o.data.length} floats`);
       }
     }
   }

@@ -3,7 +3,7 @@
 // pairs merge in one workgroup reduction (one instead of max-then-sum; subgroup shuffles where the device
 // has them, see workgroup-reduce.ts), then every thread writes its elements. One workgroup per row (64 threads, 256 from 2048 elements); rows of <= 32 elements use
 // one thread per row with no barriers. NaN anywhere in a row gives a NaN row; an all -inf row gives NaN
-// (0/0) like PyTorch.
+// (0/0) like PyTorch. MS_WGSL (the online pair and its merge) is shared with cross-entropy.ts.
 
 import type { View } from '../../../backend.js';
 import { Params, storageRef, type Runtime } from '../runtime.js';
@@ -11,7 +11,7 @@ import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, to
 import { WGSL_MATH } from './wgsl-math.js';
 import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
 
-const MS_WGSL = /* wgsl */ `
+export const MS_WGSL = /* wgsl */ `
 struct MS { m: f32, s: f32 }
 fn fmax_nan(a: f32, b: f32) -> f32 { if (is_nan_f32(a) || is_nan_f32(b)) { return nan_f32(); } return max(a, b); }
 fn merge(a: MS, b: MS) -> MS {
