@@ -52,6 +52,18 @@ describe('autograd', () => {
     expect(await arr(x.grad)).toEqual([2, 20]);
   });
 
+  it('refuses an explicit gradient of another shape, before any work', async () => {
+    const x = tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3], { backend: cpu() }).requiresGrad_();
+    const y = x.sum(-1); // [2]
+    expect(() => y.backward(tensor(new Float32Array(6), [2, 3], { backend: cpu() }))).toThrow(
+      "backward: grad of shape [2,3] does not match the output's shape [2]",
+    );
+    expect(() => y.backward(tensor(new Float32Array(2), [1, 2], { backend: cpu() }))).toThrow(/does not match/);
+    expect(x.grad).toBeNull();
+    y.backward(tensor(new Float32Array([1, 2]), [2], { backend: cpu() }));
+    expect(await arr(x.grad)).toEqual([1, 1, 1, 2, 2, 2]);
+  });
+
   it('custom functions supply their own backward (straight-through clamp)', async () => {
     const straightThrough: CustomFunction<[Tensor]> = {
       name: 'straightThroughClamp',

@@ -3,7 +3,7 @@
 // needs (held as private handles so user disposal cannot free them), and the backward rule written
 // beside the forward in src/ops. backward() walks the nodes in reverse topological order.
 
-import { TensorError } from './errors.js';
+import { ShapeError, TensorError } from './errors.js';
 import { keep, scope } from './memory.js';
 import type { Tensor } from './tensor.js';
 
@@ -159,6 +159,10 @@ export function backward(root: Tensor, gradOutput?: Tensor, options: BackwardOpt
   }
   if (!gradOutput && root.size !== 1) {
     throw new TensorError(`backward: grad can be implicitly created only for scalar outputs, got shape [${root.shape.join(',')}]`);
+  }
+  // as torch: a gradient of another shape is refused, not broadcast or read past (a fused kernel would)
+  if (gradOutput && (gradOutput.rank !== root.rank || gradOutput.shape.some((d, i) => d !== root.shape[i]))) {
+    throw new ShapeError(`backward: grad of shape [${gradOutput.shape.join(',')}] does not match the output's shape [${root.shape.join(',')}]`);
   }
   noGrad(() =>
     scope(() => {

@@ -4,7 +4,7 @@
 // offers the `subgroups` feature (4-lane subgroups), so CI runs the subgroup path for real.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../../backend.js';
-import { layerNorm, logSoftmax, rmsNorm, tensor, type Tensor } from '../../index.js';
+import { crossEntropy, layerNorm, logSoftmax, rmsNorm, tensor, type Tensor } from '../../index.js';
 import { packQuantizedRows, quantizedMatmul, quantizedRowWords } from '../../ops/quantized-matmul.js';
 import { compareArrays, hostInput, testCpuBackend } from '../../testing/index.js';
 import { webgpuRequired } from '../../testing/backends.js';
@@ -48,7 +48,7 @@ async function run(backend: Backend, shape: number[]): Promise<Record<string, Ho
     const t = x(false);
     const y = f(t);
     out[name] = await y.data();
-    y.backward(g);
+    y.backward(y.rank === g.rank ? g : g.sum(-1)); // crossEntropy's per-row losses take a [N] gradient
     out[`${name} grad`] = await t.grad!.data();
   };
   await withGrad('softmax', (t) => t.softmax(-1));
@@ -61,6 +61,8 @@ async function run(backend: Backend, shape: number[]): Promise<Record<string, Ho
   const b = tensor(hostInput({ shape: [n], kind: 'normal' }, 4), [n], { backend });
   await withGrad('layerNorm', (t) => layerNorm(t, n, w, b, 1e-5));
   await withGrad('rmsNorm', (t) => rmsNorm(t, w, 1e-6));
+  const targets = tensor(Int32Array.from({ length: shape[0] }, (_, i) => (i === 1 ? -100 : (i * 7) % n)), [shape[0]], { backend, dtype: 'int32' });
+  await withGrad('crossEntropy', (t) => crossEntropy(t, targets, { reduction: 'none', labelSmoothing: 0.1 }));
   const plain = tensor(rows(shape, 5, false), shape, { backend });
   out.sum = await plain.sum(-1).data();
   out.max = await plain.max(-1).data();

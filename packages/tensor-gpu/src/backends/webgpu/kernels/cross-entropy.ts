@@ -1,7 +1,8 @@
 // The fused cross-entropy rows (FusedKernels.crossEntropy / crossEntropyBackward, decision 0026).
 // Forward: one workgroup per logits row (64 threads, 256 from 2048 classes); each thread keeps the online
 // (max, sum of exp(x - max)) pair of softmax.ts and a plain sum over its strided slice, the pairs and sums
-// merge in one shared-memory tree, and thread 0 writes the row's lse and loss (reading the target logit).
+// merge in one workgroup reduction (subgroup shuffles where the device has them, workgroup-reduce.ts),
+// and thread 0 writes the row's lse and loss (reading the target logit).
 // A target outside [0, C) that is not ignoreIndex is reported as gather reports it (index-check.ts: an
 // IndexError naming crossEntropy at the next read) and that row's loss is written as 0.
 // Backward: one thread per element, softmax recomputed from the logits and the row's lse.
@@ -12,23 +13,29 @@ import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, WG, grid, prod } from './common.
 import { REPORT_WGSL } from './index-check.js';
 import { MS_WGSL } from './softmax.js';
 import { WGSL_MATH } from './wgsl-math.js';
+import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
 
 export function runCrossEntropy(rt: Runtime, logits: View, targets: View, loss: View, lse: View, ignoreIndex: number, smoothing: number): void {
   const [rows, C] = logits.shape;
   if (rows === 0) return;
   const wg = C >= 2048 ? 256 : 64;
   const id = rt.indexCheck({ opName: 'crossEntropy', size: C, axis: 1 });
-  const code = (): string => `${PARAMS_WGSL}${WGSL_MATH}${MS_WGSL}
+  const sub = rt.subgroups;
+  const red = workgroupReduce({ name: 'rowMsx', type: 'MSX', fields: ['m', 's', 'x'], combine: 'mergeX(a, b)', identity: 'MSX(-inf_f32(), 0.0, 0.0)', wg, subgroups: sub });
+  const code = (): string => `${enableSubgroups(sub)}${PARAMS_WGSL}${WGSL_MATH}${MS_WGSL}
+struct MSX { m: f32, s: f32, x: f32 }
+fn mergeX(a: MSX, b: MSX) -> MSX {
+  let c = merge(MS(a.m, a.s), MS(b.m, b.s));
+  return MSX(c.m, c.s, a.x + b.x);
+}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> T: array<i32>;
 @group(0) @binding(3) var<storage, read_write> L: array<f32>;
 @group(0) @binding(4) var<storage, read_write> E: array<f32>;
 ${REPORT_WGSL(5)}
-var<workgroup> sm: array<f32, ${wg}>;
-var<workgroup> ss: array<f32, ${wg}>;
-var<workgroup> sx: array<f32, ${wg}>;
+${red.decl}
 @compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}) {
+fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
   ${GROUP_ID_WGSL}
   let row = gidx;
   if (row >= pu(0u)) { return; }
@@ -37,18 +44,10 @@ fn main(${MAIN_ARGS}) {
   var acc = MS(-inf_f32(), 0.0);
   var sum = 0.0;
   for (var j = lid; j < n; j += ${wg}u) { let v = X[xo + j]; acc = merge(acc, MS(v, 1.0)); sum += v; }
-  sm[lid] = acc.m; ss[lid] = acc.s; sx[lid] = sum;
-  workgroupBarrier();
-  for (var h = ${wg / 2}u; h > 0u; h = h >> 1u) {
-    if (lid < h) {
-      let c = merge(MS(sm[lid], ss[lid]), MS(sm[lid + h], ss[lid + h]));
-      sm[lid] = c.m; ss[lid] = c.s; sx[lid] = sx[lid] + sx[lid + h];
-    }
-    workgroupBarrier();
-  }
+  let r = ${red.call('MSX(acc.m, acc.s, sum)')};
   if (lid != 0u) { return; }
   // an all -inf row: lse -inf, as torch's logsumexp
-  let lse = select(sm[0] + log_f32(ss[0]), -inf_f32(), sm[0] == -inf_f32());
+  let lse = select(r.m + log_f32(r.s), -inf_f32(), r.m == -inf_f32());
   E[pu(5u) + row] = lse;
   let t = T[pu(3u) + row];
   var l = 0.0;
@@ -57,7 +56,7 @@ fn main(${MAIN_ARGS}) {
       report_bad_index(pu(8u), t);
     } else {
       let eps = pf(7u);
-      l = lse - (1.0 - eps) * X[xo + u32(t)] - eps * sx[0] / f32(n);
+      l = lse - (1.0 - eps) * X[xo + u32(t)] - eps * r.x / f32(n);
     }
   }
   L[pu(4u) + row] = l;
@@ -65,7 +64,7 @@ fn main(${MAIN_ARGS}) {
   const p = new Params().pushU(rows).pushU(C).pushU(logits.offset).pushU(targets.offset).pushU(loss.offset).pushU(lse.offset).pushI(ignoreIndex).pushF(smoothing).pushU(id);
   rt.dispatch(
     'crossEntropy',
-    { key: `crossEntropy:${wg}`, bindings: ['uniform', 'read', 'read', 'rw', 'rw', 'rw'], code },
+    { key: `crossEntropy:${wg}:${sub}`, bindings: ['uniform', 'read', 'read', 'rw', 'rw', 'rw'], code },
     p,
     [
       storageRef(logits.storage, 'crossEntropy', 'logits'),
