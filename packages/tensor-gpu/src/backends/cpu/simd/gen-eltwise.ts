@@ -330,11 +330,13 @@ function rowTask(name: string, advance: string[], locals: string, perRow: string
 /**
  * $m = the row's max (0 when the row is all -inf), $mv its splat, the shifted exps (stored at `store`,
  * a byte address expression, unless null) summed into $acc. `loop` walks the row's lanes, `load` reads
- * one. Arguments below -87 give exactly 0.
+ * one; `k` gives the constants (hoistedConstants' locals in a row task). Arguments below -87 give
+ * exactly 0. The max is f32x4.pmax (one instruction; f32x4.max's NaN rule costs several on x86): a NaN
+ * it drops still makes its exp, and so the sum, NaN, as in the fused cross-entropy row.
  */
-function maxExpSum(loop: (label: string, body: string) => string, load: string, store: string | null): string {
+function maxExpSum(loop: (label: string, body: string) => string, load: string, store: string | null, k: (x: number) => string = f4): string {
   return `(local.set $acc (f32x4.splat (f32.const -inf)))
-        ${loop('max', `(local.set $acc (f32x4.max (local.get $acc) ${load}))`)}
+        ${loop('max', `(local.set $acc (f32x4.pmax (local.get $acc) ${load}))`)}
         (local.set $m ${hreduce('f32.max', '$acc')})
         (if (f32.eq (local.get $m) (f32.const -inf)) (then (local.set $m (f32.const 0))))
         (local.set $mv (f32x4.splat (local.get $m)))
@@ -342,16 +344,16 @@ function maxExpSum(loop: (label: string, body: string) => string, load: string, 
         ${loop(
           'exp',
           `(local.set $x (f32x4.sub ${load} (local.get $mv)))
-            ${expRow('$y', '$x')}
-            (local.set $y (v128.andnot (local.get $y) (f32x4.lt (local.get $x) ${f4(-87)})))
+            ${expRow('$y', '$x', k)}
+            (local.set $y (v128.andnot (local.get $y) (f32x4.lt (local.get $x) ${k(-87)})))
             ${store ? `(v128.store ${store} (local.get $y))` : ''}
             (local.set $acc (f32x4.add (local.get $acc) (local.get $y)))`,
         )}`;
 }
 
 /** maxExpSum over the row at $p0 (exps stored to $p1 when `store`), the sum into $s. */
-function rowMaxExpSum(store: boolean): string {
-  return `${maxExpSum(rowLanes, ld('$p0'), store ? '(i32.add (local.get $p1) (local.get $i))' : null)}
+function rowMaxExpSum(store: boolean, k: (x: number) => string): string {
+  return `${maxExpSum(rowLanes, ld('$p0'), store ? '(i32.add (local.get $p1) (local.get $i))' : null, k)}
         (local.set $s ${hreduce('f32.add', '$acc')})`;
 }
 
@@ -384,11 +386,14 @@ function log64(): string {
 
 /** softmax: p1 = exp(p0 - max) / sum; log-softmax: p1 = p0 - (max + log sum), the shift in float64. */
 function rowSoftmax(log: boolean): string {
+  const c = hoistedConstants('k');
+  const body = rowMaxExpSum(!log, c.k);
   return rowTask(
     log ? 'logSoftmax' : 'softmax',
     ['$p0', '$p1'],
-    '(local $m f32) (local $s f32) (local $mv v128) (local $sc v128)',
-    `${rowMaxExpSum(!log)}
+    `(local $m f32) (local $s f32) (local $mv v128) (local $sc v128) ${c.decl()}`,
+    `${c.init()}
+        ${body}
         ${
           log
             ? `(local.set $sc (f32x4.splat (f32.demote_f64 (f64.neg (f64.add (f64.promote_f32 (local.get $m)) (call $log (f64.promote_f32 (local.get $s))))))))
