@@ -35,7 +35,7 @@ const g = createGemm({ threads });
 for (let i = 0; i < 500 && gemmReadyWorkers(g) < g.threads - 1; i++) await new Promise((r) => setTimeout(r, 10));
 const proto = Object.getPrototypeOf(g);
 const acc = {};
-for (const name of ['pack', 'runJob', 'tail', 'copyOut', 'waitDone', 'run']) {
+for (const name of ['pack', 'runJob', 'tail', 'copyOut', 'claim', 'waitDone', 'wake', 'describe', 'rounds', 'run']) {
   const f = proto[name];
   if (typeof f !== 'function') continue;
   acc[name] = 0;

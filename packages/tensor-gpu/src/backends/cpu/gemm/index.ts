@@ -23,6 +23,10 @@
  *    256 KiB) are read and written where they lie when the layout allows (`inPlace`): then nothing is
  *    packed or copied out, and a batch of small products (attention's heads) is one round whose tasks
  *    stream through every head. C may be written with any row / batch stride (`GemmOutLayout`).
+ *  - What must still be packed from an operand in the shared memory is packed by the tasks, on every
+ *    thread (decision 0027): each strip task packs its own B micro-panel from where B lies just before
+ *    using it, and a transposed A is staged by transpose tasks that follow the previous round's compute
+ *    tasks. Only operands outside the shared memory are copied by the calling thread alone.
  *  - Tiny problems use a plain JS loop (no packing at all).
  */
 import {
