@@ -57,6 +57,8 @@ export interface ControlLayout {
   readonly TAIL_C: number; // byte address of the tail block in the C buffer
   readonly TAIL_CGS: number; // its byte step per batch item
   readonly TAIL_LDC: number; // its row stride, bytes
+  readonly SPT: number; // strip rounds: NR-wide strips per task (STRIPS counts tasks per batch item)
+  readonly NSTRIPS: number; // strip rounds: NR-wide strips per batch item
   // a transpose job (KIND 0 and 1): after the round's NTASKS compute tasks, JOB_N tasks that stage the NEXT
   // round's transposed A block from where it lies in the memory (wasm `transpose`), claimed like the compute
   // tasks so both threads stage it. Task u: JOB_PER rows of the block (columns of the source) of batch item
@@ -133,7 +135,7 @@ export function claimAndRun(
   let rOp = 0, rRows = 0, rPer = 0, rLen = 0, rf = 0;
   const rp = [0, 0, 0, 0, 0];
   const rs = [0, 0, 0, 0, 0];
-  let bSrc = 0, bSrcLds = 0, bSrcGs = 0, tailA = 0, tailC = 0, tailCgs = 0, tailLdc = 0;
+  let bSrc = 0, bSrcLds = 0, bSrcGs = 0, tailA = 0, tailC = 0, tailCgs = 0, tailLdc = 0, spt = 1, nStrips = 0;
   let jN = 0, jPer = 0, jItem = 0, jTotal = 0, jS = 0, jLds = 0, jD = 0, jLdd = 0, jRows = 0, jGs = 0, jGd = 0;
   // consistent snapshot of the round descriptor
   // Seqlock read: an odd SEQ means the main thread is rewriting the descriptor.
@@ -196,6 +198,8 @@ export function claimAndRun(
       tailC = ctl[L.TAIL_C];
       tailCgs = ctl[L.TAIL_CGS];
       tailLdc = ctl[L.TAIL_LDC];
+      spt = ctl[L.SPT];
+      nStrips = ctl[L.NSTRIPS];
     }
     if (Atomics.load(ctl, L.SEQ) === seq) break;
   }
@@ -227,11 +231,16 @@ export function claimAndRun(
       (np === 1 ? dots1 : dots)(aBase, lda, np, wBase + n0 * ldb, ldb, ncols - n0 < nrt ? ncols - n0 : nrt, kc, cBase + n0 * 4, ldc, 0);
     } else if (kind === 1) dots(aBase + g * ags, lda, np, bBase + g * bgs + s * ss, ldb, nrt, kc, cBase + g * cgs + s * css, ldc, acc);
     else {
-      const bp = bBase + g * bgs + s * ss;
-      // this task's micro-panel, packed here from where B lies (css = NR * 4: the panel's columns in B's rows)
-      if (bSrc !== 0) packb!((bSrc + g * bSrcGs + s * css) | 0, bSrcLds, bp, kc, 1);
-      if (np > 0) strip(aBase + g * ags, lda, bp, ldb, cBase + g * cgs + s * css, ldc, np, kc, acc);
-      if (tailA !== 0) strip((tailA + g * ags) | 0, lda, bp, ldb, (tailC + g * tailCgs + s * css) | 0, tailLdc, 1, kc, acc);
+      // `spt` adjacent strips: a task's columns of C fill whole cache lines, so the two threads do not write
+      // the same lines of C at the same time
+      const s1 = (s + 1) * spt < nStrips ? (s + 1) * spt : nStrips;
+      for (let si = s * spt; si < s1; si++) {
+        const bp = bBase + g * bgs + si * ss;
+        // this strip's micro-panel, packed here from where B lies (css = NR * 4: the panel's columns in B's rows)
+        if (bSrc !== 0) packb!((bSrc + g * bSrcGs + si * css) | 0, bSrcLds, bp, kc, 1);
+        if (np > 0) strip(aBase + g * ags, lda, bp, ldb, cBase + g * cgs + si * css, ldc, np, kc, acc);
+        if (tailA !== 0) strip((tailA + g * ags) | 0, lda, bp, ldb, (tailC + g * tailCgs + si * css) | 0, tailLdc, 1, kc, acc);
+      }
     }
     done++;
   }
