@@ -223,6 +223,29 @@ const SHARED_CASES: Case[] = [
   { batch: 96, M: 128, N: 64, K: 13 },
 ];
 
+/**
+ * Packing in the tasks (operands in the shared memory): a transposed A is staged into the A block by
+ * transpose tasks claimed in the round before (its k lines read where they lie), and each strip task
+ * packs its own micro-panel of a row-major B from where B lies, then runs the partial last row block of
+ * its columns when C is written in place. Odd M, N, K around the blocks (MC 504, NC 1024, KC 256; the
+ * kernel's 6 x 8), tn / nn / nt, padded strides, batch groups, broadcast A or B (a broadcast B shared by
+ * a batch group is packed by the calling thread; with one item per round, by the tasks).
+ */
+const PACK_CASES: Case[] = [
+  { batch: 1, M: 128, N: 200, K: 300, transA: true },
+  { batch: 1, M: 131, N: 1030, K: 257, pad: 3 },
+  { batch: 1, M: 509, N: 64, K: 70, transA: true, pad: 1 },
+  { batch: 5, M: 29, N: 24, K: 33, transA: true, bcastA: true },
+  { batch: 3, M: 30, N: 17, K: 40, bcastB: true },
+  { batch: 2, M: 600, N: 40, K: 100, bcastB: true, pad: 2 },
+  { batch: 12, M: 128, N: 64, K: 128 },
+  { batch: 4, M: 25, N: 31, K: 300, transA: true, pad: 2 },
+  { batch: 2, M: 24, N: 8, K: 5, transA: true, transB: true },
+  { batch: 1, M: 7, N: 16, K: 9, transA: true },
+  { batch: 3, M: 6, N: 8, K: 20 },
+  { batch: 2, M: 127, N: 48, K: 513, transA: true },
+];
+
 /** Shapes crossing the MC/NC/KC block limits (multiple rounds per C block). */
 const BIG_CASES: Case[] = [
   { batch: 1, M: 531, N: 1045, K: 300, pad: 1 },
@@ -302,6 +325,15 @@ for (const eng of ENGINES) {
       }
       const places: Placement[] = [{ a: true, b: true, c: true }, { a: true }, { c: true }, { a: true, b: true, c: true, heads: true }, { heads: true }];
       places.forEach((p, n) => SHARED_CASES.forEach((c, i) => check(g, c, 6000 + 100 * n + i, p)));
+    });
+
+    it('packs a transposed A and B panels in the tasks, from operands where they lie', () => {
+      if (eng.opts?.simd === 'scalar') {
+        expect(g.alloc(16)).toBeNull();
+        return;
+      }
+      const places: Placement[] = [{ a: true, b: true, c: true }, { a: true, b: true }, { b: true }, { a: true }, { a: true, b: true, c: true, heads: true }];
+      places.forEach((p, n) => PACK_CASES.forEach((c, i) => check(g, c, 7000 + 100 * n + i, p)));
     });
 
     it('rejects a negative or out-of-range output layout', () => {

@@ -23,6 +23,10 @@
  *    256 KiB) are read and written where they lie when the layout allows (`inPlace`): then nothing is
  *    packed or copied out, and a batch of small products (attention's heads) is one round whose tasks
  *    stream through every head. C may be written with any row / batch stride (`GemmOutLayout`).
+ *  - What must still be packed from an operand in the shared memory is packed by the tasks, on every
+ *    thread (decision 0027): each strip task packs its own B micro-panel from where B lies just before
+ *    using it, and a transposed A is staged by transpose tasks that follow the previous round's compute
+ *    tasks. Only operands outside the shared memory are copied by the calling thread alone.
  *  - Tiny problems use a plain JS loop (no packing at all).
  */
 import {
@@ -47,8 +51,10 @@ import {
   gemmWorkerSource,
   type ControlLayout,
   type DotsFn,
+  type PackBFn,
   type RowFn,
   type StripFn,
+  type TransposeFn,
   type WorkerInit,
 } from './worker-body.js';
 import { HEAP_GUARD_BYTES, heapOf, SharedHeap } from './heap.js';
@@ -125,7 +131,7 @@ export const GEMV_MAX_M = 8;
 export const GEMV_NRT = 16;
 
 const LAYOUT: ControlLayout = {
-  CTL_INTS: 64,
+  CTL_INTS: 128,
   SEQ: 0,
   CMD: 1,
   NEXT: 2,
@@ -161,7 +167,38 @@ const LAYOUT: ControlLayout = {
   ROW_P: 36,
   ROW_S: 41,
   ROW_F: 46,
+  BSRC: 48,
+  BSRC_LDS: 49,
+  BSRC_GS: 50,
+  TAIL_A: 51,
+  TAIL_C: 52,
+  TAIL_CGS: 53,
+  TAIL_LDC: 54,
+  SPT: 66,
+  NSTRIPS: 67,
+  // the transpose job: JOB_SIZE consecutive ints in this order (`Job`)
+  JOB_N: 55,
+  JOB_PER: 56,
+  JOB_ITEM: 57,
+  JOB_TOTAL: 58,
+  JOB_S: 59,
+  JOB_LDS: 60,
+  JOB_D: 61,
+  JOB_LDD: 62,
+  JOB_ROWS: 63,
+  JOB_GS: 64,
+  JOB_GD: 65,
 };
+const JOB_SIZE = 11;
+/**
+ * NR-wide strips per strip-round task where the round has at least STRIP_TASK_MIN such tasks: 16 columns of
+ * C, one 64-byte line, so the two threads (claiming neighbouring tasks at the same time) do not write the
+ * same lines of C (measured: the M = 128 backward products and p·v 5-10% faster than 1 strip; 4: mixed).
+ */
+const STRIP_TASK = 2;
+const STRIP_TASK_MIN = 8;
+/** Transpose-job tasks: rows of the A block (columns of the transposed source) per task. */
+const JOB_PER = 24;
 const CMD_RUN = 1;
 const CMD_EXIT = 2;
 /** Iterations of the worker's polling loop before it sleeps in Atomics.wait. */
@@ -183,7 +220,8 @@ const align = (x: number, a: number) => Math.ceil(x / a) * a;
  * the `dots` kernel on rows of W instead (no transpose needed).
  */
 const CAP_S = Math.max(NC_MAX * (KC_MAX + 2 * LD_PAD), KC_MAX * (MC_MAX + 2 * LD_PAD));
-const OFF_A = [256, 256 + CAP_A * 4];
+const CTL_BYTES = LAYOUT.CTL_INTS * 4;
+const OFF_A = [CTL_BYTES, CTL_BYTES + CAP_A * 4];
 const OFF_B = [OFF_A[1] + CAP_A * 4, OFF_A[1] + CAP_A * 4 + CAP_B * 4];
 const OFF_C = [OFF_B[1] + CAP_B * 4, OFF_B[1] + CAP_B * 4 + CAP_C * 4];
 const OFF_S = OFF_C[1] + CAP_C * 4;
@@ -247,13 +285,11 @@ interface Round {
   cRows: number; // padded rows per batch item in the C buffer (mcPad, or mAlign for the tail block)
 }
 
+/** No copy runs as pack tasks. */
+const NO_TASKS: InPlace = { a: false, b: false, c: false };
+
 /** Below this row length a plain loop beats `set(subarray())`. */
 const MEMCPY_MIN = 16;
-
-/** The wasm `transpose(s, lds, d, ldd, rows, cols)`: D[c, r] = S[r, c], byte addresses/strides. */
-type TransposeFn = (s: number, lds: number, d: number, ldd: number, rows: number, cols: number) => void;
-/** The wasm `packb(s, lds, d, kc, panels)`: a row-major B block into NR-wide micro-panels (byte addresses). */
-type PackBFn = (s: number, lds: number, d: number, kc: number, panels: number) => void;
 
 /**
  * Copies a rows x cols block (element (i, j) at s0 + i*rs + j*cs) into the shared
@@ -724,7 +760,7 @@ class WasmGemm implements Gemm {
    * align4(kc) <= kc+LD_PAD (never read: the kernels stop at kc); B columns up to ncPad,
    * but exactly kc rows (the next batch item's block follows).
    */
-  private pack(r: Round, buf: number, a: GemmOperand, b: GemmOperand, inPlace: InPlace): void {
+  private pack(r: Round, buf: number, a: GemmOperand, b: GemmOperand, inPlace: InPlace, byTasks: InPlace = NO_TASKS): void {
     const f32 = this.f32;
     const tr = this.transpose;
     const aBcast = a.strides[0] === 0;
@@ -733,7 +769,7 @@ class WasmGemm implements Gemm {
     const ldb = r.ldb;
     for (let gi = 0; gi < r.g; gi++) {
       const bt = r.b0 + gi;
-      if (!inPlace.a && (gi === 0 || !aBcast)) {
+      if (!inPlace.a && !byTasks.a && (gi === 0 || !aBcast)) {
         copyBlock(
           a.data,
           a.offset + bt * a.strides[0] + r.i0 * a.strides[1] + r.p0 * a.strides[2],
@@ -749,7 +785,7 @@ class WasmGemm implements Gemm {
           align(r.kc, 4),
         );
       }
-      if (!inPlace.b && (gi === 0 || !bBcast)) {
+      if (!inPlace.b && !byTasks.b && (gi === 0 || !bBcast)) {
         const s0 = b.offset + bt * b.strides[0] + r.p0 * b.strides[1] + r.j0 * b.strides[2];
         if (r.dots) {
           // W[n, k] = B[k, n]: nc rows of kc, contiguous in the source (b.strides[1] === 1)
@@ -766,8 +802,89 @@ class WasmGemm implements Gemm {
     }
   }
 
-  /** Writes the round descriptor; returns the task-counter value at which the round ends. */
-  private describe(r: Round, buf: number, a: GemmOperand, b: GemmOperand, out: Float32Array, o: GemmOutLayout, inPlace: InPlace): number {
+  /**
+   * Which of a round's copies the tasks do instead of the calling thread: those that read an operand
+   * allocated in this memory where it lies, with no staging copy. A transposed A (its columns contiguous)
+   * is staged by transpose tasks (`transposeJob`, claimed in the round before) straight into the A block;
+   * a row-major B (unit column stride) is packed by each strip task into its own micro-panel (`BSRC`), not
+   * for a broadcast B shared by several batch items (it would be packed once per item). Reads past the
+   * operand (the block's padding: at most MR - 1 floats of a k line of A^T, NR - 1 of a row of B) stay
+   * inside the heap's guard and land only in padding, as in `inPlace`.
+   */
+  private packTasks(r: Round, a: GemmOperand, b: GemmOperand, inPlace: InPlace): InPlace {
+    const heap = this.heap;
+    if (heap === null) return NO_TASKS;
+    const [sa0, sa1, sa2] = a.strides;
+    const [sb0, sb1, sb2] = b.strides;
+    const ta = !inPlace.a && heapOf(a.data) === heap && sa1 === 1 && sa2 > 1 && sa0 >= 0;
+    const tb = !inPlace.b && !r.dots && r.panels && heapOf(b.data) === heap && sb2 === 1 && sb1 >= 0 && sb0 >= 0 && (sb0 > 0 || r.g === 1);
+    return ta || tb ? { a: ta, b: tb, c: false } : NO_TASKS;
+  }
+
+  /**
+   * Fills `job` (JOB_SIZE ints in LAYOUT's JOB_N.. order) with the transpose job that stages round `r`'s
+   * A^T block into A buffer `buf`, or zeros when the calling thread copies A (or it is read in place).
+   */
+  private transposeJob(r: Round, buf: number, a: GemmOperand, byTasks: InPlace, job: Int32Array): void {
+    job.fill(0);
+    if (!byTasks.a) return;
+    // S[k, m] = A[m, k]: the block's kc lines at stride sa2; a task stages JOB_PER rows of the block
+    const [sa0, , sa2] = a.strides;
+    const item = Math.ceil(r.mcPad / JOB_PER);
+    job.set([
+      item * (sa0 === 0 ? 1 : r.g), // JOB_N (a broadcast A: one block for the whole batch group)
+      JOB_PER,
+      item,
+      r.mcPad, // JOB_TOTAL: the padding rows read up to MR - 1 floats past a k line (guard; C's padding)
+      a.data.byteOffset + 4 * (a.offset + r.b0 * sa0 + r.i0 + r.p0 * sa2),
+      sa2 * 4,
+      OFF_A[buf],
+      r.lda * 4,
+      r.kc,
+      sa0 * 4,
+      r.mcPad * r.lda * 4,
+    ]);
+  }
+
+  /** Runs a transpose job alone on every thread that is free (the caller included) and waits for it. */
+  private runJob(job: Int32Array, parallel: boolean): void {
+    if (job[0] === 0) return;
+    const ctl = this.ctl;
+    const L = LAYOUT;
+    Atomics.add(ctl, L.SEQ, 1);
+    const base = Atomics.load(ctl, L.NEXT);
+    ctl[L.BASE] = base;
+    ctl[L.NTASKS] = 0;
+    ctl[L.STRIPS] = 1;
+    ctl[L.KIND] = 1;
+    ctl.set(job, L.JOB_N);
+    ctl[L.CMD] = CMD_RUN;
+    Atomics.add(ctl, L.SEQ, 1);
+    if (parallel) this.wake();
+    this.claim();
+    this.waitDone((base + job[0]) | 0);
+  }
+
+  private claim(): void {
+    claimAndRun(this.ctl, this.strip, this.dots, LAYOUT, this.dots1, null, this.transpose, this.packb);
+  }
+
+  /**
+   * Writes the round descriptor, with `job` (staging the next round's transposed A, after this round's
+   * compute tasks); returns the task-counter value at which the round ends. `byTasks.b`: each strip task
+   * packs its own micro-panel from where B lies.
+   */
+  private describe(
+    r: Round,
+    buf: number,
+    a: GemmOperand,
+    b: GemmOperand,
+    out: Float32Array,
+    o: GemmOutLayout,
+    inPlace: InPlace,
+    byTasks: InPlace,
+    job: Int32Array,
+  ): number {
     const aBcast = a.strides[0] === 0;
     const bBcast = b.strides[0] === 0;
     const ctl = this.ctl;
@@ -776,9 +893,12 @@ class WasmGemm implements Gemm {
     // a descriptor that mixes two rounds.
     Atomics.add(ctl, L.SEQ, 1);
     const base = Atomics.load(ctl, L.NEXT);
-    const strips = r.ncPad / r.unit;
-    // C in place: the tasks cover the block's whole row blocks (none when mc < mAlign); `tail` does the rest
-    const n = inPlace.c && r.mIn === 0 ? 0 : r.g * strips;
+    // strip rounds: STRIP_TASK strips per task, unless that leaves too few tasks to share
+    const spt = !r.dots && r.g * Math.ceil(r.ncPad / r.unit / STRIP_TASK) >= STRIP_TASK_MIN ? STRIP_TASK : 1;
+    const strips = Math.ceil(r.ncPad / r.unit / spt);
+    // C in place: the tasks cover the block's whole row blocks (dots: none when mc < mAlign, `tail` does the
+    // rest; strip: each task also runs the partial last row block of its columns)
+    const n = inPlace.c && r.mIn === 0 && r.dots ? 0 : r.g * strips;
     ctl[L.BASE] = base;
     ctl[L.NTASKS] = n;
     ctl[L.ABASE] = OFF_A[buf];
@@ -822,18 +942,37 @@ class WasmGemm implements Gemm {
       ctl[L.CGS] = os0 * 4;
       ctl[L.NP] = r.dots ? r.mIn : r.mIn / MR;
     }
+    ctl[L.BSRC] = 0;
+    if (byTasks.b) {
+      // B[p0, j0] of the first batch item; a task's panel starts NR columns (CSS bytes) further per strip
+      const [sb0, sb1] = b.strides;
+      ctl[L.BSRC] = b.data.byteOffset + 4 * (b.offset + r.b0 * sb0 + r.p0 * sb1 + r.j0);
+      ctl[L.BSRC_LDS] = sb1 * 4;
+      ctl[L.BSRC_GS] = sb0 * 4;
+    }
+    ctl[L.SPT] = spt;
+    ctl[L.NSTRIPS] = r.ncPad / r.unit;
+    ctl[L.TAIL_A] = 0;
+    if (!r.dots && r.cIn && r.mIn < r.mc) {
+      ctl[L.TAIL_A] = ctl[L.ABASE] + r.mIn * ctl[L.LDA];
+      ctl[L.TAIL_C] = OFF_C[r.cBuf];
+      ctl[L.TAIL_LDC] = r.ncPad * 4;
+      ctl[L.TAIL_CGS] = r.cRows * r.ncPad * 4;
+    }
+    ctl.set(job, L.JOB_N);
     ctl[L.CMD] = CMD_RUN;
     Atomics.add(ctl, L.SEQ, 1); // publish: even again (seq-cst, after the plain writes above)
-    return (base + n) | 0;
+    return (base + n + job[0]) | 0;
   }
 
   /**
-   * C in place with a partial last row block (mc % mAlign rows after mIn): the calling thread runs the
-   * kernel on that block, one padded row block per batch item and column strip, into the C buffer (rows
-   * past M would land in the next rows or batch item of out). Reads the round just described from `ctl`.
+   * A dots round writing C in place with a partial last row block (mc % mAlign rows after mIn): the
+   * calling thread runs the kernel on that block, one padded row block per batch item and column strip,
+   * into the C buffer (rows past M would land in the next rows or batch item of out); strip rounds do this
+   * in their tasks (TAIL_A). Reads the round just described from `ctl`.
    */
   private tail(r: Round): void {
-    if (!r.cIn || r.mIn === r.mc) return;
+    if (!r.dots || !r.cIn || r.mIn === r.mc) return;
     const ctl = this.ctl;
     const L = LAYOUT;
     const aBase = ctl[L.ABASE] + r.mIn * ctl[L.LDA];
@@ -913,37 +1052,50 @@ class WasmGemm implements Gemm {
     const dots = b.strides[1] === 1 && b.strides[2] !== 1;
     const inPlace = this.inPlace(a, b, out, M, N, dots, layout);
     const rounds = this.rounds(batch, M, N, K, dots, b.strides[2], inPlace);
-    const ctl = this.ctl;
+    const none = new Int32Array(JOB_SIZE);
+    const job = new Int32Array(JOB_SIZE);
     if (!parallel) {
       for (let i = 0; i < rounds.length; i++) {
         const r = rounds[i];
-        this.pack(r, 0, a, b, inPlace);
-        const end = this.describe(r, 0, a, b, out, layout, inPlace);
+        const byTasks = this.packTasks(r, a, b, inPlace);
+        this.pack(r, 0, a, b, inPlace, byTasks);
+        this.transposeJob(r, 0, a, byTasks, job);
+        this.runJob(job, false);
+        const end = this.describe(r, 0, a, b, out, layout, inPlace, byTasks, none);
         this.tail(r);
-        claimAndRun(ctl, this.strip, this.dots, LAYOUT, this.dots1);
         // Workers still spinning from an earlier parallel call see the new round and may claim
         // tasks of it too: wait for every task before reading C.
+        this.claim();
         this.waitDone(end);
         if (r.last && r.mIn < r.mc) this.copyOut(r, out, layout);
       }
       return;
     }
+    // Round i's tasks: its compute tasks, then the tasks staging round i + 1's transposed A (into the other
+    // A buffer) where it is read in place; the rest of round i + 1's copies run on the calling thread meanwhile.
     let pending: Round | null = null;
-    this.pack(rounds[0], 0, a, b, inPlace);
+    let byTasks = this.packTasks(rounds[0], a, b, inPlace);
+    this.pack(rounds[0], 0, a, b, inPlace, byTasks);
+    this.transposeJob(rounds[0], 0, a, byTasks, job);
+    this.runJob(job, true);
     for (let i = 0; i < rounds.length; i++) {
       const r = rounds[i];
-      const end = this.describe(r, i & 1, a, b, out, layout, inPlace);
+      const next = i + 1 < rounds.length ? rounds[i + 1] : null;
+      const nextTasks = next ? this.packTasks(next, a, b, inPlace) : NO_TASKS;
+      if (next) this.transposeJob(next, (i + 1) & 1, a, nextTasks, job);
+      const end = this.describe(r, i & 1, a, b, out, layout, inPlace, byTasks, next ? job : none);
       this.wake();
       this.tail(r);
       // Overlap: pack the next round and copy out the previous block while workers compute.
-      if (i + 1 < rounds.length) this.pack(rounds[i + 1], (i + 1) & 1, a, b, inPlace);
+      if (next) this.pack(next, (i + 1) & 1, a, b, inPlace, nextTasks);
       if (pending) {
         this.copyOut(pending, out, layout);
         pending = null;
       }
-      claimAndRun(ctl, this.strip, this.dots, LAYOUT, this.dots1);
+      this.claim();
       this.waitDone(end);
       if (r.last && r.mIn < r.mc) pending = r;
+      byTasks = nextTasks;
     }
     if (pending) this.copyOut(pending, out, layout);
   }

@@ -46,6 +46,35 @@ export interface ControlLayout {
   readonly ROW_P: number; // first of 5: byte address of each operand's first row
   readonly ROW_S: number; // first of 5: byte step per row of each operand (0: one row read again)
   readonly ROW_F: number; // first of 2 (8-byte aligned): the float64 parameter
+  // strip rounds (KIND 0) whose B lies in the memory: each task packs its own kc x NR micro-panel from
+  // there (`packb`) just before computing with it (no panel is read by two tasks of a round)
+  readonly BSRC: number; // byte address of panel 0's source (B[p0, j0] of the first batch item); 0: B already packed
+  readonly BSRC_LDS: number; // the source's byte stride between k rows
+  readonly BSRC_GS: number; // the source's byte step per batch item
+  // strip rounds writing C in place with a partial last row block: each task also runs that block (one MR-row
+  // panel) for its columns, into the C buffer
+  readonly TAIL_A: number; // byte address of the tail rows of A (first batch item); 0: none
+  readonly TAIL_C: number; // byte address of the tail block in the C buffer
+  readonly TAIL_CGS: number; // its byte step per batch item
+  readonly TAIL_LDC: number; // its row stride, bytes
+  readonly SPT: number; // strip rounds: NR-wide strips per task (STRIPS counts tasks per batch item)
+  readonly NSTRIPS: number; // strip rounds: NR-wide strips per batch item
+  // a transpose job (KIND 0 and 1): after the round's NTASKS compute tasks, JOB_N tasks that stage the NEXT
+  // round's transposed A block from where it lies in the memory (wasm `transpose`), claimed like the compute
+  // tasks so both threads stage it. Task u: JOB_PER rows of the block (columns of the source) of batch item
+  // u / JOB_ITEM: transpose(S + gi*GS + 4*c0, LDS, D + gi*GD + c0*LDD, LDD, ROWS, min(JOB_PER, JOB_TOTAL - c0)),
+  // c0 = (u % JOB_ITEM) * JOB_PER.
+  readonly JOB_N: number;
+  readonly JOB_PER: number;
+  readonly JOB_ITEM: number;
+  readonly JOB_TOTAL: number;
+  readonly JOB_S: number;
+  readonly JOB_LDS: number;
+  readonly JOB_D: number;
+  readonly JOB_LDD: number;
+  readonly JOB_ROWS: number;
+  readonly JOB_GS: number;
+  readonly JOB_GD: number;
 }
 
 /** A row-task function of the eltwise module's shared variant (gen-eltwise.ts, ROW_OPS). */
@@ -78,13 +107,27 @@ export type DotsFn = (
   acc: number,
 ) => void;
 
+/** The wasm `transpose(s, lds, d, ldd, rows, cols)`: D[c, r] = S[r, c] (byte addresses and strides). */
+export type TransposeFn = (s: number, lds: number, d: number, ldd: number, rows: number, cols: number) => void;
+/** The wasm `packb(s, lds, d, kc, panels)`: a row-major B block into NR-wide micro-panels (byte addresses). */
+export type PackBFn = (s: number, lds: number, d: number, kc: number, panels: number) => void;
+
 /**
  * Claims tasks of the currently published round (lock-free, compare-exchange on a
  * monotonic counter, so a thread holding a stale round can never run a task of a newer
  * one) and runs them. Returns the number of tasks this thread completed.
  * Self-contained (serialized into the worker).
  */
-export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: ControlLayout, dots1: DotsFn, rowFns?: RowFn[] | null): number {
+export function claimAndRun(
+  ctl: Int32Array,
+  strip: StripFn,
+  dots: DotsFn,
+  L: ControlLayout,
+  dots1: DotsFn,
+  rowFns?: RowFn[] | null,
+  transpose?: TransposeFn,
+  packb?: PackBFn,
+): number {
   let seq: number;
   let base: number, n: number, aBase: number, bBase: number, cBase: number, np: number, kc: number;
   let lda: number, ldb: number, ldc: number, acc: number, strips: number, ags: number, bgs: number, cgs: number;
@@ -92,6 +135,8 @@ export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: Co
   let rOp = 0, rRows = 0, rPer = 0, rLen = 0, rf = 0;
   const rp = [0, 0, 0, 0, 0];
   const rs = [0, 0, 0, 0, 0];
+  let bSrc = 0, bSrcLds = 0, bSrcGs = 0, tailA = 0, tailC = 0, tailCgs = 0, tailLdc = 0, spt = 1, nStrips = 0;
+  let jN = 0, jPer = 0, jItem = 0, jTotal = 0, jS = 0, jLds = 0, jD = 0, jLdd = 0, jRows = 0, jGs = 0, jGd = 0;
   // consistent snapshot of the round descriptor
   // Seqlock read: an odd SEQ means the main thread is rewriting the descriptor.
   for (;;) {
@@ -129,17 +174,51 @@ export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: Co
       }
       rf = new Float64Array(ctl.buffer, ctl.byteOffset + L.ROW_F * 4, 1)[0];
     }
+    jN = 0;
+    bSrc = 0;
+    tailA = 0;
+    if (kind < 2) {
+      jN = ctl[L.JOB_N];
+      jPer = ctl[L.JOB_PER];
+      jItem = ctl[L.JOB_ITEM];
+      jTotal = ctl[L.JOB_TOTAL];
+      jS = ctl[L.JOB_S];
+      jLds = ctl[L.JOB_LDS];
+      jD = ctl[L.JOB_D];
+      jLdd = ctl[L.JOB_LDD];
+      jRows = ctl[L.JOB_ROWS];
+      jGs = ctl[L.JOB_GS];
+      jGd = ctl[L.JOB_GD];
+    }
+    if (kind === 0) {
+      bSrc = ctl[L.BSRC];
+      bSrcLds = ctl[L.BSRC_LDS];
+      bSrcGs = ctl[L.BSRC_GS];
+      tailA = ctl[L.TAIL_A];
+      tailC = ctl[L.TAIL_C];
+      tailCgs = ctl[L.TAIL_CGS];
+      tailLdc = ctl[L.TAIL_LDC];
+      spt = ctl[L.SPT];
+      nStrips = ctl[L.NSTRIPS];
+    }
     if (Atomics.load(ctl, L.SEQ) === seq) break;
   }
+  const total = n + jN;
   let done = 0;
   for (;;) {
     const cur = Atomics.load(ctl, L.NEXT);
     const t = (cur - base) | 0;
-    if (t < 0 || t >= n) break;
+    if (t < 0 || t >= total) break;
     if (Atomics.compareExchange(ctl, L.NEXT, cur, (cur + 1) | 0) !== cur) continue;
     const g = (t / strips) | 0;
     const s = t - g * strips;
-    if (kind === 3) {
+    if (t >= n) {
+      // staging the next round's transposed A: rows [c0, c0 + cnt) of batch item gi's block
+      const u = t - n;
+      const gi = (u / jItem) | 0;
+      const c0 = (u - gi * jItem) * jPer;
+      transpose!((jS + gi * jGs + c0 * 4) | 0, jLds, (jD + gi * jGd + c0 * jLdd) | 0, jLdd, jRows, jTotal - c0 < jPer ? jTotal - c0 : jPer);
+    } else if (kind === 3) {
       // rows [r0, r0 + per) of every operand, in place (a thread without the row module never sees kind 3:
       // the pool publishes it only when every worker was given the module)
       const r0 = t * rPer;
@@ -151,13 +230,24 @@ export function claimAndRun(ctl: Int32Array, strip: StripFn, dots: DotsFn, L: Co
       const n0 = t * nrt;
       (np === 1 ? dots1 : dots)(aBase, lda, np, wBase + n0 * ldb, ldb, ncols - n0 < nrt ? ncols - n0 : nrt, kc, cBase + n0 * 4, ldc, 0);
     } else if (kind === 1) dots(aBase + g * ags, lda, np, bBase + g * bgs + s * ss, ldb, nrt, kc, cBase + g * cgs + s * css, ldc, acc);
-    else strip(aBase + g * ags, lda, bBase + g * bgs + s * ss, ldb, cBase + g * cgs + s * css, ldc, np, kc, acc);
+    else {
+      // `spt` adjacent strips: a task's columns of C fill whole cache lines, so the two threads do not write
+      // the same lines of C at the same time
+      const s1 = (s + 1) * spt < nStrips ? (s + 1) * spt : nStrips;
+      for (let si = s * spt; si < s1; si++) {
+        const bp = bBase + g * bgs + si * ss;
+        // this strip's micro-panel, packed here from where B lies (css = NR * 4: the panel's columns in B's rows)
+        if (bSrc !== 0) packb!((bSrc + g * bSrcGs + si * css) | 0, bSrcLds, bp, kc, 1);
+        if (np > 0) strip(aBase + g * ags, lda, bp, ldb, cBase + g * cgs + si * css, ldc, np, kc, acc);
+        if (tailA !== 0) strip((tailA + g * ags) | 0, lda, bp, ldb, (tailC + g * tailCgs + si * css) | 0, tailLdc, 1, kc, acc);
+      }
+    }
     done++;
   }
   if (done > 0) {
     const prev = Atomics.add(ctl, L.DONE, done);
     // the round's last task: wake the caller if it sleeps on DONE (it announces that first, as workers do)
-    if (((prev + done - base) | 0) >= n && Atomics.load(ctl, L.MAIN_SLEEPS) > 0) Atomics.notify(ctl, L.DONE);
+    if (((prev + done - base) | 0) >= total && Atomics.load(ctl, L.MAIN_SLEEPS) > 0) Atomics.notify(ctl, L.DONE);
   }
   return done;
 }
@@ -188,6 +278,8 @@ export function gemmWorkerMain(
     const strip = inst.exports.strip as StripFn;
     const dots = inst.exports.dots as DotsFn;
     const dots1 = inst.exports.dots1 as DotsFn;
+    const transpose = inst.exports.transpose as TransposeFn;
+    const packb = inst.exports.packb as PackBFn;
     const rowsEx = msg.rows ? new WebAssembly.Instance(msg.rows, { env: { memory: msg.memory } }).exports : null;
     const rowFns = rowsEx ? msg.rowOps.map((op) => rowsEx[op] as RowFn) : null;
     const ctl = new Int32Array(msg.memory.buffer, 0, L.CTL_INTS);
@@ -207,7 +299,7 @@ export function gemmWorkerMain(
       if (s & 1) continue; // a descriptor is being written: look again
       seen = s;
       if (Atomics.load(ctl, L.CMD) === 2) break;
-      run(ctl, strip, dots, L, dots1, rowFns);
+      run(ctl, strip, dots, L, dots1, rowFns, transpose, packb);
     }
     const g = globalThis as { close?: () => void };
     if (!nodePort && typeof g.close === 'function') g.close();
