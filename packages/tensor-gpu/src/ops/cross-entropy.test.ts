@@ -32,7 +32,8 @@ function reference(x: ArrayLike<number>, N: number, C: number, t: ArrayLike<numb
       logp[n * C + c] = x[n * C + c] - m - Math.log(s);
       mean += logp[n * C + c] / C;
     }
-    loss[n] = t[n] === ignore ? 0 : -(1 - eps) * logp[n * C + t[n]] - eps * mean;
+    // torch adds the smoothing term only with smoothing (0 * -inf, a masked class, would be NaN)
+    loss[n] = t[n] === ignore ? 0 : -(1 - eps) * logp[n * C + t[n]] - (eps > 0 ? eps * mean : 0);
   }
   const grad = (w: ArrayLike<number>) => {
     const g = new Float64Array(N * C);
@@ -119,6 +120,23 @@ describe.each([{ name: 'cpu' }, { name: 'webgpu' }])('fused crossEntropy on $nam
 
     // [64, 1024]: the cpu wasm rows (see below)
     for (const [N, C] of [[4, 40], [64, 1024]]) {
+      it(`masked logits (-inf) on [${N}, ${C}]: finite losses and gradients as torch gives, an ignored all -inf row gives 0`, async () => {
+        const x = logitsOf(N, C, 11);
+        for (let n = 0; n < N; n++) for (let c = 1; c < C; c += 3) x[n * C + c] = -Infinity; // a masked vocabulary
+        x.fill(-Infinity, C, 2 * C); // row 1: every class masked, and ignored
+        const t = Array.from({ length: N }, (_, n) => (n === 1 ? -100 : (n * 3) % C)); // never a masked class
+        const logits = tensor(x, [N, C], { backend, requiresGrad: true });
+        const loss = crossEntropy(logits, targetsOf(t), { reduction: 'none' });
+        const ref = reference(x, N, C, t, -100, 0);
+        const got = await loss.data();
+        expect(Array.from(got).every(Number.isFinite)).toBe(true);
+        expectClose(got, ref.loss, 1e-5, 'loss');
+        loss.sum().backward();
+        const grad = await logits.grad!.data();
+        expect(Array.from(grad).every(Number.isFinite)).toBe(true);
+        expectClose(grad, ref.grad(new Array(N).fill(1)), 1e-6, 'dlogits');
+      });
+
       it(`large logits (1e4) on [${N}, ${C}] stay finite and exact`, async () => {
         const x = logitsOf(N, C, 9, 1e4);
         const t = Array.from({ length: N }, (_, n) => (n * 17) % C);

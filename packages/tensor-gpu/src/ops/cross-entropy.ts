@@ -43,12 +43,12 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   // a scope frees the temporaries at once (autograd keeps what backward needs), not at garbage
   // collection: the next step's allocation reuses their storage instead of growing the heap
   return scope(() => {
-    const valid = targets.ne(ignoreIndex);
-    const masked = fused ? fusedRows(logits, targets, ignoreIndex, smoothing) : compositeRows(logits, targets, valid, ignoreIndex, smoothing);
+    const valid = () => targets.ne(ignoreIndex);
+    const masked = fused ? fusedRows(logits, targets, ignoreIndex, smoothing) : compositeRows(logits, targets, valid(), ignoreIndex, smoothing);
     if (reduction === 'none') return masked;
     const total = masked.sum();
     if (reduction === 'sum') return total;
-    return total.div(valid.toFloat().sum());
+    return total.div(valid().toFloat().sum());
   });
 }
 

@@ -72,6 +72,13 @@ async function nodeAdapter(powerPreference?: GPUPowerPreference): Promise<GPUAda
   return newDawnGpu(mod).requestAdapter({ powerPreference });
 }
 
+/** Whether the GPU object adapters come from (`navigator.gpu`, or Dawn's in Node) has WGSL language feature `name`. */
+export function hasWgslFeature(name: string): boolean {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  const gpu = nav?.gpu ?? nodeGpu;
+  return !!(gpu as { wgslLanguageFeatures?: ReadonlySet<string> } | null)?.wgslLanguageFeatures?.has(name);
+}
+
 /** Finds an adapter: `navigator.gpu` in browsers, Dawn (then Dawn on SwiftShader) in Node. */
 export async function findAdapter(powerPreference?: GPUPowerPreference): Promise<GPUAdapter> {
   let adapter: GPUAdapter | null = null;

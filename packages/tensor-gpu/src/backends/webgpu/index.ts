@@ -21,9 +21,11 @@ export interface WebGPUBackendOptions {
   attentionKernel?: AttentionKernel | 'auto';
   /**
    * Reduce rows with subgroup operations where the adapter offers the `subgroups` feature (default true;
-   * `LM_WEBGPU_SUBGROUPS=off` in Node turns them off for every backend the process creates).
+   * `LM_WEBGPU_SUBGROUPS=off` in Node turns them off for every backend the process creates). 'linear'
+   * (tests) places each subgroup's partial result by lid / subgroup_size even where WGSL's `subgroup_id`
+   * builtin exists.
    */
-  subgroups?: boolean;
+  subgroups?: boolean | 'linear';
   /** Request lower limits than the adapter offers (tests use this to hit limit errors cheaply). */
   limits?: DeviceOptions['limits'];
 }

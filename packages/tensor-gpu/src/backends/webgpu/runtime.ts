@@ -14,6 +14,8 @@
 import type { DType } from '../../dtype.js';
 import { BackendError, DeviceLostError, DisposedError, IndexError } from '../../errors.js';
 import type { Backend, Storage } from '../../backend.js';
+import { hasWgslFeature } from './device.js';
+import type { SubgroupMode } from './kernels/workgroup-reduce.js';
 
 export type BindKind = 'uniform' | 'read' | 'rw';
 
@@ -107,11 +109,11 @@ export class Runtime {
   readonly maxBufferBytes: number;
   readonly hasF16: boolean;
   /**
-   * Whether the row kernels reduce with subgroup operations (kernels/workgroup-reduce.ts): the device has
-   * the `subgroups` feature and the backend did not turn them off. Fixed for the runtime's life (its
-   * pipelines are cached by key without it).
+   * How the row kernels reduce (kernels/workgroup-reduce.ts): with subgroup operations when the device has
+   * the `subgroups` feature and the backend did not turn them off ('ids' when WGSL's `subgroup_id` builtin
+   * exists, else 'linear'), else false. Fixed for the runtime's life; the kernels' pipeline keys name it.
    */
-  readonly subgroups: boolean;
+  readonly subgroups: SubgroupMode;
 
   /**
    * Dispatches per submit, at most (a read-back, a sync or an upload into a buffer the open batch uses
@@ -158,12 +160,13 @@ export class Runtime {
   destroyed = false;
   private uncaptured: string | null = null;
 
-  constructor(readonly device: GPUDevice, useSubgroups = true) {
+  constructor(readonly device: GPUDevice, useSubgroups: boolean | 'linear' = true) {
     this.queue = device.queue;
     this.maxBindingBytes = device.limits.maxStorageBufferBindingSize;
     this.maxBufferBytes = device.limits.maxBufferSize;
     this.hasF16 = device.features.has('shader-f16');
-    this.subgroups = useSubgroups && device.features.has('subgroups' as GPUFeatureName);
+    const sub = useSubgroups && device.features.has('subgroups' as GPUFeatureName);
+    this.subgroups = !sub ? false : useSubgroups !== 'linear' && hasWgslFeature('subgroup_id') ? 'ids' : 'linear';
     this.arena = device.createBuffer({
       size: ARENA_SLOTS * SLOT_BYTES,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,

@@ -12,19 +12,25 @@ import { createWebGPUBackend, type WebGPUBackend } from './index.js';
 import { findAdapter } from './device.js';
 
 let on: WebGPUBackend | null = null;
+let linear: WebGPUBackend | null = null;
 let off: WebGPUBackend | null = null;
 let adapterHas = false;
 try {
   adapterHas = (await findAdapter()).features.has('subgroups' as GPUFeatureName);
   on = await createWebGPUBackend({ subgroups: true });
+  linear = await createWebGPUBackend({ subgroups: 'linear' });
   off = await createWebGPUBackend({ subgroups: false });
 } catch (e) {
   if (webgpuRequired()) throw e;
 }
 afterAll(() => {
   on?.destroy();
+  linear?.destroy();
   off?.destroy();
 });
+/** Each way to reduce: subgroup slots from subgroup_id (where WGSL has it), from lid / size, the tree. */
+const variants = () => [on!, linear!, off!];
+const label = (be: WebGPUBackend) => `subgroups ${be.rt.subgroups}`;
 
 type Host = Float32Array | Int32Array | Uint8Array;
 
@@ -86,7 +92,9 @@ async function run(backend: Backend, shape: number[]): Promise<Record<string, Ho
 describe.skipIf(!on)('row reductions with and without subgroups (webgpu)', () => {
   it('uses subgroups exactly when the adapter offers them and the option allows', () => {
     expect(on!.subgroups).toBe(adapterHas);
+    expect(linear!.rt.subgroups).toBe(adapterHas ? 'linear' : false);
     expect(off!.subgroups).toBe(false);
+    expect(off!.rt.subgroups).toBe(false);
     // CI's SwiftShader offers them: the subgroup path must not be silently untested there
     if (webgpuRequired() && on!.isSoftware) expect(on!.subgroups).toBe(true);
   });
@@ -112,18 +120,18 @@ describe.skipIf(!on)('row reductions with and without subgroups (webgpu)', () =>
     [4, 2051],
     [6, 33],
   ]) {
-    it(`[${shape.join(', ')}]: every row kernel equals the cpu backend's, subgroups on and off`, async () => {
+    it(`[${shape.join(', ')}]: every row kernel equals the cpu backend's, subgroups (both slot placements) and the tree`, async () => {
       const want = await run(testCpuBackend(), shape);
-      for (const be of [on!, off!]) {
+      for (const be of variants()) {
         const got = await run(be, shape);
         for (const key of Object.keys(want)) {
           const r = compareArrays(got[key], want[key], 2e-5, 2e-5);
-          expect(r.ok, `subgroups ${be.subgroups}, ${key}: max |difference| ${r.maxAbs} at ${r.at}`).toBe(true);
+          expect(r.ok, `${label(be)}, ${key}: max |difference| ${r.maxAbs} at ${r.at}`).toBe(true);
         }
       }
     }, 300_000);
   }
-  it('a long row split into chunks reduces in two stages, subgroups on and off', async () => {
+  it('a long row split into chunks reduces in two stages, subgroups (both slot placements) and the tree', async () => {
     const shape = [2, 70001];
     const host = Float32Array.from(hostInput({ shape, kind: 'normal' }, 9));
     host[70001 + 4242] = 9; // the maximum of row 1, twice: the first index wins
@@ -134,11 +142,11 @@ describe.skipIf(!on)('row reductions with and without subgroups (webgpu)', () =>
     };
     const want = await go(testCpuBackend());
     expect(Array.from(want.argmax)[1]).toBe(4242);
-    for (const be of [on!, off!]) {
+    for (const be of variants()) {
       const got = await go(be);
       for (const key of ['sum', 'max', 'argmax'] as const) {
         const r = compareArrays(got[key], want[key], 1e-3, 1e-5);
-        expect(r.ok, `subgroups ${be.subgroups}, ${key}: max |difference| ${r.maxAbs} at ${r.at}`).toBe(true);
+        expect(r.ok, `${label(be)}, ${key}: max |difference| ${r.maxAbs} at ${r.at}`).toBe(true);
       }
     }
   }, 300_000);

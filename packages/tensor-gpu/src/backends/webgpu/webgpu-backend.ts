@@ -42,8 +42,8 @@ export interface WebGPUBackendConfig {
   matmulKernel?: MatmulKernel | 'auto';
   /** Attention kernel choice: 'auto' picks 'rowwise' on software adapters and 'flash' on hardware. */
   attentionKernel?: AttentionKernel | 'auto';
-  /** Row reductions with subgroup operations where the device has them (default true). */
-  subgroups?: boolean;
+  /** Row reductions with subgroup operations where the device has them (default true); see WebGPUBackendOptions. */
+  subgroups?: boolean | 'linear';
 }
 
 /**
@@ -64,7 +64,7 @@ export class WebGPUBackend implements Backend {
   readonly attentionKernel: AttentionKernel;
   /** Whether the row kernels reduce with subgroup operations (the device's `subgroups` feature). */
   get subgroups(): boolean {
-    return this.rt.subgroups;
+    return this.rt.subgroups !== false;
   }
   /** @internal */
   readonly rt: Runtime;

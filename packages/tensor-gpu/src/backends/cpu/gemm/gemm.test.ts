@@ -244,6 +244,8 @@ const PACK_CASES: Case[] = [
   { batch: 1, M: 7, N: 16, K: 9, transA: true },
   { batch: 3, M: 6, N: 8, K: 20 },
   { batch: 2, M: 127, N: 48, K: 513, transA: true },
+  // a dots round (B transposed) that also carries the next round's transpose tasks, with a tail block
+  { batch: 1, M: 515, N: 64, K: 100, transA: true, transB: true },
 ];
 
 /** Shapes crossing the MC/NC/KC block limits (multiple rounds per C block). */

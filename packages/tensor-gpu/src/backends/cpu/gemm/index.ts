@@ -278,7 +278,8 @@ interface Round {
   /**
    * Rows [0, mIn) of the block written in place (C in place: mc rounded down to the kernel's rows, else 0);
    * the rows after them go through the C buffer (C in place: one padded row block per batch item, computed
-   * on the calling thread by `tail`) and are copied out.
+   * by the strip tasks for their own columns, or for a dots round on the calling thread by `tail`) and are
+   * copied out.
    */
   mIn: number;
   cIn: boolean; // C written in place (rows [0, mIn))
@@ -993,8 +994,7 @@ class WasmGemm implements Gemm {
         const aAddr = aBase + gi * ags;
         const bAddr = bBase + gi * bgs + s * ss;
         const cAddr = cBase + gi * cgs + s * css;
-        if (r.dots) this.dots(aAddr, lda, r.cRows, bAddr, ldb, r.unit, r.kc, cAddr, ldc, acc);
-        else this.strip(aAddr, lda, bAddr, ldb, cAddr, ldc, 1, r.kc, acc);
+        this.dots(aAddr, lda, r.cRows, bAddr, ldb, r.unit, r.kc, cAddr, ldc, acc);
       }
     }
   }

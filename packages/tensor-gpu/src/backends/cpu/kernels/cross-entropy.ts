@@ -83,6 +83,8 @@ export function cpuCrossEntropyBackward(logits: View, targets: View, lse: View, 
     if (!wasm) {
       const [s, e, b] = [xo + n * C, es[eo + n], (a * smoothing) / C];
       for (let c = 0; c < C; c++) o[d + c] = a === 0 ? 0 : a * Math.exp(xs[s + c] - e) - b;
+    } else if (a === 0) {
+      o.fill(0, d, d + C); // the row task's 0 * exp(x - lse) is NaN where lse or x is infinite or NaN
     }
     const t = ts[to + n];
     if (t !== ignoreIndex) o[d + t] -= a * (1 - smoothing);

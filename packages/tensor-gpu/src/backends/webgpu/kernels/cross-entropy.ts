@@ -56,7 +56,9 @@ fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
       report_bad_index(pu(8u), t);
     } else {
       let eps = pf(7u);
-      l = lse - (1.0 - eps) * X[xo + u32(t)] - eps * r.x / f32(n);
+      l = lse - (1.0 - eps) * X[xo + u32(t)];
+      // only with smoothing: 0 * (a row sum holding -inf) would make the loss NaN
+      if (eps > 0.0) { l -= eps * r.x / f32(n); }
     }
   }
   L[pu(4u) + row] = l;

@@ -7,17 +7,14 @@
 
 import type { View } from '../../../backend.js';
 import { Params, storageRef, type BufferRef, type Runtime } from '../runtime.js';
-import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
+import { enableSubgroups, subgroupArgs, workgroupReduce, type SubgroupMode, type WorkgroupReduce } from './workgroup-reduce.js';
 import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
 
 /**
  * WGSL declarations for `rowStats`: Welford triples merged pairwise (Chan et al.; RMS needs only the sum
  * of squares) and their workgroup reduction. Shared by the forward and backward kernels.
  */
-export function rowStatsDecl(wg: number, rms: boolean, subgroups: boolean): string {
-  const red = rms
-    ? workgroupReduce({ name: 'rowStat', type: 'f32', combine: 'a + b', identity: '0.0', wg, subgroups })
-    : workgroupReduce({ name: 'rowStat', type: 'Wf', fields: ['n', 'mean', 'm2'], combine: 'merge(a, b)', identity: 'Wf(0.0, 0.0, 0.0)', wg, subgroups });
+export function rowStatsDecl(wg: number, rms: boolean, subgroups: SubgroupMode): string {
   return `struct Wf { n: f32, mean: f32, m2: f32 }
 fn merge(a: Wf, b: Wf) -> Wf {
   let n = a.n + b.n;
@@ -25,7 +22,13 @@ fn merge(a: Wf, b: Wf) -> Wf {
   let d = b.mean - a.mean;
   return Wf(n, a.mean + d * (b.n / n), a.m2 + b.m2 + d * d * (a.n * b.n / n));
 }
-${red.decl}`;
+${rowStatReduce(wg, rms, subgroups).decl}`;
+}
+
+function rowStatReduce(wg: number, rms: boolean, subgroups: SubgroupMode): WorkgroupReduce {
+  return rms
+    ? workgroupReduce({ name: 'rowStat', type: 'f32', combine: 'a + b', identity: '0.0', wg, subgroups })
+    : workgroupReduce({ name: 'rowStat', type: 'Wf', fields: ['n', 'mean', 'm2'], combine: 'merge(a, b)', identity: 'Wf(0.0, 0.0, 0.0)', wg, subgroups });
 }
 
 /**
@@ -34,8 +37,8 @@ ${red.decl}`;
  * workgroup reduction merges them. Needs `n`, `lid` (and the subgroup builtins when `subgroups`) and the
  * declarations of `rowStatsDecl`.
  */
-export function rowStats(wg: number, rms: boolean, load: string, eps: string, subgroups: boolean): string {
-  const call = subgroups ? '(acc, lid, sgl, sgs)' : '(acc, lid)';
+export function rowStats(wg: number, rms: boolean, load: string, eps: string, subgroups: SubgroupMode): string {
+  const call = rowStatReduce(wg, rms, subgroups).call('acc');
   return rms
     ? `var acc = 0.0;
   for (var j = lid; j < n; j += ${wg}u) {
@@ -43,7 +46,7 @@ export function rowStats(wg: number, rms: boolean, load: string, eps: string, su
     acc += v * v;
   }
   let mean = 0.0;
-  let rstd = inverseSqrt(rowStat${call} / f32(n) + ${eps});`
+  let rstd = inverseSqrt(${call} / f32(n) + ${eps});`
     : `var acc = Wf(0.0, 0.0, 0.0);
   for (var j = lid; j < n; j += ${wg}u) {
     let v = ${load};
@@ -52,7 +55,7 @@ export function rowStats(wg: number, rms: boolean, load: string, eps: string, su
     acc.mean += d / acc.n;
     acc.m2 += d * (v - acc.mean);
   }
-  let st = rowStat${call};
+  let st = ${call};
   let mean = st.mean;
   let rstd = inverseSqrt(st.m2 / f32(n) + ${eps});`;
 }

@@ -11,7 +11,7 @@ import type { DType } from '../../../dtype.js';
 import { Params, storageRef, type BufferRef, type Runtime } from '../runtime.js';
 import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, convert, enables, grid, prod, wtype } from './common.js';
 import { WGSL_MATH } from './wgsl-math.js';
-import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
+import { enableSubgroups, subgroupArgs, workgroupReduce, type SubgroupMode } from './workgroup-reduce.js';
 
 type Acc = 'f32' | 'i32';
 
@@ -58,9 +58,9 @@ interface Stage {
 }
 
 /** Whether a workgroup stage reduces with subgroup shuffles (row mode has no workgroup reduction). */
-const subOf = (rt: Runtime, s: Stage): boolean => rt.subgroups && !s.rowMode;
+const subOf = (rt: Runtime, s: Stage): SubgroupMode => !s.rowMode && rt.subgroups;
 
-function code(op: ReduceOpName, acc: Acc, s: Stage, sub: boolean): string {
+function code(op: ReduceOpName, acc: Acc, s: Stage, sub: SubgroupMode): string {
   const isArg = op === 'argmax' || op === 'argmin';
   const red = workgroupReduce({ name: 'rowAcc', type: 'Acc', fields: ['v', 'i'], combine: 'combine(a, b)', identity: identity(op, acc), wg: s.wg, subgroups: sub });
   const yvType = s.final ? wtype(s.outDtype) : acc;

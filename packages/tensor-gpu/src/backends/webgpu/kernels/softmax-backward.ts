@@ -20,7 +20,7 @@ export function runSoftmaxBackward(rt: Runtime, y: View, gradOut: View, gradIn: 
   const wg = rowMode ? 64 : inner >= 2048 ? 256 : 64;
   const term = log ? 'g(go + j)' : 'g(go + j) * yv(yo + j)';
   const write = log ? 'g(go + j) - exp(yv(yo + j)) * dot' : 'yv(yo + j) * (g(go + j) - dot)';
-  const sub = rt.subgroups && !rowMode;
+  const sub = !rowMode && rt.subgroups;
   const red = workgroupReduce({ name: 'rowSum', type: 'f32', combine: 'a + b', identity: '0.0', wg, subgroups: sub });
   const code = (): string => {
     const head = `${enableSubgroups(sub)}${enables([y.dtype, gradOut.dtype, gradIn.dtype])}${PARAMS_WGSL}

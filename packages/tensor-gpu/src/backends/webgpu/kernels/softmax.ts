@@ -31,7 +31,7 @@ export function runSoftmax(rt: Runtime, x: View, out: View, log: boolean): void 
   const wg = rowMode ? 64 : inner >= 2048 ? 256 : 64;
   // An all -inf row has m = -inf: write NaN explicitly (SwiftShader's exp(NaN) is not NaN).
   const writeExpr = `select(${log ? 'v - r.m - log_f32(r.s)' : 'exp(v - r.m) / r.s'}, nan_f32(), r.m == -inf_f32())`;
-  const sub = rt.subgroups && !rowMode;
+  const sub = !rowMode && rt.subgroups;
   const code = (): string => {
   const red = workgroupReduce({ name: 'rowMs', type: 'MS', fields: ['m', 's'], combine: 'merge(a, b)', identity: 'MS(-inf_f32(), 0.0)', wg, subgroups: sub });
   const head = `${enableSubgroups(sub)}${enables([x.dtype, out.dtype])}${PARAMS_WGSL}${WGSL_MATH}${MS_WGSL}
