@@ -13,7 +13,7 @@ import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, WG, grid, prod } from './common.
 import { REPORT_WGSL } from './index-check.js';
 import { MS_WGSL } from './softmax.js';
 import { WGSL_MATH } from './wgsl-math.js';
-import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
+import { enableSubgroups, rowMain, workgroupReduce } from './workgroup-reduce.js';
 
 export function runCrossEntropy(rt: Runtime, logits: View, targets: View, loss: View, lse: View, ignoreIndex: number, smoothing: number): void {
   const [rows, C] = logits.shape;
@@ -34,11 +34,7 @@ fn mergeX(a: MSX, b: MSX) -> MSX {
 @group(0) @binding(4) var<storage, read_write> E: array<f32>;
 ${REPORT_WGSL(5)}
 ${red.decl}
-@compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
-  ${GROUP_ID_WGSL}
-  let row = gidx;
-  if (row >= pu(0u)) { return; }
+${rowMain(wg, sub)}
   let n = pu(1u);
   let xo = pu(2u) + row * n;
   var acc = MS(-inf_f32(), 0.0);

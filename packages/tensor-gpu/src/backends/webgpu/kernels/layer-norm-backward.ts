@@ -7,9 +7,9 @@
 
 import type { View } from '../../../backend.js';
 import { Params, storageRef, type BufferRef, type Runtime } from '../runtime.js';
-import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
+import { PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
 import { rowStats, rowStatsDecl } from './layer-norm.js';
-import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
+import { enableSubgroups, rowMain, workgroupReduce } from './workgroup-reduce.js';
 
 export function runLayerNormBackward(
   rt: Runtime,
@@ -40,11 +40,7 @@ export function runLayerNormBackward(
 @group(0) @binding(5) var<storage, read_write> GX: array<${hasGx ? wtype(gxd) : 'f32'}>;
 ${rowStatsDecl(wg, rms, sub)}
 ${sums.decl}
-@compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
-  ${GROUP_ID_WGSL}
-  let row = gidx;
-  if (row >= pu(0u)) { return; }
+${rowMain(wg, sub)}
   let n = pu(1u);
   let xo = pu(2u) + row * n;
   let go = pu(3u) + row * n;

@@ -7,8 +7,8 @@
 
 import type { View } from '../../../backend.js';
 import { Params, storageRef, type BufferRef, type Runtime } from '../runtime.js';
-import { enableSubgroups, subgroupArgs, workgroupReduce, type SubgroupMode, type WorkgroupReduce } from './workgroup-reduce.js';
-import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
+import { enableSubgroups, rowMain, workgroupReduce, type SubgroupMode, type WorkgroupReduce } from './workgroup-reduce.js';
+import { PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
 
 /**
  * WGSL declarations for `rowStats`: Welford triples merged pairwise (Chan et al.; RMS needs only the sum
@@ -84,11 +84,7 @@ export function runLayerNorm(
 @group(0) @binding(3) var<storage, read> B: array<${hasB ? wtype(bd) : 'f32'}>;
 @group(0) @binding(4) var<storage, read_write> Y: array<${wtype(out.dtype)}>;
 ${rowStatsDecl(wg, rms, sub)}
-@compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
-  ${GROUP_ID_WGSL}
-  let row = gidx;
-  if (row >= pu(0u)) { return; }
+${rowMain(wg, sub)}
   let n = pu(1u);
   let xo = pu(2u) + row * n;
   let yo = pu(3u) + row * n;

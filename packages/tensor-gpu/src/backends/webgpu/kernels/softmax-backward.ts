@@ -9,7 +9,7 @@
 
 import type { View } from '../../../backend.js';
 import { Params, storageRef, type Runtime } from '../runtime.js';
-import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
+import { enableSubgroups, rowMain, workgroupReduce } from './workgroup-reduce.js';
 import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
 
 export function runSoftmaxBackward(rt: Runtime, y: View, gradOut: View, gradIn: View, log: boolean): void {
@@ -48,11 +48,7 @@ fn main(${MAIN_ARGS}) {
 }`
       : `${head}
 ${red.decl}
-@compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
-  ${GROUP_ID_WGSL}
-  let row = gidx;
-  if (row >= pu(0u)) { return; }
+${rowMain(wg, sub)}
   ${offsets}
   var acc = 0.0;
   for (var j = lid; j < n; j += ${wg}u) { acc += ${term}; }

@@ -9,7 +9,7 @@ import type { View } from '../../../backend.js';
 import { Params, storageRef, type Runtime } from '../runtime.js';
 import { GROUP_ID_WGSL, MAIN_ARGS, PARAMS_WGSL, enables, fromF32, grid, prod, toF32, wtype } from './common.js';
 import { WGSL_MATH } from './wgsl-math.js';
-import { enableSubgroups, subgroupArgs, workgroupReduce } from './workgroup-reduce.js';
+import { enableSubgroups, rowMain, workgroupReduce } from './workgroup-reduce.js';
 
 export const MS_WGSL = /* wgsl */ `
 struct MS { m: f32, s: f32 }
@@ -55,11 +55,7 @@ fn main(${MAIN_ARGS}) {
 }`
     : `${head}
 ${red.decl}
-@compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}${subgroupArgs(sub)}) {
-  ${GROUP_ID_WGSL}
-  let row = gidx;
-  if (row >= pu(0u)) { return; }
+${rowMain(wg, sub)}
   let n = pu(1u);
   let xo = pu(2u) + row * n;
   let yo = pu(3u) + row * n;

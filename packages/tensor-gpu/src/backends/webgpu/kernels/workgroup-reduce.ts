@@ -16,6 +16,8 @@
 // and what the engines above assume. A lane whose butterfly partner lies beyond the workgroup (a
 // subgroup wider than the workgroup) skips it.
 
+import { GROUP_ID_WGSL, MAIN_ARGS } from './common.js';
+
 /** How a shader reduces: no subgroups, or subgroups with slots from `subgroup_id` or from lid / size. */
 export type SubgroupMode = false | 'ids' | 'linear';
 
@@ -54,6 +56,19 @@ export function enableSubgroups(mode: SubgroupMode): string {
 export function subgroupArgs(mode: SubgroupMode): string {
   const lane = ', @builtin(subgroup_invocation_id) sgl: u32, @builtin(subgroup_size) sgs: u32';
   return mode === 'ids' ? `${lane}, @builtin(subgroup_id) sgid: u32, @builtin(num_subgroups) nsg: u32` : mode ? lane : '';
+}
+
+/**
+ * The entry point of a workgroup-per-row kernel (GROUP_ID_WGSL and MAIN_ARGS from common.ts, plus the
+ * subgroup builtins for `mode`): `row` is the workgroup's row, and workgroups past the last row (params
+ * word 0) return before any barrier.
+ */
+export function rowMain(wg: number, mode: SubgroupMode): string {
+  return `@compute @workgroup_size(${wg})
+fn main(${MAIN_ARGS}${subgroupArgs(mode)}) {
+  ${GROUP_ID_WGSL}
+  let row = gidx;
+  if (row >= pu(0u)) { return; }`;
 }
 
 export function workgroupReduce(s: ReduceSpec): WorkgroupReduce {
