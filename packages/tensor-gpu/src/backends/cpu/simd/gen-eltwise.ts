@@ -330,13 +330,19 @@ function rowTask(name: string, advance: string[], locals: string, perRow: string
 /**
  * $m = the row's max (0 when the row is all -inf), $mv its splat, the shifted exps (stored at `store`,
  * a byte address expression, unless null) summed into $acc. `loop` walks the row's lanes, `load` reads
- * one; `k` gives the constants (hoistedConstants' locals in a row task). Arguments below -87 give
+ * one; `k` gives the constants (hoistedConstants' locals in a row task); `alsoInMax` runs in the max
+ * pass with the lanes in $x (cross-entropy's row sum). Arguments below -87 give
  * exactly 0. The max is f32x4.pmax (one instruction; f32x4.max's NaN rule costs several on x86): a NaN
  * it drops still makes its exp, and so the sum, NaN, as in the fused cross-entropy row.
  */
-function maxExpSum(loop: (label: string, body: string) => string, load: string, store: string | null, k: (x: number) => string = f4): string {
+function maxExpSum(loop: (label: string, body: string) => string, load: string, store: string | null, k: (x: number) => string = f4, alsoInMax = ''): string {
+  const max = alsoInMax
+    ? `(local.set $x ${load})
+            (local.set $acc (f32x4.pmax (local.get $acc) (local.get $x)))
+            ${alsoInMax}`
+    : `(local.set $acc (f32x4.pmax (local.get $acc) ${load}))`;
   return `(local.set $acc (f32x4.splat (f32.const -inf)))
-        ${loop('max', `(local.set $acc (f32x4.pmax (local.get $acc) ${load}))`)}
+        ${loop('max', max)}
         (local.set $m ${hreduce('f32.max', '$acc')})
         (if (f32.eq (local.get $m) (f32.const -inf)) (then (local.set $m (f32.const 0))))
         (local.set $mv (f32x4.splat (local.get $m)))
@@ -542,25 +548,14 @@ function rowTranspose4(): string {
  */
 function rowCrossEntropyStats(): string {
   const c = hoistedConstants('k');
-  const exps = rowLanes('exp', `(local.set $x (f32x4.sub ${ld('$p0')} (local.get $mv)))
-            ${expRow('$y', '$x', c.k)}
-            (local.set $y (v128.andnot (local.get $y) (f32x4.lt (local.get $x) ${c.k(-87)})))
-            (local.set $acc (f32x4.add (local.get $acc) (local.get $y)))`);
+  const body = maxExpSum(rowLanes, ld('$p0'), null, c.k, '(local.set $acc2 (f32x4.add (local.get $acc2) (local.get $x)))');
   return rowTask(
     'crossEntropyStats',
     ['$p0'],
     `(local $m f32) (local $mv v128) ${c.decl()}`,
     `${c.init()}
-        (local.set $acc (f32x4.splat (f32.const -inf)))
         (local.set $acc2 (v128.const i32x4 0 0 0 0))
-        ${rowLanes('max', `(local.set $x ${ld('$p0')})
-            (local.set $acc (f32x4.pmax (local.get $acc) (local.get $x)))
-            (local.set $acc2 (f32x4.add (local.get $acc2) (local.get $x)))`)}
-        (local.set $m ${hreduce('f32.max', '$acc')})
-        (if (f32.eq (local.get $m) (f32.const -inf)) (then (local.set $m (f32.const 0))))
-        (local.set $mv (f32x4.splat (local.get $m)))
-        (local.set $acc (v128.const i32x4 0 0 0 0))
-        ${exps}
+        ${body}
         (f32.store (local.get $p1) (local.get $m))
         (f32.store offset=4 (local.get $p1) ${hreduce('f32.add', '$acc')})
         (f32.store offset=8 (local.get $p1) ${hreduce('f32.add', '$acc2')})
