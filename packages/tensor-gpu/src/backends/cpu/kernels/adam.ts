@@ -3,6 +3,7 @@
 import type { AdamStepParams, View } from '../../../backend.js';
 import { arr } from '../common.js';
 import { adamSimd } from '../simd/eltwise.js';
+import { adamInPlace } from '../simd/rows.js';
 
 export function cpuAdamStep(param: View, grad: View, expAvg: View, expAvgSq: View, maxExpAvgSq: View | null, h: AdamStepParams): void {
   const p = arr(param);
@@ -22,15 +23,19 @@ export function cpuAdamStep(param: View, grad: View, expAvg: View, expAvgSq: Vie
   const invBc2Sqrt = f(1 / Math.sqrt(h.biasCorrection2));
   const eps = f(h.eps);
   const stepSize = f(h.lr / h.biasCorrection1);
-  // float32 arrays without amsgrad or maximize: the same float32 operations four lanes at a time
+  // float32 arrays without amsgrad or maximize: the same float32 operations four lanes at a time, in place
+  // on both threads where the tensors lie in the shared memory (whole rows), staged on this thread elsewhere
   const all32 = [p, g, m, v].every((a) => a instanceof Float32Array);
+  let done = 0;
   if (all32 && !vmax && !h.maximize) {
     const decoupled = h.decoupled || h.weightDecay === 0;
     const coef = h.weightDecay === 0 ? 1 : decoupled ? decay : wd;
     const [pf, gf, mf, vf] = [p, g, m, v] as Float32Array[];
-    if (adamSimd(pf, po, gf, go, mf, mo, vf, vo, n, decoupled, coef, b1, b2, c1, c2, invBc2Sqrt, eps, stepSize)) return;
+    done = adamInPlace(decoupled, pf, po, gf, go, mf, mo, vf, vo, n, [coef, b1, b2, c1, c2, invBc2Sqrt, eps, stepSize]);
+    if (done === n) return;
+    if (adamSimd(pf, po + done, gf, go + done, mf, mo + done, vf, vo + done, n - done, decoupled, coef, b1, b2, c1, c2, invBc2Sqrt, eps, stepSize)) return;
   }
-  for (let i = 0; i < n; i++) {
+  for (let i = done; i < n; i++) {
     const pv = p[po + i];
     let gv = h.maximize ? -g[go + i] : g[go + i];
     let base = pv;

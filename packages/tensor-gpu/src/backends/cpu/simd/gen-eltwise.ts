@@ -289,7 +289,7 @@ export const ROW_OPS = [
   'softmax', 'logSoftmax', 'softmaxBackward', 'logSoftmaxBackward',
   'layerNorm', 'rmsNorm', 'layerNormBackward', 'rmsNormBackward',
   'gelu', 'silu', 'addGelu', 'geluBackward', 'siluBackward', 'add', 'transpose4',
-  'crossEntropyStats', 'crossEntropyBackward',
+  'crossEntropyStats', 'crossEntropyBackward', 'adamDecoupled', 'adamL2',
 ] as const;
 
 const ld = (p: string) => `(v128.load (i32.add (local.get ${p}) (local.get $i)))`;
@@ -587,6 +587,34 @@ function rowCrossEntropyBackward(): string {
   );
 }
 
+/**
+ * The Adam step in place over rows of p0 (param), p1 (grad), p2 (exp_avg), p3 (exp_avg_sq), the step's
+ * eight float32 scalars at p4 (read again for every row: decay or wd, b1, b2, 1 - b1, 1 - b2,
+ * 1 / sqrt(bias correction 2), eps, lr / bias correction 1): the same float32 operations as `adam` (and
+ * kernels/adam.ts), so the result is bitwise the JS loop's, on the tensors where they lie.
+ */
+function rowAdam(decoupled: boolean): string {
+  const names = ['$dc', '$b1', '$b2', '$c1', '$c2', '$inv', '$eps', '$lr'];
+  return rowTask(
+    decoupled ? 'adamDecoupled' : 'adamL2',
+    ['$p0', '$p1', '$p2', '$p3'],
+    names.map((n) => `(local ${n} v128)`).join(' ') + ' (local $m v128) (local $v v128)',
+    `${names.map((n, i) => `(local.set ${n} (v128.load32_splat offset=${4 * i} (local.get $p4)))`).join('\n        ')}
+        ${rowLanes(
+          'adam',
+          `(local.set $a ${ld('$p0')})
+            (local.set $b ${ld('$p1')})
+            ${decoupled ? '(local.set $a (f32x4.mul (local.get $a) (local.get $dc)))' : '(local.set $b (f32x4.add (local.get $b) (f32x4.mul (local.get $a) (local.get $dc))))'}
+            (local.set $m (f32x4.add (f32x4.mul ${ld('$p2')} (local.get $b1)) (f32x4.mul (local.get $b) (local.get $c1))))
+            (local.set $v (f32x4.add (f32x4.mul ${ld('$p3')} (local.get $b2)) (f32x4.mul (f32x4.mul (local.get $b) (local.get $b)) (local.get $c2))))
+            ${st('$p2', '(local.get $m)')}
+            ${st('$p3', '(local.get $v)')}
+            (local.set $v (f32x4.add (f32x4.mul (f32x4.sqrt (local.get $v)) (local.get $inv)) (local.get $eps)))
+            ${st('$p0', '(f32x4.sub (local.get $a) (f32x4.mul (f32x4.div (local.get $m) (local.get $v)) (local.get $lr)))')}`,
+        )}`,
+  );
+}
+
 function rowTaskFunctions(bodies: ActivationBodies): string {
   const fns: Record<(typeof ROW_OPS)[number], string> = {
     softmax: rowSoftmax(false),
@@ -606,6 +634,8 @@ function rowTaskFunctions(bodies: ActivationBodies): string {
     transpose4: rowTranspose4(),
     crossEntropyStats: rowCrossEntropyStats(),
     crossEntropyBackward: rowCrossEntropyBackward(),
+    adamDecoupled: rowAdam(true),
+    adamL2: rowAdam(false),
   };
   return log64() + ROW_OPS.map((op) => fns[op]).join('\n');
 }

@@ -174,6 +174,33 @@ export function eltwiseInPlace(
   return true;
 }
 
+/**
+ * The Adam step in place over the whole FLAT_LEN rows of p, g, m, v (all float32 in the memory) on both
+ * threads; `scalars` are the row task's eight (gen-eltwise.ts, `rowAdam`). Returns how many floats it
+ * did from the start (0 when the tensors are not where the kernel reaches them); the caller does the rest.
+ */
+export function adamInPlace(
+  decoupled: boolean,
+  p: Float32Array, po: number, g: Float32Array, go: number, m: Float32Array, mo: number, v: Float32Array, vo: number, n: number,
+  scalars: readonly number[],
+): number {
+  const heap = heapOf(p);
+  const rows = Math.floor(n / FLAT_LEN);
+  if (!heap?.rows || rows === 0 || [g, m, v].some((a) => heapOf(a) !== heap)) return 0;
+  const params = rowStatsBlock(p, scalars.length);
+  if (!params) return 0;
+  params.set(scalars);
+  const row = (data: Float32Array, offset: number, out: boolean): RowOperand => ({ data, offset, step: FLAT_LEN, out });
+  const ok = runRowTask(decoupled ? 'adamDecoupled' : 'adamL2', rows, FLAT_LEN, [
+    row(p, po, true),
+    row(g, go, false),
+    row(m, mo, true),
+    row(v, vo, true),
+    { data: params, offset: 0, step: 0, width: scalars.length },
+  ]);
+  return ok ? rows * FLAT_LEN : 0;
+}
+
 /** An elementwise round over whole rows in the memory: p3 is b's byte step per row. */
 function runFlat(heap: SharedHeap, op: RowOp, rows: number, len: number, o: RowOperand[]): boolean {
   const runner = heap.rows!;
