@@ -23,6 +23,7 @@ import {
   splitOnAddedTokens,
   tokenizerConfigFromJSON,
   TokenizerError,
+  VERY_LARGE_INTEGER,
 } from '@lm/layers';
 import type {
   AddedTokenStrip,
@@ -85,7 +86,6 @@ export interface ChatGLMBatchEncoding {
   length?: number[];
 }
 
-const VERY_LARGE_INTEGER = 1e30;
 /** `SPTokenizer.max_blank_length`. */
 const MAX_BLANK_LENGTH = 80;
 const TAB_TOKEN = '<|tab|>';

@@ -13,6 +13,7 @@ import {
   sentencePieceTokensToString,
   tokenizerConfigFromJSON,
   TokenizerError,
+  VERY_LARGE_INTEGER,
 } from '@lm/layers';
 import type { AddedTokensDecoderJSON, Tokenizer, TokenizerConfigKeys, TokenizerFiles, TokenizerSaveFiles } from '@lm/layers';
 
@@ -37,8 +38,6 @@ export interface ReformerTokenizerConfig {
 }
 
 export type ResolvedReformerTokenizerConfig = Required<Omit<ReformerTokenizerConfig, 'addedTokensDecoder' | 'padToken'>> & { padToken: string | null };
-
-const VERY_LARGE_INTEGER = 1e30;
 
 /** tokenizer_config.json key -> config field, and how its value is checked. */
 const CONFIG_KEYS: TokenizerConfigKeys<ReformerTokenizerConfig> = {

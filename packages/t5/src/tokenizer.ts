@@ -15,6 +15,7 @@ import {
   SPIECE_UNDERLINE,
   tokenizerConfigFromJSON,
   TokenizerError,
+  VERY_LARGE_INTEGER,
 } from '@lm/layers';
 import type { AddedTokensDecoderJSON, SentencePieceModelProto, Tokenizer, TokenizerConfigKeys, TokenizerFiles, TokenizerSaveFiles } from '@lm/layers';
 
@@ -42,8 +43,6 @@ export interface T5TokenizerConfig {
 }
 
 export type ResolvedT5TokenizerConfig = Required<Omit<T5TokenizerConfig, 'addedTokensDecoder' | 'additionalSpecialTokens'>> & { additionalSpecialTokens: string[] };
-
-const VERY_LARGE_INTEGER = 1e30;
 
 /** tokenizer_config.json key -> config field, and how its value is checked. */
 const CONFIG_KEYS: TokenizerConfigKeys<T5TokenizerConfig> = {

@@ -33,7 +33,7 @@ export type {
   TruncationStrategy,
 } from './slow-tokenizer.js';
 export { MissingPadTokenError, TokenizerError } from './errors.js';
-export { BERT_TOKENIZER_DEFAULTS, bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON, initArgumentsJSON, tokenizerConfigFromJSON } from './tokenizer-config.js';
+export { BERT_TOKENIZER_DEFAULTS, bertTokenizerConfigFromJSON, bertTokenizerConfigToJSON, initArgumentsJSON, tokenizerConfigFromJSON, VERY_LARGE_INTEGER } from './tokenizer-config.js';
 export type { BertTokenizerConfig, TokenizerConfigKeys, TokenizerConfigValueKind } from './tokenizer-config.js';
 export { bertPartsFromTokenizerJSON, buildBertTokenizerJSON } from './tokenizer-json.js';
 export type { TokenizerJSON } from './tokenizer-json.js';
