@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeBase64 } from '../common.js';
 import { generateWasmBytesSource, WASM_BYTES_PATH } from './gen-wasm.js';
+import { GEMM_WASM_RELAXED_B64, GEMM_WASM_SIMD_B64 } from './wasm-bytes.js';
 import { createGemm, gemmReadyWorkers, type Gemm, type GemmOperand, type GemmOutLayout } from './index.js';
 
 /** Deterministic PRNG (mulberry32). */
@@ -221,6 +223,12 @@ const SHARED_CASES: Case[] = [
   { batch: 4, M: 5, N: 16, K: 12 },
   { batch: 1, M: 515, N: 64, K: 20 },
   { batch: 96, M: 128, N: 64, K: 13 },
+  // strip rounds reading A in place: K split past KC_IN_PLACE (512) in a batch group whose tasks read the next
+  // item's A ahead; M split in two blocks for a whole batch group (the second with a partial row block); the
+  // column block bounded by the B buffer at kc = 512 (three N blocks)
+  { batch: 12, M: 70, N: 64, K: 600 },
+  { batch: 3, M: 515, N: 24, K: 520 },
+  { batch: 2, M: 40, N: 1100, K: 600 },
 ];
 
 /**
@@ -246,6 +254,14 @@ const PACK_CASES: Case[] = [
   { batch: 2, M: 127, N: 48, K: 513, transA: true },
   // a dots round (B transposed) that also carries the next round's transpose tasks, with a tail block
   { batch: 1, M: 515, N: 64, K: 100, transA: true, transB: true },
+  // x @ W^T from 256 rows and K = 256: strip tasks transpose their panels from W's rows (a last partial
+  // strip, K split past 512, batched W, transposed A staged by tasks, several M and N blocks); a broadcast W
+  // shared by a batch keeps the dots kernel
+  { batch: 1, M: 300, N: 61, K: 300, transB: true },
+  { batch: 2, M: 260, N: 40, K: 520, transB: true, pad: 1 },
+  { batch: 2, M: 256, N: 24, K: 256, transA: true, transB: true },
+  { batch: 1, M: 600, N: 1100, K: 260, transB: true },
+  { batch: 3, M: 256, N: 16, K: 300, transB: true, bcastB: true },
 ];
 
 /** Shapes crossing the MC/NC/KC block limits (multiple rounds per C block). */
@@ -269,6 +285,34 @@ describe('gemm wasm bytes', () => {
   it('wasm-bytes.ts matches the generator output (drift check)', async () => {
     const committed = readFileSync(WASM_BYTES_PATH, 'utf8');
     expect(await generateWasmBytesSource()).toBe(committed);
+  });
+
+  it('strip_pf computes what strip does and reads one int per k step from pf', () => {
+    let ran = 0;
+    for (const b64 of [GEMM_WASM_RELAXED_B64, GEMM_WASM_SIMD_B64]) {
+      const memory = new WebAssembly.Memory({ initial: 4, maximum: 65536 });
+      const bytes = decodeBase64(b64);
+      if (!WebAssembly.validate(bytes)) continue; // relaxed SIMD missing here (simd128 always runs)
+      ran++;
+      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, CallableFunction>;
+      const f32 = new Float32Array(memory.buffer);
+      const i32 = new Int32Array(memory.buffer);
+      const rand = rng(7);
+      // two panels of 6 rows (lda 40 floats), kc = 33, one 8-wide B panel; C twice (ldc 8 floats)
+      const [np, kc, lda] = [2, 33, 40];
+      const A = 0, B = 4096, C1 = 8192, C2 = 12288, PF = 16384;
+      for (let i = 0; i < np * 6 * lda; i++) f32[A / 4 + i] = rand() * 2 - 1;
+      for (let i = 0; i < kc * 8; i++) f32[B / 4 + i] = rand() * 2 - 1;
+      for (let i = 0; i < 4096; i++) i32[PF / 4 + i] = i * 3 + 1;
+      ex.strip(A, lda * 4, B, 32, C1, 32, np, kc, 0);
+      const step = 12;
+      const sum = ex.strip_pf(A, lda * 4, B, 32, C2, 32, np, kc, 0, PF, step) as number;
+      expect(Array.from(f32.subarray(C2 / 4, C2 / 4 + np * 6 * 8))).toEqual(Array.from(f32.subarray(C1 / 4, C1 / 4 + np * 6 * 8)));
+      let want = 0;
+      for (let t = 0; t < np * kc; t++) want = (want + i32[(PF + t * step) / 4]) | 0;
+      expect(sum).toBe(want);
+    }
+    expect(ran).toBeGreaterThan(0);
   });
 });
 

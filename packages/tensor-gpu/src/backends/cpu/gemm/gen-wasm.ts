@@ -52,16 +52,36 @@ export interface KernelVariant {
 
 /** Emits the WAT text of a micro-kernel module. */
 export function generateWat(v: KernelVariant): string {
-  const { mr, nr, unroll, fma, shared } = v;
+  const { nr, fma, shared } = v;
   if (nr % 4 !== 0) throw new Error('nr must be a multiple of 4');
   const nv = nr / 4;
-  const acc = (r: number, j: number) => `$c${r}_${j}`;
   const L: string[] = [];
   const e = (s: string) => L.push(s);
   e('(module');
   e(`  (import "env" "memory" (memory 1 65536${shared ? ' shared' : ''}))`);
-  e('  (func (export "strip") (param $a i32) (param $lda i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $np i32) (param $kc i32) (param $acc i32)');
+  for (const pf of [false, true]) emitStrip(e, v, pf);
+  emitTranspose(e);
+  emitPackB(e, nv);
+  emitDots(e, DOTS_MB, fma, 'dots');
+  emitDots(e, 1, fma, 'dots1');
+  e(')');
+  return L.join('\n') + '\n';
+}
+
+/**
+ * The strip kernel. `strip_pf` also reads one int `pfStep` bytes further along [pf, ...) per k step
+ * (returning their sum): a prefetch of the operand the thread's next task will read (the next head's A
+ * when it lies beyond L2), spread over this call's k steps so the loads overlap the FMAs (WebAssembly has
+ * no prefetch instruction). The caller keeps pf + np * kc * pfStep inside the memory.
+ */
+function emitStrip(e: (s: string) => void, v: KernelVariant, pf: boolean): void {
+  const { mr, nr, unroll, fma } = v;
+  const nv = nr / 4;
+  const acc = (r: number, j: number) => `$c${r}_${j}`;
+  const sig = '(param $a i32) (param $lda i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $np i32) (param $kc i32) (param $acc i32)';
+  e(pf ? `  (func (export "strip_pf") ${sig} (param $pf i32) (param $pfStep i32) (result i32)` : `  (func (export "strip") ${sig}`);
   e('    (local $bp i32) (local $k i32) (local $cp i32) (local $av v128)');
+  if (pf) e('    (local $pfs i32)');
   for (let r = 0; r < mr; r++) e(`    (local $a${r} i32)`);
   for (let u = 1; u < unroll; u++) e(`    (local $bq${u} i32)`);
   for (let j = 0; j < nv; j++) e(`    (local $b${j} v128)`);
@@ -108,6 +128,10 @@ export function generateWat(v: KernelVariant): string {
   e('      (br_if $kdone (i32.eqz (local.get $k)))');
   e('      (loop $kloop');
   step(0, '$bp');
+  if (pf) {
+    e('        (local.set $pfs (i32.add (local.get $pfs) (i32.load (local.get $pf))))');
+    e('        (local.set $pf (i32.add (local.get $pf) (local.get $pfStep)))');
+  }
   advance(1);
   e('        (br_if $kloop (local.get $k))');
   e('      )');
@@ -136,13 +160,8 @@ export function generateWat(v: KernelVariant): string {
   e('      (br_if $panel (local.get $np))');
   e('    )');
   e('    )');
+  if (pf) e('    (local.get $pfs)');
   e('  )');
-  emitTranspose(e);
-  emitPackB(e, nv);
-  emitDots(e, DOTS_MB, fma, 'dots');
-  emitDots(e, 1, fma, 'dots1');
-  e(')');
-  return L.join('\n') + '\n';
 }
 
 /** i8x16.shuffle byte pattern selecting f32 lanes (0-3 from the first operand, 4-7 from the second). */

@@ -17,7 +17,9 @@
  *    synchronous. Where blocking is not allowed (browser main thread) or shared memory
  *    is unavailable, it runs single-threaded wasm on the calling thread.
  *  - `x @ W^T` (B's rows contiguous along k, e.g. W stored [N, K]) runs the `dots`
- *    kernel on memcpy'd rows of W (no transpose; one memcpy per block when W is dense).
+ *    kernel on memcpy'd rows of W (no transpose; one memcpy per block when W is dense), or,
+ *    from PANEL_T_MIN_ROWS rows with W in the shared memory, the strip kernel on panels the
+ *    tasks transpose from W's rows.
  *    A transposed A is memcpy'd line by line and transposed by the wasm `transpose`.
  *  - Operands and outputs allocated in the shared memory (`alloc`: the cpu backend's storages from
  *    256 KiB) are read and written where they lie when the layout allows (`inPlace`): then nothing is
@@ -54,6 +56,7 @@ import {
   type PackBFn,
   type RowFn,
   type StripFn,
+  type StripPfFn,
   type TransposeFn,
   type WorkerInit,
 } from './worker-body.js';
@@ -111,6 +114,14 @@ const MR = KERNEL_MR;
 const NR = KERNEL_NR;
 /** Blocking: K per packed panel (B micro-panel KC*NR*4 = 8 KiB stays in L1). */
 export const KC_MAX = 256;
+/**
+ * K per round of a strip product with A and C in place: a 16 KiB micro-panel (two per task) still stays in
+ * L1, and C is accumulated over half as many rounds (p·v at seq 512: K = 512 in one pass).
+ */
+export const KC_IN_PLACE = 512;
+/** `x @ W^T` with at least this many rows and this K runs the strip kernel on panels transposed from W. */
+export const PANEL_T_MIN_ROWS = 256;
+export const PANEL_T_MIN_K = 256;
 /** Strip rounds with at least this many rows (padded) pack B into micro-panels. */
 export const PANEL_MIN_ROWS = 4 * MR;
 /** Rows per block (packed A block MC*KC*4 ~ 512 KiB stays in L2); a multiple of MR and DOTS_MB. */
@@ -176,6 +187,8 @@ const LAYOUT: ControlLayout = {
   TAIL_LDC: 54,
   SPT: 66,
   NSTRIPS: 67,
+  PF_STEP: 68,
+  BSRC_T: 69,
   // the transpose job: JOB_SIZE consecutive ints in this order (`Job`)
   JOB_N: 55,
   JOB_PER: 56,
@@ -254,6 +267,8 @@ interface InPlace {
   a: boolean;
   b: boolean;
   c: boolean;
+  /** packTasks: B is W^T (rows of W contiguous along k): each strip task transposes NR rows of W into its panel */
+  bT?: boolean;
 }
 
 interface Round {
@@ -468,6 +483,7 @@ class WasmGemm implements Gemm {
   private readonly strip: StripFn;
   private readonly transpose: TransposeFn;
   private readonly packb: PackBFn;
+  private readonly stripPf: StripPfFn;
   private readonly dots: DotsFn;
   private readonly dots1: DotsFn;
   private readonly workers: InlineWorker[];
@@ -490,6 +506,7 @@ class WasmGemm implements Gemm {
     this.strip = exports.strip as StripFn;
     this.transpose = exports.transpose as TransposeFn;
     this.packb = exports.packb as PackBFn;
+    this.stripPf = exports.strip_pf as StripPfFn;
     this.dots = exports.dots as DotsFn;
     this.dots1 = exports.dots1 as DotsFn;
     const rowsEx = rows ? new WebAssembly.Instance(rows, { env: { memory } }).exports : null;
@@ -669,9 +686,13 @@ class WasmGemm implements Gemm {
     if (!dots) {
       mAlign = MR;
       unit = NR;
+      // A and C in place: no A or C block is copied, so K is split less (fewer passes over C)
+      const kcMax = inPlace.a && inPlace.c ? KC_IN_PLACE : KC_MAX;
+      // the B block (kc x nc, packed) must fit its buffer
+      const ncMax = Math.min(NC_MAX, Math.floor((CAP_B / Math.min(K, kcMax) - LD_PAD) / NR) * NR);
       nM = Math.ceil(M / MC_MAX);
-      nN = Math.ceil(N / NC_MAX);
-      nK = Math.ceil(K / KC_MAX);
+      nN = Math.ceil(N / ncMax);
+      nK = Math.ceil(K / kcMax);
       mStep = align(Math.ceil(M / nM), MR);
       nStep = align(Math.ceil(N / nN), NR);
       kStep = Math.ceil(K / nK);
@@ -689,17 +710,20 @@ class WasmGemm implements Gemm {
       nN = Math.ceil(N / ncMax);
       nStep = align(Math.ceil(N / nN), DOTS_NRT);
     }
+    // A group of batch items shares each round (one block of rows, columns and k of every item): with the
+    // operands in place, attention's heads at seq 512 (M split) are 2 rounds instead of 2 per head, and a task
+    // can read the next head ahead (PF_STEP)
     let G = 1;
-    if (nM === 1 && nN === 1 && nK === 1) {
-      const mcPad = align(M, mAlign);
+    if (nN === 1 && (nM === 1 || inPlace.a)) {
+      const mcPad = align(mStep, mAlign);
       const ncPad = align(N, unit);
-      const bFloats = dots ? ncPad * ldbOf(K) : K * (ncPad + LD_PAD);
+      const bFloats = dots ? ncPad * ldbOf(kStep) : kStep * (ncPad + LD_PAD);
       // only the operands that are copied bound the group: in place, a whole batch is one round
       G = Math.max(
         1,
         Math.min(
           batch,
-          inPlace.a ? batch : Math.floor(CAP_A / (mcPad * (K + LD_PAD))),
+          inPlace.a ? batch : Math.floor(CAP_A / (mcPad * (kStep + LD_PAD))),
           inPlace.b ? batch : Math.floor(CAP_B / bFloats),
           // in place, only a partial last row block per batch item goes through the C buffer
           inPlace.c ? (M % mAlign === 0 ? batch : Math.floor(CAP_C / (mAlign * ncPad))) : Math.floor(CAP_C / (mcPad * ncPad)),
@@ -804,13 +828,38 @@ class WasmGemm implements Gemm {
   }
 
   /**
+   * Whether `x @ W^T` (B = W^T, W's rows contiguous along k) runs the strip kernel on micro-panels that each
+   * task transposes from W where it lies (`BSRC_T`) instead of the `dots` kernel on W's rows: the 6 x 8
+   * strip kernel does 12 FMAs per 8 loads where `dots` does 8 per 6 plus a reduction, which pays once a panel
+   * serves enough rows of x (measured: BERT-base's down projection at batch 8, [1024 x 3072] x [3072 x 768],
+   * 75 -> 91 GFLOPS; at M = 128 or attention's K = 64 `dots` stays ahead). W must lie in the shared memory
+   * (one W for the batch, or one per item), and the up to NR - 1 rows a last partial strip reads past W
+   * must stay inside the heap's guard.
+   */
+  private transposedPanels(b: GemmOperand, batch: number, M: number, K: number): boolean {
+    const heap = this.heap;
+    const [sb0, sb1, sb2] = b.strides;
+    return (
+      heap !== null &&
+      heapOf(b.data) === heap &&
+      M >= PANEL_T_MIN_ROWS &&
+      K >= PANEL_T_MIN_K &&
+      sb1 === 1 &&
+      sb2 > 1 &&
+      (sb0 > 0 || batch === 1) &&
+      (NR - 1) * sb2 * 4 <= HEAP_GUARD_BYTES
+    );
+  }
+
+  /**
    * Which of a round's copies the tasks do instead of the calling thread: those that read an operand
    * allocated in this memory where it lies, with no staging copy. A transposed A (its columns contiguous)
    * is staged by transpose tasks (`transposeJob`, claimed in the round before) straight into the A block;
    * a row-major B (unit column stride) is packed by each strip task into its own micro-panel (`BSRC`), not
-   * for a broadcast B shared by several batch items (it would be packed once per item). Reads past the
-   * operand (the block's padding: at most MR - 1 floats of a k line of A^T, NR - 1 of a row of B) stay
-   * inside the heap's guard and land only in padding, as in `inPlace`.
+   * for a broadcast B shared by several batch items (it would be packed once per item); a B = W^T (rows of W
+   * contiguous along k, `transposedPanels`) is transposed into each task's panel from NR rows of W (`bT`).
+   * Reads past the operand (the block's padding: at most MR - 1 floats of a k line of A^T, NR - 1 of a row
+   * of B or rows of W) stay inside the heap's guard and land only in padding, as in `inPlace`.
    */
   private packTasks(r: Round, a: GemmOperand, b: GemmOperand, inPlace: InPlace): InPlace {
     const heap = this.heap;
@@ -819,7 +868,8 @@ class WasmGemm implements Gemm {
     const [sb0, sb1, sb2] = b.strides;
     const ta = !inPlace.a && heapOf(a.data) === heap && sa1 === 1 && sa2 > 1 && sa0 >= 0;
     const tb = !inPlace.b && !r.dots && r.panels && heapOf(b.data) === heap && sb2 === 1 && sb1 >= 0 && sb0 >= 0 && (sb0 > 0 || r.g === 1);
-    return ta || tb ? { a: ta, b: tb, c: false } : NO_TASKS;
+    const bT = !tb && !inPlace.b && !r.dots && r.panels && heapOf(b.data) === heap && sb1 === 1 && sb2 > 1 && sb0 >= 0 && (sb0 > 0 || r.g === 1) && (NR - 1) * sb2 * 4 <= HEAP_GUARD_BYTES;
+    return ta || tb || bT ? { a: ta, b: tb || bT, c: false, bT } : NO_TASKS;
   }
 
   /**
@@ -867,7 +917,7 @@ class WasmGemm implements Gemm {
   }
 
   private claim(): void {
-    claimAndRun(this.ctl, this.strip, this.dots, LAYOUT, this.dots1, null, this.transpose, this.packb);
+    claimAndRun(this.ctl, this.strip, this.dots, LAYOUT, this.dots1, null, this.transpose, this.packb, this.stripPf);
   }
 
   /**
@@ -944,15 +994,23 @@ class WasmGemm implements Gemm {
       ctl[L.NP] = r.dots ? r.mIn : r.mIn / MR;
     }
     ctl[L.BSRC] = 0;
+    ctl[L.BSRC_T] = byTasks.bT ? 1 : 0;
     if (byTasks.b) {
       // B[p0, j0] of the first batch item; a task's panel starts NR columns (CSS bytes) further per strip
       const [sb0, sb1] = b.strides;
-      ctl[L.BSRC] = b.data.byteOffset + 4 * (b.offset + r.b0 * sb0 + r.p0 * sb1 + r.j0);
-      ctl[L.BSRC_LDS] = sb1 * 4;
+      ctl[L.BSRC] = b.data.byteOffset + 4 * (b.offset + r.b0 * sb0 + r.p0 * sb1 + r.j0 * b.strides[2]);
+      ctl[L.BSRC_LDS] = (byTasks.bT ? b.strides[2] : sb1) * 4;
       ctl[L.BSRC_GS] = sb0 * 4;
     }
     ctl[L.SPT] = spt;
     ctl[L.NSTRIPS] = r.ncPad / r.unit;
+    ctl[L.PF_STEP] = 0;
+    if (!r.dots && inPlace.a && r.g > 1 && a.strides[0] > 0 && ctl[L.NP] > 0) {
+      // each task's first strip reads the next item's A block ahead, spread over its NP * kc k steps; the last
+      // read stays inside that block ((mc - 1) row strides + kc floats)
+      const region = (r.mc - 1) * ctl[L.LDA] + r.kc * 4;
+      ctl[L.PF_STEP] = Math.floor(region / (ctl[L.NP] * r.kc) / 4) * 4;
+    }
     ctl[L.TAIL_A] = 0;
     if (!r.dots && r.cIn && r.mIn < r.mc) {
       ctl[L.TAIL_A] = ctl[L.ABASE] + r.mIn * ctl[L.LDA];
@@ -1048,8 +1106,9 @@ class WasmGemm implements Gemm {
     parallel: boolean,
     layout: GemmOutLayout,
   ): void {
-    // x @ W^T (B's rows are contiguous along k): dots kernel on rows of W, no transpose.
-    const dots = b.strides[1] === 1 && b.strides[2] !== 1;
+    // x @ W^T (B's rows are contiguous along k): dots kernel on rows of W, no transpose; from a few hundred rows
+    // the strip kernel on panels the tasks transpose from W
+    const dots = b.strides[1] === 1 && b.strides[2] !== 1 && !this.transposedPanels(b, batch, M, K);
     const inPlace = this.inPlace(a, b, out, M, N, dots, layout);
     const rounds = this.rounds(batch, M, N, K, dots, b.strides[2], inPlace);
     const none = new Int32Array(JOB_SIZE);

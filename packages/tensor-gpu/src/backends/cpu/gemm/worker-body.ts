@@ -59,6 +59,10 @@ export interface ControlLayout {
   readonly TAIL_LDC: number; // its row stride, bytes
   readonly SPT: number; // strip rounds: NR-wide strips per task (STRIPS counts tasks per batch item)
   readonly NSTRIPS: number; // strip rounds: NR-wide strips per batch item
+  // strip rounds of several batch items reading A in place: each task's first strip also reads the next item's A
+  // block ahead (`strip_pf`), at PF_STEP bytes per k step from that block's start (AGS further); 0: none
+  readonly PF_STEP: number;
+  readonly BSRC_T: number; // 1: B is W^T (W's rows at BSRC_LDS bytes, BSRC = W[j0, p0]): a task transposes NR rows of W into its panel
   // a transpose job (KIND 0 and 1): after the round's NTASKS compute tasks, JOB_N tasks that stage the NEXT
   // round's transposed A block from where it lies in the memory (wasm `transpose`), claimed like the compute
   // tasks so both threads stage it. Task u: JOB_PER rows of the block (columns of the source) of batch item
@@ -111,6 +115,8 @@ export type DotsFn = (
 export type TransposeFn = (s: number, lds: number, d: number, ldd: number, rows: number, cols: number) => void;
 /** The wasm `packb(s, lds, d, kc, panels)`: a row-major B block into NR-wide micro-panels (byte addresses). */
 export type PackBFn = (s: number, lds: number, d: number, kc: number, panels: number) => void;
+/** The wasm `strip_pf`: `strip`, reading one int pfStep bytes further along from pf per k step (a prefetch). */
+export type StripPfFn = (a: number, lda: number, b: number, ldb: number, c: number, ldc: number, np: number, kc: number, acc: number, pf: number, pfStep: number) => number;
 
 /**
  * Claims tasks of the currently published round (lock-free, compare-exchange on a
@@ -127,6 +133,7 @@ export function claimAndRun(
   rowFns?: RowFn[] | null,
   transpose?: TransposeFn,
   packb?: PackBFn,
+  stripPf?: StripPfFn,
 ): number {
   let seq: number;
   let base: number, n: number, aBase: number, bBase: number, cBase: number, np: number, kc: number;
@@ -135,7 +142,7 @@ export function claimAndRun(
   let rOp = 0, rRows = 0, rPer = 0, rLen = 0, rf = 0;
   const rp = [0, 0, 0, 0, 0];
   const rs = [0, 0, 0, 0, 0];
-  let bSrc = 0, bSrcLds = 0, bSrcGs = 0, tailA = 0, tailC = 0, tailCgs = 0, tailLdc = 0, spt = 1, nStrips = 0;
+  let bSrc = 0, bSrcLds = 0, bSrcGs = 0, tailA = 0, tailC = 0, tailCgs = 0, tailLdc = 0, spt = 1, nStrips = 0, pfStep = 0, bSrcT = 0;
   let jN = 0, jPer = 0, jItem = 0, jTotal = 0, jS = 0, jLds = 0, jD = 0, jLdd = 0, jRows = 0, jGs = 0, jGd = 0;
   // consistent snapshot of the round descriptor
   // Seqlock read: an odd SEQ means the main thread is rewriting the descriptor.
@@ -200,6 +207,8 @@ export function claimAndRun(
       tailLdc = ctl[L.TAIL_LDC];
       spt = ctl[L.SPT];
       nStrips = ctl[L.NSTRIPS];
+      pfStep = ctl[L.PF_STEP];
+      bSrcT = ctl[L.BSRC_T];
     }
     if (Atomics.load(ctl, L.SEQ) === seq) break;
   }
@@ -237,8 +246,18 @@ export function claimAndRun(
       for (let si = s * spt; si < s1; si++) {
         const bp = bBase + g * bgs + si * ss;
         // this strip's micro-panel, packed here from where B lies (css = NR * 4: the panel's columns in B's rows)
-        if (bSrc !== 0) packb!((bSrc + g * bSrcGs + si * css) | 0, bSrcLds, bp, kc, 1);
-        if (np > 0) strip(aBase + g * ags, lda, bp, ldb, cBase + g * cgs + si * css, ldc, np, kc, acc);
+        if (bSrc !== 0) {
+          // x @ W^T: the strip's NR rows of W (kc floats each) transposed into the kc x NR panel
+          if (bSrcT !== 0) transpose!((bSrc + g * bSrcGs + si * (css >> 2) * bSrcLds) | 0, bSrcLds, bp, css, css >> 2, kc);
+          else packb!((bSrc + g * bSrcGs + si * css) | 0, bSrcLds, bp, kc, 1);
+        }
+        if (np > 0) {
+          // the task's first strip also reads the next batch item's A block ahead: a thread's next tasks are there,
+          // and A read in place is six short row streams the hardware prefetcher barely follows
+          if (pfStep !== 0 && si === s * spt && (g + 1) * strips < n) {
+            stripPf!(aBase + g * ags, lda, bp, ldb, cBase + g * cgs + si * css, ldc, np, kc, acc, (aBase + (g + 1) * ags) | 0, pfStep);
+          } else strip(aBase + g * ags, lda, bp, ldb, cBase + g * cgs + si * css, ldc, np, kc, acc);
+        }
         if (tailA !== 0) strip((tailA + g * ags) | 0, lda, bp, ldb, (tailC + g * tailCgs + si * css) | 0, tailLdc, 1, kc, acc);
       }
     }
@@ -280,6 +299,7 @@ export function gemmWorkerMain(
     const dots1 = inst.exports.dots1 as DotsFn;
     const transpose = inst.exports.transpose as TransposeFn;
     const packb = inst.exports.packb as PackBFn;
+    const stripPf = inst.exports.strip_pf as StripPfFn;
     const rowsEx = msg.rows ? new WebAssembly.Instance(msg.rows, { env: { memory: msg.memory } }).exports : null;
     const rowFns = rowsEx ? msg.rowOps.map((op) => rowsEx[op] as RowFn) : null;
     const ctl = new Int32Array(msg.memory.buffer, 0, L.CTL_INTS);
@@ -299,7 +319,7 @@ export function gemmWorkerMain(
       if (s & 1) continue; // a descriptor is being written: look again
       seen = s;
       if (Atomics.load(ctl, L.CMD) === 2) break;
-      run(ctl, strip, dots, L, dots1, rowFns, transpose, packb);
+      run(ctl, strip, dots, L, dots1, rowFns, transpose, packb, stripPf);
     }
     const g = globalThis as { close?: () => void };
     if (!nodePort && typeof g.close === 'function') g.close();
