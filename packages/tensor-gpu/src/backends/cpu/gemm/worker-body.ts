@@ -242,19 +242,20 @@ export function claimAndRun(
     else {
       // `spt` adjacent strips: a task's columns of C fill whole cache lines, so the two threads do not write
       // the same lines of C at the same time
+      const s0 = s * spt;
       const s1 = (s + 1) * spt < nStrips ? (s + 1) * spt : nStrips;
-      for (let si = s * spt; si < s1; si++) {
+      // the task's micro-panels, packed here from where B lies (css = NR * 4: a panel's columns in B's rows), all
+      // in one pass over B's rows: each row's 64-byte line is read once (rows a multiple of 4 KiB apart share an
+      // L1 set, and a second pass for the second strip missed again)
+      if (bSrc !== 0 && bSrcT === 0) packb!((bSrc + g * bSrcGs + s0 * css) | 0, bSrcLds, bBase + g * bgs + s0 * ss, kc, s1 - s0);
+      for (let si = s0; si < s1; si++) {
         const bp = bBase + g * bgs + si * ss;
-        // this strip's micro-panel, packed here from where B lies (css = NR * 4: the panel's columns in B's rows)
-        if (bSrc !== 0) {
-          // x @ W^T: the strip's NR rows of W (kc floats each) transposed into the kc x NR panel
-          if (bSrcT !== 0) transpose!((bSrc + g * bSrcGs + si * (css >> 2) * bSrcLds) | 0, bSrcLds, bp, css, css >> 2, kc);
-          else packb!((bSrc + g * bSrcGs + si * css) | 0, bSrcLds, bp, kc, 1);
-        }
+        // x @ W^T: the strip's NR rows of W (kc floats each) transposed into its kc x NR panel
+        if (bSrcT !== 0) transpose!((bSrc + g * bSrcGs + si * (css >> 2) * bSrcLds) | 0, bSrcLds, bp, css, css >> 2, kc);
         if (np > 0) {
           // the task's first strip also reads the next batch item's A block ahead: a thread's next tasks are there,
           // and A read in place is six short row streams the hardware prefetcher barely follows
-          if (pfStep !== 0 && si === s * spt && (g + 1) * strips < n) {
+          if (pfStep !== 0 && si === s0 && (g + 1) * strips < n) {
             stripPf!(aBase + g * ags, lda, bp, ldb, cBase + g * cgs + si * css, ldc, np, kc, acc, (aBase + (g + 1) * ags) | 0, pfStep);
           } else strip(aBase + g * ags, lda, bp, ldb, cBase + g * cgs + si * css, ldc, np, kc, acc);
         }
