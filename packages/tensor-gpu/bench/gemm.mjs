@@ -13,6 +13,10 @@
  *   node bench/gemm.mjs --base=DIR      # also another version's gemm (DIR/index.ts, e.g. main's
  *                                       # src/backends/cpu/gemm from `git archive`), engine 'base',
  *                                       # measured interleaved with this one, shape by shape
+ *   node bench/gemm.mjs --rounds=5      # every shape measured in 5 rounds spread over the whole run
+ *                                       # (round r measures all shapes before round r + 1), so a busy
+ *                                       # spell of the shared machine hits one round of each shape, not
+ *                                       # every turn of one shape; prints the median round and the best
  *
  * Shapes are named M x K x N: out[M, N] = A[M, K] * B[K, N] (batch > 1: B per batch item).
  * `layout`: nn = both row-major; nt = B transposed (B = W^T with W stored [N, K], i.e.
@@ -37,6 +41,7 @@ const filter = argValue('filter');
 const onlyThreads = argValue('threads');
 const baseDir = argValue('base');
 const inShared = args.has('--alloc');
+const rounds = Math.max(1, Number(argValue('rounds') ?? 1));
 const base = baseDir ? await import(new URL(`file://${resolve(baseDir, 'index.ts')}`).href) : null;
 
 /** [batch, M, K, N, label, layout = 'nn'] */
@@ -151,26 +156,34 @@ for (const threads of threadCounts) {
   const engines = [['new', createGemm({ threads })]];
   if (base) engines.unshift(['base', base.createGemm({ threads })]);
   for (const [, g] of engines) for (let i = 0; i < 500 && base?.gemmReadyWorkers(g) !== g.threads - 1 && gemmReadyWorkers(g) < g.threads - 1; i++) await sleep(10);
+  // each engine its own copies (in its memory with --alloc), made once for all rounds
+  const own = (g, x) => {
+    const y = inShared ? (g.alloc(x.length) ?? new Float32Array(x.length)) : new Float32Array(x.length);
+    y.set(x);
+    return y;
+  };
+  const per = SHAPES.map(([batch, M, K, N, , layout], s) =>
+    engines.map(([, g]) => ({ ...operands(layout, own(g, inputs[s].A), own(g, inputs[s].B), batch, M, K, N), out: own(g, new Float32Array(batch * M * N)) })),
+  );
+  const rs = SHAPES.map(() => engines.map(() => []));
+  for (let round = 0; round < rounds; round++) {
+    SHAPES.forEach(([batch, M, K, N], s) => {
+      // with a base engine: alternate the two in short turns, so both see the same machine
+      const turns = base ? 3 : 1;
+      for (let t = 0; t < turns; t++) {
+        engines.forEach(([, g], e) => {
+          const { a, b, out } = per[s][e];
+          rs[s][e].push(measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K, g.threads));
+        });
+      }
+    });
+  }
   SHAPES.forEach(([batch, M, K, N, label, layout], s) => {
-    // each engine its own copies (in its memory with --alloc)
-    const own = (g, x) => {
-      const y = inShared ? (g.alloc(x.length) ?? new Float32Array(x.length)) : new Float32Array(x.length);
-      y.set(x);
-      return y;
-    };
-    const per = engines.map(([, g]) => ({ ...operands(layout, own(g, inputs[s].A), own(g, inputs[s].B), batch, M, K, N), out: own(g, new Float32Array(batch * M * N)) }));
-    // with a base engine: alternate the two in short turns, so both see the same machine
-    const turns = base ? 3 : 1;
-    const rs = engines.map(() => []);
-    for (let t = 0; t < turns; t++) {
-      engines.forEach(([, g], e) => {
-        const { a, b, out } = per[e];
-        rs[e].push(measure(() => g.matmul(a, b, out, batch, M, N, K), 2 * batch * M * N * K, g.threads));
-      });
-    }
     engines.forEach(([engine, g], e) => {
-      const r = rs[e].sort((p, q) => p.cpu_ms_per_thread - q.cpu_ms_per_thread)[rs[e].length >> 1];
-      emit({ op: 'matmul', backend: 'cpu', impl: `wasm-${g.simd}`, ...(base ? { engine } : {}), ...(inShared ? { alloc: true } : {}), threads: g.threads, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r, load: loadavg() });
+      const all = rs[s][e];
+      const r = [...all].sort((p, q) => p.cpu_ms_per_thread - q.cpu_ms_per_thread)[all.length >> 1];
+      const spread = rounds > 1 ? { rounds, best_gflops: Math.max(...all.map((x) => x.gflops)), gflops_each: all.map((x) => x.gflops) } : {};
+      emit({ op: 'matmul', backend: 'cpu', impl: `wasm-${g.simd}`, ...(base ? { engine } : {}), ...(inShared ? { alloc: true } : {}), threads: g.threads, shape: `${M}x${K}x${N}`, label, layout, batch, M, K, N, ...r, ...spread, load: loadavg() });
     });
   });
   for (const [, g] of engines) g.dispose();
