@@ -229,6 +229,8 @@ const SHARED_CASES: Case[] = [
   { batch: 12, M: 70, N: 64, K: 600 },
   { batch: 3, M: 515, N: 24, K: 520 },
   { batch: 2, M: 40, N: 1100, K: 600 },
+  // four strips per task (many tasks per thread), the last task of each item with one strip
+  { batch: 16, M: 30, N: 40, K: 50 },
 ];
 
 /**

@@ -210,6 +210,15 @@ const JOB_SIZE = 11;
  */
 const STRIP_TASK = 2;
 const STRIP_TASK_MIN = 8;
+/**
+ * Four strips per task (two 64-byte lines of C, B's rows packed in one pass of 128 bytes, A swept from L1
+ * more often) where that still leaves STRIP_TASK_WIDE_MIN tasks per thread: attention's heads (measured,
+ * interleaved: q·kᵀ row-major [12 x 128 x 64 x 128] 62-64 -> 67-68, [12 x 512 x 64 x 512] 72 -> 77, p·v
+ * [96 x 128 x 128 x 64] 67 -> 69); with fewer, larger tasks per thread the threads finish unevenly
+ * ([1024 x 1024 x 256] 76 -> 72 with four).
+ */
+const STRIP_TASK_WIDE = 4;
+const STRIP_TASK_WIDE_MIN = 8;
 /** Transpose-job tasks: rows of the A block (columns of the transposed source) per task. */
 const JOB_PER = 24;
 const CMD_RUN = 1;
@@ -945,7 +954,14 @@ class WasmGemm implements Gemm {
     Atomics.add(ctl, L.SEQ, 1);
     const base = Atomics.load(ctl, L.NEXT);
     // strip rounds: STRIP_TASK strips per task, unless that leaves too few tasks to share
-    const spt = !r.dots && r.g * Math.ceil(r.ncPad / r.unit / STRIP_TASK) >= STRIP_TASK_MIN ? STRIP_TASK : 1;
+    const tasksOf = (w: number) => r.g * Math.ceil(r.ncPad / r.unit / w);
+    const spt = r.dots
+      ? 1
+      : tasksOf(STRIP_TASK_WIDE) >= STRIP_TASK_WIDE_MIN * this.threads
+        ? STRIP_TASK_WIDE
+        : tasksOf(STRIP_TASK) >= STRIP_TASK_MIN
+          ? STRIP_TASK
+          : 1;
     const strips = Math.ceil(r.ncPad / r.unit / spt);
     // C in place: the tasks cover the block's whole row blocks (dots: none when mc < mAlign, `tail` does the
     // rest; strip: each task also runs the partial last row block of its columns)
