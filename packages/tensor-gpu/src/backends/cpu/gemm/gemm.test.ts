@@ -225,9 +225,11 @@ const SHARED_CASES: Case[] = [
   { batch: 96, M: 128, N: 64, K: 13 },
   // strip rounds reading A in place: K split past KC_IN_PLACE (512) in a batch group whose tasks read the next
   // item's A ahead; M split in two blocks for a whole batch group (the second with a partial row block); the
-  // column block bounded by the B buffer at kc = 512 (three N blocks)
+  // column block bounded by the B buffer at kc = 300 of K = 600 (three N blocks, C in place with a partial row
+  // block accumulated in the C buffer); C copied out (N % 8 > 0, so kc stays 256)
   { batch: 12, M: 70, N: 64, K: 600 },
   { batch: 3, M: 515, N: 24, K: 520 },
+  { batch: 1, M: 40, N: 1024, K: 600 },
   { batch: 2, M: 40, N: 1100, K: 600 },
   // four strips per task (many tasks per thread), the last task of each item with one strip
   { batch: 16, M: 30, N: 40, K: 50 },

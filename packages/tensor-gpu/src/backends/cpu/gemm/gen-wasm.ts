@@ -104,6 +104,11 @@ function emitStrip(e: (s: string) => void, v: KernelVariant, pf: boolean): void 
         else e(`        (local.set ${acc(r, j)} (f32x4.add (local.get ${acc(r, j)}) (f32x4.mul (local.get $av) (local.get $b${j}))))`);
       }
     }
+    // strip_pf: one read ahead per k step, in the unrolled loop too
+    if (pf) {
+      e('        (local.set $pfs (i32.add (local.get $pfs) (i32.load (local.get $pf))))');
+      e('        (local.set $pf (i32.add (local.get $pf) (local.get $pfStep)))');
+    }
   };
   const advance = (n: number) => {
     for (let r = 0; r < mr; r++) e(`        (local.set $a${r} (i32.add (local.get $a${r}) (i32.const ${4 * n})))`);
@@ -128,10 +133,6 @@ function emitStrip(e: (s: string) => void, v: KernelVariant, pf: boolean): void 
   e('      (br_if $kdone (i32.eqz (local.get $k)))');
   e('      (loop $kloop');
   step(0, '$bp');
-  if (pf) {
-    e('        (local.set $pfs (i32.add (local.get $pfs) (i32.load (local.get $pf))))');
-    e('        (local.set $pf (i32.add (local.get $pf) (local.get $pfStep)))');
-  }
   advance(1);
   e('        (br_if $kloop (local.get $k))');
   e('      )');

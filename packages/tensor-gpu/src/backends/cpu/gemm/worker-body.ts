@@ -251,7 +251,7 @@ export function claimAndRun(
       for (let si = s0; si < s1; si++) {
         const bp = bBase + g * bgs + si * ss;
         // x @ W^T: the strip's NR rows of W (kc floats each) transposed into its kc x NR panel
-        if (bSrcT !== 0) transpose!((bSrc + g * bSrcGs + si * (css >> 2) * bSrcLds) | 0, bSrcLds, bp, css, css >> 2, kc);
+        if (bSrcT !== 0) transpose!((bSrc + g * bSrcGs + si * nrt * bSrcLds) | 0, bSrcLds, bp, css, nrt, kc);
         if (np > 0) {
           // the task's first strip also reads the next batch item's A block ahead: a thread's next tasks are there,
           // and A read in place is six short row streams the hardware prefetcher barely follows
