@@ -285,6 +285,10 @@ const BIG_CASES: Case[] = [
   { batch: 1, M: 600, N: 30, K: 700, transA: true, pad: 1 },
 ];
 
+const SHARED_PLACES: Placement[] = [{ a: true, b: true, c: true }, { a: true }, { c: true }, { a: true, b: true, c: true, heads: true }, { heads: true }];
+const PACK_PLACES: Placement[] = [{ a: true, b: true, c: true }, { a: true, b: true }, { b: true }, { a: true }, { a: true, b: true, c: true, heads: true }];
+const placeName = (p: Placement) => (Object.keys(p) as (keyof Placement)[]).filter((k) => p[k]).join(' + ');
+
 describe('gemm wasm bytes', () => {
   it('wasm-bytes.ts matches the generator output (drift check)', async () => {
     const committed = readFileSync(WASM_BYTES_PATH, 'utf8');
@@ -368,23 +372,24 @@ for (const eng of ENGINES) {
       IN_PLACE_CASES.forEach((c, i) => check(g, c, 5000 + i, true));
     });
 
-    it('operands and output in the shared memory, read and written in place; a strided (head-merge) output', () => {
-      if (eng.opts?.simd === 'scalar') {
+    // one test per placement, so that no single test holds its vitest worker for long on a loaded machine
+    if (eng.opts?.simd === 'scalar') {
+      it('a strided (head-merge) output; no shared memory to read in place', () => {
         SHARED_CASES.slice(2, 6).forEach((c, i) => check(g, c, 6000 + i, { heads: true }));
-        return;
-      }
-      const places: Placement[] = [{ a: true, b: true, c: true }, { a: true }, { c: true }, { a: true, b: true, c: true, heads: true }, { heads: true }];
-      places.forEach((p, n) => SHARED_CASES.forEach((c, i) => check(g, c, 6000 + 100 * n + i, p)));
-    });
-
-    it('packs a transposed A and B panels in the tasks, from operands where they lie', () => {
-      if (eng.opts?.simd === 'scalar') {
         expect(g.alloc(16)).toBeNull();
-        return;
-      }
-      const places: Placement[] = [{ a: true, b: true, c: true }, { a: true, b: true }, { b: true }, { a: true }, { a: true, b: true, c: true, heads: true }];
-      places.forEach((p, n) => PACK_CASES.forEach((c, i) => check(g, c, 7000 + 100 * n + i, p)));
-    });
+      });
+    } else {
+      SHARED_PLACES.forEach((p, n) => {
+        it(`operands and output in the shared memory, read and written in place; a strided (head-merge) output (${placeName(p)})`, () => {
+          SHARED_CASES.forEach((c, i) => check(g, c, 6000 + 100 * n + i, p));
+        });
+      });
+      PACK_PLACES.forEach((p, n) => {
+        it(`packs a transposed A and B panels in the tasks, from operands where they lie (${placeName(p)})`, () => {
+          PACK_CASES.forEach((c, i) => check(g, c, 7000 + 100 * n + i, p));
+        });
+      });
+    }
 
     it('rejects a negative or out-of-range output layout', () => {
       const a: GemmOperand = { data: new Float32Array(4), offset: 0, strides: [0, 2, 1] };
