@@ -295,7 +295,8 @@ function emitPackB(e: (s: string) => void, nv: number): void {
  * tail uses `v128.load32_zero` (lanes 1-3 are 0 * 0), so nothing past k is ever read
  * into a sum. acc: 0 -> C = X W^T, otherwise C += X W^T.
  * Measured (1 thread, relaxed FMA): ~50 GFLOPS at M = 128 with W streamed from L2, vs
- * ~30-37 for the 4x12 strip kernel, so every transposed-B product uses it.
+ * ~30-37 for the old 4x12 strip kernel. Against the 6x8 strip kernel it stays ahead below a few
+ * hundred rows; from PANEL_T_MIN_ROWS the strip kernel on transposed panels wins (decision 0029).
  * `dots1` is the same with mb = 1: the in-place GEMV of a single row (decoding one token), which
  * would otherwise also multiply the padding row.
  */

@@ -239,8 +239,8 @@ const align = (x: number, a: number) => Math.ceil(x / a) * a;
  * Staging area for transposed operands (used by the calling thread only): the lines of
  * the block that are contiguous in the source are memcpy'd here, then the wasm
  * `transpose` writes the row-major A/B block. A^T block: align4(kc) lines of mcPad
- * (+pad); a B^T block would be ncPad lines of kc (+pad), but transposed B normally runs
- * the `dots` kernel on rows of W instead (no transpose needed).
+ * (+pad); a B^T block would be ncPad lines of kc (+pad), but transposed B runs the `dots`
+ * kernel on rows of W instead, or strip tasks that transpose their own panels from W.
  */
 const CAP_S = Math.max(NC_MAX * (KC_MAX + 2 * LD_PAD), KC_MAX * (MC_MAX + 2 * LD_PAD));
 const CTL_BYTES = LAYOUT.CTL_INTS * 4;
@@ -955,7 +955,8 @@ class WasmGemm implements Gemm {
     // a descriptor that mixes two rounds.
     Atomics.add(ctl, L.SEQ, 1);
     const base = Atomics.load(ctl, L.NEXT);
-    // strip rounds: STRIP_TASK strips per task, unless that leaves too few tasks to share
+    // strip rounds: STRIP_TASK_WIDE strips per task where that leaves enough tasks per thread, else STRIP_TASK,
+    // unless that leaves too few tasks to share
     const tasksOf = (w: number) => r.g * Math.ceil(r.ncPad / r.unit / w);
     const spt = r.dots
       ? 1
